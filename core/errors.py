@@ -1,0 +1,51 @@
+"""Domain errors with stable codes.
+
+Services raise :class:`DomainError`; the GraphQL layer turns each into an ``errors { field message code }``
+entry of the mutation payload (the contract's user errors), so a frontend can show what to fix. Nothing is
+written when one is raised: services run inside one transaction owned by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    INVALID_ID_NUMBER = "INVALID_ID_NUMBER"
+    DUPLICATE_PERSON = "DUPLICATE_PERSON"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    VALIDATION = "VALIDATION"
+    SEARCH_UNAVAILABLE = "SEARCH_UNAVAILABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
+@dataclass
+class FieldError:
+    """One problem with one input field (``field`` is a dotted path such as ``members.1.idNumber``)."""
+
+    field: str | None
+    message: str
+    code: ErrorCode
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message, "code": self.code.value}
+
+
+class DomainError(Exception):
+    """A request the domain rejects; carries every field error found, not only the first."""
+
+    def __init__(self, errors: list[FieldError] | FieldError):
+        self.errors = errors if isinstance(errors, list) else [errors]
+        super().__init__("; ".join(f"{e.field or '-'}: {e.message} ({e.code.value})" for e in self.errors))
+
+    @classmethod
+    def single(cls, code: ErrorCode, message: str, field: str | None = None) -> "DomainError":
+        return cls(FieldError(field, message, code))
+
+
+def not_found(what: str, field: str | None = None) -> DomainError:
+    """The one answer for a missing record and for a record outside the caller's scope."""
+    return DomainError.single(ErrorCode.NOT_FOUND, f"{what} not found", field)

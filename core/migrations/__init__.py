@@ -1,0 +1,1 @@
+"""Alembic migrations of the aidgraph schema (the only way tables are created outside tests)."""
