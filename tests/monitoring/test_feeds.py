@@ -1,0 +1,181 @@
+"""Department feed imports (core.feeds, ``aidgraph import``) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from core.feeds import FEEDS, FeedFileError, import_feed
+from core.idnumber import make
+from core.models import AuditLog, EconomicItem, FeedRecord, Outbox, Person
+
+HOSP_HEADER = FEEDS["hospitalisation"].names
+
+
+def write_csv(path, header, rows, encoding="utf-8"):
+    with path.open("w", encoding=encoding, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def read_rejected(path):
+    target = path.with_name(path.name + ".rejected.csv")
+    with target.open(encoding="utf-8") as f:
+        return {int(r["line"]): r["reason"] for r in csv.DictReader(f)}
+
+
+def count(engine, model, *where):
+    with Session(engine) as conn:
+        return conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def test_hospitalisation_csv_keeps_good_rows_rejects_bad_with_line_and_reason(sync_engine, world, tmp_path):
+    p0, p1, p2 = world.person(0), world.person(1), world.person(2)
+    unknown = make("440106", dt.date(1980, 5, 5), 123)
+    future = (dt.date.today() + dt.timedelta(days=40)).isoformat()
+    rows = [
+        [p0.id_number, p0.name, "2024-03-02", "2024-03-10", "人民医院", "肺炎", "12000", "10000", "7000.5"],   # 2 ok
+        [p1.id_number, p1.name, "2024-02-30", "", "人民医院", "", "100", "100", "50"],                         # 3 date
+        [p2.id_number[:17] + ("0" if p2.id_number[17] != "0" else "1"), "", "2024-03-01", "", "医院", "", "1", "1", "1"],  # 4
+        [unknown, "", "2024-03-01", "", "医院", "", "1", "1", "1"],                                           # 5 unknown
+        [p1.id_number, p1.name, future, "", "医院", "", "1", "1", "1"],                                       # 6 future
+        [p1.id_number, p1.name, "2024-03-05", "2024-03-01", "医院", "", "1", "1", "1"],                      # 7 order
+        [p1.id_number, p1.name, "2024-03-05", "", "医院", "", "-5", "1", "1"],                               # 8 amount
+        [p0.id_number, p0.name, "2024-03-02", "2024-03-10", "人民医院", "肺炎", "12000.00", "10000", "7000.50"],  # 9 dup
+        [p1.id_number, "别人", "2024-03-05", "", "医院", "", "10", "1", "1"],                                 # 10 name
+        [p1.id_number, p1.name, "2024-03-05", "", "医院"],                                                    # 11 ragged
+        [p1.id_number, p1.name, "2024-04-01", "", "中心医院", "骨折", "3000", "2500", "2000"],                  # 12 ok
+    ]
+    path = write_csv(tmp_path / "hosp.csv", HOSP_HEADER, rows)
+    summary = import_feed(sync_engine, "hospitalisation", path)
+    assert (summary.read, summary.stored, summary.already_stored, summary.rejected) == (11, 2, 0, 9)
+    reasons = read_rejected(path)
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert "admission_date" in reasons[3] and "not a real date" in reasons[3]
+    assert reasons[4].startswith("id_number:") and "check character" in reasons[4]
+    assert "no person" in reasons[5]
+    assert "future" in reasons[6]
+    assert "discharge_date" in reasons[7]
+    assert reasons[8].startswith("total_cost:")
+    assert reasons[9] == "duplicate of line 2"
+    assert reasons[10].startswith("name:")
+    assert "expected 9 fields" in reasons[11]
+    with Session(sync_engine) as conn:
+        stored = conn.execute(select(FeedRecord).where(FeedRecord.source_file == "hosp.csv")
+                              .order_by(FeedRecord.line_number)).scalars().all()
+        assert [r.line_number for r in stored] == [2, 12]
+        assert stored[0].payload["insurance_paid"] == 7000.5 and stored[0].event_date == dt.date(2024, 3, 2)
+        assert "id_number" not in stored[0].payload
+        person = conn.get(Person, p0.id)
+        assert person.hospitalised is True and person.version == 2
+        assert conn.execute(select(func.count()).select_from(Outbox).where(
+            Outbox.entity == "PERSON", Outbox.entity_id == p0.id, Outbox.version == 2)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "import_feed")).scalar_one() >= 1
+
+    again = import_feed(sync_engine, "hospitalisation", path)
+    assert (again.stored, again.already_stored, again.rejected) == (0, 2, 9)
+    assert count(sync_engine, FeedRecord, FeedRecord.source_file == "hosp.csv") == 2
+    with Session(sync_engine) as conn:
+        assert conn.get(Person, p0.id).version == 2  # nothing changed the second time
+
+
+def test_gbk_file_is_detected_and_wrong_encoding_is_a_file_error(sync_engine, world, tmp_path):
+    p = world.person(3)
+    header = FEEDS["disability"].names
+    path = write_csv(tmp_path / "残联.csv", header, [[p.id_number, p.name, "肢体", "2", "2024-05-06"]],
+                     encoding="gbk")
+    summary = import_feed(sync_engine, "disability", path)
+    assert summary.encoding == "gbk" and summary.stored == 1 and summary.rejected == 0
+    with Session(sync_engine) as conn:
+        person = conn.get(Person, p.id)
+    assert (person.disability_category, person.disability_level) == ("PHYSICAL", 2)
+    with pytest.raises(FeedFileError, match="not valid utf-8 at line 2"):
+        import_feed(sync_engine, "disability", path, encoding="utf-8")
+
+
+def test_wrong_header_names_missing_and_unknown_columns(sync_engine, tmp_path):
+    path = write_csv(tmp_path / "u.csv", ["id_number", "name", "registered", "status", "extra"], [])
+    with pytest.raises(FeedFileError) as info:
+        import_feed(sync_engine, "unemployment", path)
+    assert "missing columns: registered_date" in str(info.value)
+    assert "unknown columns: registered, extra" in str(info.value)
+    with pytest.raises(FeedFileError, match="unknown feed kind"):
+        import_feed(sync_engine, "weather", path)
+
+
+def test_income_jsonl_writes_economic_items_and_rejects_future_month(sync_engine, world, tmp_path):
+    p = world.person(4)
+    this_month = dt.date.today().replace(day=1)
+    next_month = (this_month + dt.timedelta(days=32)).strftime("%Y-%m")
+    lines = [
+        {"id_number": p.id_number, "period": "2024-01", "kind": "WAGE", "amount": 3000, "source": "税务"},
+        {"id_number": p.id_number, "period": "2024-02", "kind": "wage", "amount": "2800.5", "source": "税务"},
+        {"id_number": p.id_number, "period": next_month, "kind": "WAGE", "amount": 1, "source": "税务"},
+        {"id_number": p.id_number, "period": "2024-13", "kind": "WAGE", "amount": 1, "source": "税务"},
+        {"id_number": p.id_number, "period": "2024-03", "kind": "DEPOSIT", "amount": 1, "source": "税务"},
+        {"id_number": p.id_number, "period": "2024-03", "kind": "WAGE", "source": "税务"},
+    ]
+    path = tmp_path / "income.jsonl"
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n{not json\n", encoding="utf-8")
+    summary = import_feed(sync_engine, "income", path)
+    assert summary.format == "jsonl"
+    assert (summary.read, summary.stored, summary.rejected, summary.economic_items) == (7, 2, 5, 2)
+    reasons = read_rejected(path)
+    assert "future" in reasons[3] and "not a real month" in reasons[4]
+    assert reasons[5].startswith("kind: 'DEPOSIT' is not one of")
+    assert "missing keys: amount" in reasons[6] and "not valid JSON" in reasons[7]
+    with Session(sync_engine) as conn:
+        items = conn.execute(select(EconomicItem).where(EconomicItem.person_id == p.id)
+                             .order_by(EconomicItem.period_start)).scalars().all()
+    assert [(i.kind, float(i.amount), i.period_start, i.period_end) for i in items] == [
+        ("WAGE", 3000.0, dt.date(2024, 1, 1), dt.date(2024, 1, 31)),
+        ("WAGE", 2800.5, dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
+    ]
+    assert all(i.household_id == p.household_id for i in items)
+    assert import_feed(sync_engine, "income", path).economic_items == 0
+
+
+def test_person_effects_disease_unemployment_death_and_province_filter(sync_engine, world, tmp_path):
+    p5, p6, p7 = world.person(5), world.person(6), world.person(7)
+    disease = write_csv(tmp_path / "d.csv", FEEDS["disease"].names, [
+        [p5.id_number, "", "MAJOR", "恶性肿瘤", "2024-04-01"], [p6.id_number, "", "慢性病", "糖尿病", "2024-04-02"]])
+    assert import_feed(sync_engine, "disease", disease).persons_updated == 2
+    unemployment = write_csv(tmp_path / "u.csv", FEEDS["unemployment"].names, [
+        [p5.id_number, "", "2024-04-01", "REGISTERED"], [p6.id_number, "", "2024-03-01", "REGISTERED"],
+        [p6.id_number, "", "2024-04-01", "REEMPLOYED"]])
+    import_feed(sync_engine, "unemployment", unemployment)
+    events = write_csv(tmp_path / "e.csv", FEEDS["household_event"].names, [
+        [p7.id_number, "死亡", "2024-04-03", ""], [p7.id_number, "DEATH", "2024-04-09", ""]])
+    import_feed(sync_engine, "household_event", events)
+    with Session(sync_engine) as conn:
+        a, b, c = (conn.get(Person, x.id) for x in (p5, p6, p7))
+    assert a.major_disease and not a.chronic_disease and a.employment_status == "UNEMPLOYED"
+    assert b.chronic_disease and b.employment_status == "EMPLOYED"
+    assert c.death_date == dt.date(2024, 4, 3)
+
+    outside = write_csv(tmp_path / "o.csv", FEEDS["disease"].names, [[p5.id_number, "", "CHRONIC", "x", "2024-05-01"]])
+    summary = import_feed(sync_engine, "disease", outside, province="62")
+    assert summary.rejected == 1 and "outside province 62" in read_rejected(outside)[2]
+
+
+def test_cli_prints_summary_and_exits_nonzero_only_for_unreadable_files(db_url, world, tmp_path, monkeypatch):
+    from core.cli import app
+
+    monkeypatch.setenv("AIDGRAPH_DATABASE_URL", db_url)
+    p = world.person(8)
+    good = write_csv(tmp_path / "c.csv", FEEDS["college_admission"].names, [
+        [p.id_number, p.name, "2023", "中山大学", "UNDERGRADUATE", "5000"], ["bad", "", "2023", "x", "X", "1"]])
+    result = CliRunner().invoke(app, ["import", "college_admission", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "rows read 2, stored 1, skipped as already stored 0, rejected 1" in " ".join(result.output.split())
+    missing = CliRunner().invoke(app, ["import", "college_admission", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2 and "cannot be read" in " ".join(missing.output.split())
