@@ -1,0 +1,69 @@
+"""Assemble the GraphQL schema from the core's operation modules and the plugins' contributions.
+
+Each contributor exposes ``Query`` and/or ``Mutation`` classes (strawberry types). Their fields are merged
+into the root types; two contributors defining the same root field is a start-up error naming both, never
+a silent override.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.tools import merge_types
+
+from schema.types import Alert, Enrollment, Household, Person
+
+CORE_SCHEMA_MODULES: tuple[str, ...] = (
+    "schema.households",
+)
+"""Core operation modules, each with ``Query`` and/or ``Mutation``."""
+
+
+class SchemaConflict(Exception):
+    """Two contributors define the same root field."""
+
+
+Contribution = tuple[str, type | None, type | None]
+"""(contributor name, Query class or None, Mutation class or None)."""
+
+
+def core_contributions() -> list[Contribution]:
+    result = []
+    for name in CORE_SCHEMA_MODULES:
+        module = importlib.import_module(name)
+        result.append((name, getattr(module, "Query", None), getattr(module, "Mutation", None)))
+    return result
+
+
+def _field_names(cls: type) -> list[str]:
+    definition = cls.__strawberry_definition__
+    return [f.python_name for f in definition.fields]
+
+
+def _merge(root: str, parts: list[tuple[str, type]]) -> type | None:
+    owners: dict[str, str] = {}
+    for contributor, cls in parts:
+        for field_name in _field_names(cls):
+            if field_name in owners:
+                raise SchemaConflict(f"{root}.{field_name} is defined by both {owners[field_name]} and {contributor}")
+            owners[field_name] = contributor
+    if not parts:
+        return None
+    return merge_types(root, tuple(cls for _, cls in parts))
+
+
+def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequence[type[SchemaExtension] | SchemaExtension] = (),
+                 ) -> strawberry.Schema:
+    """The schema: core modules first, then ``contributions`` (from plugins), with a duplicate-field check."""
+    everything = core_contributions() + list(contributions)
+    query = _merge("Query", [(n, q) for n, q, _ in everything if q is not None])
+    mutation = _merge("Mutation", [(n, m) for n, _, m in everything if m is not None])
+    return strawberry.Schema(query=query, mutation=mutation, types=[Household, Person, Enrollment, Alert],
+                             extensions=list(extensions))
+
+
+def schema_sdl(schema: strawberry.Schema) -> str:
+    return schema.as_str().rstrip() + "\n"

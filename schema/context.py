@@ -1,0 +1,149 @@
+"""The per-request context: who is asking, one database session, and the DataLoaders built on it.
+
+Reads go through DataLoaders over :mod:`core.reads`, which apply the actor's scope in SQL. The request's
+one ``AsyncSession`` is guarded by a lock because strawberry resolves sibling fields concurrently and a
+session must not be used by two coroutines at once. Mutations run their write in the same session inside
+``write()``: one transaction, committed only if the service raised nothing; the loaders are then cleared so
+the payload reads what was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.dataloader import DataLoader
+
+from core import reads
+from core.actor import Actor
+from core.config import Settings
+from core.programs import ProgramCatalogue
+
+
+@dataclass
+class Context:
+    actor: Actor
+    settings: Settings
+    session_factory: async_sessionmaker
+    programs: ProgramCatalogue
+    request: Any = None
+    response: Any = None
+    services: dict[str, Any] = field(default_factory=dict)
+    """Optional components the server wires in (plugin manager, search client, ...), by name."""
+    _session: AsyncSession | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loaders: dict[str, DataLoader] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def db(self) -> AsyncIterator[AsyncSession]:
+        """The request's session, one coroutine at a time."""
+        async with self._lock:
+            if self._session is None:
+                self._session = self.session_factory()
+            yield self._session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One all-or-nothing transaction for a mutation."""
+        async with self.db() as session:
+            if session.in_transaction():
+                await session.commit()  # end the read snapshot so the write sees the latest data
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        self._loaders.clear()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def loader(self, name: str, fetch: Callable[[AsyncSession, list], Awaitable[dict]], default: Any = None) -> DataLoader:
+        """A per-request DataLoader named ``name``; ``fetch(session, keys)`` returns a dict by key."""
+        if name not in self._loaders:
+            async def batch(keys: list) -> list:
+                async with self.db() as session:
+                    found = await fetch(session, list(keys))
+                return [found.get(k, default() if callable(default) else default) for k in keys]
+
+            self._loaders[name] = DataLoader(load_fn=batch)
+        return self._loaders[name]
+
+    # --- the loaders the core types use; every one applies the actor's read scope ----------------------
+
+    def scope(self, object_type: str = "household"):
+        return self.actor.scope("read", object_type)
+
+    @property
+    def households(self) -> DataLoader:
+        return self.loader("households", lambda s, k: reads.households_by_id(s, self.scope("household"), k))
+
+    @property
+    def persons(self) -> DataLoader:
+        return self.loader("persons", lambda s, k: reads.persons_by_id(s, self.scope("person"), k))
+
+    @property
+    def regions(self) -> DataLoader:
+        return self.loader("regions", reads.regions_by_code)
+
+    @property
+    def region_children(self) -> DataLoader:
+        return self.loader("region_children", lambda s, k: reads.region_children(s, self.scope(), k), list)
+
+    @property
+    def members(self) -> DataLoader:
+        return self.loader("members", lambda s, k: reads.members_by_household(s, self.scope("person"), k), list)
+
+    @property
+    def member_counts(self) -> DataLoader:
+        return self.loader("member_counts", lambda s, k: reads.member_counts(s, self.scope(), k), 0)
+
+    @property
+    def heads(self) -> DataLoader:
+        return self.loader("heads", lambda s, k: reads.heads_by_household(s, self.scope("person"), k))
+
+    @property
+    def categories(self) -> DataLoader:
+        return self.loader("categories", lambda s, k: reads.categories_by_household(s, self.scope("enrollment"), k), list)
+
+    @property
+    def warning_levels(self) -> DataLoader:
+        return self.loader("warning_levels", lambda s, k: reads.warning_levels_by_household(s, self.scope("alert"), k))
+
+    @property
+    def enrollments(self) -> DataLoader:
+        return self.loader("enrollments", lambda s, k: reads.enrollments_by_household(s, self.scope("enrollment"), k), list)
+
+    @property
+    def enrollments_by_id(self) -> DataLoader:
+        return self.loader("enrollments_by_id", lambda s, k: reads.enrollments_by_id(s, self.scope("enrollment"), k))
+
+    @property
+    def alerts(self) -> DataLoader:
+        return self.loader("alerts", lambda s, k: reads.alerts_by_household(s, self.scope("alert"), k), list)
+
+    @property
+    def alerts_by_id(self) -> DataLoader:
+        return self.loader("alerts_by_id", lambda s, k: reads.alerts_by_id(s, self.scope("alert"), k))
+
+    @property
+    def households_of_persons(self) -> DataLoader:
+        return self.loader("households_of_persons",
+                           lambda s, k: reads.households_of_persons(s, self.scope("household"), k), list)
+
+    @property
+    def economics(self) -> DataLoader:
+        from core.economics import economics_for
+
+        async def fetch(session: AsyncSession, ids: list[int]) -> dict:
+            visible = await reads.households_by_id(session, self.scope("household"), ids)
+            return await economics_for(session, list(visible))
+
+        return self.loader("economics", fetch)

@@ -1,0 +1,38 @@
+"""User errors in mutation payloads (``errors { field message code }``), as the contract prescribes.
+
+A service raises :class:`core.errors.DomainError`; :func:`run_mutation` runs the service in one transaction
+and turns a DomainError into the payload's ``errors`` with nothing written. Field paths are camelCase
+GraphQL input paths, for example ``members.1.idNumber``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import strawberry
+
+from core.errors import DomainError, ErrorCode as CoreErrorCode
+
+ErrorCode = strawberry.enum(CoreErrorCode, name="ErrorCode")
+
+
+@strawberry.type(description="A problem with the input that the user must fix.")
+class UserError:
+    field: str | None
+    message: str
+    code: ErrorCode
+
+
+def user_errors(error: DomainError) -> list[UserError]:
+    return [UserError(field=e.field, message=e.message, code=e.code) for e in error.errors]
+
+
+async def run_mutation(info, work: Callable[[Any], Awaitable[Any]]) -> tuple[Any, list[UserError]]:
+    """Run ``work(session)`` in the request's write transaction: (result, []) or (None, errors), all-or-nothing."""
+    try:
+        async with info.context.write() as session:
+            result = await work(session)
+        return result, []
+    except DomainError as e:
+        return None, user_errors(e)
