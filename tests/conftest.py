@@ -9,6 +9,7 @@ engine through the same code paths as production.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -92,3 +93,29 @@ def sync_engine(db_url):
 def sqlite_url(request, tmp_path_factory) -> str:
     """A migrated SQLite database with the region tree, for tests that concern no engine difference."""
     return make_database("sqlite", request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def live_server(db_url):
+    """A live server over the module's database (both engines), with the default components."""
+    from core.authn import ensure_demo_user
+    from core.server import default_components
+    from tests.live import run_live_server
+
+    settings = server_settings(db_url)
+    engine = make_sync_engine(db_url)
+    token = ensure_demo_user(engine, settings, username="admin44", region_codes=("44",))
+    engine.dispose()
+    with run_live_server(default_components(settings)) as live:
+        live.token = token
+        yield live
+
+
+_TEST_SECRET = secrets.token_hex(32)
+
+
+def server_settings(db_url: str, **changes):
+    """Settings for a test server: the given database, a per-session signing secret, test mode."""
+    from core.config import load_settings
+
+    return load_settings({}).with_(database_url=db_url, env="test", secret_key=_TEST_SECRET, **changes)
