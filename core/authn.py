@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import jwt
@@ -179,21 +180,28 @@ async def actor_for_request(request: Request, settings: Settings, session_factor
 
 
 def ensure_demo_user(engine: Engine, settings: Settings | None = None, username: str = DEMO_USERNAME,
-                     region_code: str = "44", ttl: str | None = None) -> str:
-    """A province administrator for the demo (policies loaded if missing) and a fresh token for it."""
+                     region_codes: Iterable[str] = ("44",), ttl: str | None = None,
+                     role: str = "province_admin", region_code: str | None = None) -> str:
+    """A user holding ``role`` (a province administrator by default) in each region, policies loaded if
+    missing, and a fresh token for it. The demo and the test fixtures call this; re-running is harmless."""
     from core import authz, users
     from core.db import session_scope
 
     settings = settings or load_settings()
+    if region_code is not None:
+        region_codes = (region_code,)
+    codes = [region_codes] if isinstance(region_codes, str) else list(region_codes)
+    grants = [RoleGrant(role, code) for code in codes]
     with session_scope(engine) as session:
-        if region_code[:2] not in authz.policy_provinces(session):
-            authz.load_policies(session, settings.province_configs_dir)
+        loaded = authz.policy_provinces(session)
+        missing = sorted({code[:2] for code in codes} - loaded)
+        if missing:
+            authz.load_policies(session, settings.province_configs_dir, missing)
         user = users.get_user(session, username)
-        grant = RoleGrant("province_admin", region_code)
         if user is None:
-            user = users.add_user(session, username, [grant], display_name="Demo administrator")
+            user = users.add_user(session, username, grants, display_name="Demo administrator")
         else:
             user.active = True
-            users.grant(session, username, [grant])
+            users.grant(session, username, grants)
         session.flush()
         return issue_token(settings, user, ttl)

@@ -87,19 +87,16 @@ def plugin_objects() -> dict[str, frozenset[str]]:
     Absent until the plugin manager and the hook exist; then every plugin's answer is merged.
     """
     try:
-        from core import plugins as plugin_registry  # type: ignore[attr-defined]
+        from core.plugin_manager import build_plugin_manager  # type: ignore[import-not-found]
     except ImportError:
         return {}
-    factory = getattr(plugin_registry, "make_plugin_manager", None) or getattr(plugin_registry, "plugin_manager", None)
-    if factory is None:
-        return {}
-    pm = factory()
+    pm = build_plugin_manager()
     hook = getattr(pm.hook, "aidgraph_casbin_objects", None)
     if hook is None:
         return {}
     merged: dict[str, set[str]] = {}
     for answer in hook():
-        for name, actions in (answer or {}).items():
+        for name, actions in (answer or []):
             merged.setdefault(name, set()).update(actions)
     return {k: frozenset(v) for k, v in merged.items()}
 

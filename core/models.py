@@ -617,6 +617,15 @@ class CasbinRule(Base):
     v4: Mapped[str | None] = mapped_column(String(255))
     v5: Mapped[str | None] = mapped_column(String(255))
 
+    def __str__(self) -> str:
+        # casbin-sqlalchemy-adapter loads each row through str(row) as a CSV policy line.
+        values = [self.ptype]
+        for v in (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5):
+            if v is None:
+                break
+            values.append(v)
+        return ", ".join(values)
+
 
 # Composite indexes used by list and scope queries.
 Index("ix_household_region_id", Household.region_code, Household.id)

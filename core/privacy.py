@@ -1,8 +1,16 @@
 """What a caller may see in full: ID numbers, phones, health, disability and income (敏感信息).
 
-Values are masked or withheld on the server unless the actor holds ``read_sensitive`` on the record's
-region (decided once per request through the actor's cached scopes, never per row against Casbin). Every
-GraphQL resolver of a sensitive field goes through these functions, so the rule lives in one place.
+The rules, all decided from the actor's per-request scopes (never per row against Casbin):
+- ID numbers and phones (身份证号码, 电话) are masked in the contract's format unless the actor holds
+  ``read_sensitive`` on ``person`` in the record's region;
+- health (健康状况: chronic, major disease, hospitalised), disability (残疾类别和等级) and income and assets
+  (收入与财产) are withheld (null) unless the actor holds ``read`` on the object type ``health``,
+  ``disability`` or ``income`` in the record's region. They are separate objects so that, for example, a
+  medical-insurance analyst may see health but not full ID numbers.
+
+Every value handed out in full is noted on the request context; at the end of the operation
+:func:`flush_disclosures` writes one audit row per record (who, what fields, which record, when, from where)
+in the request's session, and the response is withheld if that write fails (see ``schema/audit.py``).
 ``context`` is anything with an ``actor`` attribute (the GraphQL request context).
 """
 
@@ -10,31 +18,99 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from sqlalchemy import insert
+
 from core.idnumber import mask, mask_phone
+from core.models import AuditLog
 
 T = TypeVar("T")
 
+_DISCLOSURES = "_aidgraph_disclosures"
+READ_SENSITIVE_ACTION = "read_sensitive"
+
+
+def disclosures(context: Any) -> dict[tuple[str, Any], dict]:
+    """Records disclosed in full during this request: ``(object_type, id) -> {region_code, fields}``."""
+    found = getattr(context, _DISCLOSURES, None)
+    if found is None:
+        found = {}
+        setattr(context, _DISCLOSURES, found)
+    return found
+
+
+def note_disclosure(context: Any, object_type: str, object_id: Any, region_code: str | None, field: str) -> None:
+    entry = disclosures(context).setdefault((object_type, object_id), {"region_code": region_code, "fields": set()})
+    entry["fields"].add(field)
+
 
 def may_read_sensitive(context: Any, region_code: str | None, object_type: str = "person") -> bool:
-    return context.actor.may("read_sensitive", region_code, object_type)
+    return context.actor.may(READ_SENSITIVE_ACTION, region_code, object_type)
+
+
+def may_read_field_group(context: Any, region_code: str | None, group: str) -> bool:
+    """``group`` is ``health``, ``disability`` or ``income``."""
+    return context.actor.may("read", region_code, group)
 
 
 def id_number(context: Any, person) -> str:
     if may_read_sensitive(context, person.region_code):
+        note_disclosure(context, "person", person.id, person.region_code, "idNumber")
         return person.id_number
     return mask(person.id_number)
 
 
 def phone(context: Any, person) -> str | None:
-    if person.phone is None or may_read_sensitive(context, person.region_code):
+    if person.phone is None:
+        return None
+    if may_read_sensitive(context, person.region_code):
+        note_disclosure(context, "person", person.id, person.region_code, "phone")
         return person.phone
     return mask_phone(person.phone)
 
 
-def health(context: Any, person, value: T) -> T | None:
-    """Health and disability values: withheld (null) for callers who may not read them."""
-    return value if may_read_sensitive(context, person.region_code) else None
+def _gated(context: Any, person, value: T, group: str, field: str) -> T | None:
+    if not may_read_field_group(context, person.region_code, group):
+        return None
+    if value is not None:
+        note_disclosure(context, "person", person.id, person.region_code, field)
+    return value
+
+
+def health(context: Any, person, value: T, field: str = "health") -> T | None:
+    """Health values (chronic, major disease, hospitalised): null for callers who may not read them."""
+    return _gated(context, person, value, "health", field)
+
+
+def disability(context: Any, person, value: T, field: str = "disability") -> T | None:
+    """Disability category and level: null for callers who may not read them."""
+    return _gated(context, person, value, "disability", field)
 
 
 def income_visible(context: Any, household) -> bool:
-    return may_read_sensitive(context, household.region_code, "household")
+    """May the caller see the household's incomes and assets (economics, economic items)?"""
+    if may_read_field_group(context, household.region_code, "income"):
+        note_disclosure(context, "household", household.id, household.region_code, "economics")
+        return True
+    return False
+
+
+def audit_rows(context: Any, operation: str | None = None) -> list[dict]:
+    actor = context.actor
+    rows = []
+    for (object_type, object_id), entry in sorted(disclosures(context).items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        detail = {"fields": sorted(entry["fields"])}
+        if operation:
+            detail["operation"] = operation
+        rows.append({"actor": actor.username, "action": READ_SENSITIVE_ACTION, "object_type": object_type,
+                     "object_id": str(object_id), "region_code": entry["region_code"],
+                     "remote_addr": actor.remote_addr, "detail": detail})
+    return rows
+
+
+async def flush_disclosures(context: Any, session, operation: str | None = None) -> int:
+    """Write the request's disclosure audit rows (one statement) in ``session``; the caller commits."""
+    rows = audit_rows(context, operation)
+    if rows:
+        await session.execute(insert(AuditLog), rows)
+    disclosures(context).clear()
+    return len(rows)
