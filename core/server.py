@@ -62,7 +62,7 @@ class AidgraphGraphQL(GraphQL):
 
     async def get_context(self, request: Request, response: Response) -> Context:
         c = self.components
-        context = Context(actor=request.state.actor, settings=c.settings, session_factory=c.session_factory,
+        context = Context(actor=getattr(request.state, "actor", None), settings=c.settings, session_factory=c.session_factory,
                           programs=c.programs, request=request, response=response, services=c.services)
         request.state.graphql_context = context
         return context
@@ -83,10 +83,15 @@ class GraphQLEndpoint:
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
         if request.method == "GET":
-            if self.components.settings.production:
+            wants_ide = "text/html" in request.headers.get("accept", "") and not request.query_params
+            if wants_ide and not self.components.settings.production:
+                await self.graphql_app(scope, receive, send)
+            elif wants_ide:
                 await PlainTextResponse("GraphiQL is disabled in production", status_code=404)(scope, receive, send)
             else:
-                await self.graphql_app(scope, receive, send)
+                await JSONResponse({"errors": [{"message": "send operations as POST with a JSON body",
+                                                "extensions": {"code": "METHOD_NOT_ALLOWED"}}]},
+                                   status_code=405, headers={"Allow": "POST"})(scope, receive, send)
             return
         try:
             actor: Actor = await actor_for_request(request, self.components.settings, self.components.session_factory)

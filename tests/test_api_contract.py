@@ -226,4 +226,9 @@ def _overlap(start: dt.date, end: dt.date, today: dt.date) -> float:
 def test_mutation_over_get_is_refused(live_server):
     r = live_server.client.get(f"{live_server.url}/graphql",
                                params={"query": "mutation { registerHousehold(input: {regionCode: \"x\", members: []}) { errors { code } } }"})
-    assert r.status_code in (400, 405) or "errors" in r.json()
+    assert r.status_code == 405 and r.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_graphiql_in_development_only(live_server):
+    r = live_server.client.get(f"{live_server.url}/graphql", headers={"Accept": "text/html"})
+    assert r.status_code == 200 and "graphiql" in r.text.lower()
