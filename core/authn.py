@@ -1,7 +1,7 @@
 """Authentication: who is behind an HTTP request, from a signed JWT bearer token (HS256, with expiry).
 
-Tokens name the user (``sub``) and the user's row id (``uid``, so a token outlives neither a deleted user nor
-a user re-created under the same name), are signed with the deployment's secret and expire. Every request
+Tokens name the user (``sub``) and the account (row id ``uid`` and creation time ``uct``, so a token outlives
+neither a deleted user nor a user re-created under the same name), are signed with the deployment's secret and expire. Every request
 reads the user and the user's grants afresh: a deactivated user or a revoked grant takes effect at once.
 
 The signing secret comes from ``AIDGRAPH_SECRET_KEY``; production refuses to run without one. In
@@ -122,12 +122,19 @@ def issue_token(settings: Settings, user: AppUser, ttl: dt.timedelta | str | int
     claims = {
         "sub": user.username,
         "uid": user.id,
+        "uct": _created(user),
         "iss": ISSUER,
         "iat": int(now.timestamp()),
         "exp": int((now + parse_ttl(ttl)).timestamp()),
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, signing_secret(settings), algorithm=ALGORITHM)
+
+
+def _created(user: AppUser) -> str | None:
+    """The account's creation time: with the id, it tells a re-created account from the deleted one
+    (SQLite may hand a deleted row's id to the next insert)."""
+    return user.created_at.replace(tzinfo=None).isoformat() if user.created_at else None
 
 
 def decode_token(settings: Settings, token: str) -> dict:
@@ -165,7 +172,7 @@ async def actor_for_request(request: Request, settings: Settings, session_factor
     authorizer = authorizer_for(settings.database_url)
     async with session_factory() as session:
         user = await session.scalar(select(AppUser).where(AppUser.username == claims["sub"]))
-        if user is None or user.id != claims["uid"] or not user.active:
+        if user is None or user.id != claims["uid"] or _created(user) != claims.get("uct") or not user.active:
             raise Unauthenticated("unknown or inactive user")
         grants = tuple(RoleGrant(role, region) for role, region in (await session.execute(grants_query(user.username))))
         if time.monotonic() - authorizer.checked_at > POLICY_RECHECK_SECONDS or authorizer.policy_version is None:

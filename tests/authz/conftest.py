@@ -13,8 +13,8 @@ CONFIGS = PROJECT_ROOT / "province_configs"
 
 def auth_settings(db_url: str, tmp_path, **changes):
     """Settings with a generated development secret kept in a temporary state directory."""
-    return load_settings({}).with_(database_url=db_url, env="test", state_dir=tmp_path / "state",
-                                   province_configs_dir=CONFIGS, **changes)
+    values = {"database_url": db_url, "env": "test", "state_dir": tmp_path / "state", "province_configs_dir": CONFIGS}
+    return load_settings({}).with_(**{**values, **changes})
 
 
 @pytest.fixture(scope="module")
