@@ -1,0 +1,1 @@
+"""Benchmarks: each prints the platform's figure, a baseline measured in the same run, and their ratio."""

