@@ -1,0 +1,86 @@
+"""The monitoring indicators of 防止返贫 and 低收入人口动态监测, each computed for a whole province at once.
+
+Named by the sources: sudden drop in income, sudden rise in expenditure, change in household members
+(GD-2024); hospitalisation, chronic or major disease, college admission, disability registration, new
+unemployment (GS-2024). Every function below takes the month's :class:`core.indicators.IndicatorContext`
+and returns hits as a polars frame; none loops over persons. Thresholds of the "sudden" signals are
+province parameters (``monitoring.thresholds.*``): no source gives them, so the shipped values are
+illustrative.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from core.indicators import Indicator, IndicatorContext, as_hits
+from core.models import EXPENDITURE_KINDS, INCOME_KINDS
+
+INCOME = tuple(sorted(k.value for k in INCOME_KINDS))
+EXPENDITURE = tuple(sorted(k.value for k in EXPENDITURE_KINDS))
+
+
+def _feed_hits(kind: str, condition: pl.Expr | None = None):
+    def compute(ctx: IndicatorContext) -> pl.DataFrame:
+        frame = ctx.feed(kind)
+        if condition is not None and frame.height:
+            frame = frame.filter(condition)
+        return as_hits(frame)
+    return compute
+
+
+def _baseline(ctx: IndicatorContext, kinds: tuple[str, ...]) -> pl.DataFrame:
+    """Per household: this month's amount and the average of the baseline months.
+
+    Only households with a record for this month are compared: a month whose data has not arrived yet is
+    not a drop to zero (a run before the tax feed comes in must not alert every household). A baseline month
+    without records counts as zero.
+    """
+    months = int(ctx.param("monitoring.thresholds.baseline_months"))
+    flows = ctx.economic_flows(kinds, months)
+    return (
+        flows.group_by("household_id").agg(
+            pl.col("amount").filter(pl.col("months_back") == 0).sum().alias("current"),
+            (pl.col("amount").filter(pl.col("months_back") > 0).sum() / months).alias("baseline"),
+            (pl.col("months_back") == 0).any().alias("reported"),
+        ).filter(pl.col("reported"))
+    )
+
+
+def income_drop(ctx: IndicatorContext) -> pl.DataFrame:
+    """收入骤减: this month's household income fell below (1 - ratio) x the baseline average."""
+    ratio = float(ctx.param("monitoring.thresholds.income_drop_ratio"))
+    frame = _baseline(ctx, INCOME)
+    return as_hits(frame.filter((pl.col("baseline") > 0) & (pl.col("current") < pl.col("baseline") * (1 - ratio))),
+                   person=False)
+
+
+def expenditure_surge(ctx: IndicatorContext) -> pl.DataFrame:
+    """支出骤增: this month's rigid expenditure (medical, education) rose above (1 + ratio) x the baseline
+    average, by at least the minimum amount (so that small absolute changes do not fire)."""
+    ratio = float(ctx.param("monitoring.thresholds.expenditure_surge_ratio"))
+    minimum = float(ctx.param("monitoring.thresholds.expenditure_surge_min_amount"))
+    frame = _baseline(ctx, EXPENDITURE)
+    return as_hits(frame.filter((pl.col("current") > pl.col("baseline") * (1 + ratio))
+                                & (pl.col("current") - pl.col("baseline") >= minimum)), person=False)
+
+
+INDICATORS: list[Indicator] = [
+    Indicator("income_drop", "收入骤减", "sudden drop in household income against the baseline months",
+              ("income",), income_drop),
+    Indicator("expenditure_surge", "支出骤增", "sudden rise in rigid household expenditure (medical, education)",
+              ("income",), expenditure_surge),
+    Indicator("household_change", "家庭成员变化", "a member died, was born, moved in or out, married or divorced",
+              ("household_event",), _feed_hits("household_event")),
+    Indicator("hospitalisation", "住院", "a member was admitted to hospital (医保 settlement data)",
+              ("hospitalisation",), _feed_hits("hospitalisation")),
+    Indicator("chronic_disease", "慢性病", "a member was certified with a chronic disease",
+              ("disease",), _feed_hits("disease", pl.col("disease_kind") == "CHRONIC")),
+    Indicator("major_disease", "重大疾病", "a member was certified with a major disease",
+              ("disease",), _feed_hits("disease", pl.col("disease_kind") == "MAJOR")),
+    Indicator("college_admission", "大学入学", "a member starts college (tuition from the academic year)",
+              ("college_admission",), _feed_hits("college_admission")),
+    Indicator("disability_registration", "残疾登记", "a member was registered as disabled (残联)",
+              ("disability",), _feed_hits("disability")),
+    Indicator("new_unemployment", "新增失业", "a member registered as unemployed (人社)",
+              ("unemployment",), _feed_hits("unemployment", pl.col("status") == "REGISTERED")),
+]
