@@ -17,15 +17,6 @@ depends_on = None
 
 def upgrade() -> None:
     
-    op.create_table('app_user',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('username', sa.String(length=64), nullable=False),
-    sa.Column('display_name', sa.String(length=100), nullable=False),
-    sa.Column('active', sa.Boolean(), server_default=sa.text('(true)'), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_app_user')),
-    sa.UniqueConstraint('username', name=op.f('uq_app_user_username'))
-    )
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('at', sa.DateTime(), nullable=False),
@@ -108,6 +99,17 @@ def upgrade() -> None:
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.create_index('ix_person_region_id', ['region_code', 'id'], unique=False)
 
+    op.create_table('app_user',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('display_name', sa.String(length=100), nullable=False),
+    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('active', sa.Boolean(), server_default=sa.text('(true)'), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_app_user_person_id_person'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_app_user')),
+    sa.UniqueConstraint('username', name=op.f('uq_app_user_username'))
+    )
     op.create_table('region',
     sa.Column('code', sa.String(length=12), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -327,11 +329,44 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payment_enrollment_id'), ['enrollment_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payment_household_id'), ['household_id'], unique=False)
 
+    op.create_table('medical_claim',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('province_code', sa.String(length=2), nullable=False),
+    sa.Column('region_code', sa.String(length=12), nullable=False),
+    sa.Column('admission_date', sa.Date(), nullable=False),
+    sa.Column('category', sa.String(length=24), nullable=False),
+    sa.Column('major_disease', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+    sa.Column('compliant_cost', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('insurance_paid', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('deductible_applied', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('aid_amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('secondary_aid_amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('out_of_pocket', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('settled_at', sa.DateTime(), nullable=False),
+    sa.Column('settled_by', sa.String(length=64), nullable=False),
+    sa.CheckConstraint('compliant_cost >= 0 AND insurance_paid >= 0', name=op.f('ck_medical_claim_amounts_not_negative')),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_medical_claim_household_id_household'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_medical_claim_person_id_person'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_medical_claim'))
+    )
+    with op.batch_alter_table('medical_claim', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_medical_claim_person_id'), ['person_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_medical_claim_region_code'), ['region_code'], unique=False)
+
+
 
 
 
 def downgrade() -> None:
-    
+    op.drop_table('app_user')
+    with op.batch_alter_table('medical_claim', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_medical_claim_region_code'))
+        batch_op.drop_index(batch_op.f('ix_medical_claim_person_id'))
+
+    op.drop_table('medical_claim')
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payment_household_id'))
         batch_op.drop_index(batch_op.f('ix_payment_enrollment_id'))
@@ -406,5 +441,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_log_actor'))
 
     op.drop_table('audit_log')
-    op.drop_table('app_user')
 
