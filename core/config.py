@@ -37,6 +37,11 @@ class Settings:
     province_configs_dir: Path = PROJECT_ROOT / "province_configs"
     max_page_size: int = 100
     default_page_size: int = 20
+    max_query_depth: int = 12
+    max_query_aliases: int = 20
+    max_query_tokens: int = 3000
+    max_query_cost: int = 5000
+    """GraphQL limits (schema/hardening.py); cost counts each field, times ``first`` for paged fields."""
 
     @property
     def production(self) -> bool:
@@ -74,4 +79,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         changes["state_dir"] = Path(env["AIDGRAPH_STATE_DIR"])
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
+    for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost"):
+        raw = env.get("AIDGRAPH_" + name.upper())
+        if raw:
+            if not raw.strip().isdigit() or int(raw) < 1:
+                raise ValueError(f"AIDGRAPH_{name.upper()} must be a positive whole number, not {raw!r}")
+            changes[name] = int(raw)
     return replace(settings, **changes)

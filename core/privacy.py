@@ -114,3 +114,36 @@ async def flush_disclosures(context: Any, session, operation: str | None = None)
         await session.execute(insert(AuditLog), rows)
     disclosures(context).clear()
     return len(rows)
+
+
+# --- reading the audit log (``aidgraph audit`` and the ``auditLog`` query) ------------------------------
+
+
+def audit_filter(scope, user: str | None = None, since=None, action: str | None = None) -> list:
+    """Where-clauses of an audit log read: the reader's ``audit_read`` scope on the record's region, and the
+    optional user, start date and action."""
+    import datetime as dt
+
+    clauses = [scope.predicate(AuditLog.region_code)]
+    if user:
+        clauses.append(AuditLog.actor == user)
+    if since is not None:
+        start = since if isinstance(since, dt.datetime) else dt.datetime.combine(since, dt.time())
+        clauses.append(AuditLog.at >= start)
+    if action:
+        clauses.append(AuditLog.action == action)
+    return clauses
+
+
+async def audit_page(session, scope, *, user=None, since=None, action=None, first: int = 20,
+                     before_id: int | None = None):
+    """A page of the audit log, newest first (keyset on id): (rows, has_next, total)."""
+    from sqlalchemy import func, select
+
+    clauses = audit_filter(scope, user, since, action)
+    stmt = select(AuditLog).where(*clauses)
+    if before_id is not None:
+        stmt = stmt.where(AuditLog.id < before_id)
+    rows = list((await session.execute(stmt.order_by(AuditLog.id.desc()).limit(first + 1))).scalars())
+    total = (await session.execute(select(func.count()).select_from(AuditLog).where(*clauses))).scalar_one()
+    return rows[:first], len(rows) > first, total

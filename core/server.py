@@ -48,7 +48,7 @@ def default_components(settings: Settings | None = None) -> AppComponents:
     from schema.build import build_schema
 
     settings = settings or load_settings()
-    return AppComponents(settings=settings, schema=build_schema())
+    return AppComponents(settings=settings, schema=build_schema(settings=settings))
 
 
 class AidgraphGraphQL(GraphQL):

@@ -18,6 +18,7 @@ from schema.types import Alert, Enrollment, Household, Person
 
 CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "schema.households",
+    "schema.audit",
 )
 """Core operation modules, each with ``Query`` and/or ``Mutation``."""
 
@@ -56,8 +57,16 @@ def _merge(root: str, parts: list[tuple[str, type]]) -> type | None:
 
 
 def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequence[type[SchemaExtension] | SchemaExtension] = (),
-                 ) -> strawberry.Schema:
-    """The schema: core modules first, then ``contributions`` (from plugins), with a duplicate-field check."""
+                 settings=None) -> strawberry.Schema:
+    """The schema: core modules first, then ``contributions`` (from plugins), with a duplicate-field check.
+
+    Every schema gets the hardening limits of ``settings`` (default: from the environment) and the audit of
+    disclosed values (schema/hardening.py, schema/audit.py)."""
+    from core.config import load_settings
+    from schema.audit import AuditDisclosures
+    from schema.hardening import hardening_extensions
+
+    extensions = [*hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
     everything = core_contributions() + list(contributions)
     query = _merge("Query", [(n, q) for n, q, _ in everything if q is not None])
     mutation = _merge("Mutation", [(n, m) for n, _, m in everything if m is not None])

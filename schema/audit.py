@@ -1,0 +1,89 @@
+"""The audit side of the API: disclosures are written to the audit log, and auditors read it (``auditLog``).
+
+:class:`AuditDisclosures` runs around every operation: once the resolvers are done, the values handed out
+in full (ID numbers, phones, health, disability, income: noted by :mod:`core.privacy`) become audit rows in
+the request's session, committed with the request's read transaction. If that write fails the response
+carries no data: nothing is disclosed without its audit record.
+
+``auditLog`` lists the log for callers holding ``audit_read`` on ``audit`` (auditors, province
+administrators), limited to rows about records in their regions; each such read is itself logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from core import audit, privacy
+from schema.relay import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
+
+log = logging.getLogger(__name__)
+
+
+class AuditDisclosures(SchemaExtension):
+    """Write the request's disclosure audit rows after execution; withhold the data if that fails."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        ec = self.execution_context
+        context = ec.context
+        if context is None or not hasattr(context, "db") or not privacy.disclosures(context):
+            return
+        try:
+            async with context.db() as session:
+                await privacy.flush_disclosures(context, session, ec.operation_name)
+                await session.commit()
+        except Exception:  # the cause is logged; the client learns only that nothing is returned
+            log.exception("audit rows for disclosed values could not be written")
+            if ec.result is not None:
+                ec.result.data = None
+                ec.result.errors = [GraphQLError("the audit log could not be written: no data is returned",
+                                                 extensions={"code": "AUDIT_UNAVAILABLE"})]
+
+
+@strawberry.type(description="One audit log entry: who did or saw what, on which record, when, from where.")
+class AuditEntry:
+    id: strawberry.ID
+    at: dt.datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None
+    region_code: str | None
+    remote_addr: str | None
+    detail: JSON | None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The audit log, newest first, for records in the caller's audit scope "
+                                  "(auditors and province administrators).")
+    async def audit_log(self, info: Info, user: str | None = None, since: dt.date | None = None,
+                        action: str | None = None, first: int | None = None,
+                        after: str | None = None) -> Connection[AuditEntry]:
+        n = page_size(first)
+        position = decode_cursor(after, 1)
+        before_id = int(position[0]) if position and position[0].isdigit() else None
+        actor = info.context.actor
+        scope = actor.scope("audit_read", "audit")
+        async with info.context.db() as session:
+            rows, has_next, total = await privacy.audit_page(session, scope, user=user, since=since, action=action,
+                                                            first=n, before_id=before_id)
+            if not scope.empty:
+                audit.record(session, actor, "audit_read", "audit", None, None,
+                             {"user": user, "since": since.isoformat() if since else None, "action": action,
+                              "returned": len(rows)})
+                await session.commit()
+        edges = [Edge(cursor=encode_cursor(r.id), node=AuditEntry(
+            id=strawberry.ID(str(r.id)), at=r.at, actor=r.actor, action=r.action, object_type=r.object_type,
+            object_id=r.object_id, region_code=r.region_code, remote_addr=r.remote_addr, detail=r.detail))
+            for r in rows]
+        return Connection(total_count=total, edges=edges,
+                          page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None))
