@@ -358,3 +358,144 @@ def run_month(session: Session, province: str, month: str, *, params: Any, indic
     if progress:
         progress("alerted")
     return summary
+
+
+# --- disposition (预警处置) -------------------------------------------------------------------------------------
+
+ALERT_TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
+    # action: (statuses it may start from, status it leads to, disposition recorded)
+    "START_VERIFICATION": (frozenset({"OPEN"}), "VERIFYING", "VERIFYING"),
+    "ENROL": (frozenset({"VERIFYING"}), "RESOLVED", "ENROLLED"),
+    "NO_ACTION_NEEDED": (frozenset({"VERIFYING"}), "DISMISSED", "NO_ACTION_NEEDED"),
+    "REFER": (frozenset({"VERIFYING"}), "RESOLVED", "REFERRED"),
+}
+"""The township's disposition: verify first (入户核查), then enrol, find no action needed, or refer (转办)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A program the verification lists: due but not received (already aided) or appearing eligible."""
+
+    program_key: str
+    program_name: str
+    reasons: tuple[str, ...]
+    monthly_amount: float | None
+
+
+@dataclass
+class Verification:
+    """What the caseworker is shown when verification starts (GS-2024: 已纳入救助的 check that every due
+    policy is applied; 未纳入的 check eligibility through a home visit and economic verification)."""
+
+    aided: bool
+    receiving: tuple[str, ...]
+    candidates: tuple[Candidate, ...]
+
+    def summary(self) -> str:
+        names = "、".join(f"{c.program_name} ({c.program_key})" for c in self.candidates) or "none"
+        if self.aided:
+            return f"already receives {', '.join(self.receiving)}; due programs not yet received: {names}"
+        return f"receives no aid; programs the household appears eligible for: {names}"
+
+
+@dataclass
+class Disposition:
+    alert_id: int
+    status: str
+    verification: Verification | None = None
+    enrollment_id: int | None = None
+
+
+VerifyFn = Callable[[Any, int], Any]
+"""async (session, household_id) -> Verification."""
+EnrolFn = Callable[..., Any]
+"""async (session, actor, household_id, program_key) -> enrolment id (the workflow's apply_for_aid)."""
+
+
+async def policy_verification(session, policy_engine: Any, household_id: int, on: dt.date | None = None
+                              ) -> Verification:
+    """Eligibility of every program enabled in the household's province, by the policy engine (the same
+    evaluation as EligibilityGaps), and the programs the household receives now."""
+    from core.models import RECEIVING_ENROLLMENT_STATUSES, Enrollment
+
+    receiving = tuple(sorted((await session.execute(
+        select(Enrollment.program_key).where(Enrollment.household_id == household_id,
+                                             Enrollment.status.in_([s.value for s in RECEIVING_ENROLLMENT_STATUSES]))
+        .distinct())).scalars().all()))
+    result = await policy_engine.evaluate(session, on=on, household_ids=[household_id])
+    due = result.filter(pl.col("eligible") & ~pl.col("enrolled"))
+    candidates = []
+    for row in due.iter_rows(named=True):
+        program = policy_engine.province(row["region_code"][:2]).program(row["program"])
+        candidates.append(Candidate(row["program"], program.name if program else row["program"],
+                                    tuple(row["reasons"] or ()), row["monthly_amount"]))
+    return Verification(bool(receiving), receiving, tuple(candidates))
+
+
+async def dispose_alert(session, actor: Actor, alert_id: int | None, action: str, note: str, *,
+                        verify: VerifyFn | None = None, enrol: EnrolFn | None = None,
+                        program_key: str | None = None) -> Disposition:
+    """Move an alert one step of its disposition; aid chain, audit and outbox rows in the same transaction.
+
+    Never commits. Raises DomainError: NOT_FOUND (unknown or out of the caller's scope), FORBIDDEN (visible
+    but not the caller's to dispose), VALIDATION (empty note), INVALID_TRANSITION (e.g. ENROL before
+    verification).
+    """
+    from core import aidchain, audit, outbox
+    from core.errors import DomainError, ErrorCode, not_found
+
+    if alert_id is None:
+        raise not_found("alert", "alertId")
+    alert = (await session.execute(
+        select(Alert).where(Alert.id == alert_id, actor.scope("read", "alert").predicate(Alert.region_code))
+        .with_for_update())).scalar_one_or_none()
+    if alert is None:
+        raise not_found("alert", "alertId")
+    if not actor.may("dispose_alert", alert.region_code, "alert"):
+        raise DomainError.single(ErrorCode.FORBIDDEN, "you may not dispose of alerts in this region", "alertId")
+    if action not in ALERT_TRANSITIONS:
+        raise DomainError.single(ErrorCode.VALIDATION, f"unknown action {action!r}", "action")
+    if not note or not note.strip():
+        raise DomainError.single(ErrorCode.VALIDATION, "a note is required: say what was found or done", "note")
+    allowed_from, to_status, disposition = ALERT_TRANSITIONS[action]
+    if alert.status not in allowed_from:
+        hint = " (start verification first)" if alert.status == "OPEN" else ""
+        raise DomainError.single(ErrorCode.INVALID_TRANSITION,
+                                 f"cannot {action} an alert that is {alert.status}{hint}", "action")
+    note = note.strip()
+    result = Disposition(alert.id, to_status)
+    household_id = alert.household_id
+    detail: dict[str, Any] = {"action": action, "from": alert.status, "to": to_status, "note": note}
+    if action == "START_VERIFICATION":
+        if verify is None:
+            raise RuntimeError("dispose_alert needs a verify function for START_VERIFICATION")
+        result.verification = await verify(session, household_id)
+        summary = f"预警核实开始 (alert {alert.level}): {result.verification.summary()}. Note: {note}"
+        detail["candidates"] = [c.program_key for c in result.verification.candidates]
+        aidchain.append(session, household_id, AidChainKind.VERIFICATION, summary, program_key=MONITORING_PROGRAM,
+                        ref_type="alert", ref_id=alert.id, actor=actor.username)
+    elif action == "ENROL":
+        if enrol is None:
+            raise RuntimeError("dispose_alert needs an enrol function for ENROL")
+        key = program_key or MONITORING_PROGRAM
+        result.enrollment_id = await enrol(session, actor, household_id, key)
+        detail.update(program=key, enrollment_id=result.enrollment_id)
+        aidchain.append(session, household_id, AidChainKind.ALERT,
+                        f"预警处置: 纳入救助 — application {result.enrollment_id} for {key}. Note: {note}",
+                        program_key=key, ref_type="alert", ref_id=alert.id, actor=actor.username)
+    elif action == "NO_ACTION_NEEDED":
+        aidchain.append(session, household_id, AidChainKind.VERIFICATION,
+                        f"预警核实: 无需救助 (no action needed). Note: {note}", program_key=MONITORING_PROGRAM,
+                        ref_type="alert", ref_id=alert.id, actor=actor.username)
+    else:
+        aidchain.append(session, household_id, AidChainKind.REFERRAL, f"预警转办 (referred): {note}",
+                        program_key=MONITORING_PROGRAM, ref_type="alert", ref_id=alert.id, actor=actor.username)
+    alert.status = to_status
+    alert.disposition = disposition
+    alert.disposition_note = note
+    alert.version = alert.version + 1
+    alert.updated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    outbox.emit(session, OutboxEntity.ALERT, alert.id, alert.version)
+    audit.record(session, actor, "dispose_alert", "alert", alert.id, alert.region_code, detail)
+    await session.flush()
+    return result

@@ -19,6 +19,7 @@ from schema.types import Alert, Enrollment, Household, Person
 CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "schema.households",
     "schema.audit",
+    "schema.monitoring",
 )
 """Core operation modules, each with ``Query`` and/or ``Mutation``."""
 
