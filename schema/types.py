@@ -135,23 +135,23 @@ class Person(Node):
 
     @strawberry.field(description="1 (most severe) to 4, or null.")
     def disability_level(self, info: Info) -> int | None:
-        return privacy.health(info.context, self._row, self._row.disability_level)
+        return privacy.disability(info.context, self._row, self._row.disability_level, "disability_level")
 
     @strawberry.field
     def disability_category(self, info: Info) -> str | None:
-        return privacy.health(info.context, self._row, self._row.disability_category)
+        return privacy.disability(info.context, self._row, self._row.disability_category, "disability_category")
 
     @strawberry.field
     def chronic_disease(self, info: Info) -> bool | None:
-        return privacy.health(info.context, self._row, self._row.chronic_disease)
+        return privacy.health(info.context, self._row, self._row.chronic_disease, "chronic_disease")
 
     @strawberry.field
     def major_disease(self, info: Info) -> bool | None:
-        return privacy.health(info.context, self._row, self._row.major_disease)
+        return privacy.health(info.context, self._row, self._row.major_disease, "major_disease")
 
     @strawberry.field
     def hospitalised(self, info: Info) -> bool | None:
-        return privacy.health(info.context, self._row, self._row.hospitalised)
+        return privacy.health(info.context, self._row, self._row.hospitalised, "hospitalised")
 
     @strawberry.field
     def employment_status(self) -> EmploymentStatus | None:
