@@ -1,0 +1,102 @@
+"""Connections to the search engine (opensearch-py only) and the one error that says it is unavailable.
+
+The same code talks to the bundled osmem-server and to a real OpenSearch cluster; only the URL and the
+credentials differ (user, password, TLS verification and CA bundle from :class:`core.config.Settings`).
+Search requests fail fast (short timeout, no retries) so a caseworker sees "search unavailable" instead of
+a hung page; the indexer uses a longer timeout for bulk requests and retries on its own schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import (
+    AuthenticationException,
+    AuthorizationException,
+    ConnectionError as OSConnectionError,
+    ConnectionTimeout,
+    NotFoundError,
+    TransportError,
+)
+
+from core.config import Settings
+
+SEARCH_TIMEOUT = 5.0
+"""Seconds a search request may take before the answer is SEARCH_UNAVAILABLE."""
+BULK_TIMEOUT = 120.0
+
+
+class SearchUnavailable(Exception):
+    """The search engine is down, timed out, or answered with an error; nothing is written or lost by it."""
+
+    code = "SEARCH_UNAVAILABLE"
+
+
+def embedded_state_file(settings: Settings) -> Path:
+    """Where the server records the address of the embedded search engine it started (for the CLI)."""
+    return Path(settings.state_dir) / "embedded-search.json"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resolve_url(settings: Settings) -> str | None:
+    """The configured cluster, else the embedded engine of a running ``aidgraph serve``, else None."""
+    if settings.opensearch_url:
+        return settings.opensearch_url
+    path = embedded_state_file(settings)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(state, dict) and state.get("url") and _pid_alive(int(state.get("server_pid", 0) or 0)):
+        return state["url"]
+    return None
+
+
+def make_client(url: str, settings: Settings | None = None, *, timeout: float = SEARCH_TIMEOUT,
+                max_retries: int = 0) -> OpenSearch:
+    """A client for ``url``; credentials and TLS options come from ``settings`` when given."""
+    kwargs: dict = {"hosts": [url], "timeout": timeout, "max_retries": max_retries, "retry_on_timeout": False}
+    if settings is not None:
+        if settings.opensearch_user:
+            kwargs["http_auth"] = (settings.opensearch_user, settings.opensearch_password or "")
+        if url.startswith("https"):
+            kwargs["use_ssl"] = True
+            kwargs["verify_certs"] = settings.opensearch_verify_certs
+            if settings.opensearch_ca_certs:
+                kwargs["ca_certs"] = settings.opensearch_ca_certs
+            if not settings.opensearch_verify_certs:
+                kwargs["ssl_show_warn"] = False
+    return OpenSearch(**kwargs)
+
+
+def unavailable_from(error: Exception) -> SearchUnavailable:
+    """Turn a client exception into the one unavailable error, with a message that says what happened."""
+    if isinstance(error, SearchUnavailable):
+        return error
+    if isinstance(error, ConnectionTimeout):
+        return SearchUnavailable("search engine timed out")
+    if isinstance(error, OSConnectionError):
+        return SearchUnavailable("search engine cannot be reached")
+    if isinstance(error, NotFoundError):
+        return SearchUnavailable("search index is not built yet")
+    if isinstance(error, (AuthenticationException, AuthorizationException)):
+        return SearchUnavailable("search engine refused the platform's credentials")
+    if isinstance(error, TransportError):
+        return SearchUnavailable(f"search engine answered with an error ({error.status_code})")
+    return SearchUnavailable(f"search engine failed: {type(error).__name__}")
+
+
+CLIENT_ERRORS = (TransportError, ConnectionError, OSError)
+"""Exceptions a search engine call can raise (opensearch-py's TransportError covers its connection errors)."""

@@ -1,0 +1,205 @@
+"""``aidgraph reindex`` and ``aidgraph index --verify``: the index rebuilt from, or checked against, the database.
+
+Reindex streams every searchable row (one statement per kind, a server-side cursor on PostgreSQL) into a
+new concrete index with refresh off, then moves the alias to it in one request. Changes committed while it
+ran are not lost: the outbox rows written or processed since it started are applied again to the new index
+after the swap (external versions make repeats harmless), and rows still pending are the indexer's as usual.
+
+Verify reads (id, version) of every row of a kind from the database and (entity_id, _version) of every
+document of that kind from the index (``search_after`` over ``entity_id``), compares them as numpy arrays,
+and repairs: documents missing or older are rewritten from the database, documents of rows that no longer
+exist are deleted, and documents ahead of the database (a restored database) are deleted and rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from opensearchpy import OpenSearch
+from sqlalchemy import Engine, func, or_, select
+
+from core.models import Outbox
+from core.search import indexes
+from core.search.documents import MODELS, load_docs, stream_docs, version_statement
+from core.search.indexer import apply_changes
+from core.search.mapping import DEFAULT_ALIAS, KINDS, SearchLayout, build_layout, doc_id
+
+Progress = Callable[[str, int], None]
+"""progress(kind, documents written since the last call)."""
+
+
+class ReindexError(RuntimeError):
+    """Documents the engine refused while building a new index; the alias was not moved."""
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class ReindexResult:
+    index: str
+    counts: dict[str, int]
+    seconds: float
+    replaced: list[str]
+    caught_up: int
+
+    @property
+    def documents(self) -> int:
+        return sum(self.counts.values())
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {kind: conn.execute(select(func.count()).select_from(MODELS[kind])).scalar_one() for kind in KINDS}
+
+
+def reindex(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout: SearchLayout | None = None, *,
+            batch: int = 5000, progress: Progress | None = None, keep_old: bool = False,
+            kinds: tuple[str, ...] = KINDS) -> ReindexResult:
+    """Build a new index from the database and swap ``alias`` to it (see the module docstring)."""
+    layout = layout or build_layout()
+    started_clock = time.perf_counter()
+    started = _utcnow()
+    with engine.connect() as conn:
+        high_water = conn.execute(select(func.coalesce(func.max(Outbox.id), 0))).scalar_one()
+    name = indexes.create_index(client, alias, layout, bulk_load=True)
+    counts: dict[str, int] = {}
+    try:
+        for kind in kinds:
+            counts[kind] = 0
+            with engine.connect() as conn:
+                for docs in stream_docs(conn, kind, batch, layout):
+                    outcome = indexes.write(client, name, docs, chunk_size=batch)
+                    if outcome.failed:
+                        sample = "; ".join(f"{k}: {v}" for k, v in list(outcome.failed.items())[:3])
+                        raise ReindexError(f"{len(outcome.failed)} {kind.lower()} document(s) refused: {sample}")
+                    counts[kind] += len(docs)
+                    if progress:
+                        progress(kind, len(docs))
+        indexes.finish_bulk_load(client, name)
+    except BaseException:
+        client.indices.delete(index=name, ignore_unavailable=True)
+        raise
+    replaced = indexes.swap_alias(client, alias, name)
+    caught_up = catch_up(engine, client, alias, layout, high_water, started)
+    if not keep_old:
+        for old in replaced:
+            client.indices.delete(index=old, ignore_unavailable=True)
+    return ReindexResult(name, counts, time.perf_counter() - started_clock, replaced, caught_up)
+
+
+def catch_up(engine: Engine, client: OpenSearch, alias: str, layout: SearchLayout, high_water: int,
+             since: dt.datetime, batch: int = 2000) -> int:
+    """Apply again every outbox row written after ``high_water`` or processed since ``since``."""
+    applied = 0
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Outbox.id, Outbox.entity, Outbox.entity_id, Outbox.deleted)
+                .where(Outbox.id > last, or_(Outbox.id > high_water, Outbox.processed_at >= since))
+                .order_by(Outbox.id).limit(batch)).all()
+        if not rows:
+            return applied
+        apply_changes(engine, client, alias, [tuple(r) for r in rows], layout)
+        applied += len(rows)
+        last = rows[-1][0]
+
+
+@dataclass
+class KindCheck:
+    kind: str
+    in_database: int = 0
+    in_index: int = 0
+    missing: int = 0
+    stale: int = 0
+    ahead: int = 0
+    extra: int = 0
+    repaired: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def differences(self) -> int:
+        return self.missing + self.stale + self.ahead + self.extra
+
+
+@dataclass
+class VerifyResult:
+    kinds: dict[str, KindCheck]
+
+    @property
+    def differences(self) -> int:
+        return sum(k.differences for k in self.kinds.values())
+
+
+def database_versions(engine: Engine, kind: str, batch: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    ids: list[np.ndarray] = []
+    versions: list[np.ndarray] = []
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(version_statement(kind))
+        for part in result.partitions(batch):
+            arr = np.asarray(part, dtype=np.int64).reshape(-1, 2)
+            ids.append(arr[:, 0])
+            versions.append(arr[:, 1])
+    if not ids:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(ids), np.concatenate(versions)
+
+
+def index_versions(client: OpenSearch, alias: str, kind: str, page: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    ids: list[int] = []
+    versions: list[int] = []
+    after = None
+    while True:
+        body = {"query": {"term": {"kind": kind}}, "sort": [{"entity_id": "asc"}], "size": page,
+                "_source": False, "version": True, "track_total_hits": False}
+        if after is not None:
+            body["search_after"] = after
+        hits = client.search(index=alias, body=body)["hits"]["hits"]
+        for h in hits:
+            ids.append(int(h["sort"][0]))
+            versions.append(int(h["_version"]))
+        if len(hits) < page:
+            break
+        after = hits[-1]["sort"]
+    return np.asarray(ids, dtype=np.int64), np.asarray(versions, dtype=np.int64)
+
+
+def verify(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout: SearchLayout | None = None, *,
+           repair: bool = True, batch: int = 2000) -> VerifyResult:
+    """Compare ids and versions of every kind between database and index; repair differences if asked."""
+    layout = layout or build_layout()
+    client.indices.refresh(index=alias)
+    checks: dict[str, KindCheck] = {}
+    for kind in KINDS:
+        db_ids, db_versions = database_versions(engine, kind)
+        ix_ids, ix_versions = index_versions(client, alias, kind)
+        check = KindCheck(kind, in_database=len(db_ids), in_index=len(ix_ids))
+        missing = np.setdiff1d(db_ids, ix_ids, assume_unique=True)
+        extra = np.setdiff1d(ix_ids, db_ids, assume_unique=True)
+        _, db_pos, ix_pos = np.intersect1d(db_ids, ix_ids, assume_unique=True, return_indices=True)
+        db_v, ix_v = db_versions[db_pos], ix_versions[ix_pos]
+        common = db_ids[db_pos]
+        stale = common[db_v > ix_v]
+        ahead = common[db_v < ix_v]
+        check.missing, check.extra, check.stale, check.ahead = len(missing), len(extra), len(stale), len(ahead)
+        if repair and check.differences:
+            # Documents ahead of the database cannot be lowered with external versions: delete, then rewrite.
+            removed = indexes.write(client, alias, [], [doc_id(kind, int(i)) for i in np.concatenate([extra, ahead])])
+            check.failed.update(removed.failed)
+            rewrite = np.sort(np.concatenate([missing, stale, ahead])).tolist()
+            for start in range(0, len(rewrite), batch):
+                with engine.connect() as conn:
+                    docs = load_docs(conn, kind, rewrite[start:start + batch], layout)
+                outcome = indexes.write(client, alias, list(docs.values()))
+                check.failed.update(outcome.failed)
+            check.repaired = check.differences - len(check.failed)
+        checks[kind] = check
+    if repair:
+        client.indices.refresh(index=alias)
+    return VerifyResult(checks)

@@ -1,0 +1,116 @@
+"""Search inside the server process: the engine (embedded or configured), the background indexer, the API.
+
+:func:`open_search` connects to ``AIDGRAPH_OPENSEARCH_URL`` (credentials and TLS from the settings) or starts
+the embedded osmem-server, then starts the background indexer, whose first pass builds the index from the
+database when the alias does not exist yet. :func:`install` adds start-up and shut-down hooks to the
+server's components so that ``services["search"]`` holds the :class:`SearchRuntime` the Search field uses.
+The server starts even when the search engine is down: Search then answers SEARCH_UNAVAILABLE and the
+indexer keeps the outbox until the engine is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import OpenSearch
+from sqlalchemy import Engine
+
+from core.actor import Actor
+from core.config import Settings
+from core.db import make_sync_engine
+from core.search.client import BULK_TIMEOUT, make_client
+from core.search.embedded import EmbeddedSearch
+from core.search.indexer import BackgroundIndexer, stop_background_indexer
+from core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout
+from core.search.query import EngineQuirks, SearchPage, SearchRequest, search
+from core.search.rebuild import reindex
+
+log = logging.getLogger("aidgraph.search")
+
+
+@dataclass
+class SearchRuntime:
+    url: str
+    alias: str
+    layout: SearchLayout
+    client: OpenSearch
+    """Fails fast: for searches."""
+    bulk_client: OpenSearch
+    engine: Engine
+    indexer: BackgroundIndexer | None = None
+    embedded: EmbeddedSearch | None = None
+    quirks: EngineQuirks | None = None
+
+    def search(self, actor: Actor, request: SearchRequest) -> SearchPage:
+        if self.quirks is None:  # decided on the first search that reaches the engine
+            self.quirks = EngineQuirks.detect(self.client)
+        return search(self.client, self.alias, self.layout, actor, request, self.quirks or EngineQuirks())
+
+    async def asearch(self, actor: Actor, request: SearchRequest) -> SearchPage:
+        return await asyncio.to_thread(self.search, actor, request)
+
+    def rebuild(self):
+        return reindex(self.engine, self.bulk_client, self.alias, self.layout)
+
+    def wake(self) -> None:
+        """Ask the indexer to drain now (after a write) rather than at its next tick."""
+        if self.indexer is not None:
+            self.indexer.wake()
+
+    def close(self) -> None:
+        stop_background_indexer(self.indexer)
+        self.indexer = None
+        for c in (self.client, self.bulk_client):
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection pool must not stop the shutdown
+                pass
+        self.engine.dispose()
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, alias: str = DEFAULT_ALIAS,
+                background: bool = True, interval: float = 1.0, max_backoff: float = 5.0,
+                ready_timeout: float = 10.0) -> SearchRuntime:
+    """Connect (or start the embedded engine), then start the indexer and wait briefly for its first pass."""
+    url = url or settings.opensearch_url
+    embedded = None
+    if url is None:
+        embedded = EmbeddedSearch.start(settings)
+        url = embedded.url
+        log.info("embedded search engine (osmem-server) at %s", url)
+    runtime = SearchRuntime(url=url, alias=alias, layout=build_layout(pm), client=make_client(url, settings),
+                            bulk_client=make_client(url, settings, timeout=BULK_TIMEOUT),
+                            engine=make_sync_engine(settings.database_url), embedded=embedded)
+    if background:
+        runtime.indexer = BackgroundIndexer(runtime.engine, runtime.bulk_client, alias, runtime.layout,
+                                            interval=interval, max_backoff=max_backoff,
+                                            rebuild=runtime.rebuild).start()
+        deadline = time.monotonic() + ready_timeout
+        while runtime.indexer.passes == 0 and runtime.indexer.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return runtime
+
+
+def install(components: Any, *, url: str | None = None, pm: Any = None, alias: str = DEFAULT_ALIAS,
+            **kwargs: Any) -> None:
+    """Add search to the server's components (``core.server.AppComponents``): started with it, stopped with it."""
+
+    async def startup(c: Any) -> None:
+        plugin_manager = pm if pm is not None else c.services.get("plugins")
+        c.services["search"] = await asyncio.to_thread(open_search, c.settings, url=url, pm=plugin_manager,
+                                                        alias=alias, **kwargs)
+
+    async def shutdown(c: Any) -> None:
+        runtime = c.services.pop("search", None)
+        if runtime is not None:
+            await asyncio.to_thread(runtime.close)
+
+    components.on_startup.append(startup)
+    components.on_shutdown.append(shutdown)
