@@ -1,0 +1,636 @@
+"""The policy engine: programs, eligibility and benefits evaluated set-at-a-time (政策找人, policy finds people).
+
+Plugins describe programs (:class:`Program`), eligibility criteria (:class:`EligibilityRule`), benefit
+formulas (:class:`BenefitFormula`) and income deductions (:class:`IncomeDeduction`) as *polars expressions*
+over a frame with one row per household. The engine builds that frame for a whole region with a handful of
+SQL statements (households, current members, support obligors, income and expenditure flows, financial
+assets, open enrolments), applies the province's income deductions, and evaluates every enabled program's
+rules in one lazy polars plan. One household is the same code path with a one-row frame, so the answer of
+``Eligibility`` for a household and of ``EligibilityGaps`` for its region can never disagree.
+
+The household frame (what rules may read):
+
+=============================  =================================================================================
+``household_id``               database id
+``household_number``           户号
+``region_code``                residence region (12-digit village code, or coarser)
+``province_code``              first two digits of the region code
+``rural``                      the residence is a village committee (村委会/村民委员会) or a 乡/镇: rural standards
+``member_count``               current members
+``members``                    list of structs, one per member: ``person_id``, ``age``, ``sex``,
+                               ``relation_to_head``, ``disability_level`` (1-4 or null), ``disability_category``,
+                               ``chronic_disease``, ``major_disease``, ``hospitalised``, ``labour_capacity``,
+                               ``employment_status``, ``student_stage``, ``local_hukou`` (ID address code in the
+                               province), ``able_obligors`` (living support obligors able to work:
+                               赡养/抚养/扶养义务人 as :func:`core.graph.support_obligors` defines them)
+``monthly_income``             gross household income per month (12-month window of :mod:`core.economics`)
+``monthly_earned_income``      wages and business income per month
+``monthly_rigid_expenditure``  medical and education expenditure per month (刚性支出)
+``financial_assets``           deposits and securities (latest value of each holding)
+``per_capita_financial_assets``
+``enrolled``                   program keys with an open enrolment (applied ... gradual exit)
+``receiving``                  program keys with an ACTIVE or GRADUAL_EXIT enrolment
+``income_deduction``           added by the engine: the province's deductions, per month
+``assessed_monthly_income``    added by the engine: monthly_income - income_deduction (never below zero)
+``per_capita_income``          added by the engine: assessed income per member per month
+=============================  =================================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from sqlalchemy import Date, and_, case, func, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.economics import WINDOW_MONTHS, _day_number, window_start
+from core.models import (
+    EARNED_INCOME_KINDS,
+    EXPENDITURE_KINDS,
+    FINANCIAL_ASSET_KINDS,
+    INCOME_KINDS,
+    OPEN_ENROLLMENT_STATUSES,
+    RECEIVING_ENROLLMENT_STATUSES,
+    EconomicItem,
+    Enrollment,
+    Household,
+    Membership,
+    Person,
+    Region,
+    Relationship,
+    RelationshipKind,
+)
+from core.parameters import ParameterMissing, ProvinceConfig, ProvinceParams, load_province
+from core.plugin_manager import PluginError, ProvincePlugins, build_plugin_manager, flatten
+from core.programs import ProgramCatalogue, ProgramInfo
+from core.scope import Scope
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pluggy
+
+    from core.config import Settings
+
+ADULT_AGE = 18
+
+# --- what plugins register -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Program:
+    """An aid program (救助项目) registered by a plugin.
+
+    ``unit``: ``household`` (the household applies: 低保) or ``person`` (a member applies: 医疗救助).
+    ``category``: the low-income category (``LowIncomeCategory``) an active enrolment puts the household in.
+    ``aid_first``: emergency aid (急难型, 先行救助): the state machine allows approval straight from APPLIED,
+    verification after. ``reviewed``: active enrolments have periodic reviews (复核).
+    """
+
+    key: str
+    name: str
+    domain: str
+    unit: str = "household"
+    category: str | None = None
+    pays_monthly: bool = False
+    aid_first: bool = False
+    reviewed: bool = False
+    transfer_from: tuple[str, ...] = ()
+    """Programs whose active enrolments may move to this one without a new application (GD-2022)."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule needs besides the frame: the province's parameters on the evaluation date."""
+
+    params: ProvinceParams
+    on: dt.date
+    province_code: str
+
+    def p(self, key: str, default: Any = ...) -> Any:
+        """Province-wide value of ``key`` on the evaluation date."""
+        return self.params.value(key, self.on, default=default)
+
+    def col(self, key: str, default: Any = None) -> pl.Expr:
+        """Value of ``key`` for each household's region (regional overrides applied)."""
+        return self.params.column(key, self.on, default=default)
+
+    def has(self, key: str) -> bool:
+        """``key`` has a value in force (province-wide) on the evaluation date."""
+        return self.params.value(key, self.on, default=None) is not None
+
+    def cite(self, key: str) -> str:
+        return self.params.cite(key)
+
+
+RuleBuild = Callable[[RuleContext], tuple[pl.Expr, pl.Expr]]
+
+
+@dataclass(frozen=True)
+class EligibilityRule:
+    """One criterion of a program: ``build(ctx)`` gives (passes: bool expr, reason: str expr).
+
+    ``kind``: ``gate`` (always required: residence, assets), ``test`` (the main tests, all required) or
+    ``alternative`` (enough on its own instead of the tests, gates still apply: 单人保 single-person
+    inclusion). ``replaces``: the key of a rule of the same program this one replaces (province variants).
+    """
+
+    program: str
+    key: str
+    build: RuleBuild
+    kind: str = "test"
+    replaces: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BenefitFormula:
+    """``build(ctx)`` gives (amount in yuan: float expr or null, reason: str expr).
+
+    ``period``: ``month`` (a monthly benefit, the contract's ``monthlyAmount``) or ``once`` (a one-off grant
+    such as temporary aid, paid once on activation). ``label``: an optional expression naming the benefit
+    class chosen (Gansu rural dibao class 1-4, urban full or differential guarantee), stored on the enrolment
+    as its ``category`` where other rules (medical premium subsidies) depend on it.
+    """
+
+    program: str
+    key: str
+    build: RuleBuild
+    period: str = "month"
+    label: Callable[[RuleContext], pl.Expr] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class IncomeDeduction:
+    """``build(ctx)`` gives (monthly household deduction in yuan: float expr, reason: str expr)."""
+
+    key: str
+    build: RuleBuild
+    description: str = ""
+
+
+# --- helpers for rule authors ------------------------------------------------------------------------------
+
+
+def member(name: str) -> pl.Expr:
+    """A member field inside ``count_members``/``any_member`` conditions."""
+    return pl.element().struct.field(name)
+
+
+def count_members(condition: pl.Expr) -> pl.Expr:
+    """Number of members for whom ``condition`` (written with :func:`member`) holds."""
+    return pl.col("members").list.eval(condition.fill_null(False).cast(pl.Int32)).list.sum().fill_null(0)
+
+
+def any_member(condition: pl.Expr) -> pl.Expr:
+    return count_members(condition) > 0
+
+
+def receiving(program_key: str) -> pl.Expr:
+    """The household has an ACTIVE or GRADUAL_EXIT enrolment in ``program_key``."""
+    return pl.col("receiving").list.contains(program_key)
+
+
+def receiving_any(keys: Iterable[str]) -> pl.Expr:
+    keys = list(keys)
+    return pl.col("receiving").list.set_intersection(pl.lit(keys, dtype=pl.List(pl.String))).list.len() > 0
+
+
+def yuan(expr: pl.Expr | float) -> pl.Expr:
+    """A money amount as text with two decimals (for reasons)."""
+    e = expr if isinstance(expr, pl.Expr) else pl.lit(float(expr))
+    cents = (e.cast(pl.Float64) * 100).round(0).cast(pl.Int64)
+    return pl.format("{}.{}", (cents // 100).cast(pl.String), (cents % 100).cast(pl.String).str.zfill(2))
+
+
+def text(value: Any) -> pl.Expr:
+    return pl.lit(str(value))
+
+
+def fmt(template: str, *args: Any) -> pl.Expr:
+    """``pl.format`` accepting plain values as well as expressions."""
+    return pl.format(template, *[a if isinstance(a, pl.Expr) else pl.lit(str(a)) for a in args])
+
+
+def program_search_document(programs: Iterable[Program], entity: str, record: dict) -> dict | None:
+    """Search fields a domain plugin adds to the enrolment documents of its own programs."""
+    if entity != "enrollment":
+        return None
+    for program in programs:
+        if record.get("program_key") == program.key:
+            return {"program_domain": program.domain, "program_name": program.name}
+    return None
+
+
+PROGRAM_SEARCH_FIELDS = {"enrollment": {"program_domain": {"type": "keyword"}, "program_name": {"type": "keyword"}}}
+
+
+def dibao_standard(ctx: RuleContext) -> pl.Expr:
+    """The local dibao standard of each household (urban or rural by residence, regional overrides applied)."""
+    return pl.when(pl.col("rural")).then(ctx.col("dibao.rural_standard")).otherwise(ctx.col("dibao.urban_standard")
+                                                                                      ).cast(pl.Float64)
+
+
+def residence_test(ctx: RuleContext) -> tuple[pl.Expr, pl.Expr]:
+    """Basic-living residence gate: a member with local hukou, or the province covers permanent residents
+    without it (常住人口, GD-2022/GD-2024), per ``dibao.covers_non_hukou_residents``."""
+    covers = bool(ctx.p("dibao.covers_non_hukou_residents"))
+    local = count_members(member("local_hukou"))
+    return (local > 0) | pl.lit(covers), fmt(
+        "{} of {} member(s) hold local hukou; non-hukou residents covered: {} ({})", local, pl.col("member_count"),
+        "yes" if covers else "no", ctx.cite("dibao.covers_non_hukou_residents"))
+
+
+def standard_label() -> pl.Expr:
+    return pl.when(pl.col("rural")).then(pl.lit("rural")).otherwise(pl.lit("urban"))
+
+
+# --- the household frame -----------------------------------------------------------------------------------
+
+MEMBER_SCHEMA = {
+    "person_id": pl.Int64, "age": pl.Int32, "sex": pl.String, "relation_to_head": pl.String,
+    "disability_level": pl.Int32, "disability_category": pl.String, "chronic_disease": pl.Boolean,
+    "major_disease": pl.Boolean, "hospitalised": pl.Boolean, "labour_capacity": pl.String,
+    "employment_status": pl.String, "student_stage": pl.String, "local_hukou": pl.Boolean, "able_obligors": pl.Int32,
+}
+FRAME_SCHEMA = {
+    "household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String, "province_code": pl.String,
+    "rural": pl.Boolean, "member_count": pl.Int32, "members": pl.List(pl.Struct(MEMBER_SCHEMA)),
+    "monthly_income": pl.Float64, "monthly_earned_income": pl.Float64, "monthly_rigid_expenditure": pl.Float64,
+    "financial_assets": pl.Float64, "per_capita_financial_assets": pl.Float64,
+    "enrolled": pl.List(pl.String), "receiving": pl.List(pl.String),
+}
+
+
+def _valid_on(model, on: dt.date):
+    return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
+
+
+def _rural_flag():
+    name = Region.name
+    return case((or_(name.like("%村委会"), name.like("%村民委员会"), name.like("%村"), name.like("%乡"),
+                     name.like("%镇")), True), else_=False)
+
+
+async def household_frame(session: AsyncSession, *, on: dt.date, region_code: str | None = None,
+                          scope: Scope | None = None, household_ids: list[int] | None = None) -> pl.DataFrame:
+    """The facts of every household under ``region_code`` (within ``scope``) or of ``household_ids``.
+
+    Six statements whatever the number of households; everything else is columnar.
+    """
+    conditions = []
+    if region_code is not None:
+        conditions.append(Scope.of([region_code]).predicate(Household.region_code))
+    if scope is not None:
+        conditions.append(scope.predicate(Household.region_code))
+    if household_ids is not None:
+        conditions.append(Household.id.in_(household_ids))
+    selected = select(Household.id).where(*conditions)
+
+    households = (await session.execute(
+        select(Household.id, Household.household_number, Household.region_code, _rural_flag())
+        .join(Region, Region.code == Household.region_code).where(*conditions).order_by(Household.id)
+    )).all()
+    if not households:
+        return pl.DataFrame(schema=FRAME_SCHEMA)
+    hh = pl.DataFrame(households, schema={"household_id": pl.Int64, "household_number": pl.String,
+                                          "region_code": pl.String, "rural": pl.Boolean}, orient="row")
+    hh = hh.with_columns(province_code=pl.col("region_code").str.slice(0, 2))
+
+    members = (await session.execute(
+        select(Membership.household_id, Person.id, Person.birth_date, Person.sex, Membership.relation_to_head,
+               Person.disability_level, Person.disability_category, Person.chronic_disease, Person.major_disease,
+               Person.hospitalised, Person.labour_capacity, Person.employment_status, Person.student_stage,
+               Person.hukou_region_code)
+        .join(Person, Person.id == Membership.person_id)
+        .where(Membership.household_id.in_(selected), _valid_on(Membership, on))
+    )).all()
+    mem = pl.DataFrame(members, orient="row", schema={
+        "household_id": pl.Int64, "person_id": pl.Int64, "birth_date": pl.Date, "sex": pl.String,
+        "relation_to_head": pl.String, "disability_level": pl.Int32, "disability_category": pl.String,
+        "chronic_disease": pl.Boolean, "major_disease": pl.Boolean, "hospitalised": pl.Boolean,
+        "labour_capacity": pl.String, "employment_status": pl.String, "student_stage": pl.String,
+        "hukou_region_code": pl.String})
+    mem = mem.with_columns(age=_age_expr("birth_date", on))
+
+    obligors = await _able_obligors(session, selected, on)
+    mem = mem.join(obligors, on="person_id", how="left").with_columns(pl.col("able_obligors").fill_null(0))
+    mem = mem.join(hh.select("household_id", "province_code"), on="household_id", how="left").with_columns(
+        local_hukou=pl.col("hukou_region_code").str.starts_with(pl.col("province_code")))
+    grouped = mem.group_by("household_id").agg(
+        member_count=pl.len().cast(pl.Int32),
+        members=pl.struct([pl.col(c).cast(t) for c, t in MEMBER_SCHEMA.items()]),
+    )
+
+    flows = await _flows(session, selected, on)
+    enrolments = (await session.execute(
+        select(Enrollment.household_id, Enrollment.program_key, Enrollment.status)
+        .where(Enrollment.household_id.in_(selected),
+               Enrollment.status.in_([s.value for s in OPEN_ENROLLMENT_STATUSES]))
+    )).all()
+    enr = pl.DataFrame(enrolments, orient="row", schema={"household_id": pl.Int64, "program_key": pl.String,
+                                                         "status": pl.String})
+    receiving_values = [s.value for s in RECEIVING_ENROLLMENT_STATUSES]
+    enr = enr.group_by("household_id").agg(
+        enrolled=pl.col("program_key").unique().sort(),
+        receiving=pl.col("program_key").filter(pl.col("status").is_in(receiving_values)).unique().sort(),
+    )
+    frame = (
+        hh.join(grouped, on="household_id", how="left")
+        .join(flows, on="household_id", how="left")
+        .join(enr, on="household_id", how="left")
+        .with_columns(
+            pl.col("member_count").fill_null(0),
+            pl.col("members").fill_null(pl.lit([], dtype=FRAME_SCHEMA["members"])),
+            *[pl.col(c).fill_null(0.0) for c in ("monthly_income", "monthly_earned_income",
+                                                 "monthly_rigid_expenditure", "financial_assets")],
+            pl.col("enrolled").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            pl.col("receiving").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        )
+        .with_columns(per_capita_financial_assets=pl.col("financial_assets") / pl.max_horizontal(pl.col("member_count"), 1))
+    )
+    return frame.select([pl.col(c).cast(t) for c, t in FRAME_SCHEMA.items()]).sort("household_id")
+
+
+def _age_expr(column: str, on: dt.date) -> pl.Expr:
+    c = pl.col(column)
+    before_birthday = (c.dt.month().cast(pl.Int32) * 100 + c.dt.day().cast(pl.Int32)) > (on.month * 100 + on.day)
+    return (on.year - c.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32)).cast(pl.Int32)
+
+
+async def _able_obligors(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
+    """Living support obligors able to work, per member (same duties as :func:`core.graph.support_obligors`)."""
+    member_ids = select(Membership.person_id).where(Membership.household_id.in_(selected), _valid_on(Membership, on))
+    r = Relationship
+    # (member, other, duty kind): explicit obligors and spouses; parents of a minor; adult children of a parent.
+    explicit = select(r.to_person_id.label("pid"), r.from_person_id.label("other"), r.kind.label("kind"),
+                      literal("in").label("dir")).where(
+        r.to_person_id.in_(member_ids), r.kind.in_([RelationshipKind.SUPPORT_OBLIGOR.value,
+                                                    RelationshipKind.SPOUSE.value, RelationshipKind.PARENT.value]),
+        _valid_on(r, on))
+    reverse = select(r.from_person_id.label("pid"), r.to_person_id.label("other"), r.kind.label("kind"),
+                     literal("out").label("dir")).where(
+        r.from_person_id.in_(member_ids), r.kind.in_([RelationshipKind.SPOUSE.value, RelationshipKind.PARENT.value]),
+        _valid_on(r, on))
+    edges = union_all(explicit, reverse).subquery()
+    other = Person.__table__.alias("other")
+    me = Person.__table__.alias("me")
+    rows = (await session.execute(
+        select(edges.c.pid, edges.c.other, edges.c.kind, edges.c.dir, me.c.birth_date, other.c.birth_date,
+               other.c.labour_capacity)
+        .join(other, other.c.id == edges.c.other).join(me, me.c.id == edges.c.pid)
+        .where(other.c.death_date.is_(None))
+    )).all()
+    df = pl.DataFrame(rows, orient="row", schema={"person_id": pl.Int64, "other": pl.Int64, "kind": pl.String,
+                                                  "dir": pl.String, "my_birth": pl.Date, "other_birth": pl.Date,
+                                                  "other_capacity": pl.String})
+    duty = (
+        ((pl.col("kind") == "SUPPORT_OBLIGOR") & (pl.col("dir") == "in"))
+        | (pl.col("kind") == "SPOUSE")
+        | ((pl.col("kind") == "PARENT") & (pl.col("dir") == "in") & (_age_expr("my_birth", on) < ADULT_AGE))
+        | ((pl.col("kind") == "PARENT") & (pl.col("dir") == "out") & (_age_expr("other_birth", on) >= ADULT_AGE))
+    )
+    able = pl.col("other_capacity").fill_null("FULL") != "NONE"
+    return (df.filter(duty & able).group_by("person_id").agg(able_obligors=pl.col("other").n_unique().cast(pl.Int32)))
+
+
+async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
+    """Monthly income, earned income, rigid expenditure and financial assets: the rules of core.economics,
+    over a household subquery instead of an id list so that a whole region is two statements."""
+    start = window_start(on)
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    item = EconomicItem
+    overlap_start = case((item.period_start > start, item.period_start), else_=literal(start, Date))
+    overlap_end = case((item.period_end < on, item.period_end), else_=literal(on, Date))
+    period_days = _day_number(item.period_end, dialect) - _day_number(item.period_start, dialect) + 1
+    overlap_days = _day_number(overlap_end, dialect) - _day_number(overlap_start, dialect) + 1
+    prorated = item.amount * overlap_days / period_days
+    in_window = and_(item.period_end >= start, item.period_start <= on)
+
+    def total(kinds) -> Any:
+        return func.sum(case((item.kind.in_([k.value for k in kinds]), prorated), else_=0))
+
+    flow_rows = (await session.execute(
+        select(item.household_id, total(INCOME_KINDS), total(EARNED_INCOME_KINDS), total(EXPENDITURE_KINDS))
+        .where(item.household_id.in_(selected), in_window).group_by(item.household_id)
+    )).all()
+    latest = (
+        select(item.household_id, item.amount,
+               func.row_number().over(partition_by=(item.household_id, item.person_id, item.kind, item.source),
+                                      order_by=(item.period_end.desc(), item.id.desc())).label("rn"))
+        .where(item.household_id.in_(selected), item.kind.in_([k.value for k in FINANCIAL_ASSET_KINDS]),
+               item.period_end <= on)
+        .subquery()
+    )
+    asset_rows = (await session.execute(
+        select(latest.c.household_id, func.sum(latest.c.amount)).where(latest.c.rn == 1).group_by(latest.c.household_id)
+    )).all()
+    flows = pl.DataFrame([(h, float(a or 0), float(b or 0), float(c or 0)) for h, a, b, c in flow_rows], orient="row",
+                         schema={"household_id": pl.Int64, "annual_income": pl.Float64, "annual_earned": pl.Float64,
+                                 "annual_expenditure": pl.Float64})
+    assets = pl.DataFrame([(h, float(a or 0)) for h, a in asset_rows], orient="row",
+                          schema={"household_id": pl.Int64, "financial_assets": pl.Float64})
+    return flows.join(assets, on="household_id", how="full", coalesce=True).select(
+        "household_id",
+        monthly_income=(pl.col("annual_income").fill_null(0) / WINDOW_MONTHS).round(2),
+        monthly_earned_income=(pl.col("annual_earned").fill_null(0) / WINDOW_MONTHS).round(2),
+        monthly_rigid_expenditure=(pl.col("annual_expenditure").fill_null(0) / WINDOW_MONTHS).round(2),
+        financial_assets=pl.col("financial_assets").fill_null(0.0),
+    )
+
+
+# --- one province's policy ---------------------------------------------------------------------------------
+
+RESULT_SCHEMA = {"household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String,
+                 "program": pl.String, "eligible": pl.Boolean, "enrolled": pl.Boolean,
+                 "reasons": pl.List(pl.String), "monthly_amount": pl.Float64}
+
+
+class ProvincePolicy:
+    """The programs, rules, formulas and deductions of one province, from the plugins it enables."""
+
+    def __init__(self, pm: pluggy.PluginManager, config: ProvinceConfig):
+        self.config = config
+        self.code = config.code
+        self.params = config.params
+        self.plugins = ProvincePlugins(pm, config.code, config.enabled)
+        self.programs: dict[str, Program] = {}
+        owners: dict[str, str] = {}
+        for plugin_name, programs in self.plugins.call_each("aidgraph_programs"):
+            for program in programs:
+                if program.key in self.programs:
+                    raise PluginError(f"program {program.key!r} is registered by both {owners[program.key]} and "
+                                      f"{plugin_name}")
+                self.programs[program.key] = program
+                owners[program.key] = plugin_name
+        rank = {name: i for i, name in enumerate(config.enabled)}
+        self.programs = dict(sorted(self.programs.items(), key=lambda kv: (rank.get(owners[kv[0]], -1), kv[0])))
+        self.rules: dict[str, list[EligibilityRule]] = {key: [] for key in self.programs}
+        replacements: list[tuple[str, EligibilityRule]] = []
+        for plugin_name, rules in self.plugins.call_each("aidgraph_eligibility_rules"):
+            for rule in rules:
+                if rule.program not in self.programs:
+                    continue  # a rule for a program this province does not enable
+                if rule.kind not in ("gate", "test", "alternative"):
+                    raise PluginError(f"plugin {plugin_name}: rule {rule.key} has unknown kind {rule.kind!r}")
+                if rule.replaces:
+                    replacements.append((plugin_name, rule))
+                elif any(r.key == rule.key for r in self.rules[rule.program]):
+                    raise PluginError(f"plugin {plugin_name}: rule {rule.program}.{rule.key} is defined twice")
+                else:
+                    self.rules[rule.program].append(rule)
+        for plugin_name, rule in replacements:
+            existing = self.rules[rule.program]
+            index = next((i for i, r in enumerate(existing) if r.key == rule.replaces), None)
+            if index is None:
+                raise PluginError(f"plugin {plugin_name}: rule {rule.key} replaces {rule.program}.{rule.replaces}, "
+                                  f"which no enabled plugin defines")
+            existing[index] = rule
+        self.formulas: dict[str, BenefitFormula | None] = {
+            key: self.plugins.hook.aidgraph_benefit_formula(program=program, params=self.params)
+            for key, program in self.programs.items()
+        }
+        self.deductions: list[IncomeDeduction] = flatten(self.plugins.hook.aidgraph_income_deductions(params=self.params))
+
+    def program(self, key: str) -> Program | None:
+        return self.programs.get(key)
+
+    def context(self, on: dt.date) -> RuleContext:
+        return RuleContext(self.params, on, self.code)
+
+    def assess_income(self, frame: pl.LazyFrame, ctx: RuleContext) -> pl.LazyFrame:
+        """Add income_deduction, assessed_monthly_income, per_capita_income and the income reason."""
+        built = [(d, *d.build(ctx)) for d in self.deductions]
+        total = pl.lit(0.0)
+        parts = []
+        for _d, amount, reason in built:
+            total = total + amount.fill_null(0.0).cast(pl.Float64)
+            parts.append(fmt("{} ({} yuan)", reason, yuan(amount.fill_null(0.0))))
+        deduction = pl.min_horizontal(total, pl.col("monthly_income")).clip(lower_bound=0.0)
+        frame = frame.with_columns(income_deduction=deduction.round(2))
+        frame = frame.with_columns(assessed_monthly_income=(pl.col("monthly_income") - pl.col("income_deduction")).round(2))
+        frame = frame.with_columns(
+            per_capita_income=(pl.col("assessed_monthly_income") / pl.max_horizontal(pl.col("member_count"), 1)).round(2))
+        deduction_text = pl.concat_str(parts, separator="; ") if parts else pl.lit("none")
+        return frame.with_columns(income_reason=fmt(
+            "household income {} yuan/month, deductions {} yuan/month ({}), assessed per-capita income {} "
+            "yuan/month over {} member(s)",
+            yuan(pl.col("monthly_income")), yuan(pl.col("income_deduction")), deduction_text,
+            yuan(pl.col("per_capita_income")), pl.col("member_count")))
+
+    def plan(self, frame: pl.DataFrame | pl.LazyFrame, on: dt.date, programs: Iterable[str] | None = None
+             ) -> pl.LazyFrame:
+        """A lazy plan giving one row per (household, program): eligible, enrolled, reasons, monthly amount."""
+        ctx = self.context(on)
+        lf = self.assess_income(frame.lazy(), ctx)
+        keys = list(self.programs) if programs is None else [k for k in programs if k in self.programs]
+        parts = []
+        for key in keys:
+            parts.append(lf.select(**self._program_columns(key, ctx)))
+        if not parts:
+            return pl.DataFrame(schema=RESULT_SCHEMA).lazy()
+        return pl.concat(parts, how="vertical")
+
+    def _program_columns(self, key: str, ctx: RuleContext) -> dict[str, pl.Expr]:
+        gates, tests, alternatives, reasons = [], [], [], [pl.col("income_reason")]
+        for rule in self.rules[key]:
+            try:
+                passes, reason = rule.build(ctx)
+            except ParameterMissing as e:
+                passes, reason = pl.lit(False), pl.lit(f"{rule.key}: {e}")
+            passes = passes.fill_null(False)
+            if rule.kind == "alternative":
+                alternatives.append(passes)
+                reasons.append(pl.when(passes).then(pl.lit("met (alternative): ") + reason))
+            else:
+                (gates if rule.kind == "gate" else tests).append(passes)
+                reasons.append(pl.when(passes).then(pl.lit("met: ") + reason).otherwise(pl.lit("not met: ") + reason))
+        main = pl.all_horizontal(tests) if tests else pl.lit(True)
+        if alternatives:
+            main = main | pl.any_horizontal(alternatives)
+        eligible = (pl.all_horizontal(gates) & main) if gates else main
+        formula = self.formulas.get(key)
+        amount: pl.Expr = pl.lit(None, dtype=pl.Float64)
+        if formula is not None:
+            try:
+                value, amount_reason = formula.build(ctx)
+            except ParameterMissing as e:
+                value, amount_reason = pl.lit(None, dtype=pl.Float64), pl.lit(f"benefit: {e}")
+            amount = pl.when(eligible).then(value.cast(pl.Float64).round(2)).otherwise(None)
+            reasons.append(pl.when(eligible).then(pl.lit("benefit: ") + amount_reason))
+        return {
+            "household_id": pl.col("household_id"),
+            "household_number": pl.col("household_number"),
+            "region_code": pl.col("region_code"),
+            "program": pl.lit(key),
+            "eligible": eligible,
+            "enrolled": pl.col("enrolled").list.contains(key),
+            "reasons": pl.concat_list(reasons).list.drop_nulls(),
+            "monthly_amount": amount,
+        }
+
+    def evaluate_frame(self, frame: pl.DataFrame, on: dt.date, programs: Iterable[str] | None = None) -> pl.DataFrame:
+        return self.plan(frame, on, programs).collect().cast(RESULT_SCHEMA)  # type: ignore[arg-type]
+
+
+# --- the engine for a deployment ---------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyEngine:
+    """Every configured province's policy, built lazily from one plugin manager and the province folders."""
+
+    settings: Settings | None = None
+    pm: Any = None
+    _provinces: dict[str, ProvincePolicy] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pm is None:
+            self.pm = build_plugin_manager(self.settings)
+
+    def province(self, code: str) -> ProvincePolicy:
+        if code not in self._provinces:
+            self._provinces[code] = ProvincePolicy(self.pm, load_province(code, self.settings, self.pm))
+        return self._provinces[code]
+
+    def province_codes(self) -> list[str]:
+        from core.parameters import available_provinces
+
+        return available_provinces(self.settings)
+
+    def catalogue(self) -> ProgramCatalogue:
+        """The programs of every configured province, for the API's ``programs`` and enrolment views."""
+        catalogue = ProgramCatalogue()
+        for code in self.province_codes():
+            policy = self.province(code)
+            catalogue.enabled[code] = list(policy.programs)
+            for key, program in policy.programs.items():
+                catalogue.programs.setdefault(key, ProgramInfo(key=key, name=program.name, domain=program.domain))
+        return catalogue
+
+    async def evaluate(self, session: AsyncSession, *, on: dt.date | None = None, region_code: str | None = None,
+                       scope: Scope | None = None, household_ids: list[int] | None = None,
+                       programs: Iterable[str] | None = None) -> pl.DataFrame:
+        """Eligibility of every enabled program for the households selected (one row per household and program)."""
+        on = on or dt.date.today()
+        frame = await household_frame(session, on=on, region_code=region_code, scope=scope, household_ids=household_ids)
+        results = []
+        for code in sorted(frame["province_code"].unique().to_list()):
+            if code not in self.province_codes():
+                continue  # a province with no configuration has no programs
+            policy = self.province(code)
+            results.append(policy.evaluate_frame(frame.filter(pl.col("province_code") == code), on, programs))
+        if not results:
+            return pl.DataFrame(schema=RESULT_SCHEMA)
+        return pl.concat(results).sort("household_id", "program")
+
+    async def gaps(self, session: AsyncSession, *, region_code: str, scope: Scope | None = None,
+                   program: str | None = None, on: dt.date | None = None) -> pl.DataFrame:
+        """政策找人: households under ``region_code`` eligible for a program but not enrolled in it."""
+        result = await self.evaluate(session, on=on, region_code=region_code, scope=scope,
+                                     programs=None if program is None else [program])
+        return result.filter(pl.col("eligible") & ~pl.col("enrolled"))

@@ -1,0 +1,102 @@
+"""低保边缘家庭 (near-dibao / low-income households): income between the dibao standard and 1.5 x the urban one.
+
+Rule (POLICY_FACTS §1, GD-2021): a low-income household has per-capita income below 1.5 x the local *urban*
+dibao standard (``dibao.low_income_multiplier``) and property within the rules; households already receiving
+dibao or tekun are not near-dibao. Near-dibao status pays no monthly cash: it opens special aid (medical,
+education, housing) and, when the household later meets the dibao or tekun criteria, a transfer without a new
+application (GD-2022). Fujian limits financial assets to N x the dibao standard (FJ-2021, through its plugin).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from core.eligibility import (
+    PROGRAM_SEARCH_FIELDS,
+    EligibilityRule,
+    Program,
+    RuleContext,
+    dibao_standard,
+    fmt,
+    program_search_document,
+    receiving_any,
+    residence_test,
+    standard_label,
+    yuan,
+)
+from core.hookspecs import hookimpl
+from core.parameters import ParamSpec
+
+__version__ = "0.1.0"
+
+PROGRAM = Program(key="dibao_edge", name="低保边缘家庭 near-dibao (low-income) household", domain="basic_living",
+                  category="DIBAO_EDGE", reviewed=True,
+                  description="Low-income households just above the dibao line: special aid without cash.")
+
+
+@hookimpl
+def aidgraph_programs() -> list[Program]:
+    return [PROGRAM]
+
+
+@hookimpl
+def aidgraph_parameter_schemas() -> list[ParamSpec]:
+    return [
+        ParamSpec("dibao_edge.financial_assets_limit_months", "number",
+                  "per-capita financial assets may not exceed this many months of the dibao standard", "months",
+                  minimum=0),
+        ParamSpec("dibao_edge.review_months", "integer", "复核: months between reviews", "months", minimum=1),
+    ]
+
+
+def _not_receiving(c: RuleContext):
+    on_basic = receiving_any(["dibao", "tekun"])
+    return ~on_basic, pl.lit("not receiving dibao or tekun")
+
+
+def _income(c: RuleContext):
+    std = dibao_standard(c)
+    line = c.col("dibao.urban_standard").cast(pl.Float64) * float(c.p("dibao.low_income_multiplier"))
+    pci = pl.col("per_capita_income")
+    return (pci >= std) & (pci < line), fmt(
+        "per-capita income {} yuan/month at or above the {} dibao standard {} and below {} x urban standard = {} "
+        "yuan/month ({})", yuan(pci), standard_label(), yuan(std), c.p("dibao.low_income_multiplier"), yuan(line),
+        c.cite("dibao.low_income_multiplier"))
+
+
+def _assets(c: RuleContext):
+    limit = dibao_standard(c) * float(c.p("dibao_edge.financial_assets_limit_months"))
+    return pl.col("per_capita_financial_assets") <= limit, fmt(
+        "per-capita financial assets {} yuan within {} months of the dibao standard = {} yuan ({})",
+        yuan(pl.col("per_capita_financial_assets")), c.p("dibao_edge.financial_assets_limit_months"), yuan(limit),
+        c.cite("dibao_edge.financial_assets_limit_months"))
+
+
+@hookimpl
+def aidgraph_eligibility_rules() -> list[EligibilityRule]:
+    return [
+        EligibilityRule("dibao_edge", "residence", residence_test, kind="gate"),
+        EligibilityRule("dibao_edge", "not_receiving", _not_receiving, kind="gate"),
+        EligibilityRule("dibao_edge", "assets", _assets, kind="gate"),
+        EligibilityRule("dibao_edge", "income", _income),
+    ]
+
+
+@hookimpl(trylast=True)
+def aidgraph_review_interval_months(program: Program, params, facts: dict) -> int | None:
+    return int(params.value("dibao_edge.review_months", facts["on"])) if program.key == "dibao_edge" else None
+
+
+@hookimpl
+def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
+    return [("enrollment", ["apply", "review", "approve"])]
+
+
+@hookimpl
+def aidgraph_search_fields() -> dict:
+    return PROGRAM_SEARCH_FIELDS
+
+
+@hookimpl
+def aidgraph_search_document(entity: str, record: dict) -> dict | None:
+    return program_search_document([PROGRAM], entity, record)

@@ -1,0 +1,129 @@
+"""就业救助 (employment aid): zero-employment households first, and referral of new dibao/tekun households.
+
+Rules (POLICY_FACTS §2 employment, GD-2021, GD-2024): priority public employment services; zero-employment
+households (零就业家庭: working-age members able to work, none employed) are cleared dynamically; public-benefit
+jobs as the last resort. Gansu (GS-2024) supports entrepreneurship of low-income persons: a 5,000-yuan
+one-time subsidy after a business runs one year, guaranteed personal loans up to 300,000 for 3 years and
+small-enterprise loans up to 4,000,000 for 2 years (optional parameters; where configured the reasons name
+them). The working-age band is not in the sources: illustrative.
+
+Lifecycle: when a dibao or tekun enrolment becomes active for a zero-employment household, this plugin adds a
+referral (分类转办, GD-2022) to the household's aid chain, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from core import aidchain
+from core.eligibility import (
+    PROGRAM_SEARCH_FIELDS,
+    EligibilityRule,
+    Program,
+    RuleContext,
+    count_members,
+    fmt,
+    member,
+    program_search_document,
+)
+from core.hookspecs import hookimpl
+from core.idnumber import age_on
+from core.models import AidChainKind, Membership, Person
+from core.parameters import ParamSpec
+
+__version__ = "0.1.0"
+
+PROGRAM = Program(key="employment", name="就业救助 employment aid", domain="employment",
+                  description="Priority employment services for zero-employment and low-income households.")
+ABLE = ["FULL", "PARTIAL"]
+
+
+@hookimpl
+def aidgraph_programs() -> list[Program]:
+    return [PROGRAM]
+
+
+@hookimpl
+def aidgraph_parameter_schemas() -> list[ParamSpec]:
+    return [
+        ParamSpec("employment.working_age_min", "integer", "劳动年龄: from this age", "years"),
+        ParamSpec("employment.working_age_max", "integer", "劳动年龄: below this age", "years"),
+        ParamSpec("employment.entrepreneurship_subsidy", "number", "一次性创业补贴 after one year in business",
+                  "yuan once", minimum=0, required=False),
+        ParamSpec("employment.guaranteed_loan_max", "number", "个人创业担保贷款 ceiling", "yuan", minimum=0,
+                  required=False),
+        ParamSpec("employment.guaranteed_loan_years", "integer", "个人创业担保贷款 term", "years", required=False),
+        ParamSpec("employment.small_enterprise_loan_max", "number", "小微企业创业担保贷款 ceiling", "yuan", minimum=0,
+                  required=False),
+        ParamSpec("employment.small_enterprise_loan_years", "integer", "小微企业创业担保贷款 term", "years",
+                  required=False),
+    ]
+
+
+def _working_age(c: RuleContext):
+    return (member("age") >= c.p("employment.working_age_min")) & (member("age") < c.p("employment.working_age_max"))
+
+
+def _zero_employment(c: RuleContext):
+    able = count_members(_working_age(c) & member("labour_capacity").is_in(ABLE))
+    employed = count_members(member("employment_status") == "EMPLOYED")
+    extras = []
+    if c.has("employment.entrepreneurship_subsidy"):
+        extras.append(f"entrepreneurship subsidy {c.p('employment.entrepreneurship_subsidy'):,.0f} yuan after one "
+                      f"year ({c.cite('employment.entrepreneurship_subsidy')})")
+    if c.has("employment.guaranteed_loan_max"):
+        extras.append(f"guaranteed loan up to {c.p('employment.guaranteed_loan_max'):,.0f} yuan for "
+                      f"{c.p('employment.guaranteed_loan_years', default='?')} years")
+    if c.has("employment.small_enterprise_loan_max"):
+        extras.append(f"small-enterprise loan up to {c.p('employment.small_enterprise_loan_max'):,.0f} yuan for "
+                      f"{c.p('employment.small_enterprise_loan_years', default='?')} years")
+    return (able > 0) & (employed == 0), fmt(
+        "零就业家庭: {} working-age member(s) ({}-{}) able to work, {} employed{}", able,
+        c.p("employment.working_age_min"), c.p("employment.working_age_max") - 1, employed,
+        ("; " + "; ".join(extras)) if extras else "")
+
+
+@hookimpl
+def aidgraph_eligibility_rules() -> list[EligibilityRule]:
+    return [EligibilityRule("employment", "zero_employment", _zero_employment)]
+
+
+@hookimpl
+async def aidgraph_enrollment_changed(event) -> None:
+    """Refer a zero-employment household to employment services when its dibao or tekun becomes active."""
+    if event.program.key not in ("dibao", "tekun") or event.to_status != "ACTIVE":
+        return None
+    params = event.params
+    on: dt.date = event.on
+    if not params.has("employment.working_age_min"):
+        return None
+    low, high = params.value("employment.working_age_min", on), params.value("employment.working_age_max", on)
+    rows = (await event.session.execute(
+        select(Person.birth_date, Person.labour_capacity, Person.employment_status)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.household_id == event.household_id, Membership.valid_to.is_(None))
+    )).all()
+    able = [r for r in rows if low <= age_on(r[0], on) < high and r[1] in ABLE]
+    if able and not any(r[2] == "EMPLOYED" for r in rows):
+        aidchain.append(event.session, event.household_id, AidChainKind.REFERRAL,
+                        f"零就业家庭 referred to employment services: {len(able)} working-age member(s) able to work, "
+                        f"none employed", program_key="employment", ref_type="enrollment",
+                        ref_id=event.enrollment_id, actor=event.actor.username)
+    return None
+
+
+@hookimpl
+def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
+    return [("enrollment", ["apply", "review", "approve"])]
+
+
+@hookimpl
+def aidgraph_search_fields() -> dict:
+    return PROGRAM_SEARCH_FIELDS
+
+
+@hookimpl
+def aidgraph_search_document(entity: str, record: dict) -> dict | None:
+    return program_search_document([PROGRAM], entity, record)
