@@ -73,21 +73,24 @@ class BulkOutcome:
 
     ok: set[str] = field(default_factory=set)
     conflicts: int = 0
+    conflicted: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
     indexed: int = 0
     deleted: int = 0
 
 
 def write(client: OpenSearch, index: str, docs: Iterable[Doc], delete_ids: Iterable[str] = (), *,
-          chunk_size: int = 2000, refresh: bool = False) -> BulkOutcome:
+          chunk_size: int = 2000, refresh: bool = False, version_type: str = "external") -> BulkOutcome:
     """Index ``docs`` with external versions and delete ``delete_ids``, checking every item's result.
 
     A version conflict means the index already holds this or a newer version: success. A delete of a missing
     document is success. Anything else is a failure, reported per id for the caller to retry; connection
-    errors raise (nothing is marked done).
+    errors raise (nothing is marked done). ``version_type="external_gte"`` is only for documents known to be
+    absent, whose delete tombstone may still hold the same version (OpenSearch keeps it for
+    ``index.gc_deletes``).
     """
     actions = [{"_op_type": "index", "_index": index, "_id": d.id, "_version": d.version,
-                "_version_type": "external", "_source": d.source} for d in docs]
+                "_version_type": version_type, "_source": d.source} for d in docs]
     actions += [{"_op_type": "delete", "_index": index, "_id": i} for i in delete_ids]
     outcome = BulkOutcome()
     if not actions:
@@ -107,6 +110,7 @@ def write(client: OpenSearch, index: str, docs: Iterable[Doc], delete_ids: Itera
         elif status == 409:
             outcome.ok.add(doc_key)
             outcome.conflicts += 1
+            outcome.conflicted.add(doc_key)
         else:
             error = result.get("error")
             reason = error.get("reason") if isinstance(error, dict) else str(error)

@@ -8,7 +8,8 @@ after the swap (external versions make repeats harmless), and rows still pending
 Verify reads (id, version) of every row of a kind from the database and (entity_id, _version) of every
 document of that kind from the index (``search_after`` over ``entity_id``), compares them as numpy arrays,
 and repairs: documents missing or older are rewritten from the database, documents of rows that no longer
-exist are deleted, and documents ahead of the database (a restored database) are deleted and rewritten.
+exist are deleted. Documents ahead of the database (a restored database) cannot be lowered with external
+versions, so when there are any the repair is a full reindex.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class KindCheck:
     ahead: int = 0
     extra: int = 0
     repaired: int = 0
+    blocked: int = 0
+    """Missing documents a recent delete's version kept out (repaired by a reindex)."""
     failed: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -131,6 +134,7 @@ class KindCheck:
 @dataclass
 class VerifyResult:
     kinds: dict[str, KindCheck]
+    reindexed: ReindexResult | None = None
 
     @property
     def differences(self) -> int:
@@ -189,17 +193,29 @@ def verify(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layou
         ahead = common[db_v < ix_v]
         check.missing, check.extra, check.stale, check.ahead = len(missing), len(extra), len(stale), len(ahead)
         if repair and check.differences:
-            # Documents ahead of the database cannot be lowered with external versions: delete, then rewrite.
-            removed = indexes.write(client, alias, [], [doc_id(kind, int(i)) for i in np.concatenate([extra, ahead])])
-            check.failed.update(removed.failed)
-            rewrite = np.sort(np.concatenate([missing, stale, ahead])).tolist()
-            for start in range(0, len(rewrite), batch):
-                with engine.connect() as conn:
-                    docs = load_docs(conn, kind, rewrite[start:start + batch], layout)
-                outcome = indexes.write(client, alias, list(docs.values()))
-                check.failed.update(outcome.failed)
-            check.repaired = check.differences - len(check.failed)
+            if len(extra):
+                removed = indexes.write(client, alias, [], [doc_id(kind, int(i)) for i in extra])
+                check.failed.update(removed.failed)
+            for ids, version_type in ((missing, "external_gte"), (stale, "external")):
+                ids_list = ids.tolist()
+                for start in range(0, len(ids_list), batch):
+                    with engine.connect() as conn:
+                        docs = load_docs(conn, kind, ids_list[start:start + batch], layout)
+                    outcome = indexes.write(client, alias, list(docs.values()), version_type=version_type)
+                    check.failed.update(outcome.failed)
+                    if version_type == "external_gte":
+                        check.blocked += len(outcome.conflicted)
+            check.repaired = check.missing + check.stale + check.extra - len(check.failed) - check.blocked
+        checks[kind] = check
+    result = VerifyResult(checks)
+    if repair and any(c.ahead or c.blocked for c in checks.values()):
+        # External versions cannot go down, and a deleted document's version outlives it for a while
+        # (index.gc_deletes): documents ahead of the database (a restored database), and missing documents
+        # whose delete left a higher version behind, need a new index.
+        result.reindexed = reindex(engine, client, alias, layout)
+        for c in checks.values():
+            c.repaired = c.differences
         checks[kind] = check
     if repair:
         client.indices.refresh(index=alias)
-    return VerifyResult(checks)
+    return result
