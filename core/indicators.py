@@ -142,8 +142,9 @@ class IndicatorContext:
         return self._cache[key]
 
     def economic_flows(self, kinds: Iterable[str], baseline_months: int) -> pl.DataFrame:
-        """Monthly sums of economic items of ``kinds`` per household, for the month and ``baseline_months``
-        before it. Columns: ``household_id``, ``months_back`` (0 = this month), ``amount``.
+        """Monthly sums of economic items of ``kinds`` per household and data source, for the month and
+        ``baseline_months`` before it. Columns: ``household_id``, ``source``, ``months_back`` (0 = this
+        month), ``amount``.
 
         Only items whose period lies within the window count: monthly records from the income feed and the
         departments' monthly verification data are what a "sudden" change is measured on; annual declared
@@ -154,17 +155,19 @@ class IndicatorContext:
         if key not in self._cache:
             window_start = shift_month(self.month_start, -baseline_months)
             stmt = (
-                select(EconomicItem.household_id, EconomicItem.period_start, func.sum(EconomicItem.amount))
+                select(EconomicItem.household_id, EconomicItem.source, EconomicItem.period_start,
+                       func.sum(EconomicItem.amount))
                 .join(Household, Household.id == EconomicItem.household_id)
                 .where(EconomicItem.kind.in_(kinds), EconomicItem.period_start >= window_start,
                        EconomicItem.period_end <= self.month_end, self.scope.predicate(Household.region_code))
-                .group_by(EconomicItem.household_id, EconomicItem.period_start)
+                .group_by(EconomicItem.household_id, EconomicItem.source, EconomicItem.period_start)
             )
-            frame = self.query(stmt, {"household_id": pl.Int64, "period_start": pl.Date, "amount": pl.Float64})
+            frame = self.query(stmt, {"household_id": pl.Int64, "source": pl.Utf8, "period_start": pl.Date,
+                                      "amount": pl.Float64})
             current = self.month_start.year * 12 + self.month_start.month - 1
             self._cache[key] = (
                 frame.with_columns((pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
-                .group_by("household_id", "months_back").agg(pl.col("amount").sum())
+                .group_by("household_id", "source", "months_back").agg(pl.col("amount").sum())
             )
         return self._cache[key]
 

@@ -29,20 +29,22 @@ def _feed_hits(kind: str, condition: pl.Expr | None = None):
 
 
 def _baseline(ctx: IndicatorContext, kinds: tuple[str, ...]) -> pl.DataFrame:
-    """Per household: this month's amount and the average of the baseline months.
+    """Per household: this month's amount and the average of the baseline months, over the data sources that
+    have reported this month.
 
-    Only households with a record for this month are compared: a month whose data has not arrived yet is
-    not a drop to zero (a run before the tax feed comes in must not alert every household). A baseline month
-    without records counts as zero.
+    Departments' data arrive source by source (tax, social insurance, civil affairs ...): a source whose
+    records for this month have not arrived yet is left out of both sides, so a run before a feed comes in
+    does not see a drop to zero. A baseline month without records of a reporting source counts as zero.
     """
     months = int(ctx.param("monitoring.thresholds.baseline_months"))
     flows = ctx.economic_flows(kinds, months)
+    reporting = flows.filter(pl.col("months_back") == 0).select("household_id", "source").unique()
     return (
-        flows.group_by("household_id").agg(
+        flows.join(reporting, on=["household_id", "source"], how="semi")
+        .group_by("household_id").agg(
             pl.col("amount").filter(pl.col("months_back") == 0).sum().alias("current"),
             (pl.col("amount").filter(pl.col("months_back") > 0).sum() / months).alias("baseline"),
-            (pl.col("months_back") == 0).any().alias("reported"),
-        ).filter(pl.col("reported"))
+        )
     )
 
 

