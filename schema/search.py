@@ -1,0 +1,132 @@
+"""The contract's Search operation: ``search(query, kinds, regionCode, warningLevel, first, after)``.
+
+The index only finds: each hit's node is loaded from the database through the request's DataLoaders, so the
+caller's read scope and masking apply to what is shown exactly as on every other path (a hit whose record
+has since left the caller's read scope or the database is left out). Scoping of the search itself, facets,
+highlights and paging are :mod:`core.search.query`'s. A search for a full ID number is written to the audit
+log before the answer is returned. A search engine that is down, slow or erroring answers with a GraphQL
+error whose ``extensions.code`` is ``SEARCH_UNAVAILABLE``; bad arguments answer ``VALIDATION`` naming the
+argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from core import audit
+from core.errors import DomainError
+from core.search.client import SearchUnavailable
+from core.search.query import SearchRequest
+from schema.relay import PageInfo
+from schema.types import Alert, Enrollment, Household, Person, WarningLevel
+
+
+@strawberry.enum(description="Kinds of records Search finds.")
+class SearchKind(enum.Enum):
+    PERSON = "PERSON"
+    HOUSEHOLD = "HOUSEHOLD"
+    ALERT = "ALERT"
+    ENROLLMENT = "ENROLLMENT"
+
+
+@strawberry.type
+class FacetBucket:
+    key: str
+    count: int
+
+
+@strawberry.type(description="Counts of the matching records by `kind`, `region` (one level below the region "
+                             "searched) or `warningLevel`, within the caller's scope.")
+class SearchFacet:
+    field: str
+    buckets: list[FacetBucket]
+
+
+SearchResult = Annotated[Person | Household | Alert | Enrollment, strawberry.union("SearchResult")]
+
+
+@strawberry.type
+class SearchEdge:
+    cursor: str
+    score: float
+    highlights: list[str] = strawberry.field(description="HTML fragments of the matched text, matches in <em>.")
+    node: SearchResult
+
+
+@strawberry.type
+class SearchConnection:
+    total_count: int
+    page_info: PageInfo
+    facets: list[SearchFacet]
+    edges: list[SearchEdge]
+
+
+def _unavailable(error: SearchUnavailable) -> GraphQLError:
+    return GraphQLError(f"search is unavailable: {error}", extensions={"code": "SEARCH_UNAVAILABLE"})
+
+
+def _invalid(error: DomainError) -> GraphQLError:
+    first = error.errors[0]
+    return GraphQLError(first.message, extensions={"code": first.code.value, "field": first.field})
+
+
+async def _nodes(info: Info, hits) -> dict[tuple[str, int], object]:
+    context = info.context
+    by_kind: dict[str, list[int]] = {}
+    for h in hits:
+        by_kind.setdefault(h.kind, []).append(h.entity_id)
+    loaders = {"PERSON": (context.persons, Person), "HOUSEHOLD": (context.households, Household),
+               "ALERT": (context.alerts_by_id, Alert), "ENROLLMENT": (context.enrollments_by_id, Enrollment)}
+    kinds = [k for k in by_kind if k in loaders]
+    rows = await asyncio.gather(*(loaders[k][0].load_many(by_kind[k]) for k in kinds))
+    found: dict[tuple[str, int], object] = {}
+    for kind, loaded in zip(kinds, rows):
+        for entity_id, row in zip(by_kind[kind], loaded):
+            if row is not None:
+                found[(kind, entity_id)] = loaders[kind][1].from_row(row)
+    return found
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Free text over names (partial Chinese names), full ID numbers, household numbers "
+                                  "and addresses, within the caller's scope. `first` defaults to 20, at most 100.")
+    async def search(self, info: Info, query: str, kinds: list[SearchKind] | None = None,
+                     region_code: str | None = None, warning_level: WarningLevel | None = None,
+                     first: int | None = None, after: str | None = None) -> SearchConnection:
+        context = info.context
+        request = SearchRequest(query=query, kinds=tuple(k.value for k in kinds) if kinds else None,
+                                region_code=region_code,
+                                warning_levels=(warning_level.value,) if warning_level is not None else None,
+                                first=first, after=after)
+        runtime = context.services.get("search")
+        try:
+            if runtime is None:
+                raise SearchUnavailable("search is not configured on this server")
+            page = await runtime.asearch(context.actor, request)
+        except DomainError as e:
+            raise _invalid(e) from None
+        except SearchUnavailable as e:
+            raise _unavailable(e) from None
+        if page.id_number_searched:
+            persons = [h.entity_id for h in page.hits if h.kind == "PERSON"]
+            async with context.write() as session:
+                audit.record(session, context.actor, "search_id_number", "person",
+                             persons[0] if len(persons) == 1 else None, None,
+                             {"idNumber": page.id_number_searched, "total": page.total})
+        nodes = await _nodes(info, page.hits)
+        edges = [SearchEdge(cursor=h.cursor, score=h.score, highlights=h.highlights, node=nodes[(h.kind, h.entity_id)])
+                 for h in page.hits if (h.kind, h.entity_id) in nodes]
+        return SearchConnection(
+            total_count=page.total,
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            facets=[SearchFacet(field=f.field, buckets=[FacetBucket(key=b.key, count=b.count) for b in f.buckets])
+                    for f in page.facets],
+            edges=edges,
+        )
