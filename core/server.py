@@ -48,7 +48,11 @@ def default_components(settings: Settings | None = None) -> AppComponents:
     from schema.build import build_schema
 
     settings = settings or load_settings()
-    return AppComponents(settings=settings, schema=build_schema(settings=settings))
+    components = AppComponents(settings=settings, schema=build_schema(settings=settings))
+    from core.search.runtime import install as install_search
+
+    install_search(components)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
+    return components
 
 
 class AidgraphGraphQL(GraphQL):

@@ -20,6 +20,7 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "schema.households",
     "schema.audit",
     "schema.monitoring",
+    "schema.search",
 )
 """Core operation modules, each with ``Query`` and/or ``Mutation``."""
 
