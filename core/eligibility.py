@@ -447,7 +447,8 @@ async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
 
 RESULT_SCHEMA = {"household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String,
                  "program": pl.String, "eligible": pl.Boolean, "enrolled": pl.Boolean,
-                 "reasons": pl.List(pl.String), "monthly_amount": pl.Float64}
+                 "reasons": pl.List(pl.String), "monthly_amount": pl.Float64, "one_off_amount": pl.Float64,
+                 "benefit_label": pl.String}
 
 
 class ProvincePolicy:
@@ -555,12 +556,20 @@ class ProvincePolicy:
         eligible = (pl.all_horizontal(gates) & main) if gates else main
         formula = self.formulas.get(key)
         amount: pl.Expr = pl.lit(None, dtype=pl.Float64)
+        one_off: pl.Expr = pl.lit(None, dtype=pl.Float64)
+        label: pl.Expr = pl.lit(None, dtype=pl.String)
         if formula is not None:
             try:
                 value, amount_reason = formula.build(ctx)
+                if formula.label is not None:
+                    label = pl.when(eligible).then(formula.label(ctx))
             except ParameterMissing as e:
                 value, amount_reason = pl.lit(None, dtype=pl.Float64), pl.lit(f"benefit: {e}")
-            amount = pl.when(eligible).then(value.cast(pl.Float64).round(2)).otherwise(None)
+            paid = pl.when(eligible).then(value.cast(pl.Float64).round(2)).otherwise(None)
+            if formula.period == "once":
+                one_off = paid
+            else:
+                amount = paid
             reasons.append(pl.when(eligible).then(pl.lit("benefit: ") + amount_reason))
         return {
             "household_id": pl.col("household_id"),
@@ -571,6 +580,8 @@ class ProvincePolicy:
             "enrolled": pl.col("enrolled").list.contains(key),
             "reasons": pl.concat_list(reasons).list.drop_nulls(),
             "monthly_amount": amount,
+            "one_off_amount": one_off,
+            "benefit_label": label,
         }
 
     def evaluate_frame(self, frame: pl.DataFrame, on: dt.date, programs: Iterable[str] | None = None) -> pl.DataFrame:

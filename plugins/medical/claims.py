@@ -1,0 +1,258 @@
+"""Settling a medical-aid claim (医疗救助结算) under the claimant's province rules, and the category that applies.
+
+:func:`settle_amounts` is the arithmetic, the same for every province: the province's parameters decide the
+ratio by category, whether a deductible applies (Gansu's patients impoverished by illness), the annual caps
+and the secondary aid. A parameter the province does not configure is a rule it does not have.
+
+Order of computation (GS-2024 wording, Guangdong and Fujian as the special case without deductible, cap or
+secondary aid): the base is the compliant cost left after basic and critical-illness insurance; the annual
+deductible still unused is taken off; the ratio applies to the rest; the annual cap still unused limits the
+aid; out-of-pocket above the secondary threshold (over the calendar year, after insurance and aid) gets the
+secondary ratio of the excess, with no cap.
+
+:func:`settle_claim` is the service behind the contract's ``settleMedicalAid``: it finds the person's
+category on the admission date from their household's enrolments, reads the year's earlier claims, writes the
+claim, an aid-chain entry and an audit row in the caller's transaction, and supports idempotency keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import aidchain, audit, authz
+from core.actor import Actor
+from core.errors import DomainError, ErrorCode, FieldError, not_found
+from core.models import AidChainKind, Enrollment, IdempotencyRecord, MedicalClaim, Membership, Person
+from core.parameters import ProvinceParams
+
+CENT = Decimal("0.01")
+CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
+                       "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
+ILLNESS_IMPOVERISHED = "ILLNESS_IMPOVERISHED"
+
+
+def money(value: float | Decimal | int) -> Decimal:
+    return Decimal(str(value)).quantize(CENT, ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class ClaimTerms:
+    """The rules that apply to one claim: from the province's parameters for the category found."""
+
+    category: str
+    ratio: Decimal
+    deductible: Decimal = Decimal("0")
+    cap: Decimal | None = None
+    secondary_threshold: Decimal | None = None
+    secondary_ratio: Decimal | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class YearSoFar:
+    """The person's earlier claims in the same calendar year."""
+
+    deductible_used: Decimal = Decimal("0")
+    aid_paid: Decimal = Decimal("0")
+    out_of_pocket_before_secondary: Decimal = Decimal("0")
+    secondary_paid: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    category: str
+    compliant_cost: Decimal
+    insurance_paid: Decimal
+    deductible_applied: Decimal
+    aid_amount: Decimal
+    secondary_aid_amount: Decimal
+    out_of_pocket: Decimal
+    reasons: list[str]
+
+
+def settle_amounts(compliant_cost: float | Decimal, insurance_paid: float | Decimal, terms: ClaimTerms,
+                   year: YearSoFar = YearSoFar()) -> Settlement:
+    compliant, insured = money(compliant_cost), money(insurance_paid)
+    base = max(compliant - insured, Decimal("0"))
+    reasons = [f"compliant cost {compliant} - insurance paid {insured} = {base} left after basic and "
+               f"critical-illness insurance"]
+    deductible_left = max(terms.deductible - year.deductible_used, Decimal("0"))
+    applied = min(base, deductible_left)
+    if terms.deductible:
+        reasons.append(f"annual deductible {money(terms.deductible)} ({terms.sources.get('deductible', '')}), "
+                       f"{money(year.deductible_used)} used earlier this year: {applied} applied")
+    else:
+        reasons.append("no annual deductible for this category")
+    aid = money((base - applied) * terms.ratio)
+    reasons.append(f"aid ratio {terms.ratio:.0%} for {terms.category} ({terms.sources.get('ratio', '')}): "
+                   f"{base - applied} x {terms.ratio} = {aid}")
+    if terms.cap is not None:
+        cap_left = max(terms.cap - year.aid_paid, Decimal("0"))
+        if aid > cap_left:
+            reasons.append(f"annual cap {money(terms.cap)} ({terms.sources.get('cap', '')}), {money(year.aid_paid)} paid "
+                           f"earlier this year: aid limited to {money(cap_left)}")
+            aid = money(cap_left)
+        else:
+            reasons.append(f"annual cap {money(terms.cap)} ({terms.sources.get('cap', '')}) not reached")
+    else:
+        reasons.append("no annual cap configured for this province")
+    before_secondary = base - aid
+    secondary = Decimal("0.00")
+    if terms.secondary_threshold is not None and terms.secondary_ratio is not None:
+        year_total = year.out_of_pocket_before_secondary + before_secondary
+        due = money(max(year_total - terms.secondary_threshold, Decimal("0")) * terms.secondary_ratio)
+        secondary = max(due - year.secondary_paid, Decimal("0.00"))
+        reasons.append(f"secondary aid: out of pocket this year {money(year_total)} above {money(terms.secondary_threshold)}"
+                       f" x {terms.secondary_ratio:.0%} = {due}, {money(year.secondary_paid)} paid earlier: {secondary} "
+                       f"now, no cap ({terms.sources.get('secondary', '')})")
+    else:
+        reasons.append("no secondary aid configured for this province")
+    out_of_pocket = money(before_secondary - secondary)
+    return Settlement(terms.category, compliant, insured, money(applied), aid, money(secondary), out_of_pocket, reasons)
+
+
+def terms_for(params: ProvinceParams, categories: list[str], on: dt.date) -> ClaimTerms | None:
+    """The most favourable terms among the person's categories on ``on`` (None: no category is covered)."""
+    ratios = {k: Decimal(str(v)) for k, v in (params.value("medical.aid_ratio", on, default=None) or {}).items()}
+    options: list[ClaimTerms] = []
+    common = dict(
+        cap=_dec(params.value("medical.annual_cap", on, default=None)),
+        secondary_threshold=_dec(params.value("medical.secondary_threshold", on, default=None)),
+        secondary_ratio=_dec(params.value("medical.secondary_ratio", on, default=None)),
+    )
+    sources = {"ratio": params.cite("medical.aid_ratio"), "cap": params.cite("medical.annual_cap"),
+               "secondary": params.cite("medical.secondary_ratio")}
+    for category in categories:
+        if category == ILLNESS_IMPOVERISHED:
+            ratio = params.value("medical.illness_impoverished_ratio", on, default=None)
+            if ratio is None:
+                continue
+            options.append(ClaimTerms(
+                category, Decimal(str(ratio)), _dec(params.value("medical.illness_impoverished_deductible", on,
+                                                                 default=0)) or Decimal("0"),
+                sources={**sources, "ratio": params.cite("medical.illness_impoverished_ratio"),
+                         "deductible": params.cite("medical.illness_impoverished_deductible")}, **common))
+        elif category in ratios:
+            options.append(ClaimTerms(category, ratios[category], sources=sources, **common))
+    if not options:
+        return None
+    # the category that leaves the person least to pay: highest ratio, then smallest deductible
+    return sorted(options, key=lambda t: (-t.ratio, t.deductible))[0]
+
+
+def _dec(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+async def categories_on(session: AsyncSession, person_id: int, household_id: int | None, on: dt.date) -> list[str]:
+    """The person's medical-aid categories on ``on``: from enrolments active that day (household-wide ones of
+    the household, and the person's own, such as medical aid for a patient impoverished by illness)."""
+    e = Enrollment
+    active_that_day = and_(e.start_date.is_not(None), e.start_date <= on, or_(e.end_date.is_(None), e.end_date > on),
+                           e.status.in_(["ACTIVE", "GRADUAL_EXIT", "ENDED"]))
+    whose = or_(e.person_id == person_id, and_(e.household_id == household_id, e.person_id.is_(None))) \
+        if household_id is not None else e.person_id == person_id
+    rows = (await session.execute(select(e.program_key, e.category).where(whose, active_that_day))).all()
+    found: list[str] = []
+    for program_key, category in rows:
+        if category in (ILLNESS_IMPOVERISHED, "ORPHAN"):
+            found.append(category)
+        elif program_key in CATEGORY_OF_PROGRAM:
+            found.append(CATEGORY_OF_PROGRAM[program_key])
+    return sorted(set(found))
+
+
+async def year_so_far(session: AsyncSession, person_id: int, year: int) -> YearSoFar:
+    c = MedicalClaim
+    row = (await session.execute(
+        select(func.coalesce(func.sum(c.deductible_applied), 0), func.coalesce(func.sum(c.aid_amount), 0),
+               func.coalesce(func.sum(c.out_of_pocket + c.secondary_aid_amount), 0),
+               func.coalesce(func.sum(c.secondary_aid_amount), 0))
+        .where(c.person_id == person_id, c.admission_date >= dt.date(year, 1, 1),
+               c.admission_date < dt.date(year + 1, 1, 1))
+    )).one()
+    return YearSoFar(*(money(v) for v in row))
+
+
+@dataclass(frozen=True)
+class ClaimInput:
+    person_id: int
+    admission_date: dt.date
+    compliant_cost: float
+    insurance_paid: float
+    major_disease: bool = False
+    idempotency_key: str | None = None
+
+
+async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: ClaimInput) -> MedicalClaim:
+    """Settle one claim in the caller's transaction (the boundary commits). Raises DomainError."""
+    problems = []
+    if claim.compliant_cost < 0:
+        problems.append(FieldError("compliantCost", "must not be negative", ErrorCode.VALIDATION))
+    if claim.insurance_paid < 0:
+        problems.append(FieldError("insurancePaid", "must not be negative", ErrorCode.VALIDATION))
+    if claim.insurance_paid > claim.compliant_cost:
+        problems.append(FieldError("insurancePaid", "exceeds the compliant cost", ErrorCode.VALIDATION))
+    if problems:
+        raise DomainError(problems)
+    if claim.idempotency_key:
+        previous = (await session.execute(select(IdempotencyRecord).where(
+            IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == "settleMedicalAid",
+            IdempotencyRecord.key == claim.idempotency_key))).scalar_one_or_none()
+        if previous is not None:
+            return await session.get(MedicalClaim, previous.result["claim_id"])
+    person = await session.get(Person, claim.person_id)
+    membership = (await session.execute(select(Membership).where(
+        Membership.person_id == claim.person_id, Membership.valid_from <= claim.admission_date,
+        or_(Membership.valid_to.is_(None), Membership.valid_to > claim.admission_date)))).scalars().first()
+    region = person.region_code if person is not None else None
+    if person is None or region is None or not actor.may("read", region, "person"):
+        raise not_found("person", "personId")
+    if not authz.check(actor, "settle", region, "medical_claim"):
+        raise DomainError.single(ErrorCode.FORBIDDEN, "settling medical aid here needs the settle permission on "
+                                                      "medical_claim", "personId")
+    province = region[:2]
+    if province not in engine.province_codes() or "medical" not in engine.province(province).programs:
+        raise DomainError.single(ErrorCode.VALIDATION, f"medical aid is not enabled in province {province}", "personId")
+    params = engine.province(province).params
+    household_id = membership.household_id if membership is not None else None
+    categories = await categories_on(session, claim.person_id, household_id, claim.admission_date)
+    terms = terms_for(params, categories, claim.admission_date)
+    if terms is None:
+        raise DomainError.single(ErrorCode.VALIDATION, f"no medical-aid category applies to this person on "
+                                                       f"{claim.admission_date} (categories: {', '.join(categories) or 'none'})",
+                                 "admissionDate")
+    if claim.major_disease and terms.cap is not None:
+        major_cap = params.value("medical.major_disease_annual_cap", claim.admission_date, default=None)
+        if major_cap is not None:
+            terms = ClaimTerms(terms.category, terms.ratio, terms.deductible, Decimal(str(major_cap)),
+                               terms.secondary_threshold, terms.secondary_ratio,
+                               {**terms.sources, "cap": params.cite("medical.major_disease_annual_cap") +
+                                " for the 35 major diseases"})
+    settled = settle_amounts(claim.compliant_cost, claim.insurance_paid, terms,
+                             await year_so_far(session, claim.person_id, claim.admission_date.year))
+    row = MedicalClaim(person_id=claim.person_id, household_id=household_id, province_code=province, region_code=region,
+                       admission_date=claim.admission_date, category=settled.category, major_disease=claim.major_disease,
+                       compliant_cost=settled.compliant_cost, insurance_paid=settled.insurance_paid,
+                       deductible_applied=settled.deductible_applied, aid_amount=settled.aid_amount,
+                       secondary_aid_amount=settled.secondary_aid_amount, out_of_pocket=settled.out_of_pocket,
+                       reasons=settled.reasons, settled_by=actor.username)
+    session.add(row)
+    await session.flush()
+    if household_id is not None:
+        aidchain.append(session, household_id, AidChainKind.PAYMENT,
+                        f"医疗救助 medical aid {settled.aid_amount} + secondary {settled.secondary_aid_amount} yuan "
+                        f"({settled.category}, admission {claim.admission_date})", program_key="medical",
+                        ref_type="medical_claim", ref_id=row.id, actor=actor.username)
+    audit.record(session, actor, "settle", "medical_claim", row.id, region,
+                 {"category": settled.category, "aid": str(settled.aid_amount),
+                  "secondary": str(settled.secondary_aid_amount)})
+    if claim.idempotency_key:
+        session.add(IdempotencyRecord(actor=actor.username, operation="settleMedicalAid", key=claim.idempotency_key,
+                                      result={"claim_id": row.id}))
+    return row
