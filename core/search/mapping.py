@@ -131,7 +131,8 @@ def build_layout(pm: Any = None) -> SearchLayout:
                         f"and {mapping} ({kind})")
                 properties[name] = dict(mapping)
                 owners.setdefault(name, kind)
-                plugin_fields[kind].append(name)
+                if name not in plugin_fields[kind]:
+                    plugin_fields[kind].append(name)
                 if mapping.get("type") == "text" and name not in text_fields:
                     text_fields.append(name)
     extra = frozenset(n for names in plugin_fields.values() for n in names)

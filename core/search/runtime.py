@@ -104,6 +104,10 @@ def install(components: Any, *, url: str | None = None, pm: Any = None, alias: s
 
     async def startup(c: Any) -> None:
         plugin_manager = pm if pm is not None else c.services.get("plugins")
+        if plugin_manager is None:
+            from core.plugin_manager import build_plugin_manager
+
+            plugin_manager = build_plugin_manager(c.settings)
         c.services["search"] = await asyncio.to_thread(open_search, c.settings, url=url, pm=plugin_manager,
                                                         alias=alias, **kwargs)
 
