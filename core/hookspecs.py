@@ -95,7 +95,8 @@ def aidgraph_enrollment_changed(event: EnrollmentEvent) -> None:
 
     Called inside the transaction of the change, after the step, audit, aid-chain and outbox rows are added
     (``event.session`` is that AsyncSession). An implementation may add rows to the same session (a referral,
-    a notification record); raising aborts the whole change. Never commit.
+    a notification record); raising aborts the whole change. Never commit. An implementation may be a
+    coroutine function: the workflow awaits every awaitable answer in call order.
     """
 
 
