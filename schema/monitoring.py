@@ -67,13 +67,6 @@ def _policy(info: Info):
     return services["policy"]
 
 
-async def _enrol(session, actor, household_id: int, program_key: str) -> int:
-    from core.enrollment import apply_for_aid
-
-    enrollment = await apply_for_aid(session, actor, household_id=household_id, program_key=program_key)
-    return enrollment if isinstance(enrollment, int) else enrollment.id
-
-
 @strawberry.type
 class Query:
     @strawberry.field(description="Monitoring alerts under a region in the caller's scope, newest first.")
@@ -114,10 +107,17 @@ class Mutation:
         async def verify(session, household_id: int):
             return await monitoring.policy_verification(session, policy, household_id)
 
+        async def enrol(session, actor, household_id: int, program_key: str) -> int:
+            from core.enrollment import apply_for_aid
+
+            enrollment = await apply_for_aid(session, actor, policy, household_id=household_id,
+                                             program_key=program_key, note=f"预警处置 (alert): {input.note}")
+            return enrollment.id
+
         async def work(session):
             return await monitoring.dispose_alert(
                 session, info.context.actor, db_id(input.alert_id, "Alert"), input.action.value, input.note,
-                verify=verify, enrol=_enrol, program_key=input.program_key)
+                verify=verify, enrol=enrol, program_key=input.program_key)
 
         result, errors = await run_mutation(info, work)
         if result is None:
