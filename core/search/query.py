@@ -48,6 +48,8 @@ SCOPE_OBJECT = {"PERSON": "person", "HOUSEHOLD": "household", "ENROLLMENT": "enr
 """The Casbin object type whose ``search`` scope limits each kind."""
 REGION_FACET_SIZE = 100
 ID_NUMBER_LIKE = re.compile(r"^[0-9]{17}[0-9Xx]$")
+IDENTIFIER_LIKE = re.compile(r"^(?:[0-9]{17}[0-9Xx]|[Hh][0-9]{12,24})$")
+"""A whole ID number or household number: matched as a keyword only, never as n-grams of a name or address."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def build_body(layout: SearchLayout, actor: Actor, request: SearchRequest,
             {"term": {"household_number": {"value": keyword, "boost": 10.0}}},
             {"term": {"program_key": {"value": text.lower(), "boost": 2.0}}},
         ]
-        for name in layout.text_fields:
+        for name in layout.text_fields if not IDENTIFIER_LIKE.match(text) else ():
             boost = 3.0 if name == "name" else 1.0
             should.append({"match": {name: {"query": text, "operator": "and", "minimum_should_match": "100%",
                                              "boost": boost}}})
