@@ -39,6 +39,8 @@ How it scales and why it can be re-run:
   parity, deterministically.
 * Deterministic: for a given database state, the same province, N, seed, chunk size and ``as_of`` give the
   same rows; on an empty database, the same rows whether the run was interrupted or not.
+* One audit row per written chunk (action ``seed``, in the chunk's transaction) says who seeded which
+  households; a skipped chunk writes nothing at all.
 * No outbox rows: for bulk seeds the search index is built by ``aidgraph reindex`` (one pass over the
   tables), not by millions of outbox events drained one batch at a time.
 """
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +67,9 @@ MAX_SEED = 99_999
 MAX_HOUSEHOLDS = 999_999_999
 HOUSEHOLD_NUMBER_PREFIX = "S"
 RECORDED_BY = "seed"
+AUDIT_ACTION = "seed"
+SQLITE_CACHE_PAGES = -262144
+"""SQLite page cache while seeding (negative: KiB, so 256 MiB): the random-order ID number index stays in memory."""
 
 
 class SeedError(ValueError):
@@ -359,6 +365,7 @@ class ChunkFrames:
     memberships: pl.DataFrame
     relationships: pl.DataFrame
     economic_items: pl.DataFrame
+    audit: dict = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {"household": self.households.height, "person": self.persons.height,
@@ -855,7 +862,12 @@ def generate_chunk(plan: SeedPlan, start: int, stop: int, used: UsedIdStems,
         pl.lit(dt.datetime.combine(plan.as_of, dt.time())).alias("recorded_at"),
         pl.lit(RECORDED_BY).alias("recorded_by"),
     )
-    return ChunkFrames(households, person_frame, memberships, relationships, economic_items)
+    audit = {"province": plan.province, "seed": plan.seed, "as_of": plan.as_of.isoformat(),
+             "first": plan.number(start + int(kept_h[0])) if len(kept_h) else None,
+             "last": plan.number(start + int(kept_h[-1])) if len(kept_h) else None}
+    frames = ChunkFrames(households, person_frame, memberships, relationships, economic_items, audit)
+    frames.audit["rows"] = frames.counts()
+    return frames
 
 
 def with_ids(frames: ChunkFrames, bases: dict[str, int]) -> dict[str, pl.DataFrame]:
@@ -909,6 +921,17 @@ def _copy_sql(table: str) -> str:
     return f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN (FORMAT csv)"
 
 
+AUDIT_SQL = ("INSERT INTO audit_log (at, actor, action, object_type, object_id, region_code, detail) "
+             "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
+
+
+def _audit_params(frames: ChunkFrames) -> tuple:
+    """The chunk's audit row (one per chunk, written in its transaction): who seeded what, where."""
+    at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return (at, RECORDED_BY, AUDIT_ACTION, "household", frames.audit.get("first"), frames.audit.get("province"),
+            json.dumps(frames.audit, ensure_ascii=False))
+
+
 @dataclass
 class Timings:
     generate: float = 0.0
@@ -927,8 +950,10 @@ class _SqliteWriter:
         conn = raw.driver_connection
         previous = conn.isolation_level
         conn.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves: the write lock before reading max(id)
+        cur = conn.cursor()
+        cache_pages = cur.execute("PRAGMA cache_size").fetchone()[0]
+        cur.execute(f"PRAGMA cache_size={SQLITE_CACHE_PAGES}")
         try:
-            cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 bases = {t: cur.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0] for t in TABLES}
@@ -938,12 +963,15 @@ class _SqliteWriter:
                 started = time.perf_counter()
                 for table in TABLES:
                     cur.executemany(_insert_sql(table), tables[table])
+                at, *rest = _audit_params(frames)
+                cur.execute(AUDIT_SQL.format(p="?"), (at.strftime("%Y-%m-%d %H:%M:%S.%f"), *rest))
                 cur.execute("COMMIT")
                 timings.insert += time.perf_counter() - started
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
         finally:
+            cur.execute(f"PRAGMA cache_size={cache_pages}")
             conn.isolation_level = previous
             raw.close()
 
@@ -982,6 +1010,7 @@ class _PostgresWriter:
                 for t, count in frames.counts().items():
                     if count:
                         cur.execute("SELECT setval(%s, %s)", (self.sequences[t], bases[t] + count))
+                cur.execute(AUDIT_SQL.format(p="%s").replace("%s)", "%s::json)"), _audit_params(frames))
             conn.commit()
             timings.insert += time.perf_counter() - started
         except BaseException:

@@ -94,7 +94,7 @@ def digest(engine, prefix: str) -> str:
 def _table_state(engine) -> dict:
     with engine.connect() as conn:
         return {t: tuple(conn.execute(text(f"SELECT count(*), coalesce(max(id), 0) FROM {t}")).one())
-                for t in ("household", "person", "membership", "relationship", "economic_item")}
+                for t in ("household", "person", "membership", "relationship", "economic_item", "audit_log")}
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +264,11 @@ def test_rerun_changes_nothing(seeded, sync_engine):
     later = seed_province(sync_engine, "44", N, 7, as_of=AS_OF + dt.timedelta(days=3), chunk_size=500)
     assert later.rows == 0
     assert (_table_state(sync_engine), digest(sync_engine, PREFIX_44)) == before
+    with sync_engine.connect() as conn:
+        audited = conn.execute(text(
+            "SELECT object_id, region_code FROM audit_log WHERE action = 'seed' AND object_id LIKE :p "
+            "ORDER BY object_id"), {"p": PREFIX_44 + "%"}).all()
+    assert audited == [(household_number("44", 7, i), "44") for i in (0, 700, 1400)]  # one per chunk written
 
 
 def test_larger_n_and_other_seeds_add_without_duplicates(sync_engine):
