@@ -108,8 +108,11 @@ def install(components: Any, *, url: str | None = None, pm: Any = None, alias: s
             from core.plugin_manager import build_plugin_manager
 
             plugin_manager = build_plugin_manager(c.settings)
-        c.services["search"] = await asyncio.to_thread(open_search, c.settings, url=url, pm=plugin_manager,
-                                                        alias=alias, **kwargs)
+        try:
+            c.services["search"] = await asyncio.to_thread(open_search, c.settings, url=url, pm=plugin_manager,
+                                                            alias=alias, **kwargs)
+        except Exception:  # noqa: BLE001 - the platform serves without search; Search says SEARCH_UNAVAILABLE
+            log.exception("search could not be started; Search answers SEARCH_UNAVAILABLE")
 
     async def shutdown(c: Any) -> None:
         runtime = c.services.pop("search", None)
