@@ -22,7 +22,8 @@ The household frame (what rules may read):
                                ``chronic_disease``, ``major_disease``, ``hospitalised``, ``labour_capacity``,
                                ``employment_status``, ``student_stage``, ``local_hukou`` (ID address code in the
                                province), ``able_obligors`` (living support obligors able to work:
-                               赡养/抚养/扶养义务人 as :func:`core.graph.support_obligors` defines them)
+                               赡养/抚养/扶养义务人 as :func:`core.graph.support_obligors` defines them,
+                               plus the duties implied by the relations to the head inside the household)
 ``monthly_income``             gross household income per month (12-month window of :mod:`core.economics`)
 ``monthly_earned_income``      wages and business income per month
 ``monthly_rigid_expenditure``  medical and education expenditure per month (刚性支出)
@@ -317,7 +318,8 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         "hukou_region_code": pl.String})
     mem = mem.with_columns(age=_age_expr("birth_date", on))
 
-    obligors = await _able_obligors(session, selected, on)
+    pairs = pl.concat([await _able_obligors(session, selected, on), _household_obligors(mem)])
+    obligors = pairs.group_by("person_id").agg(able_obligors=pl.col("other").n_unique().cast(pl.Int32))
     mem = mem.join(obligors, on="person_id", how="left").with_columns(pl.col("able_obligors").fill_null(0))
     mem = mem.join(hh.select("household_id", "province_code"), on="household_id", how="left").with_columns(
         local_hukou=pl.col("hukou_region_code").str.starts_with(pl.col("province_code")))
@@ -395,7 +397,27 @@ async def _able_obligors(session: AsyncSession, selected, on: dt.date) -> pl.Dat
         | ((pl.col("kind") == "PARENT") & (pl.col("dir") == "out") & (_age_expr("other_birth", on) >= ADULT_AGE))
     )
     able = pl.col("other_capacity").fill_null("FULL") != "NONE"
-    return (df.filter(duty & able).group_by("person_id").agg(able_obligors=pl.col("other").n_unique().cast(pl.Int32)))
+    return df.filter(duty & able).select("person_id", "other")
+
+
+def _household_obligors(mem: pl.DataFrame) -> pl.DataFrame:
+    """Support duties implied by the relations to the head inside one household, where no relationship edge
+    is recorded: the head and spouse for minor children and grandchildren and for the head's parents; spouses
+    for each other; adult children for the head and spouse. Only able adults (labour capacity not NONE)."""
+    people = mem.select("household_id", "person_id", "relation_to_head", "age", "labour_capacity")
+    others = people.rename({"person_id": "other", "relation_to_head": "other_rel", "age": "other_age",
+                            "labour_capacity": "other_capacity"})
+    pairs = people.join(others, on="household_id").filter(pl.col("person_id") != pl.col("other"))
+    rel, other = pl.col("relation_to_head"), pl.col("other_rel")
+    couple = other.is_in(["SELF", "SPOUSE"])
+    duty = (
+        (rel.is_in(["CHILD", "GRANDCHILD"]) & (pl.col("age") < ADULT_AGE) & couple)
+        | (rel.is_in(["PARENT", "GRANDPARENT"]) & couple)
+        | ((rel == "SELF") & (other == "SPOUSE")) | ((rel == "SPOUSE") & (other == "SELF"))
+        | (rel.is_in(["SELF", "SPOUSE"]) & (other == "CHILD"))
+    )
+    able = (pl.col("other_capacity").fill_null("FULL") != "NONE") & (pl.col("other_age") >= ADULT_AGE)
+    return pairs.filter(duty & able).select("person_id", "other")
 
 
 async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
@@ -645,3 +667,19 @@ class PolicyEngine:
         result = await self.evaluate(session, on=on, region_code=region_code, scope=scope,
                                      programs=None if program is None else [program])
         return result.filter(pl.col("eligible") & ~pl.col("enrolled"))
+
+
+_default_engine: PolicyEngine | None = None
+
+
+def default_engine(settings: Settings | None = None) -> PolicyEngine:
+    """A process-wide engine over the deployment's settings, built on first use (never at import time).
+
+    The server passes its own engine explicitly (``services["policy"]``); this is for callers without one.
+    """
+    global _default_engine
+    if _default_engine is None:
+        from core.config import load_settings
+
+        _default_engine = PolicyEngine(settings or load_settings())
+    return _default_engine

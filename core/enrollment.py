@@ -124,6 +124,12 @@ class EnrollmentEvent:
     on: dt.date
 
 
+def _default() -> PolicyEngine:
+    from core.eligibility import default_engine
+
+    return default_engine()
+
+
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
@@ -201,11 +207,12 @@ async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str 
 # --- ApplyForAid ------------------------------------------------------------------------------------------
 
 
-async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngine, *, household_id: int,
+async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, household_id: int,
                         program_key: str, person_id: int | None = None, idempotency_key: str | None = None,
                         note: str | None = None, on: dt.date | None = None) -> Enrollment:
     """An application for ``program_key`` by a household (or one member): status APPLIED."""
     on = on or dt.date.today()
+    engine = engine or _default()
     replay = await _replay(session, actor, "applyForAid", idempotency_key)
     if replay is not None:
         return await session.get(Enrollment, replay["enrollment_id"])
@@ -281,10 +288,11 @@ async def evaluate_one(session: AsyncSession, engine: PolicyEngine, enrollment: 
     return result.row(0, named=True)
 
 
-async def decide_enrollment(session: AsyncSession, actor: Actor, engine: PolicyEngine, *, enrollment_id: int,
+async def decide_enrollment(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, enrollment_id: int,
                             action: str, note: str | None = None, on: dt.date | None = None) -> Enrollment:
     """Take ``action`` on an enrolment if the state machine and the caller's role allow it."""
     on = on or dt.date.today()
+    engine = engine or _default()
     enrollment = await session.get(Enrollment, enrollment_id)
     if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
         raise not_found("enrollment", "enrollmentId")
@@ -390,11 +398,12 @@ async def _first_payment(session: AsyncSession, actor: Actor, program: Program, 
 # --- transfer without re-applying (GD-2022) -----------------------------------------------------------------
 
 
-async def transfer_enrollment(session: AsyncSession, actor: Actor, engine: PolicyEngine, *, enrollment_id: int,
-                              to_program: str, note: str | None = None, on: dt.date | None = None) -> Enrollment:
+async def transfer_enrollment(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *,
+                              enrollment_id: int, to_program: str, note: str | None = None, on: dt.date | None = None) -> Enrollment:
     """Move an active near-dibao or expenditure-hardship enrolment to dibao or tekun, with the household's
     consent and without a new application, when the household meets the target's criteria on ``on``."""
     on = on or dt.date.today()
+    engine = engine or _default()
     source = await session.get(Enrollment, enrollment_id)
     if source is None or not actor.may("read", source.region_code, "household"):
         raise not_found("enrollment", "enrollmentId")
@@ -442,12 +451,13 @@ async def due_reviews(session: AsyncSession, scope: Scope, on: dt.date) -> list[
     return list(rows.scalars())
 
 
-async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngine, *, enrollment_id: int,
+async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, enrollment_id: int,
                          on: dt.date | None = None, note: str | None = None) -> Enrollment:
     """复核: re-evaluate under the rules in force on ``on``. Still eligible: the benefit follows the household's
     economic status (unchanged status, unchanged benefit) and the next review is scheduled. No longer eligible:
     the gradual exit starts where the province has one (渐退期), otherwise the enrolment ends."""
     on = on or dt.date.today()
+    engine = engine or _default()
     enrollment = await session.get(Enrollment, enrollment_id)
     if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
         raise not_found("enrollment", "enrollmentId")

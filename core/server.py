@@ -48,7 +48,11 @@ def default_components(settings: Settings | None = None) -> AppComponents:
     from schema.build import build_schema
 
     settings = settings or load_settings()
-    components = AppComponents(settings=settings, schema=build_schema(settings=settings))
+    from core.eligibility import PolicyEngine
+
+    policy = PolicyEngine(settings)  # plugins and every province's configuration, validated at start-up
+    components = AppComponents(settings=settings, schema=build_schema(settings=settings, pm=policy.pm),
+                               programs=policy.catalogue(), services={"policy": policy})
     from core.search.runtime import install as install_search
 
     install_search(components)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background

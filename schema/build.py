@@ -21,6 +21,7 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "schema.audit",
     "schema.monitoring",
     "schema.search",
+    "schema.programs",
 )
 """Core operation modules, each with ``Query`` and/or ``Mutation``."""
 
@@ -58,8 +59,16 @@ def _merge(root: str, parts: list[tuple[str, type]]) -> type | None:
     return merge_types(root, tuple(cls for _, cls in parts))
 
 
+def plugin_contributions(pm) -> tuple[list[Contribution], list[type]]:
+    """The plugins' Query/Mutation pieces (``aidgraph_graphql_fields``) and extra types (``aidgraph_graphql_types``)."""
+    from core.plugin_manager import graphql_contributions, graphql_types
+
+    pieces = [(f"plugin {name}", c.query, c.mutation) for name, c in graphql_contributions(pm)]
+    return pieces, graphql_types(pm)
+
+
 def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequence[type[SchemaExtension] | SchemaExtension] = (),
-                 settings=None) -> strawberry.Schema:
+                 settings=None, pm=None) -> strawberry.Schema:
     """The schema: core modules first, then ``contributions`` (from plugins), with a duplicate-field check.
 
     Every schema gets the hardening limits of ``settings`` (default: from the environment) and the audit of
@@ -69,10 +78,14 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
     from schema.hardening import hardening_extensions
 
     extensions = [*hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
+    extra_types: list[type] = []
+    if pm is not None:  # the plugin manager's contributions, checked for duplicates like the core's
+        pieces, extra_types = plugin_contributions(pm)
+        contributions = [*contributions, *pieces]
     everything = core_contributions() + list(contributions)
     query = _merge("Query", [(n, q) for n, q, _ in everything if q is not None])
     mutation = _merge("Mutation", [(n, m) for n, _, m in everything if m is not None])
-    return strawberry.Schema(query=query, mutation=mutation, types=[Household, Person, Enrollment, Alert],
+    return strawberry.Schema(query=query, mutation=mutation, types=[Household, Person, Enrollment, Alert, *extra_types],
                              extensions=list(extensions))
 
 

@@ -23,12 +23,16 @@ import polars as pl
 
 from core.eligibility import (
     PROGRAM_SEARCH_FIELDS,
+    BenefitFormula,
     EligibilityRule,
     Program,
     RuleContext,
+    count_members,
     fmt,
+    member,
     program_search_document,
     receiving,
+    yuan,
 )
 from core.hookspecs import hookimpl
 from core.parameters import ParamSpec
@@ -105,14 +109,49 @@ def _covered(c: RuleContext):
         CATEGORY_OF_PROGRAM[k] for k in covered))), c.cite("medical.aid_ratio"))
 
 
+def _illness_impoverished(c: RuleContext):
+    """因病致贫重病患者 (on application, where the province configures a ratio for them, Gansu): a seriously ill
+    member, and per-capita income left after rigid expenditure below the low-income line."""
+    if not c.has("medical.illness_impoverished_ratio"):
+        return pl.lit(False), pl.lit("no rule for patients impoverished by illness here")
+    line = c.col("dibao.urban_standard").cast(pl.Float64) * float(c.params.value("dibao.low_income_multiplier", c.on,
+                                                                                 default=1.5))
+    left = pl.col("per_capita_income") - pl.col("monthly_rigid_expenditure") / pl.max_horizontal(pl.col("member_count"), 1)
+    ill = count_members(member("major_disease"))
+    return (ill > 0) & (left < line), fmt(
+        "因病致贫: {} seriously ill member(s); per-capita income after rigid expenditure {} below the low-income line "
+        "{}; ratio {} with annual deductible {} ({})", ill, yuan(left), yuan(line),
+        c.p("medical.illness_impoverished_ratio"), c.params.value("medical.illness_impoverished_deductible", c.on,
+                                                                  default=0),
+        c.cite("medical.illness_impoverished_ratio"))
+
+
 @hookimpl
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
-    return [EligibilityRule("medical", "covered_category", _covered)]
+    return [EligibilityRule("medical", "covered_category", _covered),
+            EligibilityRule("medical", "illness_impoverished", _illness_impoverished, kind="alternative")]
+
+
+def _claims(c: RuleContext):
+    return pl.lit(None, dtype=pl.Float64), pl.lit("no monthly amount: medical aid is settled claim by claim")
+
+
+def _label(c: RuleContext) -> pl.Expr:
+    covered, _ = _covered(c)
+    ill, _ = _illness_impoverished(c)
+    return pl.when(~covered.fill_null(False) & ill.fill_null(False)).then(pl.lit("ILLNESS_IMPOVERISHED"))
+
+
+@hookimpl(trylast=True)
+def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
+    """No monthly amount; the label records an illness-impoverished enrolment, which settlement reads."""
+    return BenefitFormula("medical", "per_claim", _claims, label=_label) if program.key == "medical" else None
 
 
 @hookimpl
 def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve"]), ("medical_claim", ["read", "settle"])]
+    # settling a claim pays aid out: the disburse action on payments (granted to counties and above)
+    return [("enrollment", ["apply", "review", "approve"]), ("payment", ["disburse"]), ("medical_claim", ["read"])]
 
 
 @hookimpl
@@ -124,3 +163,17 @@ def aidgraph_search_fields() -> dict:
 def aidgraph_search_document(entity: str, record: dict) -> dict | None:
     return program_search_document([PROGRAM], entity, record)
 
+
+
+@hookimpl
+def aidgraph_graphql_fields():
+    from plugins.medical.graphql import contribution
+
+    return contribution()
+
+
+@hookimpl
+def aidgraph_graphql_types() -> list[type]:
+    from plugins.medical.graphql import MedicalClaimType
+
+    return [MedicalClaimType]

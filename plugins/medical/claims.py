@@ -213,9 +213,9 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
     region = person.region_code if person is not None else None
     if person is None or region is None or not actor.may("read", region, "person"):
         raise not_found("person", "personId")
-    if not authz.check(actor, "settle", region, "medical_claim"):
-        raise DomainError.single(ErrorCode.FORBIDDEN, "settling medical aid here needs the settle permission on "
-                                                      "medical_claim", "personId")
+    if not authz.check(actor, "disburse", region, "payment"):  # a settlement pays aid out, like any payment
+        raise DomainError.single(ErrorCode.FORBIDDEN, "settling medical aid here needs the disburse permission on "
+                                                      "payments", "personId")
     province = region[:2]
     if province not in engine.province_codes() or "medical" not in engine.province(province).programs:
         raise DomainError.single(ErrorCode.VALIDATION, f"medical aid is not enabled in province {province}", "personId")

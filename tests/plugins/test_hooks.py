@@ -115,7 +115,7 @@ def test_hook_aidgraph_casbin_objects(pm):
         for obj, actions in pairs:
             objects.setdefault(obj, set()).update(actions)
     assert {"apply", "review", "approve", "disburse"} <= objects["enrollment"]
-    assert objects["medical_claim"] >= {"settle"}
+    assert objects["payment"] >= {"disburse"} and objects["medical_claim"] >= {"read"}
 
 
 @pytest.mark.parametrize("code", ["44", "35", "62"])
@@ -123,3 +123,47 @@ def test_programs_of_each_province_have_rules(engine, code):
     policy = engine.province(code)
     for key in policy.programs:
         assert policy.rules[key], f"{key} has no eligibility rule in {code}"
+
+
+def test_hook_aidgraph_graphql_fields(pm):
+    from core.plugin_manager import graphql_contributions
+    from schema.build import build_schema
+
+    contributions = dict(graphql_contributions(pm))
+    fields = [f.python_name for f in contributions["medical"].mutation.__strawberry_definition__.fields]
+    assert fields == ["settle_medical_aid"]
+    sdl = build_schema(pm=pm).as_str()
+    assert "settleMedicalAid(input: MedicalClaimInput!): MedicalClaimPayload!" in sdl
+
+
+def test_plugin_field_colliding_with_the_core_is_a_startup_error(pm):
+    import strawberry
+
+    from core.hookspecs import hookimpl
+    from core.plugin_manager import GraphQLContribution, build_plugin_manager
+    from schema.build import SchemaConflict, build_schema
+
+    @strawberry.type
+    class Rogue:
+        @strawberry.field
+        def programs(self, province_code: str) -> list[str]:
+            return []
+
+    class RoguePlugin:
+        PLUGIN_NAME = "rogue"
+
+        @hookimpl
+        def aidgraph_graphql_fields(self):
+            return GraphQLContribution(query=Rogue)
+
+    rogue_pm = build_plugin_manager(extra_plugins=[RoguePlugin()], entry_points=False)
+    with pytest.raises(SchemaConflict) as err:
+        build_schema(pm=rogue_pm)
+    assert "Query.programs" in str(err.value) and "schema.programs" in str(err.value) and "plugin rogue" in str(err.value)
+
+
+def test_hook_aidgraph_graphql_types(pm):
+    from core.plugin_manager import graphql_types
+
+    types = graphql_types(pm)
+    assert [t.__strawberry_definition__.name for t in types] == ["MedicalClaim"]

@@ -1,0 +1,171 @@
+"""The contract operations Programs, Eligibility, EligibilityGaps, ApplyForAid, DecideEnrollment and
+SettleMedicalAid against a live server (both engines), sent unchanged from tests/contract/operations.graphql."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from core.db import make_sync_engine
+from core.economics import window_start
+from core.idnumber import make
+
+TODAY = dt.date.today()
+SHANTOU = "440507001001"
+LANZHOU_VILLAGE = "620102001001"
+
+
+def member(address: str, age: int, seq: int, relation: str = "SELF", **extra) -> dict:
+    birth = dt.date(TODAY.year - age, 3, 1)
+    return {"name": f"测试{seq}", "idNumber": make(address, birth, seq), "relationToHead": relation, **extra}
+
+
+def register(live, region: str, members: list[dict], token=...) -> dict:
+    data = live.data("RegisterHousehold", {"input": {"regionCode": region, "members": members}}, token=token)
+    payload = data["registerHousehold"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["household"]
+
+
+def wages(live, household_id: str, monthly: float, kind: str = "WAGE", token=...) -> None:
+    data = live.data("RecordEconomicItem", {"input": {
+        "householdId": household_id, "kind": kind, "source": "tax", "amount": monthly * 12,
+        "periodStart": window_start(TODAY).isoformat(), "periodEnd": TODAY.isoformat()}}, token=token)
+    assert data["recordEconomicItem"]["errors"] == []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gansu_token(db_url):
+    """A Gansu administrator, created before the live server starts (so its policies are loaded at start)."""
+    from core.authn import ensure_demo_user
+    from tests.conftest import server_settings
+
+    engine = make_sync_engine(db_url)
+    token = ensure_demo_user(engine, server_settings(db_url), username="admin62", region_codes=("62",))
+    engine.dispose()
+    return token
+
+
+def test_programs(live_server):
+    programs = live_server.data("Programs", {"provinceCode": "44"})["programs"]
+    keys = [p["key"] for p in programs]
+    assert {"dibao", "tekun", "dibao_edge", "expenditure_hardship", "medical", "education", "housing", "employment",
+            "temporary", "temporary_emergency", "disaster", "disability", "relapse_monitoring"} <= set(keys)
+    assert all(p["provinceCode"] == "44" for p in programs)
+    assert next(p for p in programs if p["key"] == "dibao")["domain"] == "basic_living"
+    assert live_server.data("Programs", {"provinceCode": "99"})["programs"] == []
+
+
+def test_eligibility_apply_decide_and_settle(live_server):
+    household = register(live_server, SHANTOU, [member("440507", 45, 11, labourCapacity="FULL",
+                                                       employmentStatus="UNEMPLOYED"),
+                                                member("440507", 10, 13, "CHILD")])
+    hid = household["id"]
+    wages(live_server, hid, 500)
+    results = {r["program"]["key"]: r for r in live_server.data("Eligibility", {"householdId": hid})["eligibility"]}
+    dibao = results["dibao"]
+    # 500 a month for 2 members: 250 per capita below the standard 1200; gap (1200 - 250) x 2
+    assert dibao["eligible"] and dibao["monthlyAmount"] == pytest.approx(1900)
+    assert any("1200.00" in r and "250.00" in r for r in dibao["reasons"])
+    assert not results["tekun"]["eligible"] and results["employment"]["eligible"]
+
+    gaps = live_server.data("EligibilityGaps", {"regionCode": "440507", "program": "dibao", "first": 10})
+    assert hid in [e["node"]["household"]["id"] for e in gaps["eligibilityGaps"]["edges"]]
+    assert all(e["node"]["program"]["key"] == "dibao" for e in gaps["eligibilityGaps"]["edges"])
+
+    apply = live_server.data("ApplyForAid", {"input": {"householdId": hid, "programKey": "dibao",
+                                                       "idempotencyKey": "apply-1"}})["applyForAid"]
+    assert apply["errors"] == [] and apply["enrollment"]["status"] == "APPLIED"
+    again = live_server.data("ApplyForAid", {"input": {"householdId": hid, "programKey": "dibao",
+                                                       "idempotencyKey": "apply-1"}})["applyForAid"]
+    assert again["enrollment"]["id"] == apply["enrollment"]["id"]
+    eid = apply["enrollment"]["id"]
+    # no longer a gap once applied
+    gaps = live_server.data("EligibilityGaps", {"regionCode": "440507", "program": "dibao"})
+    assert hid not in [e["node"]["household"]["id"] for e in gaps["eligibilityGaps"]["edges"]]
+
+    def decide(action):
+        return live_server.data("DecideEnrollment", {"input": {"enrollmentId": eid, "action": action}})["decideEnrollment"]
+
+    wrong = decide("APPROVE")
+    assert wrong["enrollment"] is None and wrong["errors"][0]["code"] == "INVALID_TRANSITION"
+    for action, status in (("START_VERIFICATION", "VERIFYING"), ("REVIEW", "REVIEWED"), ("APPROVE", "APPROVED"),
+                           ("ACTIVATE", "ACTIVE")):
+        result = decide(action)
+        assert result["errors"] == [] and result["enrollment"]["status"] == status
+    assert result["enrollment"]["monthlyAmount"] == pytest.approx(1900)
+
+    detail = live_server.data("HouseholdDetail", {"id": hid})["household"]
+    assert "DIBAO" in detail["categories"]
+    assert any(e["program"]["key"] == "dibao" and e["status"] == "ACTIVE" for e in detail["enrollments"])
+    kinds = [edge["node"]["kind"] for edge in detail["aidChain"]["edges"]]
+    assert {"APPLICATION", "DECISION", "PAYMENT", "REFERRAL"} <= set(kinds)
+
+    head = detail["members"][0]["person"]["id"] if detail["members"][0]["relationToHead"] == "SELF" else \
+        detail["members"][1]["person"]["id"]
+    claim = live_server.data("SettleMedicalAid", {"input": {
+        "personId": head, "admissionDate": TODAY.isoformat(), "compliantCost": 10000, "insurancePaid": 4000,
+        "idempotencyKey": "claim-1"}})["settleMedicalAid"]
+    assert claim["errors"] == []
+    c = claim["claim"]
+    # Guangdong (GD-2024): dibao recipients at least 80%, no deductible, no cap, no secondary aid configured
+    assert c["category"] == "DIBAO" and c["aidAmount"] == pytest.approx(4800)
+    assert c["secondaryAidAmount"] == 0 and c["outOfPocket"] == pytest.approx(1200)
+    assert any("aid ratio 80%" in r for r in c["reasons"])
+
+
+def test_bad_input_errors(live_server):
+    household = register(live_server, SHANTOU, [member("440507", 50, 21)])
+    hid = household["id"]
+    unknown = live_server.data("ApplyForAid", {"input": {"householdId": hid, "programKey": "nope"}})["applyForAid"]
+    assert unknown["enrollment"] is None and unknown["errors"][0]["code"] == "VALIDATION"
+    assert unknown["errors"][0]["field"] == "programKey"
+    missing = live_server.data("ApplyForAid", {"input": {"householdId": "SG91c2Vob2xkOjk5OTk5OTk=",
+                                                         "programKey": "dibao"}})["applyForAid"]
+    assert missing["errors"][0]["code"] == "NOT_FOUND"
+    person = household["members"][0]["person"]["id"]
+    uncovered = live_server.data("SettleMedicalAid", {"input": {
+        "personId": person, "admissionDate": TODAY.isoformat(), "compliantCost": 1000, "insurancePaid": 500}}
+    )["settleMedicalAid"]
+    assert uncovered["claim"] is None and uncovered["errors"][0]["code"] == "VALIDATION"
+    assert live_server.data("Eligibility", {"householdId": "SG91c2Vob2xkOjk5OTk5OTk="})["eligibility"] is None
+    too_many = live_server.op("EligibilityGaps", {"regionCode": "44", "first": 101})
+    assert too_many["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+
+def test_gansu_illness_impoverished_settlement_and_scope(live_server, gansu_token):
+    household = register(live_server, LANZHOU_VILLAGE, [member("620102", 50, 31)], token=gansu_token)
+    hid = household["id"]
+    person = household["members"][0]["person"]["id"]
+    # the Guangdong administrator cannot see a Gansu household: null, as if it did not exist
+    assert live_server.data("Eligibility", {"householdId": hid})["eligibility"] is None
+    from sqlalchemy import update
+
+    from core.models import Person
+    from schema.relay import db_id
+
+    engine = make_sync_engine(live_server.components.settings.database_url)
+    with engine.begin() as conn:  # the health department's major-disease record (a feed in production)
+        conn.execute(update(Person).where(Person.id == db_id(person, "Person")).values(major_disease=True))
+    engine.dispose()
+    wages(live_server, hid, 900, token=gansu_token)
+    results = {r["program"]["key"]: r for r in live_server.data("Eligibility", {"householdId": hid},
+                                                                token=gansu_token)["eligibility"]}
+    assert results["medical"]["eligible"] and any("因病致贫" in r for r in results["medical"]["reasons"])
+    apply = live_server.data("ApplyForAid", {"input": {"householdId": hid, "programKey": "medical", "personId": person}},
+                             token=gansu_token)["applyForAid"]
+    eid = apply["enrollment"]["id"]
+    for action in ("START_VERIFICATION", "REVIEW", "APPROVE", "ACTIVATE"):
+        result = live_server.data("DecideEnrollment", {"input": {"enrollmentId": eid, "action": action}},
+                                  token=gansu_token)["decideEnrollment"]
+        assert result["errors"] == [], result["errors"]
+    claim = live_server.data("SettleMedicalAid", {"input": {
+        "personId": person, "admissionDate": TODAY.isoformat(), "compliantCost": 100000, "insurancePaid": 40000}},
+        token=gansu_token)["settleMedicalAid"]
+    c = claim["claim"]
+    # GS-2024: deductible 5,000 and 70%; out of pocket above 6,000 gets 70% of the excess
+    assert c["category"] == "ILLNESS_IMPOVERISHED"
+    assert c["aidAmount"] == pytest.approx(38500) and c["secondaryAidAmount"] == pytest.approx(10850)
+    assert c["outOfPocket"] == pytest.approx(10650)
+    assert any("annual deductible 5000.00" in r for r in c["reasons"])
