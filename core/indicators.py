@@ -25,8 +25,10 @@ import polars as pl
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.models import EconomicItem, FeedRecord, Household, Membership
+from core.models import EXPENDITURE_KINDS, INCOME_KINDS, EconomicItem, FeedRecord, Household, Membership
 from core.scope import Scope
+
+FLOW_KINDS = tuple(sorted(k.value for k in INCOME_KINDS | EXPENDITURE_KINDS))
 
 HITS_SCHEMA = {"household_id": pl.Int64, "person_id": pl.Int64}
 """What ``Indicator.compute`` returns: household hits, with the member concerned where there is one."""
@@ -148,28 +150,28 @@ class IndicatorContext:
 
         Only items whose period lies within the window count: monthly records from the income feed and the
         departments' monthly verification data are what a "sudden" change is measured on; annual declared
-        income does not move month to month.
+        income does not move month to month. Every income and expenditure kind of the window is read by one
+        statement per run, whichever indicators ask.
         """
-        kinds = tuple(sorted(kinds))
-        key = ("flows", kinds, baseline_months)
+        key = ("flows", baseline_months)
         if key not in self._cache:
             window_start = shift_month(self.month_start, -baseline_months)
             stmt = (
-                select(EconomicItem.household_id, EconomicItem.source, EconomicItem.period_start,
+                select(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source, EconomicItem.period_start,
                        func.sum(EconomicItem.amount))
                 .join(Household, Household.id == EconomicItem.household_id)
-                .where(EconomicItem.kind.in_(kinds), EconomicItem.period_start >= window_start,
+                .where(EconomicItem.kind.in_(FLOW_KINDS), EconomicItem.period_start >= window_start,
                        EconomicItem.period_end <= self.month_end, self.scope.predicate(Household.region_code))
-                .group_by(EconomicItem.household_id, EconomicItem.source, EconomicItem.period_start)
+                .group_by(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source,
+                          EconomicItem.period_start)
             )
-            frame = self.query(stmt, {"household_id": pl.Int64, "source": pl.Utf8, "period_start": pl.Date,
-                                      "amount": pl.Float64})
+            frame = self.query(stmt, {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
+                                      "period_start": pl.Date, "amount": pl.Float64})
             current = self.month_start.year * 12 + self.month_start.month - 1
-            self._cache[key] = (
-                frame.with_columns((pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
-                .group_by("household_id", "source", "months_back").agg(pl.col("amount").sum())
-            )
-        return self._cache[key]
+            self._cache[key] = frame.with_columns(
+                (pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
+        return (self._cache[key].filter(pl.col("kind").is_in(sorted(kinds)))
+                .group_by("household_id", "source", "months_back").agg(pl.col("amount").sum()))
 
 
 def empty_hits() -> pl.DataFrame:

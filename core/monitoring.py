@@ -272,10 +272,18 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
                                               ("household_id", "person_id", "region_code", "level", "score",
                                                "indicators")))
         ]
-        ids = []
+        conn = session.connection()
         for start in range(0, len(rows), CHUNK):
-            ids += session.execute(insert(Alert).returning(Alert.id, sort_by_parameter_order=True),
-                                   rows[start:start + CHUNK]).scalars().all()
+            conn.execute(insert(Alert.__table__), rows[start:start + CHUNK])
+        # A household has at most one open alert (partial unique index), so its id is found by household;
+        # cheaper on both engines than RETURNING row by row.
+        ids_by_household: dict[int, int] = {}
+        households = [r["household_id"] for r in rows]
+        for start in range(0, len(households), CHUNK):
+            ids_by_household.update(conn.execute(
+                select(Alert.household_id, Alert.id).where(Alert.household_id.in_(households[start:start + CHUNK]),
+                                                           Alert.status == AlertStatus.OPEN.value)).all())
+        ids = [ids_by_household[h] for h in households]
         for alert_id, row in zip(ids, rows):
             chain.append({"household_id": row["household_id"], "at": now, "kind": AidChainKind.ALERT.value,
                           "summary": f"监测预警 {row['level']} (score {row['score']:g}, {month}): "
@@ -289,7 +297,7 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
                            "detail": {"month": month, "level": row["level"], "score": row["score"],
                                       "indicators": row["indicators"]}})
             outbox.append({"entity": OutboxEntity.ALERT.value, "entity_id": alert_id, "version": 1,
-                           "created_at": now})
+                           "deleted": False, "created_at": now})
     if changed.height:
         updates = [
             {"id": a, "level": lv, "score": s, "indicators": ind, "month": m, "person_id": p, "version": v + 1,
@@ -311,10 +319,11 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
                            "detail": {"month": month, "level": u["level"], "score": u["score"],
                                       "indicators": u["indicators"]}})
             outbox.append({"entity": OutboxEntity.ALERT.value, "entity_id": u["id"], "version": u["version"],
-                           "created_at": now})
+                           "deleted": False, "created_at": now})
     for model, rows in ((AidChainEvent, chain), (AuditLog, audits), (Outbox, outbox)):
         for start in range(0, len(rows), CHUNK):
-            session.execute(insert(model), rows[start:start + CHUNK])
+            # Core inserts: these rows need no ORM identity, and the ORM bulk path costs more per row.
+            session.connection().execute(insert(model.__table__), rows[start:start + CHUNK])
     summary.alerts_raised = new.height
     summary.alerts_updated = changed.height
 
