@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from core.db import make_sync_engine
 from core.migrate import upgrade
@@ -36,13 +37,24 @@ def pg_server():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _new_pg_database(pg_server) -> str:
+def _new_pg_database(pg_server, template: str | None = None) -> str:
     name = "t_" + uuid.uuid4().hex[:12]
     admin = make_sync_engine(pg_server.get_uri("postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     return pg_server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def pg_regions_template(pg_server) -> str:
+    """A migrated PostgreSQL database with the region tree, cloned (CREATE DATABASE ... TEMPLATE) per module."""
+    url = _new_pg_database(pg_server)
+    engine = make_sync_engine(url)
+    upgrade(engine)
+    load_regions(engine)
+    engine.dispose()
+    return make_url(url).database
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +78,8 @@ def make_database(kind: str, request, tmp_path_factory, with_regions: bool = Tru
             shutil.copy(request.getfixturevalue("regions_template"), path)
             return f"sqlite:///{path}"
         url = f"sqlite:///{path}"
+    elif with_regions:
+        return _new_pg_database(request.getfixturevalue("pg_server"), request.getfixturevalue("pg_regions_template"))
     else:
         url = _new_pg_database(request.getfixturevalue("pg_server"))
     engine = make_sync_engine(url)
