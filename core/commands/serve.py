@@ -27,6 +27,41 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     uvicorn.run(create_app(components), host=host, port=port, log_level="info")
 
 
+def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong, 35 Fujian, 62 Gansu)"),
+         households: int = typer.Option(2000, help="synthetic households to seed"),
+         seed: int = typer.Option(1, help="random seed of the synthetic data"),
+         host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
+         no_serve: bool = typer.Option(False, "--no-serve", help="prepare everything, do not start the server")) -> None:
+    """Migrate, load the regions, seed a demo province, create a demo administrator, then serve.
+
+    Every step is idempotent: running the demo again reuses what is there. Demo data is synthetic and the
+    policy values marked illustrative in province_configs/ are not real ones.
+    """
+    import datetime as dt
+
+    from core.authn import ensure_demo_user
+    from core.db import make_sync_engine
+    from core.migrate import upgrade
+    from core.regions import load_regions
+    from core.seed import seed_province
+
+    settings = load_settings()
+    engine = make_sync_engine(settings.database_url)
+    with console.status("migrating the database"):
+        upgrade(engine)
+    with console.status("loading the NBS 2023 division tree"):
+        load_regions(engine)
+    with console.status(f"seeding {households} synthetic households for province {province}"):
+        seed_province(engine, province, households, seed, as_of=dt.date.today())
+    token = ensure_demo_user(engine, settings, username="demo-admin", region_codes=(province,))
+    engine.dispose()
+    console.print(f"[green]demo ready[/green]: province {province}, {households} synthetic households (illustrative)")
+    console.print("bearer token for demo-admin (province_admin of the demo province):")
+    console.print(token, soft_wrap=True, highlight=False)
+    if not no_serve:
+        serve(host=host, port=port)
+
+
 def export_schema(output: Path = typer.Option(SCHEMA_FILE, help="where to write the SDL")) -> None:
     """Write the live schema's SDL (the committed schema/schema.graphql)."""
     from schema.build import schema_sdl
@@ -39,4 +74,5 @@ def export_schema(output: Path = typer.Option(SCHEMA_FILE, help="where to write 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("demo")(demo)
     app.command("export-schema")(export_schema)
