@@ -126,7 +126,16 @@ def test_decide_makes_one_enforce_call_per_grant_and_caches(sync_engine, people)
     assert actor.scope("audit_read", "audit").prefixes == ("3501",)
     assert actor.scope("read_sensitive", "person").empty
     assert authorizer.enforce_calls - before == 2 * 4
+    assert authorizer.decisions == 2 * 4
     assert authz.check(actor, "read", "350102001001") and not authz.check(actor, "read", "350202001001")
+    # The next request decides again from its own grants; Casbin's answers are memoised per policy.
+    again = authorizer.bind(Actor("two_places", "x", grants=tuple(people["two_places"])))
+    assert again.scope("read", "household").prefixes == ("3501", "440106011004")
+    assert (authorizer.decisions, authorizer.enforce_calls - before) == (2 * 5, 2 * 4)
+    authorizer.reload()
+    assert authorizer.bind(Actor("two_places", "x", grants=tuple(people["two_places"]))).scope().prefixes == (
+        "3501", "440106011004")
+    assert authorizer.enforce_calls - before == 2 * 5
 
 
 def test_department_analyst_sees_its_domain_only(sync_engine, people):
