@@ -29,7 +29,8 @@ from sqlalchemy import Engine, select
 from starlette.requests import Request
 
 from core.actor import Actor, RoleGrant
-from core.authz import POLICY_RECHECK_SECONDS, authorizer_for, grants_query, policy_version_query
+from core import authz
+from core.authz import authorizer_for, grants_query, policy_version_query
 from core.config import Settings, load_settings
 from core.models import AppUser
 
@@ -175,7 +176,7 @@ async def actor_for_request(request: Request, settings: Settings, session_factor
         if user is None or user.id != claims["uid"] or _created(user) != claims.get("uct") or not user.active:
             raise Unauthenticated("unknown or inactive user")
         grants = tuple(RoleGrant(role, region) for role, region in (await session.execute(grants_query(user.username))))
-        if time.monotonic() - authorizer.checked_at > POLICY_RECHECK_SECONDS or authorizer.policy_version is None:
+        if time.monotonic() - authorizer.checked_at > authz.POLICY_RECHECK_SECONDS or authorizer.policy_version is None:
             version = tuple((await session.execute(policy_version_query())).one())
             if authorizer.policy_version is not None and version != authorizer.policy_version:
                 authorizer.reload()

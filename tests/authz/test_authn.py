@@ -197,3 +197,29 @@ def test_cli_users_and_tokens(sqlite_url, tmp_path):
     (bad / "policy.csv").write_text("# header\np, auditor, household, read\np, auditor, household\n")
     r = runner.invoke(app, ["policy", "load"], env={**env, "AIDGRAPH_PROVINCE_CONFIGS": str(tmp_path / "configs")})
     assert r.exit_code == 1 and "line 3" in r.output and "policy.csv" in r.output
+
+
+def test_a_policy_reloaded_by_another_process_applies_without_restart(sync_engine, settings, policies, tmp_path,
+                                                                      monkeypatch):
+    with session_scope(sync_engine) as session:
+        users.add_user(session, "assistant", [RoleGrant("village_assistant", "440106011004")])
+    token = f"Bearer {token_for(sync_engine, settings, 'assistant')}"
+    assert resolve(settings, token).scope("read", "alert").prefixes == ("440106011004",)
+    # Another process loads a Guangdong policy without the assistant's alert reads.
+    import shutil
+
+    shutil.copytree(CONFIGS / "44", tmp_path / "44")
+    path = tmp_path / "44" / "policy.csv"
+    path.write_text("".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if line.strip() != "p, village_assistant, alert, read"), encoding="utf-8")
+    with session_scope(sync_engine) as session:
+        authz.load_policies(session, tmp_path, ["44"], objects=authz.known_objects())
+    monkeypatch.setattr(authz, "POLICY_RECHECK_SECONDS", 0.0)
+    try:
+        actor = resolve(settings, token)
+        assert actor.scope("read", "alert").empty
+        assert actor.scope("read", "household").prefixes == ("440106011004",)
+    finally:
+        with session_scope(sync_engine) as session:
+            authz.load_policies(session, CONFIGS, ["44"], objects=authz.known_objects())
+        resolve(settings, token)
