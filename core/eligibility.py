@@ -545,18 +545,40 @@ class ProvincePolicy:
             yuan(pl.col("monthly_income")), yuan(pl.col("income_deduction")), deduction_text,
             yuan(pl.col("per_capita_income")), pl.col("member_count")))
 
-    def plan(self, frame: pl.DataFrame | pl.LazyFrame, on: dt.date, programs: Iterable[str] | None = None
-             ) -> pl.LazyFrame:
-        """A lazy plan giving one row per (household, program): eligible, enrolled, reasons, monthly amount."""
+    def decide(self, frame: pl.DataFrame, on: dt.date, programs: Iterable[str] | None = None) -> pl.DataFrame:
+        """One row per (household, program): eligible, enrolled and amounts, without the reasons (cheap)."""
         ctx = self.context(on)
         lf = self.assess_income(frame.lazy(), ctx)
-        keys = list(self.programs) if programs is None else [k for k in programs if k in self.programs]
+        keys = self._keys(programs)
+        if not keys:
+            return pl.DataFrame(schema={k: v for k, v in RESULT_SCHEMA.items() if k != "reasons"})
         parts = []
         for key in keys:
-            parts.append(lf.select(**self._program_columns(key, ctx)))
+            columns = self._program_columns(key, ctx)
+            columns.pop("reasons")
+            parts.append(lf.select(**columns))
+        schema = {k: v for k, v in RESULT_SCHEMA.items() if k != "reasons"}
+        return pl.concat(parts, how="vertical").collect().cast(schema)  # type: ignore[arg-type]
+
+    def explain(self, frame: pl.DataFrame, on: dt.date, pairs: pl.DataFrame) -> pl.DataFrame:
+        """The reasons of the (household_id, program) ``pairs`` only: building text for every household of a
+        region is the expensive part, so a page of gaps explains only its own rows."""
+        ctx = self.context(on)
+        parts = []
+        for key in pairs["program"].unique().sort().to_list():
+            if key not in self.programs:
+                continue
+            ids = pairs.filter(pl.col("program") == key)["household_id"]
+            subset = frame.lazy().filter(pl.col("household_id").is_in(ids.implode()))
+            columns = self._program_columns(key, ctx)
+            parts.append(self.assess_income(subset, ctx).select(
+                household_id=pl.col("household_id"), program=pl.lit(key), reasons=columns["reasons"]))
         if not parts:
-            return pl.DataFrame(schema=RESULT_SCHEMA).lazy()
-        return pl.concat(parts, how="vertical")
+            return pl.DataFrame(schema={"household_id": pl.Int64, "program": pl.String, "reasons": pl.List(pl.String)})
+        return pl.concat(parts).collect()
+
+    def _keys(self, programs: Iterable[str] | None) -> list[str]:
+        return list(self.programs) if programs is None else [k for k in programs if k in self.programs]
 
     def _program_columns(self, key: str, ctx: RuleContext) -> dict[str, pl.Expr]:
         gates, tests, alternatives, reasons = [], [], [], [pl.col("income_reason")]
@@ -607,7 +629,11 @@ class ProvincePolicy:
         }
 
     def evaluate_frame(self, frame: pl.DataFrame, on: dt.date, programs: Iterable[str] | None = None) -> pl.DataFrame:
-        return self.plan(frame, on, programs).collect().cast(RESULT_SCHEMA)  # type: ignore[arg-type]
+        """Decisions and reasons for every household of ``frame`` (one household: a one-row frame)."""
+        decided = self.decide(frame, on, programs)
+        reasons = self.explain(frame, on, decided.select("household_id", "program"))
+        return (decided.join(reasons, on=["household_id", "program"], how="left", maintain_order="left")
+                .select(list(RESULT_SCHEMA)).cast(RESULT_SCHEMA))  # type: ignore[arg-type]
 
 
 # --- the engine for a deployment ---------------------------------------------------------------------------
@@ -648,25 +674,48 @@ class PolicyEngine:
     async def evaluate(self, session: AsyncSession, *, on: dt.date | None = None, region_code: str | None = None,
                        scope: Scope | None = None, household_ids: list[int] | None = None,
                        programs: Iterable[str] | None = None) -> pl.DataFrame:
-        """Eligibility of every enabled program for the households selected (one row per household and program)."""
+        """Eligibility of every enabled program for the households selected (one row per household and program),
+        with reasons."""
         on = on or dt.date.today()
         frame = await household_frame(session, on=on, region_code=region_code, scope=scope, household_ids=household_ids)
-        results = []
-        for code in sorted(frame["province_code"].unique().to_list()):
-            if code not in self.province_codes():
-                continue  # a province with no configuration has no programs
-            policy = self.province(code)
-            results.append(policy.evaluate_frame(frame.filter(pl.col("province_code") == code), on, programs))
+        results = [policy.evaluate_frame(part, on, programs) for policy, part in self._by_province(frame)]
         if not results:
             return pl.DataFrame(schema=RESULT_SCHEMA)
         return pl.concat(results).sort("household_id", "program")
 
+    def _by_province(self, frame: pl.DataFrame):
+        configured = set(self.province_codes())
+        for code in sorted(frame["province_code"].unique().to_list()):
+            if code in configured:  # a province with no configuration has no programs
+                yield self.province(code), frame.filter(pl.col("province_code") == code)
+
     async def gaps(self, session: AsyncSession, *, region_code: str, scope: Scope | None = None,
-                   program: str | None = None, on: dt.date | None = None) -> pl.DataFrame:
-        """政策找人: households under ``region_code`` eligible for a program but not enrolled in it."""
-        result = await self.evaluate(session, on=on, region_code=region_code, scope=scope,
-                                     programs=None if program is None else [program])
-        return result.filter(pl.col("eligible") & ~pl.col("enrolled"))
+                   program: str | None = None, on: dt.date | None = None, offset: int = 0, limit: int | None = None,
+                   after: tuple[int, str] | None = None) -> tuple[int, pl.DataFrame]:
+        """政策找人: households under ``region_code`` eligible for a program but not enrolled in it, ordered by
+        household then program. Returns (total, page): the decisions of the whole region are computed
+        set-at-a-time; the reasons only for the page (rows after ``after``, at most ``limit``)."""
+        on = on or dt.date.today()
+        frame = await household_frame(session, on=on, region_code=region_code, scope=scope)
+        pages, total = [], 0
+        parts = [(policy, part, policy.decide(part, on, None if program is None else [program])
+                  .filter(pl.col("eligible") & ~pl.col("enrolled")))
+                 for policy, part in self._by_province(frame)]
+        decided = pl.concat([d for _, _, d in parts]) if parts else pl.DataFrame(
+            schema={k: v for k, v in RESULT_SCHEMA.items() if k != "reasons"})
+        decided = decided.sort("household_id", "program")
+        total = decided.height
+        if after is not None:
+            decided = decided.filter((pl.col("household_id") > after[0])
+                                     | ((pl.col("household_id") == after[0]) & (pl.col("program") > after[1])))
+        page = decided.slice(offset, limit)
+        for policy, part, _ in parts:
+            mine = page.filter(pl.col("region_code").str.starts_with(policy.code))
+            if mine.height:
+                pages.append(mine.join(policy.explain(part, on, mine.select("household_id", "program")),
+                                       on=["household_id", "program"], how="left", maintain_order="left"))
+        result = pl.concat(pages).sort("household_id", "program") if pages else pl.DataFrame(schema=RESULT_SCHEMA)
+        return total, result.select(list(RESULT_SCHEMA)).cast(RESULT_SCHEMA)  # type: ignore[arg-type]
 
 
 _default_engine: PolicyEngine | None = None

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from enum import Enum
 
-import polars as pl
 import strawberry
+from graphql import GraphQLError
 from strawberry import Info
 
 from core.eligibility import PolicyEngine
@@ -144,15 +144,13 @@ class Query:
         scope = info.context.scope().narrow(region_code)
         if scope.empty:
             return Connection(total_count=0, edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None))
+        if position is not None and not position[0].isdigit():
+            raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"})
+        after_position = (int(position[0]), position[1]) if position is not None else None
         async with info.context.db() as session:
-            gaps = await policy_engine(info).gaps(session, region_code=region_code, scope=scope, program=program,
-                                                  on=dt.date.today())
-        total = gaps.height
-        if position is not None:
-            after_household, after_program = int(position[0]), position[1]
-            gaps = gaps.filter((pl.col("household_id") > after_household)
-                               | ((pl.col("household_id") == after_household) & (pl.col("program") > after_program)))
-        page = gaps.head(n + 1)
+            total, page = await policy_engine(info).gaps(session, region_code=region_code, scope=scope,
+                                                         program=program, on=dt.date.today(), limit=n + 1,
+                                                         after=after_position)
         has_next = page.height > n
         province = region_code[:2]
         edges = [Edge(cursor=encode_cursor(r["household_id"], r["program"]),

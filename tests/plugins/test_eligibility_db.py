@@ -95,14 +95,23 @@ def test_eligibility_results(db_url, households, engine):
 
 
 def test_gaps_are_eligible_and_not_enrolled(db_url, households, engine):
-    gaps = run(db_url, lambda s: engine.gaps(s, region_code="4405", program="dibao", on=ON))
+    total, gaps = run(db_url, lambda s: engine.gaps(s, region_code="4405", program="dibao", on=ON))
+    assert total == gaps.height
     ids = set(gaps["household_id"].to_list())
     assert households["poor"].household_id in ids
     assert households["enrolled"].household_id not in ids  # eligible but already applied
     assert gaps["eligible"].all() and not gaps["enrolled"].any()
     # the scope limits the region: nothing outside it
-    outside = run(db_url, lambda s: engine.gaps(s, region_code="4405", scope=Scope.of(["4401"]), on=ON))
-    assert outside.height == 0
+    total, outside = run(db_url, lambda s: engine.gaps(s, region_code="4405", scope=Scope.of(["4401"]), on=ON))
+    assert total == 0 and outside.height == 0
+    # a page explains its own rows only, in household then program order, after a position
+    total, everything = run(db_url, lambda s: engine.gaps(s, region_code="4405", on=ON))
+    first = everything.row(0, named=True)
+    _, page = run(db_url, lambda s: engine.gaps(s, region_code="4405", on=ON, limit=2,
+                                                  after=(first["household_id"], first["program"])))
+    assert page.select("household_id", "program").to_dicts() == \
+        everything.slice(1, 2).select("household_id", "program").to_dicts()
+    assert all(len(r) > 1 for r in page["reasons"].to_list())
 
 
 def test_region_evaluation_is_a_few_statements(db_url, households, engine):
