@@ -328,18 +328,37 @@ def check_mutations(client: Client, grants, db: dict, household_ids: list[int], 
             "name": "新成员", "idNumber": make("440106", dt.date(1990, 1, 1) + dt.timedelta(days=k % 5000), k % 997 + 1),
             "relationToHead": "OTHER"}}})["addHouseholdMember"]
 
-    missing = add_member(10**9)
-    assert missing["household"] is None and [e["code"] for e in missing["errors"]] == ["NOT_FOUND"]
+    def record_income(hid: int) -> dict:
+        return client.op("RecordEconomicItem", {"input": {
+            "householdId": gid("Household", hid), "kind": "WAGE", "source": "tax", "amount": 100.0,
+            "periodStart": "2024-01-01", "periodEnd": "2024-01-31"}})["recordEconomicItem"]
+
+    def dispose(aid: int) -> dict:
+        return client.op("DisposeAlert", {"input": {"alertId": gid("Alert", aid), "action": "START_VERIFICATION",
+                                                    "note": "入户核查"}})["disposeAlert"]
+
+    def counts(hid: int) -> tuple:
+        with engine.connect() as c:
+            return (c.execute(select(func.count()).select_from(Membership).where(Membership.household_id == hid)).scalar(),
+                    c.execute(select(func.count()).select_from(EconomicItem).where(EconomicItem.household_id == hid)).scalar(),
+                    tuple(c.execute(select(Alert.status, Alert.version).where(Alert.household_id == hid)).all()))
+
+    missing = {"member": add_member(10**9), "income": record_income(10**9), "alert": dispose(10**9)}
+    assert missing["member"]["household"] is None and [e["code"] for e in missing["member"]["errors"]] == ["NOT_FOUND"]
+    assert [e["code"] for e in missing["income"]["errors"]] == ["NOT_FOUND"]
+    assert missing["alert"]["alert"] is None and [e["code"] for e in missing["alert"]["errors"]] == ["NOT_FOUND"]
     for hid in household_ids:
         h = db["households"][hid]
-        if allowed(grants, "household", "read", h.region_code) or allowed(grants, "household", "update", h.region_code):
+        if any(allowed(grants, "household", a, h.region_code) for a in ("read", "update", "create")):
             continue
-        with engine.connect() as c:
-            before = c.execute(select(func.count()).select_from(Membership).where(Membership.household_id == hid)).scalar()
-        assert add_member(hid) == missing
-        with engine.connect() as c:
-            after = c.execute(select(func.count()).select_from(Membership).where(Membership.household_id == hid)).scalar()
-        assert after == before
+        before = counts(hid)
+        assert add_member(hid) == missing["member"]
+        assert record_income(hid) == missing["income"]
+        for aid, a in db["alerts"].items():
+            if a.household_id == hid and not any(allowed(grants, "alert", x, a.region_code)
+                                                 for x in ("read", "dispose_alert")):
+                assert dispose(aid) == missing["alert"]
+        assert counts(hid) == before
 
 
 def check_no_full_id_numbers(client: Client, grants, db: dict) -> None:
