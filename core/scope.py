@@ -90,8 +90,24 @@ class Scope:
             return true()
         if not self.prefixes:
             return false()
-        ranges = [and_(column >= p, column < _successor(p)) for p in self.prefixes]
+        ranges = [and_(column >= low, column < high) for low, high in self.ranges()]
         return ranges[0] if len(ranges) == 1 else or_(*ranges)
+
+    def ranges(self) -> list[tuple[str, str]]:
+        """Half-open code ranges ``[low, high)`` covering the scope, adjacent siblings merged.
+
+        Prefixes of one width that follow each other (440103, 440104, 440105, 440106) cover exactly the
+        range from the first to the successor of the last, so a user holding a role in many neighbouring
+        regions costs one range per run of neighbours rather than one per region.
+        """
+        merged: list[tuple[str, str]] = []
+        for p in sorted(self.prefixes):
+            high = _successor(p)
+            if merged and len(merged[-1][0]) == len(p) and merged[-1][1] == p:
+                merged[-1] = (merged[-1][0], high)
+            else:
+                merged.append((p, high))
+        return merged
 
     def opensearch_filter(self, field: str = "region_code") -> dict:
         """The same scope as an OpenSearch query clause for a keyword field."""
