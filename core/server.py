@@ -117,6 +117,9 @@ class GraphQLEndpoint:
 
 def create_app(components: AppComponents | None = None) -> Starlette:
     components = components or default_components()
+    from core.authn import check_configuration
+
+    check_configuration(components.settings)  # production without AIDGRAPH_SECRET_KEY fails here, not per request
     endpoint = GraphQLEndpoint(components, AidgraphGraphQL(components))
 
     async def health(_request: Request) -> Response:

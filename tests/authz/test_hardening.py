@@ -227,3 +227,11 @@ def test_enforce_calls_per_request_do_not_grow_with_result_size(development, sql
     assert decisions[0] == decisions[1] == decisions[2], decisions
     assert 0 < decisions[0] <= 10
     assert calls == [decisions[0], 0, 0]  # Casbin's answers are reused until the policy changes
+
+
+def test_production_server_refuses_to_start_without_a_secret(sqlite_url, tmp_path):
+    from core.server import create_app
+
+    settings = settings_for(sqlite_url, tmp_path, env="production", secret_key=None)
+    with pytest.raises(authn.ConfigurationError, match="AIDGRAPH_SECRET_KEY"):
+        create_app(default_components(settings))
