@@ -212,15 +212,33 @@ def _may_read_sensitive(actor: Actor, scopes: dict[str, Scope]) -> bool:
     return True
 
 
+def _visibility_filters(scopes: dict[str, Scope]) -> list[dict]:
+    """Filter clauses admitting each kind within its own scope; kinds sharing a scope share one clause, and an
+    unrestricted scope over every kind needs no clause at all (cheaper for the engine, same answer)."""
+    groups: dict[Scope, list[str]] = {}
+    for kind, scope in scopes.items():
+        if not scope.empty:
+            groups.setdefault(scope, []).append(kind)
+    if not groups:
+        return [{"bool": {"must_not": {"match_all": {}}}}]
+    alternatives = []
+    for scope, group in groups.items():
+        clauses = [] if set(group) == set(KINDS) else [{"terms": {"kind": sorted(group)}}]
+        if not scope.unrestricted:
+            clauses.append(scope.opensearch_filter("region_code"))
+        alternatives.append(clauses)
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return [{"bool": {"should": [{"bool": {"filter": c}} if c else {"match_all": {}} for c in alternatives],
+                      "minimum_should_match": 1}}]
+
+
 def build_body(layout: SearchLayout, actor: Actor, request: SearchRequest,
                quirks: EngineQuirks = EngineQuirks()) -> tuple[dict, dict]:
     """The OpenSearch request body and facts about it (id number searched, sensitive returned)."""
     text, kinds, levels, first, after = validate(request)
     scopes = {k: _scope_for(actor, k, request.region_code) for k in kinds}
-    visible = [{"bool": {"filter": [{"term": {"kind": k}}, s.opensearch_filter("region_code")]}}
-               for k, s in scopes.items() if not s.empty]
-    filters: list[dict] = [{"bool": {"should": visible, "minimum_should_match": 1}} if visible
-                           else {"bool": {"must_not": {"match_all": {}}}}]
+    filters = _visibility_filters(scopes)
     if levels:
         filters.append({"terms": {"warning_level": list(levels)}})
     if text:

@@ -244,3 +244,19 @@ def test_search_after_with_score_in_the_sort(search_env, system):
         if set(second_ids) & {h["_id"] for h in first} or not second_ids:
             pytest.xfail("osmem-server ignores search_after when the sort includes _score")
     assert len(second_ids) == 5 and not set(second_ids) & {h["_id"] for h in first}
+
+
+def test_each_kind_is_limited_by_its_own_scope(search_env, graph):
+    """A village assistant in 440106001 who is also a department analyst in Shenzhen (4403, persons only)."""
+    from core.actor import Actor, RoleGrant
+    from core.authz import authorizer_for
+
+    actor = authorizer_for(search_env.db_url).bind(Actor(
+        username="two-hats", display_name="two hats",
+        grants=(RoleGrant("village_assistant", "440106001"), RoleGrant("department_analyst", "4403"))))
+    page = search_env.search(actor, "", first=100)
+    found = {(h.kind, h.source["region_code"][:4]) for h in page.hits}
+    assert ("PERSON", "4403") in found and ("HOUSEHOLD", "4403") not in found and ("ALERT", "4403") not in found
+    assert ("HOUSEHOLD", "4401") in found
+    assert page.total == len(page.hits) and sum(facet(page, "kind").values()) == page.total
+    assert "should" in str(page.body["query"]["bool"]["filter"])  # two scopes: one clause per scope
