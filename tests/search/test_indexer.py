@@ -245,6 +245,26 @@ def test_reindex_swaps_the_alias_and_catches_up_with_changes(graph_engine, graph
     assert applied >= 1 and get_doc(client, "PERSON", pid) is not None
 
 
+def test_follow_drains_until_stopped(graph_engine, indexed):
+    import threading
+
+    from core.search.indexer import follow
+
+    stop = threading.Event()
+    passes = []
+    thread = threading.Thread(target=follow, args=(graph_engine, indexed, DEFAULT_ALIAS, build_layout()),
+                              kwargs={"interval": 0.1, "stop": stop, "on_pass": lambda r, e: passes.append((r, e))})
+    thread.start()
+    try:
+        with session_scope(graph_engine) as s:
+            pid = add_person(s, "440106003", "跟随者").id
+        assert _wait(lambda: pending(graph_engine) == 0 and get_doc(indexed, "PERSON", pid) is not None)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive() and any(r is not None and r.processed for r, _ in passes)
+
+
 def test_drain_on_a_missing_alias_asks_for_a_rebuild(graph_engine, client):
     with session_scope(graph_engine) as s:
         add_person(s, "440106003", "缺索引")
