@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Iterable, Sequence
 
 import strawberry
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 
 from schema.types import Alert, Enrollment, Household, Person
@@ -77,7 +77,10 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
     from schema.audit import AuditDisclosures
     from schema.hardening import hardening_extensions
 
-    extensions = [*hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
+    # Frontends send the same few operations over and over: parse and validate each text once (validation
+    # rules here depend on the text only; the cost limit, which reads variables, runs on every request).
+    caches = [ParserCache(maxsize=512), ValidationCache(maxsize=512)]
+    extensions = [*caches, *hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
     extra_types: list[type] = []
     if pm is not None:  # the plugin manager's contributions, checked for duplicates like the core's
         pieces, extra_types = plugin_contributions(pm)

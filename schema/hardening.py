@@ -36,6 +36,7 @@ from graphql import (
     VariableNode,
 )
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -111,7 +112,8 @@ class QueryCostLimiter(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
-        if ec.graphql_document is not None and ec.pre_execution_errors is None:
+        # pre_execution_errors is [] when the schema's ValidationCache already found the text valid
+        if ec.graphql_document is not None and not ec.pre_execution_errors:
             cost = query_cost(ec.graphql_document, ec.operation_name, ec.variables, self.default_page_size,
                               stop_at=self.max_cost)
             if cost > self.max_cost:
@@ -158,11 +160,14 @@ def hardening_extensions(settings: Settings) -> list[Callable[[], SchemaExtensio
     """Factories of the extensions every schema gets, configured from ``settings`` (a fresh extension per
     request: strawberry sets the request's execution context on it)."""
     s = settings
+    # The depth and alias limiters make a new validation-rule class per instance; building them once keeps
+    # the rule classes stable so the schema's ValidationCache can reuse a validated operation text.
+    limit_rules = [*QueryDepthLimiter(max_depth=s.max_query_depth).validation_rules,
+                   *MaxAliasesLimiter(max_alias_count=s.max_query_aliases).validation_rules]
     factories: list[Callable[[], SchemaExtension]] = [
         lambda: QueryCostLimiter(s.max_query_cost, s.default_page_size),
         lambda: MaxTokensLimiter(max_token_count=s.max_query_tokens),
-        lambda: QueryDepthLimiter(max_depth=s.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=s.max_query_aliases),
+        lambda: AddValidationRules(limit_rules),
     ]
     if s.production:
         factories += [
