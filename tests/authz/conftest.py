@@ -21,6 +21,6 @@ def auth_settings(db_url: str, tmp_path, **changes):
 def policies(sync_engine):
     """The three provinces' policies loaded into casbin_rule (core objects only: no plugin needed)."""
     with session_scope(sync_engine) as session:
-        counts = authz.load_policies(session, CONFIGS, objects=authz.known_objects())
+        counts = authz.load_policies(session, CONFIGS)
     authz.forget_authorizers()
     return counts

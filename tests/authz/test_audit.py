@@ -24,7 +24,7 @@ VILLAGE_35 = "350102001001"
 @pytest.fixture(scope="module")
 def server(live_server, sync_engine):
     with session_scope(sync_engine) as s:
-        authz.load_policies(s, CONFIGS, objects=authz.known_objects())
+        authz.load_policies(s, CONFIGS)
         for name, grants in {"aud44": [RoleGrant("auditor", "44")], "va": [RoleGrant("village_assistant", VILLAGE_44)],
                              "admin35": [RoleGrant("province_admin", "35")]}.items():
             users.add_user(s, name, grants)

@@ -213,7 +213,7 @@ def test_a_policy_reloaded_by_another_process_applies_without_restart(sync_engin
     path.write_text("".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
                             if line.strip() != "p, village_assistant, alert, read"), encoding="utf-8")
     with session_scope(sync_engine) as session:
-        authz.load_policies(session, tmp_path, ["44"], objects=authz.known_objects())
+        authz.load_policies(session, tmp_path, ["44"])
     monkeypatch.setattr(authz, "POLICY_RECHECK_SECONDS", 0.0)
     try:
         actor = resolve(settings, token)
@@ -221,5 +221,5 @@ def test_a_policy_reloaded_by_another_process_applies_without_restart(sync_engin
         assert actor.scope("read", "household").prefixes == ("440106011004",)
     finally:
         with session_scope(sync_engine) as session:
-            authz.load_policies(session, CONFIGS, ["44"], objects=authz.known_objects())
+            authz.load_policies(session, CONFIGS, ["44"])
         resolve(settings, token)

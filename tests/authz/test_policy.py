@@ -27,7 +27,7 @@ def test_policies_load_and_reload_is_idempotent(sync_engine, policies):
     before = p_count(sync_engine)
     assert before == sum(policies.values())
     with session_scope(sync_engine) as session:
-        authz.load_policies(session, CONFIGS, objects=authz.known_objects())
+        authz.load_policies(session, CONFIGS)
     assert p_count(sync_engine) == before
 
 
@@ -52,7 +52,7 @@ def test_a_bad_policy_line_names_file_and_line(tmp_path, line, message):
     path.write_text(good + line + "\n", encoding="utf-8")
     line_number = len(good.splitlines()) + 1
     with pytest.raises(authz.PolicyError) as exc:
-        authz.parse_policy_file(path, "44", authz.known_objects())
+        authz.parse_policy_file(path, "44", authz.known_objects(authz.plugin_objects()))
     assert f"{path}, line {line_number}: " in str(exc.value)
     assert message in str(exc.value)
 
@@ -66,7 +66,7 @@ def test_a_bad_file_writes_nothing(tmp_path, sync_engine, policies):
     before = p_count(sync_engine)
     with pytest.raises(authz.PolicyError, match="line"):
         with session_scope(sync_engine) as session:
-            authz.load_policies(session, tmp_path, objects=authz.known_objects())
+            authz.load_policies(session, tmp_path)
     assert p_count(sync_engine) == before
 
 

@@ -108,7 +108,7 @@ def villages(sync_engine):
 def server(live_server, sync_engine):
     """The shared live server, with every province's policy loaded (its fixture loads Guangdong's only)."""
     with session_scope(sync_engine) as s:
-        authz.load_policies(s, CONFIGS, objects=authz.known_objects())
+        authz.load_policies(s, CONFIGS)
     authz.forget_authorizers()
     return live_server
 
