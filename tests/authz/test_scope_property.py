@@ -4,7 +4,7 @@ Hypothesis draws random households (in a random subtree of real NBS regions in t
 members, enrolments, alerts and income items, and a random user: one to three role grants at random levels.
 The user signs in with a real token. For each contract read path (HouseholdList, HouseholdDetail with its
 nested members / enrolments / alerts / economics, NodeLookup of every type, PersonByIdNumber, Alerts,
-RegionOverview stats, Me) the answer must equal the reference: a record is visible when its region code
+RegionOverview stats, Eligibility, EligibilityGaps, Me) the answer must equal the reference: a record is visible when its region code
 starts with the region of a grant whose role the province's policy file allows the action on that object
 type. The reference reads the policy CSV itself; it shares no code with Casbin or the scope predicate.
 Out-of-scope ids must answer exactly like ids that never existed, for reads and mutations, and no response
@@ -313,6 +313,17 @@ def check_reads(client: Client, grants, db: dict, household_ids: list[int]) -> N
                 if r.household_id == hid:
                     node = client.op("NodeLookup", {"id": gid(type_name, rid)})["node"]
                     assert (node is not None) == visible(obj, r.region_code), (type_name, rid)
+
+    # Eligibility (null out of scope) and 政策找人 gaps (only households in scope).
+    for hid in household_ids:
+        h = db["households"][hid]
+        eligibility = client.op("Eligibility", {"householdId": gid("Household", hid)})["eligibility"]
+        assert (eligibility is not None) == visible("household", h.region_code)
+    for province in PROVINCES:
+        _, gaps = client.pages("EligibilityGaps", "eligibilityGaps", {"regionCode": province})
+        shown = {g["household"]["id"] for g in gaps}
+        assert shown <= {gid("Household", hid) for hid, h in db["households"].items()
+                         if h.region_code.startswith(province) and visible("household", h.region_code)}
 
     # Ids that never existed answer null, like out-of-scope ones.
     for type_name in ("Household", "Person", "Alert", "Enrollment"):
