@@ -51,6 +51,8 @@ class EmbeddedSearch:
 
     def stop(self) -> None:
         self.server.close()
+        if self.server.process.stdout is not None:
+            self.server.process.stdout.close()  # the launcher leaves its readiness pipe open
         if self.state_file is not None:
             try:
                 state = json.loads(self.state_file.read_text(encoding="utf-8"))

@@ -319,6 +319,7 @@ def test_search_engine_outage_writes_succeed_backlog_drains(graph_engine, graph,
         assert sorted(h.entity_id for h in page.hits) == sorted(ids)
 
         server.close()  # down for good: connection refused
+        server.process.stdout.close()
         with session_scope(graph_engine) as s:
             late = add_person(s, "440106003", "重启后").id
         with pytest.raises(SearchUnavailable):
@@ -339,3 +340,4 @@ def test_search_engine_outage_writes_succeed_backlog_drains(graph_engine, graph,
     finally:
         indexer.stop()
         server.close()
+        server.process.stdout.close()
