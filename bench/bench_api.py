@@ -85,6 +85,7 @@ def main() -> None:
     run(aidgraph + ["seed", "--province", "44", "--households", str(args.households), "--seed", "7"], env)
     token = subprocess.run(aidgraph + ["token", "bench-admin"], env=env, capture_output=True, text=True)
     if token.returncode != 0:
+        run(aidgraph + ["policy", "load"], env)
         run(aidgraph + ["users", "add", "bench-admin", "--role", "province_admin", "--region", "44"], env)
         token = subprocess.run(aidgraph + ["token", "bench-admin"], env=env, capture_output=True, text=True,
                                check=True)
