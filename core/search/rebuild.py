@@ -1,7 +1,8 @@
 """``aidgraph reindex`` and ``aidgraph index --verify``: the index rebuilt from, or checked against, the database.
 
 Reindex streams every searchable row (one statement per kind, a server-side cursor on PostgreSQL) into a
-new concrete index with refresh off, then moves the alias to it in one request. Changes committed while it
+new concrete index with refresh off, then moves the alias to it in one request. A reader thread builds the
+next batch of documents while the previous one is being indexed. Changes committed while it
 ran are not lost: the outbox rows written or processed since it started are applied again to the new index
 after the swap (external versions make repeats harmless), and rows still pending are the indexer's as usual.
 
@@ -15,8 +16,10 @@ versions, so when there are any the repair is a full reindex.
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,19 +72,16 @@ def reindex(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layo
     with engine.connect() as conn:
         high_water = conn.execute(select(func.coalesce(func.max(Outbox.id), 0))).scalar_one()
     name = indexes.create_index(client, alias, layout, bulk_load=True)
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {kind: 0 for kind in kinds}
     try:
-        for kind in kinds:
-            counts[kind] = 0
-            with engine.connect() as conn:
-                for docs in stream_docs(conn, kind, batch, layout):
-                    outcome = indexes.write(client, name, docs, chunk_size=batch)
-                    if outcome.failed:
-                        sample = "; ".join(f"{k}: {v}" for k, v in list(outcome.failed.items())[:3])
-                        raise ReindexError(f"{len(outcome.failed)} {kind.lower()} document(s) refused: {sample}")
-                    counts[kind] += len(docs)
-                    if progress:
-                        progress(kind, len(docs))
+        for kind, docs in _prefetched(engine, kinds, batch, layout):
+            outcome = indexes.write(client, name, docs, chunk_size=batch)
+            if outcome.failed:
+                sample = "; ".join(f"{k}: {v}" for k, v in list(outcome.failed.items())[:3])
+                raise ReindexError(f"{len(outcome.failed)} {kind.lower()} document(s) refused: {sample}")
+            counts[kind] += len(docs)
+            if progress:
+                progress(kind, len(docs))
         indexes.finish_bulk_load(client, name)
     except BaseException:
         client.indices.delete(index=name, ignore_unavailable=True)
@@ -92,6 +92,46 @@ def reindex(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layo
         for old in replaced:
             client.indices.delete(index=old, ignore_unavailable=True)
     return ReindexResult(name, counts, time.perf_counter() - started_clock, replaced, caught_up)
+
+
+def _prefetched(engine: Engine, kinds: tuple[str, ...], batch: int, layout: SearchLayout
+                ) -> Iterator[tuple[str, list]]:
+    """(kind, documents) batches, read and built by a worker thread while the previous batch is being sent,
+    so the database read and the engine's indexing overlap instead of taking turns."""
+    out: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for kind in kinds:
+                with engine.connect() as conn:
+                    for docs in stream_docs(conn, kind, batch, layout):
+                        while not stop.is_set():
+                            try:
+                                out.put((kind, docs), timeout=0.5)
+                                break
+                            except queue.Full:
+                                continue
+                        if stop.is_set():
+                            return
+            out.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            out.put(e)
+
+    worker = threading.Thread(target=produce, name="aidgraph-reindex-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
 
 
 def catch_up(engine: Engine, client: OpenSearch, alias: str, layout: SearchLayout, high_water: int,
