@@ -79,7 +79,8 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
 
     # Frontends send the same few operations over and over: parse and validate each text once (validation
     # rules here depend on the text only; the cost limit, which reads variables, runs on every request).
-    caches = [ParserCache(maxsize=512), ValidationCache(maxsize=512)]
+    # (strawberry keeps both caches at module level per maxsize, so a fresh extension per request shares them)
+    caches = [lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)]
     extensions = [*caches, *hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
     extra_types: list[type] = []
     if pm is not None:  # the plugin manager's contributions, checked for duplicates like the core's
