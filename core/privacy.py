@@ -147,3 +147,17 @@ async def audit_page(session, scope, *, user=None, since=None, action=None, firs
     rows = list((await session.execute(stmt.order_by(AuditLog.id.desc()).limit(first + 1))).scalars())
     total = (await session.execute(select(func.count()).select_from(AuditLog).where(*clauses))).scalar_one()
     return rows[:first], len(rows) > first, total
+
+
+def income_covers(context: Any, scope) -> bool:
+    """May the caller see incomes everywhere in ``scope`` (a list of households across regions, such as the
+    eligibility gaps of 政策找人, whose reasons and amounts are computed from incomes)?"""
+    income = context.actor.scope("read", "income")
+    if scope.unrestricted:
+        return income.unrestricted
+    return all(income.contains(p) for p in scope.prefixes)
+
+
+def eligibility_visible(context: Any, household) -> bool:
+    """Eligibility reasons and amounts name the household's per-capita income: the income gate applies."""
+    return income_visible(context, household)

@@ -16,6 +16,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import Info
 
+from core import privacy
 from core.eligibility import PolicyEngine
 from core.errors import not_found
 from schema.errors import UserError, run_mutation
@@ -130,8 +131,11 @@ class Query:
         async with info.context.db() as session:
             result = await policy_engine(info).evaluate(session, household_ids=[row.id], scope=info.context.scope())
         province = row.region_code[:2]
-        return [EligibilityResult(eligible=r["eligible"], reasons=r["reasons"], monthly_amount=r["monthly_amount"],
-                                  one_off_amount=r["one_off_amount"], enrolled=r["enrolled"],
+        # Reasons and amounts are computed from the household's income: withheld without the income right.
+        shown = privacy.eligibility_visible(info.context, row)
+        return [EligibilityResult(eligible=r["eligible"], reasons=r["reasons"] if shown else [],
+                                  monthly_amount=r["monthly_amount"] if shown else None,
+                                  one_off_amount=r["one_off_amount"] if shown else None, enrolled=r["enrolled"],
                                   program=_program(info, r["program"], province))
                 for r in result.iter_rows(named=True)]
 
@@ -153,10 +157,15 @@ class Query:
                                                          after=after_position)
         has_next = page.height > n
         province = region_code[:2]
+        shown = privacy.income_covers(info.context, scope)  # reasons and amounts name incomes
         edges = [Edge(cursor=encode_cursor(r["household_id"], r["program"]),
                       node=EligibilityGap(_household_id=r["household_id"], program=_program(info, r["program"], province),
-                                          reasons=r["reasons"], monthly_amount=r["monthly_amount"]))
+                                          reasons=r["reasons"] if shown else [],
+                                          monthly_amount=r["monthly_amount"] if shown else None))
                  for r in page.head(n).iter_rows(named=True)]
+        if shown:
+            for r in page.head(n).iter_rows(named=True):
+                privacy.note_disclosure(info.context, "household", r["household_id"], region_code, "eligibilityReasons")
         return Connection(total_count=total, edges=edges,
                           page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None))
 

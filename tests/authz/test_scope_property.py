@@ -319,9 +319,15 @@ def check_reads(client: Client, grants, db: dict, household_ids: list[int]) -> N
         h = db["households"][hid]
         eligibility = client.op("Eligibility", {"householdId": gid("Household", hid)})["eligibility"]
         assert (eligibility is not None) == visible("household", h.region_code)
+        if eligibility and not visible("income", h.region_code):  # reasons and amounts name the income
+            assert all(r["reasons"] == [] and r["monthlyAmount"] is None for r in eligibility)
     for province in PROVINCES:
         _, gaps = client.pages("EligibilityGaps", "eligibilityGaps", {"regionCode": province})
         shown = {g["household"]["id"] for g in gaps}
+        regions = {gid("Household", hid): h.region_code for hid, h in db["households"].items()}
+        for gap in gaps:  # reasons and amounts name incomes: only where the user may read incomes
+            if gap["reasons"] or gap["monthlyAmount"] is not None:
+                assert visible("income", regions[gap["household"]["id"]]), gap
         assert shown <= {gid("Household", hid) for hid, h in db["households"].items()
                          if h.region_code.startswith(province) and visible("household", h.region_code)}
 
