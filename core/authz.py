@@ -289,6 +289,7 @@ class Authorizer:
     policy_version: tuple | None = None
     checked_at: float = field(default_factory=time.monotonic)
     _memo: dict = field(default_factory=dict, repr=False)
+    _scopes: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def enforce(self, subject: str, region_code: str, object_type: str, action: str) -> bool:
@@ -319,8 +320,15 @@ class Authorizer:
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
-        prefixes = [g.region_code for g in actor.grants if self.allows(g.role, g.region_code, object_type, action)]
-        return Scope.of(prefixes)
+        prefixes = tuple(g.region_code for g in actor.grants if self.allows(g.role, g.region_code, object_type, action))
+        scope = self._scopes.get(prefixes)
+        if scope is None:  # the same grants give the same scope: normalise once per distinct prefix set
+            scope = Scope.of(prefixes)
+            with self._lock:
+                if len(self._scopes) >= MEMO_LIMIT:
+                    self._scopes.clear()
+                self._scopes[prefixes] = scope
+        return scope
 
     def reload(self) -> None:
         with self._lock:

@@ -47,6 +47,10 @@ def _normalise(prefixes: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(kept))
 
 
+_PREDICATES: dict[tuple, tuple] = {}
+_PREDICATE_CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class Scope:
     """Region-code prefixes a request may see; ``unrestricted`` for system jobs and the development user."""
@@ -90,8 +94,18 @@ class Scope:
             return true()
         if not self.prefixes:
             return false()
+        # Building the expression costs more than running it on an indexed lookup: every loader of every
+        # request asks for the same few (scope, column) pairs, and expressions are immutable, so keep them.
+        key = (self.prefixes, id(column))
+        cached = _PREDICATES.get(key)
+        if cached is not None and cached[0] is column:
+            return cached[1]
         ranges = [and_(column >= low, column < high) for low, high in self.ranges()]
-        return ranges[0] if len(ranges) == 1 else or_(*ranges)
+        predicate = ranges[0] if len(ranges) == 1 else or_(*ranges)
+        if len(_PREDICATES) >= _PREDICATE_CACHE_SIZE:
+            _PREDICATES.clear()
+        _PREDICATES[key] = (column, predicate)
+        return predicate
 
     def ranges(self) -> list[tuple[str, str]]:
         """Half-open code ranges ``[low, high)`` covering the scope, adjacent siblings merged.
