@@ -242,7 +242,11 @@ async def _attach_person(session: AsyncSession, existing: dict, m: MemberData, r
 
 async def load_household_in_scope(session: AsyncSession, actor: Actor, household_id: int | None, action: str,
                                   field: str = "householdId") -> Household:
-    """The household if it exists and ``action`` is allowed on its region; NOT_FOUND otherwise (same answer)."""
+    """The household if it exists and ``action`` is allowed on its region.
+
+    Missing and out-of-scope households give the same NOT_FOUND; a household the actor may read but not
+    change gives FORBIDDEN.
+    """
     if household_id is None:
         raise not_found("household", field)
     household = (
@@ -252,6 +256,12 @@ async def load_household_in_scope(session: AsyncSession, actor: Actor, household
         )
     ).scalar_one_or_none()
     if household is None:
+        readable = action != "read" and (
+            await session.execute(select(Household.id).where(Household.id == household_id,
+                                                             actor.scope("read").predicate(Household.region_code)))
+        ).first()
+        if readable:  # the caller can see it, so saying so leaks nothing: they lack the right to change it
+            raise DomainError.single(ErrorCode.FORBIDDEN, f"you may not {action} this household", field)
         raise not_found("household", field)
     return household
 

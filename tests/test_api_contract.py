@@ -232,3 +232,23 @@ def test_mutation_over_get_is_refused(live_server):
 def test_graphiql_in_development_only(live_server):
     r = live_server.client.get(f"{live_server.url}/graphql", headers={"Accept": "text/html"})
     assert r.status_code == 200 and "graphiql" in r.text.lower()
+
+
+def test_read_only_role_gets_forbidden_not_not_found(live_server, family, db_url):
+    from core.authn import ensure_demo_user
+    from core.db import make_sync_engine
+
+    engine = make_sync_engine(db_url)
+    token = ensure_demo_user(engine, live_server.components.settings, username="auditor44", region_codes=("44",),
+                             role="auditor")
+    engine.dispose()
+    seen = live_server.data("HouseholdDetail", {"id": family["id"]}, token=token)["household"]
+    assert seen["id"] == family["id"]
+    attempt = live_server.data("AddHouseholdMember", {"input": {"householdId": family["id"], "member": member(
+        "钱七", make("440106", dt.date(1999, 9, 9), 91), "OTHER")}}, token=token)["addHouseholdMember"]
+    assert attempt["household"] is None
+    assert [e["code"] for e in attempt["errors"]] == ["FORBIDDEN"]
+    missing = live_server.data("AddHouseholdMember", {"input": {"householdId": "SG91c2Vob2xkOjk5OTk5OTk=",
+                                                                "member": member("钱七", make("440106", dt.date(1999, 9, 9), 91), "OTHER")}},
+                               token=token)["addHouseholdMember"]
+    assert [e["code"] for e in missing["errors"]] == ["NOT_FOUND"]
