@@ -1,6 +1,7 @@
 """The scoped read side of the graph: every query the API answers, batched by key and filtered by scope.
 
-Each function takes the :class:`~core.scope.Scope` decided for the request and applies
+Each function takes the :class:`~core.scope.Scope` decided for the request (enrolment readers take the
+request's enrolment predicate, which adds department analysts' aid domains) and applies
 ``scope.predicate(<table>.region_code)`` in SQL, so a record outside the scope is never loaded: it behaves as
 a record that does not exist. Functions take many keys at once (DataLoaders call them once per batch), so a
 page of households with their members costs a constant number of statements.
@@ -147,12 +148,14 @@ async def households_of_persons(session: AsyncSession, scope: Scope, person_ids:
     return result
 
 
-async def categories_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[str]]:
-    """Low-income categories that apply now: a receiving enrolment in the category's program."""
+async def categories_by_household(session: AsyncSession, visible, ids: list[int]) -> dict[int, list[str]]:
+    """Low-income categories that apply now: a receiving enrolment in the category's program.
+
+    ``visible`` is the request's enrolment predicate (see :func:`core.authz.enrollment_read_predicate`)."""
     rows = await session.execute(
         select(Enrollment.household_id, Enrollment.program_key)
         .where(Enrollment.household_id.in_(ids), Enrollment.status.in_(RECEIVING),
-               Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)), scope.predicate(Enrollment.region_code))
+               Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)), visible)
         .distinct()
     )
     result: dict[int, list[str]] = defaultdict(list)
@@ -177,9 +180,10 @@ async def warning_levels_by_household(session: AsyncSession, scope: Scope, ids: 
     return result
 
 
-async def enrollments_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[Enrollment]]:
+async def enrollments_by_household(session: AsyncSession, visible, ids: list[int]) -> dict[int, list[Enrollment]]:
+    """Enrolments of many households; ``visible`` is the request's enrolment predicate."""
     rows = await session.execute(
-        select(Enrollment).where(Enrollment.household_id.in_(ids), scope.predicate(Enrollment.region_code))
+        select(Enrollment).where(Enrollment.household_id.in_(ids), visible)
         .order_by(Enrollment.household_id, Enrollment.applied_at.desc(), Enrollment.id.desc())
     )
     result: dict[int, list[Enrollment]] = defaultdict(list)
@@ -199,8 +203,8 @@ async def alerts_by_household(session: AsyncSession, scope: Scope, ids: list[int
     return result
 
 
-async def enrollments_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Enrollment]:
-    rows = await session.execute(select(Enrollment).where(Enrollment.id.in_(ids), scope.predicate(Enrollment.region_code)))
+async def enrollments_by_id(session: AsyncSession, visible, ids: list[int]) -> dict[int, Enrollment]:
+    rows = await session.execute(select(Enrollment).where(Enrollment.id.in_(ids), visible))
     return {e.id: e for e in rows.scalars()}
 
 

@@ -37,6 +37,7 @@ class Context:
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: dict[str, DataLoader] = field(default_factory=dict)
+    _enrollment_visibility: Any = None
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
@@ -82,6 +83,21 @@ class Context:
         return self.actor.scope("read", object_type)
 
     @property
+    def enrollment_visibility(self):
+        """Enrolments this request may read: the ``enrollment`` scope, plus the programs of one aid domain
+        for roles granted only that domain (department analysts); built once per request."""
+        if self._enrollment_visibility is None:
+            from core.authz import enrollment_read_predicate
+            from core.models import Enrollment
+
+            by_domain: dict[str, list[str]] = {}
+            for key, info in self.programs.programs.items():
+                by_domain.setdefault(info.domain, []).append(key)
+            self._enrollment_visibility = enrollment_read_predicate(self.actor, Enrollment.region_code,
+                                                                    Enrollment.program_key, by_domain)
+        return self._enrollment_visibility
+
+    @property
     def households(self) -> DataLoader:
         return self.loader("households", lambda s, k: reads.households_by_id(s, self.scope("household"), k))
 
@@ -111,7 +127,7 @@ class Context:
 
     @property
     def categories(self) -> DataLoader:
-        return self.loader("categories", lambda s, k: reads.categories_by_household(s, self.scope("enrollment"), k), list)
+        return self.loader("categories", lambda s, k: reads.categories_by_household(s, self.enrollment_visibility, k), list)
 
     @property
     def warning_levels(self) -> DataLoader:
@@ -119,11 +135,11 @@ class Context:
 
     @property
     def enrollments(self) -> DataLoader:
-        return self.loader("enrollments", lambda s, k: reads.enrollments_by_household(s, self.scope("enrollment"), k), list)
+        return self.loader("enrollments", lambda s, k: reads.enrollments_by_household(s, self.enrollment_visibility, k), list)
 
     @property
     def enrollments_by_id(self) -> DataLoader:
-        return self.loader("enrollments_by_id", lambda s, k: reads.enrollments_by_id(s, self.scope("enrollment"), k))
+        return self.loader("enrollments_by_id", lambda s, k: reads.enrollments_by_id(s, self.enrollment_visibility, k))
 
     @property
     def alerts(self) -> DataLoader:

@@ -252,3 +252,22 @@ def test_read_only_role_gets_forbidden_not_not_found(live_server, family, db_url
                                                                 "member": member("钱七", make("440106", dt.date(1999, 9, 9), 91), "OTHER")}},
                                token=token)["addHouseholdMember"]
     assert [e["code"] for e in missing["errors"]] == ["NOT_FOUND"]
+
+
+def test_department_analyst_sees_only_its_domain_enrollments(live_server, family, db_url):
+    from core.authn import ensure_demo_user
+    from core.db import make_sync_engine
+
+    ids = {}
+    for key in ("medical", "dibao"):
+        applied = live_server.data("ApplyForAid", {"input": {"householdId": family["id"], "programKey": key}})
+        assert applied["applyForAid"]["errors"] == [], applied
+        ids[key] = applied["applyForAid"]["enrollment"]["id"]
+    engine = make_sync_engine(db_url)
+    token = ensure_demo_user(engine, live_server.components.settings, username="medical44", region_codes=("44",),
+                             role="department_analyst")
+    engine.dispose()
+    medical = live_server.data("NodeLookup", {"id": ids["medical"]}, token=token)["node"]
+    assert medical["enrollmentStatus"] == "APPLIED" and medical["program"]["key"] == "medical"
+    assert live_server.data("NodeLookup", {"id": ids["dibao"]}, token=token)["node"] is None
+    assert live_server.data("HouseholdDetail", {"id": family["id"]}, token=token)["household"] is None
