@@ -212,15 +212,18 @@ def main() -> None:
             await aengine.dispose()
 
     async def all_gap_counts() -> dict[str, int]:
+        """Gap counts per program from one set-at-a-time decision over the region (the engine's own path)."""
+        from core.eligibility import household_frame
+
         aengine = make_async_engine(url)
         try:
             async with async_session_factory(aengine)() as session:
-                counts = {}
-                for key in policy.province(args.province).programs:
-                    counts[key], _ = await policy.gaps(session, region_code=args.province, program=key, on=on, limit=0)
-                return {k: v for k, v in counts.items() if v}
+                frame = await household_frame(session, on=on, region_code=args.province)
         finally:
             await aengine.dispose()
+        decided = policy.province(args.province).decide(frame, on).filter(pl.col("eligible") & ~pl.col("enrolled"))
+        counts = decided.group_by("program").len()
+        return dict(zip(counts["program"].to_list(), counts["len"].to_list()))
 
     engine_times, http_times, base_times = [], [], []
     gaps = None

@@ -271,6 +271,20 @@ def _valid_on(model, on: dt.date):
     return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
 
 
+async def _fetch(session: AsyncSession, statement) -> list[tuple]:
+    """Rows as plain tuples straight from the driver: a region is hundreds of thousands of rows, and building
+    typed ORM rows costs as much as running the query. Values are bound as literals (dates, codes, keys)."""
+    connection = await session.connection()
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    return (await connection.exec_driver_sql(sql)).fetchall()
+
+
+def _dates(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """SQLite hands dates back as ISO text, PostgreSQL as dates: the same polars dates either way."""
+    return frame.with_columns([pl.col(c).cast(pl.String).str.to_date() if frame.schema[c] != pl.Date else pl.col(c)
+                               for c in columns])
+
+
 def _rural_flag():
     name = Region.name
     return case((or_(name.like("%村委会"), name.like("%村民委员会"), name.like("%村"), name.like("%乡"),
@@ -292,30 +306,31 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         conditions.append(Household.id.in_(household_ids))
     selected = select(Household.id).where(*conditions)
 
-    households = (await session.execute(
-        select(Household.id, Household.household_number, Household.region_code, _rural_flag())
-        .join(Region, Region.code == Household.region_code).where(*conditions).order_by(Household.id)
-    )).all()
+    households = await _fetch(session, select(Household.id, Household.household_number, Household.region_code, _rural_flag())
+        .join(Region, Region.code == Household.region_code).where(*conditions).order_by(Household.id))
     if not households:
         return pl.DataFrame(schema=FRAME_SCHEMA)
     hh = pl.DataFrame(households, schema={"household_id": pl.Int64, "household_number": pl.String,
-                                          "region_code": pl.String, "rural": pl.Boolean}, orient="row")
+                                          "region_code": pl.String, "rural": None}, orient="row",
+                      infer_schema_length=None)
+    hh = hh.with_columns(pl.col("rural").cast(pl.Boolean))
     hh = hh.with_columns(province_code=pl.col("region_code").str.slice(0, 2))
 
-    members = (await session.execute(
+    members = await _fetch(session,
         select(Membership.household_id, Person.id, Person.birth_date, Person.sex, Membership.relation_to_head,
                Person.disability_level, Person.disability_category, Person.chronic_disease, Person.major_disease,
                Person.hospitalised, Person.labour_capacity, Person.employment_status, Person.student_stage,
                Person.hukou_region_code)
         .join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id.in_(selected), _valid_on(Membership, on))
-    )).all()
-    mem = pl.DataFrame(members, orient="row", schema={
-        "household_id": pl.Int64, "person_id": pl.Int64, "birth_date": pl.Date, "sex": pl.String,
+        .where(Membership.household_id.in_(selected), _valid_on(Membership, on)))
+    mem = pl.DataFrame(members, orient="row", infer_schema_length=None, schema={
+        "household_id": pl.Int64, "person_id": pl.Int64, "birth_date": None, "sex": pl.String,
         "relation_to_head": pl.String, "disability_level": pl.Int32, "disability_category": pl.String,
-        "chronic_disease": pl.Boolean, "major_disease": pl.Boolean, "hospitalised": pl.Boolean,
+        "chronic_disease": None, "major_disease": None, "hospitalised": None,
         "labour_capacity": pl.String, "employment_status": pl.String, "student_stage": pl.String,
         "hukou_region_code": pl.String})
+    mem = _dates(mem, "birth_date").with_columns(
+        [pl.col(c).cast(pl.Boolean) for c in ("chronic_disease", "major_disease", "hospitalised")])
     mem = mem.with_columns(age=_age_expr("birth_date", on))
 
     pairs = pl.concat([await _able_obligors(session, selected, on), _household_obligors(mem)])
@@ -329,11 +344,9 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
     )
 
     flows = await _flows(session, selected, on)
-    enrolments = (await session.execute(
-        select(Enrollment.household_id, Enrollment.program_key, Enrollment.status)
-        .where(Enrollment.household_id.in_(selected),
-               Enrollment.status.in_([s.value for s in OPEN_ENROLLMENT_STATUSES]))
-    )).all()
+    enrolments = await _fetch(session, select(Enrollment.household_id, Enrollment.program_key, Enrollment.status)
+                              .where(Enrollment.household_id.in_(selected),
+                                     Enrollment.status.in_([s.value for s in OPEN_ENROLLMENT_STATUSES])))
     enr = pl.DataFrame(enrolments, orient="row", schema={"household_id": pl.Int64, "program_key": pl.String,
                                                          "status": pl.String})
     receiving_values = [s.value for s in RECEIVING_ENROLLMENT_STATUSES]
@@ -381,15 +394,15 @@ async def _able_obligors(session: AsyncSession, selected, on: dt.date) -> pl.Dat
     edges = union_all(explicit, reverse).subquery()
     other = Person.__table__.alias("other")
     me = Person.__table__.alias("me")
-    rows = (await session.execute(
+    rows = await _fetch(session,
         select(edges.c.pid, edges.c.other, edges.c.kind, edges.c.dir, me.c.birth_date, other.c.birth_date,
                other.c.labour_capacity)
         .join(other, other.c.id == edges.c.other).join(me, me.c.id == edges.c.pid)
-        .where(other.c.death_date.is_(None))
-    )).all()
-    df = pl.DataFrame(rows, orient="row", schema={"person_id": pl.Int64, "other": pl.Int64, "kind": pl.String,
-                                                  "dir": pl.String, "my_birth": pl.Date, "other_birth": pl.Date,
-                                                  "other_capacity": pl.String})
+        .where(other.c.death_date.is_(None)))
+    df = pl.DataFrame(rows, orient="row", infer_schema_length=None, schema={
+        "person_id": pl.Int64, "other": pl.Int64, "kind": pl.String, "dir": pl.String, "my_birth": None,
+        "other_birth": None, "other_capacity": pl.String})
+    df = _dates(df, "my_birth", "other_birth")
     duty = (
         ((pl.col("kind") == "SUPPORT_OBLIGOR") & (pl.col("dir") == "in"))
         | (pl.col("kind") == "SPOUSE")
@@ -433,13 +446,16 @@ async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
     prorated = item.amount * overlap_days / period_days
     in_window = and_(item.period_end >= start, item.period_start <= on)
 
-    def total(kinds) -> Any:
-        return func.sum(case((item.kind.in_([k.value for k in kinds]), prorated), else_=0))
+    flow_kinds = [k.value for k in INCOME_KINDS | EXPENDITURE_KINDS]
+    # prorate each item once (the engines do not share the expression between the three sums)
+    items = (select(item.household_id.label("hid"), item.kind.label("kind"), prorated.label("amount"))
+             .where(item.household_id.in_(selected), in_window, item.kind.in_(flow_kinds)).subquery())
 
-    flow_rows = (await session.execute(
-        select(item.household_id, total(INCOME_KINDS), total(EARNED_INCOME_KINDS), total(EXPENDITURE_KINDS))
-        .where(item.household_id.in_(selected), in_window).group_by(item.household_id)
-    )).all()
+    def total(kinds) -> Any:
+        return func.sum(case((items.c.kind.in_([k.value for k in kinds]), items.c.amount), else_=0))
+
+    flow_rows = await _fetch(session, select(items.c.hid, total(INCOME_KINDS), total(EARNED_INCOME_KINDS),
+                                             total(EXPENDITURE_KINDS)).group_by(items.c.hid))
     latest = (
         select(item.household_id, item.amount,
                func.row_number().over(partition_by=(item.household_id, item.person_id, item.kind, item.source),
@@ -448,9 +464,8 @@ async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
                item.period_end <= on)
         .subquery()
     )
-    asset_rows = (await session.execute(
-        select(latest.c.household_id, func.sum(latest.c.amount)).where(latest.c.rn == 1).group_by(latest.c.household_id)
-    )).all()
+    asset_rows = await _fetch(session, select(latest.c.household_id, func.sum(latest.c.amount))
+                              .where(latest.c.rn == 1).group_by(latest.c.household_id))
     flows = pl.DataFrame([(h, float(a or 0), float(b or 0), float(c or 0)) for h, a, b, c in flow_rows], orient="row",
                          schema={"household_id": pl.Int64, "annual_income": pl.Float64, "annual_earned": pl.Float64,
                                  "annual_expenditure": pl.Float64})
