@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,8 +147,10 @@ def test_duplicate_program_key_is_an_error(copy_settings, configs):
 def installed_longevity(tmp_path_factory):
     """The fixture distribution, really built and installed by pip into a target folder on sys.path."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / FIXTURE_DIST.name  # build outside the checkout: no build/ left there
+    shutil.copytree(FIXTURE_DIST, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(FIXTURE_DIST)], check=True, capture_output=True)
+                    "--target", str(target), str(source)], check=True, capture_output=True)
     sys.path.insert(0, str(target))
     import importlib
 
