@@ -37,6 +37,8 @@ class HouseholdEconomics:
     annual_expenditure: Decimal
     total_financial_assets: Decimal
     assessed_at: dt.datetime | None
+    monthly_deduction: Decimal = Decimal("0.00")
+    """Household income deductions per month allowed by the province's rules (set by the policy engine)."""
 
     @property
     def monthly_income(self) -> Decimal:
@@ -44,9 +46,11 @@ class HouseholdEconomics:
 
     @property
     def per_capita_monthly_income(self) -> Decimal:
+        """Per-capita monthly income after the province's deductions (never below zero)."""
         if self.members == 0:
             return Decimal("0.00")
-        return (self.annual_income / WINDOW_MONTHS / self.members).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        assessed = max(self.annual_income / WINDOW_MONTHS - self.monthly_deduction, Decimal("0"))
+        return (assessed / self.members).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
     @property
     def per_capita_financial_assets(self) -> Decimal:

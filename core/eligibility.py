@@ -698,6 +698,20 @@ class PolicyEngine:
             return pl.DataFrame(schema=RESULT_SCHEMA)
         return pl.concat(results).sort("household_id", "program")
 
+    async def income_deductions(self, session: AsyncSession, household_ids: list[int], on: dt.date | None = None
+                                ) -> dict[int, float]:
+        """Monthly household income deductions the province's rules allow (employment costs, FJ 20-30% of
+        earnings...), by household: what ``economics.perCapitaMonthlyIncome`` subtracts. Six statements."""
+        if not household_ids:
+            return {}
+        on = on or dt.date.today()
+        frame = await household_frame(session, on=on, household_ids=household_ids)
+        result: dict[int, float] = {}
+        for policy, part in self._by_province(frame):
+            assessed = policy.assess_income(part.lazy(), policy.context(on)).select("household_id", "income_deduction")
+            result.update(dict(assessed.collect().iter_rows()))
+        return result
+
     def _by_province(self, frame: pl.DataFrame):
         configured = set(self.province_codes())
         for code in sorted(frame["province_code"].unique().to_list()):

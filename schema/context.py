@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -160,6 +161,12 @@ class Context:
 
         async def fetch(session: AsyncSession, ids: list[int]) -> dict:
             visible = await reads.households_by_id(session, self.scope("household"), ids)
-            return await economics_for(session, list(visible))
+            found = await economics_for(session, list(visible))
+            policy = self.services.get("policy")
+            if policy is not None and found:  # the province's deductions (employment costs, ...) apply
+                deductions = await policy.income_deductions(session, list(found))
+                found = {hid: replace(e, monthly_deduction=Decimal(str(round(deductions.get(hid, 0.0), 2))))
+                         for hid, e in found.items()}
+            return found
 
         return self.loader("economics", fetch)

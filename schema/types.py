@@ -209,8 +209,11 @@ class Membership:
 
 @strawberry.type(description="Household economic status (家庭经济状况) over the last 12 months.")
 class Economics:
-    per_capita_monthly_income: float | None
-    monthly_income: float | None
+    per_capita_monthly_income: float | None = strawberry.field(
+        description="Per person per month after the deductions the province's rules allow.")
+    monthly_income: float | None = strawberry.field(description="Gross household income per month.")
+    monthly_income_deduction: float | None = strawberry.field(
+        description="Household income deducted per month under the province's rules (employment costs, ...).")
     total_financial_assets: float | None
     per_capita_financial_assets: float | None
     annual_expenditure: float | None
@@ -380,10 +383,12 @@ class Household(Node):
     async def economics(self, info: Info) -> Economics:
         e = await info.context.economics.load(self._row.id)
         if e is None or not privacy.income_visible(info.context, self._row):
-            return Economics(per_capita_monthly_income=None, monthly_income=None, total_financial_assets=None,
+            return Economics(per_capita_monthly_income=None, monthly_income=None, monthly_income_deduction=None,
+                             total_financial_assets=None,
                              per_capita_financial_assets=None, annual_expenditure=None, assessed_at=None)
         return Economics(per_capita_monthly_income=float(e.per_capita_monthly_income),
                          monthly_income=float(e.monthly_income),
+                         monthly_income_deduction=float(e.monthly_deduction),
                          total_financial_assets=float(e.total_financial_assets),
                          per_capita_financial_assets=float(e.per_capita_financial_assets),
                          annual_expenditure=float(e.annual_expenditure), assessed_at=e.assessed_at)

@@ -198,9 +198,16 @@ def test_record_economic_item(live_server, family):
         "householdId": family["id"], "kind": "WAGE", "source": "tax", "amount": 48000.0,
         "periodStart": start.isoformat(), "periodEnd": end.isoformat()}})["recordEconomicItem"]
     assert result["errors"] == []
-    members = 4  # the grandparent added above
+    detail = live_server.post("query($id: ID!) { household(id: $id) { memberCount economics { monthlyIncome "
+                              "monthlyIncomeDeduction perCapitaMonthlyIncome } } }", {"id": family["id"]}).json()
+    h = detail["data"]["household"]
+    gross = 48000 * _overlap(start, end, today) / 12
+    assert h["economics"]["monthlyIncome"] == pytest.approx(gross, abs=0.02)
+    # Guangdong deducts necessary employment costs (GD-2021) for the employed head: a configured parameter
+    assert h["economics"]["monthlyIncomeDeduction"] > 0
     income = result["household"]["economics"]["perCapitaMonthlyIncome"]
-    assert income == pytest.approx(48000 * _overlap(start, end, today) / 12 / members, abs=0.02)
+    assert income == h["economics"]["perCapitaMonthlyIncome"]
+    assert income == pytest.approx((gross - h["economics"]["monthlyIncomeDeduction"]) / h["memberCount"], abs=0.02)
     deposit = live_server.data("RecordEconomicItem", {"input": {
         "householdId": family["id"], "kind": "DEPOSIT", "source": "bank", "amount": 12345.5,
         "periodStart": start.isoformat(), "periodEnd": end.isoformat()}})["recordEconomicItem"]

@@ -50,7 +50,7 @@ def test_statements_do_not_grow_with_page_size(live_server, thirty_households):
     small = count_statements(live_server, PAGE_WITH_MEMBERS, {"first": 3})
     large = count_statements(live_server, PAGE_WITH_MEMBERS, {"first": 30})
     assert large == small, f"{small} statements for 3 households, {large} for 30"
-    assert large <= 20
+    assert large <= 26  # authentication 3, page 2, loaders (economics with the province deductions: 10)
 
 
 def test_contract_household_list_is_constant_too(live_server, thirty_households):
