@@ -1,6 +1,7 @@
 """Baseline server for bench_api.py: the same JSON as the HouseholdDetail and HouseholdList operations, built
 with SQLAlchemy Core statements and ``json.dumps`` behind a bare starlette route, with no GraphQL, no ORM
-objects and no DataLoaders. It serves only an unrestricted caller (as the benchmark's province administrator
+objects and no DataLoaders. The province's income deductions come from the same policy engine as the
+platform's (the rules are not what this benchmark compares). It serves only an unrestricted caller (as the benchmark's province administrator
 in its own province), so it applies a single province prefix where the platform applies the caller's scope.
 
 Run: ``python -m bench.baseline_api --port 8101`` with ``AIDGRAPH_DATABASE_URL`` set.
@@ -12,6 +13,8 @@ import argparse
 import base64
 import datetime as dt
 import json
+from dataclasses import replace
+from decimal import Decimal
 
 import uvicorn
 from sqlalchemy import and_, func, or_, select
@@ -23,11 +26,13 @@ from starlette.routing import Route
 from core.config import load_settings
 from core.db import async_session_factory, make_async_engine
 from core.economics import economics_for
+from core.eligibility import PolicyEngine
 from core.idnumber import age_on
 from core.models import AidChainEvent, Alert, Enrollment, Household, Membership, Person, Region
 from core.reads import CATEGORY_PROGRAMS, LEVEL_SEVERITY, OPEN_ALERT_STATUSES, RECEIVING
 
 settings = load_settings()
+policy = PolicyEngine(settings)
 engine = make_async_engine(settings.database_url)
 sessions = async_session_factory(engine)
 
@@ -85,6 +90,8 @@ async def household_detail(hid: int) -> dict:
             .where(Membership.household_id == hid, current(Membership, today))
             .order_by(Membership.relation_to_head != "SELF", Membership.id))).all()
         econ = (await economics_for(conn, [hid]))[hid]
+        deduction = (await policy.income_deductions(conn, [hid])).get(hid, 0.0)
+        econ = replace(econ, monthly_deduction=Decimal(str(round(deduction, 2))))
         enrols = (await conn.execute(select(Enrollment.id, Enrollment.status, Enrollment.monthly_amount,
                                             Enrollment.start_date, Enrollment.end_date, Enrollment.program_key)
                                      .where(Enrollment.household_id == hid)
