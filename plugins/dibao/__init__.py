@@ -221,10 +221,6 @@ def aidgraph_review_interval_months(program: Program, params, facts: dict) -> in
     return int(params.value(key, on))
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve", "disburse"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

@@ -87,10 +87,6 @@ def aidgraph_review_interval_months(program: Program, params, facts: dict) -> in
     return int(params.value("dibao_edge.review_months", facts["on"])) if program.key == "dibao_edge" else None
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

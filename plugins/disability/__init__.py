@@ -78,10 +78,6 @@ def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
     return BenefitFormula("disability", "two_subsidies", _benefit) if program.key == "disability" else None
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve", "disburse"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

@@ -95,10 +95,6 @@ def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
     return BenefitFormula("disaster", "living_aid", _benefit) if program.key == "disaster" else None
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve", "disburse"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

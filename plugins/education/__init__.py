@@ -123,10 +123,6 @@ def aidgraph_eligibility_rules() -> list[EligibilityRule]:
             EligibilityRule("education", "low_income_category", _category)]
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve", "disburse"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

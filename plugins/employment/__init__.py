@@ -114,10 +114,6 @@ async def aidgraph_enrollment_changed(event) -> None:
     return None
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

@@ -82,10 +82,6 @@ def aidgraph_review_interval_months(program: Program, params, facts: dict) -> in
     return int(params.value("expenditure_hardship.review_months", facts["on"]))
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

@@ -65,10 +65,6 @@ def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [EligibilityRule("housing", "dibao_or_tekun_recipient", _recipient)]
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

@@ -151,7 +151,7 @@ def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
 @hookimpl
 def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
     # settling a claim pays aid out: the disburse action on payments (granted to counties and above)
-    return [("enrollment", ["apply", "review", "approve"]), ("payment", ["disburse"]), ("medical_claim", ["read"])]
+    return [("medical_claim", ["read"])]  # enrolment and payment actions are the core's own objects
 
 
 @hookimpl

@@ -121,10 +121,6 @@ def aidgraph_review_interval_months(program: Program, params, facts: dict) -> in
     return int(params.value("tekun.review_months", facts["on"])) if program.key == "tekun" else None
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve", "disburse"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

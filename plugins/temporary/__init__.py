@@ -105,10 +105,6 @@ def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
     return None
 
 
-@hookimpl
-def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [("enrollment", ["apply", "review", "approve", "disburse"])]
-
 
 @hookimpl
 def aidgraph_search_fields() -> dict:

@@ -114,8 +114,10 @@ def test_hook_aidgraph_casbin_objects(pm):
     for pairs in pm.hook.aidgraph_casbin_objects():
         for obj, actions in pairs:
             objects.setdefault(obj, set()).update(actions)
+    # The workflow's own actions come from the core's default plugin (core.enrollment), declared once there;
+    # aid-domain plugins contribute only objects of their own.
     assert {"apply", "review", "approve", "disburse"} <= objects["enrollment"]
-    assert objects["payment"] >= {"disburse"} and objects["medical_claim"] >= {"read"}
+    assert objects["medical_claim"] == {"read"}
 
 
 @pytest.mark.parametrize("code", ["44", "35", "62"])
