@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core import bulk  # noqa: E402
 from core import seed as seeding  # noqa: E402
 from core.db import make_sync_engine  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
@@ -145,7 +146,7 @@ def baseline_sqlite(path: Path, chunks) -> tuple[float, int, float]:
     conn.execute(f"PRAGMA cache_size={seeding.SQLITE_CACHE_PAGES}")
     seconds, rows, scratch_rate, per_table = 0.0, 0, 0.0, {}
     for tables in chunks:
-        prebuilt = {t: seeding.sqlite_rows(f) for t, f in tables.items()}
+        prebuilt = {t: bulk.sqlite_rows(f) for t, f in tables.items()}
         statements = {t: seeding._insert_sql(t) for t in seeding.TABLES}
         if not scratch_rate:
             conn.execute("CREATE TEMP TABLE scratch AS SELECT * FROM economic_item WHERE 0")
@@ -178,7 +179,7 @@ def baseline_postgres(url: str, chunks) -> tuple[float, int, float]:
     seconds, rows, scratch_rate, per_table = 0.0, 0, 0.0, {}
     with psycopg.connect(conninfo) as conn:
         for tables in chunks:
-            prebuilt = {t: seeding.copy_text(f) for t, f in tables.items()}
+            prebuilt = {t: bulk.copy_text(f) for t, f in tables.items()}
             counts = {t: f.height for t, f in tables.items()}
             with conn.cursor() as cur:
                 if not scratch_rate:

@@ -58,6 +58,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine, text
 
+from core.bulk import copy_sql, copy_text, insert_sql, sqlite_rows
 from core.feeds import DISABILITY_CATEGORIES
 from core.idnumber import CHECK_CHARS, WEIGHTS
 from core.regions import DIVISIONS_DIR
@@ -891,34 +892,12 @@ def with_ids(frames: ChunkFrames, bases: dict[str, int]) -> dict[str, pl.DataFra
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def sqlite_rows(frame: pl.DataFrame) -> list[tuple]:
-    """Rows as SQLite stores them through SQLAlchemy: ISO dates, 'YYYY-MM-DD HH:MM:SS.ffffff', 0/1 booleans."""
-    converted = []
-    for name, dtype in frame.schema.items():
-        col = pl.col(name)
-        if dtype == pl.Date:
-            col = col.dt.strftime("%Y-%m-%d")
-        elif dtype == pl.Datetime:
-            col = col.dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
-        elif dtype == pl.Boolean:
-            col = col.cast(pl.Int8)
-        converted.append(col)
-    return frame.select(converted).rows()
-
-
-def copy_text(frame: pl.DataFrame) -> bytes:
-    """The frame as PostgreSQL ``COPY ... (FORMAT csv)`` input (empty unquoted field = NULL)."""
-    return frame.write_csv(include_header=False, datetime_format="%Y-%m-%d %H:%M:%S", date_format="%Y-%m-%d",
-                           float_precision=2, null_value="").encode("utf-8")
-
-
 def _insert_sql(table: str) -> str:
-    cols = COLUMNS[table]
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    return insert_sql(table, COLUMNS[table])
 
 
 def _copy_sql(table: str) -> str:
-    return f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN (FORMAT csv)"
+    return copy_sql(table, COLUMNS[table])
 
 
 AUDIT_SQL = ("INSERT INTO audit_log (at, actor, action, object_type, object_id, region_code, detail) "

@@ -1,0 +1,124 @@
+"""Set-at-a-time writes and lookups for the batch jobs (seed, feed import, monitoring run).
+
+The batch paths move hundreds of thousands to millions of rows. Passing each row through SQLAlchemy's
+parameter processing costs more than the database's own work, so these helpers hand whole polars frames to
+the driver inside the caller's transaction: PostgreSQL ``COPY ... FROM STDIN (FORMAT csv)``, SQLite
+``executemany`` of rows already converted to what SQLAlchemy would have stored (ISO dates, 0/1 booleans,
+JSON text). Lookups by a long list of keys bind the list as ONE parameter (SQLite ``json_each``, PostgreSQL
+``= ANY(array)``), so a million keys are one statement, not hundreds of IN lists.
+
+:func:`lock_for_writing` starts a batch's transaction with the write lock already held (SQLite ``BEGIN
+IMMEDIATE``, PostgreSQL ``LOCK TABLE``), so that what a batch reads before it writes (which rows are already
+stored) cannot change under it when two jobs run at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import polars as pl
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.orm import Session
+
+
+def dialect_of(bind: Connection | Session) -> str:
+    return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+
+
+MONEY_DECIMALS = 2
+"""Float columns are written with two decimals: every float the batch jobs write is an amount in yuan
+(``Numeric(14, 2)``) or a score (``Numeric(8, 2)``), and both engines must store the same value."""
+
+
+def sqlite_rows(frame: pl.DataFrame) -> list[tuple]:
+    """Rows as SQLite stores them through SQLAlchemy: ISO dates, 'YYYY-MM-DD HH:MM:SS.ffffff', 0/1 booleans."""
+    converted = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.Float64 or dtype == pl.Float32:
+            col = col.round(MONEY_DECIMALS)
+        elif dtype == pl.Date:
+            col = col.dt.strftime("%Y-%m-%d")
+        elif dtype == pl.Datetime:
+            col = col.dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+        elif dtype == pl.Boolean:
+            col = col.cast(pl.Int8)
+        converted.append(col)
+    return frame.select(converted).rows()
+
+
+def copy_text(frame: pl.DataFrame) -> bytes:
+    """The frame as PostgreSQL ``COPY ... (FORMAT csv)`` input (empty unquoted field = NULL, "" = empty text)."""
+    return frame.write_csv(include_header=False, datetime_format="%Y-%m-%d %H:%M:%S.%6f", date_format="%Y-%m-%d",
+                           float_precision=MONEY_DECIMALS, null_value="").encode("utf-8")
+
+
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def copy_sql(table: str, columns: Sequence[str]) -> str:
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+
+
+def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) -> int:
+    """Insert every row of ``frame`` (its columns are the table's column names) in the caller's transaction.
+
+    JSON columns are given as text columns holding JSON; dates, datetimes and booleans as polars types.
+    Returns the number of rows written. Nothing is committed.
+    """
+    if frame.is_empty():
+        return 0
+    conn = bind.connection() if isinstance(bind, Session) else bind
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with driver.cursor() as cur, cur.copy(copy_sql(table, frame.columns)) as copy:
+            copy.write(copy_text(frame))
+    else:
+        cur = driver.cursor()
+        try:
+            cur.executemany(insert_sql(table, frame.columns), sqlite_rows(frame))
+        finally:
+            cur.close()
+    return frame.height
+
+
+def any_of(column: ColumnElement, values: Sequence, dialect: str) -> ColumnElement[bool]:
+    """``column IN values`` with the whole list bound as one parameter (one statement for any length).
+
+    SQLite reads the list from a JSON array (``json_each``); PostgreSQL compares with ``ANY`` of an array.
+    """
+    values = list(values)
+    if dialect == "postgresql":
+        integers = isinstance(column.type, Integer) or bool(values) and all(isinstance(v, int) for v in values)
+        array = bindparam(None, values, type_=ARRAY(BigInteger if integers else String))
+        return column == any_(array)
+    keys = select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(values))))
+    return column.in_(keys.scalar_subquery())
+
+
+def lock_for_writing(bind: Connection | Session, tables: Sequence[str]) -> None:
+    """Take the write lock at the start of a batch's transaction, before it reads what it will compare with.
+
+    SQLite: ``BEGIN IMMEDIATE`` (one writer at a time; others wait up to the busy timeout). PostgreSQL: ``LOCK
+    TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (writers of these tables wait for the batch; readers do not).
+    Must be the first statement of the transaction.
+    """
+    conn = bind.connection() if isinstance(bind, Session) else bind
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+    elif not conn.connection.driver_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

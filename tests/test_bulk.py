@@ -1,0 +1,103 @@
+"""The batch jobs' bulk helpers (core.bulk) on SQLite and PostgreSQL: what is written through COPY or raw
+executemany reads back through the models exactly as if the ORM had written it; one-parameter key lists of
+any length; the write lock taken before a batch reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+
+import polars as pl
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core.bulk import any_of, dialect_of, insert_frame, lock_for_writing
+from core.db import session_scope
+from core.models import AuditLog, Outbox, Region
+
+AT = dt.datetime(2025, 9, 3, 14, 5, 6, 123456)
+
+
+def test_insert_frame_round_trips_through_the_models(sync_engine):
+    texts = ["普通", "含,逗号", 'with "quotes"', "two\nlines", "", None, "  spaced  ", "back\\slash"]
+    frame = pl.DataFrame({
+        "at": [AT] * len(texts),
+        "actor": [f"bulk-{i}" for i in range(len(texts))],
+        "action": ["bulk_test"] * len(texts),
+        "object_type": ["thing"] * len(texts),
+        "object_id": texts,
+        "region_code": ["440106"] * len(texts),
+        "detail": [None if t is None else json.dumps({"text": t}, ensure_ascii=False) for t in texts],
+    })
+    with session_scope(sync_engine) as session:
+        assert insert_frame(session, "audit_log", frame) == len(texts)
+        assert insert_frame(session, "audit_log", frame.clear()) == 0
+    with Session(sync_engine) as session:
+        rows = session.scalars(select(AuditLog).where(AuditLog.action == "bulk_test").order_by(AuditLog.id)).all()
+        assert [r.object_id for r in rows] == texts  # empty text stays empty, NULL stays NULL
+        assert all(r.at == AT for r in rows)
+        assert [r.detail for r in rows] == [None if t is None else {"text": t} for t in texts]
+        session.execute(delete(AuditLog).where(AuditLog.action == "bulk_test"))
+        session.commit()
+
+
+def test_insert_frame_booleans_and_integers(sync_engine):
+    frame = pl.DataFrame({"entity": ["PERSON", "ALERT"], "entity_id": [2**40, 7], "version": [1, 3],
+                          "deleted": [True, False], "created_at": [AT, AT]})
+    with session_scope(sync_engine) as session:
+        insert_frame(session, "outbox", frame)
+    with Session(sync_engine) as session:
+        rows = session.execute(select(Outbox.entity_id, Outbox.version, Outbox.deleted)
+                               .where(Outbox.entity_id.in_([2**40, 7])).order_by(Outbox.entity_id)).all()
+        assert rows == [(7, 3, False), (2**40, 1, True)]
+        session.execute(delete(Outbox).where(Outbox.entity_id.in_([2**40, 7])))
+        session.commit()
+
+
+@pytest.mark.parametrize("size", [0, 1, 70_000])
+def test_any_of_binds_any_number_of_keys_as_one_parameter(sync_engine, size):
+    """70,000 keys: more than SQLite's 32,766 and PostgreSQL's 65,535 bound parameters allow as an IN list."""
+    with Session(sync_engine) as session:
+        codes = session.scalars(select(Region.code).order_by(Region.code).limit(max(size - 5, 0))).all()
+        keys = list(codes) + [f"no-such-{i}" for i in range(size - len(codes))]
+        dialect = dialect_of(session)
+        found = session.scalars(select(Region.code).where(any_of(Region.code, keys, dialect))).all()
+        assert sorted(found) == sorted(codes)
+        lengths = session.scalars(select(func.count()).select_from(Region)
+                                  .where(any_of(func.length(Region.code), [2, 4], dialect))).one()
+        assert lengths == session.scalars(select(func.count()).select_from(Region)
+                                          .where(Region.level.in_(["PROVINCE", "CITY"]))).one()
+
+
+def test_lock_for_writing_makes_a_second_batch_wait_and_then_see_the_first(sync_engine):
+    """Two batches that each read (is my row there?) then write: the second reads only after the first commits."""
+    marker = "lock-test"
+    first_locked = threading.Event()
+    seen_by_second: list[int] = []
+
+    def first():
+        with session_scope(sync_engine) as session:
+            lock_for_writing(session, ["audit_log"])
+            first_locked.set()
+            time.sleep(0.5)
+            insert_frame(session, "audit_log", pl.DataFrame({
+                "at": [AT], "actor": ["first"], "action": [marker], "object_type": ["thing"]}))
+
+    def second():
+        first_locked.wait(5)
+        with session_scope(sync_engine) as session:
+            lock_for_writing(session, ["audit_log"])
+            seen_by_second.append(session.scalar(select(func.count()).select_from(AuditLog)
+                                                 .where(AuditLog.action == marker)))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen_by_second == [1]
+    with session_scope(sync_engine) as session:
+        session.execute(delete(AuditLog).where(AuditLog.action == marker))
