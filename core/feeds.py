@@ -9,8 +9,9 @@ reason, and the good rows are kept. A row's ``row_hash`` (of its normalised valu
 same row a no-op, whatever file it comes in.
 
 The work is set-at-a-time: the whole file is validated as polars columns, persons are looked up by ID number
-in batches (one statement per batch), feed records and their effects (economic items, person flags, outbox
-rows) are written in bulk, one transaction per batch, so an interrupted import can simply be run again.
+in one statement, feed records and their effects (economic items, person flags, outbox rows) are written in
+bulk (:mod:`core.bulk`: COPY on PostgreSQL), one transaction per batch, so an interrupted import can simply
+be run again.
 Persons the platform does not know are reported, never invented.
 """
 
@@ -21,18 +22,18 @@ import datetime as dt
 import hashlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Engine, and_, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.actor import Actor, system_actor
+from core.bulk import any_of, dialect_of, insert_frame, lock_for_writing
 from core.db import session_scope
 from core.idnumber import CHECK_CHARS, EARLIEST_BIRTH, WEIGHTS, InvalidIdNumber
 from core.idnumber import parse as parse_id_number
@@ -49,11 +50,9 @@ from core.models import (
     Person,
 )
 
-LOOKUP_CHUNK = 5000
-"""IDs per lookup statement: well under SQLite's and PostgreSQL's bound-parameter limits."""
-
-STORE_BATCH = 20000
-"""Rows per stored batch (one transaction each)."""
+STORE_BATCH = 50000
+"""Rows per stored batch (one transaction each): an interrupted import keeps its finished batches, and
+re-running it skips them by their row hashes."""
 
 MAX_AMOUNT = 1_000_000_000_000  # Numeric(14, 2)
 
@@ -233,72 +232,112 @@ def read_feed(path: Path, schema: FeedSchema, encoding: str | None = None) -> Ra
     stripped = text.lstrip()
     if not stripped:
         raise FeedFileError(f"{path.name}: the file is empty (expected a header: {', '.join(schema.names)})")
+    if stripped[0] == "{":
+        return _read_jsonl(text, schema, path, used)
+    if '"' not in text and text.count("\r") == text.count("\r\n"):
+        # No quoting and no bare carriage return: every physical line is one record (the common export).
+        return _read_unquoted_csv(text, schema, path, used)
+    return _read_quoted_csv(text, schema, path, used)
+
+
+def _raw_feed(schema: FeedSchema, columns: dict[str, list[str]], lines: list[int],
+              early: list[tuple[int, str, dict]], encoding: str, fmt: str) -> RawFeed:
+    frame = pl.DataFrame({"line": pl.Series(lines, dtype=pl.Int64),
+                          **{c: pl.Series(v, dtype=pl.Utf8) for c, v in columns.items()}})
+    return RawFeed(schema.names, frame, early, encoding, fmt)
+
+
+def _read_jsonl(text: str, schema: FeedSchema, path: Path, encoding: str) -> RawFeed:
+    """JSON lines: one object per line with the same keys as the CSV header; the first object's keys play the
+    header's part (a wrong set is a whole-file error), a later line with other keys is a rejected row."""
     columns: dict[str, list[str]] = {c: [] for c in schema.names}
     lines: list[int] = []
     early: list[tuple[int, str, dict]] = []
-    if stripped[0] == "{":
-        fmt = "jsonl"
-        header_checked = False
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                early.append((number, f"not valid JSON: {exc.msg}", {"raw": line[:200]}))
-                continue
-            if not isinstance(obj, dict):
-                early.append((number, "not a JSON object", {"raw": line[:200]}))
-                continue
-            obj = {_normalise_key(str(k)): v for k, v in obj.items()}
-            if not header_checked:
-                # The first object's keys play the header's part: a wrong set is a whole-file error.
-                error = _header_error(path, schema, obj.keys())
-                if error:
-                    raise error
-                header_checked = True
-            missing = [c for c in schema.names if c not in obj]
-            unknown = [k for k in obj if k not in columns]
-            if missing or unknown:
-                reason = "; ".join(filter(None, [
-                    "missing keys: " + ", ".join(missing) if missing else "",
-                    "unknown keys: " + ", ".join(unknown) if unknown else ""]))
-                early.append((number, reason, {k: _as_text(v) for k, v in obj.items() if k in columns}))
-                continue
-            for c in schema.names:
-                columns[c].append(_as_text(obj[c]))
-            lines.append(number)
+    header_checked = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            early.append((number, f"not valid JSON: {exc.msg}", {"raw": line[:200]}))
+            continue
+        if not isinstance(obj, dict):
+            early.append((number, "not a JSON object", {"raw": line[:200]}))
+            continue
+        obj = {_normalise_key(str(k)): v for k, v in obj.items()}
         if not header_checked:
-            raise FeedFileError(f"{path.name}: no JSON object found")
-    else:
-        fmt = "csv"
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = next(reader)
-        except csv.Error as exc:
-            raise FeedFileError(f"{path.name}: header cannot be read: {exc}") from None
-        header = [_normalise_key(h) for h in header]
-        error = _header_error(path, schema, header)
-        if error:
-            raise error
-        positions = [header.index(c) for c in schema.names]
-        width = len(header)
-        try:
-            for row in reader:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                if len(row) != width:
-                    early.append((reader.line_num, f"expected {width} fields, found {len(row)}",
-                                  dict(zip(header, row))))
-                    continue
-                for c, p in zip(schema.names, positions):
-                    columns[c].append(row[p])
-                lines.append(reader.line_num)
-        except csv.Error as exc:
-            raise FeedFileError(f"{path.name}, line {reader.line_num}: {exc}") from None
-    frame = pl.DataFrame({"line": pl.Series(lines, dtype=pl.Int64),
-                          **{c: pl.Series(v, dtype=pl.Utf8) for c, v in columns.items()}})
-    return RawFeed(schema.names, frame, early, used, fmt)
+            error = _header_error(path, schema, obj.keys())
+            if error:
+                raise error
+            header_checked = True
+        missing = [c for c in schema.names if c not in obj]
+        unknown = [k for k in obj if k not in columns]
+        if missing or unknown:
+            reason = "; ".join(filter(None, [
+                "missing keys: " + ", ".join(missing) if missing else "",
+                "unknown keys: " + ", ".join(unknown) if unknown else ""]))
+            early.append((number, reason, {k: _as_text(v) for k, v in obj.items() if k in columns}))
+            continue
+        for c in schema.names:
+            columns[c].append(_as_text(obj[c]))
+        lines.append(number)
+    if not header_checked:
+        raise FeedFileError(f"{path.name}: no JSON object found")
+    return _raw_feed(schema, columns, lines, early, encoding, "jsonl")
+
+
+def _read_quoted_csv(text: str, schema: FeedSchema, path: Path, encoding: str) -> RawFeed:
+    """CSV through the ``csv`` module: quoted fields may hold commas, quotes and line breaks; a record's line
+    number is the line it ends on."""
+    columns: dict[str, list[str]] = {c: [] for c in schema.names}
+    lines: list[int] = []
+    early: list[tuple[int, str, dict]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise FeedFileError(f"{path.name}: header cannot be read: {exc}") from None
+    header = [_normalise_key(h) for h in header]
+    error = _header_error(path, schema, header)
+    if error:
+        raise error
+    positions = [header.index(c) for c in schema.names]
+    width = len(header)
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != width:
+                early.append((reader.line_num, f"expected {width} fields, found {len(row)}", dict(zip(header, row))))
+                continue
+            for c, p in zip(schema.names, positions):
+                columns[c].append(row[p])
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise FeedFileError(f"{path.name}, line {reader.line_num}: {exc}") from None
+    return _raw_feed(schema, columns, lines, early, encoding, "csv")
+
+
+def _read_unquoted_csv(text: str, schema: FeedSchema, path: Path, encoding: str) -> RawFeed:
+    """A CSV file without any quote character, split as polars columns: the same rows, line numbers and
+    reasons as the ``csv`` module gives for such a file, without a Python loop per row."""
+    physical = pl.Series("raw", text.split("\n"), dtype=pl.Utf8).str.strip_suffix("\r")
+    header = [_normalise_key(h) for h in physical[0].split(",")]
+    error = _header_error(path, schema, header)
+    if error:
+        raise error
+    width = len(header)
+    body = (physical.to_frame().with_row_index("line", offset=1).slice(1)
+            .filter(pl.col("raw").str.strip_chars() != "")
+            .with_columns(pl.col("line").cast(pl.Int64), pl.col("raw").str.split(",").alias("fields"))
+            .with_columns(pl.col("fields").list.len().alias("width")))
+    ragged = body.filter(pl.col("width") != width)
+    early = [(line, f"expected {width} fields, found {n}", dict(zip(header, fields)))
+             for line, fields, n in ragged.select("line", "fields", "width").iter_rows()]
+    rows = body.filter(pl.col("width") == width)
+    frame = rows.select("line", *[pl.col("fields").list.get(header.index(c)).alias(c) for c in schema.names])
+    return RawFeed(schema.names, frame, early, encoding, "csv")
 
 
 def _as_text(value) -> str:
@@ -527,24 +566,27 @@ def _row_hash_expr(schema: FeedSchema) -> pl.Expr:
 
 
 def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.DataFrame:
-    """Persons by ID number, with their household on ``on``: one statement per :data:`LOOKUP_CHUNK` IDs."""
-    rows: list[tuple] = []
+    """Persons by ID number, with their household on ``on``: one statement for the whole list.
+
+    The numbers are probed in sorted order (neighbouring keys of the unique index, far fewer page reads on a
+    province-sized table). ``region`` is where the person lives: their own region, else their household's,
+    else their hukou region.
+    """
     current = and_(Membership.person_id == Person.id, Membership.valid_from <= on,
                    or_(Membership.valid_to.is_(None), Membership.valid_to > on))
-    for start in range(0, len(id_numbers), LOOKUP_CHUNK):
-        chunk = id_numbers[start:start + LOOKUP_CHUNK]
-        stmt = (
-            select(Person.id_number, Person.id, Person.name, Person.region_code, Person.hukou_region_code,
-                   Membership.household_id, Household.region_code)
-            .outerjoin(Membership, current)
-            .outerjoin(Household, Household.id == Membership.household_id)
-            .where(Person.id_number.in_(chunk))
-        )
-        rows.extend(session.execute(stmt).all())
+    household_region = select(Household.region_code).where(Household.id == Membership.household_id) \
+        .scalar_subquery()
+    stmt = (
+        select(Person.id_number, Person.id, Person.name, Membership.household_id,
+               func.coalesce(Person.region_code, household_region, Person.hukou_region_code))
+        .outerjoin(Membership, current)
+        .where(any_of(Person.id_number, sorted(id_numbers), dialect_of(session)))
+    )
+    rows = session.execute(stmt).all()
     return pl.DataFrame(
         rows, orient="row",
-        schema={"id_number": pl.Utf8, "person_id": pl.Int64, "person_name": pl.Utf8, "person_region": pl.Utf8,
-                "hukou_region": pl.Utf8, "household_id": pl.Int64, "household_region": pl.Utf8},
+        schema={"id_number": pl.Utf8, "person_id": pl.Int64, "person_name": pl.Utf8, "household_id": pl.Int64,
+                "person_region": pl.Utf8},
     ).unique("id_number", keep="first")
 
 
@@ -564,6 +606,8 @@ class ImportSummary:
     persons_updated: int = 0
     economic_items: int = 0
     rejected_file: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each phase: read, validate, persons (lookup), store (records and effects)."""
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "file": self.file, "encoding": self.encoding, "format": self.format,
@@ -572,27 +616,14 @@ class ImportSummary:
                 "economic_items": self.economic_items}
 
 
-def _insert(session: Session):
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def existing_hashes(session: Session, hashes: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(hashes), LOOKUP_CHUNK):
-        chunk = hashes[start:start + LOOKUP_CHUNK]
-        found.update(session.scalars(select(FeedRecord.row_hash).where(FeedRecord.row_hash.in_(chunk))))
-    return found
+    """The row hashes among ``hashes`` already stored: one statement."""
+    return set(session.scalars(select(FeedRecord.row_hash).where(
+        any_of(FeedRecord.row_hash, hashes, dialect_of(session)))))
 
 
 def _payload_columns(schema: FeedSchema) -> list[str]:
-    # The person is the record's person_id; the ID number and name are not copied into every payload.
     return [c.name for c in schema.columns if c.name not in ("id_number", "name")]
-
-
-def _jsonable(value):
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
 
 
 def _update_flags(session: Session, ids: list[int], values: dict, where=None) -> list[tuple[int, int]]:
@@ -603,32 +634,30 @@ def _update_flags(session: Session, ids: list[int], values: dict, where=None) ->
     """
     if where is None:
         where = or_(*[getattr(Person, k).is_distinct_from(v) for k, v in values.items()])
-    changed: list[tuple[int, int]] = []
+    if not ids:
+        return []
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start:start + LOOKUP_CHUNK]
-        stmt = (update(Person).where(Person.id.in_(chunk), where)
-                .values(**values, version=Person.version + 1, updated_at=now)
-                .returning(Person.id, Person.version))
-        changed.extend(tuple(r) for r in session.execute(stmt, execution_options={"synchronize_session": False}))
-    return changed
+    stmt = (update(Person).where(any_of(Person.id, ids, dialect_of(session)), where)
+            .values(**values, version=Person.version + 1, updated_at=now)
+            .returning(Person.id, Person.version))
+    return [tuple(r) for r in session.execute(stmt, execution_options={"synchronize_session": False})]
 
 
 def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, actor: Actor) -> tuple[int, int]:
     """The feed's effects on the graph, set-at-a-time: (persons updated, economic items written)."""
     kind = schema.kind
     changed: list[tuple[int, int]] = []
-    items: list[dict] = []
+    items = None
     latest = rows.sort(["event_date", "line"]).unique("person_id", keep="last", maintain_order=True)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    recorded = [pl.lit(actor.username).alias("recorded_by"), pl.lit(now, pl.Datetime("us")).alias("recorded_at")]
     if kind == "income":
-        month_end = pl.col("period").dt.month_end()
-        items = rows.select(
-            "household_id", "person_id", "kind", "source", "amount",
-            pl.col("period").alias("period_start"), month_end.alias("period_end"),
-        ).to_dicts()
+        items = rows.select("household_id", "person_id", "kind", "source", "amount",
+                            pl.col("period").alias("period_start"), pl.col("period").dt.month_end().alias("period_end"),
+                            *recorded)
     elif kind == "assets":
         items = rows.select("household_id", "person_id", "kind", "source", "amount",
-                            pl.col("as_of").alias("period_start"), pl.col("as_of").alias("period_end")).to_dicts()
+                            pl.col("as_of").alias("period_start"), pl.col("as_of").alias("period_end"), *recorded)
     elif kind == "hospitalisation":
         ids = rows["person_id"].unique().to_list()
         changed += _update_flags(session, ids, {"hospitalised": True})
@@ -654,42 +683,38 @@ def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, acto
             # The first reported death date stands; a later feed does not move it.
             changed += _update_flags(session, group["person_id"].to_list(), {"death_date": day},
                                      Person.death_date.is_(None))
-    if items:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        for item in items:
-            item["recorded_by"] = actor.username
-            item["recorded_at"] = now
-        session.connection().execute(insert(EconomicItem.__table__), items)
+    written = insert_frame(session, EconomicItem.__tablename__, items) if items is not None else 0
     if changed:
-        session.connection().execute(insert(Outbox.__table__), [
-            {"entity": OutboxEntity.PERSON.value, "entity_id": pid, "version": ver, "deleted": False,
-             "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)} for pid, ver in changed])
-    return len({pid for pid, _ in changed}), len(items)
+        insert_frame(session, Outbox.__tablename__, pl.DataFrame(
+            changed, orient="row", schema={"entity_id": pl.Int64, "version": pl.Int64}).select(
+            pl.lit(OutboxEntity.PERSON.value).alias("entity"), "entity_id", "version", pl.lit(False).alias("deleted"),
+            pl.lit(now, pl.Datetime("us")).alias("created_at")))
+    return len({pid for pid, _ in changed}), written
 
 
 def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source_file: str, actor: Actor
                 ) -> tuple[int, int, int, int]:
     """Store one batch of validated rows (person_id resolved) and apply their effects; never commits.
 
+    The batch's transaction takes the write lock first (:func:`core.bulk.lock_for_writing`), so the rows found
+    already stored cannot change before the new ones are written, even with two imports running.
     Returns (stored, already stored, persons updated, economic items).
     """
     if rows.is_empty():
         return 0, 0, 0, 0
+    lock_for_writing(session, [FeedRecord.__tablename__])
     known = existing_hashes(session, rows["row_hash"].to_list())
     new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
     if new.is_empty():
         return 0, len(rows), 0, 0
-    payload_cols = _payload_columns(schema)
-    payloads = [{k: _jsonable(v) for k, v in d.items()} for d in new.select(payload_cols).to_dicts()]
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    records = [
-        {"kind": schema.kind, "person_id": pid, "event_date": day, "payload": payload, "row_hash": h,
-         "source_file": source_file[-255:], "line_number": line, "imported_at": now}
-        for pid, day, payload, h, line in zip(new["person_id"].to_list(), new["event_date"].to_list(), payloads,
-                                              new["row_hash"].to_list(), new["line"].to_list())
-    ]
-    stmt = _insert(session)(FeedRecord.__table__).on_conflict_do_nothing(index_elements=["row_hash"])
-    session.connection().execute(stmt, records)
+    records = new.select(
+        pl.lit(schema.kind).alias("kind"), "person_id", "event_date",
+        # The person is the record's person_id; the ID number and name are not copied into every payload.
+        pl.struct(_payload_columns(schema)).struct.json_encode().alias("payload"), "row_hash",
+        pl.lit(source_file[-255:]).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
+        pl.lit(now, pl.Datetime("us")).alias("imported_at"))
+    insert_frame(session, FeedRecord.__tablename__, records)
     persons, items = apply_effects(session, schema, new, actor)
     audit.record(session, actor, "import_feed", "feed_record", None, None,
                  {"kind": schema.kind, "file": source_file, "rows": len(new),
@@ -703,7 +728,7 @@ def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, pr
     ids = good["id_number"].unique().to_list()
     persons = lookup_persons(session, ids, today)
     joined = good.join(persons, on="id_number", how="left")
-    region = pl.coalesce([pl.col("person_region"), pl.col("household_region"), pl.col("hukou_region")])
+    region = pl.col("person_region")
     name_given = pl.col("name").str.replace_all(r"\s", "") if "name" in good.columns else None
     checks = [
         pl.when(pl.col("person_id").is_null())
@@ -723,8 +748,7 @@ def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, pr
                                    "recorded per household")))
     joined = joined.with_columns(pl.coalesce(checks).alias("_reason"))
     bad = joined.filter(pl.col("_reason").is_not_null()).select("line", pl.col("_reason").alias("reason"))
-    good = joined.filter(pl.col("_reason").is_null()).drop("_reason", "person_name", "person_region",
-                                                             "hukou_region", "household_region")
+    good = joined.filter(pl.col("_reason").is_null()).drop("_reason", "person_name", "person_region")
     return good, bad
 
 
@@ -744,6 +768,12 @@ Progress = Callable[[str, int, int], None]
 """progress(phase, done, total): called as batches complete."""
 
 
+def _lap(summary: ImportSummary, phase: str, since: float) -> float:
+    now = time.perf_counter()
+    summary.seconds[phase] = now - since
+    return now
+
+
 def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None = None, province: str | None = None,
                 actor: Actor | None = None, progress: Progress | None = None, today: dt.date | None = None,
                 batch_size: int = STORE_BATCH) -> ImportSummary:
@@ -755,31 +785,34 @@ def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None =
     schema = FEEDS[kind]
     actor = actor or system_actor(f"import:{kind}")
     today = today or dt.date.today()
+    clock = time.perf_counter()
     raw = read_feed(Path(path), schema, encoding)
     summary = ImportSummary(kind, str(path), raw.encoding, raw.format, read=raw.frame.height + len(raw.early_rejects))
+    clock = _lap(summary, "read", clock)
     checked = validate(raw, schema, today)
     rejected_parts = [checked.rejected]
-    good = checked.good
+    clock = _lap(summary, "validate", clock)
+    if progress:
+        progress("validated", 0, checked.good.height)
+    with session_scope(engine) as session:
+        good, bad = resolve_persons(session, checked.good, schema, province, today)
+    clock = _lap(summary, "persons", clock)
+    if not bad.is_empty():
+        rejected_parts.append(bad.join(raw.frame, on="line", how="left"))
     total = good.height
     if progress:
-        progress("validated", 0, total)
-    done = 0
-    for start in range(0, max(total, 1), batch_size):
+        progress("persons found", 0, total)
+    for start in range(0, total, batch_size):
         batch = good.slice(start, batch_size)
-        if batch.is_empty():
-            break
         with session_scope(engine) as session:
-            resolved, bad = resolve_persons(session, batch, schema, province, today)
-            if not bad.is_empty():
-                rejected_parts.append(bad.join(raw.frame, on="line", how="left"))
-            stored, skipped, persons, items = store_batch(session, schema, resolved, Path(path).name, actor)
+            stored, skipped, persons, items = store_batch(session, schema, batch, Path(path).name, actor)
         summary.stored += stored
         summary.already_stored += skipped
         summary.persons_updated += persons
         summary.economic_items += items
-        done += batch.height
         if progress:
-            progress("stored", done, total)
+            progress("stored", start + batch.height, total)
+    _lap(summary, "store", clock)
     rejected = pl.concat(rejected_parts, how="diagonal") if len(rejected_parts) > 1 else rejected_parts[0]
     summary.rejected = rejected.height
     summary.rejected_file = write_rejected(Path(path), rejected, schema.names)

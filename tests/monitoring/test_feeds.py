@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import threading
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from core.feeds import FEEDS, FeedFileError, _id_reasons, import_feed
+from core.feeds import FEEDS, FeedFileError, _id_reasons, _read_quoted_csv, _read_unquoted_csv, import_feed
 from core.idnumber import InvalidIdNumber, make, parse
 from core.models import AuditLog, EconomicItem, FeedRecord, Outbox, Person
 
@@ -203,3 +205,40 @@ def test_vectorised_id_check_agrees_with_core_idnumber(values):
             expected = None
         assert norm == expected, raw
         assert (reason is None) == (expected is not None), raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.permutations(FEEDS["unemployment"].names),
+       st.lists(st.text(alphabet="a1,国 \t-", max_size=14), max_size=10), st.sampled_from(["\n", "\r\n"]),
+       st.booleans())
+def test_unquoted_reader_agrees_with_the_csv_module(header, lines, newline, final_newline):
+    """Files without quotes are split in bulk; rows, line numbers and ragged-row reasons are the csv module's."""
+    schema = FEEDS["unemployment"]
+    text = newline.join([",".join(header), *lines]) + (newline if final_newline else "")
+    fast = _read_unquoted_csv(text, schema, Path("u.csv"), "utf-8")
+    slow = _read_quoted_csv(text, schema, Path("u.csv"), "utf-8")
+    assert fast.frame.equals(slow.frame)
+    assert fast.early_rejects == slow.early_rejects
+
+
+def test_two_imports_of_one_file_at_once_store_it_once(sync_engine, world, tmp_path):
+    """Each batch takes the write lock before it looks for rows already stored: no row or effect twice."""
+    people = [world.person(i) for i in (9, 10, 11)]
+    lines = [{"id_number": p.id_number, "period": f"{year}-{month:02d}", "kind": "PENSION", "amount": 1000 + month,
+              "source": "社保"} for p in people for year in (2022, 2023) for month in range(1, 13)]
+    path = tmp_path / "pensions.jsonl"
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    summaries = []
+
+    def run():
+        summaries.append(import_feed(sync_engine, "income", path, batch_size=5))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(s.stored + s.already_stored for s in summaries) == [len(lines), len(lines)]
+    assert sum(s.stored for s in summaries) == len(lines)
+    assert count(sync_engine, EconomicItem, EconomicItem.person_id.in_([p.id for p in people]),
+                 EconomicItem.kind == "PENSION") == len(lines)
