@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.models import EXPENDITURE_KINDS, INCOME_KINDS, EconomicItem, FeedRecord, Household, Membership
@@ -103,8 +103,12 @@ class IndicatorContext:
         return self.params.value(key, self.month_end, default=default)
 
     def query(self, stmt: Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-        """Run one statement and return its rows as a frame with ``schema`` (column names in order)."""
-        rows = self.session.execute(stmt).all()
+        """Run one statement and return its rows as a frame with ``schema`` (column names in order).
+
+        Runs as a Core statement on the session's connection (no ORM row processing): these are the run's
+        largest reads. Sum amounts as floats (``cast(..., Float)``) rather than Decimals for the same reason.
+        """
+        rows = self.session.connection().execute(stmt).all()
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def _member_household(self):
@@ -158,10 +162,12 @@ class IndicatorContext:
             window_start = shift_month(self.month_start, -baseline_months)
             stmt = (
                 select(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source, EconomicItem.period_start,
-                       func.sum(EconomicItem.amount))
+                       cast(func.sum(EconomicItem.amount), Float))
                 .join(Household, Household.id == EconomicItem.household_id)
-                .where(EconomicItem.kind.in_(FLOW_KINDS), EconomicItem.period_start >= window_start,
-                       EconomicItem.period_end <= self.month_end, self.scope.predicate(Household.region_code))
+                # period_start bounded on both sides: the range of ix_economic_item_period_flows.
+                .where(EconomicItem.period_start >= window_start, EconomicItem.period_start <= self.month_end,
+                       EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS),
+                       self.scope.predicate(Household.region_code))
                 .group_by(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source,
                           EconomicItem.period_start)
             )
