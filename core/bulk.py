@@ -122,3 +122,34 @@ def lock_for_writing(bind: Connection | Session, tables: Sequence[str]) -> None:
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
     elif not conn.connection.driver_connection.in_transaction:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, key: str = "id") -> int:
+    """Set the frame's other columns on the rows whose ``key`` matches, in the caller's transaction.
+
+    PostgreSQL: COPY into a temporary table, then one ``UPDATE ... FROM``. SQLite: ``executemany`` of one
+    UPDATE by key (a primary-key lookup each, in C). Returns the number of rows given. Nothing is committed.
+    """
+    if frame.is_empty():
+        return 0
+    conn = bind.connection() if isinstance(bind, Session) else bind
+    columns = [c for c in frame.columns if c != key]
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        staging = f"_update_{table}"
+        with driver.cursor() as cur:
+            cur.execute(f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS "
+                        f"SELECT {key}, {', '.join(columns)} FROM {table} WHERE false")
+            with cur.copy(copy_sql(staging, [key, *columns])) as copy:
+                copy.write(copy_text(frame.select(key, *columns)))
+            cur.execute(f"UPDATE {table} AS t SET {', '.join(f'{c} = s.{c}' for c in columns)} "
+                        f"FROM {staging} AS s WHERE t.{key} = s.{key}")
+            cur.execute(f"DROP TABLE {staging}")
+    else:
+        cur = driver.cursor()
+        try:
+            cur.executemany(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {key} = ?",
+                            sqlite_rows(frame.select(*columns, key)))
+        finally:
+            cur.close()
+    return frame.height

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Float, cast, or_, select
 from sqlalchemy.orm import Session
 
 from core.actor import Actor
+from core.bulk import any_of, dialect_of, insert_frame, update_frame
 from core.indicators import Indicator, IndicatorContext, month_bounds
 from core.models import (
     AidChainEvent,
@@ -54,8 +55,6 @@ SEVERITY = {WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2, WarningLeve
 OPEN_STATUSES = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
 MONITORING_PROGRAM = "relapse_monitoring"
 """Alerts are recorded in the aid chain under the monitoring program (防止返贫监测)."""
-
-CHUNK = 5000
 
 
 class MonitoringError(ValueError):
@@ -197,10 +196,8 @@ class RunSummary:
 
 
 def _household_regions(session: Session, ids: list[int]) -> pl.DataFrame:
-    rows: list[tuple] = []
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        rows.extend(session.execute(select(Household.id, Household.region_code).where(Household.id.in_(chunk))).all())
+    rows = session.connection().execute(select(Household.id, Household.region_code)
+                                        .where(any_of(Household.id, ids, dialect_of(session)))).all()
     return pl.DataFrame(rows, schema={"household_id": pl.Int64, "region_code": pl.Utf8}, orient="row")
 
 
@@ -212,34 +209,45 @@ def township_of(region_code: str) -> str:
     return region_code[:9] if len(region_code) >= 9 else region_code
 
 
+def township_expr(region: pl.Expr) -> pl.Expr:
+    """:func:`township_of` over a column of region codes."""
+    return pl.when(region.str.len_chars() >= 9).then(region.str.slice(0, 9)).otherwise(region)
+
+
 def _existing_alerts(session: Session, scope: Scope, month: str) -> pl.DataFrame:
-    stmt = select(Alert.id, Alert.household_id, Alert.status, Alert.level, Alert.score, Alert.indicators, Alert.month,
-                  Alert.person_id, Alert.version).where(
+    stmt = select(Alert.id, Alert.household_id, Alert.status, Alert.level, cast(Alert.score, Float), Alert.indicators,
+                  Alert.month, Alert.person_id, Alert.version).where(
         scope.predicate(Alert.region_code), or_(Alert.status.in_(OPEN_STATUSES), Alert.month == month))
-    rows = session.execute(stmt).all()
+    rows = session.connection().execute(stmt).all()
     return pl.DataFrame(
-        [(r[0], r[1], r[2], r[3], float(r[4]), list(r[5] or []), r[6], r[7], r[8]) for r in rows], orient="row",
+        [(*r[:5], list(r[5] or []), *r[6:]) for r in rows], orient="row",
         schema={"alert_id": pl.Int64, "household_id": pl.Int64, "status": pl.Utf8, "e_level": pl.Utf8,
                 "e_score": pl.Float64, "e_indicators": pl.List(pl.Utf8), "e_month": pl.Utf8, "e_person_id": pl.Int64,
                 "e_version": pl.Int64})
 
 
-def _names(keys: list[str], names: dict[str, str]) -> str:
-    return "、".join(names.get(k, k) for k in keys)
+def _indicator_names(keys: pl.Expr, names: dict[str, str]) -> pl.Expr:
+    """The indicators' Chinese names joined with 、 (unknown keys as they are)."""
+    return keys.list.eval(pl.element().replace(names)).list.join("、")
 
 
 def write_alerts(session: Session, province: str, month: str, graded: pl.DataFrame, actor: Actor,
                  indicator_names: dict[str, str], summary: RunSummary) -> None:
-    """Raise alerts for newly graded households, update open ones; aid chain, audit and outbox rows in bulk."""
+    """Raise alerts for newly graded households, update open ones; aid chain, audit and outbox rows in bulk.
+
+    Set-at-a-time (:mod:`core.bulk`): the alerts, their aid-chain entries, audit rows and outbox rows are
+    frames written in a few statements, whatever the number of alerts; ids of new alerts are found by
+    household (at most one open alert each, a partial unique index).
+    """
     scope = Scope.of([province])
+    dialect = dialect_of(session)
     existing = _existing_alerts(session, scope, month)
     open_ = existing.filter(pl.col("status").is_in(OPEN_STATUSES))
     closed_this_month = existing.filter(~pl.col("status").is_in(OPEN_STATUSES) & (pl.col("e_month") == month))
-    skipped = graded.join(open_.select("household_id"), on="household_id", how="anti") \
-        .join(closed_this_month.select("household_id").unique(), on="household_id", how="semi")
-    summary.skipped_closed_this_month = skipped.height
-    new = graded.join(open_.select("household_id"), on="household_id", how="anti") \
-        .join(closed_this_month.select("household_id"), on="household_id", how="anti")
+    not_open = graded.join(open_.select("household_id"), on="household_id", how="anti")
+    summary.skipped_closed_this_month = not_open.join(
+        closed_this_month.select("household_id").unique(), on="household_id", how="semi").height
+    new = not_open.join(closed_this_month.select("household_id"), on="household_id", how="anti")
     severity = pl.col("level").replace_strict(SEVERITY, return_dtype=pl.Int32)
     e_severity = pl.col("e_level").replace_strict(SEVERITY, return_dtype=pl.Int32)
     merged = (
@@ -258,74 +266,64 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
     )
     changed = merged.filter(pl.col("changed"))
     summary.alerts_unchanged = merged.height - changed.height
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = pl.lit(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), pl.Datetime("us"))
+    names = _indicator_names(pl.col("indicators"), indicator_names)
+    detail = pl.struct(pl.lit(month).alias("month"), "level", "score", "indicators").struct.json_encode()
+    events: list[pl.DataFrame] = []  # alert_id, household_id, region_code, level, score, indicators, version, summary
 
-    chain: list[dict] = []
-    audits: list[dict] = []
-    outbox: list[dict] = []
     if new.height:
-        rows = [
-            {"household_id": h, "person_id": p, "region_code": r, "township_code": township_of(r), "level": lv,
-             "score": s, "status": AlertStatus.OPEN.value, "indicators": ind, "month": month, "raised_at": now,
-             "updated_at": now, "version": 1}
-            for h, p, r, lv, s, ind in zip(*(new[c].to_list() for c in
-                                              ("household_id", "person_id", "region_code", "level", "score",
-                                               "indicators")))
-        ]
-        conn = session.connection()
-        for start in range(0, len(rows), CHUNK):
-            conn.execute(insert(Alert.__table__), rows[start:start + CHUNK])
-        # A household has at most one open alert (partial unique index), so its id is found by household;
-        # cheaper on both engines than RETURNING row by row.
-        ids_by_household: dict[int, int] = {}
-        households = [r["household_id"] for r in rows]
-        for start in range(0, len(households), CHUNK):
-            ids_by_household.update(conn.execute(
-                select(Alert.household_id, Alert.id).where(Alert.household_id.in_(households[start:start + CHUNK]),
-                                                           Alert.status == AlertStatus.OPEN.value)).all())
-        ids = [ids_by_household[h] for h in households]
-        for alert_id, row in zip(ids, rows):
-            chain.append({"household_id": row["household_id"], "at": now, "kind": AidChainKind.ALERT.value,
-                          "summary": f"监测预警 {row['level']} (score {row['score']:g}, {month}): "
-                                     f"{_names(row['indicators'], indicator_names)}; "
-                                     f"routed to township {row['township_code']}",
-                          "program_key": MONITORING_PROGRAM, "ref_type": "alert", "ref_id": alert_id,
-                          "actor": actor.username})
-            audits.append({"at": now, "actor": actor.username, "action": "raise_alert", "object_type": "alert",
-                           "object_id": str(alert_id), "region_code": row["region_code"],
-                           "remote_addr": actor.remote_addr,
-                           "detail": {"month": month, "level": row["level"], "score": row["score"],
-                                      "indicators": row["indicators"]}})
-            outbox.append({"entity": OutboxEntity.ALERT.value, "entity_id": alert_id, "version": 1,
-                           "deleted": False, "created_at": now})
+        new = new.with_columns(township_expr(pl.col("region_code")).alias("township_code"))
+        insert_frame(session, Alert.__tablename__, new.select(
+            "household_id", "person_id", "region_code", "township_code", "level", "score",
+            pl.lit(AlertStatus.OPEN.value).alias("status"), _json_list(pl.col("indicators")).alias("indicators"),
+            pl.lit(month).alias("month"), now.alias("raised_at"), now.alias("updated_at"), pl.lit(1).alias("version")))
+        ids = pl.DataFrame(session.connection().execute(
+            select(Alert.household_id, Alert.id).where(any_of(Alert.household_id, new["household_id"].to_list(),
+                                                              dialect), Alert.status == AlertStatus.OPEN.value)).all(),
+            orient="row", schema={"household_id": pl.Int64, "alert_id": pl.Int64})
+        events.append(new.join(ids, on="household_id").select(
+            "alert_id", "household_id", "region_code", "level", "score", "indicators", pl.lit(1).alias("version"),
+            pl.format("监测预警 {} (score {}, {}): {}; routed to township {}", "level", _score_text("score"),
+                      pl.lit(month), names, "township_code").alias("summary"),
+            pl.lit("raise_alert").alias("action")))
     if changed.height:
-        updates = [
-            {"id": a, "level": lv, "score": s, "indicators": ind, "month": m, "person_id": p, "version": v + 1,
-             "updated_at": now}
-            for a, lv, s, ind, m, p, v in zip(*(changed[c].to_list() for c in
-                                                ("alert_id", "m_level", "m_score", "m_indicators", "m_month",
-                                                 "m_person_id", "e_version")))
-        ]
-        session.execute(update(Alert), updates, execution_options={"synchronize_session": False})
-        for u, h, r, old_level, old_score in zip(updates, *(changed[c].to_list() for c in
-                                                            ("household_id", "region_code", "e_level", "e_score"))):
-            chain.append({"household_id": h, "at": now, "kind": AidChainKind.ALERT.value,
-                          "summary": f"监测预警更新 {old_level}→{u['level']} (score {old_score:g}→{u['score']:g}, "
-                                     f"{month}): {_names(u['indicators'], indicator_names)}",
-                          "program_key": MONITORING_PROGRAM, "ref_type": "alert", "ref_id": u["id"],
-                          "actor": actor.username})
-            audits.append({"at": now, "actor": actor.username, "action": "update_alert", "object_type": "alert",
-                           "object_id": str(u["id"]), "region_code": r, "remote_addr": actor.remote_addr,
-                           "detail": {"month": month, "level": u["level"], "score": u["score"],
-                                      "indicators": u["indicators"]}})
-            outbox.append({"entity": OutboxEntity.ALERT.value, "entity_id": u["id"], "version": u["version"],
-                           "deleted": False, "created_at": now})
-    for model, rows in ((AidChainEvent, chain), (AuditLog, audits), (Outbox, outbox)):
-        for start in range(0, len(rows), CHUNK):
-            # Core inserts: these rows need no ORM identity, and the ORM bulk path costs more per row.
-            session.connection().execute(insert(model.__table__), rows[start:start + CHUNK])
+        changed = changed.with_columns((pl.col("e_version") + 1).alias("version"))
+        update_frame(session, Alert.__tablename__, changed.select(
+            pl.col("alert_id").alias("id"), pl.col("m_level").alias("level"), pl.col("m_score").alias("score"),
+            _json_list(pl.col("m_indicators")).alias("indicators"), pl.col("m_month").alias("month"),
+            pl.col("m_person_id").alias("person_id"), "version", now.alias("updated_at")))
+        events.append(changed.select(
+            "alert_id", "household_id", "region_code", pl.col("m_level").alias("level"),
+            pl.col("m_score").alias("score"), pl.col("m_indicators").alias("indicators"), "version",
+            pl.format("监测预警更新 {}→{} (score {}→{}, {}): {}", "e_level", "m_level", _score_text("e_score"),
+                      _score_text("m_score"), pl.lit(month), _indicator_names(pl.col("m_indicators"),
+                                                                              indicator_names)).alias("summary"),
+            pl.lit("update_alert").alias("action")))
+    if events:
+        done = pl.concat(events)
+        insert_frame(session, AidChainEvent.__tablename__, done.select(
+            "household_id", now.alias("at"), pl.lit(AidChainKind.ALERT.value).alias("kind"), "summary",
+            pl.lit(MONITORING_PROGRAM).alias("program_key"), pl.lit("alert").alias("ref_type"),
+            pl.col("alert_id").alias("ref_id"), pl.lit(actor.username).alias("actor")))
+        insert_frame(session, AuditLog.__tablename__, done.select(
+            now.alias("at"), pl.lit(actor.username).alias("actor"), "action", pl.lit("alert").alias("object_type"),
+            pl.col("alert_id").cast(pl.Utf8).alias("object_id"), "region_code",
+            pl.lit(actor.remote_addr, pl.Utf8).alias("remote_addr"), detail.alias("detail")))
+        insert_frame(session, Outbox.__tablename__, done.select(
+            pl.lit(OutboxEntity.ALERT.value).alias("entity"), pl.col("alert_id").alias("entity_id"), "version",
+            pl.lit(False).alias("deleted"), now.alias("created_at")))
     summary.alerts_raised = new.height
     summary.alerts_updated = changed.height
+
+
+def _json_list(values: pl.Expr) -> pl.Expr:
+    """A list-of-text column as JSON arrays (the JSON column's stored form): the value of a one-field object."""
+    return pl.struct(values.alias("v")).struct.json_encode().str.slice(len('{"v":')).str.strip_suffix("}")
+
+
+def _score_text(column: str) -> pl.Expr:
+    """A score as Python's ``{:g}`` prints it for the scores we have (two decimals at most): 45, 45.5, 45.25."""
+    return pl.col(column).round(2).cast(pl.Utf8).str.replace(r"\.0$", "")
 
 
 Progress = Callable[[str], None]

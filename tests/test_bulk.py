@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core.bulk import any_of, dialect_of, insert_frame, lock_for_writing
+from core.bulk import any_of, dialect_of, insert_frame, lock_for_writing, update_frame
 from core.db import session_scope
 from core.models import AuditLog, Outbox, Region
 
@@ -101,3 +101,23 @@ def test_lock_for_writing_makes_a_second_batch_wait_and_then_see_the_first(sync_
     assert seen_by_second == [1]
     with session_scope(sync_engine) as session:
         session.execute(delete(AuditLog).where(AuditLog.action == marker))
+
+
+def test_update_frame_sets_columns_by_key(sync_engine):
+    frame = pl.DataFrame({"entity": ["PERSON"] * 3, "entity_id": [9_001, 9_002, 9_003], "version": [1, 1, 1],
+                          "deleted": [False] * 3, "created_at": [AT] * 3})
+    with session_scope(sync_engine) as session:
+        insert_frame(session, "outbox", frame)
+        ids = session.scalars(select(Outbox.id).where(Outbox.entity_id.in_([9_001, 9_002, 9_003]))
+                              .order_by(Outbox.entity_id)).all()
+    later = AT + dt.timedelta(hours=1)
+    with session_scope(sync_engine) as session:
+        assert update_frame(session, "outbox", pl.DataFrame({
+            "id": ids[:2], "version": [5, 6], "deleted": [True, False], "processed_at": [later, None]})) == 2
+        assert update_frame(session, "outbox", pl.DataFrame(schema={"id": pl.Int64, "version": pl.Int64})) == 0
+    with Session(sync_engine) as session:
+        rows = session.execute(select(Outbox.entity_id, Outbox.version, Outbox.deleted, Outbox.processed_at)
+                               .where(Outbox.id.in_(ids)).order_by(Outbox.entity_id)).all()
+        assert rows == [(9_001, 5, True, later), (9_002, 6, False, None), (9_003, 1, False, None)]
+        session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
+        session.commit()

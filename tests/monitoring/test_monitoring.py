@@ -105,12 +105,20 @@ def test_monthly_run_raises_alerts_at_every_guangdong_level(sync_engine, seeded)
     with Session(sync_engine) as s:
         chain = s.scalars(select(AidChainEvent).where(AidChainEvent.ref_type == "alert",
                                                       AidChainEvent.ref_id.in_(ids))).all()
-        assert len(chain) == 7 and all(c.kind == "ALERT" for c in chain)
-        assert any("住院" in c.summary and "RED" in c.summary for c in chain)
-        assert s.scalar(select(func.count()).select_from(AuditLog).where(
-            AuditLog.action == "raise_alert", AuditLog.object_id.in_([str(i) for i in ids]))) == 7
-        assert s.scalar(select(func.count()).select_from(Outbox).where(
-            Outbox.entity == "ALERT", Outbox.entity_id.in_(ids))) == 7
+        assert len(chain) == 7 and all(c.kind == "ALERT" and c.program_key == "relapse_monitoring" for c in chain)
+        red = alerts[households[5]]
+        township = seeded.households[households[5]][:9]
+        assert [c.summary for c in chain if c.ref_id == red.id] == [
+            f"监测预警 RED (score 80, 2025-03): 住院、家庭成员变化、收入骤减; routed to township {township}"]
+        audits = s.scalars(select(AuditLog).where(
+            AuditLog.action == "raise_alert", AuditLog.object_id.in_([str(i) for i in ids]))).all()
+        assert len(audits) == 7
+        assert [(a.detail, a.region_code, a.object_type) for a in audits if a.object_id == str(red.id)] == [
+            ({"month": "2025-03", "level": "RED", "score": 80.0,
+              "indicators": ["hospitalisation", "household_change", "income_drop"]},
+             seeded.households[households[5]], "alert")]
+        assert sorted(s.execute(select(Outbox.entity_id, Outbox.version, Outbox.deleted).where(
+            Outbox.entity == "ALERT", Outbox.entity_id.in_(ids))).all()) == [(i, 1, False) for i in sorted(ids)]
 
 
 def test_rerunning_a_month_changes_nothing(sync_engine, seeded):
@@ -138,8 +146,14 @@ def test_next_month_updates_the_open_alert_instead_of_a_duplicate(sync_engine, s
         "GREEN", 25.0, ["hospitalisation", "new_unemployment"], "2025-04", 2)
     with Session(sync_engine) as s:
         assert s.scalar(select(func.count()).select_from(Alert).where(Alert.household_id == households[1])) == 1
-        assert "GREEN→GREEN" in s.scalars(select(AidChainEvent.summary).where(
-            AidChainEvent.ref_id == alert.id).order_by(AidChainEvent.id.desc())).first()
+        assert s.scalars(select(AidChainEvent.summary).where(
+            AidChainEvent.ref_id == alert.id).order_by(AidChainEvent.id.desc())).first() == \
+            "监测预警更新 GREEN→GREEN (score 20→25, 2025-04): 住院、新增失业"
+        assert s.scalars(select(AuditLog.detail).where(AuditLog.action == "update_alert",
+                                                       AuditLog.object_id == str(alert.id))).all() == [
+            {"month": "2025-04", "level": "GREEN", "score": 25.0, "indicators": ["hospitalisation", "new_unemployment"]}]
+        assert s.scalar(select(func.max(Outbox.version)).where(Outbox.entity == "ALERT",
+                                                              Outbox.entity_id == alert.id)) == 2
     # March again after April: the merge keeps the newer month and the union, so nothing changes.
     assert run(sync_engine, "2025-03").alerts_updated == 0
 
