@@ -4,10 +4,11 @@
 
 1. A database with the region tree, seeded by ``core.seed`` (``aidgraph seed``) with N households (about 2.5
    persons each) and their economic items up to the month before the scored month (not timed as the cycle).
-2. Department feeds of realistic monthly volume drawn from the seeded persons (illustrative rates: 3%
-   hospitalised, 1% new unemployment, 0.6% chronic and 0.1% major disease certified, 0.2% disability
-   registrations, 0.3% college admissions, 0.05% deaths and 0.1% other household events, the month's income
-   records of every earner with 2% of households losing most of it, 1% with a medical expenditure).
+2. Department feeds of realistic monthly volume drawn from the seeded persons by ``core.synthetic_feeds``
+   (illustrative rates: 3% hospitalised, 1% new unemployment, 0.6% chronic and 0.1% major disease certified,
+   0.2% disability registrations, 0.3% college admissions, 0.05% deaths and 0.1% other household events, the
+   month's income records of every earner with 2% of households losing most of it, 1% with a medical
+   expenditure, 0.1% of earning households with compound hardship).
 3. The cycle, timed: ``import`` of every feed file (parse, validate, look up persons, store, effects), then
    ``monitor run`` (scoring, then alerting).
 4. Baselines in the same run over the same data:
@@ -39,20 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.actor import system_actor  # noqa: E402
 from core.db import make_sync_engine, session_scope  # noqa: E402
-from core.feeds import FEEDS, import_feed  # noqa: E402
+from core.feeds import import_feed  # noqa: E402
 from core.indicators import IndicatorContext  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.monitoring import Bands, bands_for, run_month, score_month, weights_for  # noqa: E402
 from core.regions import load_regions  # noqa: E402
 from core.seed import seed_province  # noqa: E402
-
-RATES = {  # share of persons with a record in the month (illustrative)
-    "hospitalisation": 0.03, "unemployment": 0.01, "chronic": 0.006, "major": 0.001, "disability": 0.002,
-    "college_admission": 0.003, "death": 0.0005, "household_event": 0.001,
-}
-INCOME_DROP_SHARE = 0.02
-MEDICAL_EXPENDITURE_SHARE = 0.01
-
+from core.synthetic_feeds import synthetic_feeds  # noqa: E402
 
 def load_params(province: str):
     """The province's parameters via the real loader when province.toml exists, else monitoring.toml alone."""
@@ -71,82 +65,6 @@ def load_params(province: str):
         path = PROJECT_ROOT / "province_configs" / province / "parameters" / "monitoring.toml"
         return ProvinceParams(province, parse_parameter_file(path, province, specs), specs), \
             plugin.aidgraph_monitoring_indicators()
-
-
-def make_feeds(engine, province: str, month_start: dt.date, directory: Path, seed: int) -> dict[str, Path]:
-    """Feed files drawn from the seeded persons (one SQL fetch of persons, one of last month's income)."""
-    rng = np.random.default_rng(seed)
-    with engine.connect() as conn:
-        persons = pl.DataFrame(conn.execute(text(
-            "SELECT p.id, p.id_number, m.household_id FROM person p JOIN membership m "
-            "ON m.person_id = p.id AND m.valid_to IS NULL WHERE p.region_code >= :lo AND p.region_code < :hi"),
-            {"lo": province, "hi": province[:-1] + chr(ord(province[-1]) + 1)}).all(), orient="row",
-            schema={"id": pl.Int64, "id_number": pl.Utf8, "household_id": pl.Int64})
-        last = month_start - dt.timedelta(days=1)
-        income = pl.DataFrame(conn.execute(text(
-            "SELECT e.person_id, e.household_id, e.kind, e.source, e.amount FROM economic_item e "
-            "WHERE e.period_start = :s "
-            "AND e.period_end = :e AND e.kind IN ('WAGE', 'PENSION', 'TRANSFER') AND e.person_id IS NOT NULL"),
-            {"s": last.replace(day=1), "e": last}).all(), orient="row",
-            schema={"person_id": pl.Int64, "household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
-                    "amount": pl.Float64})
-    n = persons.height
-    day = lambda k: [(month_start + dt.timedelta(days=int(d))).isoformat() for d in rng.integers(0, 28, k)]  # noqa: E731
-
-    def sample(rate: float) -> pl.DataFrame:
-        return persons[np.sort(rng.choice(n, size=max(1, int(n * rate)), replace=False))]
-
-    files: dict[str, pl.DataFrame] = {}
-    h = sample(RATES["hospitalisation"])
-    total = np.round(rng.lognormal(np.log(8000), 0.8, h.height), 2)
-    files["hospitalisation"] = pl.DataFrame({
-        "id_number": h["id_number"], "name": [""] * h.height, "admission_date": day(h.height),
-        "discharge_date": [""] * h.height, "hospital": ["市人民医院"] * h.height, "diagnosis": ["肺炎"] * h.height,
-        "total_cost": total, "compliant_cost": np.round(total * 0.85, 2), "insurance_paid": np.round(total * 0.6, 2)})
-    c = sample(RATES["chronic"] + RATES["major"])
-    kinds = np.where(rng.random(c.height) < RATES["major"] / (RATES["chronic"] + RATES["major"]), "MAJOR", "CHRONIC")
-    files["disease"] = pl.DataFrame({"id_number": c["id_number"], "name": [""] * c.height, "disease_kind": kinds,
-                                     "diagnosis": ["糖尿病"] * c.height, "certified_date": day(c.height)})
-    u = sample(RATES["unemployment"])
-    files["unemployment"] = pl.DataFrame({"id_number": u["id_number"], "name": [""] * u.height,
-                                          "registered_date": day(u.height), "status": ["REGISTERED"] * u.height})
-    d = sample(RATES["disability"])
-    files["disability"] = pl.DataFrame({
-        "id_number": d["id_number"], "name": [""] * d.height,
-        "disability_category": rng.choice(["PHYSICAL", "VISUAL", "HEARING", "INTELLECTUAL"], d.height),
-        "disability_level": rng.integers(1, 5, d.height), "certified_date": day(d.height)})
-    col = sample(RATES["college_admission"])
-    files["college_admission"] = pl.DataFrame({
-        "id_number": col["id_number"], "name": [""] * col.height, "admission_year": [month_start.year] * col.height,
-        "institution": ["兰州大学"] * col.height, "stage": rng.choice(["UNDERGRADUATE", "VOCATIONAL"], col.height),
-        "annual_tuition": np.round(rng.uniform(3000, 9000, col.height), 2)})
-    ev = sample(RATES["death"] + RATES["household_event"])
-    events = np.where(rng.random(ev.height) < RATES["death"] / (RATES["death"] + RATES["household_event"]), "DEATH",
-                      rng.choice(["BIRTH", "MOVE_IN", "MARRIAGE", "DIVORCE"], ev.height))
-    files["household_event"] = pl.DataFrame({"id_number": ev["id_number"], "event": events,
-                                             "event_date": day(ev.height), "household_number": [""] * ev.height})
-    # The month's income: every earner of last month again, with noise; a share of households lose most of it.
-    ids = persons.select(pl.col("id").alias("person_id"), "id_number")
-    inc = income.join(ids, on="person_id")
-    dropping = set(rng.choice(inc["household_id"].unique().to_numpy(),
-                              size=int(inc["household_id"].n_unique() * INCOME_DROP_SHARE), replace=False).tolist())
-    factor = np.where(inc["household_id"].is_in(list(dropping)).to_numpy(), 0.2, rng.uniform(0.95, 1.05, inc.height))
-    period = month_start.strftime("%Y-%m")
-    med = sample(MEDICAL_EXPENDITURE_SHARE)
-    files["income"] = pl.concat([
-        pl.DataFrame({"id_number": inc["id_number"], "period": [period] * inc.height, "kind": inc["kind"],
-                      "amount": np.round(inc["amount"].to_numpy() * factor, 2), "source": inc["source"]}),
-        pl.DataFrame({"id_number": med["id_number"], "period": [period] * med.height,
-                      "kind": ["EXPENDITURE_MEDICAL"] * med.height,
-                      "amount": np.round(rng.lognormal(np.log(6000), 0.7, med.height), 2),
-                      "source": ["MEDICAL_INSURANCE"] * med.height}),
-    ])
-    paths = {}
-    for kind, frame in files.items():
-        path = directory / f"{kind}.csv"
-        frame.select(FEEDS[kind].names).write_csv(path)
-        paths[kind] = path
-    return paths
 
 
 def baseline_import(engine, path: Path) -> float:
@@ -335,7 +253,7 @@ def run(args, workdir: Path, pg) -> None:
     print(f"seeded province ({engine.dialect.name}): {households} households, {persons} persons, {items} economic "
           f"items (seed or check {seeded_seconds:.1f} s; not part of the monthly cycle)")
 
-    feeds = make_feeds(engine, args.province, month_start, workdir, args.seed)
+    feeds = synthetic_feeds(engine, args.province, month_start, workdir / "feeds", args.seed)
     params, indicators = load_params(args.province)
     actor = system_actor("bench")
 

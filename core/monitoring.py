@@ -282,12 +282,13 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
                                                               dialect), Alert.status == AlertStatus.OPEN.value)).all(),
             orient="row", schema={"household_id": pl.Int64, "alert_id": pl.Int64})
         events.append(new.join(ids, on="household_id").select(
-            "alert_id", "household_id", "region_code", "level", "score", "indicators", pl.lit(1).alias("version"),
+            "alert_id", "household_id", "region_code", "level", "score", "indicators",
+            pl.lit(1, pl.Int64).alias("version"),
             pl.format("监测预警 {} (score {}, {}): {}; routed to township {}", "level", _score_text("score"),
                       pl.lit(month), names, "township_code").alias("summary"),
             pl.lit("raise_alert").alias("action")))
     if changed.height:
-        changed = changed.with_columns((pl.col("e_version") + 1).alias("version"))
+        changed = changed.with_columns((pl.col("e_version") + 1).cast(pl.Int64).alias("version"))
         update_frame(session, Alert.__tablename__, changed.select(
             pl.col("alert_id").alias("id"), pl.col("m_level").alias("level"), pl.col("m_score").alias("score"),
             _json_list(pl.col("m_indicators")).alias("indicators"), pl.col("m_month").alias("month"),

@@ -32,7 +32,8 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
          seed: int = typer.Option(1, help="random seed of the synthetic data"),
          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
          no_serve: bool = typer.Option(False, "--no-serve", help="prepare everything, do not start the server")) -> None:
-    """Migrate, load the regions, seed a demo province, create a demo administrator, then serve.
+    """Migrate, load the regions, seed a demo province, import a month of synthetic department feeds and run
+    that month's monitoring (so there are alerts to see), create a demo administrator, then serve.
 
     Every step is idempotent: running the demo again reuses what is there. Demo data is synthetic and the
     policy values marked illustrative in province_configs/ are not real ones.
@@ -51,15 +52,43 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
         upgrade(engine)
     with console.status("loading the NBS 2023 division tree"):
         load_regions(engine)
+    today = dt.date.today()
     with console.status(f"seeding {households} synthetic households for province {province}"):
-        seed_province(engine, province, households, seed, as_of=dt.date.today())
+        seed_province(engine, province, households, seed, as_of=today)
+    with console.status(f"importing synthetic department feeds and monitoring {today:%Y-%m}"):
+        monitoring = demo_monitoring_month(engine, settings, province, seed, today)
     token = ensure_demo_user(engine, settings, username="demo-admin", region_codes=(province,))
     engine.dispose()
     console.print(f"[green]demo ready[/green]: province {province}, {households} synthetic households (illustrative)")
+    levels = ", ".join(f"{level} {n}" for level, n in sorted(monitoring.households_by_level.items()))
+    console.print(f"monitoring {monitoring.month}: households by warning level {levels or 'none'}; alerts raised "
+                  f"{monitoring.alerts_raised}, updated {monitoring.alerts_updated}")
     console.print("bearer token for demo-admin (province_admin of the demo province):")
     console.print(token, soft_wrap=True, highlight=False)
     if not no_serve:
         serve(host=host, port=port)
+
+
+def demo_monitoring_month(engine, settings, province: str, seed: int, today):
+    """One month of synthetic feeds (``core.synthetic_feeds``, dated up to today) imported, then that month's
+    monitoring run: the demo's alerts. Re-running on the same day stores and changes nothing."""
+    import tempfile
+
+    from core.actor import system_actor
+    from core.commands.monitor import load_monitoring
+    from core.db import session_scope
+    from core.feeds import import_feed
+    from core.monitoring import run_month
+    from core.synthetic_feeds import synthetic_feeds
+
+    month_start = today.replace(day=1)
+    with tempfile.TemporaryDirectory(prefix="aidgraph-demo-feeds-") as directory:
+        for kind, path in synthetic_feeds(engine, province, month_start, Path(directory), seed, last_day=today).items():
+            import_feed(engine, kind, path, province=province, actor=system_actor("demo"), today=today)
+    params, indicators = load_monitoring(province, settings)
+    with session_scope(engine) as session:
+        return run_month(session, province, f"{month_start:%Y-%m}", params=params, indicators=indicators,
+                         actor=system_actor("demo"), today=today)
 
 
 def export_schema(output: Path = typer.Option(SCHEMA_FILE, help="where to write the SDL")) -> None:

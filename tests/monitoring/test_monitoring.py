@@ -137,10 +137,15 @@ def test_rerunning_a_month_changes_nothing(sync_engine, seeded):
 def test_next_month_updates_the_open_alert_instead_of_a_duplicate(sync_engine, seeded, tmp_path):
     households = list(seeded.households)
     m1 = member(seeded, 1, 2).id_number
+    m0 = member(seeded, 0, 1).id_number  # household 0: chronic disease only in March, below every band
     import_feed(sync_engine, "hospitalisation", write_feed(tmp_path / "april.csv", "hospitalisation", [
-        [m1, "", "2025-04-03", "", "医院", "", "2000", "1500", "1000"]]), today=TODAY)
+        [m1, "", "2025-04-03", "", "医院", "", "2000", "1500", "1000"],
+        [m0, "", "2025-04-05", "", "医院", "", "2000", "1500", "1000"]]), today=TODAY)
     summary = run(sync_engine, "2025-04")
-    assert (summary.alerts_raised, summary.alerts_updated) == (0, 1)
+    assert (summary.alerts_raised, summary.alerts_updated) == (1, 1)  # one new alert and one update in one run
+    raised = alerts_by_household(sync_engine, seeded)[households[0]]
+    assert (raised.level, float(raised.score), raised.indicators, raised.month, raised.version) == (
+        "GREEN", 25.0, ["hospitalisation"], "2025-04", 1)
     alert = alerts_by_household(sync_engine, seeded)[households[1]]
     assert (alert.level, float(alert.score), alert.indicators, alert.month, alert.version) == (
         "GREEN", 25.0, ["hospitalisation", "new_unemployment"], "2025-04", 2)
