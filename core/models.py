@@ -493,7 +493,8 @@ class MedicalClaim(Base):
 class FeedRecord(Base):
     """One validated row of a department feed (医保, 教育, 残联, 人社, 户籍, economic verification sources).
 
-    ``row_hash`` makes re-importing the same row a no-op.
+    ``row_hash`` (the event month, then the row's sha256; see ``core.feeds``) makes re-importing the same row
+    a no-op.
     """
 
     __tablename__ = "feed_record"

@@ -53,5 +53,6 @@ def test_sqlite_pragmas(tmp_path):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -262144
     upgrade(engine)
     upgrade(engine)  # a second upgrade is a no-op

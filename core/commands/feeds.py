@@ -51,6 +51,7 @@ def import_command(
         f"rejected {summary.rejected}; persons updated {summary.persons_updated}, "
         f"economic items {summary.economic_items}"
     )
+    console.print("time by phase: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in summary.seconds.items()))
     if summary.rejected_file:
         console.print(f"rejected rows with line numbers and reasons: {summary.rejected_file}")
 

@@ -242,3 +242,41 @@ def test_two_imports_of_one_file_at_once_store_it_once(sync_engine, world, tmp_p
     assert sum(s.stored for s in summaries) == len(lines)
     assert count(sync_engine, EconomicItem, EconomicItem.person_id.in_([p.id for p in people]),
                  EconomicItem.kind == "PENSION") == len(lines)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_rows_imported_before_the_month_prefixed_hash_are_recognised_after_migration(kind, request,
+                                                                                      tmp_path_factory, tmp_path,
+                                                                                      monkeypatch):
+    """Revision 0003 rewrites stored hashes (64-digit sha256) as event month + 58 digits: a file imported
+    before it is still 'already stored' when imported again after it."""
+    from alembic import command
+
+    from core.db import make_sync_engine
+    from core.migrate import alembic_config, current_revision
+    from tests.conftest import make_database
+    from tests.monitoring.conftest import seed_world
+
+    engine = make_sync_engine(make_database(kind, request, tmp_path_factory))
+    people = seed_world(engine, "44", households=2, start=40).persons
+    path = write_csv(tmp_path / "d.csv", FEEDS["disease"].names,
+                     [[p.id_number, "", "CHRONIC", "高血压", f"2024-0{i + 1}-02"] for i, p in enumerate(people[:3])])
+    import core.feeds
+
+    # What an import before revision 0003 stored: the full 64-digit sha256 of the same normalised row.
+    monkeypatch.setattr(core.feeds, "_row_hash_expr", lambda schema: core.feeds._row_digest_expr(schema, 64))
+    assert import_feed(engine, "disease", path).stored == 3
+    monkeypatch.undo()
+    with Session(engine) as s:
+        assert {len(h) for h in s.scalars(select(FeedRecord.row_hash))} == {64}
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+        command.upgrade(cfg, "head")
+    assert current_revision(engine) == "0003"
+    with Session(engine) as s:
+        assert sorted(h[:6] for h in s.scalars(select(FeedRecord.row_hash))) == ["202401", "202402", "202403"]
+    again = import_feed(engine, "disease", path)
+    assert (again.stored, again.already_stored) == (0, 3)
+    engine.dispose()
