@@ -25,7 +25,15 @@ import polars as pl
 from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.models import EXPENDITURE_KINDS, INCOME_KINDS, EconomicItem, FeedRecord, Household, Membership
+from core.bulk import read_frame
+from core.models import (
+    EXPENDITURE_KINDS,
+    INCOME_KINDS,
+    EconomicItem,
+    FeedRecord,
+    Household,
+    Membership,
+)
 from core.scope import Scope
 
 FLOW_KINDS = tuple(sorted(k.value for k in INCOME_KINDS | EXPENDITURE_KINDS))
@@ -105,11 +113,17 @@ class IndicatorContext:
     def query(self, stmt: Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         """Run one statement and return its rows as a frame with ``schema`` (column names in order).
 
-        Runs as a Core statement on the session's connection (no ORM row processing): these are the run's
-        largest reads. Sum amounts as floats (``cast(..., Float)``) rather than Decimals for the same reason.
+        Rows come straight from the driver's cursor (:func:`core.bulk.read_frame`): these are the run's largest
+        reads. Cast numeric columns to Float or Integer in the statement (drivers return Decimals otherwise).
         """
-        rows = self.session.connection().execute(stmt).all()
-        return pl.DataFrame(rows, schema=schema, orient="row")
+        return read_frame(self.session, stmt, schema)
+
+    def households_in_scope(self) -> pl.DataFrame:
+        """Ids (``household_id``) of the province's households, read once per run."""
+        if "households" not in self._cache:
+            self._cache["households"] = self.query(
+                select(Household.id).where(self.scope.predicate(Household.region_code)), {"household_id": pl.Int64})
+        return self._cache["households"]
 
     def _member_household(self):
         """Membership overlapping the period from the event to the end of the month, in the province.
@@ -160,19 +174,21 @@ class IndicatorContext:
         key = ("flows", baseline_months)
         if key not in self._cache:
             window_start = shift_month(self.month_start, -baseline_months)
+            # The range and the grouping follow ix_economic_item_period_flows (period_start, period_end, kind,
+            # household_id, source, amount): both engines read just the window from the index and can sum as
+            # they read. The province's households are kept by a join in polars, not one lookup per item.
             stmt = (
                 select(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source, EconomicItem.period_start,
                        cast(func.sum(EconomicItem.amount), Float))
-                .join(Household, Household.id == EconomicItem.household_id)
-                # period_start bounded on both sides: the range of ix_economic_item_period_flows.
                 .where(EconomicItem.period_start >= window_start, EconomicItem.period_start <= self.month_end,
-                       EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS),
-                       self.scope.predicate(Household.region_code))
-                .group_by(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source,
-                          EconomicItem.period_start)
+                       EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS))
+                .group_by(EconomicItem.period_start, EconomicItem.period_end, EconomicItem.kind,
+                          EconomicItem.household_id, EconomicItem.source)
             )
-            frame = self.query(stmt, {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
-                                      "period_start": pl.Date, "amount": pl.Float64})
+            frame = (self.query(stmt, {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
+                                       "period_start": pl.Date, "amount": pl.Float64})
+                     .join(self.households_in_scope(), on="household_id", how="semi")
+                     .group_by("household_id", "kind", "source", "period_start").agg(pl.col("amount").sum()))
             current = self.month_start.year * 12 + self.month_start.month - 1
             self._cache[key] = frame.with_columns(
                 (pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
