@@ -38,6 +38,11 @@ def dialect_of(bind: Connection | Session) -> str:
     return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
 
 
+def _connection(bind: Connection | Session) -> Connection:
+    """The connection of the caller's transaction (a session's, or the connection given)."""
+    return bind.connection() if isinstance(bind, Session) else bind
+
+
 MONEY_DECIMALS = 2
 """Float columns are written with two decimals: every float the batch jobs write is an amount in yuan
 (``Numeric(14, 2)``) or a score (``Numeric(8, 2)``), and both engines must store the same value."""
@@ -82,7 +87,7 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) ->
     """
     if frame.is_empty():
         return 0
-    conn = bind.connection() if isinstance(bind, Session) else bind
+    conn = _connection(bind)
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         with driver.cursor() as cur, cur.copy(copy_sql(table, frame.columns)) as copy:
@@ -117,10 +122,12 @@ def lock_for_writing(bind: Connection | Session, tables: Sequence[str]) -> None:
     TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (writers of these tables wait for the batch; readers do not).
     Must be the first statement of the transaction.
     """
-    conn = bind.connection() if isinstance(bind, Session) else bind
+    conn = _connection(bind)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
     elif not conn.connection.driver_connection.in_transaction:
+        # pysqlite begins a transaction only before a write, which already holds SQLite's write lock; so a
+        # transaction in progress needs nothing more, and one that has only read is not "in transaction".
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -132,7 +139,7 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
     """
     if frame.is_empty():
         return 0
-    conn = bind.connection() if isinstance(bind, Session) else bind
+    conn = _connection(bind)
     columns = [c for c in frame.columns if c != key]
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
@@ -162,7 +169,7 @@ def read_frame(bind: Connection | Session, stmt, schema: dict[str, pl.DataType])
     Numeric columns should be cast to Float or Integer in the statement (drivers return Decimals otherwise);
     dates and datetimes come back as ISO text from SQLite and are parsed here.
     """
-    conn = bind.connection() if isinstance(bind, Session) else bind
+    conn = _connection(bind)
     result = conn.execute(stmt)
     try:
         rows = result.cursor.fetchall()

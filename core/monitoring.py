@@ -32,7 +32,7 @@ from sqlalchemy import Float, cast, or_, select
 from sqlalchemy.orm import Session
 
 from core.actor import Actor
-from core.bulk import any_of, dialect_of, insert_frame, update_frame
+from core.bulk import any_of, dialect_of, insert_frame, read_frame, update_frame
 from core.indicators import Indicator, IndicatorContext, month_bounds
 from core.models import (
     AidChainEvent,
@@ -196,21 +196,16 @@ class RunSummary:
 
 
 def _household_regions(session: Session, ids: list[int]) -> pl.DataFrame:
-    rows = session.connection().execute(select(Household.id, Household.region_code)
-                                        .where(any_of(Household.id, ids, dialect_of(session)))).all()
-    return pl.DataFrame(rows, schema={"household_id": pl.Int64, "region_code": pl.Utf8}, orient="row")
+    return read_frame(session, select(Household.id, Household.region_code)
+                      .where(any_of(Household.id, ids, dialect_of(session))),
+                      {"household_id": pl.Int64, "region_code": pl.Utf8})
 
 
-def township_of(region_code: str) -> str:
+def township_expr(region: pl.Expr) -> pl.Expr:
     """The township an alert is routed to: the household's region at township level (9 digits).
 
     A household registered above township level is routed to that region itself, the nearest office.
     """
-    return region_code[:9] if len(region_code) >= 9 else region_code
-
-
-def township_expr(region: pl.Expr) -> pl.Expr:
-    """:func:`township_of` over a column of region codes."""
     return pl.when(region.str.len_chars() >= 9).then(region.str.slice(0, 9)).otherwise(region)
 
 
@@ -277,10 +272,9 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
             "household_id", "person_id", "region_code", "township_code", "level", "score",
             pl.lit(AlertStatus.OPEN.value).alias("status"), _json_list(pl.col("indicators")).alias("indicators"),
             pl.lit(month).alias("month"), now.alias("raised_at"), now.alias("updated_at"), pl.lit(1).alias("version")))
-        ids = pl.DataFrame(session.connection().execute(
-            select(Alert.household_id, Alert.id).where(any_of(Alert.household_id, new["household_id"].to_list(),
-                                                              dialect), Alert.status == AlertStatus.OPEN.value)).all(),
-            orient="row", schema={"household_id": pl.Int64, "alert_id": pl.Int64})
+        ids = read_frame(session, select(Alert.household_id, Alert.id).where(
+            any_of(Alert.household_id, new["household_id"].to_list(), dialect), Alert.status == AlertStatus.OPEN.value),
+            {"household_id": pl.Int64, "alert_id": pl.Int64})
         events.append(new.join(ids, on="household_id").select(
             "alert_id", "household_id", "region_code", "level", "score", "indicators",
             pl.lit(1, pl.Int64).alias("version"),
