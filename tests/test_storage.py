@@ -37,7 +37,6 @@ def test_region_tree_loaded_and_reload_is_idempotent(sync_engine):
 
 def test_region_parents_are_consistent(sync_engine):
     with sync_engine.connect() as conn:
-        row = conn.execute(select(Region).where(Region.code == "440106011")).scalar_one_or_none()
         dongguan_town = conn.execute(select(Region.parent_code).where(Region.code == "441900003")).scalar_one()
     assert dongguan_town == "441900"
     orphans = 0

@@ -18,7 +18,6 @@ import csv
 import datetime as dt
 import itertools
 import os
-import time
 import json
 from decimal import Decimal
 
