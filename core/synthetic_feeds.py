@@ -25,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Float, and_, cast, or_, select
 
+from core.bulk import read_frame
 from core.feeds import FEEDS
+from core.models import EconomicItem, Membership, Person
+from core.scope import Scope
 
 RATES = {  # share of persons (households for the *_households keys) with a record in the month; illustrative
     "hospitalisation": 0.03, "unemployment": 0.01, "chronic": 0.006, "major": 0.001, "disability": 0.002,
@@ -38,11 +41,6 @@ INCOME_DROP_FACTOR = 0.2
 """What a household whose income drops still earns, as a share of last month."""
 
 
-def province_bounds(province: str) -> tuple[str, str]:
-    """Region codes of the province: ``lo <= code < hi``."""
-    return province, province[:-1] + chr(ord(province[-1]) + 1)
-
-
 def synthetic_feeds(engine: Engine, province: str, month_start: dt.date, directory: Path, seed: int,
                     last_day: dt.date | None = None) -> dict[str, Path]:
     """Write one CSV per feed kind for ``month_start``'s month into ``directory``; event dates are no later
@@ -51,22 +49,23 @@ def synthetic_feeds(engine: Engine, province: str, month_start: dt.date, directo
     rng = np.random.default_rng([seed, int(province), month_index])
     # Days come from their own stream: who is drawn must not depend on how many days of the month have passed.
     day_rng = np.random.default_rng([seed, int(province), month_index, 1])
-    lo, hi = province_bounds(province)
     previous = month_start - dt.timedelta(days=1)
     with engine.connect() as conn:
-        persons = pl.DataFrame(conn.execute(text(
-            "SELECT p.id, p.id_number, m.household_id FROM person p JOIN membership m "
-            "ON m.person_id = p.id AND m.valid_to IS NULL WHERE p.region_code >= :lo AND p.region_code < :hi "
-            "AND (p.death_date IS NULL OR p.death_date >= :start) ORDER BY p.id"),
-            {"lo": lo, "hi": hi, "start": month_start}).all(), orient="row",
-            schema={"id": pl.Int64, "id_number": pl.Utf8, "household_id": pl.Int64})
-        income = pl.DataFrame(conn.execute(text(
-            "SELECT e.person_id, e.household_id, e.kind, e.source, e.amount FROM economic_item e "
-            "WHERE e.period_start = :s AND e.period_end = :e AND e.kind IN ('WAGE', 'PENSION', 'TRANSFER') "
-            "AND e.person_id IS NOT NULL ORDER BY e.id"),
-            {"s": previous.replace(day=1), "e": previous}).all(), orient="row",
-            schema={"person_id": pl.Int64, "household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
-                    "amount": pl.Float64})
+        persons = read_frame(conn, select(Person.id, Person.id_number, Membership.household_id)
+                             .join(Membership, and_(Membership.person_id == Person.id, Membership.valid_to.is_(None)))
+                             .where(Scope.of([province]).predicate(Person.region_code),
+                                    or_(Person.death_date.is_(None), Person.death_date >= month_start))
+                             .order_by(Person.id),
+                             {"id": pl.Int64, "id_number": pl.Utf8, "household_id": pl.Int64})
+        income = read_frame(conn, select(EconomicItem.person_id, EconomicItem.household_id, EconomicItem.kind,
+                                         EconomicItem.source, cast(EconomicItem.amount, Float))
+                            .where(EconomicItem.period_start == previous.replace(day=1),
+                                   EconomicItem.period_end == previous,
+                                   EconomicItem.kind.in_(["WAGE", "PENSION", "TRANSFER"]),
+                                   EconomicItem.person_id.is_not(None))
+                            .order_by(EconomicItem.id),
+                            {"person_id": pl.Int64, "household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
+                             "amount": pl.Float64})
     n = persons.height
     if n == 0:
         raise ValueError(f"province {province} has no persons to draw feeds from: seed it first")
