@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.config import load_settings
-from core.db import async_session_factory, make_async_engine
-from core.economics import economics_for
-from core.eligibility import PolicyEngine
-from core.idnumber import age_on
-from core.models import AidChainEvent, Alert, Enrollment, Household, Membership, Person, Region
-from core.reads import CATEGORY_PROGRAMS, LEVEL_SEVERITY, OPEN_ALERT_STATUSES, RECEIVING
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import async_session_factory, make_async_engine
+from aidgraph.core.graph.economics import economics_for
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.graph.idnumber import age_on
+from aidgraph.core.storage.models import AidChainEvent, Alert, Enrollment, Household, Membership, Person, Region
+from aidgraph.core.graph.reads import CATEGORY_PROGRAMS, LEVEL_SEVERITY, OPEN_ALERT_STATUSES, RECEIVING
 
 settings = load_settings()
 policy = PolicyEngine(settings)

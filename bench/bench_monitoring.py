@@ -2,9 +2,9 @@
 
     python bench/bench_monitoring.py --households 20000 [--engine sqlite|postgres] [--province 44]
 
-1. A database with the region tree, seeded by ``core.seed`` (``aidgraph seed``) with N households (about 2.5
+1. A database with the region tree, seeded by ``aidgraph.core.app.seed`` (``aidgraph seed``) with N households (about 2.5
    persons each) and their economic items up to the month before the scored month (not timed as the cycle).
-2. Department feeds of realistic monthly volume drawn from the seeded persons by ``core.synthetic_feeds``
+2. Department feeds of realistic monthly volume drawn from the seeded persons by ``aidgraph.core.app.synthetic_feeds``
    (illustrative rates: 3% hospitalised, 1% new unemployment, 0.6% chronic and 0.1% major disease certified,
    0.2% disability registrations, 0.3% college admissions, 0.05% deaths and 0.1% other household events, the
    month's income records of every earner with 2% of households losing most of it, 1% with a medical
@@ -38,31 +38,31 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.actor import system_actor  # noqa: E402
-from core.db import make_sync_engine, session_scope  # noqa: E402
-from core.feeds import import_feed  # noqa: E402
-from core.indicators import IndicatorContext  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.monitoring import Bands, bands_for, run_month, score_month, weights_for  # noqa: E402
-from core.regions import load_regions  # noqa: E402
-from core.seed import seed_province  # noqa: E402
-from core.synthetic_feeds import synthetic_feeds  # noqa: E402
+from aidgraph.core.access.actor import system_actor  # noqa: E402
+from aidgraph.core.storage.db import make_sync_engine, session_scope  # noqa: E402
+from aidgraph.core.monitoring.feeds import import_feed  # noqa: E402
+from aidgraph.core.monitoring.indicators import IndicatorContext  # noqa: E402
+from aidgraph.core.storage.migrate import upgrade  # noqa: E402
+from aidgraph.core.monitoring.cycle import Bands, bands_for, run_month, score_month, weights_for  # noqa: E402
+from aidgraph.core.graph.regions import load_regions  # noqa: E402
+from aidgraph.core.app.seed import seed_province  # noqa: E402
+from aidgraph.core.app.synthetic_feeds import synthetic_feeds  # noqa: E402
 
 def load_params(province: str):
     """The province's parameters via the real loader when province.toml exists, else monitoring.toml alone."""
-    from core.config import PROJECT_ROOT
-    from core.parameters import ProvinceParams, parse_parameter_file
+    from aidgraph.core.storage.config import builtin_province_configs
+    from aidgraph.core.policy.parameters import ProvinceParams, parse_parameter_file
 
     try:
-        from core.commands.monitor import load_monitoring
+        from aidgraph.core.app.commands.monitor import load_monitoring
 
         return load_monitoring(province)
     except Exception as exc:  # noqa: BLE001 - fall back to the monitoring file, and say so
         print(f"(province {province} configuration not loadable: {exc}; using monitoring.toml alone)")
-        import plugins.relapse_monitoring as plugin
+        import aidgraph.plugins.relapse_monitoring as plugin
 
         specs = {s.key: s for s in plugin.aidgraph_parameter_schemas()}
-        path = PROJECT_ROOT / "province_configs" / province / "parameters" / "monitoring.toml"
+        path = builtin_province_configs() / province / "parameters" / "monitoring.toml"
         return ProvinceParams(province, parse_parameter_file(path, province, specs), specs), \
             plugin.aidgraph_monitoring_indicators()
 

@@ -8,7 +8,7 @@ Usage::
 Synthetic persons (valid ID numbers, Chinese names, Guangdong village codes) are inserted into a SQLite file.
 Then, in the same run and against the same engine (the embedded osmem-server, or ``--url``):
 
-* platform: :func:`core.search.rebuild.reindex` (stream rows, build documents, bulk with external versions
+* platform: :func:`aidgraph.core.search.rebuild.reindex` (stream rows, build documents, bulk with external versions
   and per-item checks into a new index, swap the alias), ``--repeat`` times, median docs/s;
 * baseline: the same documents prebuilt in memory, sent with ``opensearchpy.helpers.bulk`` into a fresh index
   with the same mapping, same chunk size, ``--repeat`` times, median docs/s;
@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from opensearchpy import helpers  # noqa: E402
 
 from bench.bench_search import load_persons, measure_latency, print_latency  # noqa: E402
-from core.db import make_sync_engine  # noqa: E402
-from core.search import indexes  # noqa: E402
-from core.search.client import BULK_TIMEOUT, make_client  # noqa: E402
-from core.search.documents import stream_docs  # noqa: E402
-from core.search.embedded import EmbeddedSearch  # noqa: E402
-from core.search.mapping import build_layout  # noqa: E402
-from core.search.rebuild import reindex  # noqa: E402
+from aidgraph.core.storage.db import make_sync_engine  # noqa: E402
+from aidgraph.core.search import indexes  # noqa: E402
+from aidgraph.core.search.client import BULK_TIMEOUT, make_client  # noqa: E402
+from aidgraph.core.search.documents import stream_docs  # noqa: E402
+from aidgraph.core.search.embedded import EmbeddedSearch  # noqa: E402
+from aidgraph.core.search.mapping import build_layout  # noqa: E402
+from aidgraph.core.search.rebuild import reindex  # noqa: E402
 
 
 def main() -> None:

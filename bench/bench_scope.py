@@ -7,7 +7,7 @@ SQLAlchemy ORM, the audit of disclosed values) on the same database.
   predicate) and one grant per county of 4401 (county officers: an OR of one range per county).
 - unscoped: a system actor, whose scope compiles to ``TRUE`` (no filter at all).
 - with authentication: the scoped request plus the token check and the two statements that load the user and
-  the grants (core.authn.actor_for_request), to show the whole per-request price.
+  the grants (aidgraph.core.access.authn.actor_for_request), to show the whole per-request price.
 
 The scoped grants cover all of 4401 and the queries ask for 4401, so both sides return the same rows (the
 benchmark checks this before timing); only the predicate differs. Each request is answered by every variant
@@ -38,16 +38,18 @@ from rich.progress import Progress  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-from core import authn, authz, users  # noqa: E402
-from core.actor import Actor, RoleGrant, system_actor  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.db import async_session_factory, make_async_engine, make_sync_engine, session_scope  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.models import Household, Region  # noqa: E402
-from core.regions import load_regions  # noqa: E402
-from core.seed import seed_province  # noqa: E402
-from core.server import default_components  # noqa: E402
-from schema.context import Context  # noqa: E402
+from aidgraph.core.access import authn
+from aidgraph.core.access import authz
+from aidgraph.core.access import users  # noqa: E402
+from aidgraph.core.access.actor import Actor, RoleGrant, system_actor  # noqa: E402
+from aidgraph.core.storage.config import load_settings  # noqa: E402
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope  # noqa: E402
+from aidgraph.core.storage.migrate import upgrade  # noqa: E402
+from aidgraph.core.storage.models import Household, Region  # noqa: E402
+from aidgraph.core.graph.regions import load_regions  # noqa: E402
+from aidgraph.core.app.seed import seed_province  # noqa: E402
+from aidgraph.core.app.server import default_components  # noqa: E402
+from aidgraph.schema.context import Context  # noqa: E402
 from tests.live import OPERATION_TEXT  # noqa: E402
 
 REGION = "4401"

@@ -5,7 +5,7 @@ Usage::
     python bench/bench_search.py --persons 100000 --queries 200
 
 Loads synthetic persons (see :func:`load_persons`) into a SQLite file, indexes them into the embedded
-osmem-server (or ``--url``), then times ``core.search.query.search`` (validation, scope filter, facets,
+osmem-server (or ``--url``), then times ``aidgraph.core.search.query.search`` (validation, scope filter, facets,
 highlights, cursor encoding) against ``client.search`` with the identical prebuilt body, in the same run.
 Prints median and p95 in milliseconds and the ratio platform / raw.
 """
@@ -26,16 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert  # noqa: E402
 
-from core.actor import Actor, system_actor  # noqa: E402
-from core.db import make_sync_engine  # noqa: E402
-from core.idnumber import CHECK_CHARS, WEIGHTS  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.models import Person  # noqa: E402
-from core.scope import Scope  # noqa: E402
-from core.search.client import BULK_TIMEOUT, make_client  # noqa: E402
-from core.search.embedded import EmbeddedSearch  # noqa: E402
-from core.search.mapping import DEFAULT_ALIAS, build_layout  # noqa: E402
-from core.search.query import EngineQuirks, SearchRequest, build_body, search  # noqa: E402
+from aidgraph.core.access.actor import Actor, system_actor  # noqa: E402
+from aidgraph.core.storage.db import make_sync_engine  # noqa: E402
+from aidgraph.core.graph.idnumber import CHECK_CHARS, WEIGHTS  # noqa: E402
+from aidgraph.core.storage.migrate import upgrade  # noqa: E402
+from aidgraph.core.storage.models import Person  # noqa: E402
+from aidgraph.core.access.scope import Scope  # noqa: E402
+from aidgraph.core.search.client import BULK_TIMEOUT, make_client  # noqa: E402
+from aidgraph.core.search.embedded import EmbeddedSearch  # noqa: E402
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout  # noqa: E402
+from aidgraph.core.search.query import EngineQuirks, SearchRequest, build_body, search  # noqa: E402
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈")
 GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬建国志文海燕春梅晓云鹏辉")
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--url", help="OpenSearch URL (default: the embedded osmem-server)")
     args = parser.parse_args()
-    from core.search.rebuild import reindex
+    from aidgraph.core.search.rebuild import reindex
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"

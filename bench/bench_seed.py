@@ -1,11 +1,11 @@
-"""Benchmark (b): seeding a synthetic province (core.seed) versus a raw bulk insert of the same rows.
+"""Benchmark (b): seeding a synthetic province (aidgraph.core.app.seed) versus a raw bulk insert of the same rows.
 
     python bench/bench_seed.py [--persons 1000000] [--engine both|sqlite|postgres] [--province 44] [--seed 1]
                                [--chunk-size 50000] [--repeat 1] [--pg-uri postgresql://...]
 
 For each engine, two fresh databases with the schema and the region tree:
 
-* platform: ``core.seed.seed_province`` for enough households to make ``--persons`` persons (the mean
+* platform: ``aidgraph.core.app.seed.seed_province`` for enough households to make ``--persons`` persons (the mean
   household size is measured on a pilot chunk first, untimed). Timed end to end: reading the province's
   regions, checking which chunks exist, drawing every chunk with numpy, encoding, and writing (SQLite:
   ``executemany`` in one transaction per chunk; PostgreSQL: ``COPY`` in one transaction per chunk).
@@ -37,15 +37,15 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import bulk  # noqa: E402
-from core import seed as seeding  # noqa: E402
-from core.db import make_sync_engine  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.regions import load_regions  # noqa: E402
+from aidgraph.core.storage import bulk  # noqa: E402
+from aidgraph.core.app import seed as seeding  # noqa: E402
+from aidgraph.core.storage.db import make_sync_engine  # noqa: E402
+from aidgraph.core.storage.migrate import upgrade  # noqa: E402
+from aidgraph.core.graph.regions import load_regions  # noqa: E402
 
 AS_OF = dt.date(2025, 6, 30)
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
-                  "PRAGMA busy_timeout=10000")  # core.db's settings, so both sides pay the same
+                  "PRAGMA busy_timeout=10000")  # aidgraph.core.storage.db's settings, so both sides pay the same
 
 
 def households_for(engine, province: str, persons: int, seed: int, chunk_size: int) -> int:

@@ -1,7 +1,7 @@
 """The audit side of the API: disclosures are written to the audit log, and auditors read it (``auditLog``).
 
 :class:`AuditDisclosures` runs around every operation: once the resolvers are done, the values handed out
-in full (ID numbers, phones, health, disability, income: noted by :mod:`core.privacy`) become audit rows in
+in full (ID numbers, phones, health, disability, income: noted by :mod:`aidgraph.core.graph.privacy`) become audit rows in
 the request's session, committed with the request's read transaction. If that write fails the response
 carries no data: nothing is disclosed without its audit record.
 
@@ -21,8 +21,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from core import audit, privacy
-from schema.relay import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
+from aidgraph.core.graph import audit
+from aidgraph.core.graph import privacy
+from aidgraph.schema.relay import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The per-request context: who is asking, one database session, and the DataLoaders built on it.
 
-Reads go through DataLoaders over :mod:`core.reads`, which apply the actor's scope in SQL. The request's
+Reads go through DataLoaders over :mod:`aidgraph.core.graph.reads`, which apply the actor's scope in SQL. The request's
 one ``AsyncSession`` is guarded by a lock because strawberry resolves sibling fields concurrently and a
 session must not be used by two coroutines at once. Mutations run their write in the same session inside
 ``write()``: one transaction, committed only if the service raised nothing; the loaders are then cleared so
@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
-from core import reads
-from core.actor import Actor
-from core.config import Settings
-from core.programs import ProgramCatalogue
+from aidgraph.core.graph import reads
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage.config import Settings
+from aidgraph.core.policy.programs import ProgramCatalogue
 
 
 @dataclass
@@ -88,8 +88,8 @@ class Context:
         """Enrolments this request may read: the ``enrollment`` scope, plus the programs of one aid domain
         for roles granted only that domain (department analysts); built once per request."""
         if self._enrollment_visibility is None:
-            from core.authz import enrollment_read_predicate
-            from core.models import Enrollment
+            from aidgraph.core.access.authz import enrollment_read_predicate
+            from aidgraph.core.storage.models import Enrollment
 
             by_domain: dict[str, list[str]] = {}
             for key, info in self.programs.programs.items():
@@ -157,7 +157,7 @@ class Context:
 
     @property
     def economics(self) -> DataLoader:
-        from core.economics import economics_for
+        from aidgraph.core.graph.economics import economics_for
 
         async def fetch(session: AsyncSession, ids: list[int]) -> dict:
             visible = await reads.households_by_id(session, self.scope("household"), ids)

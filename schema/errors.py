@@ -1,6 +1,6 @@
 """User errors in mutation payloads (``errors { field message code }``), as the contract prescribes.
 
-A service raises :class:`core.errors.DomainError`; :func:`run_mutation` runs the service in one transaction
+A service raises :class:`aidgraph.core.storage.errors.DomainError`; :func:`run_mutation` runs the service in one transaction
 and turns a DomainError into the payload's ``errors`` with nothing written. Field paths are camelCase
 GraphQL input paths, for example ``members.1.idNumber``.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import strawberry
 
-from core.errors import DomainError, ErrorCode as CoreErrorCode
+from aidgraph.core.storage.errors import DomainError, ErrorCode as CoreErrorCode
 
 ErrorCode = strawberry.enum(CoreErrorCode, name="ErrorCode")
 

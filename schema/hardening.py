@@ -1,6 +1,6 @@
 """GraphQL hardening: what a query may cost before the server spends anything on it, and what errors reveal.
 
-Every deployment (development too) enforces, from :class:`core.config.Settings`:
+Every deployment (development too) enforces, from :class:`aidgraph.core.storage.config.Settings`:
 - depth (``max_query_depth``), aliases (``max_query_aliases``) and lexical tokens (``max_query_tokens``), the
   strawberry validation extensions;
 - cost (``max_query_cost``): each selected field costs 1, and what is selected under a paged field counts
@@ -45,7 +45,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
-from core.config import Settings
+from aidgraph.core.storage.config import Settings
 
 PAGE_ARGUMENT = "first"
 LIMIT_CODE = "QUERY_TOO_COMPLEX"

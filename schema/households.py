@@ -9,11 +9,12 @@ import datetime as dt
 import strawberry
 from strawberry.types import Info
 
-from core import households as household_service
-from core import idnumber, reads
-from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Edge, Node, PageInfo, db_id, decode_cursor, encode_cursor, from_global_id, page_size
-from schema.types import (
+from aidgraph.core.graph import households as household_service
+from aidgraph.core.graph import idnumber
+from aidgraph.core.graph import reads
+from aidgraph.schema.errors import UserError, run_mutation
+from aidgraph.schema.relay import Connection, Edge, Node, PageInfo, db_id, decode_cursor, encode_cursor, from_global_id, page_size
+from aidgraph.schema.types import (
     Alert,
     EconomicItemKind,
     EmploymentStatus,

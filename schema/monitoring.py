@@ -2,7 +2,7 @@
 
 Alerts are read within the caller's scope for alerts (the one scope predicate, in SQL); disposing of one
 needs the ``dispose_alert`` action in the alert's region (a township caseworker's, typically). The service
-is :func:`core.monitoring.dispose_alert`; verification lists programs from the policy engine (the same
+is :func:`aidgraph.core.monitoring.cycle.dispose_alert`; verification lists programs from the policy engine (the same
 evaluation as ``eligibilityGaps``), and ENROL opens an application through the enrolment workflow.
 """
 
@@ -14,11 +14,11 @@ import strawberry
 from sqlalchemy import func, select
 from strawberry.types import Info
 
-from core import monitoring
-from core.models import Alert as AlertRow
-from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size, to_global_id
-from schema.types import Alert, AlertStatus, WarningLevel
+from aidgraph.core.monitoring import cycle as monitoring
+from aidgraph.core.storage.models import Alert as AlertRow
+from aidgraph.schema.errors import UserError, run_mutation
+from aidgraph.schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size, to_global_id
+from aidgraph.schema.types import Alert, AlertStatus, WarningLevel
 
 
 @strawberry.enum(description="预警处置 steps: verify first, then enrol, no action needed, or refer.")
@@ -61,7 +61,7 @@ class DisposeAlertPayload:
 def _policy(info: Info):
     services = info.context.services
     if "policy" not in services:
-        from core.eligibility import PolicyEngine
+        from aidgraph.core.policy.engine import PolicyEngine
 
         services["policy"] = PolicyEngine(info.context.settings)
     return services["policy"]
@@ -108,7 +108,7 @@ class Mutation:
             return await monitoring.policy_verification(session, policy, household_id)
 
         async def enrol(session, actor, household_id: int, program_key: str) -> int:
-            from core.enrollment import apply_for_aid
+            from aidgraph.core.workflow.enrollment import apply_for_aid
 
             enrollment = await apply_for_aid(session, actor, policy, household_id=household_id,
                                              program_key=program_key, note=f"预警处置 (alert): {input.note}")

@@ -3,7 +3,7 @@ EligibilityGaps (政策找人), ApplyForAid and DecideEnrollment, plus transferE
 
 Reads go through the policy engine (``services["policy"]``), which evaluates rules set-at-a-time over polars
 frames built with a handful of SQL statements; the caller's read scope limits every household considered.
-Mutations run the services of :mod:`core.enrollment` in the request's write transaction: all or nothing, with
+Mutations run the services of :mod:`aidgraph.core.workflow.enrollment` in the request's write transaction: all or nothing, with
 DomainErrors returned as the payload's ``errors``.
 """
 
@@ -16,12 +16,12 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import Info
 
-from core import privacy
-from core.eligibility import PolicyEngine
-from core.errors import not_found
-from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size
-from schema.types import Enrollment, Household, Program
+from aidgraph.core.graph import privacy
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.storage.errors import not_found
+from aidgraph.schema.errors import UserError, run_mutation
+from aidgraph.schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size
+from aidgraph.schema.types import Enrollment, Household, Program
 
 
 def policy_engine(info: Info) -> PolicyEngine:
@@ -174,7 +174,7 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Apply for a program for a household (or one member).")
     async def apply_for_aid(self, info: Info, input: ApplyForAidInput) -> EnrollmentPayload:
-        from core.enrollment import apply_for_aid
+        from aidgraph.core.workflow.enrollment import apply_for_aid
 
         async def work(session):
             person_id = _id(input.person_id, "Person", "personId") if input.person_id else None
@@ -189,7 +189,7 @@ class Mutation:
 
     @strawberry.mutation(description="Take one step of an enrolment's state machine.")
     async def decide_enrollment(self, info: Info, input: DecideEnrollmentInput) -> EnrollmentPayload:
-        from core.enrollment import decide_enrollment
+        from aidgraph.core.workflow.enrollment import decide_enrollment
 
         async def work(session):
             enrollment = await decide_enrollment(session, info.context.actor, policy_engine(info),
@@ -203,7 +203,7 @@ class Mutation:
     @strawberry.mutation(description="Transfer near-dibao or expenditure-hardship to dibao or tekun without "
                                      "re-applying (GD-2022).")
     async def transfer_enrollment(self, info: Info, input: TransferEnrollmentInput) -> EnrollmentPayload:
-        from core.enrollment import transfer_enrollment
+        from aidgraph.core.workflow.enrollment import transfer_enrollment
 
         async def work(session):
             enrollment = await transfer_enrollment(session, info.context.actor, policy_engine(info),

@@ -3,7 +3,7 @@
 The index only finds: each hit's node is loaded from the database through the request's DataLoaders, so the
 caller's read scope and masking apply to what is shown exactly as on every other path (a hit whose record
 has since left the caller's read scope or the database is left out). Scoping of the search itself, facets,
-highlights and paging are :mod:`core.search.query`'s. A search for a full ID number is written to the audit
+highlights and paging are :mod:`aidgraph.core.search.query`'s. A search for a full ID number is written to the audit
 log before the answer is returned. A search engine that is down, slow or erroring answers with a GraphQL
 error whose ``extensions.code`` is ``SEARCH_UNAVAILABLE``; bad arguments answer ``VALIDATION`` naming the
 argument.
@@ -19,12 +19,12 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
-from core import audit
-from core.errors import DomainError
-from core.search.client import SearchUnavailable
-from core.search.query import SearchRequest
-from schema.relay import PageInfo
-from schema.types import Alert, Enrollment, Household, Person, WarningLevel
+from aidgraph.core.graph import audit
+from aidgraph.core.storage.errors import DomainError
+from aidgraph.core.search.client import SearchUnavailable
+from aidgraph.core.search.query import SearchRequest
+from aidgraph.schema.relay import PageInfo
+from aidgraph.schema.types import Alert, Enrollment, Household, Person, WarningLevel
 
 
 @strawberry.enum(description="Kinds of records Search finds.")

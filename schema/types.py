@@ -2,7 +2,7 @@
 
 Types wrap database rows (``strawberry.Private``) and resolve relations through the request's DataLoaders,
 which apply the caller's scope in SQL. Sensitive values (ID numbers, phones, health, disability, income) go
-through :mod:`core.privacy`, the one place that decides what a caller may see in full.
+through :mod:`aidgraph.core.graph.privacy`, the one place that decides what a caller may see in full.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from core import models, privacy
-from core.idnumber import age_on
-from core.reads import aid_chain_page
-from schema.relay import Connection, Edge, Node, PageInfo, decode_cursor, encode_cursor, page_size, to_global_id
+from aidgraph.core.storage import models
+from aidgraph.core.graph import privacy
+from aidgraph.core.graph.idnumber import age_on
+from aidgraph.core.graph.reads import aid_chain_page
+from aidgraph.schema.relay import Connection, Edge, Node, PageInfo, decode_cursor, encode_cursor, page_size, to_global_id
 
 RegionLevel = strawberry.enum(models.RegionLevel)
 Sex = strawberry.enum(models.Sex)
@@ -75,7 +76,7 @@ class Region:
 
     @strawberry.field(description="Counts within this region and the caller's scope.")
     async def stats(self, info: Info) -> RegionStats:
-        from core.reads import region_stats
+        from aidgraph.core.graph.reads import region_stats
 
         async with info.context.db() as session:
             s = await region_stats(session, info.context.scope(), self.code)
@@ -96,7 +97,7 @@ class Relationship:
     _other_id: strawberry.Private[int]
 
     @strawberry.field(description="The related person, or null when outside the caller's scope.")
-    async def person(self, info: Info) -> Annotated["Person", strawberry.lazy("schema.types")] | None:
+    async def person(self, info: Info) -> Annotated["Person", strawberry.lazy("aidgraph.schema.types")] | None:
         row = await info.context.persons.load(self._other_id)
         return Person.from_row(row) if row else None
 
@@ -177,12 +178,12 @@ class Person(Node):
         return self._row.death_date
 
     @strawberry.field(description="Households the person belongs to now (in the caller's scope).")
-    async def households(self, info: Info) -> list[Annotated["Household", strawberry.lazy("schema.types")]]:
+    async def households(self, info: Info) -> list[Annotated["Household", strawberry.lazy("aidgraph.schema.types")]]:
         return [Household.from_row(h) for h in await info.context.households_of_persons.load(self._row.id)]
 
     @strawberry.field(description="Current relationships, each seen from this person.")
     async def relationships(self, info: Info) -> list[Relationship]:
-        from core.graph import relationships_of
+        from aidgraph.core.graph.relations import relationships_of
 
         async with info.context.db() as session:
             views = (await relationships_of(session, [self._row.id]))[self._row.id]
@@ -191,7 +192,7 @@ class Person(Node):
 
     @strawberry.field(description="Persons with a legal duty to support this one (赡养/抚养/扶养义务人), in scope.")
     async def support_obligors(self, info: Info) -> list["Person"]:
-        from core.graph import support_obligors
+        from aidgraph.core.graph.relations import support_obligors
 
         async with info.context.db() as session:
             ids = (await support_obligors(session, [self._row.id]))[self._row.id]
@@ -271,7 +272,7 @@ class Enrollment(Node):
         return program_of(info, self._row.program_key, self._row.province_code)
 
     @strawberry.field
-    async def household(self, info: Info) -> Annotated["Household", strawberry.lazy("schema.types")] | None:
+    async def household(self, info: Info) -> Annotated["Household", strawberry.lazy("aidgraph.schema.types")] | None:
         row = await info.context.households.load(self._row.household_id)
         return Household.from_row(row) if row else None
 
@@ -317,7 +318,7 @@ class Alert(Node):
         return await load_region(info, self._row.township_code)
 
     @strawberry.field
-    async def household(self, info: Info) -> Annotated["Household", strawberry.lazy("schema.types")] | None:
+    async def household(self, info: Info) -> Annotated["Household", strawberry.lazy("aidgraph.schema.types")] | None:
         row = await info.context.households.load(self._row.household_id)
         return Household.from_row(row) if row else None
 

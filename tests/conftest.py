@@ -8,7 +8,6 @@ engine through the same code paths as production.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import tempfile
@@ -19,9 +18,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from core.db import make_sync_engine
-from core.migrate import upgrade
-from core.regions import load_regions
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.storage.migrate import upgrade
+from aidgraph.core.graph.regions import load_regions
 
 ENGINES = ["sqlite", "postgres"]
 
@@ -112,8 +111,8 @@ def sqlite_url(request, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def live_server(db_url):
     """A live server over the module's database (both engines), with the default components."""
-    from core.authn import ensure_demo_user
-    from core.server import default_components
+    from aidgraph.core.app.demo import ensure_demo_user
+    from aidgraph.core.app.server import default_components
     from tests.live import run_live_server
 
     settings = server_settings(db_url)
@@ -130,6 +129,6 @@ _TEST_SECRET = secrets.token_hex(32)
 
 def server_settings(db_url: str, **changes):
     """Settings for a test server: the given database, a per-session signing secret, test mode."""
-    from core.config import load_settings
+    from aidgraph.core.storage.config import load_settings
 
     return load_settings({}).with_(database_url=db_url, env="test", secret_key=_TEST_SECRET, **changes)

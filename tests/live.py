@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from core.server import AppComponents, create_app
+from aidgraph.core.app.server import AppComponents, create_app
 
 OPERATIONS = (Path(__file__).parent / "contract" / "operations.graphql").read_text(encoding="utf-8")
 

@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from core.idnumber import make, mask
+from aidgraph.core.graph.idnumber import make
 from tests.live import OPERATIONS
 
 VILLAGE = "440106011004"  # 棠德南社区居委会  # a real village under Tianhe district, Guangzhou (NBS 2023)
@@ -223,7 +223,7 @@ def test_record_economic_item(live_server, family):
 
 
 def _overlap(start: dt.date, end: dt.date, today: dt.date) -> float:
-    from core.economics import window_start
+    from aidgraph.core.graph.economics import window_start
 
     ws = window_start(today)
     lo, hi = max(start, ws), min(end, today)
@@ -242,8 +242,8 @@ def test_graphiql_in_development_only(live_server):
 
 
 def test_read_only_role_gets_forbidden_not_not_found(live_server, family, db_url):
-    from core.authn import ensure_demo_user
-    from core.db import make_sync_engine
+    from aidgraph.core.app.demo import ensure_demo_user
+    from aidgraph.core.storage.db import make_sync_engine
 
     engine = make_sync_engine(db_url)
     token = ensure_demo_user(engine, live_server.components.settings, username="auditor44", region_codes=("44",),
@@ -262,8 +262,8 @@ def test_read_only_role_gets_forbidden_not_not_found(live_server, family, db_url
 
 
 def test_department_analyst_sees_only_its_domain_enrollments(live_server, family, db_url):
-    from core.authn import ensure_demo_user
-    from core.db import make_sync_engine
+    from aidgraph.core.app.demo import ensure_demo_user
+    from aidgraph.core.storage.db import make_sync_engine
 
     ids = {}
     for key in ("medical", "dibao"):

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from core.db import StatementCounter
-from core.idnumber import make
+from aidgraph.core.storage.db import StatementCounter
+from aidgraph.core.graph.idnumber import make
 
 TOWNSHIP = "440106011"
 VILLAGE = "440106011012"  # 祥龙社区居委会

@@ -1,4 +1,4 @@
-"""The batch jobs' bulk helpers (core.bulk) on SQLite and PostgreSQL: what is written through COPY or raw
+"""The batch jobs' bulk helpers (aidgraph.core.storage.bulk) on SQLite and PostgreSQL: what is written through COPY or raw
 executemany reads back through the models exactly as if the ORM had written it; one-parameter key lists of
 any length; the write lock taken before a batch reads."""
 
@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core.bulk import any_of, dialect_of, insert_frame, lock_for_writing, update_frame
-from core.db import session_scope
-from core.models import AuditLog, Outbox, Region
+from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, update_frame
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.models import AuditLog, Outbox, Region
 
 AT = dt.datetime(2025, 9, 3, 14, 5, 6, 123456)
 

@@ -9,10 +9,10 @@ import datetime as dt
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from core import graph
-from core.db import async_session_factory, make_async_engine, session_scope
-from core.idnumber import make, parse
-from core.models import Household, Membership, Person, Relationship
+from aidgraph.core.graph import relations as graph
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.graph.idnumber import make, parse
+from aidgraph.core.storage.models import Household, Membership, Person, Relationship
 
 TODAY = dt.date.today()
 VILLAGE = "620102001001"  # 畅家巷社区居委会, Lanzhou

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from hypothesis import given, strategies as st
 
-from core import idnumber
+from aidgraph.core.graph import idnumber
 
 # A published specimen number: 11010519491231002X (Beijing Chaoyang, born 1949-12-31, female).
 SPECIMEN = "11010519491231002X"

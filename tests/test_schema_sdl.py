@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.config import load_settings
-from core.server import default_components
-from schema.build import schema_sdl
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.app.server import default_components
+from aidgraph.schema.build import schema_sdl
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 

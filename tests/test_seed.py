@@ -1,4 +1,4 @@
-"""The synthetic province seed (core.seed, ``aidgraph seed``) on SQLite and the embedded PostgreSQL.
+"""The synthetic province seed (aidgraph.core.app.seed, ``aidgraph seed``) on SQLite and the embedded PostgreSQL.
 
 Each test that writes uses its own province or seed, so the module's shared database can take them in any
 order: 44/seed 7 is seeded once by the ``seeded`` fixture and only read (or re-run) afterwards; 35 is for
@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from core import idnumber
-from core.db import make_async_engine, async_session_factory, make_sync_engine
-from core.economics import economics_for
-from core.seed import (
+from aidgraph.core.graph import idnumber
+from aidgraph.core.storage.db import make_async_engine, async_session_factory, make_sync_engine
+from aidgraph.core.graph.economics import economics_for
+from aidgraph.core.app.seed import (
     HOUSEHOLD_NUMBER_PREFIX,
     SURNAMES,
     SeedError,
@@ -374,7 +374,7 @@ def test_id_sequence_numbers_avoid_every_taken_number():
 
 
 def test_cli_seed_command(sqlite_url, monkeypatch, tmp_path):
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     runner = CliRunner()
     monkeypatch.setenv("AIDGRAPH_DATABASE_URL", sqlite_url)

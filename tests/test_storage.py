@@ -8,10 +8,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
-from core.db import make_sync_engine
-from core.migrate import current_revision, upgrade
-from core.models import Base, Region
-from core.regions import load_regions
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.storage.migrate import current_revision, upgrade
+from aidgraph.core.storage.models import Base, Region
+from aidgraph.core.graph.regions import load_regions
 
 
 def test_migrations_match_models(sync_engine):

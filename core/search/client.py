@@ -1,7 +1,7 @@
 """Connections to the search engine (opensearch-py only) and the one error that says it is unavailable.
 
 The same code talks to the bundled osmem-server and to a real OpenSearch cluster; only the URL and the
-credentials differ (user, password, TLS verification and CA bundle from :class:`core.config.Settings`).
+credentials differ (user, password, TLS verification and CA bundle from :class:`aidgraph.core.storage.config.Settings`).
 Search requests fail fast (short timeout, no retries) so a caseworker sees "search unavailable" instead of
 a hung page; the indexer uses a longer timeout for bulk requests and retries on its own schedule.
 """
@@ -22,7 +22,7 @@ from opensearchpy.exceptions import (
     TransportError,
 )
 
-from core.config import Settings
+from aidgraph.core.storage.config import Settings
 
 SEARCH_TIMEOUT = 5.0
 """Seconds a search request may take before the answer is SEARCH_UNAVAILABLE."""

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.engine import Connection
 
-from core.models import Alert, Enrollment, Household, Person
-from core.search.mapping import SearchLayout, doc_id, region_levels
+from aidgraph.core.storage.models import Alert, Enrollment, Household, Person
+from aidgraph.core.search.mapping import SearchLayout, doc_id, region_levels
 
 OPEN_ALERT_STATUSES = ("OPEN", "VERIFYING")
 _SEVERITY = {"GREEN": 1, "BLUE": 2, "YELLOW": 3, "ORANGE": 4, "RED": 5}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from osmem_server import OsmemServer
 
-from core.config import Settings
-from core.search.client import embedded_state_file
+from aidgraph.core.storage.config import Settings
+from aidgraph.core.search.client import embedded_state_file
 
 
 class EmbeddedSearch:

@@ -9,7 +9,7 @@ grows, and it drains when the engine returns. When the alias has vanished (a res
 cluster that lost the index) the indexer rebuilds from the database first.
 
 It runs in the server process as a background thread (:func:`start_background_indexer` /
-:func:`stop_background_indexer`, started by :mod:`core.search.runtime`) and as ``aidgraph index --follow``.
+:func:`stop_background_indexer`, started by :mod:`aidgraph.core.search.runtime`) and as ``aidgraph index --follow``.
 Several indexers may run at once: versions make duplicate work harmless.
 """
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from opensearchpy import OpenSearch
 from sqlalchemy import Engine, func, select, update
 
-from core.models import Alert, Outbox
-from core.search import indexes
-from core.search.client import CLIENT_ERRORS, SearchUnavailable, unavailable_from
-from core.search.documents import load_docs
-from core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout, doc_id
+from aidgraph.core.storage.models import Alert, Outbox
+from aidgraph.core.search import indexes
+from aidgraph.core.search.client import CLIENT_ERRORS, SearchUnavailable, unavailable_from
+from aidgraph.core.search.documents import load_docs
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout, doc_id
 
 log = logging.getLogger("aidgraph.search.indexer")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError
 
-from core.search.documents import Doc
-from core.search.mapping import SearchLayout
+from aidgraph.core.search.documents import Doc
+from aidgraph.core.search.mapping import SearchLayout
 
 
 def new_index_name(alias: str) -> str:

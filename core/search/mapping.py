@@ -14,7 +14,7 @@ full number finds the record; a fragment of it does not (that would be a lookup 
 
 Plugins add fields with the ``aidgraph_search_fields`` hook. Fields a plugin adds are treated as sensitive
 (health, disability, income are what plugins index): they are matched and filtered like any other, but never
-returned from the index to a caller without ``read_sensitive`` (see :mod:`core.search.query`).
+returned from the index to a caller without ``read_sensitive`` (see :mod:`aidgraph.core.search.query`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models import OutboxEntity
+from aidgraph.core.storage.models import OutboxEntity
 
 KINDS: tuple[str, ...] = tuple(e.value for e in OutboxEntity)
 """Kinds of searchable records (the contract's ``SearchKind``): PERSON, HOUSEHOLD, ENROLLMENT, ALERT."""

@@ -33,12 +33,12 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 
-from core.actor import Actor
-from core.errors import DomainError, ErrorCode
-from core.idnumber import InvalidIdNumber, parse as parse_id_number
-from core.scope import Scope, is_level_code
-from core.search.client import CLIENT_ERRORS, SearchUnavailable, unavailable_from
-from core.search.mapping import HIGHLIGHT_FIELDS, KINDS, REGION_LEVEL_FIELDS, SOURCE_FIELDS, SearchLayout
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage.errors import DomainError, ErrorCode
+from aidgraph.core.graph.idnumber import InvalidIdNumber, parse as parse_id_number
+from aidgraph.core.access.scope import Scope, is_level_code
+from aidgraph.core.search.client import CLIENT_ERRORS, SearchUnavailable, unavailable_from
+from aidgraph.core.search.mapping import HIGHLIGHT_FIELDS, KINDS, REGION_LEVEL_FIELDS, SOURCE_FIELDS, SearchLayout
 
 MAX_QUERY_LENGTH = 200
 DEFAULT_FIRST = 20

@@ -26,11 +26,11 @@ import numpy as np
 from opensearchpy import OpenSearch
 from sqlalchemy import Engine, func, or_, select
 
-from core.models import Outbox
-from core.search import indexes
-from core.search.documents import MODELS, load_docs, stream_docs, version_statement
-from core.search.indexer import apply_changes
-from core.search.mapping import DEFAULT_ALIAS, KINDS, SearchLayout, build_layout, doc_id
+from aidgraph.core.storage.models import Outbox
+from aidgraph.core.search import indexes
+from aidgraph.core.search.documents import MODELS, load_docs, stream_docs, version_statement
+from aidgraph.core.search.indexer import apply_changes
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, KINDS, SearchLayout, build_layout, doc_id
 
 Progress = Callable[[str, int], None]
 """progress(kind, documents written since the last call)."""

@@ -19,15 +19,15 @@ from typing import Any
 from opensearchpy import OpenSearch
 from sqlalchemy import Engine
 
-from core.actor import Actor
-from core.config import Settings
-from core.db import make_sync_engine
-from core.search.client import BULK_TIMEOUT, make_client
-from core.search.embedded import EmbeddedSearch
-from core.search.indexer import BackgroundIndexer, stop_background_indexer
-from core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout
-from core.search.query import EngineQuirks, SearchPage, SearchRequest, search
-from core.search.rebuild import reindex
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage.config import Settings
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.search.client import BULK_TIMEOUT, make_client
+from aidgraph.core.search.embedded import EmbeddedSearch
+from aidgraph.core.search.indexer import BackgroundIndexer, stop_background_indexer
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout
+from aidgraph.core.search.query import EngineQuirks, SearchPage, SearchRequest, search
+from aidgraph.core.search.rebuild import reindex
 
 log = logging.getLogger("aidgraph.search")
 
@@ -100,12 +100,12 @@ def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, a
 
 def install(components: Any, *, url: str | None = None, pm: Any = None, alias: str = DEFAULT_ALIAS,
             **kwargs: Any) -> None:
-    """Add search to the server's components (``core.server.AppComponents``): started with it, stopped with it."""
+    """Add search to the server's components (``aidgraph.core.app.server.AppComponents``): started with it, stopped with it."""
 
     async def startup(c: Any) -> None:
         plugin_manager = pm if pm is not None else c.services.get("plugins")
         if plugin_manager is None:
-            from core.plugin_manager import build_plugin_manager
+            from aidgraph.core.policy.host import build_plugin_manager
 
             plugin_manager = build_plugin_manager(c.settings)
         try:

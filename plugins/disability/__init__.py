@@ -5,22 +5,22 @@ severely disabled (GD-2022, GD-2024). The sources give no amounts: both are illu
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     BenefitFormula,
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
     count_members,
     fmt,
+    hookimpl,
     member,
     program_search_document,
     receiving_any,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+
 
 __version__ = "0.1.0"
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     BenefitFormula,
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
     fmt,
+    hookimpl,
     program_search_document,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+
 
 __version__ = "0.1.0"
 

@@ -16,22 +16,24 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-
-from core import aidchain
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
+    AidChainKind,
     EligibilityRule,
+    Membership,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
+    Person,
     Program,
     RuleContext,
+    age_on,
+    aidchain,
     count_members,
     fmt,
+    hookimpl,
     member,
     program_search_document,
 )
-from core.hookspecs import hookimpl
-from core.idnumber import age_on
-from core.models import AidChainKind, Membership, Person
-from core.parameters import ParamSpec
+
 
 __version__ = "0.1.0"
 

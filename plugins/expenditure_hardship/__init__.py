@@ -9,21 +9,20 @@ per province and illustrative. No monthly cash; opens special aid and transfer t
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
-    dibao_standard,
     fmt,
+    hookimpl,
     program_search_document,
     receiving_any,
-    residence_test,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+from aidgraph.plugins.dibao.standard import dibao_standard, residence_test
+
 
 __version__ = "0.1.0"
 

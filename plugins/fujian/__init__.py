@@ -13,10 +13,17 @@ Only Fujian (35) enables this plugin (``PROVINCES``).
 from __future__ import annotations
 
 import polars as pl
+from aidgraph.plugin import (
+    EligibilityRule,
+    IncomeDeduction,
+    ParamSpec,
+    RuleContext,
+    fmt,
+    hookimpl,
+    yuan,
+)
+from aidgraph.plugins.dibao.standard import dibao_standard
 
-from core.eligibility import EligibilityRule, IncomeDeduction, RuleContext, dibao_standard, fmt, yuan
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
 
 __version__ = "0.1.0"
 PROVINCES = ("35",)

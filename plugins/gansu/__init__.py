@@ -19,19 +19,19 @@ enrolment as its category (``RURAL_CLASS_1`` ... ``URBAN_FULL`` / ``URBAN_DIFFER
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
+from aidgraph.plugin import (
     BenefitFormula,
+    ParamSpec,
     Program,
     RuleContext,
     count_members,
-    dibao_standard,
     fmt,
+    hookimpl,
     member,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+from aidgraph.plugins.dibao.standard import dibao_standard
+
 
 __version__ = "0.1.0"
 PROVINCES = ("62",)

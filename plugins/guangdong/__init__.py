@@ -14,10 +14,17 @@ from every other province.
 from __future__ import annotations
 
 import polars as pl
+from aidgraph.plugin import (
+    IncomeDeduction,
+    ParamSpec,
+    RuleContext,
+    count_members,
+    fmt,
+    hookimpl,
+    member,
+    yuan,
+)
 
-from core.eligibility import IncomeDeduction, RuleContext, count_members, fmt, member, yuan
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
 
 __version__ = "0.1.0"
 PROVINCES = ("44",)

@@ -9,19 +9,19 @@ No monthly amount.
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
     fmt,
+    hookimpl,
     program_search_document,
     receiving,
     receiving_any,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+
 
 __version__ = "0.1.0"
 

@@ -13,29 +13,29 @@ Rules (POLICY_FACTS §2 medical table):
   the categories named).
 
 Each province differs through its parameters only: a key a province does not configure is a rule it does not
-have (no deductible, no cap, no secondary aid). Claims are settled by :mod:`plugins.medical.claims` and
+have (no deductible, no cap, no secondary aid). Claims are settled by :mod:`aidgraph.plugins.medical.claims` and
 exposed as the contract's ``settleMedicalAid`` mutation through the GraphQL hook.
 """
 
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     BenefitFormula,
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
     count_members,
     fmt,
+    hookimpl,
     member,
     program_search_document,
     receiving,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+
 
 __version__ = "0.1.0"
 
@@ -167,13 +167,13 @@ def aidgraph_search_document(entity: str, record: dict) -> dict | None:
 
 @hookimpl
 def aidgraph_graphql_fields():
-    from plugins.medical.graphql import contribution
+    from aidgraph.plugins.medical.graphql import contribution
 
     return contribution()
 
 
 @hookimpl
 def aidgraph_graphql_types() -> list[type]:
-    from plugins.medical.graphql import MedicalClaimType
+    from aidgraph.plugins.medical.graphql import MedicalClaimType
 
     return [MedicalClaimType]

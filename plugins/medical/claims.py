@@ -23,12 +23,24 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from aidgraph.plugins.medical.models import MedicalClaim
+from aidgraph.plugin import (
+    Actor,
+    AidChainKind,
+    DomainError,
+    Enrollment,
+    ErrorCode,
+    FieldError,
+    IdempotencyRecord,
+    Membership,
+    Person,
+    ProvinceParams,
+    aidchain,
+    audit,
+    authz,
+    not_found,
+)
 
-from core import aidchain, audit, authz
-from core.actor import Actor
-from core.errors import DomainError, ErrorCode, FieldError, not_found
-from core.models import AidChainKind, Enrollment, IdempotencyRecord, MedicalClaim, Membership, Person
-from core.parameters import ProvinceParams
 
 CENT = Decimal("0.01")
 CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",

@@ -11,12 +11,15 @@ import datetime as dt
 import strawberry
 from strawberry import Info
 
-from core.errors import not_found
-from core.plugin_manager import GraphQLContribution
-from plugins.medical.claims import ClaimInput, settle_claim
-from schema.errors import UserError, run_mutation
-from schema.programs import policy_engine
-from schema.relay import db_id
+from aidgraph.plugins.medical.claims import ClaimInput, settle_claim
+from aidgraph.plugin import (
+    GraphQLContribution,
+    UserError,
+    db_id,
+    not_found,
+    policy_engine,
+    run_mutation,
+)
 
 
 @strawberry.input(description="A hospital or outpatient claim: compliant cost (合规费用) and what insurance paid.")

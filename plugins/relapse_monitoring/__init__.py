@@ -1,6 +1,6 @@
 """防止返贫监测: the program for persons monitored against relapse into poverty, and the monitoring indicators.
 
-Contributes every monitoring indicator of :mod:`.indicators` (the engine is :mod:`core.monitoring`), declares
+Contributes every monitoring indicator of :mod:`.indicators` (the engine is :mod:`aidgraph.core.monitoring.cycle`), declares
 the province parameters they read (``monitoring.weights.<key>``, ``monitoring.bands``,
 ``monitoring.thresholds.*``; files ``province_configs/<code>/parameters/monitoring.toml``) and checks the bands
 of a province as a whole when it is loaded.
@@ -8,11 +8,16 @@ of a province as a whole when it is loaded.
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from core.monitoring import BANDS_KEY, Bands, MonitoringError
-from core.parameters import ParamSpec
 
 from .indicators import INDICATORS
+from aidgraph.plugin import (
+    BANDS_KEY,
+    Bands,
+    MonitoringError,
+    ParamSpec,
+    Program,
+    hookimpl,
+)
 
 PLUGIN_NAME = "relapse_monitoring"
 __version__ = "0.1.0"
@@ -72,7 +77,6 @@ def aidgraph_province_validate(params):
 
 @hookimpl
 def aidgraph_programs():
-    from core.eligibility import Program
 
     return [Program(
         key="relapse_monitoring", name="防止返贫监测", domain="monitoring", unit="household",

@@ -2,7 +2,7 @@
 
 Named by the sources: sudden drop in income, sudden rise in expenditure, change in household members
 (GD-2024); hospitalisation, chronic or major disease, college admission, disability registration, new
-unemployment (GS-2024). Every function below takes the month's :class:`core.indicators.IndicatorContext`
+unemployment (GS-2024). Every function below takes the month's :class:`aidgraph.core.monitoring.indicators.IndicatorContext`
 and returns hits as a polars frame; none loops over persons. Thresholds of the "sudden" signals are
 province parameters (``monitoring.thresholds.*``): no source gives them, so the shipped values are
 illustrative.
@@ -11,9 +11,14 @@ illustrative.
 from __future__ import annotations
 
 import polars as pl
+from aidgraph.plugin import (
+    EXPENDITURE_KINDS,
+    INCOME_KINDS,
+    Indicator,
+    IndicatorContext,
+    as_hits,
+)
 
-from core.indicators import Indicator, IndicatorContext, as_hits
-from core.models import EXPENDITURE_KINDS, INCOME_KINDS
 
 INCOME = tuple(sorted(k.value for k in INCOME_KINDS))
 EXPENDITURE = tuple(sorted(k.value for k in EXPENDITURE_KINDS))

@@ -1,5 +1,5 @@
 """Who appears eligible for 防止返贫监测 (relapse-into-poverty monitoring), as polars rules over the household
-frame of :mod:`core.eligibility`.
+frame of :mod:`aidgraph.core.policy.engine`.
 
 GD-2024 and GS-2024 name the categories (边缘易致贫户 households at the edge of poverty, 脱贫不稳定户 unstable
 lifted-out-of-poverty households, 突发严重困难户 households in sudden severe hardship) but no source gives the
@@ -12,8 +12,14 @@ is a sudden severe hardship). Households already receiving dibao or tekun are co
 from __future__ import annotations
 
 import polars as pl
+from aidgraph.plugin import (
+    EligibilityRule,
+    RuleContext,
+    fmt,
+    receiving_any,
+    yuan,
+)
 
-from core.eligibility import EligibilityRule, RuleContext, fmt, receiving_any, yuan
 
 PROGRAM = "relapse_monitoring"
 

@@ -10,23 +10,22 @@ parameter, checked by the Guangdong plugin. Review yearly (GD-2021).
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     BenefitFormula,
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
     count_members,
-    dibao_standard,
     fmt,
+    hookimpl,
     member,
     program_search_document,
-    residence_test,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+from aidgraph.plugins.dibao.standard import dibao_standard, residence_test
+
 
 __version__ = "0.1.0"
 

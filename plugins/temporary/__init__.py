@@ -16,22 +16,22 @@ local dibao standard per member (``temporary.months_of_standard``, not in the so
 from __future__ import annotations
 
 import polars as pl
-
-from core.eligibility import (
-    PROGRAM_SEARCH_FIELDS,
+from aidgraph.plugin import (
     BenefitFormula,
     EligibilityRule,
+    PROGRAM_SEARCH_FIELDS,
+    ParamSpec,
     Program,
     RuleContext,
     count_members,
-    dibao_standard,
     fmt,
+    hookimpl,
     member,
     program_search_document,
     yuan,
 )
-from core.hookspecs import hookimpl
-from core.parameters import ParamSpec
+from aidgraph.plugins.dibao.standard import dibao_standard
+
 
 __version__ = "0.1.0"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core import authz
-from core.config import PROJECT_ROOT, load_settings
-from core.db import session_scope
+from aidgraph.core.policy.host import casbin_objects
+from aidgraph.core.access import authz
+from aidgraph.core.storage.config import builtin_province_configs, load_settings
+from aidgraph.core.storage.db import session_scope
 
-CONFIGS = PROJECT_ROOT / "province_configs"
+CONFIGS = builtin_province_configs()
 
 
 def auth_settings(db_url: str, tmp_path, **changes):
@@ -21,6 +22,6 @@ def auth_settings(db_url: str, tmp_path, **changes):
 def policies(sync_engine):
     """The three provinces' policies loaded into casbin_rule (core objects only: no plugin needed)."""
     with session_scope(sync_engine) as session:
-        counts = authz.load_policies(session, CONFIGS)
+        counts = authz.load_policies(session, CONFIGS, objects=authz.known_objects(casbin_objects()))
     authz.forget_authorizers()
     return counts

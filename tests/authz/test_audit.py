@@ -9,11 +9,14 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from core import authn, authz, users
-from core.actor import RoleGrant
-from core.db import session_scope
-from core.idnumber import make, mask
-from core.models import AuditLog
+from aidgraph.core.policy.host import casbin_objects
+from aidgraph.core.access import authn
+from aidgraph.core.access import authz
+from aidgraph.core.access import users
+from aidgraph.core.access.actor import RoleGrant
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.graph.idnumber import make, mask
+from aidgraph.core.storage.models import AuditLog
 from tests.authz.conftest import CONFIGS
 from tests.authz.test_scope_property import _OPS
 
@@ -24,7 +27,7 @@ VILLAGE_35 = "350102001001"
 @pytest.fixture(scope="module")
 def server(live_server, sync_engine):
     with session_scope(sync_engine) as s:
-        authz.load_policies(s, CONFIGS)
+        authz.load_policies(s, CONFIGS, objects=authz.known_objects(casbin_objects()))
         for name, grants in {"aud44": [RoleGrant("auditor", "44")], "va": [RoleGrant("village_assistant", VILLAGE_44)],
                              "admin35": [RoleGrant("province_admin", "35")]}.items():
             users.add_user(s, name, grants)
@@ -124,7 +127,7 @@ def test_auditors_read_the_log_of_their_regions_only(server, sync_engine, househ
 
 
 def test_audit_command(db_url, households, tmp_path):
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     env = {"AIDGRAPH_DATABASE_URL": db_url, "AIDGRAPH_STATE_DIR": str(tmp_path)}
     runner = CliRunner()

@@ -14,10 +14,13 @@ import pytest
 from starlette.requests import Request
 from typer.testing import CliRunner
 
-from core import authn, authz, users
-from core.actor import RoleGrant
-from core.db import async_session_factory, make_async_engine, session_scope
-from core.models import AppUser
+from aidgraph.core.policy.host import casbin_objects
+from aidgraph.core.access import authn
+from aidgraph.core.access import authz
+from aidgraph.core.access import users
+from aidgraph.core.access.actor import RoleGrant
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage.models import AppUser
 from tests.authz.conftest import CONFIGS, auth_settings
 
 
@@ -163,7 +166,7 @@ def test_inactive_users_get_no_token(settings):
 
 
 def test_cli_users_and_tokens(sqlite_url, tmp_path):
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     env = {"AIDGRAPH_DATABASE_URL": sqlite_url, "AIDGRAPH_STATE_DIR": str(tmp_path / "state"),
            "AIDGRAPH_PROVINCE_CONFIGS": str(CONFIGS), "AIDGRAPH_ENV": "development"}
@@ -213,7 +216,7 @@ def test_a_policy_reloaded_by_another_process_applies_without_restart(sync_engin
     path.write_text("".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
                             if line.strip() != "p, village_assistant, alert, read"), encoding="utf-8")
     with session_scope(sync_engine) as session:
-        authz.load_policies(session, tmp_path, ["44"])
+        authz.load_policies(session, tmp_path, ["44"], objects=authz.known_objects(casbin_objects()))
     monkeypatch.setattr(authz, "POLICY_RECHECK_SECONDS", 0.0)
     try:
         actor = resolve(settings, token)
@@ -221,5 +224,5 @@ def test_a_policy_reloaded_by_another_process_applies_without_restart(sync_engin
         assert actor.scope("read", "household").prefixes == ("440106011004",)
     finally:
         with session_scope(sync_engine) as session:
-            authz.load_policies(session, CONFIGS, ["44"])
+            authz.load_policies(session, CONFIGS, ["44"], objects=authz.known_objects(casbin_objects()))
         resolve(settings, token)

@@ -11,14 +11,16 @@ import pytest
 import strawberry
 from graphql import parse
 
-from core import authn, authz
-from core.config import load_settings
-from core.db import make_sync_engine, session_scope
-from core.idnumber import make
-from core.models import Household, Membership, Person
-from core.server import default_components
-from schema.build import build_schema
-from schema.hardening import query_cost, scrub_message
+from aidgraph.core.access import authn
+from aidgraph.core.app.demo import ensure_demo_user
+from aidgraph.core.access import authz
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import make_sync_engine, session_scope
+from aidgraph.core.graph.idnumber import make
+from aidgraph.core.storage.models import Household, Membership, Person
+from aidgraph.core.app.server import default_components
+from aidgraph.schema.build import build_schema
+from aidgraph.schema.hardening import query_cost, scrub_message
 from tests.authz.conftest import CONFIGS
 from tests.live import run_live_server
 
@@ -49,7 +51,7 @@ def start(url: str, settings):
 def admin_token(sqlite_url, tmp_path_factory):
     settings = settings_for(sqlite_url, tmp_path_factory.mktemp("state"))
     engine = make_sync_engine(sqlite_url)
-    token = authn.ensure_demo_user(engine, settings, username="hard-admin", region_codes=("44",))
+    token = ensure_demo_user(engine, settings, username="hard-admin", region_codes=("44",))
     with session_scope(engine) as s:  # 60 households under one village, for the enforce-count test
         for i in range(60):
             h = Household(household_number=f"HARD{i:04d}", region_code=VILLAGE)
@@ -232,7 +234,7 @@ def test_enforce_calls_per_request_do_not_grow_with_result_size(development, sql
 
 
 def test_production_server_refuses_to_start_without_a_secret(sqlite_url, tmp_path):
-    from core.server import create_app
+    from aidgraph.core.app.server import create_app
 
     settings = settings_for(sqlite_url, tmp_path, env="production", secret_key=None)
     with pytest.raises(authn.ConfigurationError, match="AIDGRAPH_SECRET_KEY"):

@@ -9,11 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
-from core import authz, users
-from core.actor import Actor, RoleGrant
-from core.db import session_scope
-from core.models import AppUser, CasbinRule, Region
-from core.scope import Scope
+from aidgraph.core.access import authz
+from aidgraph.core.policy.host import casbin_objects
+from aidgraph.core.access import users
+from aidgraph.core.access.actor import Actor, RoleGrant
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.models import AppUser, CasbinRule, Region
+from aidgraph.core.access.scope import Scope
 from tests.authz.conftest import CONFIGS
 
 
@@ -27,7 +29,7 @@ def test_policies_load_and_reload_is_idempotent(sync_engine, policies):
     before = p_count(sync_engine)
     assert before == sum(policies.values())
     with session_scope(sync_engine) as session:
-        authz.load_policies(session, CONFIGS)
+        authz.load_policies(session, CONFIGS, objects=authz.known_objects(casbin_objects()))
     assert p_count(sync_engine) == before
 
 
@@ -52,7 +54,7 @@ def test_a_bad_policy_line_names_file_and_line(tmp_path, line, message):
     path.write_text(good + line + "\n", encoding="utf-8")
     line_number = len(good.splitlines()) + 1
     with pytest.raises(authz.PolicyError) as exc:
-        authz.parse_policy_file(path, "44", authz.known_objects(authz.plugin_objects()))
+        authz.parse_policy_file(path, "44", authz.known_objects(casbin_objects()))
     assert f"{path}, line {line_number}: " in str(exc.value)
     assert message in str(exc.value)
 
@@ -66,7 +68,7 @@ def test_a_bad_file_writes_nothing(tmp_path, sync_engine, policies):
     before = p_count(sync_engine)
     with pytest.raises(authz.PolicyError, match="line"):
         with session_scope(sync_engine) as session:
-            authz.load_policies(session, tmp_path)
+            authz.load_policies(session, tmp_path, objects=authz.known_objects(casbin_objects()))
     assert p_count(sync_engine) == before
 
 

@@ -26,12 +26,15 @@ from graphql import parse, print_ast
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from sqlalchemy import func, select
 
-from core import authn, authz, users
-from core.actor import RoleGrant
-from core.authz import ROLES
-from core.db import session_scope
-from core.idnumber import make, mask
-from core.models import (
+from aidgraph.core.policy.host import casbin_objects
+from aidgraph.core.access import authn
+from aidgraph.core.access import authz
+from aidgraph.core.access import users
+from aidgraph.core.access.actor import RoleGrant
+from aidgraph.core.access.authz import ROLES
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.graph.idnumber import make, mask
+from aidgraph.core.storage.models import (
     Alert,
     EconomicItem,
     Enrollment,
@@ -107,7 +110,7 @@ def villages(sync_engine):
 def server(live_server, sync_engine):
     """The shared live server, with every province's policy loaded (its fixture loads Guangdong's only)."""
     with session_scope(sync_engine) as s:
-        authz.load_policies(s, CONFIGS)
+        authz.load_policies(s, CONFIGS, objects=authz.known_objects(casbin_objects()))
     authz.forget_authorizers()
     return live_server
 

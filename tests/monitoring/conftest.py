@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import insert, select
 
-from core.idnumber import make
-from core.models import Household, Membership, Person, Region
+from aidgraph.core.graph.idnumber import make
+from aidgraph.core.storage.models import Household, Membership, Person, Region
 
 SURNAMES = "王李张刘陈杨黄赵吴周"
 GIVEN = "伟芳娜敏静丽强磊军洋"

@@ -5,17 +5,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from core.config import PROJECT_ROOT
-from core.feeds import FEEDS
-from core.parameters import ProvinceParams, parse_parameter_file
+from aidgraph.core.storage.config import builtin_province_configs
+from aidgraph.core.monitoring.feeds import FEEDS
+from aidgraph.core.policy.parameters import ProvinceParams, parse_parameter_file
 
 
 def monitoring_params(province: str, drop: tuple[str, ...] = ()) -> ProvinceParams:
     """The province's shipped monitoring.toml, parsed by the real loader against the plugin's declarations."""
-    import plugins.relapse_monitoring as plugin
+    import aidgraph.plugins.relapse_monitoring as plugin
 
     specs = {s.key: s for s in plugin.aidgraph_parameter_schemas()}
-    path = PROJECT_ROOT / "province_configs" / province / "parameters" / "monitoring.toml"
+    path = builtin_province_configs() / province / "parameters" / "monitoring.toml"
     parameters = parse_parameter_file(path, province, specs)
     for key in drop:
         parameters.pop(key)
@@ -23,7 +23,7 @@ def monitoring_params(province: str, drop: tuple[str, ...] = ()) -> ProvincePara
 
 
 def indicators():
-    import plugins.relapse_monitoring as plugin
+    import aidgraph.plugins.relapse_monitoring as plugin
 
     return plugin.aidgraph_monitoring_indicators()
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from core.authn import ensure_demo_user
-from core.feeds import import_feed
-from core.models import AidChainEvent, Alert, AuditLog, Enrollment
-from schema.relay import to_global_id
+from aidgraph.core.app.demo import ensure_demo_user
+from aidgraph.core.monitoring.feeds import import_feed
+from aidgraph.core.storage.models import AidChainEvent, Alert, AuditLog, Enrollment
+from aidgraph.schema.relay import to_global_id
 from tests.conftest import server_settings
 from tests.monitoring.conftest import seed_world
 from tests.monitoring.helpers import write_feed
@@ -27,7 +27,7 @@ MONTH = "2025-03"
 @pytest.fixture(scope="module")
 def alerted(db_url, sync_engine, live_server, tmp_path_factory):
     """The seeded province with one CLI monitoring run done; alerts by household index."""
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     world = seed_world(sync_engine, "44", households=8, start=11)
     m = lambda h, i=0: world.persons[h * 3 + i].id_number  # noqa: E731
@@ -73,7 +73,7 @@ def dispose(live, alert, action, note="入户核查", token=..., **extra):
 
 
 def test_cli_refuses_future_months_and_unknown_provinces(db_url):
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     env = {"AIDGRAPH_DATABASE_URL": db_url}
     future = (dt.date.today().replace(day=1) + dt.timedelta(days=40)).strftime("%Y-%m")

@@ -1,7 +1,7 @@
 """The demo province's monitoring month, end to end against a live server, on SQLite and PostgreSQL.
 
 ``aidgraph demo --no-serve`` seeds 2,000 synthetic Guangdong households, imports a month of synthetic
-department feeds (``core.synthetic_feeds``) and runs that month's monitoring. The contract's Alerts query must
+department feeds (``aidgraph.core.app.synthetic_feeds``) and runs that month's monitoring. The contract's Alerts query must
 then return alerts at every Guangdong level, matching the database, and DisposeAlert must move demo alerts
 through their states. Running the demo again changes nothing.
 """
@@ -15,16 +15,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from core.authn import ensure_demo_user
-from core.models import Alert, Enrollment, FeedRecord
-from schema.relay import to_global_id
+from aidgraph.core.app.demo import ensure_demo_user
+from aidgraph.core.storage.models import Alert, Enrollment, FeedRecord
+from aidgraph.schema.relay import to_global_id
 from tests.conftest import server_settings
 
 GUANGDONG_LEVELS = {"GREEN", "BLUE", "YELLOW", "ORANGE", "RED"}
 
 
 def run_demo(db_url, tmp_path):
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     result = CliRunner().invoke(app, ["demo", "--no-serve", "--province", "44", "--households", "2000"],
                                 env={"AIDGRAPH_DATABASE_URL": db_url, "AIDGRAPH_STATE_DIR": str(tmp_path)})

@@ -1,4 +1,4 @@
-"""Department feed imports (core.feeds, ``aidgraph import``) on SQLite and PostgreSQL."""
+"""Department feed imports (aidgraph.core.monitoring.feeds, ``aidgraph import``) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from core.feeds import FEEDS, FeedFileError, _id_reasons, _read_quoted_csv, _read_unquoted_csv, import_feed
-from core.idnumber import InvalidIdNumber, make, parse
-from core.models import AuditLog, EconomicItem, FeedRecord, Outbox, Person
+from aidgraph.core.monitoring.feeds import FEEDS, FeedFileError, _id_reasons, _read_quoted_csv, _read_unquoted_csv, import_feed
+from aidgraph.core.graph.idnumber import InvalidIdNumber, make, parse
+from aidgraph.core.storage.models import AuditLog, EconomicItem, FeedRecord, Outbox, Person
 
 HOSP_HEADER = FEEDS["hospitalisation"].names
 
@@ -173,7 +173,7 @@ def test_person_effects_disease_unemployment_death_and_province_filter(sync_engi
 
 
 def test_cli_prints_summary_and_exits_nonzero_only_for_unreadable_files(db_url, world, tmp_path, monkeypatch):
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     monkeypatch.setenv("AIDGRAPH_DATABASE_URL", db_url)
     p = world.person(8)
@@ -252,8 +252,8 @@ def test_rows_imported_before_the_month_prefixed_hash_are_recognised_after_migra
     before it is still 'already stored' when imported again after it."""
     from alembic import command
 
-    from core.db import make_sync_engine
-    from core.migrate import alembic_config, current_revision
+    from aidgraph.core.storage.db import make_sync_engine
+    from aidgraph.core.storage.migrate import alembic_config, current_revision
     from tests.conftest import make_database
     from tests.monitoring.conftest import seed_world
 
@@ -261,10 +261,10 @@ def test_rows_imported_before_the_month_prefixed_hash_are_recognised_after_migra
     people = seed_world(engine, "44", households=2, start=40).persons
     path = write_csv(tmp_path / "d.csv", FEEDS["disease"].names,
                      [[p.id_number, "", "CHRONIC", "高血压", f"2024-0{i + 1}-02"] for i, p in enumerate(people[:3])])
-    import core.feeds
+    import aidgraph.core.monitoring.feeds
 
     # What an import before revision 0003 stored: the full 64-digit sha256 of the same normalised row.
-    monkeypatch.setattr(core.feeds, "_row_hash_expr", lambda schema: core.feeds._row_digest_expr(schema, 64))
+    monkeypatch.setattr(aidgraph.core.monitoring.feeds, "_row_hash_expr", lambda schema: aidgraph.core.monitoring.feeds._row_digest_expr(schema, 64))
     assert import_feed(engine, "disease", path).stored == 3
     monkeypatch.undo()
     with Session(engine) as s:

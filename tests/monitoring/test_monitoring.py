@@ -1,4 +1,4 @@
-"""The monthly monitoring run (core.monitoring) over a small seeded province, on SQLite and PostgreSQL."""
+"""The monthly monitoring run (aidgraph.core.monitoring.cycle) over a small seeded province, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.actor import system_actor
-from core.db import session_scope
-from core.feeds import import_feed
-from core.models import AidChainEvent, Alert, AuditLog, Outbox
-from core.monitoring import Bands, MonitoringError, run_month
+from aidgraph.core.access.actor import system_actor
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.monitoring.feeds import import_feed
+from aidgraph.core.storage.models import AidChainEvent, Alert, AuditLog, Outbox
+from aidgraph.core.monitoring.cycle import Bands, MonitoringError, run_month
 from tests.monitoring.conftest import seed_world
 from tests.monitoring.helpers import indicators, monitoring_params, write_feed
 

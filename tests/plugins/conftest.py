@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.config import PROJECT_ROOT, Settings
-from core.eligibility import PolicyEngine
-from core.plugin_manager import build_plugin_manager
+from aidgraph.core.storage.config import builtin_province_configs, Settings
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.policy.host import build_plugin_manager
 
-CONFIGS = PROJECT_ROOT / "province_configs"
+CONFIGS = builtin_province_configs()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from core.economics import window_start
-from core.idnumber import make
-from core.models import EconomicItem, Enrollment, Household, Membership, Person, Relationship
+from aidgraph.core.graph.economics import window_start
+from aidgraph.core.graph.idnumber import make
+from aidgraph.core.storage.models import EconomicItem, Enrollment, Household, Membership, Person, Relationship
 
 _sequence = itertools.count(1)
 
@@ -44,7 +44,7 @@ def add_household(session: Session, region: str, members: list[dict], *, hukou: 
         session.add(Membership(household_id=household.id, person_id=person.id, relation_to_head=relation,
                                valid_from=dt.date(2020, 1, 1)))
         built.person_ids.append(person.id)
-    start = window_start(on)  # exactly the 12-month assessment window of core.economics
+    start = window_start(on)  # exactly the 12-month assessment window of aidgraph.core.graph.economics
     if wages:
         session.add(EconomicItem(household_id=household.id, person_id=built.person_ids[0], kind="WAGE", source="tax",
                                  amount=wages * 12, period_start=start, period_end=on))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from core.eligibility import FRAME_SCHEMA, MEMBER_SCHEMA
+from aidgraph.core.policy.engine import FRAME_SCHEMA, MEMBER_SCHEMA
 
 MEMBER_DEFAULTS = {"person_id": 0, "age": 40, "sex": "MALE", "relation_to_head": "SELF", "disability_level": None,
                    "disability_category": None, "chronic_disease": False, "major_disease": False,

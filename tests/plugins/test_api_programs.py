@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from core.db import make_sync_engine
-from core.economics import window_start
-from core.idnumber import make
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.graph.economics import window_start
+from aidgraph.core.graph.idnumber import make
 
 TODAY = dt.date.today()
 SHANTOU = "440507001001"
@@ -38,7 +38,7 @@ def wages(live, household_id: str, monthly: float, kind: str = "WAGE", token=...
 @pytest.fixture(scope="module", autouse=True)
 def gansu_token(db_url):
     """A Gansu administrator, created before the live server starts (so its policies are loaded at start)."""
-    from core.authn import ensure_demo_user
+    from aidgraph.core.app.demo import ensure_demo_user
     from tests.conftest import server_settings
 
     engine = make_sync_engine(db_url)
@@ -142,8 +142,8 @@ def test_gansu_illness_impoverished_settlement_and_scope(live_server, gansu_toke
     assert live_server.data("Eligibility", {"householdId": hid})["eligibility"] is None
     from sqlalchemy import update
 
-    from core.models import Person
-    from schema.relay import db_id
+    from aidgraph.core.storage.models import Person
+    from aidgraph.schema.relay import db_id
 
     engine = make_sync_engine(live_server.components.settings.database_url)
     with engine.begin() as conn:  # the health department's major-disease record (a feed in production)

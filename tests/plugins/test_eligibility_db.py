@@ -9,8 +9,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from core.db import async_session_factory, make_async_engine, session_scope
-from core.scope import Scope
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.access.scope import Scope
 from tests.plugins.db import add_household, relate
 
 ON = dt.date(2025, 6, 1)
@@ -21,7 +21,7 @@ VILLAGE = "440507001001"  # a Shantou 社区 (urban)
 def households(sync_engine):
     from sqlalchemy import select
 
-    from core.models import Region
+    from aidgraph.core.storage.models import Region
 
     with session_scope(sync_engine) as s:
         rural_village = s.execute(select(Region.code).where(Region.code.like("4405%"), Region.level == "VILLAGE",
@@ -52,7 +52,7 @@ def run(db_url, work):
 
 
 def test_household_frame_facts(db_url, households):
-    from core.eligibility import household_frame
+    from aidgraph.core.policy.engine import household_frame
 
     frame = run(db_url, lambda s: household_frame(s, on=ON, region_code="4405"))
     by_id = {r["household_id"]: r for r in frame.iter_rows(named=True)}

@@ -10,12 +10,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from core import enrollment as wf
-from core.actor import Actor, RoleGrant, system_actor
-from core.db import async_session_factory, make_async_engine, session_scope
-from core.eligibility import PolicyEngine
-from core.errors import DomainError
-from core.models import (
+from aidgraph.core.workflow import enrollment as wf
+from aidgraph.core.access.actor import Actor, RoleGrant, system_actor
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.storage.errors import DomainError
+from aidgraph.core.storage.models import (
     AidChainEvent,
     AppUser,
     AuditLog,
@@ -26,7 +26,7 @@ from core.models import (
     Outbox,
     Payment,
 )
-from core.scope import Scope
+from aidgraph.core.access.scope import Scope
 from tests.plugins.db import add_household, relate
 
 ON = dt.date(2025, 6, 1)
@@ -287,8 +287,8 @@ def test_monthly_disbursement_is_set_at_a_time_and_rerunnable(db_url, sync_engin
 
 def test_hook_aidgraph_enrollment_changed(db_url, sync_engine, hh, copy_settings, configs):
     """Every transition notifies the province's enabled plugins inside its transaction; a plugin raising aborts it."""
-    from core.hookspecs import hookimpl
-    from core.plugin_manager import build_plugin_manager
+    from aidgraph.core.policy.hookspecs import hookimpl
+    from aidgraph.core.policy.host import build_plugin_manager
 
     events = []
 

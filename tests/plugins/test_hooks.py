@@ -1,4 +1,4 @@
-"""Every hook of core.hookspecs is documented and exercised: one ``test_hook_<name>`` per hook, each calling the
+"""Every hook of aidgraph.core.policy.hookspecs is documented and exercised: one ``test_hook_<name>`` per hook, each calling the
 hook through the real plugin manager, and a test that no hook lacks its test."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import hookspecs
-from core.eligibility import BenefitFormula, EligibilityRule, IncomeDeduction, Program
-from core.parameters import ParamSpec
-from core.plugin_manager import flatten
+from aidgraph.core.policy import hookspecs
+from aidgraph.core.policy.engine import BenefitFormula, EligibilityRule, IncomeDeduction, Program
+from aidgraph.core.policy.parameters import ParamSpec
+from aidgraph.core.policy.host import flatten
 
 HERE = Path(__file__).parent
 
@@ -114,7 +114,7 @@ def test_hook_aidgraph_casbin_objects(pm):
     for pairs in pm.hook.aidgraph_casbin_objects():
         for obj, actions in pairs:
             objects.setdefault(obj, set()).update(actions)
-    # The workflow's own actions come from the core's default plugin (core.enrollment), declared once there;
+    # The workflow's own actions come from the core's default plugin (aidgraph.core.workflow.enrollment), declared once there;
     # aid-domain plugins contribute only objects of their own.
     assert {"apply", "review", "approve", "disburse"} <= objects["enrollment"]
     assert objects["medical_claim"] == {"read"}
@@ -128,8 +128,8 @@ def test_programs_of_each_province_have_rules(engine, code):
 
 
 def test_hook_aidgraph_graphql_fields(pm):
-    from core.plugin_manager import graphql_contributions
-    from schema.build import build_schema
+    from aidgraph.core.policy.host import graphql_contributions
+    from aidgraph.schema.build import build_schema
 
     contributions = dict(graphql_contributions(pm))
     fields = [f.python_name for f in contributions["medical"].mutation.__strawberry_definition__.fields]
@@ -141,9 +141,10 @@ def test_hook_aidgraph_graphql_fields(pm):
 def test_plugin_field_colliding_with_the_core_is_a_startup_error(pm):
     import strawberry
 
-    from core.hookspecs import hookimpl
-    from core.plugin_manager import GraphQLContribution, build_plugin_manager
-    from schema.build import SchemaConflict, build_schema
+    from aidgraph.core.policy.hookspecs import hookimpl
+    from aidgraph.core.policy.contract import GraphQLContribution
+    from aidgraph.core.policy.host import build_plugin_manager
+    from aidgraph.schema.build import SchemaConflict, build_schema
 
     @strawberry.type
     class Rogue:
@@ -161,11 +162,11 @@ def test_plugin_field_colliding_with_the_core_is_a_startup_error(pm):
     rogue_pm = build_plugin_manager(extra_plugins=[RoguePlugin()], entry_points=False)
     with pytest.raises(SchemaConflict) as err:
         build_schema(pm=rogue_pm)
-    assert "Query.programs" in str(err.value) and "schema.programs" in str(err.value) and "plugin rogue" in str(err.value)
+    assert "Query.programs" in str(err.value) and "aidgraph.schema.programs" in str(err.value) and "plugin rogue" in str(err.value)
 
 
 def test_hook_aidgraph_graphql_types(pm):
-    from core.plugin_manager import graphql_types
+    from aidgraph.core.policy.host import graphql_types
 
     types = graphql_types(pm)
     assert [t.__strawberry_definition__.name for t in types] == ["MedicalClaim"]

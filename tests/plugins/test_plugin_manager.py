@@ -14,13 +14,13 @@ import pytest
 import strawberry
 from typer.testing import CliRunner
 
-from core.config import Settings
-from core.eligibility import PolicyEngine
-from core.hookspecs import hookimpl
-from core.parameters import ParameterError, load_province
-from core.plugin_manager import (
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.policy.hookspecs import hookimpl
+from aidgraph.core.policy.parameters import ParameterError
+from aidgraph.core.policy.provinces import load_province
+from aidgraph.core.policy.contract import GraphQLContribution
+from aidgraph.core.policy.host import (
     DuplicateFieldError,
-    GraphQLContribution,
     PluginError,
     ProvincePlugins,
     build_plugin_manager,
@@ -114,18 +114,18 @@ def test_colliding_graphql_field_names_both_contributors():
         def longevity_min_age(self) -> int:
             return 1
 
-    merged = merge_graphql_fields({"query": [("core schema.programs", CoreQuery)]},
+    merged = merge_graphql_fields({"query": [("core aidgraph.schema.programs", CoreQuery)]},
                                   [("longevity", GraphQLContribution(query=Other))])
     assert merged["query"] == [CoreQuery, Other]
     with pytest.raises(DuplicateFieldError) as err:
-        merge_graphql_fields({"query": [("core schema.programs", CoreQuery)]},
+        merge_graphql_fields({"query": [("core aidgraph.schema.programs", CoreQuery)]},
                              [("rogue", GraphQLContribution(query=PluginQuery))])
     assert "Query.programs" in str(err.value)
-    assert "core schema.programs" in str(err.value) and "plugin rogue" in str(err.value)
+    assert "core aidgraph.schema.programs" in str(err.value) and "plugin rogue" in str(err.value)
 
 
 def test_duplicate_program_key_is_an_error(copy_settings, configs):
-    from core.eligibility import Program
+    from aidgraph.core.policy.engine import Program
 
     class Rogue:
         PLUGIN_NAME = "rogue"
@@ -309,7 +309,7 @@ def test_switching_a_plugin_off_needs_no_code_change(copy_settings, configs, pm)
 
 
 def test_plugins_command_lists_versions_and_illustrative_parameters():
-    from core.cli import app
+    from aidgraph.core.app.cli import app
 
     result = CliRunner().invoke(app, ["plugins", "--province", "35"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

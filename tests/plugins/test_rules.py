@@ -11,11 +11,10 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from core.config import Settings
-from core.eligibility import PolicyEngine
-from plugins.education import grant_for
-from plugins.housing import renovation_share
-from plugins.medical.claims import ClaimTerms, YearSoFar, settle_amounts, terms_for
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.plugins.education import grant_for
+from aidgraph.plugins.housing import renovation_share
+from aidgraph.plugins.medical.claims import ClaimTerms, YearSoFar, settle_amounts, terms_for
 from tests.plugins.frames import frames, household_frame
 
 ON = dt.date(2025, 6, 1)

@@ -12,16 +12,18 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import Engine, func, select
 
-from core import authz, outbox
-from core.actor import Actor, RoleGrant, system_actor
-from core.config import load_settings
-from core.db import make_sync_engine, session_scope
-from core.idnumber import make as make_id
-from core.models import Alert, Enrollment, Household, Membership, Outbox, OutboxEntity, Person
-from core.search.client import BULK_TIMEOUT, make_client
-from core.search.mapping import DEFAULT_ALIAS, build_layout
-from core.search.query import EngineQuirks, SearchRequest, search
-from core.search.rebuild import reindex
+from aidgraph.core.policy.host import casbin_objects
+from aidgraph.core.access import authz
+from aidgraph.core.graph import outbox
+from aidgraph.core.access.actor import Actor, RoleGrant, system_actor
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import make_sync_engine, session_scope
+from aidgraph.core.graph.idnumber import make as make_id
+from aidgraph.core.storage.models import Alert, Enrollment, Household, Membership, Outbox, OutboxEntity, Person
+from aidgraph.core.search.client import BULK_TIMEOUT, make_client
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
+from aidgraph.core.search.query import EngineQuirks, SearchRequest, search
+from aidgraph.core.search.rebuild import reindex
 
 _sequence = itertools.count(1)
 
@@ -127,7 +129,8 @@ def graph_engine(db_url):
     engine = make_sync_engine(db_url)
     with session_scope(engine) as session:
         if not authz.policy_provinces(session) >= {"44", "62"}:
-            authz.load_policies(session, load_settings({}).province_configs_dir, ["44", "62"])
+            authz.load_policies(session, load_settings({}).province_configs_dir, ["44", "62"],
+                                objects=authz.known_objects(casbin_objects()))
     yield engine
     engine.dispose()
 

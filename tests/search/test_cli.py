@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.db import session_scope
-from core.search.client import make_client
-from core.search.mapping import DEFAULT_ALIAS
+from aidgraph.core.app.cli import app
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.search.client import make_client
+from aidgraph.core.search.mapping import DEFAULT_ALIAS
 from tests.search.conftest import add_person
 
 

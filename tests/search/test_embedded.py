@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from core.config import load_settings
-from core.search.client import embedded_state_file, make_client, resolve_url
-from core.search.embedded import EmbeddedSearch
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.search.client import embedded_state_file, make_client, resolve_url
+from aidgraph.core.search.embedded import EmbeddedSearch
 
 
 def test_embedded_engine_starts_on_loopback_and_is_found_then_stopped(tmp_path):

@@ -16,17 +16,17 @@ import pytest
 from osmem_server import OsmemServer
 from sqlalchemy import delete, select, update
 
-from core import hookspecs
-from core.models import Alert, Outbox, OutboxEntity, Person
-from core import outbox
-from core.db import session_scope
-from core.search import indexes
-from core.search.client import SearchUnavailable, make_client
-from core.search.indexer import BackgroundIndexer, IndexMissing, drain
-from core.search.mapping import DEFAULT_ALIAS, SearchMappingError, build_layout
-from core.search.documents import load_docs
-from core.search.query import SearchRequest, search
-from core.search.rebuild import reindex, verify
+from aidgraph.core.policy import hookspecs
+from aidgraph.core.storage.models import Alert, Outbox, OutboxEntity, Person
+from aidgraph.core.graph import outbox
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.search import indexes
+from aidgraph.core.search.client import SearchUnavailable, make_client
+from aidgraph.core.search.indexer import BackgroundIndexer, IndexMissing, drain
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchMappingError, build_layout
+from aidgraph.core.search.documents import load_docs
+from aidgraph.core.search.query import SearchRequest, search
+from aidgraph.core.search.rebuild import reindex, verify
 from tests.search.conftest import add_household, add_person
 
 
@@ -234,7 +234,7 @@ def test_reindex_swaps_the_alias_and_catches_up_with_changes(graph_engine, graph
     with session_scope(graph_engine) as s:
         pid = add_person(s, "440106003", "何追上").id
     drain(graph_engine, client)  # written to the old index, row processed
-    from core.search.rebuild import catch_up
+    from aidgraph.core.search.rebuild import catch_up
     import datetime as dt
 
     fresh = indexes.create_index(client, DEFAULT_ALIAS, build_layout())
@@ -248,7 +248,7 @@ def test_reindex_swaps_the_alias_and_catches_up_with_changes(graph_engine, graph
 def test_follow_drains_until_stopped(graph_engine, indexed):
     import threading
 
-    from core.search.indexer import follow
+    from aidgraph.core.search.indexer import follow
 
     stop = threading.Event()
     passes = []

@@ -16,10 +16,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from core.authn import ensure_demo_user
-from core.db import make_sync_engine
-from core.idnumber import make as make_id
-from core.models import AuditLog, Outbox
+from aidgraph.core.app.demo import ensure_demo_user
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.graph.idnumber import make as make_id
+from aidgraph.core.storage.models import AuditLog, Outbox
 
 
 def wait_for(predicate, timeout: float = 30.0, step: float = 0.2):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import DomainError
-from core.search.client import SearchUnavailable, make_client
-from core.search.query import MAX_QUERY_LENGTH, SearchRequest, search
+from aidgraph.core.storage.errors import DomainError
+from aidgraph.core.search.client import SearchUnavailable, make_client
+from aidgraph.core.search.query import MAX_QUERY_LENGTH, SearchRequest, search
 
 
 def names(page) -> list[str]:
@@ -200,14 +200,14 @@ def test_engine_unreachable_is_search_unavailable(osmem_server, system):
     url = clone.url
     clone.close()
     client = make_client(url)
-    from core.search.mapping import build_layout
+    from aidgraph.core.search.mapping import build_layout
 
     with pytest.raises(SearchUnavailable):
         search(client, "aidgraph", build_layout(), system, SearchRequest(query="张"))
 
 
 def test_missing_index_is_search_unavailable(osmem_clone, system):
-    from core.search.mapping import build_layout
+    from aidgraph.core.search.mapping import build_layout
 
     with pytest.raises(SearchUnavailable, match="not built"):
         search(make_client(osmem_clone.url), "aidgraph", build_layout(), system, SearchRequest(query="张"))
@@ -248,8 +248,8 @@ def test_search_after_with_score_in_the_sort(search_env, system):
 
 def test_each_kind_is_limited_by_its_own_scope(search_env, graph):
     """A village assistant in 440106001 who is also a department analyst in Shenzhen (4403, persons only)."""
-    from core.actor import Actor, RoleGrant
-    from core.authz import authorizer_for
+    from aidgraph.core.access.actor import Actor, RoleGrant
+    from aidgraph.core.access.authz import authorizer_for
 
     actor = authorizer_for(search_env.db_url).bind(Actor(
         username="two-hats", display_name="two hats",

@@ -1,0 +1,65 @@
+"""Who is asking: the actor and the data scopes decided for one request.
+
+Every request context carries an :class:`Actor`. Scopes are decided once per request per action (by
+:mod:`aidgraph.core.access.authz`) and cached on the actor, so no data path ever asks Casbin per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aidgraph.core.access.scope import Scope
+
+ACTIONS = (
+    "read", "read_sensitive", "create", "update", "apply", "review", "approve", "disburse",
+    "dispose_alert", "search", "export", "audit_read",
+)
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role held in one region (the Casbin domain)."""
+
+    role: str
+    region_code: str
+
+
+@dataclass
+class Actor:
+    username: str
+    display_name: str
+    grants: tuple[RoleGrant, ...] = ()
+    remote_addr: str | None = None
+    system: bool = False
+    """System jobs (CLI batch work, the development user) see everything and are audited under their name."""
+    _scopes: dict[tuple[str, str], Scope] = field(default_factory=dict, repr=False)
+    _decide: object = field(default=None, repr=False)
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted({g.role for g in self.grants})
+
+    def scope(self, action: str = "read", object_type: str = "household") -> Scope:
+        """The region prefixes where this actor may take ``action`` on ``object_type`` (decided once, cached)."""
+        key = (action, object_type)
+        if key not in self._scopes:
+            if self.system:
+                self._scopes[key] = Scope.everything()
+            elif self._decide is None:
+                self._scopes[key] = Scope.nothing()
+            else:
+                self._scopes[key] = self._decide(self, action, object_type)  # type: ignore[operator]
+        return self._scopes[key]
+
+    def may(self, action: str, region_code: str | None, object_type: str = "household") -> bool:
+        return self.scope(action, object_type).contains(region_code)
+
+
+def system_actor(name: str = "system") -> Actor:
+    return Actor(username=name, display_name=name, system=True)
+
+
+def development_actor() -> Actor:
+    """The actor ``me`` answers for in development mode until authentication is configured."""
+    return Actor(username="dev", display_name="Development user", grants=(RoleGrant("province_admin", "44"),),
+                 system=True)

@@ -1,0 +1,146 @@
+"""``aidgraph index`` and ``aidgraph reindex``: the search index from the command line.
+
+Both reach the cluster of ``AIDGRAPH_OPENSEARCH_URL``, or else the embedded engine of a running
+``aidgraph serve`` (its address is in the state directory). ``index`` drains the outbox once, or forever
+with ``--follow``; ``index --verify`` compares ids and versions between database and index and repairs the
+differences (``--no-repair`` only reports). ``reindex`` builds a new index from the database with a progress
+bar and swaps the alias. All are safe to re-run.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.search.client import BULK_TIMEOUT, CLIENT_ERRORS, SearchUnavailable, make_client, resolve_url, unavailable_from
+from aidgraph.core.search.indexer import IndexMissing, drain, follow, pending_count
+from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
+from aidgraph.core.search.rebuild import reindex, row_counts, verify
+
+console = Console()
+
+
+def _plugin_manager():
+    try:
+        from aidgraph.core.policy.host import build_plugin_manager
+    except ImportError:
+        return None
+    return build_plugin_manager()
+
+
+def _connect():
+    settings = load_settings()
+    url = resolve_url(settings)
+    if url is None:
+        console.print("[red]no search engine:[/red] set AIDGRAPH_OPENSEARCH_URL, or start `aidgraph serve` "
+                      "(its embedded engine is found through the state directory)")
+        raise typer.Exit(2)
+    return settings, url, make_client(url, settings, timeout=BULK_TIMEOUT), make_sync_engine(settings.database_url)
+
+
+def _reindex_with_progress(engine, client, alias, layout, batch: int, keep_old: bool):
+    totals = row_counts(engine)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("docs"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("reindex", total=sum(totals.values()))
+
+        def advance(kind: str, n: int) -> None:
+            progress.update(task, advance=n, description=f"reindex {kind.lower()}")
+
+        return reindex(engine, client, alias, layout, batch=batch, progress=advance, keep_old=keep_old)
+
+
+def index_command(
+    follow_: bool = typer.Option(False, "--follow", help="Keep draining the outbox until interrupted."),
+    verify_: bool = typer.Option(False, "--verify", help="Compare ids and versions between database and index."),
+    repair: bool = typer.Option(True, "--repair/--no-repair", help="With --verify: repair what differs."),
+    interval: float = typer.Option(1.0, help="With --follow: seconds between passes."),
+    alias: str = typer.Option(DEFAULT_ALIAS, help="The index alias."),
+) -> None:
+    """Drain the search outbox into the index (once, or with --follow), or --verify the index."""
+    _, url, client, engine = _connect()
+    layout = build_layout(_plugin_manager())
+    rebuild = lambda: _reindex_with_progress(engine, client, alias, layout, 5000, False)  # noqa: E731
+    try:
+        if verify_:
+            result = verify(engine, client, alias, layout, repair=repair)
+            table = Table("kind", "database", "index", "missing", "stale", "ahead", "extra", "repaired", "failed")
+            for k in result.kinds.values():
+                table.add_row(k.kind.lower(), str(k.in_database), str(k.in_index), str(k.missing), str(k.stale),
+                              str(k.ahead), str(k.extra), str(k.repaired), str(len(k.failed)))
+            console.print(table)
+            if result.reindexed is not None:
+                console.print(f"documents ahead of the database: rebuilt as {result.reindexed.index}")
+            failed = sum(len(k.failed) for k in result.kinds.values())
+            if failed:
+                console.print(f"[red]{failed} document(s) could not be repaired[/red]")
+                raise typer.Exit(1)
+            if result.differences and not repair:
+                raise typer.Exit(1)
+            return
+        if follow_:
+            console.print(f"following the outbox into {url} (alias {alias}); Ctrl-C to stop")
+
+            def report(result, error):
+                if error:
+                    console.print(f"[yellow]search unavailable:[/yellow] {error}; outbox kept")
+                elif result and result.rows:
+                    console.print(f"indexed {result.indexed}, deleted {result.deleted}, already newer "
+                                  f"{result.conflicts}, failed {len(result.failed)}; outbox rows done {result.processed}")
+
+            stop = threading.Event()
+            try:
+                follow(engine, client, alias, layout, interval=interval, on_pass=report, stop=stop, rebuild=rebuild)
+            except KeyboardInterrupt:
+                stop.set()
+            return
+        try:
+            result = drain(engine, client, alias, layout)
+        except IndexMissing:
+            console.print(f"alias {alias} does not exist: building the index from the database")
+            rebuild()
+            result = drain(engine, client, alias, layout)
+        console.print(f"outbox rows {result.rows}: indexed {result.indexed}, deleted {result.deleted}, already newer "
+                      f"{result.conflicts}, failed {len(result.failed)}; still pending {pending_count(engine)}")
+        for key, reason in list(result.failed.items())[:10]:
+            console.print(f"  [red]{key}[/red]: {reason}")
+        if result.failed:
+            raise typer.Exit(1)
+    except (SearchUnavailable, *CLIENT_ERRORS) as e:
+        console.print(f"[red]search unavailable:[/red] {unavailable_from(e)}; the outbox is kept")
+        raise typer.Exit(3)
+    finally:
+        engine.dispose()
+
+
+def reindex_command(
+    batch: int = typer.Option(5000, "--batch-size", help="Rows read and documents sent per batch."),
+    keep_old: bool = typer.Option(False, "--keep-old", help="Keep the previous index (no longer behind the alias)."),
+    alias: str = typer.Option(DEFAULT_ALIAS, help="The index alias."),
+) -> None:
+    """Build a new search index from the database and swap the alias to it."""
+    _, url, client, engine = _connect()
+    try:
+        result = _reindex_with_progress(engine, client, alias, build_layout(_plugin_manager()), batch, keep_old)
+    except (SearchUnavailable, *CLIENT_ERRORS) as e:
+        console.print(f"[red]search unavailable:[/red] {unavailable_from(e)}")
+        raise typer.Exit(3)
+    finally:
+        engine.dispose()
+    rate = result.documents / result.seconds if result.seconds else 0.0
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in result.counts.items())
+    console.print(f"[green]{alias} -> {result.index}[/green]: {result.documents} documents ({counts}) in "
+                  f"{result.seconds:.1f} s, {rate:,.0f} docs/s; replaced {', '.join(result.replaced) or 'nothing'}; "
+                  f"caught up {result.caught_up} outbox rows")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index_command)
+    app.command("reindex")(reindex_command)

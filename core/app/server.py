@@ -1,0 +1,145 @@
+"""The HTTP server: strawberry GraphQL on starlette at ``/graphql``, served by uvicorn.
+
+``POST /graphql`` answers queries and mutations for an authenticated actor (no credentials: HTTP 401 with a
+JSON error and no data). ``GET /graphql`` serves GraphiQL in development mode only; queries are never taken
+over GET, so a mutation can only arrive as a POST with a JSON body. Start-up builds the engine, the
+program catalogue and the schema once; components such as the search indexer hook into the lifespan
+through :class:`AppComponents`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.authn import Unauthenticated, actor_for_request
+from aidgraph.core.storage.config import Settings, load_settings
+from aidgraph.core.storage.db import async_session_factory, make_async_engine
+from aidgraph.core.policy.programs import ProgramCatalogue
+from aidgraph.schema.context import Context
+
+
+@dataclass
+class AppComponents:
+    """What the server wires together at start-up; tests and the CLI build one and pass it in."""
+
+    settings: Settings
+    schema: strawberry.Schema | None = None
+    programs: ProgramCatalogue = field(default_factory=ProgramCatalogue)
+    services: dict[str, Any] = field(default_factory=dict)
+    on_startup: list[Callable[["AppComponents"], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[["AppComponents"], Awaitable[None]]] = field(default_factory=list)
+    engine: Any = None
+    session_factory: Any = None
+
+
+def default_components(settings: Settings | None = None) -> AppComponents:
+    """Components for a deployment: settings from the environment, the schema with every contribution."""
+    from aidgraph.schema.build import build_schema
+
+    settings = settings or load_settings()
+    from aidgraph.core.policy.engine import PolicyEngine
+
+    policy = PolicyEngine(settings)  # plugins and every province's configuration, validated at start-up
+    components = AppComponents(settings=settings, schema=build_schema(settings=settings, pm=policy.pm),
+                               programs=policy.catalogue(), services={"policy": policy})
+    from aidgraph.core.search.runtime import install as install_search
+
+    install_search(components)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
+    return components
+
+
+class AidgraphGraphQL(GraphQL):
+    """strawberry's ASGI app with our per-request context (actor resolved before any resolver runs)."""
+
+    def __init__(self, components: AppComponents):
+        settings = components.settings
+        super().__init__(components.schema, graphql_ide=None if settings.production else "graphiql",
+                         allow_queries_via_get=False, multipart_uploads_enabled=False)
+        self.components = components
+
+    async def get_context(self, request: Request, response: Response) -> Context:
+        c = self.components
+        context = Context(actor=getattr(request.state, "actor", None), settings=c.settings, session_factory=c.session_factory,
+                          programs=c.programs, request=request, response=response, services=c.services)
+        request.state.graphql_context = context
+        return context
+
+
+def unauthenticated(message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+                        status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+class GraphQLEndpoint:
+    """ASGI endpoint: authenticate from the headers, then hand the request to strawberry untouched."""
+
+    def __init__(self, components: AppComponents, graphql_app: AidgraphGraphQL):
+        self.components = components
+        self.graphql_app = graphql_app
+
+    async def __call__(self, scope, receive, send) -> None:
+        request = Request(scope, receive)
+        if request.method == "GET":
+            wants_ide = "text/html" in request.headers.get("accept", "") and not request.query_params
+            if wants_ide and not self.components.settings.production:
+                await self.graphql_app(scope, receive, send)
+            elif wants_ide:
+                await PlainTextResponse("GraphiQL is disabled in production", status_code=404)(scope, receive, send)
+            else:
+                await JSONResponse({"errors": [{"message": "send operations as POST with a JSON body",
+                                                "extensions": {"code": "METHOD_NOT_ALLOWED"}}]},
+                                   status_code=405, headers={"Allow": "POST"})(scope, receive, send)
+            return
+        try:
+            actor: Actor = await actor_for_request(request, self.components.settings, self.components.session_factory)
+        except Unauthenticated as e:
+            await unauthenticated(str(e))(scope, receive, send)
+            return
+        request.state.actor = actor
+        try:
+            await self.graphql_app(scope, receive, send)
+        finally:
+            context = getattr(request.state, "graphql_context", None)
+            if context is not None:
+                await context.close()
+
+
+def create_app(components: AppComponents | None = None) -> Starlette:
+    components = components or default_components()
+    from aidgraph.core.access.authn import check_configuration
+
+    check_configuration(components.settings)  # production without AIDGRAPH_SECRET_KEY fails here, not per request
+    endpoint = GraphQLEndpoint(components, AidgraphGraphQL(components))
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if components.engine is None:
+            components.engine = make_async_engine(components.settings.database_url)
+        components.session_factory = async_session_factory(components.engine)
+        for hook in components.on_startup:
+            await hook(components)
+        try:
+            yield
+        finally:
+            for hook in reversed(components.on_shutdown):
+                await hook(components)
+            await components.engine.dispose()
+
+    app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
+                            Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
+    app.state.components = components
+    return app

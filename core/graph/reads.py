@@ -1,0 +1,297 @@
+"""The scoped read side of the graph: every query the API answers, batched by key and filtered by scope.
+
+Each function takes the :class:`~aidgraph.core.access.scope.Scope` decided for the request (enrolment readers take the
+request's enrolment predicate, which adds department analysts' aid domains) and applies
+``scope.predicate(<table>.region_code)`` in SQL, so a record outside the scope is never loaded: it behaves as
+a record that does not exist. Functions take many keys at once (DataLoaders call them once per batch), so a
+page of households with their members costs a constant number of statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aidgraph.core.storage.models import (
+    RECEIVING_ENROLLMENT_STATUSES,
+    AidChainEvent,
+    Alert,
+    AlertStatus,
+    Enrollment,
+    Household,
+    LowIncomeCategory,
+    Membership,
+    Person,
+    Region,
+    WarningLevel,
+)
+from aidgraph.core.access.scope import Scope
+
+OPEN_ALERT_STATUSES = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
+RECEIVING = tuple(s.value for s in RECEIVING_ENROLLMENT_STATUSES)
+CATEGORY_PROGRAMS = {
+    "dibao": LowIncomeCategory.DIBAO.value,
+    "tekun": LowIncomeCategory.TEKUN.value,
+    "dibao_edge": LowIncomeCategory.DIBAO_EDGE.value,
+    "expenditure_hardship": LowIncomeCategory.EXPENDITURE_HARDSHIP.value,
+    "relapse_monitoring": LowIncomeCategory.RELAPSE_MONITORING.value,
+}
+"""Programs whose receiving enrolment puts a household in a low-income category (低收入人口类别)."""
+PROGRAMS_BY_CATEGORY = {v: k for k, v in CATEGORY_PROGRAMS.items()}
+LEVEL_SEVERITY = {  # higher is more severe, whichever subset a province uses
+    WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2, WarningLevel.YELLOW.value: 3,
+    WarningLevel.ORANGE.value: 4, WarningLevel.RED.value: 5,
+}
+
+
+def current(model, on: dt.date | None = None):
+    on = on or dt.date.today()
+    return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
+
+
+async def households_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Household]:
+    rows = await session.execute(select(Household).where(Household.id.in_(ids), scope.predicate(Household.region_code)))
+    return {h.id: h for h in rows.scalars()}
+
+
+async def persons_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Person]:
+    rows = await session.execute(select(Person).where(Person.id.in_(ids), scope.predicate(Person.region_code)))
+    return {p.id: p for p in rows.scalars()}
+
+
+async def person_by_id_number(session: AsyncSession, scope: Scope, number: str) -> Person | None:
+    return (
+        await session.execute(select(Person).where(Person.id_number == number, scope.predicate(Person.region_code)))
+    ).scalar_one_or_none()
+
+
+async def regions_by_code(session: AsyncSession, codes: list[str]) -> dict[str, Region]:
+    """Regions are public reference data (names of divisions); scoping applies to what lies in them."""
+    rows = await session.execute(select(Region).where(Region.code.in_(codes)))
+    return {r.code: r for r in rows.scalars()}
+
+
+async def region_children(session: AsyncSession, scope: Scope, codes: list[str]) -> dict[str, list[Region]]:
+    """Children of each region that overlap the scope (a child inside it, or an ancestor of a scope prefix)."""
+    rows = (await session.execute(select(Region).where(Region.parent_code.in_(codes)).order_by(Region.code))).scalars()
+    result: dict[str, list[Region]] = defaultdict(list)
+    for r in rows:
+        if region_visible(scope, r.code):
+            result[r.parent_code].append(r)
+    return result
+
+
+def region_visible(scope: Scope, code: str) -> bool:
+    """A region is visible when it lies in the scope or contains part of it."""
+    return scope.contains(code) or any(p.startswith(code) for p in scope.prefixes)
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    household_id: int
+    person: Person
+    relation_to_head: str
+    since: dt.date
+    until: dt.date | None
+
+
+async def members_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[MemberRow]]:
+    rows = await session.execute(
+        select(Membership, Person)
+        .join(Person, Person.id == Membership.person_id)
+        .join(Household, Household.id == Membership.household_id)
+        .where(Membership.household_id.in_(ids), current(Membership), scope.predicate(Household.region_code),
+               scope.predicate(Person.region_code))
+        .order_by(Membership.household_id, Membership.relation_to_head != "SELF", Membership.id)
+    )
+    result: dict[int, list[MemberRow]] = defaultdict(list)
+    for m, p in rows.all():
+        result[m.household_id].append(MemberRow(m.household_id, p, m.relation_to_head, m.valid_from, m.valid_to))
+    return result
+
+
+async def member_counts(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, int]:
+    rows = await session.execute(
+        select(Membership.household_id, func.count())
+        .join(Household, Household.id == Membership.household_id)
+        .where(Membership.household_id.in_(ids), current(Membership), scope.predicate(Household.region_code))
+        .group_by(Membership.household_id)
+    )
+    return dict(rows.all())
+
+
+async def heads_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Person]:
+    rows = await session.execute(
+        select(Membership.household_id, Person)
+        .join(Person, Person.id == Membership.person_id)
+        .where(Membership.household_id.in_(ids), Membership.relation_to_head == "SELF", current(Membership),
+               scope.predicate(Person.region_code))
+    )
+    return {hid: p for hid, p in rows.all()}
+
+
+async def households_of_persons(session: AsyncSession, scope: Scope, person_ids: list[int]) -> dict[int, list[Household]]:
+    """Every household each person belongs to now, in scope."""
+    rows = await session.execute(
+        select(Membership.person_id, Household)
+        .join(Household, Household.id == Membership.household_id)
+        .where(Membership.person_id.in_(person_ids), current(Membership), scope.predicate(Household.region_code))
+        .order_by(Household.id)
+    )
+    result: dict[int, list[Household]] = defaultdict(list)
+    for pid, h in rows.all():
+        result[pid].append(h)
+    return result
+
+
+async def categories_by_household(session: AsyncSession, visible, ids: list[int]) -> dict[int, list[str]]:
+    """Low-income categories that apply now: a receiving enrolment in the category's program.
+
+    ``visible`` is the request's enrolment predicate (see :func:`aidgraph.core.access.authz.enrollment_read_predicate`)."""
+    rows = await session.execute(
+        select(Enrollment.household_id, Enrollment.program_key)
+        .where(Enrollment.household_id.in_(ids), Enrollment.status.in_(RECEIVING),
+               Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)), visible)
+        .distinct()
+    )
+    result: dict[int, list[str]] = defaultdict(list)
+    for hid, key in rows.all():
+        cat = CATEGORY_PROGRAMS[key]
+        if cat not in result[hid]:
+            result[hid].append(cat)
+    order = list(LowIncomeCategory.__members__)
+    return {hid: sorted(cats, key=order.index) for hid, cats in result.items()}
+
+
+async def warning_levels_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, str]:
+    """The most severe level among each household's open alerts."""
+    rows = await session.execute(
+        select(Alert.household_id, Alert.level)
+        .where(Alert.household_id.in_(ids), Alert.status.in_(OPEN_ALERT_STATUSES), scope.predicate(Alert.region_code))
+    )
+    result: dict[int, str] = {}
+    for hid, level in rows.all():
+        if hid not in result or LEVEL_SEVERITY[level] > LEVEL_SEVERITY[result[hid]]:
+            result[hid] = level
+    return result
+
+
+async def enrollments_by_household(session: AsyncSession, visible, ids: list[int]) -> dict[int, list[Enrollment]]:
+    """Enrolments of many households; ``visible`` is the request's enrolment predicate."""
+    rows = await session.execute(
+        select(Enrollment).where(Enrollment.household_id.in_(ids), visible)
+        .order_by(Enrollment.household_id, Enrollment.applied_at.desc(), Enrollment.id.desc())
+    )
+    result: dict[int, list[Enrollment]] = defaultdict(list)
+    for e in rows.scalars():
+        result[e.household_id].append(e)
+    return result
+
+
+async def alerts_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[Alert]]:
+    rows = await session.execute(
+        select(Alert).where(Alert.household_id.in_(ids), scope.predicate(Alert.region_code))
+        .order_by(Alert.household_id, Alert.raised_at.desc(), Alert.id.desc())
+    )
+    result: dict[int, list[Alert]] = defaultdict(list)
+    for a in rows.scalars():
+        result[a.household_id].append(a)
+    return result
+
+
+async def enrollments_by_id(session: AsyncSession, visible, ids: list[int]) -> dict[int, Enrollment]:
+    rows = await session.execute(select(Enrollment).where(Enrollment.id.in_(ids), visible))
+    return {e.id: e for e in rows.scalars()}
+
+
+async def alerts_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Alert]:
+    rows = await session.execute(select(Alert).where(Alert.id.in_(ids), scope.predicate(Alert.region_code)))
+    return {a.id: a for a in rows.scalars()}
+
+
+async def aid_chain_page(session: AsyncSession, scope: Scope, household_id: int, first: int,
+                         after: tuple[str, int] | None) -> tuple[list[AidChainEvent], bool, int]:
+    """Newest first, keyset-paged on (at, id); returns (events, has_next, total)."""
+    in_scope = exists().where(Household.id == household_id, scope.predicate(Household.region_code))
+    base = select(AidChainEvent).where(AidChainEvent.household_id == household_id, in_scope)
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    stmt = base
+    if after is not None:
+        at, eid = dt.datetime.fromisoformat(after[0]), after[1]
+        stmt = stmt.where(or_(AidChainEvent.at < at, and_(AidChainEvent.at == at, AidChainEvent.id < eid)))
+    rows = list((await session.execute(stmt.order_by(AidChainEvent.at.desc(), AidChainEvent.id.desc())
+                                       .limit(first + 1))).scalars())
+    return rows[:first], len(rows) > first, total
+
+
+def household_filter_clauses(category: str | None, warning_level: str | None, program_key: str | None,
+                             name_contains: str | None) -> list:
+    """SQL clauses for the contract's HouseholdFilter (all of them set-based, no per-row work)."""
+    clauses = []
+    if category is not None:
+        key = PROGRAMS_BY_CATEGORY.get(category)
+        if key is None:  # OTHER: a receiving enrolment in a program that puts a household in no named category
+            clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
+                                          Enrollment.program_key.not_in(list(CATEGORY_PROGRAMS))))
+        else:
+            clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
+                                          Enrollment.program_key == key))
+    if program_key is not None:
+        clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
+                                      Enrollment.program_key == program_key))
+    if warning_level is not None:
+        stronger = [lv for lv, sev in LEVEL_SEVERITY.items() if sev > LEVEL_SEVERITY[warning_level]]
+        clauses.append(exists().where(Alert.household_id == Household.id, Alert.status.in_(OPEN_ALERT_STATUSES),
+                                      Alert.level == warning_level))
+        clauses.append(~exists().where(Alert.household_id == Household.id, Alert.status.in_(OPEN_ALERT_STATUSES),
+                                       Alert.level.in_(stronger)))
+    if name_contains:
+        pattern = "%" + name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(exists().where(Membership.household_id == Household.id, current(Membership),
+                                      Person.id == Membership.person_id, Person.name.like(pattern, escape="\\")))
+    return clauses
+
+
+async def household_page(session: AsyncSession, scope: Scope, region_code: str, clauses: list, first: int,
+                         after_id: int | None) -> tuple[list[Household], bool, int]:
+    """A keyset page of households under ``region_code`` within the scope; returns (rows, has_next, total)."""
+    narrowed = scope.narrow(region_code)
+    where = [narrowed.predicate(Household.region_code), *clauses]
+    total = (await session.execute(select(func.count()).select_from(Household).where(*where))).scalar_one()
+    stmt = select(Household).where(*where)
+    if after_id is not None:
+        stmt = stmt.where(Household.id > after_id)
+    rows = list((await session.execute(stmt.order_by(Household.id).limit(first + 1))).scalars())
+    return rows[:first], len(rows) > first, total
+
+
+@dataclass(frozen=True)
+class RegionStats:
+    households: int
+    persons: int
+    low_income_persons: int
+    open_alerts: int
+
+
+async def region_stats(session: AsyncSession, scope: Scope, code: str) -> RegionStats:
+    narrowed = scope.narrow(code)
+    households = (await session.execute(
+        select(func.count()).select_from(Household).where(narrowed.predicate(Household.region_code)))).scalar_one()
+    persons = (await session.execute(
+        select(func.count()).select_from(Membership).join(Household, Household.id == Membership.household_id)
+        .where(narrowed.predicate(Household.region_code), current(Membership)))).scalar_one()
+    receiving = select(Enrollment.household_id).where(
+        Enrollment.status.in_(RECEIVING), Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)),
+        narrowed.predicate(Enrollment.region_code))
+    low_income = (await session.execute(
+        select(func.count()).select_from(Membership).join(Household, Household.id == Membership.household_id)
+        .where(narrowed.predicate(Household.region_code), current(Membership),
+               Membership.household_id.in_(receiving)))).scalar_one()
+    open_alerts = (await session.execute(
+        select(func.count()).select_from(Alert).where(narrowed.predicate(Alert.region_code),
+                                                      Alert.status.in_(OPEN_ALERT_STATUSES)))).scalar_one()
+    return RegionStats(households, persons, low_income, open_alerts)

@@ -1,0 +1,836 @@
+"""Department feeds (部门数据比对): reading, validating and storing the monthly files departments send.
+
+Departments (医保 medical insurance, 教育 education, 残联 disabled persons' federation, 人社 human resources and
+social security, 公安/户籍 public security, and the economic-verification sources: tax, social insurance,
+real estate, vehicles, banks) send CSV files with a header row, or JSON lines with the same keys, often in
+GBK. Each kind has a declared schema (:data:`FEEDS`); every row is validated (ID number through
+:mod:`aidgraph.core.graph.idnumber`, dates, months, amounts, codes), rejected rows are reported with their line number and
+reason, and the good rows are kept. A row's ``row_hash`` (of its normalised values) makes re-importing the
+same row a no-op, whatever file it comes in.
+
+The work is set-at-a-time: the whole file is validated as polars columns, persons are looked up by ID number
+in one statement, feed records and their effects (economic items, person flags, outbox rows) are written in
+bulk (:mod:`aidgraph.core.storage.bulk`: COPY on PostgreSQL), one transaction per batch, so an interrupted import can simply
+be run again.
+Persons the platform does not know are reported, never invented.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from aidgraph.core.graph import audit
+from aidgraph.core.access.actor import Actor, system_actor
+from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.graph.idnumber import CHECK_CHARS, EARLIEST_BIRTH, WEIGHTS, InvalidIdNumber
+from aidgraph.core.graph.idnumber import parse as parse_id_number
+from aidgraph.core.storage.models import (
+    ASSET_KINDS,
+    EXPENDITURE_KINDS,
+    INCOME_KINDS,
+    EconomicItem,
+    FeedRecord,
+    Household,
+    Membership,
+    Outbox,
+    OutboxEntity,
+    Person,
+)
+
+STORE_BATCH = 250_000
+"""Rows per stored batch (one transaction each): an interrupted import keeps its finished batches, and
+re-running it skips them by their row hashes. Large, because a batch rewrites the index pages it touches
+once at its commit, however many of its rows land on each."""
+
+MAX_AMOUNT = 1_000_000_000_000  # Numeric(14, 2)
+
+
+class FeedFileError(Exception):
+    """The file as a whole cannot be read (missing, undecodable, wrong header): the import stops, exit non-zero."""
+
+
+# --- declared schemas ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column: its type decides how the value is validated and normalised.
+
+    Types: ``id_number``, ``text``, ``date``, ``month`` (YYYY-MM), ``year``, ``amount`` (yuan, >= 0, at most
+    two decimals), ``int`` (between ``minimum`` and ``maximum``), ``enum`` (one of ``choices``; ``aliases``
+    maps accepted spellings, e.g. Chinese names, to a choice).
+    """
+
+    name: str
+    type: str
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int = 200
+
+
+@dataclass(frozen=True)
+class FeedSchema:
+    """A feed kind: who sends it, its columns, and which column dates the event."""
+
+    kind: str
+    department: str
+    columns: tuple[Column, ...]
+    event_column: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+_ID = Column("id_number", "id_number")
+_NAME = Column("name", "text", required=False, max_length=50)
+
+DISABILITY_CATEGORIES = ("VISUAL", "HEARING", "SPEECH", "PHYSICAL", "INTELLECTUAL", "MENTAL", "MULTIPLE")
+"""残疾类别: 视力, 听力, 言语, 肢体, 智力, 精神, 多重 (the disabled persons' federation's seven categories)."""
+
+_DISABILITY_ALIASES = {"视力": "VISUAL", "听力": "HEARING", "言语": "SPEECH", "肢体": "PHYSICAL", "智力": "INTELLECTUAL",
+                       "精神": "MENTAL", "多重": "MULTIPLE"}
+
+FLOW_KINDS = tuple(sorted(k.value for k in INCOME_KINDS | EXPENDITURE_KINDS))
+ASSET_KIND_VALUES = tuple(sorted(k.value for k in ASSET_KINDS))
+
+FEEDS: dict[str, FeedSchema] = {
+    s.kind: s
+    for s in (
+        FeedSchema("hospitalisation", "医保 medical insurance bureau", (
+            _ID, _NAME, Column("admission_date", "date"), Column("discharge_date", "date", required=False),
+            Column("hospital", "text"), Column("diagnosis", "text", required=False), Column("total_cost", "amount"),
+            Column("compliant_cost", "amount"), Column("insurance_paid", "amount"),
+        ), "admission_date"),
+        FeedSchema("disease", "卫健/医保 health and medical insurance", (
+            _ID, _NAME, Column("disease_kind", "enum", choices=("CHRONIC", "MAJOR"),
+                               aliases={"慢性病": "CHRONIC", "重大疾病": "MAJOR", "大病": "MAJOR"}),
+            Column("diagnosis", "text"), Column("certified_date", "date"),
+        ), "certified_date"),
+        FeedSchema("college_admission", "教育 education department", (
+            _ID, _NAME, Column("admission_year", "year"), Column("institution", "text"),
+            Column("stage", "enum", choices=("UNDERGRADUATE", "VOCATIONAL", "POSTGRADUATE"),
+                   aliases={"本科": "UNDERGRADUATE", "专科": "VOCATIONAL", "高职": "VOCATIONAL", "研究生": "POSTGRADUATE"}),
+            Column("annual_tuition", "amount"),
+        ), "admission_year"),
+        FeedSchema("disability", "残联 disabled persons' federation", (
+            _ID, _NAME, Column("disability_category", "enum", choices=DISABILITY_CATEGORIES,
+                               aliases=_DISABILITY_ALIASES),
+            Column("disability_level", "int", minimum=1, maximum=4), Column("certified_date", "date"),
+        ), "certified_date"),
+        FeedSchema("unemployment", "人社 human resources and social security", (
+            _ID, _NAME, Column("registered_date", "date"),
+            Column("status", "enum", choices=("REGISTERED", "REEMPLOYED"),
+                   aliases={"登记失业": "REGISTERED", "再就业": "REEMPLOYED"}),
+        ), "registered_date"),
+        FeedSchema("income", "税务/社保/民政 tax, social insurance, civil affairs", (
+            _ID, Column("period", "month"), Column("kind", "enum", choices=FLOW_KINDS),
+            Column("amount", "amount"), Column("source", "text", max_length=40),
+        ), "period"),
+        FeedSchema("household_event", "公安/户籍 public security", (
+            _ID, Column("event", "enum", choices=("DEATH", "BIRTH", "MOVE_IN", "MOVE_OUT", "MARRIAGE", "DIVORCE"),
+                        aliases={"死亡": "DEATH", "出生": "BIRTH", "迁入": "MOVE_IN", "迁出": "MOVE_OUT",
+                                 "结婚": "MARRIAGE", "离婚": "DIVORCE"}),
+            Column("event_date", "date"), Column("household_number", "text", required=False, max_length=24),
+        ), "event_date"),
+        FeedSchema("assets", "不动产/车管/银行/证券 real estate, vehicles, banks, securities", (
+            _ID, Column("kind", "enum", choices=ASSET_KIND_VALUES), Column("amount", "amount"),
+            Column("as_of", "date"), Column("source", "text", max_length=40),
+        ), "as_of"),
+    )
+}
+
+ACADEMIC_YEAR_START = (9, 1)
+"""College admission is dated to the start of the academic year (秋季入学, 1 September of admission_year):
+the feed gives the year only, and the tuition burden begins then."""
+
+
+# --- reading --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RawFeed:
+    """The file's rows as strings, before validation."""
+
+    columns: tuple[str, ...]
+    frame: pl.DataFrame  # one Utf8 column per declared column, plus "line" (Int64)
+    early_rejects: list[tuple[int, str, dict]]  # (line, reason, raw values): rows that could not even be split
+    encoding: str
+    format: str
+
+
+def decode(data: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
+    """The file's text and the encoding used: the given one, else UTF-8 (with or without BOM), else GB18030/GBK."""
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except LookupError:
+            raise FeedFileError(f"{path.name}: unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise FeedFileError(f"{path.name}: not valid {encoding} at line {line} (byte {exc.start})") from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as utf8_error:
+        try:
+            # GB18030 is a superset of GBK and GB2312, the encodings departments' exports use.
+            return data.decode("gb18030"), "gbk"
+        except UnicodeDecodeError:
+            line = data[: utf8_error.start].count(b"\n") + 1
+            raise FeedFileError(
+                f"{path.name}: neither UTF-8 nor GBK (first bad byte at line {line}); pass --encoding"
+            ) from None
+
+
+def _header_error(path: Path, schema: FeedSchema, found: Iterable[str]) -> FeedFileError | None:
+    found_list = list(found)
+    missing = [c for c in schema.names if c not in found_list]
+    unknown = [c for c in found_list if c not in schema.names]
+    duplicated = sorted({c for c in found_list if found_list.count(c) > 1})
+    if not (missing or unknown or duplicated):
+        return None
+    parts = []
+    if missing:
+        parts.append("missing columns: " + ", ".join(missing))
+    if unknown:
+        parts.append("unknown columns: " + ", ".join(unknown))
+    if duplicated:
+        parts.append("repeated columns: " + ", ".join(duplicated))
+    return FeedFileError(f"{path.name}: wrong header for feed kind {schema.kind!r}: {'; '.join(parts)} "
+                         f"(expected {', '.join(schema.names)})")
+
+
+def _normalise_key(key: str) -> str:
+    return key.strip().lstrip("\ufeff").strip().lower()
+
+
+def read_feed(path: Path, schema: FeedSchema, encoding: str | None = None) -> RawFeed:
+    """Read a CSV (with header) or JSON-lines file into string columns with their line numbers."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FeedFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    text, used = decode(data, encoding, path)
+    stripped = text.lstrip()
+    if not stripped:
+        raise FeedFileError(f"{path.name}: the file is empty (expected a header: {', '.join(schema.names)})")
+    if stripped[0] == "{":
+        return _read_jsonl(text, schema, path, used)
+    if '"' not in text and text.count("\r") == text.count("\r\n"):
+        # No quoting and no bare carriage return: every physical line is one record (the common export).
+        return _read_unquoted_csv(text, schema, path, used)
+    return _read_quoted_csv(text, schema, path, used)
+
+
+def _raw_feed(schema: FeedSchema, columns: dict[str, list[str]], lines: list[int],
+              early: list[tuple[int, str, dict]], encoding: str, fmt: str) -> RawFeed:
+    frame = pl.DataFrame({"line": pl.Series(lines, dtype=pl.Int64),
+                          **{c: pl.Series(v, dtype=pl.Utf8) for c, v in columns.items()}})
+    return RawFeed(schema.names, frame, early, encoding, fmt)
+
+
+def _read_jsonl(text: str, schema: FeedSchema, path: Path, encoding: str) -> RawFeed:
+    """JSON lines: one object per line with the same keys as the CSV header; the first object's keys play the
+    header's part (a wrong set is a whole-file error), a later line with other keys is a rejected row."""
+    columns: dict[str, list[str]] = {c: [] for c in schema.names}
+    lines: list[int] = []
+    early: list[tuple[int, str, dict]] = []
+    header_checked = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            early.append((number, f"not valid JSON: {exc.msg}", {"raw": line[:200]}))
+            continue
+        if not isinstance(obj, dict):
+            early.append((number, "not a JSON object", {"raw": line[:200]}))
+            continue
+        obj = {_normalise_key(str(k)): v for k, v in obj.items()}
+        if not header_checked:
+            error = _header_error(path, schema, obj.keys())
+            if error:
+                raise error
+            header_checked = True
+        missing = [c for c in schema.names if c not in obj]
+        unknown = [k for k in obj if k not in columns]
+        if missing or unknown:
+            reason = "; ".join(filter(None, [
+                "missing keys: " + ", ".join(missing) if missing else "",
+                "unknown keys: " + ", ".join(unknown) if unknown else ""]))
+            early.append((number, reason, {k: _as_text(v) for k, v in obj.items() if k in columns}))
+            continue
+        for c in schema.names:
+            columns[c].append(_as_text(obj[c]))
+        lines.append(number)
+    if not header_checked:
+        raise FeedFileError(f"{path.name}: no JSON object found")
+    return _raw_feed(schema, columns, lines, early, encoding, "jsonl")
+
+
+def _read_quoted_csv(text: str, schema: FeedSchema, path: Path, encoding: str) -> RawFeed:
+    """CSV through the ``csv`` module: quoted fields may hold commas, quotes and line breaks; a record's line
+    number is the line it ends on."""
+    columns: dict[str, list[str]] = {c: [] for c in schema.names}
+    lines: list[int] = []
+    early: list[tuple[int, str, dict]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise FeedFileError(f"{path.name}: header cannot be read: {exc}") from None
+    header = [_normalise_key(h) for h in header]
+    error = _header_error(path, schema, header)
+    if error:
+        raise error
+    positions = [header.index(c) for c in schema.names]
+    width = len(header)
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != width:
+                early.append((reader.line_num, f"expected {width} fields, found {len(row)}", dict(zip(header, row))))
+                continue
+            for c, p in zip(schema.names, positions):
+                columns[c].append(row[p])
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise FeedFileError(f"{path.name}, line {reader.line_num}: {exc}") from None
+    return _raw_feed(schema, columns, lines, early, encoding, "csv")
+
+
+def _read_unquoted_csv(text: str, schema: FeedSchema, path: Path, encoding: str) -> RawFeed:
+    """A CSV file without any quote character, split as polars columns: the same rows, line numbers and
+    reasons as the ``csv`` module gives for such a file, without a Python loop per row."""
+    physical = pl.Series("raw", text.split("\n"), dtype=pl.Utf8).str.strip_suffix("\r")
+    header = [_normalise_key(h) for h in physical[0].split(",")]
+    error = _header_error(path, schema, header)
+    if error:
+        raise error
+    width = len(header)
+    body = (physical.to_frame().with_row_index("line", offset=1).slice(1)
+            .filter(pl.col("raw").str.strip_chars() != "")
+            .with_columns(pl.col("line").cast(pl.Int64), pl.col("raw").str.split(",").alias("fields"))
+            .with_columns(pl.col("fields").list.len().alias("width")))
+    ragged = body.filter(pl.col("width") != width)
+    early = [(line, f"expected {width} fields, found {n}", dict(zip(header, fields)))
+             for line, fields, n in ragged.select("line", "fields", "width").iter_rows()]
+    rows = body.filter(pl.col("width") == width)
+    frame = rows.select("line", *[pl.col("fields").list.get(header.index(c)).alias(c) for c in schema.names])
+    return RawFeed(schema.names, frame, early, encoding, "csv")
+
+
+def _as_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# --- validation -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Validated:
+    """Rows that passed every check (normalised, hashed) and the rejected ones (line, reason)."""
+
+    good: pl.DataFrame
+    rejected: pl.DataFrame  # line, reason, plus the raw columns
+
+
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+_MONTH_RE = r"^\d{4}-\d{2}$"
+_AMOUNT_RE = r"^\d+(\.\d{1,2})?$"
+_INT_RE = r"^\d+$"
+
+
+def _column_checks(col: Column, today: dt.date) -> tuple[pl.Expr, pl.Expr]:
+    """(normalised value, reason or null) for one column, as polars expressions over the raw strings."""
+    raw = pl.col(col.name).str.strip_chars()
+    empty = raw == ""
+    name = pl.lit(col.name)
+    missing_reason = pl.when(empty).then(pl.format("{}: value is required", name)) if col.required else None
+
+    def reason(*parts: tuple[pl.Expr, pl.Expr]) -> pl.Expr:
+        chain = missing_reason
+        for condition, message in parts:
+            chain = pl.when(condition).then(message) if chain is None else chain.when(condition).then(message)
+        return chain.otherwise(pl.lit(None, pl.Utf8))
+
+    if col.type in ("text", "id_number"):
+        value = pl.when(empty).then(None).otherwise(raw)
+        return value, reason((~empty & (raw.str.len_chars() > col.max_length),
+                              pl.format("{}: longer than {} characters", name, pl.lit(col.max_length))))
+    if col.type == "date":
+        parsed = raw.str.to_date("%Y-%m-%d", strict=False)
+        value = pl.when(empty).then(None).otherwise(parsed)
+        return value, reason(
+            (~empty & ~raw.str.contains(_DATE_RE), pl.format("{}: '{}' is not a date (YYYY-MM-DD)", name, raw)),
+            (~empty & parsed.is_null(), pl.format("{}: '{}' is not a real date", name, raw)),
+            (~empty & (parsed > pl.lit(today)), pl.format("{}: {} is in the future", name, raw)),
+            (~empty & (parsed < pl.lit(dt.date(1900, 1, 1))), pl.format("{}: {} is before 1900", name, raw)),
+        )
+    if col.type == "month":
+        parsed = (raw + "-01").str.to_date("%Y-%m-%d", strict=False)
+        value = pl.when(empty).then(None).otherwise(parsed)
+        return value, reason(
+            (~empty & ~raw.str.contains(_MONTH_RE), pl.format("{}: '{}' is not a month (YYYY-MM)", name, raw)),
+            (~empty & parsed.is_null(), pl.format("{}: '{}' is not a real month", name, raw)),
+            (~empty & (parsed > pl.lit(today.replace(day=1))), pl.format("{}: {} is in the future", name, raw)),
+            (~empty & (parsed < pl.lit(dt.date(1900, 1, 1))), pl.format("{}: {} is before 1900", name, raw)),
+        )
+    if col.type == "year":
+        parsed = raw.cast(pl.Int32, strict=False)
+        value = pl.when(empty).then(None).otherwise(parsed)
+        return value, reason(
+            (~empty & (~raw.str.contains(r"^\d{4}$") | parsed.is_null()),
+             pl.format("{}: '{}' is not a year (YYYY)", name, raw)),
+            (~empty & (parsed > today.year), pl.format("{}: {} is in the future", name, raw)),
+            (~empty & (parsed < 1950), pl.format("{}: {} is before 1950", name, raw)),
+        )
+    if col.type == "amount":
+        parsed = raw.cast(pl.Float64, strict=False)
+        value = pl.when(empty).then(None).otherwise(parsed.round(2))
+        return value, reason(
+            (~empty & ~raw.str.contains(_AMOUNT_RE),
+             pl.format("{}: '{}' is not an amount in yuan (digits, at most 2 decimals, not negative)", name, raw)),
+            (~empty & (parsed >= MAX_AMOUNT), pl.format("{}: {} is implausibly large", name, raw)),
+        )
+    if col.type == "int":
+        parsed = raw.cast(pl.Int32, strict=False)
+        value = pl.when(empty).then(None).otherwise(parsed)
+        return value, reason(
+            (~empty & (~raw.str.contains(_INT_RE) | parsed.is_null()),
+             pl.format("{}: '{}' is not a whole number", name, raw)),
+            (~empty & ((parsed < col.minimum) | (parsed > col.maximum)),
+             pl.format("{}: {} is not between {} and {}", name, raw, pl.lit(col.minimum), pl.lit(col.maximum))),
+        )
+    if col.type == "enum":
+        upper = raw.str.to_uppercase()
+        mapped = raw.replace_strict(col.aliases, default=upper) if col.aliases else upper
+        value = pl.when(empty).then(None).otherwise(mapped)
+        return value, reason((~empty & ~mapped.is_in(list(col.choices)),
+                              pl.format("{}: '{}' is not one of {}", name, raw, pl.lit(", ".join(col.choices)))))
+    raise ValueError(f"unknown column type {col.type!r}")
+
+
+def _cross_checks(schema: FeedSchema) -> list[pl.Expr]:
+    """Checks between columns of one row, over the normalised values (null when fine)."""
+    c = pl.col
+    if schema.kind == "hospitalisation":
+        return [
+            pl.when(c("discharge_date") < c("admission_date"))
+            .then(pl.lit("discharge_date: before admission_date")),
+            pl.when(c("compliant_cost") > c("total_cost")).then(pl.lit("compliant_cost: more than total_cost")),
+            pl.when(c("insurance_paid") > c("total_cost")).then(pl.lit("insurance_paid: more than total_cost")),
+        ]
+    return []
+
+
+def _id_valid_expr(today: dt.date) -> pl.Expr:
+    """GB 11643 validity of the raw ``id_number`` column, vectorised (the same checks as :func:`aidgraph.core.graph.idnumber.parse`:
+    length and characters, a real birth date from 1880 to today, the MOD 11-2 check character)."""
+    number = pl.col("id_number").str.strip_chars().str.to_uppercase()
+    birth = number.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
+    total = pl.sum_horizontal([number.str.slice(i, 1).cast(pl.Int64, strict=False) * w for i, w in enumerate(WEIGHTS)])
+    expected = (total % 11).replace_strict(dict(enumerate(CHECK_CHARS)), default=None, return_dtype=pl.Utf8)
+    return (number.str.contains(r"^\d{17}[\dX]$") & birth.is_not_null() & (birth >= pl.lit(EARLIEST_BIRTH))
+            & (birth <= pl.lit(today)) & (number.str.slice(17, 1) == expected)).fill_null(False)
+
+
+def _id_reasons(values: pl.Series, today: dt.date) -> pl.DataFrame:
+    """Each distinct raw ID number with its normalised form, or the reason :mod:`aidgraph.core.graph.idnumber` gives.
+
+    The vectorised check passes the valid numbers in bulk; only the others go through
+    :func:`aidgraph.core.graph.idnumber.parse`, which names what is wrong (and has the last word).
+    """
+    distinct = pl.DataFrame({"id_number": values.unique()})
+    checked = distinct.with_columns(_id_valid_expr(today).alias("_ok"))
+    good = checked.filter(pl.col("_ok")).select(
+        "id_number", pl.col("id_number").str.strip_chars().str.to_uppercase().alias("_id_norm"),
+        pl.lit(None, pl.Utf8).alias("_id_reason"))
+    raws, norms, reasons = [], [], []
+    for raw in checked.filter(~pl.col("_ok"))["id_number"].to_list():
+        raws.append(raw)
+        if raw is None or not raw.strip():
+            norms.append(None)
+            reasons.append("id_number: value is required")
+            continue
+        try:
+            norms.append(parse_id_number(raw, today=today).number)
+            reasons.append(None)
+        except InvalidIdNumber as exc:
+            norms.append(None)
+            reasons.append(f"id_number: {exc.reason}")
+    bad = pl.DataFrame({"id_number": pl.Series(raws, dtype=pl.Utf8), "_id_norm": pl.Series(norms, dtype=pl.Utf8),
+                        "_id_reason": pl.Series(reasons, dtype=pl.Utf8)})
+    return pl.concat([good, bad])
+
+
+def _event_date(schema: FeedSchema) -> pl.Expr:
+    if schema.kind == "college_admission":
+        month, day = ACADEMIC_YEAR_START
+        return pl.date(pl.col("admission_year"), month, day)
+    return pl.col(schema.event_column)
+
+
+def validate(raw: RawFeed, schema: FeedSchema, today: dt.date | None = None) -> Validated:
+    """Check every row, vectorised; return normalised good rows (with ``row_hash``) and rejected rows."""
+    today = today or dt.date.today()
+    frame = raw.frame
+    ids = _id_reasons(frame["id_number"], today)
+    normalised, reasons = [], []
+    for col in schema.columns:
+        if col.type == "id_number":
+            continue
+        value, reason = _column_checks(col, today)
+        normalised.append(value.alias(col.name))
+        reasons.append(reason)
+    checked = (
+        frame.join(ids, on="id_number", how="left", nulls_equal=True)
+        .with_columns(pl.coalesce([pl.col("_id_reason"), *reasons]).alias("_reason"))
+        .with_columns([pl.col("_id_norm").alias("_id_number"), *[e.alias("_n_" + c.name) for e, c in
+                                                                 zip(normalised, [c for c in schema.columns
+                                                                                  if c.type != "id_number"])]])
+    )
+    # Cross-field checks read the normalised values; give them the plain column names for the expressions.
+    plain = checked.select(
+        "line", "_reason", pl.col("_id_number").alias("id_number"),
+        *[pl.col("_n_" + c.name).alias(c.name) for c in schema.columns if c.type != "id_number"],
+    )
+    cross = _cross_checks(schema)
+    if cross:
+        plain = plain.with_columns(pl.coalesce([pl.col("_reason"), *cross]).alias("_reason"))
+    plain = plain.with_columns(_event_date(schema).alias("event_date"))
+    plain = plain.with_columns(_row_hash_expr(schema).alias("row_hash"))
+    # A row repeated in the same file is kept once; the repeats are reported as duplicates.
+    first_line = plain.filter(pl.col("_reason").is_null()).group_by("row_hash").agg(pl.col("line").min().alias("_first"))
+    plain = plain.join(first_line, on="row_hash", how="left").with_columns(
+        pl.when(pl.col("_reason").is_null() & (pl.col("line") != pl.col("_first")))
+        .then(pl.format("duplicate of line {}", pl.col("_first")))
+        .otherwise(pl.col("_reason")).alias("_reason")
+    ).drop("_first")
+    bad_lines = plain.filter(pl.col("_reason").is_not_null()).select("line", pl.col("_reason").alias("reason"))
+    rejected = bad_lines.join(frame, on="line", how="left")
+    good = plain.filter(pl.col("_reason").is_null()).drop("_reason")
+    if raw.early_rejects:
+        early = pl.DataFrame(
+            {"line": [r[0] for r in raw.early_rejects], "reason": [r[1] for r in raw.early_rejects],
+             **{c: [r[2].get(c) for r in raw.early_rejects] for c in schema.names}},
+            schema={"line": pl.Int64, "reason": pl.Utf8, **{c: pl.Utf8 for c in schema.names}},
+        )
+        rejected = pl.concat([rejected, early], how="diagonal")
+    return Validated(good=good, rejected=rejected.sort("line"))
+
+
+ROW_HASH_DIGITS = 58
+"""Hex digits of the sha256 kept after the event month (232 bits), so that ``row_hash`` fits its 64 characters."""
+
+
+def _row_hash_expr(schema: FeedSchema) -> pl.Expr:
+    """The event month (YYYYMM), then the row's digest (:func:`_row_digest_expr`): the same row hashes the same
+    in any file or format.
+
+    The month comes first so that the unique index on ``row_hash`` keeps each month's rows together: a monthly
+    import inserts into one region of the index, whose pages stay in cache across a batch, instead of into
+    random pages of years of history (one page write per row on a province-sized table).
+    """
+    return pl.concat_str([pl.col("event_date").dt.strftime("%Y%m"), _row_digest_expr(schema, ROW_HASH_DIGITS)])
+
+
+def _row_digest_expr(schema: FeedSchema, digits: int = 64) -> pl.Expr:
+    """The first ``digits`` hex digits of the sha256 of the kind and every normalised value."""
+    parts = [pl.lit(schema.kind)]
+    for c in schema.columns:
+        e = pl.col(c.name)
+        if c.type == "amount":
+            # In fen, so that 100, 100.0 and 100.00 hash alike.
+            e = (e * 100).round(0).cast(pl.Int64)
+        parts.append(e.cast(pl.Utf8).fill_null(""))
+    joined = pl.concat_str(parts, separator="\x1f")
+    return joined.map_batches(
+        lambda values: pl.Series([hashlib.sha256(v.encode()).hexdigest()[:digits] for v in values.to_list()],
+                                 dtype=pl.Utf8), return_dtype=pl.Utf8)
+
+
+# --- persons ----------------------------------------------------------------------------------------------------
+
+
+def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.DataFrame:
+    """Persons by ID number, with their household on ``on``: two statements for the whole list.
+
+    First the ID numbers alone, probed in sorted order in the unique index (which holds the person's id, so no
+    table row is read); then the persons' rows and current memberships by id, in ascending id order, which is
+    the tables' own order. On a province-sized table this reads pages in sequence instead of jumping to a
+    random page for each of millions of persons. ``person_region`` is where the person lives: their own
+    region, else their household's, else their hukou region.
+    """
+    dialect = dialect_of(session)
+    conn = session.connection()
+    found = read_frame(conn, select(Person.id_number, Person.id).where(
+        any_of(Person.id_number, sorted(set(id_numbers)), dialect)), {"id_number": pl.Utf8, "person_id": pl.Int64})
+    current = and_(Membership.person_id == Person.id, Membership.valid_from <= on,
+                   or_(Membership.valid_to.is_(None), Membership.valid_to > on))
+    household_region = select(Household.region_code).where(Household.id == Membership.household_id) \
+        .scalar_subquery()
+    details = read_frame(conn, select(Person.id, Person.name, Membership.household_id,
+                                      func.coalesce(Person.region_code, household_region, Person.hukou_region_code))
+                         .outerjoin(Membership, current)
+                         .where(any_of(Person.id, found["person_id"].sort().to_list(), dialect)),
+                         {"person_id": pl.Int64, "person_name": pl.Utf8, "household_id": pl.Int64,
+                          "person_region": pl.Utf8})
+    return found.join(details.unique("person_id", keep="first"), on="person_id", how="left")
+
+
+# --- storing ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    kind: str
+    file: str
+    encoding: str
+    format: str
+    read: int = 0
+    stored: int = 0
+    already_stored: int = 0
+    rejected: int = 0
+    persons_updated: int = 0
+    economic_items: int = 0
+    rejected_file: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each phase: read, validate, persons (lookup), store (records and effects)."""
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "file": self.file, "encoding": self.encoding, "format": self.format,
+                "read": self.read, "stored": self.stored, "already_stored": self.already_stored,
+                "rejected": self.rejected, "persons_updated": self.persons_updated,
+                "economic_items": self.economic_items}
+
+
+def existing_hashes(session: Session, hashes: list[str]) -> set[str]:
+    """The row hashes among ``hashes`` already stored: one statement."""
+    return set(session.scalars(select(FeedRecord.row_hash).where(
+        any_of(FeedRecord.row_hash, hashes, dialect_of(session)))))
+
+
+def _payload_columns(schema: FeedSchema) -> list[str]:
+    return [c.name for c in schema.columns if c.name not in ("id_number", "name")]
+
+
+def _update_flags(session: Session, ids: list[int], values: dict, where=None) -> list[tuple[int, int]]:
+    """Set ``values`` on the persons in ``ids`` whose values differ (or match ``where``), bumping their version.
+
+    Returns (id, new version) of the persons changed, for the outbox. Persons already in that state are left
+    alone, so a re-import or a repeated event does not churn versions.
+    """
+    if where is None:
+        where = or_(*[getattr(Person, k).is_distinct_from(v) for k, v in values.items()])
+    if not ids:
+        return []
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    # In id order: the table's pages are visited once each, in sequence.
+    stmt = (update(Person).where(any_of(Person.id, sorted(ids), dialect_of(session)), where)
+            .values(**values, version=Person.version + 1, updated_at=now)
+            .returning(Person.id, Person.version))
+    return [tuple(r) for r in session.execute(stmt, execution_options={"synchronize_session": False})]
+
+
+def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, actor: Actor) -> tuple[int, int]:
+    """The feed's effects on the graph, set-at-a-time: (persons updated, economic items written)."""
+    kind = schema.kind
+    changed: list[tuple[int, int]] = []
+    items = None
+    latest = rows.sort(["event_date", "line"]).unique("person_id", keep="last", maintain_order=True)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    recorded = [pl.lit(actor.username).alias("recorded_by"), pl.lit(now, pl.Datetime("us")).alias("recorded_at")]
+    if kind == "income":
+        items = rows.select("household_id", "person_id", "kind", "source", "amount",
+                            pl.col("period").alias("period_start"), pl.col("period").dt.month_end().alias("period_end"),
+                            *recorded)
+    elif kind == "assets":
+        items = rows.select("household_id", "person_id", "kind", "source", "amount",
+                            pl.col("as_of").alias("period_start"), pl.col("as_of").alias("period_end"), *recorded)
+    elif kind == "hospitalisation":
+        ids = rows["person_id"].unique().to_list()
+        changed += _update_flags(session, ids, {"hospitalised": True})
+    elif kind == "disease":
+        for disease_kind, column in (("CHRONIC", Person.chronic_disease), ("MAJOR", Person.major_disease)):
+            ids = rows.filter(pl.col("disease_kind") == disease_kind)["person_id"].unique().to_list()
+            changed += _update_flags(session, ids, {column.key: True})
+    elif kind == "disability":
+        for (category, level), group in latest.group_by(["disability_category", "disability_level"]):
+            changed += _update_flags(
+                session, group["person_id"].to_list(), {"disability_category": category, "disability_level": level})
+    elif kind == "unemployment":
+        for status, employment in (("REGISTERED", "UNEMPLOYED"), ("REEMPLOYED", "EMPLOYED")):
+            ids = latest.filter(pl.col("status") == status)["person_id"].to_list()
+            changed += _update_flags(session, ids, {"employment_status": employment})
+    elif kind == "college_admission":
+        for (stage,), group in latest.group_by(["stage"]):
+            changed += _update_flags(session, group["person_id"].to_list(),
+                                     {"student_stage": stage, "employment_status": "STUDENT"})
+    elif kind == "household_event":
+        deaths = rows.filter(pl.col("event") == "DEATH").sort("event_date").unique("person_id", keep="first")
+        for (day,), group in deaths.group_by(["event_date"]):
+            # The first reported death date stands; a later feed does not move it.
+            changed += _update_flags(session, group["person_id"].to_list(), {"death_date": day},
+                                     Person.death_date.is_(None))
+    written = insert_frame(session, EconomicItem.__tablename__, items) if items is not None else 0
+    if changed:
+        insert_frame(session, Outbox.__tablename__, pl.DataFrame(
+            changed, orient="row", schema={"entity_id": pl.Int64, "version": pl.Int64}).select(
+            pl.lit(OutboxEntity.PERSON.value).alias("entity"), "entity_id", "version", pl.lit(False).alias("deleted"),
+            pl.lit(now, pl.Datetime("us")).alias("created_at")))
+    return len({pid for pid, _ in changed}), written
+
+
+def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source_file: str, actor: Actor
+                ) -> tuple[int, int, int, int]:
+    """Store one batch of validated rows (person_id resolved) and apply their effects; never commits.
+
+    The batch's transaction takes the write lock first (:func:`aidgraph.core.storage.bulk.lock_for_writing`), so the rows found
+    already stored cannot change before the new ones are written, even with two imports running.
+    Returns (stored, already stored, persons updated, economic items).
+    """
+    if rows.is_empty():
+        return 0, 0, 0, 0
+    lock_for_writing(session, [FeedRecord.__tablename__])
+    known = existing_hashes(session, rows["row_hash"].to_list())
+    new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
+    if new.is_empty():
+        return 0, len(rows), 0, 0
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    records = new.select(
+        pl.lit(schema.kind).alias("kind"), "person_id", "event_date",
+        # The person is the record's person_id; the ID number and name are not copied into every payload.
+        pl.struct(_payload_columns(schema)).struct.json_encode().alias("payload"), "row_hash",
+        pl.lit(source_file[-255:]).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
+        pl.lit(now, pl.Datetime("us")).alias("imported_at"))
+    insert_frame(session, FeedRecord.__tablename__, records)
+    persons, items = apply_effects(session, schema, new, actor)
+    audit.record(session, actor, "import_feed", "feed_record", None, None,
+                 {"kind": schema.kind, "file": source_file, "rows": len(new),
+                  "lines": [int(new["line"].min()), int(new["line"].max())]})
+    return len(new), len(rows) - len(new), persons, items
+
+
+def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, province: str | None,
+                    today: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Attach person and household to each good row; reject unknown persons, other provinces, name mismatches."""
+    ids = good["id_number"].unique().to_list()
+    persons = lookup_persons(session, ids, today)
+    joined = good.join(persons, on="id_number", how="left")
+    region = pl.col("person_region")
+    name_given = pl.col("name").str.replace_all(r"\s", "") if "name" in good.columns else None
+    checks = [
+        pl.when(pl.col("person_id").is_null())
+        .then(pl.lit("id_number: no person with this ID number is registered (persons are not created from feeds)")),
+    ]
+    if province:
+        checks.append(pl.when(~region.str.starts_with(province))
+                      .then(pl.format("id_number: the person lives outside province {} (region {})",
+                                      pl.lit(province), region)))
+    if name_given is not None:
+        checks.append(pl.when(name_given.is_not_null() & (name_given != pl.col("person_name").str.replace_all(r"\s", "")))
+                      .then(pl.format("name: '{}' does not match the name registered for this ID number",
+                                      pl.col("name"))))
+    if schema.kind in ("income", "assets"):
+        checks.append(pl.when(pl.col("household_id").is_null())
+                      .then(pl.lit("id_number: the person belongs to no household; economic items are "
+                                   "recorded per household")))
+    joined = joined.with_columns(pl.coalesce(checks).alias("_reason"))
+    bad = joined.filter(pl.col("_reason").is_not_null()).select("line", pl.col("_reason").alias("reason"))
+    good = joined.filter(pl.col("_reason").is_null()).drop("_reason", "person_name", "person_region")
+    return good, bad
+
+
+def write_rejected(path: Path, rejected: pl.DataFrame, columns: Iterable[str]) -> Path | None:
+    """``FILE.rejected.csv`` beside the input: line, reason and the row as read. Removed when nothing is rejected."""
+    target = path.with_name(path.name + ".rejected.csv")
+    if rejected.is_empty():
+        target.unlink(missing_ok=True)
+        return None
+    cols = ["line", "reason", *columns]
+    rejected.select([pl.col(c) if c in rejected.columns else pl.lit(None, pl.Utf8).alias(c) for c in cols]) \
+        .sort("line").write_csv(target)
+    return target
+
+
+Progress = Callable[[str, int, int], None]
+"""progress(phase, done, total): called as batches complete."""
+
+
+def _lap(summary: ImportSummary, phase: str, since: float) -> float:
+    now = time.perf_counter()
+    summary.seconds[phase] = now - since
+    return now
+
+
+def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None = None, province: str | None = None,
+                actor: Actor | None = None, progress: Progress | None = None, today: dt.date | None = None,
+                batch_size: int = STORE_BATCH) -> ImportSummary:
+    """Import one department file: the job boundary (one transaction per batch, safe to re-run)."""
+    if kind not in FEEDS:
+        raise FeedFileError(f"unknown feed kind {kind!r}; known kinds: {', '.join(FEEDS)}")
+    if province is not None and (not province.isdigit() or len(province) != 2):
+        raise FeedFileError(f"--province must be a 2-digit province code, not {province!r}")
+    schema = FEEDS[kind]
+    actor = actor or system_actor(f"import:{kind}")
+    today = today or dt.date.today()
+    clock = time.perf_counter()
+    raw = read_feed(Path(path), schema, encoding)
+    summary = ImportSummary(kind, str(path), raw.encoding, raw.format, read=raw.frame.height + len(raw.early_rejects))
+    clock = _lap(summary, "read", clock)
+    checked = validate(raw, schema, today)
+    rejected_parts = [checked.rejected]
+    clock = _lap(summary, "validate", clock)
+    if progress:
+        progress("validated", 0, checked.good.height)
+    with session_scope(engine) as session:
+        good, bad = resolve_persons(session, checked.good, schema, province, today)
+    clock = _lap(summary, "persons", clock)
+    if not bad.is_empty():
+        rejected_parts.append(bad.join(raw.frame, on="line", how="left"))
+    total = good.height
+    if progress:
+        progress("persons found", 0, total)
+    for start in range(0, total, batch_size):
+        batch = good.slice(start, batch_size)
+        with session_scope(engine) as session:
+            stored, skipped, persons, items = store_batch(session, schema, batch, Path(path).name, actor)
+        summary.stored += stored
+        summary.already_stored += skipped
+        summary.persons_updated += persons
+        summary.economic_items += items
+        if progress:
+            progress("stored", start + batch.height, total)
+    _lap(summary, "store", clock)
+    rejected = pl.concat(rejected_parts, how="diagonal") if len(rejected_parts) > 1 else rejected_parts[0]
+    summary.rejected = rejected.height
+    summary.rejected_file = write_rejected(Path(path), rejected, schema.names)
+    return summary

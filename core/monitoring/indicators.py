@@ -1,0 +1,186 @@
+"""Monitoring indicators (监测指标): the type plugins contribute, and the frames they are computed over.
+
+An :class:`Indicator` names a signal of hardship (住院 hospitalisation, 收入骤减 sudden income drop, 支出骤增
+expenditure surge, 家庭成员变化 household change, ...), the feed kinds it reads, and how it is computed for one
+month **set-at-a-time**: ``compute(ctx)`` returns a polars frame of hits (one row per household, or per
+person and household) for the whole province at once, never a loop per person. Its weight is not part of the
+indicator: it is the province's dated parameter ``monitoring.weights.<key>``, so the same indicator weighs
+differently in Guangdong and Gansu (GS-2024 names the indicators and says each has a weight; no source gives
+the values, so the shipped ones are illustrative).
+
+:class:`IndicatorContext` gives indicators the month's data as polars frames, each loaded by one SQL
+statement and cached for the run: the month's feed records of a kind (with the member's household), and the
+monthly income or expenditure sums per household over a baseline window (for the "sudden change" signals).
+Indicators may also run their own SQL through :meth:`IndicatorContext.query`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Float, Select, and_, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from aidgraph.core.storage.bulk import read_frame
+from aidgraph.core.storage.models import (
+    EXPENDITURE_KINDS,
+    INCOME_KINDS,
+    EconomicItem,
+    FeedRecord,
+    Household,
+    Membership,
+)
+from aidgraph.core.access.scope import Scope
+
+FLOW_KINDS = tuple(sorted(k.value for k in INCOME_KINDS | EXPENDITURE_KINDS))
+
+HITS_SCHEMA = {"household_id": pl.Int64, "person_id": pl.Int64}
+"""What ``Indicator.compute`` returns: household hits, with the member concerned where there is one."""
+
+
+def month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    """First and last day of ``YYYY-MM``; ValueError naming the value otherwise."""
+    try:
+        year, mon = month.split("-")
+        if len(year) != 4 or len(mon) != 2:
+            raise ValueError
+        start = dt.date(int(year), int(mon), 1)
+    except ValueError:
+        raise ValueError(f"month {month!r} is not a month (YYYY-MM)") from None
+    return start, shift_month(start, 1) - dt.timedelta(days=1)
+
+
+def shift_month(first_day: dt.date, months: int) -> dt.date:
+    index = first_day.year * 12 + first_day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def month_index(column: str) -> pl.Expr:
+    """Months since year 0 of a date column (to compare months with integer arithmetic)."""
+    return pl.col(column).dt.year().cast(pl.Int64) * 12 + pl.col(column).dt.month().cast(pl.Int64) - 1
+
+
+@dataclass
+class IndicatorContext:
+    """The month being scored and the data indicators read, loaded once per run."""
+
+    session: Session
+    province_code: str
+    month: str
+    params: Any
+    """The province's parameters (:class:`aidgraph.core.policy.parameters.ProvinceParams`): ``value(key, on)``."""
+    scope: Scope = field(init=False)
+    month_start: dt.date = field(init=False)
+    month_end: dt.date = field(init=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.month_start, self.month_end = month_bounds(self.month)
+        self.scope = Scope.of([self.province_code])
+
+    def param(self, key: str, default: Any = ...) -> Any:
+        """A parameter in force at the end of the month."""
+        if default is ...:
+            return self.params.value(key, self.month_end)
+        return self.params.value(key, self.month_end, default=default)
+
+    def query(self, stmt: Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        """Run one statement and return its rows as a frame with ``schema`` (column names in order).
+
+        Rows come straight from the driver's cursor (:func:`aidgraph.core.storage.bulk.read_frame`): these are the run's largest
+        reads. Cast numeric columns to Float or Integer in the statement (drivers return Decimals otherwise).
+        """
+        return read_frame(self.session, stmt, schema)
+
+    def households_in_scope(self) -> pl.DataFrame:
+        """Ids (``household_id``) of the province's households, read once per run."""
+        if "households" not in self._cache:
+            self._cache["households"] = self.query(
+                select(Household.id).where(self.scope.predicate(Household.region_code)), {"household_id": pl.Int64})
+        return self._cache["households"]
+
+    def _member_household(self):
+        """Membership overlapping the period from the event to the end of the month, in the province.
+
+        A member who moved out during the month still counts for the household the event happened in, and a
+        member who moved in counts for the new one: both households may need a visit.
+        """
+        return and_(
+            Membership.person_id == FeedRecord.person_id,
+            Membership.valid_from <= self.month_end,
+            or_(Membership.valid_to.is_(None), Membership.valid_to > FeedRecord.event_date),
+        )
+
+    def feed(self, kind: str) -> pl.DataFrame:
+        """Feed records of ``kind`` dated in the month, one row per (record, household), payload flattened.
+
+        Columns: ``household_id``, ``person_id``, ``region_code`` (the household's), ``event_date``, then
+        the payload's fields.
+        """
+        key = ("feed", kind)
+        if key not in self._cache:
+            stmt = (
+                select(Membership.household_id, FeedRecord.person_id, Household.region_code, FeedRecord.event_date,
+                       FeedRecord.payload)
+                .join(Membership, self._member_household())
+                .join(Household, Household.id == Membership.household_id)
+                .where(FeedRecord.kind == kind, FeedRecord.event_date >= self.month_start,
+                       FeedRecord.event_date <= self.month_end, self.scope.predicate(Household.region_code))
+            )
+            rows = self.session.execute(stmt).all()
+            base = pl.DataFrame([r[:4] for r in rows], orient="row", schema={
+                "household_id": pl.Int64, "person_id": pl.Int64, "region_code": pl.Utf8, "event_date": pl.Date})
+            payload = pl.DataFrame([r[4] for r in rows]) if rows else pl.DataFrame()
+            payload = payload.drop([c for c in base.columns if c in payload.columns])
+            self._cache[key] = pl.concat([base, payload], how="horizontal") if payload.width else base
+        return self._cache[key]
+
+    def economic_flows(self, kinds: Iterable[str], baseline_months: int) -> pl.DataFrame:
+        """Monthly sums of economic items of ``kinds`` per household and data source, for the month and
+        ``baseline_months`` before it. Columns: ``household_id``, ``source``, ``months_back`` (0 = this
+        month), ``amount``.
+
+        Only items whose period lies within the window count: monthly records from the income feed and the
+        departments' monthly verification data are what a "sudden" change is measured on; annual declared
+        income does not move month to month. Every income and expenditure kind of the window is read by one
+        statement per run, whichever indicators ask.
+        """
+        key = ("flows", baseline_months)
+        if key not in self._cache:
+            window_start = shift_month(self.month_start, -baseline_months)
+            # The range and the grouping follow ix_economic_item_period_flows (period_start, period_end, kind,
+            # household_id, source, amount): both engines read just the window from the index and can sum as
+            # they read. The province's households are kept by a join in polars, not one lookup per item.
+            stmt = (
+                select(EconomicItem.household_id, EconomicItem.kind, EconomicItem.source, EconomicItem.period_start,
+                       cast(func.sum(EconomicItem.amount), Float))
+                .where(EconomicItem.period_start >= window_start, EconomicItem.period_start <= self.month_end,
+                       EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS))
+                .group_by(EconomicItem.period_start, EconomicItem.period_end, EconomicItem.kind,
+                          EconomicItem.household_id, EconomicItem.source)
+            )
+            frame = (self.query(stmt, {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
+                                       "period_start": pl.Date, "amount": pl.Float64})
+                     .join(self.households_in_scope(), on="household_id", how="semi")
+                     .group_by("household_id", "kind", "source", "period_start").agg(pl.col("amount").sum()))
+            current = self.month_start.year * 12 + self.month_start.month - 1
+            self._cache[key] = frame.with_columns(
+                (pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
+        return (self._cache[key].filter(pl.col("kind").is_in(sorted(kinds)))
+                .group_by("household_id", "source", "months_back").agg(pl.col("amount").sum()))
+
+
+def empty_hits() -> pl.DataFrame:
+    return pl.DataFrame(schema=HITS_SCHEMA)
+
+
+def as_hits(frame: pl.DataFrame, person: bool = True) -> pl.DataFrame:
+    """The hit columns of ``frame`` (``person=False`` for household-level signals)."""
+    if frame.is_empty():
+        return empty_hits()
+    person_col = pl.col("person_id") if person and "person_id" in frame.columns else pl.lit(None, pl.Int64)
+    return frame.select(pl.col("household_id").cast(pl.Int64), person_col.cast(pl.Int64).alias("person_id"))

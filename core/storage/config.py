@@ -1,0 +1,95 @@
+"""Runtime settings, read from the environment once at the boundary (CLI, server, tests).
+
+Every setting has an embedded default so that a fresh checkout runs with no configuration: a SQLite
+file in the working directory and the bundled OpenSearch-compatible server. Production deployments set
+``AIDGRAPH_DATABASE_URL``, ``AIDGRAPH_OPENSEARCH_URL``, ``AIDGRAPH_ENV=production`` and
+``AIDGRAPH_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+
+def builtin_province_configs() -> Path:
+    """The province configurations shipped with aidgraph (package data ``aidgraph/province_configs``).
+
+    Found through :mod:`importlib.resources`, so the same code serves a checkout, an editable install and a
+    wheel; ``AIDGRAPH_PROVINCE_CONFIGS`` points a deployment at its own folder instead.
+    """
+    return Path(str(resources.files("aidgraph") / "province_configs"))
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "aidgraph"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings. Build with :func:`load_settings`; override fields with ``replace``."""
+
+    database_url: str = "sqlite:///aidgraph.db"
+    opensearch_url: str | None = None
+    opensearch_user: str | None = None
+    opensearch_password: str | None = None
+    opensearch_verify_certs: bool = True
+    opensearch_ca_certs: str | None = None
+    env: str = "development"
+    secret_key: str | None = None
+    state_dir: Path = field(default_factory=_default_state_dir)
+    province_configs_dir: Path = field(default_factory=builtin_province_configs)
+    max_page_size: int = 100
+    default_page_size: int = 20
+    max_query_depth: int = 12
+    max_query_aliases: int = 20
+    max_query_tokens: int = 3000
+    max_query_cost: int = 5000
+    """GraphQL limits (schema/hardening.py); cost counts each field, times ``first`` for paged fields."""
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from the environment (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    changes: dict = {}
+    if env.get("AIDGRAPH_DATABASE_URL"):
+        changes["database_url"] = env["AIDGRAPH_DATABASE_URL"]
+    if env.get("AIDGRAPH_OPENSEARCH_URL"):
+        changes["opensearch_url"] = env["AIDGRAPH_OPENSEARCH_URL"]
+    if env.get("AIDGRAPH_OPENSEARCH_USER"):
+        changes["opensearch_user"] = env["AIDGRAPH_OPENSEARCH_USER"]
+    if env.get("AIDGRAPH_OPENSEARCH_PASSWORD"):
+        changes["opensearch_password"] = env["AIDGRAPH_OPENSEARCH_PASSWORD"]
+    if env.get("AIDGRAPH_OPENSEARCH_VERIFY_CERTS"):
+        changes["opensearch_verify_certs"] = env["AIDGRAPH_OPENSEARCH_VERIFY_CERTS"].lower() not in ("0", "false", "no")
+    if env.get("AIDGRAPH_OPENSEARCH_CA_CERTS"):
+        changes["opensearch_ca_certs"] = env["AIDGRAPH_OPENSEARCH_CA_CERTS"]
+    if env.get("AIDGRAPH_ENV"):
+        value = env["AIDGRAPH_ENV"].strip().lower()
+        if value not in ("development", "production", "test"):
+            raise ValueError(f"AIDGRAPH_ENV must be development, production or test, not {value!r}")
+        changes["env"] = value
+    if env.get("AIDGRAPH_SECRET_KEY"):
+        changes["secret_key"] = env["AIDGRAPH_SECRET_KEY"]
+    if env.get("AIDGRAPH_STATE_DIR"):
+        changes["state_dir"] = Path(env["AIDGRAPH_STATE_DIR"])
+    if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
+        changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
+    for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost"):
+        raw = env.get("AIDGRAPH_" + name.upper())
+        if raw:
+            if not raw.strip().isdigit() or int(raw) < 1:
+                raise ValueError(f"AIDGRAPH_{name.upper()} must be a positive whole number, not {raw!r}")
+            changes[name] = int(raw)
+    return replace(settings, **changes)

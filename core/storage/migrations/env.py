@@ -1,0 +1,33 @@
+"""Alembic environment: runs migrations on the connection handed over by :func:`aidgraph.core.storage.migrate.upgrade`."""
+
+from alembic import context
+
+from aidgraph.core.storage.models import Base
+
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        from aidgraph.core.storage.db import make_sync_engine
+
+        engine = make_sync_engine(context.config.get_main_option("sqlalchemy.url"))
+        with engine.begin() as connection:
+            _run(connection)
+        return
+    _run(connection)
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

@@ -1,0 +1,647 @@
+"""The shared graph's tables: regions, persons, households and everything the aid domains attach to them.
+
+Every table that later work fills (enrolments, payments, feeds, alerts, the aid chain, the audit log, the
+search outbox, users and Casbin rules) is declared here so that the schema grows by migration, not by
+rewrite. Records that are scoped by region carry a ``region_code`` (the NBS code of the owning region, a
+prefix-comparable string): the scope predicate in :mod:`aidgraph.core.access.scope` filters on it with index-friendly
+range comparisons on both SQLite and PostgreSQL.
+
+Enumerations are stored as short strings with CHECK constraints so that both engines reject unknown values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(14, 2)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict: JSON, list: JSON}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+_utcnow = utcnow
+
+
+def _enum_check(column: str, enum_cls: type[enum.Enum], name: str | None = None) -> CheckConstraint:
+    values = ", ".join(f"'{m.value}'" for m in enum_cls)
+    return CheckConstraint(f"{column} IN ({values})", name=name or f"{column}_enum")
+
+
+# --- enumerations (values are the contract's GraphQL enum values) -------------------------------------
+
+
+class RegionLevel(str, enum.Enum):
+    PROVINCE = "PROVINCE"
+    CITY = "CITY"
+    COUNTY = "COUNTY"
+    TOWNSHIP = "TOWNSHIP"
+    VILLAGE = "VILLAGE"
+
+
+class Sex(str, enum.Enum):
+    MALE = "MALE"
+    FEMALE = "FEMALE"
+
+
+class EmploymentStatus(str, enum.Enum):
+    EMPLOYED = "EMPLOYED"
+    UNEMPLOYED = "UNEMPLOYED"
+    NOT_IN_LABOUR_FORCE = "NOT_IN_LABOUR_FORCE"
+    STUDENT = "STUDENT"
+    RETIRED = "RETIRED"
+
+
+class LabourCapacity(str, enum.Enum):
+    FULL = "FULL"
+    PARTIAL = "PARTIAL"
+    NONE = "NONE"
+
+
+class StudentStage(str, enum.Enum):
+    """Education stages (GD-2021: pre-school, compulsory, high school incl. vocational, higher)."""
+
+    PRESCHOOL = "PRESCHOOL"
+    COMPULSORY = "COMPULSORY"
+    HIGH_SCHOOL = "HIGH_SCHOOL"
+    VOCATIONAL = "VOCATIONAL"
+    UNDERGRADUATE = "UNDERGRADUATE"
+    POSTGRADUATE = "POSTGRADUATE"
+
+
+class RelationToHead(str, enum.Enum):
+    SELF = "SELF"
+    SPOUSE = "SPOUSE"
+    CHILD = "CHILD"
+    PARENT = "PARENT"
+    GRANDCHILD = "GRANDCHILD"
+    GRANDPARENT = "GRANDPARENT"
+    SIBLING = "SIBLING"
+    OTHER = "OTHER"
+
+
+class RelationshipKind(str, enum.Enum):
+    """A directed, typed edge ``from_person -> to_person``.
+
+    SPOUSE is symmetric (stored once, read both ways). PARENT means from is the parent of to. GUARDIAN means
+    from is the guardian (监护人) of to. SUPPORT_OBLIGOR means from has a legal duty to support to
+    (赡养/抚养/扶养义务人).
+    """
+
+    SPOUSE = "SPOUSE"
+    PARENT = "PARENT"
+    GUARDIAN = "GUARDIAN"
+    SUPPORT_OBLIGOR = "SUPPORT_OBLIGOR"
+
+
+class EconomicItemKind(str, enum.Enum):
+    """Income, expenditure and asset items of the economic verification (家庭经济状况核对)."""
+
+    WAGE = "WAGE"
+    BUSINESS = "BUSINESS"
+    PROPERTY_INCOME = "PROPERTY_INCOME"
+    TRANSFER = "TRANSFER"
+    PENSION = "PENSION"
+    EXPENDITURE_MEDICAL = "EXPENDITURE_MEDICAL"
+    EXPENDITURE_EDUCATION = "EXPENDITURE_EDUCATION"
+    DEPOSIT = "DEPOSIT"
+    SECURITIES = "SECURITIES"
+    REAL_ESTATE = "REAL_ESTATE"
+    VEHICLE = "VEHICLE"
+
+
+INCOME_KINDS = frozenset(
+    {EconomicItemKind.WAGE, EconomicItemKind.BUSINESS, EconomicItemKind.PROPERTY_INCOME,
+     EconomicItemKind.TRANSFER, EconomicItemKind.PENSION}
+)
+EARNED_INCOME_KINDS = frozenset({EconomicItemKind.WAGE, EconomicItemKind.BUSINESS})
+EXPENDITURE_KINDS = frozenset({EconomicItemKind.EXPENDITURE_MEDICAL, EconomicItemKind.EXPENDITURE_EDUCATION})
+FINANCIAL_ASSET_KINDS = frozenset({EconomicItemKind.DEPOSIT, EconomicItemKind.SECURITIES})
+ASSET_KINDS = frozenset(
+    {EconomicItemKind.DEPOSIT, EconomicItemKind.SECURITIES, EconomicItemKind.REAL_ESTATE, EconomicItemKind.VEHICLE}
+)
+
+
+class LowIncomeCategory(str, enum.Enum):
+    """Low-income population categories (低收入人口)."""
+
+    DIBAO = "DIBAO"
+    TEKUN = "TEKUN"
+    DIBAO_EDGE = "DIBAO_EDGE"
+    EXPENDITURE_HARDSHIP = "EXPENDITURE_HARDSHIP"
+    RELAPSE_MONITORING = "RELAPSE_MONITORING"
+    OTHER = "OTHER"
+
+
+class EnrollmentStatus(str, enum.Enum):
+    APPLIED = "APPLIED"
+    VERIFYING = "VERIFYING"
+    REVIEWED = "REVIEWED"
+    APPROVED = "APPROVED"
+    ACTIVE = "ACTIVE"
+    GRADUAL_EXIT = "GRADUAL_EXIT"
+    ENDED = "ENDED"
+    REJECTED = "REJECTED"
+    WITHDRAWN = "WITHDRAWN"
+
+
+OPEN_ENROLLMENT_STATUSES = frozenset(
+    {EnrollmentStatus.APPLIED, EnrollmentStatus.VERIFYING, EnrollmentStatus.REVIEWED, EnrollmentStatus.APPROVED,
+     EnrollmentStatus.ACTIVE, EnrollmentStatus.GRADUAL_EXIT}
+)
+RECEIVING_ENROLLMENT_STATUSES = frozenset({EnrollmentStatus.ACTIVE, EnrollmentStatus.GRADUAL_EXIT})
+
+
+class WarningLevel(str, enum.Enum):
+    RED = "RED"
+    ORANGE = "ORANGE"
+    YELLOW = "YELLOW"
+    BLUE = "BLUE"
+    GREEN = "GREEN"
+
+
+class AlertStatus(str, enum.Enum):
+    OPEN = "OPEN"
+    VERIFYING = "VERIFYING"
+    RESOLVED = "RESOLVED"
+    DISMISSED = "DISMISSED"
+
+
+class AidChainKind(str, enum.Enum):
+    """Entries of the household's aid chain (一户一条救助链)."""
+
+    APPLICATION = "APPLICATION"
+    DECISION = "DECISION"
+    PAYMENT = "PAYMENT"
+    ALERT = "ALERT"
+    REFERRAL = "REFERRAL"
+    VERIFICATION = "VERIFICATION"
+    MEMBERSHIP = "MEMBERSHIP"
+
+
+class OutboxEntity(str, enum.Enum):
+    PERSON = "PERSON"
+    HOUSEHOLD = "HOUSEHOLD"
+    ENROLLMENT = "ENROLLMENT"
+    ALERT = "ALERT"
+
+
+# --- regions -------------------------------------------------------------------------------------------
+
+
+class Region(Base):
+    """An NBS 2023 statistical division (province 2, city 4, county 6, township 9, village 12 digits)."""
+
+    __tablename__ = "region"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(10))
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("region.code"), index=True)
+    province_code: Mapped[str] = mapped_column(String(2), index=True)
+
+    __table_args__ = (_enum_check("level", RegionLevel),)
+
+
+# --- persons and households ------------------------------------------------------------------------------
+
+
+class Person(Base):
+    """A resident, identified once by the GB 11643 resident ID number (居民身份证号码).
+
+    ``region_code`` is the residence region of the person's current household (the record's owner for data
+    scope); ``hukou_region_code`` is the address code of the ID number, which need not be a known region.
+    """
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(50))
+    sex: Mapped[str] = mapped_column(String(6))
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    hukou_region_code: Mapped[str] = mapped_column(String(6))
+    region_code: Mapped[str | None] = mapped_column(String(12))
+    disability_category: Mapped[str | None] = mapped_column(String(20))
+    disability_level: Mapped[int | None] = mapped_column(SmallInteger)
+    chronic_disease: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    major_disease: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    hospitalised: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    labour_capacity: Mapped[str | None] = mapped_column(String(8))
+    employment_status: Mapped[str | None] = mapped_column(String(20))
+    student_stage: Mapped[str | None] = mapped_column(String(14))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    death_date: Mapped[dt.date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
+
+    __table_args__ = (
+        _enum_check("sex", Sex),
+        CheckConstraint("disability_level IS NULL OR disability_level BETWEEN 1 AND 4", name="disability_level_range"),
+        CheckConstraint(
+            "labour_capacity IS NULL OR labour_capacity IN ('FULL', 'PARTIAL', 'NONE')", name="labour_capacity_enum"
+        ),
+        CheckConstraint(
+            "employment_status IS NULL OR employment_status IN "
+            "('EMPLOYED', 'UNEMPLOYED', 'NOT_IN_LABOUR_FORCE', 'STUDENT', 'RETIRED')",
+            name="employment_status_enum",
+        ),
+    )
+
+
+class Household(Base):
+    """A household (家庭) living in a region; members come through dated memberships."""
+
+    __tablename__ = "household"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_number: Mapped[str] = mapped_column(String(24), unique=True)
+    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"))
+    address: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
+
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="household", lazy="raise")
+
+
+class Membership(Base):
+    """A person's membership of a household from ``valid_from`` until ``valid_to`` (exclusive; null: current).
+
+    History is kept, never overwritten. Partial unique indexes enforce one current head per household and
+    one current household per person.
+    """
+
+    __tablename__ = "membership"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    relation_to_head: Mapped[str] = mapped_column(String(12))
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+    household: Mapped[Household] = relationship(back_populates="memberships", lazy="raise")
+
+    __table_args__ = (
+        _enum_check("relation_to_head", RelationToHead),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="valid_period"),
+        Index(
+            "uq_membership_one_current_head",
+            "household_id",
+            unique=True,
+            sqlite_where=text("relation_to_head = 'SELF' AND valid_to IS NULL"),
+            postgresql_where=text("relation_to_head = 'SELF' AND valid_to IS NULL"),
+        ),
+        Index(
+            "uq_membership_one_current_household",
+            "person_id",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+    )
+
+
+class Relationship(Base):
+    """A typed, dated edge between two persons, across households (see :class:`RelationshipKind`)."""
+
+    __tablename__ = "relationship"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    from_person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    to_person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+    __table_args__ = (
+        _enum_check("kind", RelationshipKind),
+        CheckConstraint("from_person_id <> to_person_id", name="not_self"),
+        UniqueConstraint("from_person_id", "to_person_id", "kind", "valid_from", name="uq_relationship_edge"),
+    )
+
+
+class EconomicItem(Base):
+    """An income, expenditure or asset item of a household or one of its members (家庭经济状况核对).
+
+    Income and expenditure amounts are for the period [period_start, period_end]; asset amounts are values
+    as of period_end.
+    """
+
+    __tablename__ = "economic_item"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    source: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        _enum_check("kind", EconomicItemKind),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("period_end >= period_start", name="valid_period"),
+        # The monthly monitoring run reads the flows of a few months out of years of items: a covering index
+        # by period lets both engines read just that range (see aidgraph.core.monitoring.indicators.IndicatorContext.economic_flows).
+        Index("ix_economic_item_period_flows", "period_start", "period_end", "kind", "household_id", "source",
+              "amount"),
+    )
+
+
+# --- programmes, enrolments and payments ------------------------------------------------------------------
+
+
+class Enrollment(Base):
+    """An application for, and then enrolment in, one program (a case), by a household or one member.
+
+    ``program_key`` names a program registered by a plugin; ``province_code`` is the province whose rules
+    apply; ``region_code`` is the household's region at application time (data scope).
+    """
+
+    __tablename__ = "enrollment"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    program_key: Mapped[str] = mapped_column(String(40), index=True)
+    province_code: Mapped[str] = mapped_column(String(2))
+    region_code: Mapped[str] = mapped_column(String(12), index=True)
+    status: Mapped[str] = mapped_column(String(14))
+    category: Mapped[str | None] = mapped_column(String(24))
+    monthly_amount: Mapped[Decimal | None] = mapped_column(Money)
+    applied_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    gradual_exit_until: Mapped[dt.date | None] = mapped_column(Date)
+    next_review_date: Mapped[dt.date | None] = mapped_column(Date)
+    transferred_from_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
+    details: Mapped[dict | None] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
+
+    __table_args__ = (_enum_check("status", EnrollmentStatus),)
+
+
+class EnrollmentStep(Base):
+    """One transition of an enrolment's state machine: who took which action where, and when."""
+
+    __tablename__ = "enrollment_step"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[str | None] = mapped_column(String(14))
+    to_status: Mapped[str] = mapped_column(String(14))
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_region_code: Mapped[str | None] = mapped_column(String(12))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+class Payment(Base):
+    """A disbursement (发放) for an enrolment, computed by the program's rules in force for its period."""
+
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    period: Mapped[str] = mapped_column(String(7))
+    paid_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    details: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        UniqueConstraint("enrollment_id", "period", name="uq_payment_enrollment_period"),
+    )
+
+
+# --- monitoring ---------------------------------------------------------------------------------------------
+
+
+class FeedRecord(Base):
+    """One validated row of a department feed (医保, 教育, 残联, 人社, 户籍, economic verification sources).
+
+    ``row_hash`` (the event month, then the row's sha256; see ``aidgraph.core.monitoring.feeds``) makes re-importing the same row
+    a no-op.
+    """
+
+    __tablename__ = "feed_record"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    event_date: Mapped[dt.date] = mapped_column(Date)
+    payload: Mapped[dict] = mapped_column(JSON)
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    source_file: Mapped[str] = mapped_column(String(255))
+    line_number: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    # The monitoring run reads one kind's records of one month.
+    __table_args__ = (Index("ix_feed_record_kind_event_date", "kind", "event_date"),)
+
+
+class Alert(Base):
+    """A monitoring alert (预警) for a household, routed to its township, with its disposition."""
+
+    __tablename__ = "alert"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    region_code: Mapped[str] = mapped_column(String(12))
+    township_code: Mapped[str] = mapped_column(ForeignKey("region.code"), index=True)
+    level: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Numeric(8, 2))
+    status: Mapped[str] = mapped_column(String(10))
+    indicators: Mapped[list] = mapped_column(JSON)
+    month: Mapped[str] = mapped_column(String(7))
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
+    disposition: Mapped[str | None] = mapped_column(String(24))
+    disposition_note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        _enum_check("level", WarningLevel),
+        _enum_check("status", AlertStatus),
+        Index(
+            "uq_alert_one_open_per_household",
+            "household_id",
+            unique=True,
+            sqlite_where=text("status IN ('OPEN', 'VERIFYING')"),
+            postgresql_where=text("status IN ('OPEN', 'VERIFYING')"),
+        ),
+    )
+
+
+class AidChainEvent(Base):
+    """One entry of the household's aid chain (一户一条救助链), written with the change it records."""
+
+    __tablename__ = "aid_chain_event"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    kind: Mapped[str] = mapped_column(String(14))
+    summary: Mapped[str] = mapped_column(Text)
+    program_key: Mapped[str | None] = mapped_column(String(40))
+    ref_type: Mapped[str | None] = mapped_column(String(24))
+    ref_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        _enum_check("kind", AidChainKind),
+        Index("ix_aid_chain_household_at", "household_id", "at", "id"),
+    )
+
+
+# --- audit, outbox, idempotency ----------------------------------------------------------------------------
+
+
+class AuditLog(Base):
+    """Append-only record of every write and every read of unmasked data (who, what, which record, when, where)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    object_type: Mapped[str] = mapped_column(String(24))
+    object_id: Mapped[str | None] = mapped_column(String(40))
+    region_code: Mapped[str | None] = mapped_column(String(12))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Outbox(Base):
+    """A change to a searchable record, written in the same transaction; the indexer drains it in bulk."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(12))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        _enum_check("entity", OutboxEntity),
+        Index(
+            "ix_outbox_pending",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a mutation sent with an idempotency key, replayed for repeats by the same user."""
+
+    __tablename__ = "idempotency_record"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(100))
+    result: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    __table_args__ = (UniqueConstraint("actor", "operation", "key", name="uq_idempotency_actor_operation_key"),)
+
+
+# --- users and authorization ---------------------------------------------------------------------------------
+
+
+class AppUser(Base):
+    """A platform user; roles and regions live in Casbin rules (``casbin_rule``)."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    """The user as a resident, when known: conflict-of-interest checks (关系保/人情保, GD-2022) need it."""
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+class CasbinRule(Base):
+    """Casbin policy lines (the layout of casbin-sqlalchemy-adapter), created by migration."""
+
+    __tablename__ = "casbin_rule"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ptype: Mapped[str] = mapped_column(String(255))
+    v0: Mapped[str | None] = mapped_column(String(255))
+    v1: Mapped[str | None] = mapped_column(String(255))
+    v2: Mapped[str | None] = mapped_column(String(255))
+    v3: Mapped[str | None] = mapped_column(String(255))
+    v4: Mapped[str | None] = mapped_column(String(255))
+    v5: Mapped[str | None] = mapped_column(String(255))
+
+    def __str__(self) -> str:
+        # casbin-sqlalchemy-adapter loads each row through str(row) as a CSV policy line.
+        values = [self.ptype]
+        for v in (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5):
+            if v is None:
+                break
+            values.append(v)
+        return ", ".join(values)
+
+
+# Composite indexes used by list and scope queries.
+Index("ix_household_region_id", Household.region_code, Household.id)
+Index("ix_person_region_id", Person.region_code, Person.id)
+Index("ix_alert_region_status_level", Alert.region_code, Alert.status, Alert.level)
+Index("ix_enrollment_household_program", Enrollment.household_id, Enrollment.program_key, Enrollment.status)
+Index("ix_membership_household_current", Membership.household_id, Membership.valid_to)

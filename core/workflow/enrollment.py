@@ -1,0 +1,507 @@
+"""The enrolment workflow (申请 → 核查 → 审核 → 审批 → 发放 → 复核 → 渐退 → 终止), enforced on the server.
+
+Every service here runs inside the caller's transaction (the GraphQL mutation or CLI boundary commits) and
+either does everything or raises :class:`aidgraph.core.storage.errors.DomainError` with nothing written:
+
+* :func:`apply_for_aid`: an application (ApplyForAid), with idempotency keys;
+* :func:`decide_enrollment`: one step of the state machine (DecideEnrollment). Who may take it is a Casbin
+  action checked with :func:`aidgraph.core.access.authz.check` (``apply``, ``review``, ``approve``, ``disburse`` on
+  ``enrollment``). Approval is delegated to townships only where the province says so
+  (``workflow.township_approval``; GD-2021 Pearl River Delta, FJ-2021 everywhere); elsewhere the approver must
+  act at county level or above. An approver connected to a household member within two relationship steps
+  (关系保/人情保, GD-2022) cannot approve: the case needs the next level up. Amounts are computed by the rules in
+  force on the decision date; activation records the first payment;
+* :func:`transfer_enrollment`: a near-dibao or expenditure-hardship household that meets the dibao or tekun
+  criteria moves over without a new application (GD-2022);
+* :func:`due_reviews` / :func:`conduct_review`: periodic reviews (复核, GD-2021); a review that finds income
+  above the standard starts the gradual exit (渐退期, six months in GD-2021), :func:`end_gradual_exits` ends
+  those whose period is over, set-at-a-time;
+* :func:`disburse_month`: the monthly payments of every receiving enrolment in scope, set-at-a-time and safe
+  to re-run.
+
+Each step writes an :class:`~aidgraph.core.storage.models.EnrollmentStep`, an aid-chain entry, an audit row and an outbox row
+(entity ENROLLMENT, version + 1), then notifies plugins (``aidgraph_enrollment_changed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aidgraph.core.graph import aidchain
+from aidgraph.core.graph import audit
+from aidgraph.core.access import authz
+from aidgraph.core.graph import outbox
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
+from aidgraph.core.storage.models import (
+    OPEN_ENROLLMENT_STATUSES,
+    AidChainEvent,
+    AidChainKind,
+    AppUser,
+    Enrollment,
+    EnrollmentStatus,
+    EnrollmentStep,
+    Household,
+    IdempotencyRecord,
+    Membership,
+    OutboxEntity,
+    Payment,
+)
+from aidgraph.core.access.scope import Scope
+from aidgraph.core.graph.relations import _neighbours
+from aidgraph.core.policy.contract import EnrollmentEvent, Program
+from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, default_engine, household_frame
+
+OBJECT = "enrollment"
+S = EnrollmentStatus
+ACTIONS = ("START_VERIFICATION", "REVIEW", "APPROVE", "REJECT", "ACTIVATE", "END", "WITHDRAW")
+
+TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
+    # (from status, action): (to status, Casbin action needed)
+    (S.APPLIED.value, "START_VERIFICATION"): (S.VERIFYING.value, "review"),
+    (S.VERIFYING.value, "REVIEW"): (S.REVIEWED.value, "review"),
+    (S.REVIEWED.value, "APPROVE"): (S.APPROVED.value, "approve"),
+    (S.APPROVED.value, "ACTIVATE"): (S.ACTIVE.value, "disburse"),
+    (S.ACTIVE.value, "END"): (S.ENDED.value, "approve"),
+    (S.GRADUAL_EXIT.value, "END"): (S.ENDED.value, "approve"),
+    (S.APPLIED.value, "REJECT"): (S.REJECTED.value, "review"),
+    (S.VERIFYING.value, "REJECT"): (S.REJECTED.value, "review"),
+    (S.REVIEWED.value, "REJECT"): (S.REJECTED.value, "approve"),
+    (S.APPLIED.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
+    (S.VERIFYING.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
+    (S.REVIEWED.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
+    (S.APPROVED.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
+}
+AID_FIRST_TRANSITIONS = {(S.APPLIED.value, "APPROVE"): (S.APPROVED.value, "approve")}
+"""Emergency aid (急难型, 先行救助): approval straight from APPLIED; verification follows the aid."""
+
+CONFLICT_STEPS = 2
+
+
+def transitions_for(program: Program) -> dict[tuple[str, str], tuple[str, str]]:
+    """The state machine of ``program``: the standard one, plus aid-first approval for emergency programs."""
+    return {**TRANSITIONS, **(AID_FIRST_TRANSITIONS if program.aid_first else {})}
+
+
+def _default() -> PolicyEngine:
+    return default_engine()
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _money(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = [31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28, 31, 30, 31, 30, 31, 31, 30, 31,
+            30, 31][month - 1]
+    return dt.date(year, month, min(day.day, last))
+
+
+async def _household_in_scope(session: AsyncSession, actor: Actor, household_id: int, field: str) -> Household:
+    household = await session.get(Household, household_id)
+    if household is None or not actor.may("read", household.region_code, "household"):
+        raise not_found("household", field)
+    return household
+
+
+def _policy_for(engine: PolicyEngine, region_code: str, program_key: str, field: str = "programKey"
+                ) -> tuple[ProvincePolicy, Program]:
+    province = region_code[:2]
+    known = {key for code in engine.province_codes() for key in engine.province(code).programs}
+    if program_key not in known:
+        raise DomainError.single(ErrorCode.VALIDATION, f"unknown program key {program_key!r} (known: "
+                                                       f"{', '.join(sorted(known))})", field)
+    if province not in engine.province_codes() or program_key not in engine.province(province).programs:
+        raise DomainError.single(ErrorCode.VALIDATION, f"program {program_key!r} is not enabled in province "
+                                                       f"{province}", field)
+    policy = engine.province(province)
+    return policy, policy.programs[program_key]
+
+
+def _require(actor: Actor, permission: str, region_code: str, what: str, field: str | None = None) -> None:
+    if not authz.check(actor, permission, region_code, OBJECT):
+        raise DomainError.single(ErrorCode.FORBIDDEN, f"{what} needs the {permission!r} permission on enrolments "
+                                                      f"in region {region_code}", field)
+
+
+async def _record_step(session: AsyncSession, actor: Actor, policy: ProvincePolicy, program: Program,
+                       enrollment: Enrollment, action: str, from_status: str | None, note: str | None, on: dt.date,
+                       chain_kind: AidChainKind, summary: str) -> None:
+    """The step, aid-chain, audit and outbox rows of one transition, then the lifecycle notification."""
+    session.add(EnrollmentStep(enrollment_id=enrollment.id, action=action, from_status=from_status,
+                               to_status=enrollment.status, actor=actor.username,
+                               actor_region_code=actor.grants[0].region_code if actor.grants else None, note=note))
+    aidchain.append(session, enrollment.household_id, chain_kind, summary, program_key=program.key,
+                    ref_type="enrollment", ref_id=enrollment.id, actor=actor.username)
+    audit.record(session, actor, action.lower(), OBJECT, enrollment.id, enrollment.region_code,
+                 {"program": program.key, "from": from_status, "to": enrollment.status, "note": note})
+    outbox.emit(session, OutboxEntity.ENROLLMENT, enrollment.id, enrollment.version)
+    event = EnrollmentEvent(session, actor, enrollment.id, enrollment.household_id, program, policy.params, action,
+                            from_status, enrollment.status, on)
+    for result in policy.plugins.hook.aidgraph_enrollment_changed(event=event):
+        if inspect.isawaitable(result):
+            await result
+
+
+def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | None, result: dict) -> None:
+    if key:
+        session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
+
+
+async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
+    if not key:
+        return None
+    return (await session.execute(select(IdempotencyRecord.result).where(
+        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
+        IdempotencyRecord.key == key))).scalar_one_or_none()
+
+
+# --- ApplyForAid ------------------------------------------------------------------------------------------
+
+
+async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, household_id: int,
+                        program_key: str, person_id: int | None = None, idempotency_key: str | None = None,
+                        note: str | None = None, on: dt.date | None = None) -> Enrollment:
+    """An application for ``program_key`` by a household (or one member): status APPLIED."""
+    on = on or dt.date.today()
+    engine = engine or _default()
+    replay = await _replay(session, actor, "applyForAid", idempotency_key)
+    if replay is not None:
+        return await session.get(Enrollment, replay["enrollment_id"])
+    household = await _household_in_scope(session, actor, household_id, "householdId")
+    policy, program = _policy_for(engine, household.region_code, program_key)
+    _require(actor, "apply", household.region_code, "applying for aid", "programKey")
+    if person_id is not None:
+        member = (await session.execute(select(Membership.id).where(
+            Membership.household_id == household_id, Membership.person_id == person_id, Membership.valid_to.is_(None)
+        ))).first()
+        if member is None:
+            raise DomainError.single(ErrorCode.VALIDATION, "the person is not a current member of the household",
+                                     "personId")
+    open_one = (await session.execute(select(Enrollment.id, Enrollment.status).where(
+        Enrollment.household_id == household_id, Enrollment.program_key == program_key,
+        (Enrollment.person_id == person_id) if person_id is not None else Enrollment.person_id.is_(None),
+        Enrollment.status.in_([s.value for s in OPEN_ENROLLMENT_STATUSES])))).first()
+    if open_one is not None:
+        raise DomainError.single(ErrorCode.VALIDATION, f"already has an open {program_key} enrolment "
+                                                       f"({open_one.status})", "programKey")
+    enrollment = Enrollment(household_id=household_id, person_id=person_id, program_key=program_key,
+                            province_code=policy.code, region_code=household.region_code, status=S.APPLIED.value,
+                            version=1, details={"applied_on": on.isoformat()})
+    session.add(enrollment)
+    await session.flush()
+    await _record_step(session, actor, policy, program, enrollment, "APPLY", None, note, on, AidChainKind.APPLICATION,
+                       f"申请 application for {program.name}")
+    _remember(session, actor, "applyForAid", idempotency_key, {"enrollment_id": enrollment.id})
+    return enrollment
+
+
+# --- DecideEnrollment ----------------------------------------------------------------------------------------
+
+
+async def _approver_person(session: AsyncSession, actor: Actor) -> int | None:
+    return (await session.execute(select(AppUser.person_id).where(AppUser.username == actor.username))
+            ).scalar_one_or_none()
+
+
+async def conflict_of_interest(session: AsyncSession, approver_person_id: int, household_id: int, on: dt.date
+                               ) -> int | None:
+    """A current member within two relationship steps (relationships or shared households) of the approver,
+    or None. Two statements per step: the whole frontier at once (aidgraph.core.graph.relations's neighbour search)."""
+
+    members = set((await session.execute(select(Membership.person_id).where(
+        Membership.household_id == household_id, Membership.valid_from <= on,
+        or_(Membership.valid_to.is_(None), Membership.valid_to > on)))).scalars())
+    seen = {approver_person_id}
+    frontier = {approver_person_id}
+    if members & seen:
+        return next(iter(members & seen))
+    for _ in range(CONFLICT_STEPS):
+        reached = {dst for _src, dst, _via in await _neighbours(session, frontier, on)} - seen
+        hit = members & reached
+        if hit:
+            return min(hit)
+        seen |= reached
+        frontier = reached
+        if not frontier:
+            break
+    return None
+
+
+async def evaluate_one(session: AsyncSession, engine: PolicyEngine, enrollment: Enrollment, on: dt.date
+                       ) -> dict[str, Any]:
+    """The program's eligibility and amounts for the enrolment's household under the rules in force on ``on``."""
+    result = await engine.evaluate(session, on=on, household_ids=[enrollment.household_id],
+                                   programs=[enrollment.program_key])
+    if result.height == 0:
+        return {"eligible": False, "reasons": ["the household has no current members"], "monthly_amount": None,
+                "one_off_amount": None, "benefit_label": None}
+    return result.row(0, named=True)
+
+
+async def decide_enrollment(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, enrollment_id: int,
+                            action: str, note: str | None = None, on: dt.date | None = None) -> Enrollment:
+    """Take ``action`` on an enrolment if the state machine and the caller's role allow it."""
+    on = on or dt.date.today()
+    engine = engine or _default()
+    enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
+        raise not_found("enrollment", "enrollmentId")
+    if action not in ACTIONS:
+        raise DomainError.single(ErrorCode.VALIDATION, f"unknown action {action!r}", "action")
+    policy, program = _policy_for(engine, enrollment.region_code, enrollment.program_key, "enrollmentId")
+    machine = transitions_for(program)
+    step = machine.get((enrollment.status, action))
+    if step is None:
+        allowed = sorted(a for (status, a) in machine if status == enrollment.status)
+        raise DomainError.single(ErrorCode.INVALID_TRANSITION,
+                                 f"{action} is not allowed on a {enrollment.status} {program.key} enrolment "
+                                 f"(allowed: {', '.join(allowed) or 'none'})", "action")
+    to_status, permission = step
+    region = enrollment.region_code
+    _require(actor, permission, region, f"{action} on a {program.key} enrolment", "action")
+    from_status = enrollment.status
+    kind, summary = AidChainKind.DECISION, f"{action} {program.name}: {from_status} -> {to_status}"
+    if action in ("START_VERIFICATION", "REVIEW"):
+        kind = AidChainKind.VERIFICATION
+    if action == "APPROVE":
+        await _check_approver(session, actor, policy, program, enrollment, on)
+        evaluation = await evaluate_one(session, engine, enrollment, on)
+        if not evaluation["eligible"]:
+            raise DomainError.single(ErrorCode.VALIDATION, f"not eligible for {program.key} on {on}: "
+                                                           + "; ".join(evaluation["reasons"]), "enrollmentId")
+        enrollment.monthly_amount = _money(evaluation["monthly_amount"])
+        enrollment.category = evaluation.get("benefit_label") or program.category or enrollment.category
+        enrollment.decided_at = dt.datetime.combine(on, dt.time())
+        enrollment.details = {**(enrollment.details or {}), "decided_on": on.isoformat(),
+                              "reasons": evaluation["reasons"], "one_off_amount": evaluation.get("one_off_amount")}
+        amount = enrollment.monthly_amount if enrollment.monthly_amount is not None else evaluation.get("one_off_amount")
+        summary += f", amount {amount if amount is not None else 'none'} by the rules in force on {on}"
+    enrollment.status = to_status
+    enrollment.version += 1
+    if action == "ACTIVATE":
+        enrollment.start_date = on
+        await _schedule_review(session, policy, program, enrollment, on)
+        await _first_payment(session, actor, program, enrollment, on)
+    if to_status in (S.ENDED.value, S.REJECTED.value, S.WITHDRAWN.value):
+        enrollment.end_date = on
+    await session.flush()
+    await _record_step(session, actor, policy, program, enrollment, action, from_status, note, on, kind, summary)
+    return enrollment
+
+
+async def _check_approver(session: AsyncSession, actor: Actor, policy: ProvincePolicy, program: Program,
+                          enrollment: Enrollment, on: dt.date) -> None:
+    region = enrollment.region_code
+    delegated = program.key in (policy.params.value("workflow.township_approval", on, region=region, default=[]) or [])
+    if not delegated and not actor.scope("approve", OBJECT).contains(region[:6]):
+        raise DomainError.single(ErrorCode.FORBIDDEN, f"approval of {program.key} in {region} is not delegated to "
+                                                      f"townships here ({policy.params.cite('workflow.township_approval')}"
+                                                      f"): a county-level approver must approve", "action")
+    person_id = await _approver_person(session, actor)
+    if person_id is not None:
+        member = await conflict_of_interest(session, person_id, enrollment.household_id, on)
+        if member is not None:
+            raise DomainError.single(ErrorCode.FORBIDDEN, f"conflict of interest (关系保/人情保, GD-2022): the approver is "
+                                                          f"connected to household member {member} within "
+                                                          f"{CONFLICT_STEPS} relationship steps; the case needs "
+                                                          f"approval at the next level up", "action")
+
+
+async def _schedule_review(session: AsyncSession, policy: ProvincePolicy, program: Program, enrollment: Enrollment,
+                           on: dt.date) -> None:
+    if not program.reviewed:
+        return
+    frame = await _facts(session, enrollment.household_id, on)
+    months = policy.plugins.hook.aidgraph_review_interval_months(program=program, params=policy.params,
+                                                                 facts={"on": on, **frame})
+    enrollment.next_review_date = _add_months(on, months) if months else None
+
+
+async def _facts(session: AsyncSession, household_id: int, on: dt.date) -> dict[str, Any]:
+
+    frame = await household_frame(session, on=on, household_ids=[household_id])
+    if frame.height == 0:
+        return {}
+    row = frame.row(0, named=True)
+    working = sum(1 for m in row["members"] if 16 <= m["age"] < 60 and m["labour_capacity"] in ("FULL", "PARTIAL"))
+    return {"monthly_earned_income": row["monthly_earned_income"], "working_age_members": working,
+            "member_count": row["member_count"]}
+
+
+async def _first_payment(session: AsyncSession, actor: Actor, program: Program, enrollment: Enrollment,
+                         on: dt.date) -> None:
+    one_off = (enrollment.details or {}).get("one_off_amount")
+    amount = enrollment.monthly_amount if enrollment.monthly_amount is not None else _money(one_off)
+    if amount is None:
+        return
+    payment = Payment(enrollment_id=enrollment.id, household_id=enrollment.household_id, amount=amount,
+                      period=on.strftime("%Y-%m"), details={"kind": "monthly" if enrollment.monthly_amount is not None
+                                                            else "one-off", "on": on.isoformat()})
+    session.add(payment)
+    await session.flush()
+    aidchain.append(session, enrollment.household_id, AidChainKind.PAYMENT,
+                    f"发放 payment {amount} yuan for {payment.period} ({program.name})", program_key=program.key,
+                    ref_type="payment", ref_id=payment.id, actor=actor.username)
+
+
+# --- transfer without re-applying (GD-2022) -----------------------------------------------------------------
+
+
+async def transfer_enrollment(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *,
+                              enrollment_id: int, to_program: str, note: str | None = None, on: dt.date | None = None) -> Enrollment:
+    """Move an active near-dibao or expenditure-hardship enrolment to dibao or tekun, with the household's
+    consent and without a new application, when the household meets the target's criteria on ``on``."""
+    on = on or dt.date.today()
+    engine = engine or _default()
+    source = await session.get(Enrollment, enrollment_id)
+    if source is None or not actor.may("read", source.region_code, "household"):
+        raise not_found("enrollment", "enrollmentId")
+    policy, target = _policy_for(engine, source.region_code, to_program)
+    if source.program_key not in target.transfer_from or source.status != S.ACTIVE.value:
+        raise DomainError.single(ErrorCode.INVALID_TRANSITION,
+                                 f"a {source.status} {source.program_key} enrolment cannot be transferred to "
+                                 f"{to_program} (from: {', '.join(target.transfer_from) or 'none'}, ACTIVE only)",
+                                 "enrollmentId")
+    _require(actor, "approve", source.region_code, "a transfer", "enrollmentId")
+    await _check_approver(session, actor, policy, target, source, on)
+    _, source_program = _policy_for(engine, source.region_code, source.program_key)
+    new = Enrollment(household_id=source.household_id, person_id=source.person_id, program_key=to_program,
+                     province_code=source.province_code, region_code=source.region_code, status=S.APPROVED.value,
+                     transferred_from_id=source.id, version=1)
+    evaluation = await evaluate_one(session, engine, new, on)
+    if not evaluation["eligible"]:
+        raise DomainError.single(ErrorCode.VALIDATION, f"the household does not meet the {to_program} criteria on "
+                                                       f"{on}: " + "; ".join(evaluation["reasons"]), "enrollmentId")
+    new.monthly_amount = _money(evaluation["monthly_amount"])
+    new.category = evaluation.get("benefit_label") or target.category
+    new.decided_at = dt.datetime.combine(on, dt.time())
+    new.details = {"decided_on": on.isoformat(), "reasons": evaluation["reasons"], "transferred_from": source.id,
+                   "one_off_amount": evaluation.get("one_off_amount")}
+    session.add(new)
+    previous = source.status
+    source.status, source.end_date, source.version = S.ENDED.value, on, source.version + 1
+    await session.flush()
+    await _record_step(session, actor, policy, source_program, source, "TRANSFER_OUT", previous, note, on,
+                       AidChainKind.REFERRAL, f"转办 transferred to {target.name} without re-applying (GD-2022)")
+    await _record_step(session, actor, policy, target, new, "TRANSFER_IN", None, note, on, AidChainKind.DECISION,
+                       f"APPROVE {target.name} on transfer from {source_program.name}, amount {new.monthly_amount}")
+    return new
+
+
+# --- reviews and gradual exit ----------------------------------------------------------------------------------
+
+
+async def due_reviews(session: AsyncSession, scope: Scope, on: dt.date) -> list[Enrollment]:
+    """Active enrolments in ``scope`` whose periodic review is due on or before ``on`` (one statement)."""
+    rows = await session.execute(select(Enrollment).where(
+        Enrollment.status == S.ACTIVE.value, Enrollment.next_review_date.is_not(None),
+        Enrollment.next_review_date <= on, scope.predicate(Enrollment.region_code)).order_by(Enrollment.next_review_date,
+                                                                                               Enrollment.id))
+    return list(rows.scalars())
+
+
+async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, enrollment_id: int,
+                         on: dt.date | None = None, note: str | None = None) -> Enrollment:
+    """复核: re-evaluate under the rules in force on ``on``. Still eligible: the benefit follows the household's
+    economic status (unchanged status, unchanged benefit) and the next review is scheduled. No longer eligible:
+    the gradual exit starts where the province has one (渐退期), otherwise the enrolment ends."""
+    on = on or dt.date.today()
+    engine = engine or _default()
+    enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
+        raise not_found("enrollment", "enrollmentId")
+    policy, program = _policy_for(engine, enrollment.region_code, enrollment.program_key, "enrollmentId")
+    if enrollment.status != S.ACTIVE.value:
+        raise DomainError.single(ErrorCode.INVALID_TRANSITION, f"only ACTIVE enrolments are reviewed, this one is "
+                                                               f"{enrollment.status}", "enrollmentId")
+    _require(actor, "review", enrollment.region_code, "a periodic review", "enrollmentId")
+    evaluation = await evaluate_one(session, engine, enrollment, on)
+    previous_amount = enrollment.monthly_amount
+    from_status = enrollment.status
+    if evaluation["eligible"]:
+        enrollment.monthly_amount = _money(evaluation["monthly_amount"])
+        await _schedule_review(session, policy, program, enrollment, on)
+        summary = (f"复核 review: still eligible, amount {previous_amount} -> {enrollment.monthly_amount}, next review "
+                   f"{enrollment.next_review_date}")
+    else:
+        exit_months = int(policy.params.value(f"{program.key}.gradual_exit_months", on, default=0) or 0)
+        if exit_months:
+            enrollment.status = S.GRADUAL_EXIT.value
+            enrollment.gradual_exit_until = _add_months(on, exit_months)
+            summary = (f"复核 review: no longer eligible; 渐退期 gradual exit, benefit {previous_amount} continues until "
+                       f"{enrollment.gradual_exit_until} ({policy.params.cite(program.key + '.gradual_exit_months')})")
+        else:
+            enrollment.status, enrollment.end_date = S.ENDED.value, on
+            summary = "复核 review: no longer eligible; ended"
+        enrollment.next_review_date = None
+    enrollment.details = {**(enrollment.details or {}), "last_review": on.isoformat(),
+                          "review_reasons": evaluation["reasons"]}
+    enrollment.version += 1
+    await session.flush()
+    await _record_step(session, actor, policy, program, enrollment, "PERIODIC_REVIEW", from_status, note, on,
+                       AidChainKind.VERIFICATION, summary)
+    return enrollment
+
+
+async def end_gradual_exits(session: AsyncSession, actor: Actor, engine: PolicyEngine, scope: Scope,
+                            on: dt.date) -> int:
+    """End every enrolment in ``scope`` whose gradual exit is over on ``on``; returns how many (re-runnable)."""
+    due = list((await session.execute(select(Enrollment).where(
+        Enrollment.status == S.GRADUAL_EXIT.value, Enrollment.gradual_exit_until <= on,
+        scope.predicate(Enrollment.region_code)))).scalars())
+    for enrollment in due:  # rows already loaded by one statement; each transition adds rows flushed together
+        policy, program = _policy_for(engine, enrollment.region_code, enrollment.program_key, "enrollmentId")
+        enrollment.status, enrollment.end_date, enrollment.version = S.ENDED.value, on, enrollment.version + 1
+        await _record_step(session, actor, policy, program, enrollment, "GRADUAL_EXIT_END", S.GRADUAL_EXIT.value, None,
+                           on, AidChainKind.DECISION, f"渐退期 gradual exit over on {enrollment.gradual_exit_until}: ended")
+    await session.flush()
+    return len(due)
+
+
+# --- monthly payments, set-at-a-time -----------------------------------------------------------------------------
+
+
+async def disburse_month(session: AsyncSession, actor: Actor, period: str, scope: Scope) -> int:
+    """Record the payments of ``period`` (YYYY-MM) for every receiving enrolment in scope that has a monthly
+    amount and no payment for that period yet: two INSERT ... SELECT statements, safe to re-run."""
+    if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit():
+        raise DomainError.single(ErrorCode.VALIDATION, f"period must be YYYY-MM, got {period!r}", "period")
+    allowed = actor.scope("disburse", OBJECT)
+    if allowed.empty:
+        raise DomainError.single(ErrorCode.FORBIDDEN, "disbursing needs the 'disburse' permission", "period")
+    e = Enrollment
+    paid = exists().where(Payment.enrollment_id == e.id, Payment.period == period)
+    due = and_(e.status.in_([S.ACTIVE.value, S.GRADUAL_EXIT.value]), e.monthly_amount.is_not(None),
+               scope.predicate(e.region_code), allowed.predicate(e.region_code), ~paid)
+    count = (await session.execute(select(func.count()).select_from(e).where(due))).scalar_one()
+    if not count:
+        return 0
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    await session.execute(insert(AidChainEvent).from_select(
+        ["household_id", "at", "kind", "summary", "program_key", "ref_type", "ref_id", "actor"],
+        select(e.household_id, literal(now), literal(AidChainKind.PAYMENT.value),
+               literal(f"发放 monthly payment for {period}: ") + func.cast(e.monthly_amount, _text()) + literal(" yuan"),
+               e.program_key, literal("enrollment"), e.id, literal(actor.username)).where(due)))
+    await session.execute(insert(Payment).from_select(
+        ["enrollment_id", "household_id", "amount", "period", "paid_at"],
+        select(e.id, e.household_id, e.monthly_amount, literal(period), literal(now)).where(due)))
+    audit.record(session, actor, "disburse", OBJECT, None, None, {"period": period, "payments": count})
+    return count
+
+
+def _text():
+    from sqlalchemy import String
+
+    return String()
