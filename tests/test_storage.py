@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
+from aidgraph.core.policy.host import build_plugin_manager
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.migrate import current_revision, upgrade
 from aidgraph.core.storage.models import Base, Region
@@ -15,6 +16,8 @@ from aidgraph.core.graph.regions import load_regions
 
 
 def test_migrations_match_models(sync_engine):
+    # Plugins own tables too (the medical plugin's medical_claim): registering every plugin declares them.
+    build_plugin_manager()
     with sync_engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
