@@ -36,6 +36,9 @@ from aidgraph.plugin import (
     yuan,
 )
 
+from aidgraph.plugins.medical.graphql import MedicalClaimType, contribution
+from aidgraph.plugins.medical.models import MedicalClaim  # noqa: F401 - the plugin's table, declared on registration
+
 
 __version__ = "0.1.0"
 
@@ -164,16 +167,11 @@ def aidgraph_search_document(entity: str, record: dict) -> dict | None:
     return program_search_document([PROGRAM], entity, record)
 
 
-
 @hookimpl
 def aidgraph_graphql_fields():
-    from aidgraph.plugins.medical.graphql import contribution
-
     return contribution()
 
 
 @hookimpl
 def aidgraph_graphql_types() -> list[type]:
-    from aidgraph.plugins.medical.graphql import MedicalClaimType
-
     return [MedicalClaimType]
