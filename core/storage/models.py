@@ -645,3 +645,204 @@ Index("ix_person_region_id", Person.region_code, Person.id)
 Index("ix_alert_region_status_level", Alert.region_code, Alert.status, Alert.level)
 Index("ix_enrollment_household_program", Enrollment.household_id, Enrollment.program_key, Enrollment.status)
 Index("ix_membership_household_current", Membership.household_id, Membership.valid_to)
+
+
+# --- casework (issue 13): referrals, leads, visits, temporary-aid mechanics ----------------------------------
+
+
+class ReferralStatus(str, enum.Enum):
+    """转办 status: sent to a department, accepted by it, done, or returned (not its matter / incomplete)."""
+
+    SENT = "SENT"
+    ACCEPTED = "ACCEPTED"
+    DONE = "DONE"
+    RETURNED = "RETURNED"
+
+
+OPEN_REFERRAL_STATUSES = frozenset({ReferralStatus.SENT, ReferralStatus.ACCEPTED})
+
+
+class LeadStatus(str, enum.Enum):
+    OPEN = "OPEN"
+    ALERTED = "ALERTED"
+    CLOSED = "CLOSED"
+
+
+class LeadChannel(str, enum.Enum):
+    """How a person in difficulty came to notice (主动发现: 协理员, 走访, 12345 / 12349 热线, 邻里, 本人)."""
+
+    VILLAGE_ASSISTANT = "VILLAGE_ASSISTANT"
+    VISIT = "VISIT"
+    HOTLINE_12345 = "HOTLINE_12345"
+    HOTLINE_12349 = "HOTLINE_12349"
+    NEIGHBOUR = "NEIGHBOUR"
+    SELF = "SELF"
+    OTHER = "OTHER"
+
+
+class Referral(Base):
+    """A case referred (分办转办, 一门受理、协同办理; GD-2021) from the accepting office or a caseworker to a receiving
+    department, with the documents the applicant was told once (一次性告知) and a due date (限时办理).
+
+    ``region_code`` is the household's region (data scope); ``from_region_code`` the accepting office's region,
+    which may lie elsewhere (异地受理). ``source`` says what created it (a caseworker, an alert disposition, an
+    enrolment event such as the employment plugin's automatic referral, an application accepted away).
+    """
+
+    __tablename__ = "referral"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    region_code: Mapped[str] = mapped_column(String(12))
+    from_region_code: Mapped[str | None] = mapped_column(String(12))
+    department: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    documents: Mapped[list] = mapped_column(JSON)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10))
+    answer: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(12))
+    source_id: Mapped[int | None] = mapped_column(BigInteger)
+    sent_by: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        _enum_check("status", ReferralStatus),
+        CheckConstraint("source IN ('CASEWORKER', 'ALERT', 'ENROLLMENT', 'APPLICATION')", name="source_enum"),
+        Index("ix_referral_region_status_due", "region_code", "status", "due_date"),
+    )
+
+
+class Lead(Base):
+    """A report of a person in difficulty (主动发现+报告; GD-2021 §22, FJ-2021): a person or an address, what was
+    seen, by whom and through which channel; routed to the township, then joined to an open alert, raised as
+    an alert, or closed with a reason."""
+
+    __tablename__ = "lead"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    township_code: Mapped[str] = mapped_column(ForeignKey("region.code"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id", ondelete="SET NULL"))
+    id_number: Mapped[str | None] = mapped_column(String(18))
+    name: Mapped[str | None] = mapped_column(String(50))
+    address: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text)
+    reported_by: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(8))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id", ondelete="SET NULL"))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        _enum_check("status", LeadStatus),
+        _enum_check("channel", LeadChannel),
+        CheckConstraint("person_id IS NOT NULL OR id_number IS NOT NULL OR address IS NOT NULL",
+                        name="person_or_address"),
+        Index("ix_lead_region_status", "region_code", "status"),
+    )
+
+
+class Visit(Base):
+    """A regular visit (巡访, 定期走访; GD-2021 §3, GD-2022 §8, FJ-2021) to a household, with its findings."""
+
+    __tablename__ = "visit"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    visited_on: Mapped[dt.date] = mapped_column(Date)
+    visitor: Mapped[str] = mapped_column(String(64))
+    findings: Mapped[str] = mapped_column(Text)
+    needs_help: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+class ReserveFund(Base):
+    """A township's temporary-aid reserve fund (临时救助备用金; GD-2021 §15, GD-2022): its balance, never negative
+    (the CHECK makes two concurrent draws unable to overspend it on either engine)."""
+
+    __tablename__ = "reserve_fund"
+
+    township_code: Mapped[str] = mapped_column(ForeignKey("region.code"), primary_key=True)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
+
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_not_negative"),)
+
+
+class ReserveFundEntry(Base):
+    """One line of a reserve fund's ledger: a replenishment or a draw for an aid-first payment."""
+
+    __tablename__ = "reserve_fund_entry"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    township_code: Mapped[str] = mapped_column(ForeignKey("reserve_fund.township_code"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('REPLENISH', 'DRAW')", name="kind_enum"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("balance_after >= 0", name="balance_not_negative"),
+    )
+
+
+class TemporaryAidApproval(Base):
+    """The one approval of a temporary-aid case (一次审批) with its total and level: township up to the configured
+    amount, county above, county case conference (一事一议) beyond the rules' amount (分级审批; GD-2021, GD-2022)."""
+
+    __tablename__ = "temporary_aid_approval"
+
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), primary_key=True)
+    approved_total: Mapped[Decimal] = mapped_column(Money)
+    level: Mapped[str] = mapped_column(String(16))
+    approved_by: Mapped[str] = mapped_column(String(64))
+    approved_on: Mapped[dt.date] = mapped_column(Date)
+    basis: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        CheckConstraint("level IN ('TOWNSHIP', 'COUNTY', 'CASE_CONFERENCE')", name="level_enum"),
+        CheckConstraint("approved_total > 0", name="total_positive"),
+    )
+
+
+class TemporaryAidStage(Base):
+    """A scheduled payment of an approved temporary-aid case: a stage (分阶段救助) or follow-up aid (跟进救助).
+    The stages of a case never add up to more than its approved total."""
+
+    __tablename__ = "temporary_aid_stage"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("temporary_aid_approval.enrollment_id", ondelete="CASCADE"),
+                                               index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(10))
+    from_reserve: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id", ondelete="SET NULL"))
+    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('STAGE', 'FOLLOW_UP')", name="kind_enum"),
+        CheckConstraint("status IN ('SCHEDULED', 'PAID')", name="status_enum"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
