@@ -22,7 +22,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.access.authn import Unauthenticated, actor_for_request
+from aidgraph.core.access.authn import Unauthenticated
 from aidgraph.core.storage.config import Settings, load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.policy.programs import ProgramCatalogue
@@ -68,6 +68,13 @@ class AidgraphGraphQL(GraphQL):
                          allow_queries_via_get=False, multipart_uploads_enabled=False)
         self.components = components
 
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL with its scripts and styles served by this server (no CDN: it works on an intranet)."""
+        from aidgraph.core.app.web import graphiql_html
+
+        return graphiql_html()
+
     async def get_context(self, request: Request, response: Response) -> Context:
         c = self.components
         context = Context(actor=getattr(request.state, "actor", None), settings=c.settings, session_factory=c.session_factory,
@@ -101,10 +108,17 @@ class GraphQLEndpoint:
                                                 "extensions": {"code": "METHOD_NOT_ALLOWED"}}]},
                                    status_code=405, headers={"Allow": "POST"})(scope, receive, send)
             return
+        from aidgraph.core.app.auth import Forbidden, authenticate_request
+
         try:
-            actor: Actor = await actor_for_request(request, self.components.settings, self.components.session_factory)
+            # The bearer token, or the console's session cookie with its CSRF header (aidgraph.core.app.auth).
+            actor: Actor = await authenticate_request(request, self.components)
         except Unauthenticated as e:
             await unauthenticated(str(e))(scope, receive, send)
+            return
+        except Forbidden as e:
+            await JSONResponse({"errors": [{"message": str(e), "extensions": {"code": "CSRF"}}]},
+                               status_code=403)(scope, receive, send)
             return
         request.state.actor = actor
         try:
@@ -139,7 +153,12 @@ def create_app(components: AppComponents | None = None) -> Starlette:
                 await hook(components)
             await components.engine.dispose()
 
+    from aidgraph.core.app.auth import auth_routes, cors_middleware
+    from aidgraph.core.app.web import console_routes
+
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
-                            Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
+                            Route("/healthz", health, methods=["GET"]),
+                            *auth_routes(components), *console_routes()],
+                    middleware=cors_middleware(), lifespan=lifespan)
     app.state.components = components
     return app

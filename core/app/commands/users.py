@@ -14,7 +14,7 @@ from rich.table import Table
 
 from aidgraph.core.access import authz
 from aidgraph.core.policy.host import casbin_objects
-from aidgraph.core.access import users
+from aidgraph.core.access import passwords, users
 from aidgraph.core.access.actor import RoleGrant
 from aidgraph.core.access.authn import ConfigurationError, issue_token, parse_ttl
 from aidgraph.core.storage.config import load_settings
@@ -54,15 +54,51 @@ def _grants(roles: list[str], regions: list[str]) -> list[RoleGrant]:
 def add(username: str = typer.Argument(..., help="login name"),
         role: list[str] = typer.Option(..., "--role", help=f"one of {', '.join(authz.ROLES)}"),
         region: list[str] = typer.Option(..., "--region", help="region code where the role applies (and below)"),
-        display_name: Optional[str] = typer.Option(None, "--display-name")) -> None:
-    """Create a user holding ROLE in each REGION."""
+        display_name: Optional[str] = typer.Option(None, "--display-name"),
+        password_stdin: bool = typer.Option(False, "--password-stdin",
+                                            help="read the user's password from the first line of standard input")) -> None:
+    """Create a user holding ROLE in each REGION (with a password for the console, given --password-stdin)."""
+    password = _read_password() if password_stdin else None
     _, engine = _engine()
     try:
         with session_scope(engine) as session:
-            users.add_user(session, username, _grants(role, region), display_name)
-    except users.UserError as exc:
+            user = users.add_user(session, username, _grants(role, region), display_name)
+            if password is not None:
+                passwords.set_password(session, user, password)
+    except (users.UserError, passwords.PasswordError) as exc:
         _fail(str(exc))
     console.print(f"[green]user {username} added[/green]", highlight=False)
+
+
+def _read_password() -> str:
+    """The first line of standard input, without its line end (never echoed, never an argument in ``ps``)."""
+    import sys
+
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        _fail("no password on standard input (pipe it in: printf '%s\\n' \"$PASSWORD\" | aidgraph users ...)")
+    return password
+
+
+def set_password(username: str = typer.Argument(..., help="login name"),
+                 password_stdin: bool = typer.Option(False, "--password-stdin",
+                                                     help="read the new password from standard input")) -> None:
+    """Set (an administrator's reset) the password of USERNAME; the user's failed-login count starts afresh."""
+    if not password_stdin:
+        _fail("give --password-stdin and the password on standard input (passwords are never arguments)")
+    password = _read_password()
+    _, engine = _engine()
+    try:
+        with session_scope(engine) as session:
+            user = users.get_user(session, username)
+            if user is None:
+                raise users.UserError(f"no user {username!r}")
+            passwords.set_password(session, user, password)
+            passwords.clear_failures(session, username)
+    except (users.UserError, passwords.PasswordError) as exc:
+        _fail(str(exc))
+    console.print(f"password of {username} set", highlight=False)
 
 
 def grant(username: str, role: list[str] = typer.Option(..., "--role"),
@@ -180,6 +216,7 @@ def policy_check(path: str = typer.Argument(..., help="a policy.csv file inside 
 def register(app: typer.Typer) -> None:
     users_app.command("add")(add)
     users_app.command("grant")(grant)
+    users_app.command("set-password")(set_password)
     users_app.command("revoke")(revoke)
     users_app.command("list")(list_)
     users_app.command("deactivate")(deactivate)
