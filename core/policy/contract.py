@@ -164,7 +164,7 @@ def fmt(template: str, *args: Any) -> pl.Expr:
     return pl.format(template, *[a if isinstance(a, pl.Expr) else pl.lit(str(a)) for a in args])
 
 
-def program_search_document(programs: Iterable[Program], entity: str, record: dict) -> dict | None:
+def program_search_document(programs: Iterable[Program], entity: str, record: dict[str, Any]) -> dict[str, Any] | None:
     """Search fields a domain plugin adds to the enrolment documents of its own programs."""
     if entity != "enrollment":
         return None

@@ -140,7 +140,7 @@ def aidgraph_graphql_fields() -> GraphQLContribution | None:
 
 
 @hookspec
-def aidgraph_search_fields() -> dict[str, dict[str, dict]]:
+def aidgraph_search_fields() -> dict[str, dict[str, dict[str, Any]]]:
     """Extra OpenSearch mapping properties: entity kind (``person``, ``household``, ``alert``,
     ``enrollment``) -> field name -> mapping (``{"type": "keyword"}``). Merged by the indexer; the same field
     declared twice with different mappings is a start-up error."""

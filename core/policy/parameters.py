@@ -126,7 +126,7 @@ class Parameter:
 
 
 def _illustrative(source: str | None) -> bool:
-    return bool(source) and source.strip().lower().startswith("illustrative")
+    return source is not None and source.strip().lower().startswith("illustrative")
 
 
 class ProvinceParams:
@@ -168,7 +168,7 @@ class ProvinceParams:
                 latest[v.region] = v
         base = latest.pop(None, None)
         expr = pl.lit(base.value if base is not None else default)
-        for region in sorted(latest, key=len):
+        for region in sorted((r for r in latest if r is not None), key=len):
             expr = pl.when(pl.col(region_column).str.starts_with(region)).then(pl.lit(latest[region].value)).otherwise(expr)
         return expr
 
@@ -211,7 +211,7 @@ class ProvinceConfig:
 # --- loading -----------------------------------------------------------------------------------------------
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

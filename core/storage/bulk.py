@@ -15,7 +15,8 @@ stored) cannot change under it when two jobs run at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 from sqlalchemy import (
@@ -23,7 +24,9 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Executable,
     Integer,
+    Select,
     String,
     any_,
     bindparam,
@@ -31,7 +34,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 
 def dialect_of(bind: Connection | Session) -> str:
@@ -43,12 +46,24 @@ def _connection(bind: Connection | Session) -> Connection:
     return bind.connection() if isinstance(bind, Session) else bind
 
 
+def driver_connection(bind: Connection | Session) -> Any:
+    """The DB-API connection (psycopg or sqlite3) under the caller's transaction, for COPY and executemany."""
+    driver = _connection(bind).connection.driver_connection
+    if driver is None:  # only a connection that was invalidated has none
+        raise RuntimeError("the connection has no driver connection")
+    return driver
+
+
+FrameSchema = Mapping[str, "pl.DataType | type[pl.DataType]"]
+"""A frame's column names and polars types, in order (``{"id": pl.Int64, ...}``)."""
+
+
 MONEY_DECIMALS = 2
 """Float columns are written with two decimals: every float the batch jobs write is an amount in yuan
 (``Numeric(14, 2)``) or a score (``Numeric(8, 2)``), and both engines must store the same value."""
 
 
-def sqlite_rows(frame: pl.DataFrame) -> list[tuple]:
+def sqlite_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
     """Rows as SQLite stores them through SQLAlchemy: ISO dates, 'YYYY-MM-DD HH:MM:SS.ffffff', 0/1 booleans."""
     converted = []
     for name, dtype in frame.schema.items():
@@ -88,7 +103,7 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) ->
     if frame.is_empty():
         return 0
     conn = _connection(bind)
-    driver = conn.connection.driver_connection
+    driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         with driver.cursor() as cur, cur.copy(copy_sql(table, frame.columns)) as copy:
             copy.write(copy_text(frame))
@@ -101,7 +116,8 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) ->
     return frame.height
 
 
-def any_of(column: ColumnElement, values: Sequence, dialect: str) -> ColumnElement[bool]:
+def any_of(column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any],
+           dialect: str) -> ColumnElement[bool]:
     """``column IN values`` with the whole list bound as one parameter (one statement for any length).
 
     SQLite reads the list from a JSON array (``json_each``); PostgreSQL compares with ``ANY`` of an array.
@@ -111,7 +127,7 @@ def any_of(column: ColumnElement, values: Sequence, dialect: str) -> ColumnEleme
         integers = isinstance(column.type, Integer) or bool(values) and all(isinstance(v, int) for v in values)
         array = bindparam(None, values, type_=ARRAY(BigInteger if integers else String))
         return column == any_(array)
-    keys = select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(values))))
+    keys: Select[Any] = select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(values))))
     return column.in_(keys.scalar_subquery())
 
 
@@ -125,7 +141,7 @@ def lock_for_writing(bind: Connection | Session, tables: Sequence[str]) -> None:
     conn = _connection(bind)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
-    elif not conn.connection.driver_connection.in_transaction:
+    elif not driver_connection(conn).in_transaction:
         # pysqlite begins a transaction only before a write, which already holds SQLite's write lock; so a
         # transaction in progress needs nothing more, and one that has only read is not "in transaction".
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -141,7 +157,7 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
         return 0
     conn = _connection(bind)
     columns = [c for c in frame.columns if c != key]
-    driver = conn.connection.driver_connection
+    driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         staging = f"_update_{table}"
         with driver.cursor() as cur:
@@ -162,7 +178,7 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
     return frame.height
 
 
-def read_frame(bind: Connection | Session, stmt, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def read_frame(bind: Connection | Session, stmt: Executable, schema: FrameSchema) -> pl.DataFrame:
     """The statement's rows as a frame with ``schema`` (its column names, in order), fetched straight from the
     driver's cursor: no per-row result processing, which costs more than the query on million-row reads.
 

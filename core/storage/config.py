@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 
 def builtin_province_configs() -> Path:
@@ -54,7 +55,7 @@ class Settings:
     def production(self) -> bool:
         return self.env == "production"
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
 
 
@@ -62,7 +63,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Read settings from the environment (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
     settings = Settings()
-    changes: dict = {}
+    changes: dict[str, Any] = {}
     if env.get("AIDGRAPH_DATABASE_URL"):
         changes["database_url"] = env["AIDGRAPH_DATABASE_URL"]
     if env.get("AIDGRAPH_OPENSEARCH_URL"):

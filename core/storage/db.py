@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url, URL
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +40,7 @@ def async_url(url: str) -> URL:
     raise ValueError(f"unsupported database {u.get_backend_name()!r}: use sqlite:/// or postgresql://")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -51,7 +52,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_sync_engine(url: str, **kwargs) -> Engine:
+def make_sync_engine(url: str, **kwargs: Any) -> Engine:
     u = sync_url(url)
     if u.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
@@ -61,7 +62,7 @@ def make_sync_engine(url: str, **kwargs) -> Engine:
     return engine
 
 
-def make_async_engine(url: str, **kwargs) -> AsyncEngine:
+def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
     u = async_url(url)
     if u.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
@@ -74,7 +75,7 @@ def make_async_engine(url: str, **kwargs) -> AsyncEngine:
     return engine
 
 
-def async_session_factory(engine: AsyncEngine) -> async_sessionmaker:
+def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
@@ -102,7 +103,8 @@ class StatementCounter:
         self.statements: list[str] = []
         self._lock = threading.Lock()
 
-    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
+    def _on_execute(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                    executemany: bool) -> None:
         with self._lock:
             self.count += 1
             self.statements.append(statement)
@@ -111,7 +113,7 @@ class StatementCounter:
         event.listen(self.engine, "before_cursor_execute", self._on_execute)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on_execute)
 
     def reset(self) -> None:

@@ -30,7 +30,7 @@ class FieldError:
     message: str
     code: ErrorCode
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | None]:
         return {"field": self.field, "message": self.message, "code": self.code.value}
 
 

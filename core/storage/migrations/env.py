@@ -1,7 +1,9 @@
 """Alembic environment: runs migrations on the connection handed over by :func:`aidgraph.core.storage.migrate.upgrade`."""
 
 from alembic import context
+from sqlalchemy import Connection
 
+from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.models import Base
 
 target_metadata = Base.metadata
@@ -10,16 +12,17 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
-        from aidgraph.core.storage.db import make_sync_engine
-
-        engine = make_sync_engine(context.config.get_main_option("sqlalchemy.url"))
+        url = context.config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("no connection handed over and no sqlalchemy.url configured")
+        engine = make_sync_engine(url)
         with engine.begin() as connection:
             _run(connection)
         return
     _run(connection)
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
