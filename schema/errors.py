@@ -7,14 +7,17 @@ GraphQL input paths, for example ``members.1.idNumber``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
+from sqlalchemy.exc import DBAPIError
 
 from aidgraph.core.storage.errors import DomainError, ErrorCode as CoreErrorCode
 
 ErrorCode = strawberry.enum(CoreErrorCode, name="ErrorCode")
+log = logging.getLogger("aidgraph.mutation")
 
 
 @strawberry.type(description="A problem with the input that the user must fix.")
@@ -36,3 +39,11 @@ async def run_mutation(info, work: Callable[[Any], Awaitable[Any]]) -> tuple[Any
         return result, []
     except DomainError as e:
         return None, user_errors(e)
+    except DBAPIError as e:
+        # A unique index or a lock decided against this request (a concurrent change, a deadlock, a full
+        # disk): nothing was written (the transaction rolled back). The client gets a code, never the
+        # database's text or parameters; the log gets one line.
+        log.warning("mutation rolled back by the database: %s (%s)", type(e.orig).__name__ if e.orig else
+                    type(e).__name__, getattr(getattr(e.orig, "sqlstate", None), "__str__", lambda: "-")())
+        return None, [UserError(field=None, message="the change could not be saved because of a concurrent change; "
+                                                    "nothing was written, send it again", code=CoreErrorCode.CONFLICT)]

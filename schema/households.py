@@ -82,6 +82,7 @@ class RegisterHouseholdInput:
 class AddHouseholdMemberInput:
     household_id: strawberry.ID
     member: MemberInput
+    idempotency_key: str | None = None
 
 
 @strawberry.input
@@ -192,7 +193,7 @@ class Mutation:
         async def work(session):
             return await household_service.add_household_member(
                 session, info.context.actor, household_id=db_id(input.household_id, "Household"),
-                member=input.member.to_data())
+                member=input.member.to_data(), idempotency_key=input.idempotency_key)
 
         household_id, errors = await run_mutation(info, work)
         return await _household_payload(info, household_id, errors)

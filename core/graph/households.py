@@ -4,6 +4,14 @@ Services validate the whole input first and report every problem at once (each a
 the field path and a code), then write inside the caller's transaction: membership history, the aid chain,
 the audit log and the search outbox together, or nothing. Targets outside the actor's scope are reported
 exactly like records that do not exist.
+
+No existence oracle (issue 12): whether an ID number is already known is looked at only once the request is
+otherwise valid, so a probe must be a complete registration (which writes and is audited when the person is
+new). A person known outside the caller's scope, or known without a current household, is never pulled in
+silently: the answer is ``TRANSFER_REQUIRED``, the same text wherever and whoever they are, naming the
+procedure (a transfer request to the region that holds them). Household numbers come from a counter row per
+region taken under lock, so concurrent registrations in one village do not collide; repeats are answered
+through :mod:`aidgraph.core.graph.idempotency`.
 """
 
 from __future__ import annotations
@@ -14,13 +22,17 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.graph import aidchain
 from aidgraph.core.graph import audit
+from aidgraph.core.graph import idempotency
 from aidgraph.core.graph import idnumber
 from aidgraph.core.graph import outbox
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError, not_found
 from aidgraph.core.storage.models import (
     AidChainKind,
@@ -28,7 +40,7 @@ from aidgraph.core.storage.models import (
     EconomicItemKind,
     EmploymentStatus,
     Household,
-    IdempotencyRecord,
+    HouseholdCounter,
     LabourCapacity,
     Membership,
     OutboxEntity,
@@ -131,27 +143,40 @@ def _new_person(m: MemberData, rid: idnumber.ResidentId, region_code: str) -> Pe
 
 
 async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
+    """Deprecated: kept for callers written before :mod:`aidgraph.core.graph.idempotency`; use ``claim``
+    (which also refuses a key reused with another payload and makes concurrent repeats wait)."""
     if not key:
         return None
-    row = (
-        await session.execute(
-            select(IdempotencyRecord.result).where(
-                IdempotencyRecord.actor == actor.username,
-                IdempotencyRecord.operation == operation,
-                IdempotencyRecord.key == key,
-            )
-        )
-    ).scalar_one_or_none()
-    return row
+    from aidgraph.core.storage.models import IdempotencyRecord
+
+    return (await session.execute(select(IdempotencyRecord.result).where(
+        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
+        IdempotencyRecord.key == key))).scalar_one_or_none()
 
 
 def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | None, result: dict) -> None:
+    """Deprecated companion of :func:`_replay`; use :func:`aidgraph.core.graph.idempotency.claim`."""
     if key:
+        from aidgraph.core.storage.models import IdempotencyRecord
+
         session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
 
 
+async def _begin_write(session: AsyncSession) -> None:
+    """SQLite: take the write lock before the existence checks read (one writer at a time, so what they
+    read stays true until commit). PostgreSQL needs nothing: unique indexes and the counter row decide."""
+    if session.get_bind().dialect.name != "postgresql":
+        await session.run_sync(lambda s: lock_for_writing(s, [Household.__tablename__]))
+
+
 async def _next_household_number(session: AsyncSession, region_code: str) -> str:
-    """``H`` + the 12-digit region code (townships padded with 000) + a 6-digit sequence within it."""
+    """``H`` + the 12-digit region code (townships padded with 000) + a 6-digit sequence within it.
+
+    The sequence comes from the region's ``household_counter`` row, incremented by one upsert (the row
+    stays locked until the transaction ends, so concurrent registrations wait for each other there and never
+    collide). The first use under a region seeds it past the numbers already stored; later uses never go
+    below them either (numbers written by the seed or an import without the counter stay unique).
+    """
     prefix = "H" + region_code.ljust(12, "0")
     last = (
         await session.execute(
@@ -160,17 +185,51 @@ async def _next_household_number(session: AsyncSession, region_code: str) -> str
             )
         )
     ).scalar_one_or_none()
-    seq = int(last[len(prefix):]) + 1 if last else 1
+    tail = last[len(prefix):] if last else ""
+    stored = int(tail) if tail.isdigit() else 0
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    bigger = func.greatest if dialect == "postgresql" else func.max
+    stmt = insert(HouseholdCounter).values(region_code=region_code, last_seq=stored + 1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[HouseholdCounter.region_code],
+        set_={"last_seq": bigger(HouseholdCounter.last_seq + 1, stmt.excluded.last_seq)},
+    ).returning(HouseholdCounter.last_seq)
+    seq = (await session.execute(stmt)).scalar_one()
     return f"{prefix}{seq:06d}"
+
+
+TRANSFER_MESSAGE = ("this person cannot be registered here as entered: if they live in another household or "
+                    "region, ask that region for a transfer (迁移申请) of the person to this household")
+
+
+def _placement_errors(actor: Actor, existing: dict[str, tuple[Person, int | None]], numbers: list[tuple[str, str]],
+                      ) -> list[FieldError]:
+    """Errors for ID numbers already known: DUPLICATE_PERSON when the caller can see the person (they learn
+    nothing new), the neutral TRANSFER_REQUIRED otherwise and for a known person without a current household
+    outside the caller's scope. A known person without a household whose last region is in scope rejoins."""
+    errors: list[FieldError] = []
+    for path, number in numbers:
+        if number not in existing:
+            continue
+        person, household_id = existing[number]
+        visible = person.region_code is not None and actor.may("read", person.region_code, "person")
+        if household_id is not None and visible:
+            errors.append(FieldError(path, "this person is already a member of a household", ErrorCode.DUPLICATE_PERSON))
+        elif household_id is not None or not (visible and actor.may("update", person.region_code, "person")):
+            errors.append(FieldError(path, TRANSFER_MESSAGE, ErrorCode.TRANSFER_REQUIRED))
+    return errors
 
 
 async def register_household(session: AsyncSession, actor: Actor, *, region_code: str, address: str | None,
                              members: list[MemberData], idempotency_key: str | None = None,
                              today: dt.date | None = None) -> int:
     """Register a household with its members; returns the household id (RegisterHousehold)."""
-    replay = await _replay(session, actor, "registerHousehold", idempotency_key)
-    if replay is not None:
-        return int(replay["householdId"])
+    payload = {"regionCode": region_code, "address": address, "members": members}
+    claim = await idempotency.claim(session, actor, "registerHousehold", idempotency_key, payload)
+    if claim.replay is not None:
+        return int(claim.replay["householdId"])
+    await _begin_write(session)
     today = today or dt.date.today()
     errors: list[FieldError] = []
     region = (await session.execute(select(Region).where(Region.code == (region_code or "")))).scalar_one_or_none()
@@ -200,11 +259,11 @@ async def register_household(session: AsyncSession, actor: Actor, *, region_code
             errors.append(FieldError(f"members.{i}.idNumber", f"same person as members.{seen[rid.number]}",
                                      ErrorCode.DUPLICATE_PERSON))
         seen.setdefault(rid.number, i)
+    if errors:  # nothing is said about known persons until the request is otherwise valid
+        raise DomainError(errors)
     existing = await _existing_persons(session, [r.number for r in parsed if r is not None])
-    for i, rid in enumerate(parsed):
-        if rid is not None and rid.number in existing and existing[rid.number][1] is not None:
-            errors.append(FieldError(f"members.{i}.idNumber", "this person is already a member of a household",
-                                     ErrorCode.DUPLICATE_PERSON))
+    errors = _placement_errors(actor, existing, [(f"members.{i}.idNumber", r.number) for i, r in enumerate(parsed)
+                                                 if r is not None])
     if errors:
         raise DomainError(errors)
 
@@ -224,7 +283,7 @@ async def register_household(session: AsyncSession, actor: Actor, *, region_code
                     actor=actor.username)
     audit.record(session, actor, "create", "household", household.id, region.code,
                  {"members": len(members), "householdNumber": household.household_number})
-    _remember(session, actor, "registerHousehold", idempotency_key, {"householdId": household.id})
+    await claim.remember({"householdId": household.id})
     await session.flush()
     return household.id
 
@@ -270,21 +329,27 @@ async def load_household_in_scope(session: AsyncSession, actor: Actor, household
 
 
 async def add_household_member(session: AsyncSession, actor: Actor, *, household_id: int | None,
-                               member: MemberData, today: dt.date | None = None) -> int:
+                               member: MemberData, today: dt.date | None = None,
+                               idempotency_key: str | None = None) -> int:
     """Add a member to an existing household (AddHouseholdMember); returns the household id."""
     today = today or dt.date.today()
+    claim = await idempotency.claim(session, actor, "addHouseholdMember", idempotency_key,
+                                    {"householdId": household_id, "member": member})
+    if claim.replay is not None:
+        return int(claim.replay["householdId"])
+    await _begin_write(session)
     household = await load_household_in_scope(session, actor, household_id, "update")
     errors, rid = _validate_member(member, "member", today)
     if member.relation_to_head == RelationToHead.SELF.value:
         errors.append(FieldError("member.relationToHead", "the household already has a head; a second SELF is not allowed",
                                  ErrorCode.VALIDATION))
-    existing = await _existing_persons(session, [rid.number] if rid else [])
-    if rid is not None and rid.number in existing and existing[rid.number][1] is not None:
-        errors.append(FieldError("member.idNumber", "this person is already a member of a household",
-                                 ErrorCode.DUPLICATE_PERSON))
-    if errors:
+    if errors:  # nothing is said about known persons until the request is otherwise valid
         raise DomainError(errors)
     assert rid is not None
+    existing = await _existing_persons(session, [rid.number])
+    errors = _placement_errors(actor, existing, [("member.idNumber", rid.number)])
+    if errors:
+        raise DomainError(errors)
     person = await _attach_person(session, existing, member, rid, household.region_code)
     session.add(Membership(household_id=household.id, person_id=person.id, relation_to_head=member.relation_to_head,
                            valid_from=today))
@@ -296,6 +361,7 @@ async def add_household_member(session: AsyncSession, actor: Actor, *, household
                     actor=actor.username)
     audit.record(session, actor, "update", "household", household.id, household.region_code,
                  {"addedPerson": person.id})
+    await claim.remember({"householdId": household.id})
     await session.flush()
     return household.id
 

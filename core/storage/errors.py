@@ -20,6 +20,13 @@ class ErrorCode(str, Enum):
     VALIDATION = "VALIDATION"
     SEARCH_UNAVAILABLE = "SEARCH_UNAVAILABLE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    """The idempotency key was already used with a different request (aidgraph.core.graph.idempotency)."""
+    TRANSFER_REQUIRED = "TRANSFER_REQUIRED"
+    """The person cannot be registered here as entered: a transfer (迁移) request to the region that holds
+    them is the procedure; the answer says neither whether nor where they exist."""
+    CONFLICT = "CONFLICT"
+    """A concurrent change or a storage failure: nothing was written, the request may be sent again."""
 
 
 @dataclass

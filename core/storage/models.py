@@ -594,8 +594,20 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(100))
     result: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    """sha256 of the request's canonical payload: the same key with another payload is refused (0004)."""
 
     __table_args__ = (UniqueConstraint("actor", "operation", "key", name="uq_idempotency_actor_operation_key"),)
+
+
+class HouseholdCounter(Base):
+    """The last household number handed out under a region: one locked row per region, so concurrent
+    registrations in one village never collide (migration 0004)."""
+
+    __tablename__ = "household_counter"
+
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
 
 
 # --- users and authorization ---------------------------------------------------------------------------------
