@@ -12,8 +12,9 @@ from aidgraph.core.access.scope import Scope
 
 ACTIONS = (
     "read", "read_sensitive", "create", "update", "apply", "review", "approve", "disburse",
-    "dispose_alert", "search", "export", "audit_read",
+    "dispose_alert", "search", "export", "audit_read", "run",
 )
+"""``run``: run a policy simulation (政策模拟, object ``simulation``): reads no record, writes none."""
 
 
 @dataclass(frozen=True)

@@ -50,15 +50,16 @@ ROLES = (
 """Roles every province's policy may use (省级管理员, 市级/县级经办, 乡镇经办, 村级协理员, 部门分析员, 审计员)."""
 
 CORE_OBJECTS: dict[str, frozenset[str]] = {
-    "household": frozenset(ACTIONS) - {"audit_read"},
-    "person": frozenset(ACTIONS) - {"audit_read"},
-    "enrollment": frozenset(ACTIONS) - {"audit_read"},
-    "alert": frozenset(ACTIONS) - {"audit_read"},
+    "household": frozenset(ACTIONS) - {"audit_read", "run"},
+    "person": frozenset(ACTIONS) - {"audit_read", "run"},
+    "enrollment": frozenset(ACTIONS) - {"audit_read", "run"},
+    "alert": frozenset(ACTIONS) - {"audit_read", "run"},
     "payment": frozenset({"read", "create", "disburse", "export"}),
     "health": frozenset({"read"}),
     "disability": frozenset({"read"}),
     "income": frozenset({"read"}),
     "audit": frozenset({"audit_read", "export"}),
+    "simulation": frozenset({"run"}),
 }
 """Object types of the core and the actions that make sense on each; plugins add theirs by hook."""
 

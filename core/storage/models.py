@@ -885,3 +885,22 @@ class TemporaryAidStage(Base):
         CheckConstraint("status IN ('SCHEDULED', 'PAID')", name="status_enum"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
+
+
+class SimulationScenario(Base):
+    """A saved policy simulation (政策模拟方案): the parameter changes asked, by whom and when, and the summary of
+    the result it gave, so the same scenario can be run again on later data and the answers compared (0007)."""
+
+    __tablename__ = "simulation_scenario"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    province_code: Mapped[str] = mapped_column(String(2))
+    region_code: Mapped[str] = mapped_column(String(12))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    changes: Mapped[list[Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("province_code", "name", name="uq_simulation_scenario_province_name"),)

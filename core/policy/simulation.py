@@ -1,0 +1,535 @@
+"""Policy simulation (政策模拟): what a change of standard or rule would cost, whom it reaches, per county.
+
+A *reform* is the province's parameters with a few dated values added, exactly as a new entry in
+``province_configs/<code>/parameters/*.toml`` would add them: each change names a declared key, a value of the
+declared type within the declared bounds, optionally a region (for parameters that vary by region), valid
+from the simulation date. :func:`reform_params` checks every change with the same checks as loading a
+province (:func:`aidgraph.core.policy.parameters._type_ok`, the region rules, the plugins'
+``aidgraph_province_validate``), and builds the reform in O(changed parameters): a
+:class:`~collections.ChainMap` of the changed :class:`Parameter` objects over the baseline's.
+
+Both sides are evaluated with the very code path of eligibility: the household frame of
+:func:`aidgraph.core.policy.engine.household_frame` (every household of the scope, enrolled or not: raising a
+standard makes new households eligible) and :meth:`ProvincePolicy.decide`, the reform side by a
+:class:`ProvincePolicy` built over the reform parameters. No rule is written here: linked thresholds (the
+near-dibao line at 1.5x the standard, the tekun standard at 1.6x) move because the plugins compute them
+from the standard.
+
+Results (:class:`SimulationResult`): per program and in total, households and persons eligible and the
+monthly cost (sum of monthly amounts, yuan; one-off grants are not a monthly cost) under baseline and
+reform; newly and no longer eligible households; winners and losers by the change of per-capita income plus
+aid (gross monthly income plus monthly aid, per member); the same totals by child region; the (household,
+program) rows whose eligibility or amount changed, largest change first, explained on demand (reasons are the
+expensive part, so only a page is explained).
+
+Speed: the household frame of a scope is kept in memory by :class:`FrameCache` together with the baseline
+decisions. The rule: an entry is reused while the database fingerprint is unchanged (the highest id of each
+table the frame reads, and of the audit log, which every write of the platform appends to, including status
+changes) and it is younger than ``ttl`` seconds (default 600, for writes made outside the platform); any other
+write invalidates it on the next simulation. A simulation never writes enrolments or parameters: the only
+rows it writes are its audit entry and, when asked, a saved scenario (``simulation_scenario``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import threading
+import time
+from collections import ChainMap, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.scope import LEVEL_WIDTHS, Scope, is_level_code
+from aidgraph.core.graph import audit
+from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_frame
+from aidgraph.core.policy.host import flatten
+from aidgraph.core.policy.parameters import DatedValue, Parameter, ProvinceParams, _type_ok
+from aidgraph.core.storage.models import (
+    AuditLog,
+    EconomicItem,
+    Enrollment,
+    Household,
+    Membership,
+    Person,
+    Region,
+    Relationship,
+    SimulationScenario,
+)
+
+OBJECT = "simulation"
+ACTION = "run"
+MAX_CHANGES = int(os.environ.get("AIDGRAPH_SIMULATION_MAX_CHANGES", "20"))
+"""The most parameter changes one simulation may carry (``AIDGRAPH_SIMULATION_MAX_CHANGES``)."""
+CACHE_TTL_SECONDS = float(os.environ.get("AIDGRAPH_SIMULATION_CACHE_TTL", "600"))
+CACHE_ENTRIES = 4
+BANDS = ("GAIN_MORE_THAN_5", "GAIN_UP_TO_5", "NO_CHANGE", "LOSS_UP_TO_5", "LOSS_MORE_THAN_5")
+"""Winners and losers: change of per-capita income plus aid, in percent (> 5, (0, 5], 0, [-5, 0), < -5)."""
+EPSILON = 0.005
+"""Amounts closer than half a fen are equal."""
+SOURCE = "simulation"
+
+
+class SimulationError(ValueError):
+    """Bad simulation input: names the input field (``changes.0.value``) and the parameter key; nothing ran."""
+
+    def __init__(self, field: str, message: str, key: str | None = None, code: str = "VALIDATION"):
+        self.field = field
+        self.key = key
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    """One change: ``key`` takes ``value`` from the simulation date (in ``region`` and below, when given)."""
+
+    key: str
+    value: Any
+    region: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "value": self.value, "region": self.region}
+
+
+def first_of_next_month(today: dt.date | None = None) -> dt.date:
+    today = today or dt.date.today()
+    return dt.date(today.year + (today.month == 12), today.month % 12 + 1, 1)
+
+
+# --- the reform ---------------------------------------------------------------------------------------------
+
+
+def check_changes(params: ProvinceParams, changes: list[ParameterChange], on: dt.date,
+                  max_changes: int = MAX_CHANGES) -> None:
+    """The strict validation of province_configs, applied to each change; raises :class:`SimulationError`."""
+    if not changes:
+        raise SimulationError("changes", "give at least one parameter change")
+    if len(changes) > max_changes:
+        raise SimulationError("changes", f"{len(changes)} changes: at most {max_changes} per simulation "
+                                         f"(keys {', '.join(c.key for c in changes[max_changes:])} are over)")
+    seen: set[tuple[str, str | None]] = set()
+    code = params.province_code
+    for i, change in enumerate(changes):
+        spec = params.specs.get(change.key)
+        if spec is None:
+            raise SimulationError(f"changes.{i}.key", f"{change.key}: unknown parameter key: no plugin enabled for "
+                                                      f"province {code} declares it", change.key)
+        problem = _type_ok(spec, change.value)
+        if problem:
+            raise SimulationError(f"changes.{i}.value", f"{change.key}: bad value: {problem}", change.key)
+        if change.region is not None:
+            if not spec.regional:
+                raise SimulationError(f"changes.{i}.regionCode", f"{change.key}: this parameter does not vary by "
+                                                                 f"region", change.key)
+            if not is_level_code(change.region) or not change.region.startswith(code):
+                raise SimulationError(f"changes.{i}.regionCode", f"{change.key}: region {change.region!r} is not a "
+                                                                 f"region code of province {code}", change.key)
+        existing = params.parameters.get(change.key)
+        if existing is not None:
+            first = min(v.start for v in existing.values)
+            if on < first:
+                raise SimulationError("asOf", f"{change.key}: {on.isoformat()} is before the parameter's history "
+                                              f"(its first value takes effect on {first.isoformat()})", change.key)
+        if (change.key, change.region) in seen:
+            raise SimulationError(f"changes.{i}.key", f"{change.key}: changed twice"
+                                                      f"{' for ' + change.region if change.region else ''}", change.key)
+        seen.add((change.key, change.region))
+
+
+def reform_params(params: ProvinceParams, changes: list[ParameterChange], on: dt.date,
+                  max_changes: int = MAX_CHANGES) -> ProvinceParams:
+    """The baseline parameters with each change added as a value from ``on``: O(changed parameters).
+
+    A value already given for the same date and region is replaced (a file may not hold two), every other
+    value is kept, so the most specific region in force still wins exactly as in a province folder.
+    """
+    check_changes(params, changes, on, max_changes)
+    changed: dict[str, Parameter] = {}
+    for change in changes:
+        base = changed.get(change.key) or params.parameters.get(change.key)
+        spec = params.specs[change.key]
+        values = [v for v in (base.values if base else []) if (v.start, v.region) != (on, change.region)]
+        values.append(DatedValue(on, change.value, change.region, SOURCE))
+        values.sort(key=lambda v: (v.start, v.region or ""))
+        if base is not None:
+            changed[change.key] = dataclasses.replace(base, values=values)
+        else:
+            changed[change.key] = Parameter(change.key, spec.description, spec.unit, SOURCE, None, values)  # type: ignore[arg-type]
+    return ProvinceParams(params.province_code, ChainMap(changed, params.parameters), params.specs)  # type: ignore[arg-type]
+
+
+def reform_policy(baseline: ProvincePolicy, params: ProvinceParams) -> ProvincePolicy:
+    """The province's policy over ``params``: the same plugins, rules and formulas, checked by the plugins'
+    ``aidgraph_province_validate`` as loading a province checks them."""
+    problems = flatten(baseline.plugins.hook.aidgraph_province_validate(params=params))
+    if problems:
+        key = problems[0].split(":", 1)[0]
+        raise SimulationError("changes", "; ".join(problems), key)
+    config = dataclasses.replace(baseline.config, params=params)
+    return ProvincePolicy(baseline.plugins.pm, config)
+
+
+# --- the frame cache ---------------------------------------------------------------------------------------
+
+
+FINGERPRINT_TABLES = (Household, Membership, Person, Relationship, EconomicItem, Enrollment, AuditLog)
+
+
+async def fingerprint(session: AsyncSession) -> tuple:
+    """The highest id of every table the household frame reads, and of the audit log (one statement)."""
+    row = (await session.execute(select(*[select(func.max(t.id)).scalar_subquery() for t in FINGERPRINT_TABLES]))).one()
+    return tuple(row)
+
+
+@dataclass
+class _Entry:
+    frame: pl.DataFrame
+    fingerprint: tuple
+    built_at: float
+    baseline: dict[str, tuple[ProvincePolicy, pl.DataFrame]] = field(default_factory=dict)
+
+
+class FrameCache:
+    """Household frames of recent scopes with their baseline decisions, in memory (see the module's rule)."""
+
+    def __init__(self, ttl: float = CACHE_TTL_SECONDS, entries: int = CACHE_ENTRIES):
+        self.ttl = ttl
+        self.entries = entries
+        self._data: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    async def get(self, session: AsyncSession, on: dt.date, region_code: str, scope: Scope) -> tuple[_Entry, bool]:
+        url = str(session.bind.url) if session.bind is not None else ""
+        key = (url, on, region_code, scope.prefixes, scope.unrestricted)
+        stamp = await fingerprint(session)
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is not None and entry.fingerprint == stamp and time.monotonic() - entry.built_at < self.ttl:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return entry, True
+        frame = await household_frame(session, on=on, region_code=region_code, scope=scope)
+        entry = _Entry(frame, stamp, time.monotonic())
+        with self._lock:
+            self.misses += 1
+            self._data[key] = entry
+            self._data.move_to_end(key)
+            while len(self._data) > self.entries:
+                self._data.popitem(last=False)
+        return entry, False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+# --- results -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Totals:
+    households: int
+    persons: int
+    monthly_cost: float
+
+    def as_dict(self) -> dict:
+        return {"households": self.households, "persons": self.persons, "monthlyCost": round(self.monthly_cost, 2)}
+
+
+@dataclass(frozen=True)
+class Count:
+    households: int
+    persons: int
+
+
+@dataclass
+class SimulationResult:
+    province_code: str
+    region_code: str
+    on: dt.date
+    changes: list[ParameterChange]
+    baseline: Totals
+    reform: Totals
+    newly_eligible: Count
+    no_longer_eligible: Count
+    by_program: list[tuple[str, Totals, Totals]]
+    by_region: list[tuple[str, Totals, Totals]]
+    bands: dict[str, int]
+    affected: pl.DataFrame
+    """household_id, household_number, region_code, program, baseline_eligible, reform_eligible, baseline_amount,
+    reform_amount, change: the rows whose eligibility or monthly amount changed, largest change first."""
+    households_in_scope: int
+    timings: dict[str, float]
+    cached: bool
+    baseline_decisions: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
+    """Every (household, program) decision of the baseline (``ProvincePolicy.decide``'s rows), and of the reform."""
+    reform_decisions: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
+    _frame: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
+    _baseline_policy: ProvincePolicy | None = field(repr=False, default=None)
+    _reform_policy: ProvincePolicy | None = field(repr=False, default=None)
+
+    @property
+    def monthly_cost_change(self) -> float:
+        return round(self.reform.monthly_cost - self.baseline.monthly_cost, 2)
+
+    @property
+    def annual_cost_change(self) -> float:
+        return round(12 * (self.reform.monthly_cost - self.baseline.monthly_cost), 2)
+
+    def reasons(self, page: pl.DataFrame) -> dict[tuple[int, str], list[str]]:
+        """The reasons that changed, for the (household_id, program) rows of ``page`` only: ``now: ...`` lines
+        the reform gives and the baseline does not, ``was: ...`` lines the baseline gave."""
+        if page.height == 0 or self._baseline_policy is None or self._reform_policy is None:
+            return {}
+        pairs = page.select("household_id", "program")
+        before = self._baseline_policy.explain(self._frame, self.on, pairs)
+        after = self._reform_policy.explain(self._frame, self.on, pairs)
+        was = {(r["household_id"], r["program"]): r["reasons"] for r in before.iter_rows(named=True)}
+        result = {}
+        for r in after.iter_rows(named=True):
+            key = (r["household_id"], r["program"])
+            old = was.get(key, [])
+            old_set, new_set = set(old), set(r["reasons"])
+            result[key] = ([f"now: {line}" for line in r["reasons"] if line not in old_set]
+                           + [f"was: {line}" for line in old if line not in new_set])
+        return result
+
+    def summary(self) -> dict:
+        """What a saved scenario keeps and the audit entry records (JSON)."""
+        return {
+            "provinceCode": self.province_code, "regionCode": self.region_code, "asOf": self.on.isoformat(),
+            "householdsInScope": self.households_in_scope,
+            "baseline": self.baseline.as_dict(), "reform": self.reform.as_dict(),
+            "annualCostChange": self.annual_cost_change,
+            "newlyEligible": dataclasses.asdict(self.newly_eligible),
+            "noLongerEligible": dataclasses.asdict(self.no_longer_eligible),
+            "winnersLosers": dict(self.bands),
+            "affected": self.affected.height,
+            "byProgram": {k: {"baseline": b.as_dict(), "reform": r.as_dict()} for k, b, r in self.by_program},
+            "byRegion": {c: {"baseline": b.as_dict(), "reform": r.as_dict()} for c, b, r in self.by_region},
+        }
+
+
+def child_width(region_code: str) -> int:
+    """The code width of the child divisions of ``region_code`` (44 -> 4, 4401 -> 6, 440106 -> 9, ...)."""
+    widths = [w for w in LEVEL_WIDTHS if w > len(region_code)]
+    return widths[0] if widths else len(region_code)
+
+
+def _totals(eligible: pl.Series, persons: pl.Series, amount: pl.Series) -> Totals:
+    return Totals(int(eligible.sum()), int(persons.filter(eligible).sum() or 0), round(float(amount.sum() or 0.0), 2))
+
+
+def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, programs: list[str], region_code: str
+            ) -> dict[str, Any]:
+    """Totals, bands, regions and affected rows from two decisions over the same frame.
+
+    ``decide`` lays its rows out as one block per program, each in the frame's household order, so both sides
+    line up row by row without a join; household totals are sums over the blocks.
+    """
+    h = frame.height
+    if base.height != reform.height or base.height != h * len(programs):
+        raise RuntimeError("baseline and reform decisions do not line up")
+    members = frame["member_count"].cast(pl.Int64)
+    e_b, e_r = base["eligible"].fill_null(False), reform["eligible"].fill_null(False)
+    a_b, a_r = base["monthly_amount"].fill_null(0.0), reform["monthly_amount"].fill_null(0.0)
+    by_program = []
+    no = pl.select(pl.repeat(False, h, dtype=pl.Boolean)).to_series()
+    zero = pl.select(pl.repeat(0.0, h, dtype=pl.Float64)).to_series()
+    any_b, any_r, new_any, lost_any, aid_b, aid_r = no, no, no, no, zero, zero
+    for i, key in enumerate(programs):
+        sb, sr = e_b.slice(i * h, h), e_r.slice(i * h, h)
+        mb, mr = a_b.slice(i * h, h), a_r.slice(i * h, h)
+        by_program.append((key, _totals(sb, members, mb), _totals(sr, members, mr)))
+        any_b, any_r = any_b | sb, any_r | sr
+        new_any, lost_any = new_any | (sr & ~sb), lost_any | (sb & ~sr)
+        aid_b, aid_r = aid_b + mb, aid_r + mr
+    households = frame.select("household_id", "region_code", "monthly_income").with_columns(
+        members=members, any_b=any_b, any_r=any_r, aid_b=aid_b, aid_r=aid_r)
+    n = pl.max_horizontal(pl.col("members"), 1)
+    before = (pl.col("monthly_income") + pl.col("aid_b")) / n
+    delta = (pl.col("aid_r") - pl.col("aid_b")) / n
+    pct = pl.when(delta.abs() < EPSILON).then(0.0).when(before <= 0).then(
+        pl.when(delta > 0).then(float("inf")).otherwise(float("-inf"))).otherwise(delta / before * 100)
+    band = (pl.when(pct > 5).then(pl.lit(BANDS[0])).when(pct > 0).then(pl.lit(BANDS[1]))
+            .when(pct == 0).then(pl.lit(BANDS[2])).when(pct >= -5).then(pl.lit(BANDS[3])).otherwise(pl.lit(BANDS[4])))
+    counted = households.select(band=band).group_by("band").len()
+    bands = {b: 0 for b in BANDS}
+    bands.update(dict(zip(counted["band"].to_list(), counted["len"].to_list())))
+    width = child_width(region_code)
+    regions = (households.group_by(child=pl.col("region_code").str.slice(0, width)).agg(
+        hb=pl.col("any_b").sum(), pb=pl.col("members").filter(pl.col("any_b")).sum(), cb=pl.col("aid_b").sum(),
+        hr=pl.col("any_r").sum(), pr=pl.col("members").filter(pl.col("any_r")).sum(), cr=pl.col("aid_r").sum())
+        .sort("child"))
+    by_region = [(r["child"], Totals(int(r["hb"]), int(r["pb"] or 0), round(float(r["cb"]), 2)),
+                  Totals(int(r["hr"]), int(r["pr"] or 0), round(float(r["cr"]), 2)))
+                 for r in regions.iter_rows(named=True)]
+    rows = base.select("household_id", "household_number", "region_code", "program").with_columns(
+        baseline_eligible=e_b, reform_eligible=e_r, baseline_amount=base["monthly_amount"],
+        reform_amount=reform["monthly_amount"], change=(a_r - a_b).round(2))
+    affected = (rows.filter((pl.col("baseline_eligible") != pl.col("reform_eligible")) | (pl.col("change").abs() >= EPSILON))
+                .with_columns(size=pl.col("change").abs())
+                .sort(["size", "household_id", "program"], descending=[True, False, False]).drop("size"))
+    return {
+        "baseline": _totals(any_b, members, aid_b), "reform": _totals(any_r, members, aid_r),
+        "newly_eligible": Count(int(new_any.sum()), int(members.filter(new_any).sum() or 0)),
+        "no_longer_eligible": Count(int(lost_any.sum()), int(members.filter(lost_any).sum() or 0)),
+        "by_program": by_program, "by_region": by_region, "bands": bands, "affected": affected,
+    }
+
+
+# --- the simulator -------------------------------------------------------------------------------------------
+
+
+class Simulator:
+    """Runs simulations for a deployment: one policy engine, one frame cache (process-wide in the server)."""
+
+    def __init__(self, engine: PolicyEngine, cache: FrameCache | None = None, max_changes: int = MAX_CHANGES):
+        self.engine = engine
+        self.cache = cache or FrameCache()
+        self.max_changes = max_changes
+
+    def scope_for(self, actor: Actor, province_code: str, region_code: str | None) -> tuple[str, Scope]:
+        """(region, scope): the region asked (default the province) narrowed to where the actor may run
+        simulations and read households. A region outside the province or the caller's scope is an error."""
+        if province_code not in self.engine.province_codes():
+            raise SimulationError("provinceCode", f"province {province_code!r} is not configured")
+        region = region_code or province_code
+        if not is_level_code(region) or not region.startswith(province_code):
+            raise SimulationError("regionCode", f"region {region!r} is not a region code of province {province_code}")
+        scope = intersect(actor.scope(ACTION, OBJECT), actor.scope("read", "household")).narrow(region)
+        if scope.empty:
+            raise SimulationError("regionCode", f"region {region} is outside the regions where you may run "
+                                                f"simulations", code="FORBIDDEN")
+        return region, scope
+
+    async def run(self, session: AsyncSession, actor: Actor, province_code: str, changes: list[ParameterChange],
+                  region_code: str | None = None, on: dt.date | None = None, *, record: bool = True
+                  ) -> SimulationResult:
+        """Check the input, evaluate baseline and reform over the scope, audit the run (in ``session``; the
+        caller commits). Raises :class:`SimulationError` before anything runs."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        on = on or first_of_next_month()
+        region, scope = self.scope_for(actor, province_code, region_code)
+        baseline = self.engine.province(province_code)
+        params = reform_params(baseline.params, changes, on, self.max_changes)
+        reform = reform_policy(baseline, params)
+        timings["reform"] = time.perf_counter() - started
+        t = time.perf_counter()
+        entry, cached = await self.cache.get(session, on, region, scope)
+        frame = entry.frame
+        timings["frame"] = time.perf_counter() - t
+        t = time.perf_counter()
+        programs = list(baseline.programs)
+        held = entry.baseline.get(province_code)
+        if held is None or held[0] is not baseline:  # the baseline decisions of this frame, kept with it
+            held = entry.baseline[province_code] = (baseline, baseline.decide(frame, on))
+        base = held[1]
+        timings["baseline"] = time.perf_counter() - t
+        t = time.perf_counter()
+        decided = reform.decide(frame, on)
+        timings["reform_decide"] = time.perf_counter() - t
+        t = time.perf_counter()
+        parts = compare(frame, base, decided, programs, region)
+        timings["compare"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        result = SimulationResult(
+            province_code=province_code, region_code=region, on=on, changes=list(changes),
+            households_in_scope=frame.height, timings=timings, cached=cached, baseline_decisions=base,
+            reform_decisions=decided, _frame=frame,
+            _baseline_policy=baseline, _reform_policy=reform, **parts)
+        if record:
+            audit.record(session, actor, "simulate", OBJECT, None, region, {
+                "changes": [c.as_dict() for c in changes], "asOf": on.isoformat(),
+                "scope": list(scope.prefixes) or ["*"], "householdsInScope": frame.height,
+                "baseline": result.baseline.as_dict(), "reform": result.reform.as_dict(),
+                "annualCostChange": result.annual_cost_change})
+        return result
+
+
+def intersect(a: Scope, b: Scope) -> Scope:
+    """The regions in both scopes."""
+    if a.unrestricted:
+        return b
+    if b.unrestricted:
+        return a
+    return Scope.of(p for prefix in a.prefixes for p in b.narrow(prefix).prefixes)
+
+
+# --- saved scenarios -----------------------------------------------------------------------------------------
+
+
+async def save_scenario(session: AsyncSession, actor: Actor, name: str, result: SimulationResult) -> SimulationScenario:
+    """Keep a simulation under ``name`` (unique per province): its changes, who, when and its summary."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise SimulationError("name", "a scenario name has 1 to 100 characters")
+    existing = await session.scalar(select(SimulationScenario).where(
+        SimulationScenario.province_code == result.province_code, SimulationScenario.name == name))
+    if existing is not None:
+        raise SimulationError("name", f"province {result.province_code} already has a scenario named {name!r}",
+                              code="CONFLICT")
+    scenario = SimulationScenario(name=name, province_code=result.province_code, region_code=result.region_code,
+                                  as_of=result.on, changes=[c.as_dict() for c in result.changes],
+                                  created_by=actor.username, summary=result.summary())
+    session.add(scenario)
+    await session.flush()
+    audit.record(session, actor, "save_scenario", OBJECT, scenario.id, result.region_code,
+                 {"name": name, "changes": scenario.changes})
+    return scenario
+
+
+async def load_scenario(session: AsyncSession, province_code: str, name: str) -> SimulationScenario:
+    scenario = await session.scalar(select(SimulationScenario).where(
+        SimulationScenario.province_code == province_code, SimulationScenario.name == name))
+    if scenario is None:
+        raise SimulationError("name", f"province {province_code} has no scenario named {name!r}", code="NOT_FOUND")
+    return scenario
+
+
+async def list_scenarios(session: AsyncSession, province_code: str | None = None) -> list[SimulationScenario]:
+    statement = select(SimulationScenario).order_by(SimulationScenario.province_code, SimulationScenario.name)
+    if province_code:
+        statement = statement.where(SimulationScenario.province_code == province_code)
+    return list((await session.scalars(statement)).all())
+
+
+def scenario_changes(scenario: SimulationScenario) -> list[ParameterChange]:
+    return [ParameterChange(c["key"], c["value"], c.get("region")) for c in scenario.changes]
+
+
+def compare_summaries(first: dict, second: dict) -> list[tuple[str, Any, Any, Any]]:
+    """(figure, first, second, second - first) for the headline figures of two summaries."""
+    rows = []
+    for side in ("baseline", "reform"):
+        for figure in ("households", "persons", "monthlyCost"):
+            a, b = first[side][figure], second[side][figure]
+            rows.append((f"{side} {figure}", a, b, round(b - a, 2)))
+    for figure in ("annualCostChange",):
+        rows.append((figure, first[figure], second[figure], round(second[figure] - first[figure], 2)))
+    for figure in ("newlyEligible", "noLongerEligible"):
+        a, b = first[figure]["households"], second[figure]["households"]
+        rows.append((f"{figure} households", a, b, b - a))
+    for band in BANDS:
+        a, b = first["winnersLosers"].get(band, 0), second["winnersLosers"].get(band, 0)
+        rows.append((f"band {band}", a, b, b - a))
+    return rows
+
+
+async def region_names(session: AsyncSession, codes: list[str]) -> dict[str, tuple[str, str]]:
+    """{code: (name, level)} of regions (public reference data)."""
+    if not codes:
+        return {}
+    rows = await session.execute(select(Region.code, Region.name, Region.level).where(Region.code.in_(codes)))
+    return {code: (name, level) for code, name, level in rows}
