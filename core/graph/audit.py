@@ -1,12 +1,38 @@
-"""The append-only audit log: written in the same session (so the same transaction) as what it records."""
+"""The append-only audit log, hash-chained so that tampering is detectable (PIPL Art. 51, 网络安全法 Art. 21).
+
+Rows are written in the same session (so the same transaction) as what they record, by :func:`record` or by
+the batch paths' set-at-a-time inserts. Each row is then *sealed*: it gets the next position in the chain
+(``seq``), the hash of the row before it (``prev_hash``) and its own hash over its content and ``prev_hash``
+(``row_hash``). Sealing happens just before the writing transaction commits (a ``before_commit`` listener on
+every session that wrote an audit row), holding the chain's head row (``audit_chain``, ``SELECT ... FOR
+UPDATE`` on PostgreSQL; SQLite has one writer at a time), so concurrent writers extend one chain in commit
+order. Rows written by raw-driver batch paths that bypass the session (the seed's copy writer) are sealed by the
+next sealing transaction or by ``aidgraph audit seal``.
+
+:func:`verify` walks the chain and names every row that was changed, deleted or inserted. Triggers created by
+migration 0010 refuse updates of sealed rows and deletions beyond what retention announced
+(``audit_chain.prune_through``); the chain catches what a database owner does after dropping them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import polars as pl
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.storage.models import AuditLog
+from aidgraph.core.storage.bulk import update_frame
+from aidgraph.core.storage.models import AuditChain, AuditLog
+
+CHAIN = "audit"
+GENESIS = "0" * 64
+_PENDING = "aidgraph_audit_pending"
 
 
 def record(session: Session | AsyncSession, actor: Actor, action: str, object_type: str,
@@ -14,3 +40,213 @@ def record(session: Session | AsyncSession, actor: Actor, action: str, object_ty
     session.add(AuditLog(actor=actor.username, action=action, object_type=object_type,
                          object_id=None if object_id is None else str(object_id), region_code=region_code,
                          remote_addr=actor.remote_addr, detail=detail))
+
+
+# --- the chain ------------------------------------------------------------------------------------------
+
+
+def row_hash(prev: str, seq: int, row) -> str:
+    """sha256 of the previous row's hash and this row's canonical JSON (position, time, who, what, where)."""
+    at = row.at.isoformat(timespec="microseconds") if row.at is not None else None
+    detail = row.detail
+    if isinstance(detail, str):
+        detail = json.loads(detail)
+    body = json.dumps([seq, at, row.actor, row.action, row.object_type, row.object_id, row.region_code,
+                       row.remote_addr, detail], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((prev + "\n" + body).encode("utf-8")).hexdigest()
+
+
+_COLUMNS = (AuditLog.id, AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.object_type, AuditLog.object_id,
+            AuditLog.region_code, AuditLog.remote_addr, AuditLog.detail)
+
+
+def _head(session: Session) -> AuditChain:
+    stmt = select(AuditChain).where(AuditChain.name == CHAIN).with_for_update()
+    head = session.execute(stmt).scalar_one_or_none()
+    if head is None:  # a database migrated before 0010 filled the chain row cannot reach here; kept for safety
+        head = AuditChain(name=CHAIN, seq=0, head_hash=GENESIS, base_seq=1, base_prev_hash=GENESIS, prune_through=0)
+        session.add(head)
+        session.flush()
+    return head
+
+
+def seal(session: Session, batch: int = 50_000) -> int:
+    """Chain every audit row not yet sealed that this transaction can see, in id order; return how many.
+
+    Holds the chain's head row until the caller's transaction ends (commit or rollback).
+    """
+    session.flush()
+    if session.execute(select(AuditLog.id).where(AuditLog.seq.is_(None)).limit(1)).first() is None:
+        return 0
+    head = _head(session)
+    sealed = 0
+    while True:
+        rows = session.execute(select(*_COLUMNS).where(AuditLog.seq.is_(None))
+                               .order_by(AuditLog.id).limit(batch)).all()
+        if not rows:
+            break
+        prev, seq = head.head_hash, head.seq
+        ids, seqs, prevs, hashes = [], [], [], []
+        for row in rows:
+            seq += 1
+            h = row_hash(prev, seq, row)
+            ids.append(row.id), seqs.append(seq), prevs.append(prev), hashes.append(h)
+            prev = h
+        if len(rows) > 200:
+            update_frame(session, AuditLog.__tablename__,
+                         pl.DataFrame({"id": ids, "seq": seqs, "prev_hash": prevs, "row_hash": hashes},
+                                      schema={"id": pl.Int64, "seq": pl.Int64, "prev_hash": pl.Utf8,
+                                              "row_hash": pl.Utf8}))
+        else:
+            table = AuditLog.__table__
+            session.execute(update(table).where(table.c.id == bindparam("k"))
+                            .values(seq=bindparam("s"), prev_hash=bindparam("p"), row_hash=bindparam("h")),
+                            [{"k": i, "s": s, "p": p, "h": h} for i, s, p, h in zip(ids, seqs, prevs, hashes)])
+        head.seq, head.head_hash = seq, prev
+        sealed += len(rows)
+        session.flush()
+        if len(rows) < batch:
+            break
+    return sealed
+
+
+@event.listens_for(Session, "before_flush")
+def _note_new_audit_rows(session: Session, _context, _instances) -> None:
+    if any(isinstance(o, AuditLog) for o in session.new):
+        session.info[_PENDING] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_audit_inserts(state) -> None:
+    if state.is_insert and getattr(getattr(state.statement, "table", None), "name", None) == AuditLog.__tablename__:
+        state.session.info[_PENDING] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _seal_before_commit(session: Session) -> None:
+    if session.info.get(_PENDING) or any(isinstance(o, AuditLog) for o in session.new):
+        seal(session)
+    session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def mark_pending(session: Session) -> None:
+    """For writers that insert audit rows through the driver (``core.bulk``): seal them at commit."""
+    session.info[_PENDING] = True
+
+
+# --- verification ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    kind: str  # changed | deleted | inserted | relinked | truncated | unsealed
+    seq: int | None
+    row_id: int | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "seq": self.seq, "id": self.row_id, "message": self.message}
+
+
+@dataclass
+class Verification:
+    checked: int = 0
+    unsealed: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not [f for f in self.findings if f.kind != "unsealed"]
+
+
+def _chain_rows(session: Session, batch: int) -> Iterator:
+    last = None
+    cols = (*_COLUMNS, AuditLog.seq, AuditLog.prev_hash, AuditLog.row_hash)
+    while True:
+        stmt = select(*cols).where(AuditLog.seq.is_not(None))
+        if last is not None:
+            stmt = stmt.where(AuditLog.seq > last)
+        rows = session.execute(stmt.order_by(AuditLog.seq).limit(batch)).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        last = rows[-1].seq
+
+
+def verify(session: Session, batch: int = 50_000, progress=None) -> Verification:
+    """Walk the sealed chain in order; name each row whose content, position or link does not hold.
+
+    - changed: the row's stored hash is not the hash of its content and predecessor (its content was edited);
+    - deleted: a position is missing (the rows on both sides are named);
+    - inserted: a row whose link names a hash that is not its predecessor's, or a position held twice;
+    - truncated: the chain ends before the head recorded in ``audit_chain``.
+    """
+    result = Verification()
+    head = session.execute(select(AuditChain).where(AuditChain.name == CHAIN)).scalar_one_or_none()
+    expected_seq = head.base_seq if head else 1
+    prev = head.base_prev_hash if head else GENESIS
+    prev_row = None
+    for row in _chain_rows(session, batch):
+        result.checked += 1
+        if progress:
+            progress(1)
+        if head is not None and row.seq > head.seq:
+            result.findings.append(Finding("inserted", row.seq, row.id,
+                                           f"row {row.id} (seq {row.seq}) lies beyond the recorded chain head "
+                                           f"(seq {head.seq})"))
+            continue
+        if row.seq < expected_seq:
+            result.findings.append(Finding("inserted", row.seq, row.id,
+                                           f"row {row.id} repeats chain position {row.seq}"))
+            continue
+        if row.seq > expected_seq:
+            after = f"after row {prev_row.id} (seq {prev_row.seq})" if prev_row else "at the start of the chain"
+            result.findings.append(Finding("deleted", expected_seq, None,
+                                           f"chain positions {expected_seq}-{row.seq - 1} are missing {after}, "
+                                           f"before row {row.id}"))
+        computed = row_hash(row.prev_hash or "", row.seq, row)
+        if computed != row.row_hash:
+            result.findings.append(Finding("changed", row.seq, row.id,
+                                           f"row {row.id} (seq {row.seq}) was changed: its content no longer "
+                                           f"matches its hash"))
+        elif row.prev_hash != prev and row.seq == expected_seq:
+            result.findings.append(Finding("inserted", row.seq, row.id,
+                                           f"row {row.id} (seq {row.seq}) does not link to the row before it "
+                                           f"(inserted, or its predecessor was replaced)"))
+        prev, expected_seq, prev_row = row.row_hash, row.seq + 1, row
+    if head is not None:
+        result.head_seq, result.head_hash = head.seq, head.head_hash
+        if expected_seq - 1 < head.seq:
+            result.findings.append(Finding("truncated", expected_seq, None,
+                                           f"chain positions {expected_seq}-{head.seq} (the newest) are missing"))
+        elif prev != head.head_hash and expected_seq - 1 == head.seq and result.checked:
+            result.findings.append(Finding("changed", head.seq, prev_row.id if prev_row else None,
+                                           "the newest row does not match the recorded chain head"))
+    result.unsealed = session.execute(select(func.count()).select_from(AuditLog)
+                                      .where(AuditLog.seq.is_(None))).scalar_one()
+    if result.unsealed:
+        result.findings.append(Finding("unsealed", None, None,
+                                       f"{result.unsealed} rows are not sealed yet (`aidgraph audit seal`)"))
+    return result
+
+
+def announce_pruning(session: Session, through_seq: int) -> None:
+    """Let the append-only triggers accept the deletion of rows up to ``through_seq`` (retention) and move the
+    chain's start there: verification then begins at ``through_seq + 1`` with that row's recorded link."""
+    head = _head(session)
+    first = session.execute(select(AuditLog.seq, AuditLog.prev_hash).where(AuditLog.seq > through_seq)
+                            .order_by(AuditLog.seq).limit(1)).first()
+    head.prune_through = max(head.prune_through, through_seq)
+    if first is not None:
+        head.base_seq, head.base_prev_hash = first.seq, first.prev_hash
+    else:
+        head.base_seq, head.base_prev_hash = head.seq + 1, head.head_hash
+    session.flush()
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -355,6 +356,16 @@ class Relationship(Base):
         _enum_check("kind", RelationshipKind),
         CheckConstraint("from_person_id <> to_person_id", name="not_self"),
         UniqueConstraint("from_person_id", "to_person_id", "kind", "valid_from", name="uq_relationship_edge"),
+        # one current edge of a kind between two persons (RecordRelationship, also under concurrency; 0008)
+        Index(
+            "uq_relationship_current_edge",
+            "from_person_id",
+            "to_person_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
     )
 
 
@@ -417,11 +428,14 @@ class Enrollment(Base):
     gradual_exit_until: Mapped[dt.date | None] = mapped_column(Date)
     next_review_date: Mapped[dt.date | None] = mapped_column(Date)
     transferred_from_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
-    details: Mapped[dict | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
 
-    __table_args__ = (_enum_check("status", EnrollmentStatus),)
+    __table_args__ = (
+        _enum_check("status", EnrollmentStatus),
+        Index("ix_enrollment_review_due", "status", "next_review_date"),  # due reviews (复核) by date; 0008
+    )
 
 
 class EnrollmentStep(Base):
@@ -451,7 +465,7 @@ class Payment(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     period: Mapped[str] = mapped_column(String(7))
     paid_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
-    details: Mapped[dict | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint("amount >= 0", name="amount_not_negative"),
@@ -475,7 +489,7 @@ class FeedRecord(Base):
     kind: Mapped[str] = mapped_column(String(24))
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     event_date: Mapped[dt.date] = mapped_column(Date)
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
     source_file: Mapped[str] = mapped_column(String(255))
     line_number: Mapped[int] = mapped_column(Integer)
@@ -498,7 +512,7 @@ class Alert(Base):
     level: Mapped[str] = mapped_column(String(8))
     score: Mapped[float] = mapped_column(Numeric(8, 2))
     status: Mapped[str] = mapped_column(String(10))
-    indicators: Mapped[list] = mapped_column(JSON)
+    indicators: Mapped[list[Any]] = mapped_column(JSON)
     month: Mapped[str] = mapped_column(String(7))
     raised_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
@@ -556,7 +570,56 @@ class AuditLog(Base):
     object_id: Mapped[str | None] = mapped_column(String(40))
     region_code: Mapped[str | None] = mapped_column(String(12))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[dict | None] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    """Position in the hash chain (aidgraph.core.graph.audit), assigned when the writing transaction commits."""
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_log_unsealed", "id", sqlite_where=text("seq IS NULL"), postgresql_where=text("seq IS NULL")),
+    )
+
+
+class AuditChain(Base):
+    """The head of the audit log's hash chain, and where it starts after retention pruned its oldest rows.
+
+    The head row is also the chain's lock: a sealing transaction holds it (``SELECT ... FOR UPDATE``) until it
+    commits. ``prune_through`` lets the append-only triggers allow retention to delete rows up to that seq.
+    """
+
+    __tablename__ = "audit_chain"
+
+    name: Mapped[str] = mapped_column(String(24), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    base_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    base_prev_hash: Mapped[str] = mapped_column(String(64))
+    prune_through: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RetainedRecord(Base):
+    """A record kept for storage only (PIPL Art. 47: 停止除存储和采取必要的安全保护措施之外的处理).
+
+    Retention (aidgraph.core.graph.retention) moves here what is past its configured keeping period while a
+    statutory period still runs: out of every live table, so no read path or search document can return it,
+    and deleted for good when ``hold_until`` passes. ``payload`` holds the rows as stored (the record and its
+    dependants, by table).
+    """
+
+    __tablename__ = "retained_record"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    record_class: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(24))
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    region_code: Mapped[str | None] = mapped_column(String(12))
+    ended_on: Mapped[dt.date] = mapped_column(Date)
+    hold_until: Mapped[dt.date] = mapped_column(Date, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    moved_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    __table_args__ = (UniqueConstraint("object_type", "object_id", name="uq_retained_record_object"),)
 
 
 class Outbox(Base):
@@ -592,7 +655,7 @@ class IdempotencyRecord(Base):
     actor: Mapped[str] = mapped_column(String(64))
     operation: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(100))
-    result: Mapped[dict] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     """sha256 of the request's canonical payload: the same key with another payload is refused (0004)."""
@@ -686,6 +749,25 @@ Index("ix_enrollment_household_program", Enrollment.household_id, Enrollment.pro
 Index("ix_membership_household_current", Membership.household_id, Membership.valid_to)
 
 
+class SimulationScenario(Base):
+    """A saved policy simulation (政策模拟方案): the parameter changes asked, by whom and when, and the summary of
+    the result it gave, so the same scenario can be run again on later data and the answers compared (0007)."""
+
+    __tablename__ = "simulation_scenario"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    province_code: Mapped[str] = mapped_column(String(2))
+    region_code: Mapped[str] = mapped_column(String(12))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    changes: Mapped[list[Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("province_code", "name", name="uq_simulation_scenario_province_name"),)
+
+
 # --- casework (issue 13): referrals, leads, visits, temporary-aid mechanics ----------------------------------
 
 
@@ -737,7 +819,7 @@ class Referral(Base):
     from_region_code: Mapped[str | None] = mapped_column(String(12))
     department: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text)
-    documents: Mapped[list] = mapped_column(JSON)
+    documents: Mapped[list[Any]] = mapped_column(JSON)
     due_date: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(10))
     answer: Mapped[str | None] = mapped_column(Text)
@@ -885,22 +967,3 @@ class TemporaryAidStage(Base):
         CheckConstraint("status IN ('SCHEDULED', 'PAID')", name="status_enum"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
-
-
-class SimulationScenario(Base):
-    """A saved policy simulation (政策模拟方案): the parameter changes asked, by whom and when, and the summary of
-    the result it gave, so the same scenario can be run again on later data and the answers compared (0007)."""
-
-    __tablename__ = "simulation_scenario"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    province_code: Mapped[str] = mapped_column(String(2))
-    region_code: Mapped[str] = mapped_column(String(12))
-    as_of: Mapped[dt.date] = mapped_column(Date)
-    changes: Mapped[list[Any]] = mapped_column(JSON)
-    created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
-    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-    __table_args__ = (UniqueConstraint("province_code", "name", name="uq_simulation_scenario_province_name"),)

@@ -1,0 +1,1 @@
+"""Tests of the personal-data work (PIPL): the audit hash chain, exports, retention, classification."""

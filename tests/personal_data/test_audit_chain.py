@@ -1,0 +1,177 @@
+"""The audit log is hash-chained and append-only on both engines; ``aidgraph audit verify`` names tampering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from typer.testing import CliRunner
+
+from aidgraph.core.graph import audit
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage.models import AuditChain, AuditLog
+from tests.personal_data.conftest import SystemActor
+
+
+def _write(engine, n: int, actor: str = "tester") -> None:
+    for i in range(n):
+        with session_scope(engine) as session:
+            audit.record(session, SystemActor(actor), "create", "household", i, "4401", {"i": i, "名": "张三"})
+            session.execute(insert(AuditLog), [{"actor": actor, "action": "read_sensitive", "object_type": "person",
+                                               "object_id": str(i), "region_code": "440106",
+                                               "detail": {"fields": ["idNumber"]}}])
+
+
+def _seqs(engine) -> list[int | None]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(AuditLog.seq).order_by(AuditLog.seq))]
+
+
+def _drop_triggers(engine) -> None:
+    """What a database owner can do: the chain, not the triggers, is what catches the change."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DROP TRIGGER audit_log_append_only ON audit_log"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+
+
+def _verify_cli(engine) -> tuple[int, dict]:
+    from aidgraph.core.app.cli import app
+
+    url = engine.url.render_as_string(hide_password=False)
+    r = CliRunner().invoke(app, ["audit", "verify", "--json"], env={"AIDGRAPH_DATABASE_URL": url})
+    return r.exit_code, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_every_commit_seals_its_rows_in_one_chain(fresh_engine):
+    _write(fresh_engine, 5)
+    assert _seqs(fresh_engine) == list(range(1, 11))
+    with session_scope(fresh_engine) as session:
+        result = audit.verify(session)
+        head = session.get(AuditChain, "audit")
+    assert result.ok and result.checked == 10 and result.unsealed == 0
+    assert head.seq == 10 and head.head_hash == result.head_hash
+    code, body = _verify_cli(fresh_engine)
+    assert code == 0 and body["ok"] and body["checked"] == 10
+
+
+def test_a_rolled_back_write_leaves_no_row_and_no_gap(fresh_engine):
+    _write(fresh_engine, 1)
+    with pytest.raises(RuntimeError):
+        with session_scope(fresh_engine) as session:
+            audit.record(session, SystemActor(), "create", "household", 9, "4401")
+            session.flush()
+            raise RuntimeError("the write fails after its audit row was flushed")
+    _write(fresh_engine, 1)
+    assert _seqs(fresh_engine) == [1, 2, 3, 4]
+    with session_scope(fresh_engine) as session:
+        assert audit.verify(session).ok
+
+
+def test_concurrent_writers_extend_one_chain(fresh_engine):
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            _write(fresh_engine, 6, actor=f"w{k}")
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _seqs(fresh_engine) == list(range(1, 6 * 6 * 2 + 1))
+    with session_scope(fresh_engine) as session:
+        assert audit.verify(session).ok
+
+
+def test_async_sessions_seal_too(fresh_engine):
+    url = fresh_engine.url.render_as_string(hide_password=False)
+
+    async def go() -> None:
+        engine = make_async_engine(url)
+        factory = async_session_factory(engine)
+        async with factory() as session:
+            await session.execute(insert(AuditLog), [{"actor": "api", "action": "read_sensitive",
+                                                      "object_type": "person", "object_id": "7",
+                                                      "region_code": "4401", "detail": {"fields": ["phone"]}}])
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(go())
+    assert _seqs(fresh_engine) == [1]
+    with session_scope(fresh_engine) as session:
+        assert audit.verify(session).ok
+
+
+def test_triggers_refuse_changes_and_deletions(fresh_engine):
+    _write(fresh_engine, 2)
+    for statement in ("UPDATE audit_log SET actor = 'x' WHERE seq = 2", "DELETE FROM audit_log WHERE seq = 1"):
+        with pytest.raises(Exception, match="append-only"):
+            with fresh_engine.begin() as conn:
+                conn.execute(text(statement))
+    assert _seqs(fresh_engine) == [1, 2, 3, 4]
+
+
+def test_verify_names_changed_deleted_and_inserted_rows(fresh_engine):
+    _write(fresh_engine, 5)  # seq 1..10
+    _drop_triggers(fresh_engine)
+    with fresh_engine.begin() as conn:
+        ids = dict(conn.execute(select(AuditLog.seq, AuditLog.id)).all())
+        conn.execute(text("UPDATE audit_log SET detail = :d WHERE seq = 3"), {"d": json.dumps({"i": 99})})
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 6"))
+        # an inserted row whose hash is computed correctly but cannot link to both neighbours: it takes seq 8's
+        # place after seq 8 is moved away
+        conn.execute(text("UPDATE audit_log SET seq = 1000 WHERE seq = 8"))
+        row = conn.execute(select(AuditLog).where(AuditLog.seq == 7)).first()
+        forged = {"at": row.at, "actor": "intruder", "action": "create", "object_type": "household",
+                  "object_id": "1", "region_code": "44", "remote_addr": None, "detail": None}
+
+        class R:
+            pass
+
+        r = R()
+        r.__dict__.update(forged)
+        conn.execute(insert(AuditLog).values(**forged, seq=8, prev_hash="f" * 64,
+                                             row_hash=audit.row_hash("f" * 64, 8, r)))
+    code, body = _verify_cli(fresh_engine)
+    assert code == 1 and not body["ok"]
+    found = {(f["kind"], f["seq"], f["id"]) for f in body["findings"]}
+    assert ("changed", 3, ids[3]) in found
+    assert ("deleted", 6, None) in found
+    assert ("inserted", 1000, ids[8]) in found  # moved beyond the head
+    inserted = [f for f in body["findings"] if f["kind"] == "inserted" and f["seq"] == 8]
+    assert inserted and inserted[0]["id"] not in ids.values()
+
+
+def test_verify_notices_the_newest_rows_removed(fresh_engine):
+    _write(fresh_engine, 3)
+    _drop_triggers(fresh_engine)
+    with fresh_engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= 5"))
+    with session_scope(fresh_engine) as session:
+        result = audit.verify(session)
+    assert not result.ok
+    assert [(f.kind, f.seq) for f in result.findings] == [("truncated", 5)]
+
+
+def test_unsealed_rows_from_raw_writers_are_sealed_by_the_next_write(fresh_engine):
+    with fresh_engine.begin() as conn:  # a raw batch path: no session, no listener
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, object_type) "
+                          "VALUES (CURRENT_TIMESTAMP, 'seed', 'seed', 'household')"))
+    with session_scope(fresh_engine) as session:
+        result = audit.verify(session)
+        assert result.ok and result.unsealed == 1
+    _write(fresh_engine, 1)
+    assert _seqs(fresh_engine) == [1, 2, 3]
+    with session_scope(fresh_engine) as session:
+        assert session.execute(select(func.count()).select_from(AuditLog).where(AuditLog.seq.is_(None))).scalar() == 0
+        assert audit.verify(session).ok
