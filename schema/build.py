@@ -22,6 +22,11 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "aidgraph.schema.monitoring",
     "aidgraph.schema.search",
     "aidgraph.schema.programs",
+    "aidgraph.schema.simulation",
+    "aidgraph.schema.casework",
+    "aidgraph.schema.queue",
+    "aidgraph.schema.relations",
+    "aidgraph.schema.reviews",
 )
 """Core operation modules, each with ``Query`` and/or ``Mutation``."""
 

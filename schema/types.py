@@ -259,6 +259,15 @@ class Enrollment(Node):
     def end_date(self) -> dt.date | None:
         return self._row.end_date
 
+    @strawberry.field(description="渐退期: the day the gradual exit ends (status GRADUAL_EXIT until then).")
+    def gradual_exit_until(self) -> dt.date | None:
+        return self._row.gradual_exit_until
+
+    @strawberry.field(description="复核: when the next periodic review is due (ACTIVE enrolments of reviewed "
+                                  "programs).")
+    def next_review_date(self) -> dt.date | None:
+        return self._row.next_review_date
+
     @strawberry.field
     def applied_at(self) -> dt.datetime:
         return self._row.applied_at

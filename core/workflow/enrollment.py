@@ -13,9 +13,10 @@ either does everything or raises :class:`aidgraph.core.storage.errors.DomainErro
   force on the decision date; activation records the first payment;
 * :func:`transfer_enrollment`: a near-dibao or expenditure-hardship household that meets the dibao or tekun
   criteria moves over without a new application (GD-2022);
-* :func:`due_reviews` / :func:`conduct_review`: periodic reviews (复核, GD-2021); a review that finds income
-  above the standard starts the gradual exit (渐退期, six months in GD-2021), :func:`end_gradual_exits` ends
-  those whose period is over, set-at-a-time;
+* :func:`due_reviews` / :func:`conduct_review`: periodic reviews (复核, GD-2021) by the rules of
+  :mod:`aidgraph.core.workflow.reviews`: no re-pricing without a significant change, the gradual exit (渐退期,
+  six months in GD-2021) only when employment earnings lift the household over the standard;
+  :func:`end_gradual_exits` ends those whose period is over, set-at-a-time;
 * :func:`disburse_month`: the monthly payments of every receiving enrolment in scope, set-at-a-time and safe
   to re-run.
 
@@ -57,6 +58,7 @@ from aidgraph.core.access.scope import Scope
 from aidgraph.core.graph.relations import _neighbours
 from aidgraph.core.policy.contract import EnrollmentEvent, Program
 from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, default_engine, household_frame
+from aidgraph.core.workflow import reviews
 
 OBJECT = "enrollment"
 S = EnrollmentStatus
@@ -413,12 +415,24 @@ async def due_reviews(session: AsyncSession, scope: Scope, on: dt.date) -> list[
 
 
 async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *, enrollment_id: int,
-                         on: dt.date | None = None, note: str | None = None) -> Enrollment:
-    """复核: re-evaluate under the rules in force on ``on``. Still eligible: the benefit follows the household's
-    economic status (unchanged status, unchanged benefit) and the next review is scheduled. No longer eligible:
-    the gradual exit starts where the province has one (渐退期), otherwise the enrolment ends."""
-    on = on or dt.date.today()
+                         on: dt.date | None = None, note: str | None = None, idempotency_key: str | None = None,
+                         today: dt.date | None = None) -> Enrollment:
+    """复核 (GD-2021) of an ACTIVE enrolment on the facts recorded at ``on`` (default today; never later than
+    today, never before the enrolment started), by the rules of :mod:`aidgraph.core.workflow.reviews`:
+
+    * death, the enrolled person leaving or the household moving out of the county: ENDED;
+    * still eligible: the benefit is re-priced only when the change is significant (dated province parameter),
+      and the next review is scheduled;
+    * no longer eligible: 渐退期 (GRADUAL_EXIT until ``on`` + the province's months) only when the rise in
+      earned income is what lifts the household over the standard; otherwise ENDED.
+
+    The outcome (``changed``, ``reasons`` naming the numbers, amounts) is kept in ``details["review"]``."""
+    today = today or dt.date.today()
+    on = on or today
     engine = engine or _default()
+    replay = await _replay(session, actor, "conductReview", idempotency_key)
+    if replay is not None:
+        return await session.get(Enrollment, replay["enrollment_id"])
     enrollment = await session.get(Enrollment, enrollment_id)
     if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
         raise not_found("enrollment", "enrollmentId")
@@ -427,31 +441,60 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
         raise DomainError.single(ErrorCode.INVALID_TRANSITION, f"only ACTIVE enrolments are reviewed, this one is "
                                                                f"{enrollment.status}", "enrollmentId")
     _require(actor, "review", enrollment.region_code, "a periodic review", "enrollmentId")
-    evaluation = await evaluate_one(session, engine, enrollment, on)
+    if on > today:
+        raise DomainError.single(ErrorCode.VALIDATION, f"reviewDate {on} is in the future: a review reads the "
+                                                       f"facts recorded by then", "reviewDate")
+    if enrollment.start_date is not None and on < enrollment.start_date:
+        raise DomainError.single(ErrorCode.VALIDATION, f"reviewDate {on} is before the enrolment started "
+                                                       f"({enrollment.start_date})", "reviewDate")
     previous_amount = enrollment.monthly_amount
     from_status = enrollment.status
-    if evaluation["eligible"]:
-        enrollment.monthly_amount = _money(evaluation["monthly_amount"])
-        await _schedule_review(session, policy, program, enrollment, on)
-        summary = (f"复核 review: still eligible, amount {previous_amount} -> {enrollment.monthly_amount}, next review "
-                   f"{enrollment.next_review_date}")
+    cause = await reviews.end_cause(session, enrollment, on)
+    if cause is not None:
+        reasons = [cause]
+        enrollment.status, enrollment.end_date, enrollment.next_review_date = S.ENDED.value, on, None
+        summary = f"复核 review on {on}: ended ({cause})"
     else:
-        exit_months = int(policy.params.value(f"{program.key}.gradual_exit_months", on, default=0) or 0)
-        if exit_months:
-            enrollment.status = S.GRADUAL_EXIT.value
-            enrollment.gradual_exit_until = _add_months(on, exit_months)
-            summary = (f"复核 review: no longer eligible; 渐退期 gradual exit, benefit {previous_amount} continues until "
-                       f"{enrollment.gradual_exit_until} ({policy.params.cite(program.key + '.gradual_exit_months')})")
+        evaluation = await evaluate_one(session, engine, enrollment, on)
+        reasons = list(evaluation["reasons"])
+        if evaluation["eligible"]:
+            computed = _money(evaluation["monthly_amount"])
+            significant, why = reviews.significant_change(policy, on, enrollment.region_code, previous_amount, computed)
+            reasons.append(why)
+            if significant:
+                enrollment.monthly_amount = computed
+            await _schedule_review(session, policy, program, enrollment, on)
+            summary = (f"复核 review on {on}: still eligible, amount {previous_amount} -> {enrollment.monthly_amount}, "
+                       f"next review {enrollment.next_review_date}")
         else:
-            enrollment.status, enrollment.end_date = S.ENDED.value, on
-            summary = "复核 review: no longer eligible; ended"
-        enrollment.next_review_date = None
+            exit_months = int(policy.params.value(f"{program.key}.gradual_exit_months", on, default=0) or 0)
+            lifted, why = await reviews.earnings_lift(session, policy, enrollment, on)
+            if exit_months and lifted:
+                enrollment.status = S.GRADUAL_EXIT.value
+                enrollment.gradual_exit_until = _add_months(on, exit_months)
+                reasons.append(f"{why}: the benefit {previous_amount} continues for {exit_months} months, until "
+                               f"{enrollment.gradual_exit_until} ({policy.params.cite(program.key + '.gradual_exit_months')})")
+                summary = (f"复核 review on {on}: no longer eligible; 渐退期 gradual exit, benefit {previous_amount} "
+                           f"continues until {enrollment.gradual_exit_until}")
+            else:
+                if lifted:  # earnings lift it, but the province gives no gradual exit for this program
+                    why += (f"; no 渐退期 for {program.key}: {policy.params.cite(program.key + '.gradual_exit_months')}")
+                reasons.append(why)
+                enrollment.status, enrollment.end_date = S.ENDED.value, on
+                summary = f"复核 review on {on}: no longer eligible; ended"
+            enrollment.next_review_date = None
+    changed = enrollment.status != from_status or enrollment.monthly_amount != previous_amount
     enrollment.details = {**(enrollment.details or {}), "last_review": on.isoformat(),
-                          "review_reasons": evaluation["reasons"]}
+                          "review_reasons": reasons,
+                          "review": {"on": on.isoformat(), "changed": changed, "reasons": reasons,
+                                     "previous_amount": None if previous_amount is None else str(previous_amount),
+                                     "amount": None if enrollment.monthly_amount is None
+                                     else str(enrollment.monthly_amount)}}
     enrollment.version += 1
     await session.flush()
     await _record_step(session, actor, policy, program, enrollment, "PERIODIC_REVIEW", from_status, note, on,
                        AidChainKind.VERIFICATION, summary)
+    _remember(session, actor, "conductReview", idempotency_key, {"enrollment_id": enrollment.id})
     return enrollment
 
 
