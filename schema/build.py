@@ -22,9 +22,6 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "aidgraph.schema.monitoring",
     "aidgraph.schema.search",
     "aidgraph.schema.programs",
-    "aidgraph.schema.simulation",
-    "aidgraph.schema.casework",
-    "aidgraph.schema.queue",
     "aidgraph.schema.relations",
     "aidgraph.schema.reviews",
 )
