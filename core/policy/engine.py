@@ -21,7 +21,8 @@ The household frame (what rules may read):
                                ``relation_to_head``, ``disability_level`` (1-4 or null), ``disability_category``,
                                ``chronic_disease``, ``major_disease``, ``hospitalised``, ``labour_capacity``,
                                ``employment_status``, ``student_stage``, ``local_hukou`` (ID address code in the
-                               province), ``able_obligors`` (living support obligors able to work:
+                               province), ``own_monthly_income`` (the member's own income items per month: what a
+                               member included alone, 单人保, is assessed on), ``able_obligors`` (living support obligors able to work:
                                赡养/抚养/扶养义务人 as :func:`aidgraph.core.graph.relations.support_obligors` defines them,
                                plus the duties implied by the relations to the head inside the household)
 ``monthly_income``             gross household income per month (12-month window of :mod:`aidgraph.core.graph.economics`)
@@ -29,6 +30,9 @@ The household frame (what rules may read):
 ``monthly_rigid_expenditure``  medical and education expenditure per month (刚性支出)
 ``financial_assets``           deposits and securities (latest value of each holding)
 ``per_capita_financial_assets``
+``income_verified``            the economic verification (家庭经济状况核对) recorded income items for the household
+                               in the 12-month window (an item of amount 0 records a verified absence of income)
+``assets_verified``            it recorded financial-asset items (deposits, securities) up to the evaluation date
 ``enrolled``                   program keys with an open enrolment (applied ... gradual exit)
 ``receiving``                  program keys with an ACTIVE or GRADUAL_EXIT enrolment
 ``income_deduction``           added by the engine: the province's deductions, per month
@@ -94,6 +98,7 @@ MEMBER_SCHEMA = {
     "disability_level": pl.Int32, "disability_category": pl.String, "chronic_disease": pl.Boolean,
     "major_disease": pl.Boolean, "hospitalised": pl.Boolean, "labour_capacity": pl.String,
     "employment_status": pl.String, "student_stage": pl.String, "local_hukou": pl.Boolean, "able_obligors": pl.Int32,
+    "own_monthly_income": pl.Float64,
 }
 FRAME_SCHEMA = {
     "household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String, "province_code": pl.String,
@@ -101,7 +106,11 @@ FRAME_SCHEMA = {
     "monthly_income": pl.Float64, "monthly_earned_income": pl.Float64, "monthly_rigid_expenditure": pl.Float64,
     "financial_assets": pl.Float64, "per_capita_financial_assets": pl.Float64,
     "enrolled": pl.List(pl.String), "receiving": pl.List(pl.String),
+    "income_verified": pl.Boolean, "assets_verified": pl.Boolean,
 }
+OPTIONAL_COLUMNS = ("income_verified", "assets_verified")
+"""Columns a frame built by hand (a simulation, a test) may leave out: missing means *not verified* (null), never
+a silent yes; :meth:`ProvincePolicy.evaluate_frame` adds them as nulls."""
 
 
 def _valid_on(model, on: dt.date):
@@ -170,9 +179,11 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         [pl.col(c).cast(pl.Boolean) for c in ("chronic_disease", "major_disease", "hospitalised")])
     mem = mem.with_columns(age=_age_expr("birth_date", on))
 
+    flows, own = await _flows(session, selected, on)
     pairs = pl.concat([await _able_obligors(session, selected, on), _household_obligors(mem)])
     obligors = pairs.group_by("person_id").agg(able_obligors=pl.col("other").n_unique().cast(pl.Int32))
     mem = mem.join(obligors, on="person_id", how="left").with_columns(pl.col("able_obligors").fill_null(0))
+    mem = mem.join(own, on="person_id", how="left").with_columns(pl.col("own_monthly_income").fill_null(0.0))
     mem = mem.join(hh.select("household_id", "province_code"), on="household_id", how="left").with_columns(
         local_hukou=pl.col("hukou_region_code").str.starts_with(pl.col("province_code")))
     grouped = mem.group_by("household_id").agg(
@@ -180,7 +191,6 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         members=pl.struct([pl.col(c).cast(t) for c, t in MEMBER_SCHEMA.items()]),
     )
 
-    flows = await _flows(session, selected, on)
     enrolments = await _fetch(session, select(Enrollment.household_id, Enrollment.program_key, Enrollment.status)
                               .where(Enrollment.household_id.in_(selected),
                                      Enrollment.status.in_([s.value for s in OPEN_ENROLLMENT_STATUSES])))
@@ -202,6 +212,8 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
                                                  "monthly_rigid_expenditure", "financial_assets")],
             pl.col("enrolled").fill_null(pl.lit([], dtype=pl.List(pl.String))),
             pl.col("receiving").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            pl.col("income_verified").fill_null(False),
+            pl.col("assets_verified").fill_null(False),
         )
         .with_columns(per_capita_financial_assets=pl.col("financial_assets") / pl.max_horizontal(pl.col("member_count"), 1))
     )
@@ -270,9 +282,11 @@ def _household_obligors(mem: pl.DataFrame) -> pl.DataFrame:
     return pairs.filter(duty & able).select("person_id", "other")
 
 
-async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
+async def _flows(session: AsyncSession, selected, on: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Monthly income, earned income, rigid expenditure and financial assets: the rules of aidgraph.core.graph.economics,
-    over a household subquery instead of an id list so that a whole region is two statements."""
+    over a household subquery instead of an id list so that a whole region is a few statements. Also whether the
+    verification recorded income and financial assets at all (missing data is not zero income), and each
+    person's own monthly income (frame ``(person_id, own_monthly_income)``)."""
     start = window_start(on)
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     item = EconomicItem
@@ -285,14 +299,20 @@ async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
 
     flow_kinds = [k.value for k in INCOME_KINDS | EXPENDITURE_KINDS]
     # prorate each item once (the engines do not share the expression between the three sums)
-    items = (select(item.household_id.label("hid"), item.kind.label("kind"), prorated.label("amount"))
+    items = (select(item.household_id.label("hid"), item.person_id.label("pid"), item.kind.label("kind"),
+                    prorated.label("amount"))
              .where(item.household_id.in_(selected), in_window, item.kind.in_(flow_kinds)).subquery())
+    income_values = [k.value for k in INCOME_KINDS]
 
     def total(kinds) -> Any:
         return func.sum(case((items.c.kind.in_([k.value for k in kinds]), items.c.amount), else_=0))
 
     flow_rows = await _fetch(session, select(items.c.hid, total(INCOME_KINDS), total(EARNED_INCOME_KINDS),
-                                             total(EXPENDITURE_KINDS)).group_by(items.c.hid))
+                                             total(EXPENDITURE_KINDS),
+                                             func.sum(case((items.c.kind.in_(income_values), 1), else_=0)))
+                             .group_by(items.c.hid))
+    own_rows = await _fetch(session, select(items.c.pid, func.sum(items.c.amount))
+                            .where(items.c.pid.is_not(None), items.c.kind.in_(income_values)).group_by(items.c.pid))
     latest = (
         select(item.household_id, item.amount,
                func.row_number().over(partition_by=(item.household_id, item.person_id, item.kind, item.source),
@@ -303,18 +323,42 @@ async def _flows(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
     )
     asset_rows = await _fetch(session, select(latest.c.household_id, func.sum(latest.c.amount))
                               .where(latest.c.rn == 1).group_by(latest.c.household_id))
-    flows = pl.DataFrame([(h, float(a or 0), float(b or 0), float(c or 0)) for h, a, b, c in flow_rows], orient="row",
+    # Decimal amounts kept unrounded (as floats) until the one rounding of a benefit to the fen
+    flows = pl.DataFrame([(h, _num(a), _num(b), _num(c), int(n or 0)) for h, a, b, c, n in flow_rows], orient="row",
                          schema={"household_id": pl.Int64, "annual_income": pl.Float64, "annual_earned": pl.Float64,
-                                 "annual_expenditure": pl.Float64})
-    assets = pl.DataFrame([(h, float(a or 0)) for h, a in asset_rows], orient="row",
+                                 "annual_expenditure": pl.Float64, "income_items": pl.Int64})
+    assets = pl.DataFrame([(h, _num(a)) for h, a in asset_rows], orient="row",
                           schema={"household_id": pl.Int64, "financial_assets": pl.Float64})
-    return flows.join(assets, on="household_id", how="full", coalesce=True).select(
+    own = pl.DataFrame([(p, _num(a) / WINDOW_MONTHS) for p, a in own_rows], orient="row",
+                       schema={"person_id": pl.Int64, "own_monthly_income": pl.Float64})
+    household = flows.join(assets, on="household_id", how="full", coalesce=True).select(
         "household_id",
-        monthly_income=(pl.col("annual_income").fill_null(0) / WINDOW_MONTHS).round(2),
-        monthly_earned_income=(pl.col("annual_earned").fill_null(0) / WINDOW_MONTHS).round(2),
-        monthly_rigid_expenditure=(pl.col("annual_expenditure").fill_null(0) / WINDOW_MONTHS).round(2),
+        monthly_income=pl.col("annual_income").fill_null(0) / WINDOW_MONTHS,
+        monthly_earned_income=pl.col("annual_earned").fill_null(0) / WINDOW_MONTHS,
+        monthly_rigid_expenditure=pl.col("annual_expenditure").fill_null(0) / WINDOW_MONTHS,
         financial_assets=pl.col("financial_assets").fill_null(0.0),
+        income_verified=pl.col("income_items").fill_null(0) > 0,
+        assets_verified=pl.col("financial_assets").is_not_null(),
     )
+    return household, own
+
+
+def _num(value) -> float:
+    return float(value or 0)
+
+
+def complete_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the :data:`OPTIONAL_COLUMNS` a hand-built frame lacks, as nulls (= not verified), and a member's
+    ``own_monthly_income`` as null (unknown) when the member structs lack it."""
+    missing = [pl.lit(None, dtype=FRAME_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS if c not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
+
+
+def to_fen(amount: pl.Expr) -> pl.Expr:
+    """Round a yuan amount once, at the end, to the fen (分), half away from zero (四舍五入). The intermediate
+    values (deductions, per-capita income, gaps) are never rounded; the rounding to 6 decimals first removes
+    the binary representation error of a decimal amount (1.005 is stored as 1.00499999...)."""
+    return (amount * 100).round(6).round(0, mode="half_away_from_zero") / 100
 
 
 # --- one province's policy ---------------------------------------------------------------------------------
@@ -385,11 +429,12 @@ class ProvincePolicy:
         for _d, amount, reason in built:
             total = total + amount.fill_null(0.0).cast(pl.Float64)
             parts.append(fmt("{} ({} yuan)", reason, yuan(amount.fill_null(0.0))))
+        # unrounded: money is rounded once, to the fen, when a benefit is paid (:func:`to_fen`)
         deduction = pl.min_horizontal(total, pl.col("monthly_income")).clip(lower_bound=0.0)
-        frame = frame.with_columns(income_deduction=deduction.round(2))
-        frame = frame.with_columns(assessed_monthly_income=(pl.col("monthly_income") - pl.col("income_deduction")).round(2))
+        frame = frame.with_columns(income_deduction=deduction)
+        frame = frame.with_columns(assessed_monthly_income=pl.col("monthly_income") - pl.col("income_deduction"))
         frame = frame.with_columns(
-            per_capita_income=(pl.col("assessed_monthly_income") / pl.max_horizontal(pl.col("member_count"), 1)).round(2))
+            per_capita_income=pl.col("assessed_monthly_income") / pl.max_horizontal(pl.col("member_count"), 1))
         deduction_text = pl.concat_str(parts, separator="; ") if parts else pl.lit("none")
         return frame.with_columns(income_reason=fmt(
             "household income {} yuan/month, deductions {} yuan/month ({}), assessed per-capita income {} "
@@ -399,6 +444,7 @@ class ProvincePolicy:
 
     def decide(self, frame: pl.DataFrame, on: dt.date, programs: Iterable[str] | None = None) -> pl.DataFrame:
         """One row per (household, program): eligible, enrolled and amounts, without the reasons (cheap)."""
+        frame = complete_frame(frame)
         ctx = self.context(on)
         lf = self.assess_income(frame.lazy(), ctx)
         keys = self._keys(programs)
@@ -415,6 +461,7 @@ class ProvincePolicy:
     def explain(self, frame: pl.DataFrame, on: dt.date, pairs: pl.DataFrame) -> pl.DataFrame:
         """The reasons of the (household_id, program) ``pairs`` only: building text for every household of a
         region is the expensive part, so a page of gaps explains only its own rows."""
+        frame = complete_frame(frame)
         ctx = self.context(on)
         parts = []
         for key in pairs["program"].unique().sort().to_list():
@@ -461,7 +508,7 @@ class ProvincePolicy:
                     label = pl.when(eligible).then(formula.label(ctx))
             except ParameterMissing as e:
                 value, amount_reason = pl.lit(None, dtype=pl.Float64), pl.lit(f"benefit: {e}")
-            paid = pl.when(eligible).then(value.cast(pl.Float64).round(2)).otherwise(None)
+            paid = pl.when(eligible).then(to_fen(value.cast(pl.Float64))).otherwise(None)
             if formula.period == "once":
                 one_off = paid
             else:

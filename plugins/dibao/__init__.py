@@ -11,7 +11,11 @@ Rules (POLICY_FACTS §2, GD-2021, GD-2022, FJ-2021):
 * single-person inclusion (单人保): severely disabled or seriously ill members of low-income households
   (below ``dibao.low_income_multiplier`` x the urban standard, 1.5 in GD-2021) are enrolled alone; GD-2022 adds
   level-3/4 mental and intellectual disability; FJ-2021 adds disabled elderly and members of
-  expenditure-hardship households (a list parameter per province);
+  expenditure-hardship households (a list parameter per province). The person included alone is assessed
+  and paid as a one-person household (their own income against the standard of their residence, urban or
+  rural, in every province: :func:`with_single_inclusion` ends every province's dibao formula);
+* economic verification: a household whose income or financial assets were never recorded by the
+  verification is "needs economic verification", not a household of zero income (gate);
 * benefit (GD-2021): by the gap between the standard and assessed per-capita income (差额) or by tiers (分档);
 * review cycle (GD-2021): yearly for stable households, every six months with unstable income and
   working-age members; gradual exit (渐退期) of six months when income rises above the standard after work.
@@ -35,7 +39,13 @@ from aidgraph.plugin import (
     receiving,
     yuan,
 )
-from aidgraph.plugins.dibao.standard import dibao_standard, residence_test, standard_label
+from aidgraph.plugins.dibao.standard import (
+    by_standard,
+    dibao_standard,
+    economic_verification,
+    residence_test,
+    standard_label,
+)
 
 
 __version__ = "0.1.0"
@@ -112,8 +122,8 @@ def _income(c: RuleContext):
         c.cite("dibao.rural_standard") + " / " + c.cite("dibao.urban_standard"))
 
 
-def single_inclusion_members(c: RuleContext) -> pl.Expr:
-    """Number of members who may be enrolled alone (单人保) under the province's groups."""
+def single_inclusion_condition(c: RuleContext) -> pl.Expr | None:
+    """The member condition of the province's single-person inclusion groups (单人保), or None (no group)."""
     groups = set(c.p("dibao.single_inclusion_groups"))
     severe = c.p("dibao.severe_disability_max_level")
     conditions = []
@@ -127,11 +137,31 @@ def single_inclusion_members(c: RuleContext) -> pl.Expr:
     if "disabled_elderly" in groups:
         conditions.append((member("age") >= c.p("dibao.elderly_age")) & member("disability_level").is_not_null())
     if not conditions:
-        return pl.lit(0)
+        return None
     cond = conditions[0]
     for extra in conditions[1:]:
         cond = cond | extra
-    return count_members(cond)
+    return cond.fill_null(False)
+
+
+def single_inclusion_members(c: RuleContext) -> pl.Expr:
+    """Members in the province's single-inclusion groups who, assessed as a one-person household on their own
+    income (单独纳入: the person alone is the unit), are below their household's dibao standard (urban or rural
+    by residence, every province alike)."""
+    cond = single_inclusion_condition(c)
+    if cond is None:
+        return pl.lit(0)
+    return by_standard(c, lambda std: count_members(cond & (member("own_monthly_income").fill_null(0.0) < std)))
+
+
+def single_inclusion_amount(c: RuleContext) -> pl.Expr:
+    """Paid as one-person households: the sum over the members included alone of (standard - own income)."""
+    cond = single_inclusion_condition(c)
+    if cond is None:
+        return pl.lit(0.0)
+    return by_standard(c, lambda std: pl.col("members").list.eval(
+        pl.when(cond).then((pl.lit(std) - member("own_monthly_income").fill_null(0.0)).clip(lower_bound=0.0))
+        .otherwise(0.0)).list.sum().fill_null(0.0))
 
 
 def single_household_scope(c: RuleContext) -> tuple[pl.Expr, pl.Expr]:
@@ -163,6 +193,7 @@ def _single(c: RuleContext):
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [
         EligibilityRule("dibao", "residence", residence_test, kind="gate"),
+        EligibilityRule("dibao", "economic_verification", economic_verification, kind="gate"),
         EligibilityRule("dibao", "assets", _assets, kind="gate"),
         EligibilityRule("dibao", "income", _income),
         EligibilityRule("dibao", "single_inclusion", _single, kind="alternative"),
@@ -187,19 +218,26 @@ def gap_or_tiers(c: RuleContext, method: str) -> tuple[pl.Expr, pl.Expr]:
                        ratio.round(2), share, yuan(std), members, yuan(amount), c.cite("dibao.tiers"))
 
 
+def with_single_inclusion(c: RuleContext, household: pl.Expr, household_reason: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The household's benefit when its per-capita income is below the standard; otherwise the members included
+    alone (单人保), each paid as a one-person household: standard - the member's own income. Every province's
+    dibao formula (the default one and a province's, such as Gansu's classes) ends with this."""
+    std = dibao_standard(c)
+    n_single = single_inclusion_members(c)
+    single = single_inclusion_amount(c)
+    income_ok = pl.col("per_capita_income") < std
+    return (pl.when(income_ok).then(household).otherwise(single),
+            pl.when(income_ok).then(household_reason).otherwise(
+                fmt("单人保: {} member(s) enrolled alone, each assessed and paid as a one-person household: standard {} "
+                    "- own income = {} yuan/month", n_single, yuan(std), yuan(single))))
+
+
 def _benefit(c: RuleContext) -> tuple[pl.Expr, pl.Expr]:
     urban_amount, urban_reason = gap_or_tiers(c, c.p("dibao.benefit_method_urban"))
     rural_amount, rural_reason = gap_or_tiers(c, c.p("dibao.benefit_method_rural"))
     household = pl.when(pl.col("rural")).then(rural_amount).otherwise(urban_amount)
     household_reason = pl.when(pl.col("rural")).then(rural_reason).otherwise(urban_reason)
-    std = dibao_standard(c)
-    n_single = single_inclusion_members(c)
-    single = std * n_single
-    income_ok = pl.col("per_capita_income") < std
-    return (pl.when(income_ok).then(household).otherwise(single),
-            pl.when(income_ok).then(household_reason).otherwise(
-                fmt("单人保: standard {} x {} member(s) enrolled alone = {} yuan/month", yuan(std), n_single,
-                    yuan(single))))
+    return with_single_inclusion(c, household, household_reason)
 
 
 @hookimpl(trylast=True)

@@ -1,8 +1,11 @@
 """低保边缘家庭 (near-dibao / low-income households): income between the dibao standard and 1.5 x the urban one.
 
-Rule (POLICY_FACTS §1, GD-2021): a low-income household has per-capita income below 1.5 x the local *urban*
-dibao standard (``dibao.low_income_multiplier``) and property within the rules; households already receiving
-dibao or tekun are not near-dibao. Near-dibao status pays no monthly cash: it opens special aid (medical,
+Rule (GD-2021 §1 "对家庭人均收入在当地城镇低保标准1.5倍以下且家庭财产状况符合相关规定的，认定为低收入家庭"): a
+low-income household has per-capita income below 1.5 x the local *urban* dibao standard
+(``dibao.low_income_multiplier``) and property within the rules. There is no lower bound: a household below
+the dibao line that does not get dibao (it fails dibao's stricter asset test, or has not applied) is a
+low-income household too, and the special aid open to low-income households follows. Households already
+receiving dibao or tekun are counted in those categories instead. Near-dibao status pays no monthly cash: it opens special aid (medical,
 education, housing) and, when the household later meets the dibao or tekun criteria, a transfer without a new
 application (GD-2022). Fujian limits financial assets to N x the dibao standard (FJ-2021, through its plugin).
 """
@@ -22,7 +25,7 @@ from aidgraph.plugin import (
     receiving_any,
     yuan,
 )
-from aidgraph.plugins.dibao.standard import dibao_standard, residence_test, standard_label
+from aidgraph.plugins.dibao.standard import dibao_standard, economic_verification, residence_test, standard_label
 
 
 __version__ = "0.1.0"
@@ -56,10 +59,12 @@ def _income(c: RuleContext):
     std = dibao_standard(c)
     line = c.col("dibao.urban_standard").cast(pl.Float64) * float(c.p("dibao.low_income_multiplier"))
     pci = pl.col("per_capita_income")
-    return (pci >= std) & (pci < line), fmt(
-        "per-capita income {} yuan/month at or above the {} dibao standard {} and below {} x urban standard = {} "
-        "yuan/month ({})", yuan(pci), standard_label(), yuan(std), c.p("dibao.low_income_multiplier"), yuan(line),
-        c.cite("dibao.low_income_multiplier"))
+    below_dibao = pl.when(pci < std).then(fmt(" (also below the {} dibao standard {}: a low-income household "
+                                              "that does not receive dibao)", standard_label(), yuan(std)))
+    return pci < line, fmt(
+        "per-capita income {} yuan/month below {} x urban standard = {} yuan/month ({}){}", yuan(pci),
+        c.p("dibao.low_income_multiplier"), yuan(line), c.cite("dibao.low_income_multiplier"),
+        below_dibao.fill_null(""))
 
 
 def _assets(c: RuleContext):
@@ -75,6 +80,7 @@ def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [
         EligibilityRule("dibao_edge", "residence", residence_test, kind="gate"),
         EligibilityRule("dibao_edge", "not_receiving", _not_receiving, kind="gate"),
+        EligibilityRule("dibao_edge", "economic_verification", economic_verification, kind="gate"),
         EligibilityRule("dibao_edge", "assets", _assets, kind="gate"),
         EligibilityRule("dibao_edge", "income", _income),
     ]

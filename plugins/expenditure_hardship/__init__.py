@@ -21,7 +21,7 @@ from aidgraph.plugin import (
     receiving_any,
     yuan,
 )
-from aidgraph.plugins.dibao.standard import dibao_standard, residence_test
+from aidgraph.plugins.dibao.standard import dibao_standard, economic_verification, residence_test
 
 
 __version__ = "0.1.0"
@@ -67,6 +67,7 @@ def _income(c: RuleContext):
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [
         EligibilityRule("expenditure_hardship", "residence", residence_test, kind="gate"),
+        EligibilityRule("expenditure_hardship", "economic_verification", economic_verification, kind="gate"),
         EligibilityRule("expenditure_hardship", "not_receiving",
                         lambda c: (~receiving_any(["dibao", "tekun"]), pl.lit("not receiving dibao or tekun")),
                         kind="gate"),

@@ -12,6 +12,10 @@ choice:
 * rural class 1: no member has labour capacity; class 2: a member severely disabled or seriously ill;
   class 3: per-capita income below half the standard; class 4: the rest.
 
+A rural class share never pays a household more than its gap (standard - per-capita income) x members: the
+source does not say a class may pay more. Urban full guarantee pays the standard x members (全额保障, named by
+the source). Members included alone (单人保) are paid as one-person households, as in every province.
+
 This benefit formula replaces the dibao plugin's (``tryfirst``) for Gansu only; the class is stored on the
 enrolment as its category (``RURAL_CLASS_1`` ... ``URBAN_FULL`` / ``URBAN_DIFFERENTIAL``).
 """
@@ -30,6 +34,7 @@ from aidgraph.plugin import (
     member,
     yuan,
 )
+from aidgraph.plugins.dibao import with_single_inclusion
 from aidgraph.plugins.dibao.standard import dibao_standard
 
 
@@ -74,16 +79,19 @@ def _benefit(c: RuleContext):
     for k, v in shares.items():
         share = pl.when(label == f"RURAL_CLASS_{k}").then(pl.lit(v)).otherwise(share)
     gap = (std - pl.col("per_capita_income")).clip(lower_bound=0) * members
+    by_class = share * std * members
+    # a class share never pays above the household's gap: GS-2024 names the classes, not that they may pay more
     amount = (pl.when(label == "URBAN_FULL").then(std * members).when(label == "URBAN_DIFFERENTIAL").then(gap)
-              .otherwise(share * std * members))
+              .otherwise(pl.min_horizontal(by_class, gap)))
     reason = (pl.when(label == "URBAN_FULL").then(fmt("全额保障 urban full guarantee: standard {} x {} = {} yuan/month",
                                                       yuan(std), members, yuan(amount)))
               .when(label == "URBAN_DIFFERENTIAL").then(fmt(
                   "差额保障 urban differential: (standard {} - per-capita income {}) x {} = {} yuan/month", yuan(std),
                   yuan(pl.col("per_capita_income")), members, yuan(amount)))
-              .otherwise(fmt("农村 {}: share {} x standard {} x {} = {} yuan/month ({})", label, share, yuan(std),
-                             members, yuan(amount), c.cite("gansu.rural_dibao_classes"))))
-    return amount, reason
+              .otherwise(fmt("农村 {}: share {} x standard {} x {} = {}, at most the gap {}: {} yuan/month ({})", label,
+                             share, yuan(std), members, yuan(by_class), yuan(gap), yuan(amount),
+                             c.cite("gansu.rural_dibao_classes"))))
+    return with_single_inclusion(c, amount, reason)
 
 
 @hookimpl(tryfirst=True)

@@ -24,7 +24,7 @@ from aidgraph.plugin import (
     program_search_document,
     yuan,
 )
-from aidgraph.plugins.dibao.standard import dibao_standard, residence_test
+from aidgraph.plugins.dibao.standard import dibao_standard, economic_verification, residence_test
 
 
 __version__ = "0.1.0"
@@ -98,6 +98,7 @@ def _assets(c: RuleContext):
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [
         EligibilityRule("tekun", "residence", residence_test, kind="gate"),
+        EligibilityRule("tekun", "economic_verification", economic_verification, kind="gate"),
         EligibilityRule("tekun", "assets", _assets, kind="gate"),
         EligibilityRule("tekun", "persons", _persons),
         EligibilityRule("tekun", "income", _income),

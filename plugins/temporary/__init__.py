@@ -30,7 +30,7 @@ from aidgraph.plugin import (
     program_search_document,
     yuan,
 )
-from aidgraph.plugins.dibao.standard import dibao_standard
+from aidgraph.plugins.dibao.standard import dibao_standard, economic_verification
 
 
 __version__ = "0.1.0"
@@ -84,6 +84,7 @@ def _emergency(c: RuleContext):
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [
         EligibilityRule("temporary", "where_it_happens", _where, kind="gate"),
+        EligibilityRule("temporary", "economic_verification", economic_verification, kind="gate"),
         EligibilityRule("temporary", "expenditure", _expenditure),
         EligibilityRule("temporary_emergency", "where_it_happens", _where, kind="gate"),
         EligibilityRule("temporary_emergency", "emergency", _emergency),

@@ -23,9 +23,14 @@ class Built:
 
 def add_household(session: Session, region: str, members: list[dict], *, hukou: str | None = None,
                   wages: float = 0.0, expenditure: float = 0.0, deposits: float = 0.0,
-                  on: dt.date = dt.date(2025, 6, 1), receiving: list[str] = (), enrolled: list[str] = ()) -> Built:
+                  on: dt.date = dt.date(2025, 6, 1), receiving: list[str] = (), enrolled: list[str] = (),
+                  verified: bool = True) -> Built:
     """A household with members (dicts of Person fields plus ``age``), 12 months of wages of the head,
-    medical expenditure and a deposit, and enrolments (ACTIVE for ``receiving``, APPLIED for ``enrolled``)."""
+    medical expenditure and a deposit, and enrolments (ACTIVE for ``receiving``, APPLIED for ``enrolled``).
+
+    ``verified``: the economic verification ran (家庭经济状况核对): where it found no wages or no deposits it
+    records that as an item of amount 0 (missing data is not zero income: without them the household is
+    "needs economic verification")."""
     n = next(_sequence)
     household = Household(household_number=f"T{region[:6]}{n:08d}", region_code=region, address="test")
     session.add(household)
@@ -45,13 +50,13 @@ def add_household(session: Session, region: str, members: list[dict], *, hukou: 
                                valid_from=dt.date(2020, 1, 1)))
         built.person_ids.append(person.id)
     start = window_start(on)  # exactly the 12-month assessment window of aidgraph.core.graph.economics
-    if wages:
+    if wages or verified:
         session.add(EconomicItem(household_id=household.id, person_id=built.person_ids[0], kind="WAGE", source="tax",
                                  amount=wages * 12, period_start=start, period_end=on))
     if expenditure:
         session.add(EconomicItem(household_id=household.id, kind="EXPENDITURE_MEDICAL", source="medical insurance",
                                  amount=expenditure * 12, period_start=start, period_end=on))
-    if deposits:
+    if deposits or verified:
         session.add(EconomicItem(household_id=household.id, kind="DEPOSIT", source="bank", amount=deposits,
                                  period_start=on - dt.timedelta(days=30), period_end=on - dt.timedelta(days=1)))
     for key in receiving:

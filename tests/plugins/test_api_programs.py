@@ -63,6 +63,11 @@ def test_eligibility_apply_decide_and_settle(live_server):
                                                 member("440507", 10, 13, "CHILD")])
     hid = household["id"]
     wages(live_server, hid, 500)
+    # missing data is not zero income: with wages verified but no financial-asset record, dibao is not decided
+    unverified = {r["program"]["key"]: r for r in live_server.data("Eligibility", {"householdId": hid})["eligibility"]}
+    assert not unverified["dibao"]["eligible"] and unverified["dibao"]["monthlyAmount"] is None
+    assert "not met: needs economic verification (家庭经济状况核对): missing financial assets" in unverified["dibao"]["reasons"]
+    wages(live_server, hid, 0, kind="DEPOSIT")  # the bank check found no deposits: a verified 0
     results = {r["program"]["key"]: r for r in live_server.data("Eligibility", {"householdId": hid})["eligibility"]}
     dibao = results["dibao"]
     # 500 a month for 2 members: 250 per capita below the standard 1200; gap (1200 - 250) x 2

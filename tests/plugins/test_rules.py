@@ -42,8 +42,13 @@ def test_low_income_line_is_one_and_a_half_times_the_urban_standard(engine):
     below = evaluate(engine, "44", household_frame(two, SHANTOU, monthly_income=2 * 1799), "dibao_edge")
     at = evaluate(engine, "44", household_frame(two, SHANTOU, monthly_income=2 * 1800), "dibao_edge")
     dibao_level = evaluate(engine, "44", household_frame(two, SHANTOU, monthly_income=2 * 1100), "dibao_edge")
-    assert below["eligible"] and not at["eligible"] and not dibao_level["eligible"]
+    assert below["eligible"] and not at["eligible"]
     assert "below 1.5 x urban standard = 1800.00" in text(below)
+    # below the dibao line without dibao is a low-income household too (GD-2021 sets no lower bound) ...
+    assert dibao_level["eligible"] and "a low-income household that does not receive dibao" in text(dibao_level)
+    # ... while a household receiving dibao is counted as dibao
+    assert not evaluate(engine, "44", household_frame(two, SHANTOU, monthly_income=2 * 1100, receiving=["dibao"]),
+                        "dibao_edge")["eligible"]
     # the line is the *urban* standard even for a rural household (rural standard 1000)
     rural = evaluate(engine, "44", household_frame(two, SHANTOU, rural=True, monthly_income=2 * 1700), "dibao_edge")
     assert rural["eligible"] and "1800.00" in text(rural)
