@@ -36,6 +36,9 @@ class DisposeAlertInput:
     note: str
     program_key: str | None = strawberry.field(
         default=None, description="ENROL only: the program to apply for (default: relapse_monitoring, 防止返贫监测).")
+    department: str | None = strawberry.field(
+        default=None, description="REFER only: the receiving department's key (default: the province's "
+                                  "workflow.alert_referral_department); a referral record is written (限时办理).")
 
 
 @strawberry.type(description="A program the verification lists for the household.")
@@ -56,6 +59,8 @@ class DisposeAlertPayload:
                     "household appears eligible for (others).")
     enrollment_id: strawberry.ID | None = strawberry.field(
         default=None, description="ENROL: the application opened.")
+    referral_id: strawberry.ID | None = strawberry.field(
+        default=None, description="REFER: the referral written to the receiving department.")
 
 
 def _policy(info: Info):
@@ -114,10 +119,24 @@ class Mutation:
                                              program_key=program_key, note=f"预警处置 (alert): {input.note}")
             return enrollment.id
 
+        async def refer(session, actor, household_id: int, note: str) -> int:
+            import datetime as dt
+
+            from aidgraph.core.storage.models import Household as HouseholdRow
+            from aidgraph.core.workflow import casework
+
+            household = await session.get(HouseholdRow, household_id)
+            params = casework.province_params(policy, household.region_code, "alertId")
+            department = input.department or params.value("workflow.alert_referral_department", dt.date.today())
+            referral = await casework.create_referral(session, actor, params, household, department=department,
+                                                      reason=note, source="ALERT",
+                                                      source_id=db_id(input.alert_id, "Alert"))
+            return referral.id
+
         async def work(session):
             return await monitoring.dispose_alert(
                 session, info.context.actor, db_id(input.alert_id, "Alert"), input.action.value, input.note,
-                verify=verify, enrol=enrol, program_key=input.program_key)
+                verify=verify, enrol=enrol, program_key=input.program_key, refer=refer)
 
         result, errors = await run_mutation(info, work)
         if result is None:
@@ -128,4 +147,5 @@ class Mutation:
                       for c in (result.verification.candidates if result.verification else ())]
         return DisposeAlertPayload(
             alert=Alert.from_row(row) if row else None, errors=errors, candidates=candidates,
-            enrollment_id=to_global_id("Enrollment", result.enrollment_id) if result.enrollment_id else None)
+            enrollment_id=to_global_id("Enrollment", result.enrollment_id) if result.enrollment_id else None,
+            referral_id=to_global_id("Referral", result.referral_id) if result.referral_id else None)

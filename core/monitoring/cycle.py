@@ -407,12 +407,16 @@ class Disposition:
     status: str
     verification: Verification | None = None
     enrollment_id: int | None = None
+    referral_id: int | None = None
 
 
 VerifyFn = Callable[[Any, int], Any]
 """async (session, household_id) -> Verification."""
 EnrolFn = Callable[..., Any]
 """async (session, actor, household_id, program_key) -> enrolment id (the workflow's apply_for_aid)."""
+ReferFn = Callable[..., Any]
+"""async (session, actor, household_id, note) -> referral id (the workflow's casework.create_referral: REFER
+writes a referral record to a department; the monitoring floor cannot import the workflow floor)."""
 
 
 async def policy_verification(session, policy_engine: Any, household_id: int, on: dt.date | None = None
@@ -437,7 +441,7 @@ async def policy_verification(session, policy_engine: Any, household_id: int, on
 
 async def dispose_alert(session, actor: Actor, alert_id: int | None, action: str, note: str, *,
                         verify: VerifyFn | None = None, enrol: EnrolFn | None = None,
-                        program_key: str | None = None) -> Disposition:
+                        program_key: str | None = None, refer: ReferFn | None = None) -> Disposition:
     """Move an alert one step of its disposition; aid chain, audit and outbox rows in the same transaction.
 
     Never commits. Raises DomainError: NOT_FOUND (unknown or out of the caller's scope), FORBIDDEN (visible
@@ -495,6 +499,9 @@ async def dispose_alert(session, actor: Actor, alert_id: int | None, action: str
     else:
         aidchain.append(session, household_id, AidChainKind.REFERRAL, f"预警转办 (referred): {note}",
                         program_key=MONITORING_PROGRAM, ref_type="alert", ref_id=alert.id, actor=actor.username)
+        if refer is not None:
+            result.referral_id = await refer(session, actor, household_id, note)
+            detail["referral_id"] = result.referral_id
     alert.status = to_status
     alert.disposition = disposition
     alert.disposition_note = note

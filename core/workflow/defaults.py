@@ -1,7 +1,14 @@
-"""The core's own default plugin: the workflow's parameters and the enrolment Casbin object.
+"""The core's own default plugin: the workflow's parameters and the Casbin objects of enrolments and casework.
 
 Registered through the ``aidgraph`` entry-point group under the name ``core.workflow``, like every other
 plugin (the plugin host imports no plugin by name), and enabled in every province.
+
+Casework (issue 13) adds: the province's list of receiving departments (分办转办 to the departments of GD-2021
+"落实部门责任"), the time limit per department for a referral (限时办理; no source gives days: illustrative), the
+department an alert's REFER disposition goes to when the caseworker names none, the level of the alert a
+reported lead raises, and the township's approval limit for temporary aid (分级审批; no source gives the amount:
+illustrative). Objects: ``referral`` (read, create = refer, update = answer, export), ``lead`` (read, create =
+report, update = close or visit) and ``reserve_fund`` (read, create = replenish, disburse = draw).
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from aidgraph.core.workflow.reviews import parameter_schemas as review_parameter
 
 PLUGIN_NAME = "core.workflow"
 
+REFERRAL_OBJECT = "referral"
+LEAD_OBJECT = "lead"
+RESERVE_FUND_OBJECT = "reserve_fund"
+
 
 @hookimpl
 def aidgraph_parameter_schemas() -> list[ParamSpec]:
@@ -21,9 +32,25 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "审批权限下放到乡镇: program keys whose approval is delegated to townships (GD-2021 Pearl "
                   "River Delta; FJ-2021 tekun, dibao and temporary aid)", regional=True),
         *review_parameter_schemas(),  # 复核: what counts as a significant change (core/workflow/reviews.py)
+        ParamSpec("workflow.departments", "table",
+                  "分办转办: the departments a case may be referred to, key -> name (GD-2021 落实部门责任; issue 13)"),
+        ParamSpec("workflow.referral_days", "table",
+                  "限时办理: days a receiving department has to answer a referral, by department key, with "
+                  "'default' for the others", unit="calendar days", regional=True),
+        ParamSpec("workflow.alert_referral_department", "string",
+                  "the department an alert's REFER disposition goes to when the caseworker names none"),
+        ParamSpec("workflow.lead_alert_level", "string",
+                  "the warning level of the alert a reported lead raises (主动发现+报告) until verification",
+                  choices=("RED", "ORANGE", "YELLOW", "BLUE", "GREEN")),
+        ParamSpec("workflow.temporary_township_limit", "number",
+                  "分级审批: the largest temporary-aid total a township may approve; above it the county approves",
+                  unit="yuan", regional=True, minimum=0),
     ]
 
 
 @hookimpl
 def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
-    return [(OBJECT, ["read", "apply", "review", "approve", "disburse"])]
+    return [(OBJECT, ["read", "apply", "review", "approve", "disburse"]),
+            (REFERRAL_OBJECT, ["read", "create", "update", "export"]),
+            (LEAD_OBJECT, ["read", "create", "update"]),
+            (RESERVE_FUND_OBJECT, ["read", "create", "disburse"])]

@@ -19,6 +19,8 @@ from sqlalchemy import select
 from aidgraph.plugin import (
     AidChainKind,
     EligibilityRule,
+    Household,
+    casework,
     Membership,
     PROGRAM_SEARCH_FIELDS,
     ParamSpec,
@@ -40,6 +42,8 @@ __version__ = "0.1.0"
 PROGRAM = Program(key="employment", name="就业救助 employment aid", domain="employment",
                   description="Priority employment services for zero-employment and low-income households.")
 ABLE = ["FULL", "PARTIAL"]
+REFERRAL_DEPARTMENT = "human_resources"
+"""人力资源社会保障: the department zero-employment households are referred to (GD-2021 落实部门责任)."""
 
 
 @hookimpl
@@ -113,6 +117,14 @@ async def aidgraph_enrollment_changed(event) -> None:
                         f"零就业家庭 referred to employment services: {len(able)} working-age member(s) able to work, "
                         f"none employed", program_key="employment", ref_type="enrollment",
                         ref_id=event.enrollment_id, actor=event.actor.username)
+        # The referral as a record with a due date (分类转办, 限时办理), where the province lists the department.
+        if REFERRAL_DEPARTMENT in casework.departments(params, on):
+            household = await event.session.get(Household, event.household_id)
+            await casework.create_referral(
+                event.session, event.actor, params, household, department=REFERRAL_DEPARTMENT, source="ENROLLMENT",
+                source_id=event.enrollment_id, on=on,
+                reason=f"零就业家庭: {len(able)} working-age member(s) able to work, none employed; priority public "
+                       f"employment services (就业援助) on {event.program.key} activation")
     return None
 
 

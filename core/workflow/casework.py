@@ -1,0 +1,240 @@
+"""Referrals (分办转办): one window, handled together (一门受理、协同办理; GD-2021 §23, GS-2024 "进一个门、办所有事").
+
+Why: the sources want the township office that accepts an application to tell the applicant once what to bring
+(一次性告知), to pass the parts other departments handle to them (分办转办) and to see them done in time (限时办理);
+before this module a referral was a line of free text in the aid chain with no department and no deadline.
+
+A :class:`~aidgraph.core.storage.models.Referral` goes from the accepting office or a caseworker to a receiving
+department named by key from the province's list (``workflow.departments``, declared by
+:mod:`aidgraph.core.workflow.defaults`), with a reason, the documents told once and a due date that defaults to
+the province's time limit for that department (``workflow.referral_days``; illustrative: no source gives days).
+Its status moves SENT -> ACCEPTED -> DONE, or SENT/ACCEPTED -> RETURNED, enforced here; each step needs the
+``referral`` Casbin action (``create`` to refer, ``update`` to answer) in the household's region, and writes the
+aid chain (REFERRAL) and the audit log in the caller's transaction. A referral is overdue while it is SENT or
+ACCEPTED after its due date (:func:`overdue_clause`, the same rule in SQL and in Python).
+
+Three callers create referrals: a caseworker (:func:`refer_case`, the contract's ReferCase), an alert's REFER
+disposition and the employment plugin's automatic referral (both through :func:`create_referral`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.scope import Scope
+from aidgraph.core.graph import aidchain, audit
+from aidgraph.core.policy.engine import PolicyEngine, default_engine
+from aidgraph.core.policy.parameters import ProvinceParams
+from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
+from aidgraph.core.storage.models import (
+    OPEN_REFERRAL_STATUSES,
+    AidChainKind,
+    Household,
+    IdempotencyRecord,
+    Membership,
+    Referral,
+    ReferralStatus,
+)
+from aidgraph.core.workflow.defaults import REFERRAL_OBJECT
+
+R = ReferralStatus
+ANSWERS: dict[tuple[str, str], str] = {
+    # (from status, action): to status
+    (R.SENT.value, "ACCEPT"): R.ACCEPTED.value,
+    (R.ACCEPTED.value, "COMPLETE"): R.DONE.value,
+    (R.SENT.value, "RETURN"): R.RETURNED.value,
+    (R.ACCEPTED.value, "RETURN"): R.RETURNED.value,
+}
+SOURCES = ("CASEWORKER", "ALERT", "ENROLLMENT", "APPLICATION")
+MAX_DOCUMENTS = 50
+
+
+def today() -> dt.date:
+    return dt.date.today()
+
+
+def overdue_clause(on: dt.date):
+    """SQL: open (SENT or ACCEPTED) and past its due date on ``on``."""
+    return and_(Referral.status.in_([s.value for s in OPEN_REFERRAL_STATUSES]), Referral.due_date < on)
+
+
+def is_overdue(referral: Referral, on: dt.date | None = None) -> bool:
+    """The same rule as :func:`overdue_clause`, for one loaded row."""
+    return referral.status in {s.value for s in OPEN_REFERRAL_STATUSES} and referral.due_date < (on or today())
+
+
+def province_params(engine: PolicyEngine, region_code: str, field: str = "householdId") -> ProvinceParams:
+    province = region_code[:2]
+    if province not in engine.province_codes():
+        raise DomainError.single(ErrorCode.VALIDATION, f"province {province} is not configured", field)
+    return engine.province(province).params
+
+
+def departments(params: ProvinceParams, on: dt.date) -> dict[str, str]:
+    """The province's receiving departments in force on ``on``: key -> name."""
+    return dict(params.value("workflow.departments", on, default={}) or {})
+
+
+def default_due_date(params: ProvinceParams, department: str, on: dt.date, region_code: str) -> tuple[dt.date, int]:
+    """限时办理: ``on`` plus the province's days for ``department`` (or its ``default``); (date, days)."""
+    days_by_department = params.value("workflow.referral_days", on, region=region_code, default={}) or {}
+    days = days_by_department.get(department, days_by_department.get("default"))
+    if days is None:
+        raise DomainError.single(ErrorCode.VALIDATION, f"no time limit is configured for department {department!r} "
+                                                       "(workflow.referral_days): give a dueDate", "dueDate")
+    return on + dt.timedelta(days=int(days)), int(days)
+
+
+def _clean_documents(documents: list[str] | None) -> list[str]:
+    cleaned = [d.strip() for d in (documents or []) if d and d.strip()]
+    if len(cleaned) > MAX_DOCUMENTS:
+        raise DomainError.single(ErrorCode.VALIDATION, f"at most {MAX_DOCUMENTS} documents", "documents")
+    return list(dict.fromkeys(cleaned))
+
+
+async def create_referral(session: AsyncSession, actor: Actor, params: ProvinceParams, household: Household, *,
+                          department: str, reason: str, documents: list[str] | None = None,
+                          due_date: dt.date | None = None, person_id: int | None = None, source: str = "CASEWORKER",
+                          source_id: int | None = None, from_region_code: str | None = None,
+                          on: dt.date | None = None) -> Referral:
+    """Write one referral (status SENT) with its aid-chain and audit rows; validation only, no permission check
+    (callers check theirs: :func:`refer_case` the ``referral`` create action, the alert disposition its own)."""
+    on = on or today()
+    known = departments(params, on)
+    if department not in known:
+        raise DomainError.single(ErrorCode.VALIDATION, f"unknown department {department!r} (configured: "
+                                                       f"{', '.join(sorted(known)) or 'none'})", "department")
+    if not reason or not reason.strip():
+        raise DomainError.single(ErrorCode.VALIDATION, "a reason is required: say what the department should do",
+                                 "reason")
+    if source not in SOURCES:
+        raise ValueError(f"unknown referral source {source!r}")
+    if due_date is None:
+        due_date, days = default_due_date(params, department, on, household.region_code)
+        limit = f"due {due_date} ({days} days, {params.cite('workflow.referral_days')})"
+    else:
+        if due_date < on:
+            raise DomainError.single(ErrorCode.VALIDATION, f"the due date {due_date} is in the past", "dueDate")
+        limit = f"due {due_date}"
+    docs = _clean_documents(documents)
+    referral = Referral(household_id=household.id, person_id=person_id, region_code=household.region_code,
+                        from_region_code=from_region_code or _office(actor), department=department,
+                        reason=reason.strip(), documents=docs, due_date=due_date, status=R.SENT.value,
+                        source=source, source_id=source_id, sent_by=actor.username, version=1)
+    session.add(referral)
+    await session.flush()
+    told = f"; 一次性告知 documents: {', '.join(docs)}" if docs else ""
+    aidchain.append(session, household.id, AidChainKind.REFERRAL,
+                    f"转办 referred to {known[department]} ({department}), {limit}: {referral.reason}{told}",
+                    ref_type="referral", ref_id=referral.id, actor=actor.username)
+    audit.record(session, actor, "refer", REFERRAL_OBJECT, referral.id, household.region_code,
+                 {"department": department, "due_date": due_date.isoformat(), "source": source,
+                  "source_id": source_id, "documents": len(docs)})
+    return referral
+
+
+def _office(actor: Actor) -> str | None:
+    return actor.grants[0].region_code if actor.grants else None
+
+
+async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
+    if not key:
+        return None
+    return (await session.execute(select(IdempotencyRecord.result).where(
+        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
+        IdempotencyRecord.key == key))).scalar_one_or_none()
+
+
+def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | None, result: dict) -> None:
+    if key:
+        session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
+
+
+async def household_in_scope(session: AsyncSession, actor: Actor, household_id: int | None, field: str = "householdId"
+                             ) -> Household:
+    household = await session.get(Household, household_id) if household_id is not None else None
+    if household is None or not actor.may("read", household.region_code, "household"):
+        raise not_found("household", field)
+    return household
+
+
+async def refer_case(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *,
+                     household_id: int | None, department: str, reason: str, person_id: int | None = None,
+                     documents: list[str] | None = None, due_date: dt.date | None = None,
+                     idempotency_key: str | None = None, on: dt.date | None = None) -> Referral:
+    """The contract's ReferCase: a caseworker refers a household (or one member) to a department."""
+    engine = engine or default_engine()
+    replay = await _replay(session, actor, "referCase", idempotency_key)
+    if replay is not None:
+        return await session.get(Referral, replay["referral_id"])
+    household = await household_in_scope(session, actor, household_id)
+    if not actor.may("create", household.region_code, REFERRAL_OBJECT):
+        raise DomainError.single(ErrorCode.FORBIDDEN, f"referring needs the 'create' permission on referrals in "
+                                                      f"region {household.region_code}", "householdId")
+    if person_id is not None:
+        member = (await session.execute(select(Membership.id).where(
+            Membership.household_id == household.id, Membership.person_id == person_id,
+            Membership.valid_to.is_(None)))).first()
+        if member is None:
+            raise DomainError.single(ErrorCode.VALIDATION, "the person is not a current member of the household",
+                                     "personId")
+    params = province_params(engine, household.region_code)
+    referral = await create_referral(session, actor, params, household, department=department, reason=reason,
+                                     documents=documents, due_date=due_date, person_id=person_id, on=on)
+    _remember(session, actor, "referCase", idempotency_key, {"referral_id": referral.id})
+    return referral
+
+
+async def answer_referral(session: AsyncSession, actor: Actor, *, referral_id: int | None, action: str, answer: str,
+                          on: dt.date | None = None) -> Referral:
+    """The contract's AnswerReferral: ACCEPT, COMPLETE or RETURN, with the department's answer."""
+    if referral_id is None:
+        raise not_found("referral", "referralId")
+    referral = (await session.execute(select(Referral).where(
+        Referral.id == referral_id, actor.scope("read", REFERRAL_OBJECT).predicate(Referral.region_code))
+        .with_for_update())).scalar_one_or_none()
+    if referral is None:
+        raise not_found("referral", "referralId")
+    if not actor.may("update", referral.region_code, REFERRAL_OBJECT):
+        raise DomainError.single(ErrorCode.FORBIDDEN, "answering a referral needs the 'update' permission on "
+                                                      "referrals in its region", "referralId")
+    if action not in {a for _, a in ANSWERS}:
+        raise DomainError.single(ErrorCode.VALIDATION, f"unknown action {action!r}", "action")
+    if not answer or not answer.strip():
+        raise DomainError.single(ErrorCode.VALIDATION, "an answer is required", "answer")
+    to_status = ANSWERS.get((referral.status, action))
+    if to_status is None:
+        raise DomainError.single(ErrorCode.INVALID_TRANSITION, f"cannot {action} a referral that is {referral.status}",
+                                 "action")
+    from_status = referral.status
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    was_overdue = is_overdue(referral, on)
+    referral.status, referral.answer, referral.answered_by, referral.answered_at = (to_status, answer.strip(),
+                                                                                    actor.username, now)
+    referral.version += 1
+    await session.flush()
+    late = " (after its due date)" if was_overdue else ""
+    aidchain.append(session, referral.household_id, AidChainKind.REFERRAL,
+                    f"转办 {referral.department}: {from_status} -> {to_status}{late}: {referral.answer}",
+                    ref_type="referral", ref_id=referral.id, actor=actor.username)
+    audit.record(session, actor, "answer_referral", REFERRAL_OBJECT, referral.id, referral.region_code,
+                 {"action": action, "from": from_status, "to": to_status, "overdue": was_overdue})
+    return referral
+
+
+def referral_filters(scope: Scope, *, department: str | None = None, status: str | None = None,
+                     overdue_only: bool = False, on: dt.date | None = None) -> list[Any]:
+    """The WHERE clauses of a referral list: the caller's scope (one predicate, in SQL) and the filters."""
+    where: list[Any] = [scope.predicate(Referral.region_code)]
+    if department:
+        where.append(Referral.department == department)
+    if status:
+        where.append(Referral.status == status)
+    if overdue_only:
+        where.append(overdue_clause(on or today()))
+    return where

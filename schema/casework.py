@@ -1,0 +1,642 @@
+"""GraphQL for casework (issue 13): the contract's ReferCase, Referrals, AnswerReferral and ReportLead, plus leads,
+visits (巡访), township reserve funds (备用金) and temporary-aid approval in stages.
+
+Lists read through the caller's scope for the object (``referral``, ``lead``: one predicate per request, in
+SQL); mutations run the services of :mod:`aidgraph.core.workflow.casework`, :mod:`~aidgraph.core.workflow.leads`
+and :mod:`~aidgraph.core.workflow.temporary_aid` in the request's write transaction, all or nothing, with
+DomainErrors answered as the payload's ``errors``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+
+import strawberry
+from sqlalchemy import func, select
+from strawberry.types import Info
+
+from aidgraph.core.graph import privacy
+from aidgraph.core.storage import models
+from aidgraph.core.storage.errors import not_found
+from aidgraph.core.workflow import casework, leads, temporary_aid
+from aidgraph.core.workflow.defaults import LEAD_OBJECT, REFERRAL_OBJECT, RESERVE_FUND_OBJECT
+from aidgraph.schema.errors import UserError, run_mutation
+from aidgraph.schema.programs import policy_engine
+from aidgraph.schema.relay import (
+    Connection,
+    Edge,
+    Node,
+    PageInfo,
+    db_id,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+    to_global_id,
+)
+from aidgraph.schema.types import Alert, Enrollment, Household, Region, load_region
+
+
+@strawberry.enum(description="转办 status: SENT, ACCEPTED by the department, DONE, or RETURNED.")
+class ReferralStatus(enum.Enum):
+    SENT = "SENT"
+    ACCEPTED = "ACCEPTED"
+    DONE = "DONE"
+    RETURNED = "RETURNED"
+
+
+@strawberry.enum(description="A department's answer to a referral.")
+class ReferralAction(enum.Enum):
+    ACCEPT = "ACCEPT"
+    COMPLETE = "COMPLETE"
+    RETURN = "RETURN"
+
+
+@strawberry.enum(description="How a person in difficulty came to notice (主动发现).")
+class LeadChannel(enum.Enum):
+    VILLAGE_ASSISTANT = "VILLAGE_ASSISTANT"
+    VISIT = "VISIT"
+    HOTLINE_12345 = "HOTLINE_12345"
+    HOTLINE_12349 = "HOTLINE_12349"
+    NEIGHBOUR = "NEIGHBOUR"
+    SELF = "SELF"
+    OTHER = "OTHER"
+
+
+@strawberry.enum
+class LeadStatus(enum.Enum):
+    OPEN = "OPEN"
+    ALERTED = "ALERTED"
+    CLOSED = "CLOSED"
+
+
+async def _household(info: Info, household_id: int | None) -> Household | None:
+    if household_id is None:
+        return None
+    row = await info.context.households.load(household_id)
+    return Household.from_row(row) if row else None
+
+
+@strawberry.type(description="A referral (分办转办) to a receiving department, with its due date (限时办理).")
+class Referral(Node):
+    _row: strawberry.Private[models.Referral]
+
+    @classmethod
+    def from_row(cls, row: models.Referral) -> "Referral":
+        return cls(id=to_global_id("Referral", row.id), _row=row)
+
+    @strawberry.field
+    def status(self) -> ReferralStatus:
+        return ReferralStatus(self._row.status)
+
+    @strawberry.field(description="Key from the province's configured departments.")
+    def department(self) -> str:
+        return self._row.department
+
+    @strawberry.field
+    def reason(self) -> str:
+        return self._row.reason
+
+    @strawberry.field(description="What the applicant was told to bring, once (一次性告知).")
+    def documents(self) -> list[str]:
+        return list(self._row.documents or [])
+
+    @strawberry.field
+    def due_date(self) -> dt.date:
+        return self._row.due_date
+
+    @strawberry.field(description="Not DONE or RETURNED after its due date.")
+    def overdue(self) -> bool:
+        return casework.is_overdue(self._row)
+
+    @strawberry.field
+    def sent_at(self) -> dt.datetime:
+        return self._row.sent_at
+
+    @strawberry.field
+    def sent_by(self) -> str:
+        return self._row.sent_by
+
+    @strawberry.field(description="CASEWORKER, ALERT (a REFER disposition), ENROLLMENT (automatic) or APPLICATION.")
+    def source(self) -> str:
+        return self._row.source
+
+    @strawberry.field
+    def answered_at(self) -> dt.datetime | None:
+        return self._row.answered_at
+
+    @strawberry.field
+    def answer(self) -> str | None:
+        return self._row.answer
+
+    @strawberry.field(description="The accepting office's region (异地受理: may lie outside the household's).")
+    async def from_region(self, info: Info) -> Region | None:
+        return await load_region(info, self._row.from_region_code) if self._row.from_region_code else None
+
+    @strawberry.field
+    async def household(self, info: Info) -> Household | None:
+        return await _household(info, self._row.household_id)
+
+
+@strawberry.type(description="A reported lead (主动发现+报告), routed to a township.")
+class Lead(Node):
+    _row: strawberry.Private[models.Lead]
+
+    @classmethod
+    def from_row(cls, row: models.Lead) -> "Lead":
+        return cls(id=to_global_id("Lead", row.id), _row=row)
+
+    @strawberry.field
+    def status(self) -> LeadStatus:
+        return LeadStatus(self._row.status)
+
+    @strawberry.field
+    def channel(self) -> LeadChannel:
+        return LeadChannel(self._row.channel)
+
+    @strawberry.field
+    def description(self) -> str:
+        return self._row.description
+
+    @strawberry.field
+    def reported_by(self) -> str | None:
+        return self._row.reported_by
+
+    @strawberry.field
+    def address(self) -> str | None:
+        return self._row.address
+
+    @strawberry.field
+    def name(self) -> str | None:
+        return self._row.name
+
+    @strawberry.field(description="The ID number given, masked unless the caller may see it in full.")
+    def id_number(self, info: Info) -> str | None:
+        if self._row.id_number is None:
+            return None
+
+        class _P:  # privacy.id_number reads a person-like row
+            id_number = self._row.id_number
+            region_code = self._row.region_code
+            id = self._row.person_id
+        return privacy.id_number(info.context, _P)
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return self._row.created_at
+
+    @strawberry.field
+    def close_reason(self) -> str | None:
+        return self._row.close_reason
+
+    @strawberry.field
+    async def township(self, info: Info) -> Region | None:
+        return await load_region(info, self._row.township_code)
+
+    @strawberry.field(description="The alert the lead raised or joined.")
+    async def alert(self, info: Info) -> Alert | None:
+        if self._row.alert_id is None:
+            return None
+        row = await info.context.alerts_by_id.load(self._row.alert_id)
+        return Alert.from_row(row) if row else None
+
+    @strawberry.field
+    async def household(self, info: Info) -> Household | None:
+        return await _household(info, self._row.household_id)
+
+
+@strawberry.type(description="A visit (巡访) to a household, with its findings.")
+class Visit(Node):
+    visited_on: dt.date
+    visitor: str
+    findings: str
+    needs_help: bool
+    _lead_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: models.Visit) -> "Visit":
+        return cls(id=to_global_id("Visit", row.id), visited_on=row.visited_on, visitor=row.visitor,
+                   findings=row.findings, needs_help=row.needs_help, _lead_id=row.lead_id)
+
+    @strawberry.field(description="The lead the visit reported, when it found the household needs help.")
+    def lead_id(self) -> strawberry.ID | None:
+        return to_global_id("Lead", self._lead_id) if self._lead_id else None
+
+
+@strawberry.type(description="One line of a reserve fund's ledger.")
+class ReserveFundEntry:
+    kind: str
+    amount: float
+    balance_after: float
+    at: dt.datetime
+    actor: str
+    note: str | None
+
+
+@strawberry.type(description="A township's temporary-aid reserve fund (临时救助备用金).")
+class ReserveFund:
+    township_code: str
+    balance: float
+    entries: list[ReserveFundEntry]
+
+
+@strawberry.type(description="A scheduled payment of a temporary-aid case: a stage or follow-up aid.")
+class TemporaryAidStage(Node):
+    kind: str
+    due_date: dt.date
+    amount: float
+    status: str
+    from_reserve: bool
+    paid_at: dt.datetime | None
+
+
+@strawberry.type(description="A temporary-aid case approved once (一次审批), with its stages (分阶段救助).")
+class TemporaryAidCase:
+    approved_total: float
+    level: str = strawberry.field(description="TOWNSHIP, COUNTY or CASE_CONFERENCE (一事一议).")
+    approved_by: str
+    approved_on: dt.date
+    basis: str | None
+    stages: list[TemporaryAidStage]
+    _enrollment_id: strawberry.Private[int]
+
+    @strawberry.field
+    def scheduled_total(self) -> float:
+        return float(sum(Decimal(str(s.amount)) for s in self.stages))
+
+    @strawberry.field
+    def paid_total(self) -> float:
+        return float(sum(Decimal(str(s.amount)) for s in self.stages if s.status == "PAID"))
+
+    @strawberry.field
+    async def enrollment(self, info: Info) -> Enrollment | None:
+        row = await info.context.enrollments_by_id.load(self._enrollment_id)
+        return Enrollment.from_row(row) if row else None
+
+
+# --- inputs and payloads -------------------------------------------------------------------------------------
+
+
+@strawberry.input
+class ReferCaseInput:
+    household_id: strawberry.ID
+    department: str
+    reason: str
+    person_id: strawberry.ID | None = None
+    documents: list[str] | None = None
+    due_date: dt.date | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class AnswerReferralInput:
+    referral_id: strawberry.ID
+    action: ReferralAction
+    answer: str
+
+
+@strawberry.input
+class ReportLeadInput:
+    region_code: str
+    channel: LeadChannel
+    description: str
+    person_id: strawberry.ID | None = None
+    id_number: str | None = None
+    name: str | None = None
+    address: str | None = None
+    reported_by: str | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class CloseLeadInput:
+    lead_id: strawberry.ID
+    reason: str
+
+
+@strawberry.input
+class RecordVisitInput:
+    household_id: strawberry.ID
+    findings: str
+    visited_on: dt.date | None = None
+    needs_help: bool = False
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class ReplenishReserveFundInput:
+    township_code: str
+    amount: float
+    note: str | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class StageInput:
+    due_date: dt.date
+    amount: float
+
+
+@strawberry.input
+class ApproveTemporaryAidInput:
+    enrollment_id: strawberry.ID
+    total: float
+    stages: list[StageInput] | None = None
+    case_conference: bool = False
+    basis: str | None = None
+    pay_first_from_reserve: bool = False
+
+
+@strawberry.input
+class ScheduleFollowUpAidInput:
+    enrollment_id: strawberry.ID
+    stages: list[StageInput]
+    note: str | None = None
+
+
+@strawberry.input
+class PayTemporaryAidStageInput:
+    stage_id: strawberry.ID
+    from_reserve: bool = False
+
+
+@strawberry.type
+class ReferralPayload:
+    referral: Referral | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class LeadPayload:
+    lead: Lead | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class VisitPayload:
+    visit: Visit | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class ReserveFundPayload:
+    reserve_fund: ReserveFund | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class TemporaryAidPayload:
+    case: TemporaryAidCase | None
+    errors: list[UserError]
+
+
+def _id(value: str | None, type_name: str, field: str) -> int | None:
+    return db_id(value, type_name) if value else None
+
+
+def _required_id(value: str | None, type_name: str, field: str) -> int:
+    key = db_id(value, type_name)
+    if key is None:
+        raise not_found(type_name.lower(), field)
+    return key
+
+
+def _stages(stages: list[StageInput] | None) -> list[temporary_aid.StageInput]:
+    return [temporary_aid.StageInput(s.due_date, s.amount) for s in (stages or [])]
+
+
+async def _load(info: Info, model, key):
+    async with info.context.db() as session:
+        return await session.get(model, key)
+
+
+async def _reserve_fund(session, township_code: str) -> ReserveFund | None:
+    fund = await session.get(models.ReserveFund, township_code)
+    if fund is None:
+        return None
+    entries = (await session.execute(select(models.ReserveFundEntry).where(
+        models.ReserveFundEntry.township_code == township_code).order_by(models.ReserveFundEntry.id.desc())
+        .limit(100))).scalars()
+    return ReserveFund(township_code=fund.township_code, balance=float(fund.balance),
+                       entries=[ReserveFundEntry(kind=e.kind, amount=float(e.amount), balance_after=float(e.balance_after),
+                                                 at=e.at, actor=e.actor, note=e.note) for e in entries])
+
+
+async def _case(session, enrollment_id: int) -> TemporaryAidCase | None:
+    approval = await session.get(models.TemporaryAidApproval, enrollment_id)
+    if approval is None:
+        return None
+    stages = (await session.execute(select(models.TemporaryAidStage).where(
+        models.TemporaryAidStage.enrollment_id == enrollment_id).order_by(models.TemporaryAidStage.due_date,
+                                                                          models.TemporaryAidStage.id))).scalars()
+    return TemporaryAidCase(
+        approved_total=float(approval.approved_total), level=approval.level, approved_by=approval.approved_by,
+        approved_on=approval.approved_on, basis=approval.basis, _enrollment_id=enrollment_id,
+        stages=[TemporaryAidStage(id=to_global_id("TemporaryAidStage", s.id), kind=s.kind, due_date=s.due_date,
+                                  amount=float(s.amount), status=s.status, from_reserve=s.from_reserve,
+                                  paid_at=s.paid_at) for s in stages])
+
+
+def _page(rows: list, n: int, total: int, node) -> Connection:
+    has_next = len(rows) > n
+    rows = rows[:n]
+    edges = [Edge(cursor=encode_cursor(r.id), node=node(r)) for r in rows]
+    return Connection(total_count=total, edges=edges,
+                      page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None))
+
+
+def _after(after: str | None) -> int | None:
+    position = decode_cursor(after, 1)
+    return int(position[0]) if position and position[0].isdigit() else None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Referrals of households under a region in the caller's scope, newest first; "
+                                  "overdueOnly: those still open after their due date (a county's watch list).")
+    async def referrals(self, info: Info, region_code: str, department: str | None = None,
+                        status: ReferralStatus | None = None, overdue_only: bool | None = None,
+                        first: int | None = None, after: str | None = None) -> Connection[Referral]:
+        n = page_size(first)
+        after_id = _after(after)
+        scope = info.context.actor.scope("read", REFERRAL_OBJECT).narrow(region_code)
+        where = casework.referral_filters(scope, department=department, status=status.value if status else None,
+                                          overdue_only=bool(overdue_only))
+        stmt = select(models.Referral).where(*where)
+        if after_id is not None:
+            stmt = stmt.where(models.Referral.id < after_id)
+        async with info.context.db() as session:
+            total = (await session.execute(select(func.count()).select_from(models.Referral).where(*where))).scalar_one()
+            rows = list((await session.execute(stmt.order_by(models.Referral.id.desc()).limit(n + 1))).scalars())
+        return _page(rows, n, total, Referral.from_row)
+
+    @strawberry.field(description="Leads routed to townships under a region in the caller's scope, newest first.")
+    async def leads(self, info: Info, region_code: str, status: LeadStatus | None = None, first: int | None = None,
+                    after: str | None = None) -> Connection[Lead]:
+        n = page_size(first)
+        after_id = _after(after)
+        scope = info.context.actor.scope("read", LEAD_OBJECT).narrow(region_code)
+        where = [scope.predicate(models.Lead.region_code)]
+        if status is not None:
+            where.append(models.Lead.status == status.value)
+        stmt = select(models.Lead).where(*where)
+        if after_id is not None:
+            stmt = stmt.where(models.Lead.id < after_id)
+        async with info.context.db() as session:
+            total = (await session.execute(select(func.count()).select_from(models.Lead).where(*where))).scalar_one()
+            rows = list((await session.execute(stmt.order_by(models.Lead.id.desc()).limit(n + 1))).scalars())
+        return _page(rows, n, total, Lead.from_row)
+
+    @strawberry.field(description="Visits (巡访) to a household, newest first (empty when not found).")
+    async def visits(self, info: Info, household_id: strawberry.ID) -> list[Visit]:
+        key = db_id(household_id, "Household")
+        if key is None or await info.context.households.load(key) is None:
+            return []
+        async with info.context.db() as session:
+            rows = (await session.execute(select(models.Visit).where(
+                models.Visit.household_id == key, info.context.scope("household").predicate(models.Visit.region_code))
+                .order_by(models.Visit.visited_on.desc(), models.Visit.id.desc()).limit(100))).scalars()
+            return [Visit.from_row(r) for r in rows]
+
+    @strawberry.field(description="A township's reserve fund (备用金) and its latest ledger lines; null outside the "
+                                  "caller's scope or when the township has none.")
+    async def reserve_fund(self, info: Info, township_code: str) -> ReserveFund | None:
+        if not info.context.actor.may("read", township_code, RESERVE_FUND_OBJECT):
+            return None
+        async with info.context.db() as session:
+            return await _reserve_fund(session, township_code)
+
+    @strawberry.field(description="The approval and stages of a temporary-aid case (null when none or not found).")
+    async def temporary_aid(self, info: Info, enrollment_id: strawberry.ID) -> TemporaryAidCase | None:
+        key = db_id(enrollment_id, "Enrollment")
+        row = await info.context.enrollments_by_id.load(key) if key is not None else None
+        if row is None:
+            return None
+        async with info.context.db() as session:
+            return await _case(session, key)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Refer a household (or member) to a department with a reason, the documents "
+                                     "told once and a due date (default: the province's time limit).")
+    async def refer_case(self, info: Info, input: ReferCaseInput) -> ReferralPayload:
+        async def work(session):
+            referral = await casework.refer_case(
+                session, info.context.actor, policy_engine(info),
+                household_id=_required_id(input.household_id, "Household", "householdId"),
+                person_id=_required_id(input.person_id, "Person", "personId") if input.person_id else None,
+                department=input.department, reason=input.reason, documents=input.documents,
+                due_date=input.due_date, idempotency_key=input.idempotency_key)
+            return referral.id
+
+        referral_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.Referral, referral_id) if referral_id else None
+        return ReferralPayload(referral=Referral.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="A department's answer: ACCEPT, COMPLETE or RETURN.")
+    async def answer_referral(self, info: Info, input: AnswerReferralInput) -> ReferralPayload:
+        async def work(session):
+            referral = await casework.answer_referral(
+                session, info.context.actor, referral_id=db_id(input.referral_id, "Referral"),
+                action=input.action.value, answer=input.answer)
+            return referral.id
+
+        referral_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.Referral, referral_id) if referral_id else None
+        return ReferralPayload(referral=Referral.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="Report a person in difficulty (a person or an address is required).")
+    async def report_lead(self, info: Info, input: ReportLeadInput) -> LeadPayload:
+        async def work(session):
+            lead = await leads.report_lead(
+                session, info.context.actor, policy_engine(info), region_code=input.region_code,
+                channel=input.channel.value, description=input.description,
+                person_id=_required_id(input.person_id, "Person", "personId") if input.person_id else None,
+                id_number=input.id_number, name=input.name, address=input.address, reported_by=input.reported_by,
+                idempotency_key=input.idempotency_key)
+            return lead.id
+
+        lead_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.Lead, lead_id) if lead_id else None
+        return LeadPayload(lead=Lead.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="Close an open lead with a reason.")
+    async def close_lead(self, info: Info, input: CloseLeadInput) -> LeadPayload:
+        async def work(session):
+            lead = await leads.close_lead(session, info.context.actor, lead_id=db_id(input.lead_id, "Lead"),
+                                          reason=input.reason)
+            return lead.id
+
+        lead_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.Lead, lead_id) if lead_id else None
+        return LeadPayload(lead=Lead.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="Record a visit (巡访) with its findings; needsHelp also reports a lead.")
+    async def record_visit(self, info: Info, input: RecordVisitInput) -> VisitPayload:
+        async def work(session):
+            visit = await leads.record_visit(
+                session, info.context.actor, policy_engine(info),
+                household_id=_required_id(input.household_id, "Household", "householdId"), findings=input.findings,
+                visited_on=input.visited_on, needs_help=input.needs_help, idempotency_key=input.idempotency_key)
+            return visit.id
+
+        visit_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.Visit, visit_id) if visit_id else None
+        return VisitPayload(visit=Visit.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="Replenish a township's temporary-aid reserve fund (备用金).")
+    async def replenish_reserve_fund(self, info: Info, input: ReplenishReserveFundInput) -> ReserveFundPayload:
+        async def work(session):
+            fund = await temporary_aid.replenish_reserve(
+                session, info.context.actor, township_code=input.township_code, amount=input.amount, note=input.note,
+                idempotency_key=input.idempotency_key)
+            return fund.township_code
+
+        code, errors = await run_mutation(info, work)
+        if code is None:
+            return ReserveFundPayload(reserve_fund=None, errors=errors)
+        async with info.context.db() as session:
+            return ReserveFundPayload(reserve_fund=await _reserve_fund(session, code), errors=errors)
+
+    @strawberry.mutation(description="一次审批、分阶段救助: approve a temporary-aid case once, with its stages; "
+                                     "township up to the configured amount, county above, caseConference (一事一议) "
+                                     "beyond the rules.")
+    async def approve_temporary_aid(self, info: Info, input: ApproveTemporaryAidInput) -> TemporaryAidPayload:
+        async def work(session):
+            approval = await temporary_aid.approve_temporary_aid(
+                session, info.context.actor, policy_engine(info),
+                enrollment_id=db_id(input.enrollment_id, "Enrollment"), total=input.total,
+                stages=_stages(input.stages), case_conference=input.case_conference, basis=input.basis,
+                pay_first_from_reserve=input.pay_first_from_reserve)
+            return approval.enrollment_id
+
+        return await _case_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="跟进救助: schedule follow-up payments, never above the approved total.")
+    async def schedule_follow_up_aid(self, info: Info, input: ScheduleFollowUpAidInput) -> TemporaryAidPayload:
+        async def work(session):
+            approval = await temporary_aid.schedule_follow_up(
+                session, info.context.actor, policy_engine(info),
+                enrollment_id=db_id(input.enrollment_id, "Enrollment"), stages=_stages(input.stages), note=input.note)
+            return approval.enrollment_id
+
+        return await _case_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="Pay a due stage; fromReserve draws it from the township's reserve fund.")
+    async def pay_temporary_aid_stage(self, info: Info, input: PayTemporaryAidStageInput) -> TemporaryAidPayload:
+        async def work(session):
+            stage = await temporary_aid.pay_stage(
+                session, info.context.actor, policy_engine(info),
+                stage_id=db_id(input.stage_id, "TemporaryAidStage"), from_reserve=input.from_reserve)
+            return stage.enrollment_id
+
+        return await _case_payload(info, *(await run_mutation(info, work)))
+
+
+async def _case_payload(info: Info, enrollment_id: int | None, errors: list[UserError]) -> TemporaryAidPayload:
+    if enrollment_id is None:
+        return TemporaryAidPayload(case=None, errors=errors)
+    async with info.context.db() as session:
+        return TemporaryAidPayload(case=await _case(session, enrollment_id), errors=errors)
