@@ -48,8 +48,10 @@ PROGRAM = Program(key="medical", name="医疗救助 medical aid", domain="medica
 CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
                        "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
 """Program keys whose active enrolment gives a medical-aid category (the low-income categories)."""
-CATEGORIES = ("TEKUN", "ORPHAN", "DIBAO", "DIBAO_EDGE", "EXPENDITURE_HARDSHIP", "RELAPSE_MONITORING",
-              "ILLNESS_IMPOVERISHED")
+CATEGORIES = ("TEKUN", "ORPHAN", "DE_FACTO_UNATTENDED_CHILD", "DIBAO", "DIBAO_EDGE", "EXPENDITURE_HARDSHIP",
+              "RELAPSE_MONITORING", "RETURNED_TO_POVERTY", "TRANSITION_LIFTED", "ILLNESS_IMPOVERISHED")
+PREMIUM_CATEGORIES = CATEGORIES + ("RURAL_CLASS_1", "RURAL_CLASS_2", "RURAL_CLASS_3", "RURAL_CLASS_4", "URBAN_FULL",
+                                   "URBAN_DIFFERENTIAL", "STABLY_LIFTED")
 
 
 @hookimpl
@@ -76,6 +78,8 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   required=False),
         ParamSpec("medical.premium_subsidy", "table",
                   "参保资助: resident-insurance premium subsidy by category, yuan per year or \"full\"", required=False),
+        ParamSpec("medical.resident_premium", "number", "城乡居民医保个人缴费: the individual resident-insurance premium",
+                  money, minimum=0, required=False),
     ]
 
 
@@ -89,6 +93,13 @@ def aidgraph_province_validate(params) -> list[str] | None:
                 problems.append(f"medical.aid_ratio: unknown category {category!r} (known: {', '.join(CATEGORIES)})")
             elif isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
                 problems.append(f"medical.aid_ratio: {category} must be a ratio between 0 and 1, got {ratio!r}")
+    subsidies = params.parameters.get("medical.premium_subsidy")
+    for value in subsidies.values if subsidies else []:
+        for category, amount in value.value.items():
+            if category not in PREMIUM_CATEGORIES:
+                problems.append(f"medical.premium_subsidy: unknown category {category!r}")
+            elif amount != "full" and (isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0):
+                problems.append(f"medical.premium_subsidy: {category} must be \"full\" or an amount >= 0, got {amount!r}")
     return problems or None
 
 

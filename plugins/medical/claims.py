@@ -46,6 +46,12 @@ CENT = Decimal("0.01")
 CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
                        "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
 ILLNESS_IMPOVERISHED = "ILLNESS_IMPOVERISHED"
+PERSON_CATEGORIES = (ILLNESS_IMPOVERISHED, "ORPHAN", "DE_FACTO_UNATTENDED_CHILD", "RETURNED_TO_POVERTY",
+                     "TRANSITION_LIFTED")
+"""Categories recorded on a person's own medical-aid enrolment (its ``category``), not implied by a household
+programme: orphans and de-facto-unattended children (孤儿、事实无人抚养儿童, GD-2024 100%), rural
+returned-to-poverty persons and lifted-out-of-poverty persons in transition (农村返贫致贫人口、过渡期内的已脱贫人口,
+GS-2024, recognised by the rural-revitalisation department)."""
 
 
 def money(value: float | Decimal | int) -> Decimal:
@@ -153,8 +159,81 @@ def terms_for(params: ProvinceParams, categories: list[str], on: dt.date) -> Cla
             options.append(ClaimTerms(category, ratios[category], sources=sources, **common))
     if not options:
         return None
-    # the category that leaves the person least to pay: highest ratio, then smallest deductible
+    # without a claim to compute on: highest ratio, then smallest deductible (settle_claim computes, best_terms)
     return sorted(options, key=lambda t: (-t.ratio, t.deductible))[0]
+
+
+def category_terms(params: ProvinceParams, categories: list[str], on: dt.date) -> list[ClaimTerms]:
+    """The terms of each of the person's covered categories (one per category)."""
+    return [t for t in (terms_for(params, [c], on) for c in categories) if t is not None]
+
+
+def best_terms(params: ProvinceParams, categories: list[str], on: dt.date, compliant_cost, insurance_paid,
+               year: YearSoFar = YearSoFar(), major_cap: Decimal | None = None) -> ClaimTerms | None:
+    """The terms that leave the person least to pay *on this claim*, computed: the claim is settled under each
+    category the person is in and the smallest out-of-pocket wins (then the larger aid, then the category name,
+    for a stable choice). A higher ratio with a deductible can leave more to pay than a lower ratio without
+    one; this never guesses from the ratio."""
+    options = category_terms(params, categories, on)
+    if major_cap is not None:
+        options = [ClaimTerms(t.category, t.ratio, t.deductible, major_cap if t.cap is not None else None,
+                              t.secondary_threshold, t.secondary_ratio,
+                              {**t.sources, "cap": params.cite("medical.major_disease_annual_cap") +
+                               " for the 35 major diseases"}) for t in options]
+    if not options:
+        return None
+    settled = [(settle_amounts(compliant_cost, insurance_paid, t, year), t) for t in options]
+    return min(settled, key=lambda st: (st[0].out_of_pocket, -st[0].aid_amount - st[0].secondary_aid_amount,
+                                        st[1].category))[1]
+
+
+PREMIUM_FULL = "full"
+
+
+@dataclass(frozen=True)
+class PremiumSubsidy:
+    """参保资助: the resident-insurance premium subsidy of one person (yuan per year)."""
+
+    category: str | None
+    subsidy: Decimal | None
+    to_pay: Decimal | None
+    reason: str
+
+
+def premium_subsidy(params: ProvinceParams, categories: list[str], on: dt.date) -> PremiumSubsidy:
+    """The subsidy of the person's individual resident-insurance premium, computed for each category the person
+    is in, keeping the one that leaves the least to pay (GD-2024 / FJ-2021 "full" = the whole individual
+    premium; GS-2024 fixed amounts 380 / 310 / 250 / 100, never more than the premium). The premium itself
+    (``medical.resident_premium``) is a dated province parameter; where a province has no subsidy table or no
+    premium, the answer says "not configured"."""
+    table = params.value("medical.premium_subsidy", on, default=None)
+    if table is None:
+        return PremiumSubsidy(None, None, None, "not configured: medical.premium_subsidy")
+    premium_value = params.value("medical.resident_premium", on, default=None)
+    premium = money(premium_value) if premium_value is not None else None
+    options: list[tuple[Decimal, str, Decimal]] = []
+    for category in categories:
+        if category not in table:
+            continue
+        value = table[category]
+        if premium is None:
+            if value == PREMIUM_FULL:
+                return PremiumSubsidy(category, None, Decimal("0.00"),
+                                      f"{category}: full subsidy, nothing to pay ({params.cite('medical.premium_subsidy')}); "
+                                      f"amount not computable: medical.resident_premium not configured")
+            continue
+        subsidy = premium if value == PREMIUM_FULL else min(money(value), premium)
+        options.append((premium - subsidy, category, subsidy))
+    if not options:
+        if premium is None and any(c in table for c in categories):
+            return PremiumSubsidy(None, None, None, "not configured: medical.resident_premium")
+        return PremiumSubsidy(None, Decimal("0.00"), premium,
+                              f"no subsidised category among {', '.join(categories) or 'none'} "
+                              f"({params.cite('medical.premium_subsidy')})")
+    to_pay, category, subsidy = min(options, key=lambda o: (o[0], o[1]))
+    return PremiumSubsidy(category, subsidy, to_pay,
+                          f"{category}: premium {premium} - subsidy {subsidy} = {to_pay} to pay "
+                          f"({params.cite('medical.premium_subsidy')}; {params.cite('medical.resident_premium')})")
 
 
 def _dec(value) -> Decimal | None:
@@ -172,7 +251,7 @@ async def categories_on(session: AsyncSession, person_id: int, household_id: int
     rows = (await session.execute(select(e.program_key, e.category).where(whose, active_that_day))).all()
     found: list[str] = []
     for program_key, category in rows:
-        if category in (ILLNESS_IMPOVERISHED, "ORPHAN"):
+        if category in PERSON_CATEGORIES:
             found.append(category)
         elif program_key in CATEGORY_OF_PROGRAM:
             found.append(CATEGORY_OF_PROGRAM[program_key])
@@ -234,20 +313,16 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
     params = engine.province(province).params
     household_id = membership.household_id if membership is not None else None
     categories = await categories_on(session, claim.person_id, household_id, claim.admission_date)
-    terms = terms_for(params, categories, claim.admission_date)
+    major_cap = params.value("medical.major_disease_annual_cap", claim.admission_date, default=None) \
+        if claim.major_disease else None
+    year = await year_so_far(session, claim.person_id, claim.admission_date.year)
+    terms = best_terms(params, categories, claim.admission_date, claim.compliant_cost, claim.insurance_paid, year,
+                       None if major_cap is None else Decimal(str(major_cap)))
     if terms is None:
         raise DomainError.single(ErrorCode.VALIDATION, f"no medical-aid category applies to this person on "
                                                        f"{claim.admission_date} (categories: {', '.join(categories) or 'none'})",
                                  "admissionDate")
-    if claim.major_disease and terms.cap is not None:
-        major_cap = params.value("medical.major_disease_annual_cap", claim.admission_date, default=None)
-        if major_cap is not None:
-            terms = ClaimTerms(terms.category, terms.ratio, terms.deductible, Decimal(str(major_cap)),
-                               terms.secondary_threshold, terms.secondary_ratio,
-                               {**terms.sources, "cap": params.cite("medical.major_disease_annual_cap") +
-                                " for the 35 major diseases"})
-    settled = settle_amounts(claim.compliant_cost, claim.insurance_paid, terms,
-                             await year_so_far(session, claim.person_id, claim.admission_date.year))
+    settled = settle_amounts(claim.compliant_cost, claim.insurance_paid, terms, year)
     row = MedicalClaim(person_id=claim.person_id, household_id=household_id, province_code=province, region_code=region,
                        admission_date=claim.admission_date, category=settled.category, major_disease=claim.major_disease,
                        compliant_cost=settled.compliant_cost, insurance_paid=settled.insurance_paid,

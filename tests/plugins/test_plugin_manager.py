@@ -315,7 +315,8 @@ def test_plugins_command_lists_versions_and_illustrative_parameters():
     assert result.exit_code == 0, result.output
     assert "core.workflow" in result.output and "fujian" in result.output and "0.1.0" in result.output
     assert "35 福建省" in result.output
-    assert "fujian.financial_assets_multiplier" in result.output  # N lost in FJ-2021: illustrative
+    # N lost in FJ-2021: shipped without a value, listed as not configured
+    assert "fujian.financial_assets_multiplier" in result.output.split("not configured")[1]
     assert "fujian.earned_income_deduction_rate" not in result.output.split("illustrative parameters")[1]
     bad = CliRunner().invoke(app, ["plugins", "--province", "99"])
     assert bad.exit_code == 1 and "no configuration for province 99" in bad.output

@@ -63,6 +63,9 @@ def plugins_command(province: str | None = typer.Option(None, "--province", "-p"
         for key in illustrative:
             ill.add_row(key, config.params.source(key) or "")
         console.print(ill)
+        unset = sorted(k for k in config.params.specs if k not in config.params.parameters)
+        if unset:  # optional parameters with no value: the rules that need them answer "not configured"
+            console.print(f"[yellow]not configured[/yellow] (rules needing them say so): {', '.join(unset)}")
     if failed:
         raise typer.Exit(1)
 
