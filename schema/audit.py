@@ -78,13 +78,14 @@ class Query:
             rows, has_next, total = await privacy.audit_page(session, scope, user=user, since=since, action=action,
                                                             first=n, before_id=before_id)
             if not scope.empty:
-                audit.record(session, actor, "audit_read", "audit", None, None,
+                audit.record(session, actor, "audit_read", "audit", None, privacy.actor_region(actor),
                              {"user": user, "since": since.isoformat() if since else None, "action": action,
                               "returned": len(rows)})
                 await session.commit()
         edges = [Edge(cursor=encode_cursor(r.id), node=AuditEntry(
             id=strawberry.ID(str(r.id)), at=r.at, actor=r.actor, action=r.action, object_type=r.object_type,
-            object_id=r.object_id, region_code=r.region_code, remote_addr=r.remote_addr, detail=r.detail))
+            object_id=r.object_id, region_code=r.region_code, remote_addr=r.remote_addr,
+            detail=privacy.audit_detail(info.context, r.region_code, r.object_type, r.detail)))
             for r in rows]
         return Connection(total_count=total, edges=edges,
                           page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None))

@@ -20,6 +20,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from aidgraph.core.graph import audit
+from aidgraph.core.graph import privacy
 from aidgraph.core.storage.errors import DomainError
 from aidgraph.core.search.client import SearchUnavailable
 from aidgraph.core.search.query import SearchRequest
@@ -114,13 +115,17 @@ class Query:
             raise _invalid(e) from None
         except SearchUnavailable as e:
             raise _unavailable(e) from None
+        nodes = await _nodes(info, page.hits)
         if page.id_number_searched:
             persons = [h.entity_id for h in page.hits if h.kind == "PERSON"]
+            found = nodes.get(("PERSON", persons[0])) if len(persons) == 1 else None
+            # The row carries a region so the auditors of that region can read it: the person's when one was
+            # found, otherwise the searcher's own (privacy.actor_region).
+            region = getattr(getattr(found, "_row", None), "region_code", None) or privacy.actor_region(context.actor)
             async with context.write() as session:
                 audit.record(session, context.actor, "search_id_number", "person",
-                             persons[0] if len(persons) == 1 else None, None,
+                             persons[0] if len(persons) == 1 else None, region,
                              {"idNumber": page.id_number_searched, "total": page.total})
-        nodes = await _nodes(info, page.hits)
         edges = [SearchEdge(cursor=h.cursor, score=h.score, highlights=h.highlights, node=nodes[(h.kind, h.entity_id)])
                  for h in page.hits if (h.kind, h.entity_id) in nodes]
         return SearchConnection(

@@ -122,9 +122,10 @@ class Person(Node):
     def sex(self) -> Sex:
         return models.Sex(self._row.sex)
 
-    @strawberry.field
-    def birth_date(self) -> dt.date:
-        return self._row.birth_date
+    @strawberry.field(description="Null unless the caller may read ID numbers in full: with the masked ID's "
+                                  "visible digits a birth date restores the whole number. ``age`` is shown to all.")
+    def birth_date(self, info: Info) -> dt.date | None:
+        return privacy.birth_date(info.context, self._row)
 
     @strawberry.field(description="Whole years today.")
     def age(self) -> int:
@@ -187,8 +188,11 @@ class Person(Node):
 
         async with info.context.db() as session:
             views = (await relationships_of(session, [self._row.id]))[self._row.id]
+        # A relative outside the caller's scope is not shown at all: the kind and date of the edge (a child's
+        # birth, a marriage) are facts about that person.
+        others = await info.context.persons.load_many([v.other_person_id for v in views])
         return [Relationship(kind=RelationshipKind(v.kind), since=v.since, until=v.until, _other_id=v.other_person_id)
-                for v in views]
+                for v, other in zip(views, others) if other is not None]
 
     @strawberry.field(description="Persons with a legal duty to support this one (赡养/抚养/扶养义务人), in scope.")
     async def support_obligors(self, info: Info) -> list["Person"]:
@@ -306,9 +310,10 @@ class Alert(Node):
     def status(self) -> AlertStatus:
         return models.AlertStatus(self._row.status)
 
-    @strawberry.field(description="Keys of the indicators that fired.")
-    def indicators(self) -> list[str]:
-        return list(self._row.indicators or [])
+    @strawberry.field(description="Keys of the indicators that fired, without those whose name discloses a class "
+                                  "the caller may not read (health, disability, income).")
+    def indicators(self, info: Info) -> list[str]:
+        return privacy.visible_indicators(info.context, self._row.region_code, list(self._row.indicators or []))
 
     @strawberry.field
     def raised_at(self) -> dt.datetime:
@@ -318,9 +323,9 @@ class Alert(Node):
     def month(self) -> str:
         return self._row.month
 
-    @strawberry.field
-    def disposition(self) -> str | None:
-        return self._row.disposition
+    @strawberry.field(description="The caseworker's note; ID and phone numbers masked without the sensitive right.")
+    def disposition(self, info: Info) -> str | None:
+        return privacy.free_text(info.context, self._row.region_code, self._row.disposition)
 
     @strawberry.field
     async def township(self, info: Info) -> Region | None:
@@ -336,9 +341,22 @@ class Alert(Node):
 class AidChainEvent:
     at: dt.datetime
     kind: AidChainKind
-    summary: str
+    _summary: strawberry.Private[str]
     _program_key: strawberry.Private[str | None]
     _province_code: strawberry.Private[str | None]
+    _region_code: strawberry.Private[str | None] = None
+
+    @strawberry.field(description="What happened; '[withheld]' when it names health, disability or income the "
+                                  "caller may not read; ID and phone numbers masked without the sensitive right.")
+    def summary(self, info: Info) -> str:
+        classes: frozenset[str] = frozenset()
+        if self._program_key:
+            try:
+                domain = info.context.programs.get(self._program_key, self._province_code).domain
+            except Exception:  # an unknown program key says nothing more than its text
+                domain = None
+            classes = privacy.PROGRAM_DOMAIN_CLASSES.get(domain or "", frozenset())
+        return privacy.guarded_text(info.context, self._region_code, self._summary, classes) or ""
 
     @strawberry.field
     def program(self, info: Info) -> Program | None:
@@ -422,8 +440,9 @@ class Household(Node):
             rows, has_next, total = await aid_chain_page(session, info.context.scope(), self._row.id, n, cursor_at)
         province = self._row.region_code[:2]
         edges = [Edge(cursor=encode_cursor(r.at.isoformat(), r.id),
-                      node=AidChainEvent(at=r.at, kind=models.AidChainKind(r.kind), summary=r.summary,
-                                         _program_key=r.program_key, _province_code=province)) for r in rows]
+                      node=AidChainEvent(at=r.at, kind=models.AidChainKind(r.kind), _summary=r.summary,
+                                         _program_key=r.program_key, _province_code=province,
+                                         _region_code=self._row.region_code)) for r in rows]
         return Connection(total_count=total, page_info=PageInfo(has_next_page=has_next,
                                                                 end_cursor=edges[-1].cursor if edges else None),
                           edges=edges)

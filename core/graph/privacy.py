@@ -16,6 +16,7 @@ in the request's session, and the response is withheld if that write fails (see 
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from sqlalchemy import insert
@@ -161,3 +162,195 @@ def income_covers(context: Any, scope) -> bool:
 def eligibility_visible(context: Any, household) -> bool:
     """Eligibility reasons and amounts name the household's per-capita income: the income gate applies."""
     return income_visible(context, household)
+
+
+# --- what each right guards (issue 12): one classification for fields, summaries, logs and free text ---------
+
+GUARDS: dict[str, tuple[str, str]] = {
+    "identity": (READ_SENSITIVE_ACTION, "person"),  # ID numbers, phones, birth dates (they fill a masked ID)
+    "health": ("read", "health"),
+    "disability": ("read", "disability"),
+    "income": ("read", "income"),
+}
+"""The classes of sensitive information and the right (action, Casbin object) that guards each."""
+
+INDICATOR_CLASSES: dict[str, frozenset[str]] = {
+    "hospitalisation": frozenset({"health"}),
+    "chronic_disease": frozenset({"health"}),
+    "major_disease": frozenset({"health"}),
+    "expenditure_surge": frozenset({"income", "health"}),  # rigid expenditure: medical bills among them
+    "income_drop": frozenset({"income"}),
+    "disability_registration": frozenset({"disability"}),
+}
+"""Monitoring indicators (监测指标) whose mere name discloses a class. A plugin's own indicator is classified
+with :func:`classify_indicator`; an indicator not listed is also classified by the terms of its key."""
+
+PROGRAM_DOMAIN_CLASSES: dict[str, frozenset[str]] = {"medical": frozenset({"health"}),
+                                                      "disability": frozenset({"disability"})}
+"""Aid domains whose events disclose a class by themselves (a medical-aid payment says someone is ill)."""
+
+_TERMS: dict[str, re.Pattern] = {
+    "health": re.compile(r"住院|疾病|病|医疗|医保|就医|诊断|hospital|disease|illness|medical|diagnos|chronic", re.I),
+    "disability": re.compile(r"残疾|残联|伤残|disab", re.I),
+    "income": re.compile(r"收入|工资|财产|存款|支出|资产|income|salary|wage|asset|expenditure|"
+                         r"\d[\d,]*(?:\.\d+)?\s*(?:元|yuan|CNY)|(?:¥|￥)\s*\d", re.I),
+}
+
+AUDIT_DETAIL_CLASSES: dict[str, frozenset[str]] = {
+    "amount": frozenset({"income"}), "aid": frozenset({"income"}), "secondary": frozenset({"income"}),
+    "income": frozenset({"income"}), "monthlyAmount": frozenset({"income"}), "perCapitaIncome": frozenset({"income"}),
+    "idNumber": frozenset({"identity"}), "phone": frozenset({"identity"}), "birthDate": frozenset({"identity"}),
+}
+"""Audit-log detail keys whose value is of a class; other values are classified by their text."""
+
+AUDIT_OBJECT_CLASSES: dict[str, frozenset[str]] = {"economic_item": frozenset({"income"}),
+                                                    "medical_claim": frozenset({"health", "income"})}
+
+WITHHELD = "[withheld]"
+
+
+def classify_indicator(key: str, *classes: str) -> None:
+    """Declare the classes an indicator's name discloses (plugins call this for their own indicators)."""
+    unknown = set(classes) - set(GUARDS)
+    if unknown:
+        raise ValueError(f"unknown sensitive classes {sorted(unknown)}: use {sorted(GUARDS)}")
+    INDICATOR_CLASSES[key] = frozenset(classes)
+
+
+def classes_of_text(text: str | None) -> set[str]:
+    """The classes a piece of text discloses, by the terms it contains (ID and phone numbers excluded:
+    :func:`mask_free_text` masks those in place)."""
+    if not text:
+        return set()
+    return {cls for cls, pattern in _TERMS.items() if pattern.search(text)}
+
+
+def classes_of_indicator(key: str) -> frozenset[str]:
+    return INDICATOR_CLASSES.get(key) or frozenset(classes_of_text(key.replace("_", " ")))
+
+
+def allowed_classes(context: Any, region_code: str | None) -> set[str]:
+    """The classes the caller may read for a record of ``region_code`` (scopes are decided once per request)."""
+    actor = context.actor
+    return {cls for cls, (action, obj) in GUARDS.items() if actor.may(action, region_code, obj)}
+
+
+def may_read_class(context: Any, region_code: str | None, cls: str) -> bool:
+    action, obj = GUARDS[cls]
+    return context.actor.may(action, region_code, obj)
+
+
+def birth_date(context: Any, person):
+    """The full birth date only with the identity right: with the masked ID's visible digits it restores the
+    whole number (its middle is the birth date, and the check character leaves one candidate). Others see
+    ``age`` (whole years), which leaves hundreds of candidates."""
+    if may_read_sensitive(context, person.region_code):
+        note_disclosure(context, "person", person.id, person.region_code, "birthDate")
+        return person.birth_date
+    return None
+
+
+def visible_indicators(context: Any, region_code: str | None, keys: list[str]) -> list[str]:
+    """Indicator keys whose classes the caller may read (a hospitalisation alert is not named to a caller
+    without the health right: the alert, its level and score stay visible)."""
+    allowed = allowed_classes(context, region_code)
+    return [k for k in keys if classes_of_indicator(k) <= allowed]
+
+
+def guarded_text(context: Any, region_code: str | None, text: str | None,
+                 classes: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """A summary or note as this caller may see it: withheld entirely when it discloses (by its terms or by
+    ``classes``, e.g. the program's domain) a class the caller lacks; otherwise with ID and phone numbers
+    masked unless the caller holds the identity right."""
+    if text is None:
+        return None
+    allowed = allowed_classes(context, region_code)
+    if (set(classes) | classes_of_text(text)) - allowed - {"identity"}:
+        return WITHHELD
+    return text if "identity" in allowed else mask_free_text(text)
+
+
+def audit_detail(context: Any, region_code: str | None, object_type: str | None, detail: dict | None) -> dict | None:
+    """An audit row's detail as this caller may see it: values of classes they lack replaced by
+    :data:`WITHHELD` (an auditor without the income right sees that an amount was recorded, not the amount)."""
+    if detail is None:
+        return None
+    allowed = allowed_classes(context, region_code)
+    object_classes = AUDIT_OBJECT_CLASSES.get(object_type or "", frozenset())
+
+    def clean(key: str | None, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(key, v) for v in value]
+        if value is None or isinstance(value, bool):
+            return value
+        classes = set(AUDIT_DETAIL_CLASSES.get(key or "", frozenset()))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if classes - allowed or ("income" in object_classes and "income" not in allowed
+                                     and key not in ("householdId", "personId", "total")):
+                return WITHHELD
+            return value
+        text = str(value)
+        if key in ("idNumber", "phone") and "identity" not in allowed:
+            return mask_free_text(text) if mask_free_text(text) != text else mask(text)
+        if (classes | classes_of_text(text)) - allowed - {"identity"}:
+            return WITHHELD
+        if ("income" in object_classes and "income" not in allowed and key in ("amount", "aid", "secondary")):
+            return WITHHELD
+        return text if "identity" in allowed else mask_free_text(text)
+
+    return {k: clean(k, v) for k, v in detail.items()}
+
+
+# --- free text: ID and phone numbers typed into notes -------------------------------------------------------
+
+_D = "[0-9\uff10-\uff19]"
+_S = "[ \t\u3000\\-\u2010\u2011\u2012\u2013\u2014\uff0d.\u00b7]{0,2}"
+_X = "[0-9\uff10-\uff19Xx\uff38\uff58]"
+_FREE_ID18 = re.compile(rf"(?<![0-9\uff10-\uff19A-Za-z]){_D}(?:{_S}{_D}){{16}}{_S}{_X}(?![0-9\uff10-\uff19Xx\uff38\uff58])")
+_FREE_ID15 = re.compile(rf"(?<![0-9\uff10-\uff19A-Za-z]){_D}(?:{_S}{_D}){{14}}(?![0-9\uff10-\uff19])")
+_FREE_MOBILE = re.compile(rf"(?:[+\uff0b]?(?:86|\uff18\uff16){_S})?(?<![0-9\uff10-\uff19A-Za-z])[1\uff11](?:{_S}{_D}){{10}}"
+                          rf"(?![0-9\uff10-\uff19])")
+_FREE_LANDLINE = re.compile(rf"(?<![0-9\uff10-\uff19A-Za-z])[(\uff08]?[0\uff10]{_D}{{1,3}}[)\uff09]?{_S}{_D}(?:{_S}{_D}){{6,7}}"
+                            rf"(?![0-9\uff10-\uff19])")
+_FULL_WIDTH = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)}, "\uff38": "X", "\uff58": "X", "x": "X"})
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"[^0-9X]", "", text.translate(_FULL_WIDTH))
+
+
+def mask_free_text(text: str | None) -> str | None:
+    """Mask every resident ID number (18 or 15 digits) and phone number (mobile, with or without +86; landline
+    with its area code) in free text, whatever the format: spaces, dashes, dots, full-width digits. The
+    number is replaced by its masked canonical form (``440106********123X``, ``138****5678``). One function
+    for every note typed by a caseworker (alert dispositions, decisions, referrals, ...)."""
+    if not text:
+        return text
+    text = _FREE_ID18.sub(lambda m: mask(_digits(m.group(0))), text)
+    text = _FREE_ID15.sub(lambda m: mask(_digits(m.group(0))), text)
+    text = _FREE_MOBILE.sub(lambda m: mask_phone(_digits(m.group(0))[-11:]), text)
+    return _FREE_LANDLINE.sub(lambda m: mask_phone(_digits(m.group(0))), text)
+
+
+def free_text(context: Any, region_code: str | None, text: str | None) -> str | None:
+    """A note as this caller may see it (:func:`guarded_text`): call it for every free-text field you show."""
+    return guarded_text(context, region_code, text)
+
+
+def actor_region(actor) -> str | None:
+    """The region an actor's own audit rows (searches, audit reads) are filed under, so the auditors of that
+    region can read them: the longest code that all the actor's grants lie under (or the province of the
+    first grant when they span provinces; null only for actors without grants, such as system jobs)."""
+    codes = sorted({g.region_code for g in getattr(actor, "grants", ())})
+    if not codes:
+        return None
+    common = codes[0]
+    for code in codes[1:]:
+        while not code.startswith(common):
+            common = common[:-1]
+    for width in (12, 9, 6, 4, 2):  # snap to a division level
+        if len(common) >= width:
+            return common[:width]
+    return codes[0][:2]
