@@ -22,6 +22,7 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "aidgraph.schema.monitoring",
     "aidgraph.schema.search",
     "aidgraph.schema.programs",
+    "aidgraph.schema.simulation",
     "aidgraph.schema.casework",
     "aidgraph.schema.relations",
     "aidgraph.schema.reviews",

@@ -32,6 +32,7 @@ rows it writes are its audit entry and, when asked, a saved scenario (``simulati
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import os
@@ -271,6 +272,8 @@ class SimulationResult:
     households_in_scope: int
     timings: dict[str, float]
     cached: bool
+    scope: Scope | None = None
+    """Where the totals were counted: the region asked, narrowed to the caller's scope."""
     baseline_decisions: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
     """Every (household, program) decision of the baseline (``ProvincePolicy.decide``'s rows), and of the reform."""
     reform_decisions: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
@@ -434,20 +437,20 @@ class Simulator:
         programs = list(baseline.programs)
         held = entry.baseline.get(province_code)
         if held is None or held[0] is not baseline:  # the baseline decisions of this frame, kept with it
-            held = entry.baseline[province_code] = (baseline, baseline.decide(frame, on))
+            held = entry.baseline[province_code] = (baseline, await asyncio.to_thread(baseline.decide, frame, on))
         base = held[1]
         timings["baseline"] = time.perf_counter() - t
         t = time.perf_counter()
-        decided = reform.decide(frame, on)
+        decided = await asyncio.to_thread(reform.decide, frame, on)  # polars releases the GIL: the loop runs on
         timings["reform_decide"] = time.perf_counter() - t
         t = time.perf_counter()
-        parts = compare(frame, base, decided, programs, region)
+        parts = await asyncio.to_thread(compare, frame, base, decided, programs, region)
         timings["compare"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         result = SimulationResult(
             province_code=province_code, region_code=region, on=on, changes=list(changes),
             households_in_scope=frame.height, timings=timings, cached=cached, baseline_decisions=base,
-            reform_decisions=decided, _frame=frame,
+            reform_decisions=decided, scope=scope, _frame=frame,
             _baseline_policy=baseline, _reform_policy=reform, **parts)
         if record:
             audit.record(session, actor, "simulate", OBJECT, None, region, {
