@@ -1,0 +1,216 @@
+"""The corrections of issue 11, each with the source's own figures (GD-2021, GD-2022, GD-2024, FJ-2021, GS-2024).
+
+Standards (dibao lines) are the shipped illustrative values (Shantou urban 1200 / rural 1000, Guangzhou urban
+1400, Fuzhou 900 / 800, Lanzhou 800 / 600); the multipliers, ratios, amounts and categories are the sources'.
+Each test names the register row(s) it checks (docs/rules/register.toml)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from aidgraph.core.policy.engine import PolicyEngine, to_fen
+from aidgraph.plugins.medical.claims import best_terms, premium_subsidy, settle_amounts, terms_for
+from tests.plugins.frames import household_frame
+
+ON = dt.date(2025, 6, 1)
+GZ = "440106001001"
+SHANTOU = "440507001001"
+FUZHOU = "350102001001"
+LANZHOU = "620102001001"
+
+
+def evaluate(engine, code, frame, program, on=ON) -> dict:
+    return engine.province(code).evaluate_frame(frame, on, [program]).row(0, named=True)
+
+
+def text(result) -> str:
+    return " | ".join(result["reasons"])
+
+
+# --- missing data is not zero income (GD-2021 §5 家庭经济状况核对) -------------------------------------------
+
+
+@pytest.mark.parametrize("program", ["dibao", "dibao_edge", "tekun", "expenditure_hardship", "temporary"])
+def test_no_verified_income_or_assets_needs_economic_verification(engine, program):
+    # the bug: a two-member Guangzhou household with no income data was dibao at 1400 x 2 = 2800 yuan a month
+    members = [{"age": 80, "labour_capacity": "NONE"}, {"age": 78, "relation_to_head": "SPOUSE",
+                                                        "labour_capacity": "NONE"}]
+    nothing = household_frame(members, GZ, income_verified=False, assets_verified=False,
+                              monthly_rigid_expenditure=500)
+    result = evaluate(engine, "44", nothing, program)
+    assert not result["eligible"] and result["monthly_amount"] is None and result["one_off_amount"] is None
+    assert "not met: needs economic verification (家庭经济状况核对): missing income, financial assets" in result["reasons"]
+    only_assets = evaluate(engine, "44", household_frame(members, GZ, income_verified=False), program)
+    assert "not met: needs economic verification (家庭经济状况核对): missing income" in only_assets["reasons"]
+    # a frame built without the columns (a simulation, say) is unverified too, never a silent yes
+    bare = nothing.drop("income_verified", "assets_verified")
+    assert not evaluate(engine, "44", bare, program)["eligible"]
+
+
+def test_verified_zero_income_is_decided(engine):
+    members = [{"age": 80, "labour_capacity": "NONE"}, {"age": 78, "relation_to_head": "SPOUSE",
+                                                        "labour_capacity": "NONE"}]
+    verified = evaluate(engine, "44", household_frame(members, GZ), "dibao")
+    assert verified["eligible"] and verified["monthly_amount"] == 2800.0
+
+
+# --- single-person inclusion (单人保): assessed and paid as a one-person household ----------------------------
+
+
+@pytest.mark.parametrize("code,region,rural,standard,line", [
+    ("44", SHANTOU, False, 1200, 1800), ("44", SHANTOU, True, 1000, 1800),
+    ("35", FUZHOU, False, 900, 1350), ("35", FUZHOU, True, 800, 1350),
+    ("62", LANZHOU, False, 800, 1200), ("62", LANZHOU, True, 600, 1200),
+])
+def test_single_person_inclusion_is_a_one_person_household(engine, code, region, rural, standard, line):
+    # GD-2021 对低收入家庭中的重度残疾人、重病患者等特殊困难人员，单独纳入低保: a severely disabled son with his own
+    # income of 150 a month, in a three-member household above the dibao line and below the low-income line
+    per_capita = (standard + line) / 2
+    members = [{}, {"relation_to_head": "SPOUSE"},
+               {"relation_to_head": "CHILD", "age": 22, "disability_level": 1, "own_monthly_income": 150.0}]
+    frame = household_frame(members, region, rural=rural, monthly_income=3 * per_capita)
+    result = evaluate(engine, code, frame, "dibao")
+    assert result["eligible"]
+    assert result["monthly_amount"] == pytest.approx(standard - 150)  # his gap alone, not the household's standard x 1
+    assert "each assessed and paid as a one-person household" in text(result)
+    # assessed alone: his own income at or above the standard leaves nothing to include
+    rich = [*members[:2], {**members[2], "own_monthly_income": float(standard)}]
+    assert not evaluate(engine, code, household_frame(rich, region, rural=rural, monthly_income=3 * per_capita),
+                        "dibao")["eligible"]
+
+
+# --- low-income household (GD-2021): below 1.5 x urban standard, assets within the rules ------------------------
+
+
+def test_low_income_household_includes_one_failing_dibaos_asset_test(engine):
+    # per-capita income 1000 (< Shantou's 1200): dibao's assets limit is 24 months x 1200 = 28,800 per person,
+    # the low-income household's 36 x 1200 = 43,200; 30,000 per person fails the first, passes the second
+    two = [{}, {"relation_to_head": "SPOUSE"}]
+    frame = household_frame(two, SHANTOU, monthly_income=2000, financial_assets=60000)
+    dibao = evaluate(engine, "44", frame, "dibao")
+    low_income = evaluate(engine, "44", frame, "dibao_edge")
+    assert not dibao["eligible"] and "not met: per-capita financial assets 30000.00" in text(dibao)
+    assert low_income["eligible"] and "a low-income household that does not receive dibao" in text(low_income)
+    # the categories follow: special aid open to low-income households reads the category
+    assert engine.province("44").programs["dibao_edge"].category == "DIBAO_EDGE"
+
+
+# --- Gansu: class shares never pay above the gap ---------------------------------------------------------------
+
+
+def test_gansu_rural_class_share_is_capped_at_the_gap(engine):
+    # rural class 1 (nobody can work): share 1.0 x 600 would be 600, the gap is 600 - 500 = 100
+    frame = household_frame([{"age": 70, "labour_capacity": "NONE"}], LANZHOU, rural=True, monthly_income=500)
+    result = evaluate(engine, "62", frame, "dibao")
+    assert result["benefit_label"] == "RURAL_CLASS_1" and result["monthly_amount"] == pytest.approx(100)
+    assert "at most the gap 100.00" in text(result)
+    # class 4 (share 0.4 x 600 = 240 per member) below a larger gap pays the class share
+    workers = household_frame([{}, {"relation_to_head": "SPOUSE"}], LANZHOU, rural=True, monthly_income=2 * 320)
+    result = evaluate(engine, "62", workers, "dibao")
+    assert result["benefit_label"] == "RURAL_CLASS_4" and result["monthly_amount"] == pytest.approx(0.4 * 600 * 2)
+
+
+# --- Fujian's lost multiplier: no default, "not configured" -----------------------------------------------------
+
+
+def test_fujian_financial_asset_multiplier_is_not_configured(engine, configs, copy_settings):
+    assert not engine.province("35").params.has("fujian.financial_assets_multiplier")
+    elderly = [{"age": 80, "labour_capacity": "NONE"}]
+    saved = evaluate(engine, "35", household_frame(elderly, FUZHOU, financial_assets=5000), "tekun")
+    assert not saved["eligible"] and "not configured: fujian.financial_assets_multiplier" in text(saved)
+    none = evaluate(engine, "35", household_frame(elderly, FUZHOU), "tekun")
+    assert none["eligible"] and "within N x the dibao standard whatever N" in text(none)
+    # once the province configures N (here 3, a test value) the same household is decided
+    path = configs / "35" / "parameters" / "fujian.toml"
+    path.write_text(path.read_text(encoding="utf-8") + '\n["fujian.financial_assets_multiplier"]\n'
+                    'description = "N"\nsource = "illustrative (test)"\nvalues = [ { from = 2021-01-01, value = 3 } ]\n',
+                    encoding="utf-8")
+    policy = PolicyEngine(copy_settings).province("35")
+    decided = policy.evaluate_frame(household_frame(elderly, FUZHOU, financial_assets=5000), ON, ["tekun"]).row(0, named=True)
+    assert not decided["eligible"] and "within 3.0 x dibao standard = 2700.00" in text(decided)
+
+
+# --- money: exact until one rounding to the fen ------------------------------------------------------------------
+
+
+def test_money_is_rounded_once_at_the_end(engine):
+    # 1000 a month for 3 members: 333.333... per capita; the gap (1200 - 333.33...) x 3 is exactly 2600.00
+    # (rounding the per-capita income first would give 2600.01)
+    three = [{}, {"relation_to_head": "SPOUSE"}, {"relation_to_head": "CHILD", "age": 9}]
+    result = evaluate(engine, "44", household_frame(three, SHANTOU, monthly_income=1000), "dibao")
+    assert result["monthly_amount"] == 2600.00
+    rounded = pl.DataFrame({"a": [1.005, 2.675, 0.125, 2599.995]}).select(to_fen(pl.col("a")))["a"].to_list()
+    assert rounded == [1.01, 2.68, 0.13, 2600.0]  # 四舍五入 to the fen, half away from zero
+
+
+# --- medical aid -------------------------------------------------------------------------------------------------
+
+
+def test_several_categories_get_the_terms_leaving_least_to_pay_computed(engine, configs, copy_settings):
+    # a Gansu dibao member (ratio 80%, no deductible) who is also an illness-impoverished patient; with that
+    # patient's ratio raised to 90% (test value) a ratio-guess would pick it, but its 5,000 deductible leaves more
+    path = configs / "62" / "parameters" / "medical.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace("{ from = 2024-01-01, value = 0.7 },\n]\n\n"
+                                                             "[\"medical.illness_impoverished_deductible\"]",
+                                                             "{ from = 2024-01-01, value = 0.9 },\n]\n\n"
+                                                             "[\"medical.illness_impoverished_deductible\"]", 1),
+                    encoding="utf-8")
+    params = PolicyEngine(copy_settings).province("62").params
+    both = ["DIBAO", "ILLNESS_IMPOVERISHED"]
+    assert terms_for(params, both, ON).category == "ILLNESS_IMPOVERISHED"  # the guess from the ratio
+    small = best_terms(params, both, ON, 10000, 4000)
+    # 6,000 left: dibao 80% -> 4,800 aid, 1,200 to pay; illness (6,000 - 5,000) x 90% = 900, 5,100 to pay
+    assert small.category == "DIBAO" and settle_amounts(10000, 4000, small).out_of_pocket == Decimal("1200.00")
+    large = best_terms(params, both, ON, 40000, 0)
+    # 40,000: dibao 32,000 aid, 8,000 left, secondary 70% of 2,000 = 1,400 -> 6,600; illness (35,000 x 90%) =
+    # 31,500, 8,500 left, secondary 1,750 -> 6,750: dibao still leaves less
+    assert large.category == "DIBAO"
+    assert settle_amounts(40000, 0, large).out_of_pocket == Decimal("6600.00")
+
+
+def test_gansu_premium_subsidies_are_computed(engine):
+    params = engine.province("62").params
+    cases = {("TEKUN",): ("380.00", "0.00"), ("ORPHAN",): ("380.00", "0.00"),
+             ("RURAL_CLASS_1",): ("310.00", "70.00"), ("URBAN_FULL",): ("310.00", "70.00"),
+             ("RETURNED_TO_POVERTY",): ("310.00", "70.00"), ("RURAL_CLASS_3",): ("250.00", "130.00"),
+             ("URBAN_DIFFERENTIAL",): ("250.00", "130.00"), ("RELAPSE_MONITORING",): ("250.00", "130.00"),
+             ("DIBAO_EDGE",): ("100.00", "280.00"), ("STABLY_LIFTED",): ("100.00", "280.00"),
+             ("DIBAO_EDGE", "RURAL_CLASS_4"): ("250.00", "130.00")}  # several categories: the least to pay
+    for categories, (subsidy, to_pay) in cases.items():
+        result = premium_subsidy(params, list(categories), ON)
+        assert (result.subsidy, result.to_pay) == (Decimal(subsidy), Decimal(to_pay)), categories
+    assert premium_subsidy(params, ["EXPENDITURE_HARDSHIP"], ON).subsidy == Decimal("0.00")
+
+
+@pytest.mark.parametrize("code,categories", [
+    ("44", ["TEKUN"]), ("44", ["ORPHAN"]), ("44", ["DE_FACTO_UNATTENDED_CHILD"]), ("44", ["DIBAO"]),
+    ("35", ["TEKUN"]), ("35", ["DIBAO"]),
+])
+def test_guangdong_and_fujian_premiums_are_paid_in_full(engine, code, categories):
+    result = premium_subsidy(engine.province(code).params, categories, ON)
+    assert result.to_pay == Decimal("0.00") and "full subsidy, nothing to pay" in result.reason
+    # the premium itself is not in the sources: the amount says so instead of guessing
+    assert result.subsidy is None and "medical.resident_premium not configured" in result.reason
+
+
+def test_fujian_pays_no_premium_for_categories_it_does_not_name(engine):
+    assert premium_subsidy(engine.province("35").params, ["DIBAO_EDGE"], ON).category is None
+
+
+def test_gansu_one_stop_categories_exactly_as_listed(engine):
+    ratios = engine.province("62").params.value("medical.aid_ratio", ON)
+    assert set(ratios) == {"TEKUN", "ORPHAN", "DIBAO", "DIBAO_EDGE", "RETURNED_TO_POVERTY", "RELAPSE_MONITORING",
+                           "TRANSITION_LIFTED"}
+    assert all(Decimal("0.6") <= Decimal(str(v)) <= 1 for v in ratios.values())  # 60%-100%
+    assert terms_for(engine.province("62").params, ["EXPENDITURE_HARDSHIP"], ON) is None
+
+
+@pytest.mark.parametrize("category", ["ORPHAN", "DE_FACTO_UNATTENDED_CHILD"])
+def test_orphans_and_de_facto_unattended_children_reach_100_percent(engine, category):
+    terms = terms_for(engine.province("44").params, [category], ON)
+    settled = settle_amounts(10000, 4000, terms)
+    assert terms.ratio == 1 and settled.aid_amount == Decimal("6000.00") and settled.out_of_pocket == 0
