@@ -13,8 +13,10 @@ from aidgraph.core.access.scope import Scope
 ACTIONS = (
     "read", "read_sensitive", "create", "update", "apply", "review", "approve", "disburse",
     "dispose_alert", "search", "export", "audit_read", "run",
+    "export_households", "export_alerts", "export_gaps", "export_audit",
 )
-"""``run``: run a policy simulation (政策模拟, object ``simulation``): reads no record, writes none."""
+"""``run``: run a policy simulation (政策模拟, object ``simulation``): reads no record, writes none.
+``export_<kind>`` (object ``export``): download that list as a file (aidgraph.core.graph.exports)."""
 
 
 @dataclass(frozen=True)

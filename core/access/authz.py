@@ -49,17 +49,19 @@ ROLES = (
 )
 """Roles every province's policy may use (省级管理员, 市级/县级经办, 乡镇经办, 村级协理员, 部门分析员, 审计员)."""
 
+_EXPORT_ACTIONS = frozenset(a for a in ACTIONS if a.startswith("export_"))
 CORE_OBJECTS: dict[str, frozenset[str]] = {
-    "household": frozenset(ACTIONS) - {"audit_read", "run"},
-    "person": frozenset(ACTIONS) - {"audit_read", "run"},
-    "enrollment": frozenset(ACTIONS) - {"audit_read", "run"},
-    "alert": frozenset(ACTIONS) - {"audit_read", "run"},
+    "household": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
+    "person": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
+    "enrollment": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
+    "alert": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
     "payment": frozenset({"read", "create", "disburse", "export"}),
     "health": frozenset({"read"}),
     "disability": frozenset({"read"}),
     "income": frozenset({"read"}),
     "audit": frozenset({"audit_read", "export"}),
     "simulation": frozenset({"run"}),
+    "export": frozenset({"export_households", "export_alerts", "export_gaps", "export_audit"}),
 }
 """Object types of the core and the actions that make sense on each; plugins add theirs by hook."""
 

@@ -155,9 +155,11 @@ def create_app(components: AppComponents | None = None) -> Starlette:
 
     from aidgraph.core.app.auth import auth_routes, cors_middleware
     from aidgraph.core.app.web import console_routes
+    from aidgraph.core.app.exports import export_route
 
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
                             Route("/healthz", health, methods=["GET"]),
+                            export_route(components),
                             *auth_routes(components), *console_routes()],
                     middleware=cors_middleware(), lifespan=lifespan)
     app.state.components = components
