@@ -44,7 +44,8 @@ class EnrollmentAction(Enum):
 
 @strawberry.type(description="One program's eligibility for a household, with reasons naming the numbers used.")
 class EligibilityResult:
-    eligible: bool
+    eligible: bool | None = strawberry.field(
+        description="Null without the income right: eligibility is decided on the household's income.")
     reasons: list[str]
     monthly_amount: float | None
     one_off_amount: float | None = strawberry.field(description="A one-off grant (temporary aid), yuan.")
@@ -133,7 +134,7 @@ class Query:
         province = row.region_code[:2]
         # Reasons and amounts are computed from the household's income: withheld without the income right.
         shown = privacy.eligibility_visible(info.context, row)
-        return [EligibilityResult(eligible=r["eligible"], reasons=r["reasons"] if shown else [],
+        return [EligibilityResult(eligible=r["eligible"] if shown else None, reasons=r["reasons"] if shown else [],
                                   monthly_amount=r["monthly_amount"] if shown else None,
                                   one_off_amount=r["one_off_amount"] if shown else None, enrolled=r["enrolled"],
                                   program=_program(info, r["program"], province))

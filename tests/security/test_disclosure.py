@@ -241,3 +241,14 @@ def test_actor_region():
     assert privacy.actor_region(a) == "440106"
     assert privacy.actor_region(Actor("b", "b", grants=(RoleGrant("x", "44"), RoleGrant("y", "35")))) == "35"
     assert privacy.actor_region(Actor("c", "c")) is None
+
+
+def test_eligibility_verdict_needs_the_income_right(world):
+    from aidgraph.schema.relay import to_global_id
+
+    q = "query($id: ID!) { eligibility(householdId: $id) { eligible reasons monthlyAmount program { key } } }"
+    v = {"id": to_global_id("Household", world.ids["household"])}
+    admin = gql(world, "admin", q, v)["eligibility"]
+    assistant = gql(world, "assistant", q, v)["eligibility"]
+    assert admin and all(r["eligible"] in (True, False) for r in admin)
+    assert assistant and all(r["eligible"] is None and r["reasons"] == [] for r in assistant)
