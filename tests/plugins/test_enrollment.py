@@ -83,8 +83,10 @@ def error_of(call) -> DomainError:
     return err.value
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def hh(sync_engine):
+    """Fresh households for each test (in the module's database): no test sees another's enrolments, so the
+    tests pass alone, in any order and split across workers."""
     with session_scope(sync_engine) as s:
         data = {
             "poor": add_household(s, SHANTOU, [{"age": 45, "employment_status": "UNEMPLOYED", "labour_capacity": "FULL"}, {"age": 12}], wages=500),
@@ -99,8 +101,24 @@ def hh(sync_engine):
         # the approver (person 0 of 'approver') is the spouse of someone whose child heads 'related': 2 steps
         a, spouse = data["approver"].person_ids
         relate(s, spouse, data["related"].person_ids[0], "PARENT")
-        s.add(AppUser(username="conflicted", display_name="conflicted", person_id=a))
     return data
+
+
+@pytest.fixture
+def conflicted(sync_engine, hh) -> str:
+    """The user name of an official who is the approver of ``hh`` (2 steps from the 'related' applicant)."""
+    username = f"conflicted-{hh['approver'].household_id}"
+    with session_scope(sync_engine) as s:
+        s.add(AppUser(username=username, display_name=username, person_id=hh["approver"].person_ids[0]))
+    return username
+
+
+def to_active(db_url, engine, household_id, program="dibao"):
+    """An enrolment of the household brought through every step to ACTIVE by the system actor."""
+    e = apply(db_url, engine, household_id, program)
+    for action in ("START_VERIFICATION", "REVIEW", "APPROVE", "ACTIVATE"):
+        e = step(db_url, engine, e.id, action)
+    return e
 
 
 def test_full_lifecycle_writes_every_row(db_url, sync_engine, engine, hh):
@@ -198,12 +216,12 @@ def test_permissions_scope_and_township_delegation(db_url, engine, hh):
     assert error_of(lambda: step(db_url, engine, e2.id, "APPROVE", actor=nope)).errors[0].code.value == "FORBIDDEN"
 
 
-def test_conflict_of_interest_needs_the_next_level(db_url, engine, hh):
+def test_conflict_of_interest_needs_the_next_level(db_url, engine, hh, conflicted):
     e = apply(db_url, engine, hh["related"].household_id, "dibao")
     step(db_url, engine, e.id, "START_VERIFICATION")
     step(db_url, engine, e.id, "REVIEW")
-    conflicted = officer("conflicted", "440507")  # AppUser.person_id: 2 steps from the applicant
-    err = error_of(lambda: step(db_url, engine, e.id, "APPROVE", actor=conflicted))
+    official = officer(conflicted, "440507")  # AppUser.person_id: 2 steps from the applicant
+    err = error_of(lambda: step(db_url, engine, e.id, "APPROVE", actor=official))
     assert err.errors[0].code.value == "FORBIDDEN" and "关系保/人情保" in str(err) and "next level up" in str(err)
     assert step(db_url, engine, e.id, "APPROVE", actor=officer("city", "4405")).status == "APPROVED"
 
@@ -245,11 +263,8 @@ def test_transfer_from_near_dibao_without_reapplying(db_url, sync_engine, engine
 
 def test_review_cycle_and_gradual_exit(db_url, sync_engine, engine, hh):
     hid = hh["review"].household_id
-    with session_scope(sync_engine) as s:
-        e = s.execute(select(Enrollment).where(Enrollment.household_id == hid, Enrollment.program_key == "dibao")
-                      ).scalar_one()
-        eid = e.id
-    e = step(db_url, engine, eid, "ACTIVATE")
+    e = to_active(db_url, engine, hid)
+    eid = e.id
     # no member able to work is recorded (labour capacity unknown): a stable household, reviewed yearly (GD-2021)
     assert e.next_review_date == dt.date(2026, 6, 1)
     due_day = dt.date(2026, 6, 2)
@@ -274,6 +289,7 @@ def test_review_cycle_and_gradual_exit(db_url, sync_engine, engine, hh):
 
 
 def test_monthly_disbursement_is_set_at_a_time_and_rerunnable(db_url, sync_engine, engine, hh):
+    to_active(db_url, engine, hh["poor"].household_id)
     receiving = count(sync_engine, Enrollment, Enrollment.status.in_(["ACTIVE", "GRADUAL_EXIT"]),
                       Enrollment.monthly_amount.is_not(None), Enrollment.region_code.like("44%"))
     assert receiving >= 1
