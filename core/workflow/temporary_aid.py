@@ -301,12 +301,14 @@ async def pay_stage(session: AsyncSession, actor: Actor, engine: PolicyEngine | 
     enrollment = await session.get(Enrollment, stage.enrollment_id) if stage is not None else None
     if stage is None or enrollment is None or not actor.may("read", enrollment.region_code, "household"):
         raise not_found("stage", "stageId")
-    if not actor.may("disburse", enrollment.region_code, OBJECT):
-        raise DomainError.single(ErrorCode.FORBIDDEN, "paying needs the 'disburse' permission on enrolments here",
-                                 "stageId")
+    # An aid-first payment comes out of the township's own reserve fund: its 'disburse' permission suffices;
+    # a payment through the normal channel needs the enrolment 'disburse' permission (county, typically).
     if from_reserve and not actor.may("disburse", enrollment.region_code, RESERVE_FUND_OBJECT):
         raise DomainError.single(ErrorCode.FORBIDDEN, "drawing on the reserve fund needs the 'disburse' permission "
                                                       "on it", "fromReserve")
+    if not from_reserve and not actor.may("disburse", enrollment.region_code, OBJECT):
+        raise DomainError.single(ErrorCode.FORBIDDEN, "paying needs the 'disburse' permission on enrolments here",
+                                 "stageId")
     if stage.status != "SCHEDULED":
         raise DomainError.single(ErrorCode.INVALID_TRANSITION, "the stage is already paid", "stageId")
     if stage.due_date > on:
