@@ -25,6 +25,17 @@ from aidgraph.core.graph.regions import load_regions
 ENGINES = ["sqlite", "postgres"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fixed_terminal_width():
+    """The CLI's tables and messages (rich) wrap at the terminal's width, which is a terminal's in a console
+    run and 80 columns under xdist or CI: every test sees the same 200 columns, so no output assertion depends
+    on where the suite runs."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("COLUMNS", "200")
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """One embedded PostgreSQL server for the whole test session."""
