@@ -25,6 +25,7 @@ from aidgraph.plugin import (
     program_search_document,
     receiving,
     receiving_any,
+    yuan,
 )
 
 
@@ -109,12 +110,48 @@ def _students(c: RuleContext):
     return n > 0, fmt("{} student(s) in stages with grants ({})", n, c.cite("education.grants"))
 
 
+def loan_ceilings(c: RuleContext) -> pl.Expr:
+    """助学贷款 (GD-2024 生源地信用助学贷款): the yearly loan ceilings of the household's students, summed
+    (本专科生每生每年最高…不超过20000元、研究生不超过25000元); 0 where the province configures no loans."""
+    ceilings = c.p("education.student_loan_max", default=None) or {}
+    total = pl.lit(0.0)
+    for stage, ceiling in ceilings.items():
+        total = total + count_members(member("student_stage") == stage) * float(ceiling)
+    return total
+
+
+def freshman_candidates(c: RuleContext) -> pl.Expr:
+    """Undergraduates who may claim the one-off freshman grant (GD-2024 广东户籍全日制家庭经济困难本专科新生):
+    with local hukou where the province limits it to its hukou. The year of study is not recorded, so the
+    count is of candidates; the school confirms the freshman year."""
+    local_only = bool(c.p("education.freshman_grant_local_hukou_only", default=False))
+    cond = member("student_stage") == "UNDERGRADUATE"
+    if local_only:
+        cond = cond & member("local_hukou")
+    return count_members(cond)
+
+
+def _offers(c: RuleContext) -> pl.Expr:
+    parts = []
+    if c.has("education.student_loan_max"):
+        parts.append(fmt("student loans up to {} yuan this year ({})", yuan(loan_ceilings(c)),
+                         c.cite("education.student_loan_max")))
+    if c.has("education.freshman_grant"):
+        n = freshman_candidates(c)
+        grant = float(c.p("education.freshman_grant"))
+        parts.append(fmt("freshman grant up to {} yuan once for each of {} undergraduate freshman candidate(s){} ({})",
+                         yuan(grant), n, " with local hukou" if c.p("education.freshman_grant_local_hukou_only",
+                                                                     default=False) else "",
+                         c.cite("education.freshman_grant")))
+    return pl.concat_str(parts, separator="; ") if parts else pl.lit("no loans or freshman grant configured")
+
+
 def _category(c: RuleContext):
     grants = yearly_grants(c)
     return receiving_any(LOW_INCOME), fmt(
-        "low-income category {}; yearly grants {} yuan (tiers {}, {})",
+        "low-income category {}; yearly grants {} yuan (tiers {}, {}); {}",
         _category_expr().fill_null("none"), grants.round(2), c.cite("education.grants"),
-        c.cite("education.tier_by_category"))
+        c.cite("education.tier_by_category"), _offers(c))
 
 
 @hookimpl

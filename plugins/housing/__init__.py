@@ -2,14 +2,19 @@
 
 Rules (POLICY_FACTS §2 housing): urban dibao and tekun recipients get public rental housing with a rent discount;
 rural recipients get dangerous-house renovation first (GD-2021). Fujian's old-community renovation covers the
-personal contribution of tekun 100% and dibao 70% (FJ-2021): ``housing.renovation_contribution_share``.
+personal contribution of tekun 100% and dibao 70% (FJ-2021): ``housing.renovation_contribution_share``;
+:func:`renovation_aid` computes the amount from the household's contribution.
 No monthly amount.
 """
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import polars as pl
 from aidgraph.plugin import (
+    DomainError,
+    ErrorCode,
     EligibilityRule,
     PROGRAM_SEARCH_FIELDS,
     ParamSpec,
@@ -46,6 +51,25 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
 def renovation_share(shares: dict, category: str) -> float:
     """Share of the personal contribution to an old-community renovation that the province covers."""
     return float(shares.get(category, 0.0))
+
+
+def renovation_aid(shares: dict | None, categories: list[str], contribution) -> tuple[Decimal, str]:
+    """老旧小区改造 (FJ-2021 对老旧小区改造中特困和低保对象分别按个人出资的全额和70%给予救助): the aid on a household's
+    personal contribution, in exact decimals rounded once to the fen, under the best of its categories.
+
+    A negative contribution is a VALIDATION error on ``contribution``; a province without shares answers
+    "not configured" (amount 0)."""
+    amount = Decimal(str(contribution))
+    if amount < 0:
+        raise DomainError.single(ErrorCode.VALIDATION, f"a contribution cannot be negative ({amount})", "contribution")
+    if not shares:
+        return Decimal("0.00"), "not configured: housing.renovation_contribution_share"
+    best = max(categories, key=lambda c: Decimal(str(shares.get(c, 0))), default=None)
+    share = Decimal(str(shares.get(best, 0))) if best else Decimal("0")
+    if share == 0:
+        return Decimal("0.00"), f"no renovation share for {', '.join(categories) or 'no category'}"
+    aid = (amount * share).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return aid, f"{best}: {share:.0%} of the personal contribution {amount} = {aid}"
 
 
 def _recipient(c: RuleContext):

@@ -214,3 +214,39 @@ def test_orphans_and_de_facto_unattended_children_reach_100_percent(engine, cate
     terms = terms_for(engine.province("44").params, [category], ON)
     settled = settle_amounts(10000, 4000, terms)
     assert terms.ratio == 1 and settled.aid_amount == Decimal("6000.00") and settled.out_of_pocket == 0
+
+
+# --- housing: Fujian's renovation shares compute an amount (FJ-2021) ------------------------------------------
+
+
+def test_fujian_renovation_aid_from_the_households_contribution(engine):
+    from aidgraph.plugin import DomainError
+    from aidgraph.plugins.housing import renovation_aid
+
+    shares = engine.province("35").params.value("housing.renovation_contribution_share", ON)
+    # 特困 100%, 低保 70% of the personal contribution (个人出资)
+    assert renovation_aid(shares, ["TEKUN"], 8000)[0] == Decimal("8000.00")
+    assert renovation_aid(shares, ["DIBAO"], 12345.67)[0] == Decimal("8641.97")  # 70%, rounded once
+    assert renovation_aid(shares, ["DIBAO", "TEKUN"], 1000)[0] == Decimal("1000.00")  # the better category
+    assert renovation_aid(shares, ["DIBAO_EDGE"], 1000)[0] == 0
+    gd = engine.province("44").params.value("housing.renovation_contribution_share", ON, default=None)
+    assert renovation_aid(gd, ["DIBAO"], 1000) == (Decimal("0.00"), "not configured: housing.renovation_contribution_share")
+    with pytest.raises(DomainError) as bad:
+        renovation_aid(shares, ["DIBAO"], -1)
+    assert bad.value.errors[0].code.value == "VALIDATION" and bad.value.errors[0].field == "contribution"
+
+
+# --- education: GD student loans and the freshman grant computed (GD-2024) --------------------------------------
+
+
+def test_guangdong_student_loans_and_freshman_grant_are_computed(engine):
+    students = [{}, {"relation_to_head": "CHILD", "age": 19, "student_stage": "UNDERGRADUATE"},
+                {"relation_to_head": "CHILD", "age": 24, "student_stage": "POSTGRADUATE", "local_hukou": False}]
+    result = evaluate(engine, "44", household_frame(students, SHANTOU, receiving=["dibao"]), "education")
+    # 本专科生不超过20000元、研究生不超过25000元: 20,000 + 25,000 a year
+    assert "student loans up to 45000.00 yuan this year" in text(result)
+    # 广东户籍…本专科新生…不超过6000元: one Guangdong-hukou undergraduate candidate
+    assert "freshman grant up to 6000.00 yuan once for each of 1 undergraduate freshman candidate(s) with local hukou" \
+        in text(result)
+    gansu = evaluate(engine, "62", household_frame(students, LANZHOU, receiving=["dibao"]), "education")
+    assert "no loans or freshman grant configured" in text(gansu)
