@@ -21,8 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.graph import aidchain, audit, outbox
-from aidgraph.core.graph.households import _remember, _replay
+from aidgraph.core.graph import aidchain, audit, idempotency, outbox
 from aidgraph.core.graph.idnumber import age_on
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import AidChainKind, Membership, OutboxEntity, Person, Relationship, RelationshipKind
@@ -258,9 +257,10 @@ async def record_relationship(session: AsyncSession, actor: Actor, *, person_id:
     the same kind between the same two persons, ending an edge that does not exist (VALIDATION / NOT_FOUND).
     """
     today = today or dt.date.today()
-    replay = await _replay(session, actor, "recordRelationship", idempotency_key)
-    if replay is not None:
-        return replay["person_id"]
+    claim = await idempotency.claim(session, actor, "recordRelationship", idempotency_key, {
+        "personId": person_id, "otherPersonId": other_person_id, "kind": kind, "since": since, "until": until})
+    if claim.replay is not None:
+        return claim.replay["person_id"]
     if person_id is None:
         raise not_found("person", "personId")
     if other_person_id is None:
@@ -314,6 +314,6 @@ async def record_relationship(session: AsyncSession, actor: Actor, *, person_id:
     audit.record(session, actor, action, "relationship", edge.id, persons["personId"].region_code,
                  {"personId": person_id, "otherPersonId": other_person_id, "kind": kind,
                   "since": edge.valid_from.isoformat(), "until": until.isoformat() if until else None})
-    _remember(session, actor, "recordRelationship", idempotency_key, {"person_id": person_id})
+    await claim.remember({"person_id": person_id})
     await session.flush()
     return person_id

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aidgraph.core.graph import aidchain
 from aidgraph.core.graph import audit
 from aidgraph.core.access import authz
+from aidgraph.core.graph import idempotency
 from aidgraph.core.graph import outbox
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
@@ -55,6 +56,7 @@ from aidgraph.core.storage.models import (
     Payment,
 )
 from aidgraph.core.access.scope import Scope
+from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.graph.relations import _neighbours
 from aidgraph.core.policy.contract import EnrollmentEvent, Program
 from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, default_engine, household_frame
@@ -430,10 +432,17 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
     today = today or dt.date.today()
     on = on or today
     engine = engine or _default()
-    replay = await _replay(session, actor, "conductReview", idempotency_key)
-    if replay is not None:
-        return await session.get(Enrollment, replay["enrollment_id"])
-    enrollment = await session.get(Enrollment, enrollment_id)
+    claim = await idempotency.claim(session, actor, "conductReview", idempotency_key,
+                                    {"enrollmentId": enrollment_id, "reviewDate": on, "note": note})
+    if claim.replay is not None:
+        return await session.get(Enrollment, claim.replay["enrollment_id"])
+    # one review at a time per enrolment: the row lock (PostgreSQL) or the write lock (SQLite) comes before
+    # the status is read, so a concurrent second review finds the enrolment no longer ACTIVE
+    await session.run_sync(lambda s: lock_for_writing(s, [Enrollment.__tablename__])
+                           if s.get_bind().dialect.name == "sqlite" else None)
+    enrollment = (await session.execute(select(Enrollment).where(Enrollment.id == enrollment_id)
+                                        .with_for_update().execution_options(populate_existing=True))
+                  ).scalar_one_or_none()
     if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
         raise not_found("enrollment", "enrollmentId")
     policy, program = _policy_for(engine, enrollment.region_code, enrollment.program_key, "enrollmentId")
@@ -494,7 +503,7 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
     await session.flush()
     await _record_step(session, actor, policy, program, enrollment, "PERIODIC_REVIEW", from_status, note, on,
                        AidChainKind.VERIFICATION, summary)
-    _remember(session, actor, "conductReview", idempotency_key, {"enrollment_id": enrollment.id})
+    await claim.remember({"enrollment_id": enrollment.id})
     return enrollment
 
 
@@ -518,15 +527,22 @@ async def end_gradual_exits(session: AsyncSession, actor: Actor, engine: PolicyE
 
 async def disburse_month(session: AsyncSession, actor: Actor, period: str, scope: Scope) -> int:
     """Record the payments of ``period`` (YYYY-MM) for every receiving enrolment in scope that has a monthly
-    amount and no payment for that period yet: two INSERT ... SELECT statements, safe to re-run."""
-    if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit():
+    amount and no payment for that period yet (a gradual exit only for months beginning before its end): two
+    INSERT ... SELECT statements, safe to re-run."""
+    if (len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit()
+            or not 1 <= int(period[5:]) <= 12):
         raise DomainError.single(ErrorCode.VALIDATION, f"period must be YYYY-MM, got {period!r}", "period")
+    first_day = dt.date(int(period[:4]), int(period[5:]), 1)
     allowed = actor.scope("disburse", OBJECT)
     if allowed.empty:
         raise DomainError.single(ErrorCode.FORBIDDEN, "disbursing needs the 'disburse' permission", "period")
     e = Enrollment
     paid = exists().where(Payment.enrollment_id == e.id, Payment.period == period)
-    due = and_(e.status.in_([S.ACTIVE.value, S.GRADUAL_EXIT.value]), e.monthly_amount.is_not(None),
+    # 渐退期: a gradual exit is paid for the months that begin before it is over (six from the month after the
+    # review in GD-2021), whether or not ``reviews run`` has ended it yet
+    receiving = or_(e.status == S.ACTIVE.value,
+                    and_(e.status == S.GRADUAL_EXIT.value, e.gradual_exit_until > first_day))
+    due = and_(receiving, e.monthly_amount.is_not(None),
                scope.predicate(e.region_code), allowed.predicate(e.region_code), ~paid)
     count = (await session.execute(select(func.count()).select_from(e).where(due))).scalar_one()
     if not count:

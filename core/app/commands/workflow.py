@@ -1,0 +1,174 @@
+"""The workflow's scheduled work as commands: ``aidgraph reviews run`` and ``aidgraph payments run``.
+
+Both reuse the workflow services (:mod:`aidgraph.core.workflow.enrollment`), act as a system actor named for
+the command, and are safe to re-run: a review moves the enrolment's next review date past the run's date (or
+ends it, or starts its gradual exit), so a second run finds nothing due; a payment run pays each receiving
+enrolment once per month (set-at-a-time, two INSERT ... SELECT statements).
+
+``reviews run``: every ACTIVE enrolment whose review (复核) is due on ``--as-of`` (default today), each in its
+own transaction (one enrolment that cannot be reviewed is reported and does not undo the others), then the
+gradual exits (渐退期) that are over, set-at-a-time. ``payments run --month``: one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from aidgraph.core.access.actor import system_actor
+from aidgraph.core.access.scope import Scope
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import async_session_factory, make_async_engine
+from aidgraph.core.storage.errors import DomainError
+
+console = Console()
+reviews_app = typer.Typer(help="复核: the periodic reviews of running enrolments.", no_args_is_help=True)
+payments_app = typer.Typer(help="发放: the monthly payments of receiving enrolments.", no_args_is_help=True)
+
+
+def _scope(province: str | None) -> Scope:
+    if province is None:
+        return Scope.everything()
+    if not (province.isdigit() and len(province) == 2):
+        console.print(f"[red]--province must be a 2-digit province code, not {province!r}[/red]")
+        raise typer.Exit(2)
+    return Scope.of([province])
+
+
+def _as_of(value: str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        console.print(f"[red]--as-of must be a date YYYY-MM-DD, not {value!r}[/red]")
+        raise typer.Exit(2) from None
+    if day > dt.date.today():
+        console.print(f"[red]--as-of {day} is in the future: a review reads the facts recorded by then[/red]")
+        raise typer.Exit(2)
+    return day
+
+
+async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=None) -> dict[str, int]:
+    """Review every enrolment due on ``on`` in ``scope``, then end the gradual exits that are over.
+
+    Returns counts: due, kept (no change), repriced, gradual_exit, ended, failed, exits_ended."""
+    from aidgraph.core.policy.engine import PolicyEngine
+    from aidgraph.core.workflow.enrollment import conduct_review, due_reviews, end_gradual_exits
+
+    actor = system_actor("reviews-run")
+    policy = PolicyEngine(load_settings())
+    engine = make_async_engine(database_url)
+    counts = {"due": 0, "kept": 0, "repriced": 0, "gradual_exit": 0, "ended": 0, "failed": 0, "exits_ended": 0}
+    try:
+        factory = async_session_factory(engine)
+        async with factory() as session:
+            due = [(e.id, e.monthly_amount) for e in await due_reviews(session, scope, on)]
+        counts["due"] = len(due)
+        if progress is not None:
+            progress("start", len(due))
+        for enrollment_id, amount in due:
+            async with factory() as session:
+                try:
+                    reviewed = await conduct_review(session, actor, policy, enrollment_id=enrollment_id, on=on)
+                    await session.commit()
+                except DomainError as exc:
+                    await session.rollback()
+                    counts["failed"] += 1
+                    console.print(f"[yellow]enrolment {enrollment_id} not reviewed:[/yellow] {exc}")
+                else:
+                    if reviewed.status == "GRADUAL_EXIT":
+                        counts["gradual_exit"] += 1
+                    elif reviewed.status == "ENDED":
+                        counts["ended"] += 1
+                    elif reviewed.monthly_amount != amount:
+                        counts["repriced"] += 1
+                    else:
+                        counts["kept"] += 1
+            if progress is not None:
+                progress("advance", 1)
+        async with factory() as session:
+            counts["exits_ended"] = await end_gradual_exits(session, actor, policy, scope, on)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return counts
+
+
+async def run_payments(database_url: str, scope: Scope, period: str) -> int:
+    """Pay ``period`` (YYYY-MM) for every receiving enrolment in ``scope`` not yet paid for it; one transaction."""
+    from aidgraph.core.workflow.enrollment import disburse_month
+
+    engine = make_async_engine(database_url)
+    try:
+        async with async_session_factory(engine)() as session:
+            try:
+                paid = await disburse_month(session, system_actor("payments-run"), period, scope)
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+    finally:
+        await engine.dispose()
+    return paid
+
+
+@reviews_app.command("run")
+def reviews_run(
+    province: str | None = typer.Option(None, "--province", help="2-digit province code (default: every province)"),
+    as_of: str | None = typer.Option(None, "--as-of", help="review on the facts of this date, YYYY-MM-DD "
+                                                           "(default today)"),
+) -> None:
+    """Conduct every due review (复核) and end the gradual exits (渐退期) that are over; safe to re-run."""
+    scope, on = _scope(province), _as_of(as_of)
+    settings = load_settings()
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"reviews due on {on}", total=None)
+
+        def progress(kind: str, n: int) -> None:
+            if kind == "start":
+                bar.update(task, total=n)
+            else:
+                bar.advance(task, n)
+
+        counts = asyncio.run(run_reviews(settings.database_url, scope, on, progress))
+    elapsed = time.perf_counter() - started
+    console.print(f"[green]reviews on {on}[/green] ({province or 'every province'}) in {elapsed:.1f} s: due "
+                  f"{counts['due']}, unchanged {counts['kept']}, re-priced {counts['repriced']}, gradual exit "
+                  f"{counts['gradual_exit']}, ended {counts['ended']}, not reviewed {counts['failed']}; gradual "
+                  f"exits over and ended {counts['exits_ended']}")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@payments_app.command("run")
+def payments_run(
+    month: str = typer.Option(..., "--month", help="the month to pay, YYYY-MM"),
+    province: str | None = typer.Option(None, "--province", help="2-digit province code (default: every province)"),
+) -> None:
+    """Record the month's payments of every receiving enrolment not yet paid for it; safe to re-run."""
+    scope = _scope(province)
+    settings = load_settings()
+    started = time.perf_counter()
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as bar:
+            bar.add_task(f"payments for {month}", total=None)
+            paid = asyncio.run(run_payments(settings.database_url, scope, month))
+    except DomainError as exc:
+        console.print(f"[red]cannot pay:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]payments for {month}[/green] ({province or 'every province'}) in "
+                  f"{time.perf_counter() - started:.1f} s: {paid} new payment(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(reviews_app, name="reviews")
+    app.add_typer(payments_app, name="payments")
