@@ -17,6 +17,7 @@ from aidgraph.core.policy.hookspecs import hookimpl
 from aidgraph.core.policy.parameters import ParamSpec
 from aidgraph.core.workflow.enrollment import OBJECT
 from aidgraph.core.workflow.reviews import parameter_schemas as review_parameter_schemas
+from aidgraph.core.workflow.retention_params import parameter_schemas as retention_parameter_schemas
 
 PLUGIN_NAME = "core.workflow"
 
@@ -32,6 +33,7 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "审批权限下放到乡镇: program keys whose approval is delegated to townships (GD-2021 Pearl "
                   "River Delta; FJ-2021 tekun, dibao and temporary aid)", regional=True),
         *review_parameter_schemas(),  # 复核: what counts as a significant change (core/workflow/reviews.py)
+        *retention_parameter_schemas(),  # 保存期限 per record class (core/workflow/retention_params.py)
         ParamSpec("workflow.departments", "table",
                   "分办转办: the departments a case may be referred to, key -> name (GD-2021 落实部门责任; issue 13)"),
         ParamSpec("workflow.referral_days", "table",
