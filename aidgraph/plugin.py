@@ -55,6 +55,7 @@ from aidgraph.core.storage.models import (
     Person,
     utcnow,
 )
+from aidgraph.schema.context import Info
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
 from aidgraph.schema.relay import db_id
@@ -63,7 +64,7 @@ __all__ = [
     "ADULT_AGE", "BANDS_KEY", "EXPENDITURE_KINDS", "INCOME_KINDS", "AidChainKind", "Enrollment", "Household",
     "IdempotencyRecord", "Membership", "Person", "PROGRAM_SEARCH_FIELDS", "Actor", "Bands", "Base", "BenefitFormula", "DomainError",
     "EligibilityRule", "EnrollmentEvent", "ErrorCode", "FieldError", "GraphQLContribution", "IncomeDeduction",
-    "Indicator", "IndicatorContext", "Money", "MonitoringError", "ParamSpec", "Program", "ProvinceParams",
+    "Indicator", "IndicatorContext", "Info", "Money", "MonitoringError", "ParamSpec", "Program", "ProvinceParams",
     "RuleContext", "UserError", "age_on", "aidchain", "any_member", "as_hits", "audit", "authz", "count_members",
     "db_id", "fmt", "hookimpl", "member", "models", "not_found", "policy_engine", "program_search_document",
     "receiving", "receiving_any", "run_mutation", "text", "utcnow", "yuan",

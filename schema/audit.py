@@ -19,7 +19,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
-from strawberry.types import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import audit
 from aidgraph.core.graph import privacy

@@ -20,7 +20,7 @@ from strawberry.types import Info
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import not_found
-from aidgraph.core.workflow import casework, leads, temporary_aid
+from aidgraph.core.workflow import casework, leads, statistics, temporary_aid
 from aidgraph.core.workflow.defaults import LEAD_OBJECT, REFERRAL_OBJECT, RESERVE_FUND_OBJECT
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
@@ -452,7 +452,7 @@ def _after(after: str | None) -> int | None:
 
 
 @strawberry.type
-class Query:
+class _CaseworkQuery:
     @strawberry.field(description="Referrals of households under a region in the caller's scope, newest first; "
                                   "overdueOnly: those still open after their due date (a county's watch list).")
     async def referrals(self, info: Info, region_code: str, department: str | None = None,
@@ -518,7 +518,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class _CaseworkMutation:
     @strawberry.mutation(description="Refer a household (or member) to a department with a reason, the documents "
                                      "told once and a due date (default: the province's time limit).")
     async def refer_case(self, info: Info, input: ReferCaseInput) -> ReferralPayload:
@@ -640,3 +640,133 @@ async def _case_payload(info: Info, enrollment_id: int | None, errors: list[User
         return TemporaryAidPayload(case=None, errors=errors)
     async with info.context.db() as session:
         return TemporaryAidPayload(case=await _case(session, enrollment_id), errors=errors)
+
+
+@strawberry.input(description="一门受理 / 异地受理: an application accepted at any office of the province.")
+class AcceptApplicationInput:
+    id_number: str
+    program_key: str
+    documents: list[str] | None = None
+    note: str | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.type(description="Where an accepted application went: the deciding office and its due date.")
+class AcceptedApplication:
+    routed_to: Region | None
+    due_date: dt.date
+    documents: list[str]
+    referral: Referral | None = strawberry.field(description="Null when the household lies outside your scope.")
+
+
+@strawberry.type
+class AcceptApplicationPayload:
+    accepted: AcceptedApplication | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class _OneWindow:
+    @strawberry.mutation(description="一门受理、协同办理: accept an application for any program at your office, also "
+                                     "for a household registered elsewhere (异地受理); it is routed to the deciding "
+                                     "township with the documents told once.")
+    async def accept_application(self, info: Info, input: AcceptApplicationInput) -> AcceptApplicationPayload:
+        async def work(session):
+            referral = await casework.accept_application(
+                session, info.context.actor, policy_engine(info), id_number=input.id_number,
+                program_key=input.program_key, documents=input.documents, note=input.note,
+                idempotency_key=input.idempotency_key)
+            return referral.id
+
+        referral_id, errors = await run_mutation(info, work)
+        if referral_id is None:
+            return AcceptApplicationPayload(accepted=None, errors=errors)
+        row = await _load(info, models.Referral, referral_id)
+        visible = info.context.actor.may("read", row.region_code, REFERRAL_OBJECT)
+        return AcceptApplicationPayload(errors=errors, accepted=AcceptedApplication(
+            routed_to=await load_region(info, row.region_code[:9]), due_date=row.due_date,
+            documents=list(row.documents or []), referral=Referral.from_row(row) if visible else None))
+
+
+# --- monthly statistics ----------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="One program's month in one child division.")
+class ProgramMonthStats:
+    region_code: str
+    program_key: str
+    recipient_households: int
+    recipient_persons: int
+    amount: float
+    new_cases: int
+    ended_cases: int
+
+
+@strawberry.type(description="Alerts and referrals of one child division in the month.")
+class RegionMonthStats:
+    region_code: str
+    alerts_raised: int
+    alerts_disposed: int
+    referrals_overdue: int
+
+
+@strawberry.type(description="Monthly statistics of a region by child division and program, within the caller's "
+                             "scope.")
+class MonthlyStatistics:
+    region_code: str
+    month: str
+    programs: list[ProgramMonthStats]
+    regions: list[RegionMonthStats]
+
+
+@strawberry.type
+class StatisticsExportPayload:
+    csv: str | None
+    errors: list[UserError]
+
+
+def _stats(s: statistics.MonthlyStatistics) -> MonthlyStatistics:
+    return MonthlyStatistics(
+        region_code=s.region_code, month=s.month,
+        programs=[ProgramMonthStats(**vars(r)) for r in s.programs],
+        regions=[RegionMonthStats(**vars(r)) for r in s.regions])
+
+
+@strawberry.type
+class _StatisticsQuery:
+    @strawberry.field(description="Monthly statistics (YYYY-MM) under a region: recipients, persons, amounts, new "
+                                  "and ended cases per program; alerts raised and disposed, referrals overdue.")
+    async def monthly_statistics(self, info: Info, region_code: str, month: str,
+                                 program_key: str | None = None) -> MonthlyStatistics:
+        from graphql import GraphQLError
+
+        from aidgraph.core.storage.errors import DomainError
+
+        try:
+            async with info.context.db() as session:
+                return _stats(await statistics.monthly_statistics(session, info.context.actor.scope("read", "enrollment"),
+                                                                  region_code, month, program_key))
+        except DomainError as e:
+            raise GraphQLError(e.errors[0].message, extensions={"code": e.errors[0].code.value,
+                                                                "field": e.errors[0].field}) from None
+
+
+@strawberry.type
+class _StatisticsMutation:
+    @strawberry.mutation(description="The monthly statistics as CSV; every export is audited.")
+    async def export_monthly_statistics(self, info: Info, region_code: str, month: str) -> StatisticsExportPayload:
+        async def work(session):
+            return await statistics.export_statistics(session, info.context.actor, region_code, month)
+
+        text, errors = await run_mutation(info, work)
+        return StatisticsExportPayload(csv=text, errors=errors)
+
+
+@strawberry.type
+class Query(_CaseworkQuery, _StatisticsQuery):
+    """The casework queries, one root piece."""
+
+
+@strawberry.type
+class Mutation(_CaseworkMutation, _OneWindow, _StatisticsMutation):
+    """The casework mutations, one root piece."""

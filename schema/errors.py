@@ -16,7 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from aidgraph.core.storage.errors import DomainError, ErrorCode as CoreErrorCode
 
-ErrorCode = strawberry.enum(CoreErrorCode, name="ErrorCode")
+strawberry.enum(CoreErrorCode, name="ErrorCode")  # marks the core enum in place: the alias is its GraphQL type
+ErrorCode = CoreErrorCode
 log = logging.getLogger("aidgraph.mutation")
 
 

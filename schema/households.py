@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
-from strawberry.types import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import households as household_service
 from aidgraph.core.graph import idnumber

@@ -8,14 +8,17 @@ evaluation as ``eligibilityGaps``), and ENROL opens an application through the e
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 
 import strawberry
 from sqlalchemy import func, select
-from strawberry.types import Info
 
 from aidgraph.core.monitoring import cycle as monitoring
-from aidgraph.core.storage.models import Alert as AlertRow
+from aidgraph.core.storage.models import Alert as AlertRow, Household as HouseholdRow
+from aidgraph.core.workflow import casework
+from aidgraph.core.workflow.enrollment import apply_for_aid
+from aidgraph.schema.context import Info
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size, to_global_id
 from aidgraph.schema.types import Alert, AlertStatus, WarningLevel
@@ -63,14 +66,6 @@ class DisposeAlertPayload:
         default=None, description="REFER: the referral written to the receiving department.")
 
 
-def _policy(info: Info):
-    services = info.context.services
-    if "policy" not in services:
-        from aidgraph.core.policy.engine import PolicyEngine
-
-        services["policy"] = PolicyEngine(info.context.settings)
-    return services["policy"]
-
 
 @strawberry.type
 class Query:
@@ -107,24 +102,17 @@ class Mutation:
     @strawberry.mutation(description="Dispose of a monitoring alert: START_VERIFICATION, then ENROL, "
                                      "NO_ACTION_NEEDED or REFER.")
     async def dispose_alert(self, info: Info, input: DisposeAlertInput) -> DisposeAlertPayload:
-        policy = _policy(info)
+        policy = info.context.policy
 
         async def verify(session, household_id: int):
             return await monitoring.policy_verification(session, policy, household_id)
 
         async def enrol(session, actor, household_id: int, program_key: str) -> int:
-            from aidgraph.core.workflow.enrollment import apply_for_aid
-
             enrollment = await apply_for_aid(session, actor, policy, household_id=household_id,
                                              program_key=program_key, note=f"预警处置 (alert): {input.note}")
             return enrollment.id
 
         async def refer(session, actor, household_id: int, note: str) -> int:
-            import datetime as dt
-
-            from aidgraph.core.storage.models import Household as HouseholdRow
-            from aidgraph.core.workflow import casework
-
             household = await session.get(HouseholdRow, household_id)
             params = casework.province_params(policy, household.region_code, "alertId")
             department = input.department or params.value("workflow.alert_referral_department", dt.date.today())

@@ -14,7 +14,7 @@ from enum import Enum
 
 import strawberry
 from graphql import GraphQLError
-from strawberry import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import privacy
 from aidgraph.core.policy.engine import PolicyEngine
@@ -25,10 +25,8 @@ from aidgraph.schema.types import Enrollment, Household, Program
 
 
 def policy_engine(info: Info) -> PolicyEngine:
-    services = info.context.services
-    if "policy" not in services:
-        services["policy"] = PolicyEngine(info.context.settings)
-    return services["policy"]
+    """The request's policy engine (``info.context.policy``), for resolvers that pass it on to a service."""
+    return info.context.policy
 
 
 @strawberry.enum(description="A step of the enrolment state machine.")
@@ -117,7 +115,7 @@ def _id(value: str | None, type_name: str, field: str) -> int:
 class Query:
     @strawberry.field(description="Programs enabled for a province.")
     def programs(self, info: Info, province_code: str) -> list[Program]:
-        engine = policy_engine(info)
+        engine = info.context.policy
         if province_code not in engine.province_codes():
             return []
         return [Program(key=p.key, name=p.name, domain=p.domain, province_code=province_code)
@@ -130,7 +128,7 @@ class Query:
         if row is None:
             return None
         async with info.context.db() as session:
-            result = await policy_engine(info).evaluate(session, household_ids=[row.id], scope=info.context.scope())
+            result = await info.context.policy.evaluate(session, household_ids=[row.id], scope=info.context.scope())
         province = row.region_code[:2]
         # Reasons and amounts are computed from the household's income: withheld without the income right.
         shown = privacy.eligibility_visible(info.context, row)
@@ -153,7 +151,7 @@ class Query:
             raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"})
         after_position = (int(position[0]), position[1]) if position is not None else None
         async with info.context.db() as session:
-            total, page = await policy_engine(info).gaps(session, region_code=region_code, scope=scope,
+            total, page = await info.context.policy.gaps(session, region_code=region_code, scope=scope,
                                                          program=program, on=dt.date.today(), limit=n + 1,
                                                          after=after_position)
         has_next = page.height > n
@@ -179,7 +177,7 @@ class Mutation:
 
         async def work(session):
             person_id = _id(input.person_id, "Person", "personId") if input.person_id else None
-            enrollment = await apply_for_aid(session, info.context.actor, policy_engine(info),
+            enrollment = await apply_for_aid(session, info.context.actor, info.context.policy,
                                              household_id=_id(input.household_id, "Household", "householdId"),
                                              program_key=input.program_key, person_id=person_id,
                                              idempotency_key=input.idempotency_key)
@@ -193,7 +191,7 @@ class Mutation:
         from aidgraph.core.workflow.enrollment import decide_enrollment
 
         async def work(session):
-            enrollment = await decide_enrollment(session, info.context.actor, policy_engine(info),
+            enrollment = await decide_enrollment(session, info.context.actor, info.context.policy,
                                                  enrollment_id=_id(input.enrollment_id, "Enrollment", "enrollmentId"),
                                                  action=input.action.value, note=input.note)
             return enrollment.id
@@ -207,7 +205,7 @@ class Mutation:
         from aidgraph.core.workflow.enrollment import transfer_enrollment
 
         async def work(session):
-            enrollment = await transfer_enrollment(session, info.context.actor, policy_engine(info),
+            enrollment = await transfer_enrollment(session, info.context.actor, info.context.policy,
                                                    enrollment_id=_id(input.enrollment_id, "Enrollment", "enrollmentId"),
                                                    to_program=input.to_program, note=input.note)
             return enrollment.id

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
-from strawberry import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.storage.errors import not_found
 from aidgraph.schema.errors import UserError, run_mutation

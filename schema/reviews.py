@@ -12,7 +12,7 @@ import datetime as dt
 
 import strawberry
 from sqlalchemy import and_, func, or_, select
-from strawberry import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models

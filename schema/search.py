@@ -17,7 +17,7 @@ from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import audit
 from aidgraph.core.graph import privacy
@@ -106,7 +106,7 @@ class Query:
                                 region_code=region_code,
                                 warning_levels=(warning_level.value,) if warning_level is not None else None,
                                 first=first, after=after)
-        runtime = context.services.get("search")
+        runtime = context.search
         try:
             if runtime is None:
                 raise SearchUnavailable("search is not configured on this server")

@@ -15,7 +15,7 @@ from enum import Enum
 
 import strawberry
 from graphql import GraphQLError
-from strawberry import Info
+from aidgraph.schema.context import Info
 from strawberry.scalars import JSON
 
 from aidgraph.core.graph import privacy

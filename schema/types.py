@@ -8,10 +8,11 @@ through :mod:`aidgraph.core.graph.privacy`, the one place that decides what a ca
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Annotated
 
 import strawberry
-from strawberry.types import Info
+from aidgraph.schema.context import Info
 
 from aidgraph.core.storage import models
 from aidgraph.core.graph import privacy
@@ -19,22 +20,28 @@ from aidgraph.core.graph.idnumber import age_on
 from aidgraph.core.graph.reads import aid_chain_page
 from aidgraph.schema.relay import Connection, Edge, Node, PageInfo, decode_cursor, encode_cursor, page_size, to_global_id
 
-RegionLevel = strawberry.enum(models.RegionLevel)
-Sex = strawberry.enum(models.Sex)
-EmploymentStatus = strawberry.enum(models.EmploymentStatus)
-LabourCapacity = strawberry.enum(models.LabourCapacity)
-StudentStage = strawberry.enum(models.StudentStage)
-RelationToHead = strawberry.enum(models.RelationToHead)
-LowIncomeCategory = strawberry.enum(models.LowIncomeCategory)
-EnrollmentStatus = strawberry.enum(models.EnrollmentStatus)
-WarningLevel = strawberry.enum(models.WarningLevel)
-AlertStatus = strawberry.enum(models.AlertStatus)
-AidChainKind = strawberry.enum(models.AidChainKind)
-EconomicItemKind = strawberry.enum(models.EconomicItemKind)
+# The storage floor's enums are the GraphQL enums: strawberry.enum marks each class in place (and returns it),
+# so the plain aliases below are both the GraphQL types and, for mypy, the Python types of the fields.
+for _enum in (models.RegionLevel, models.Sex, models.EmploymentStatus, models.LabourCapacity, models.StudentStage,
+              models.RelationToHead, models.LowIncomeCategory, models.EnrollmentStatus, models.WarningLevel,
+              models.AlertStatus, models.AidChainKind, models.EconomicItemKind):
+    strawberry.enum(_enum)
+RegionLevel = models.RegionLevel
+Sex = models.Sex
+EmploymentStatus = models.EmploymentStatus
+LabourCapacity = models.LabourCapacity
+StudentStage = models.StudentStage
+RelationToHead = models.RelationToHead
+LowIncomeCategory = models.LowIncomeCategory
+EnrollmentStatus = models.EnrollmentStatus
+WarningLevel = models.WarningLevel
+AlertStatus = models.AlertStatus
+AidChainKind = models.AidChainKind
+EconomicItemKind = models.EconomicItemKind
 
 
 @strawberry.enum(description="A relationship as seen from the person queried: what the other person is to them.")
-class RelationshipKind(models.enum.Enum):
+class RelationshipKind(enum.Enum):
     SPOUSE = "SPOUSE"
     PARENT = "PARENT"
     CHILD = "CHILD"

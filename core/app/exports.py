@@ -69,7 +69,8 @@ def export_route(components) -> Route:
         region = params.pop(REGION_PARAM, None)
         fmt = params.pop(FORMAT_PARAM, "csv")
         try:
-            job = exports.prepare(actor, request.path_params["kind"], region, params, fmt, components.services)
+            job = exports.prepare(actor, request.path_params["kind"], region, params, fmt,
+                                  {**components.services, "policy": components.policy_engine})
         except ExportRefused as e:
             return _error(e)
         name = job.filename()

@@ -19,13 +19,23 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import Receive, Scope, Send
+
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.access.authn import Unauthenticated
+from aidgraph.core.access.authn import Unauthenticated, check_configuration
+from aidgraph.core.app.auth import Forbidden, auth_routes, authenticate_request, cors_middleware
+from aidgraph.core.app.exports import export_route
+from aidgraph.core.app.web import console_routes, graphiql_html
 from aidgraph.core.storage.config import Settings, load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
+from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.programs import ProgramCatalogue
+from aidgraph.core.search.runtime import SearchRuntime, install as install_search
+from aidgraph.schema.build import build_schema
 from aidgraph.schema.context import Context
 
 
@@ -36,25 +46,31 @@ class AppComponents:
     settings: Settings
     schema: strawberry.Schema | None = None
     programs: ProgramCatalogue = field(default_factory=ProgramCatalogue)
+    policy: PolicyEngine | None = None
+    """The policy engine every request uses; built from the settings when not given."""
+    search: SearchRuntime | None = None
+    """Set by the search component's start-up hook (:func:`aidgraph.core.search.runtime.install`)."""
     services: dict[str, Any] = field(default_factory=dict)
+    """Other optional components, by name."""
     on_startup: list[Callable[["AppComponents"], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[["AppComponents"], Awaitable[None]]] = field(default_factory=list)
-    engine: Any = None
-    session_factory: Any = None
+    engine: AsyncEngine | None = None
+    session_factory: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def policy_engine(self) -> PolicyEngine:
+        """The policy engine, built from the settings on first use when none was given."""
+        if self.policy is None:
+            self.policy = PolicyEngine(self.settings)
+        return self.policy
 
 
 def default_components(settings: Settings | None = None) -> AppComponents:
     """Components for a deployment: settings from the environment, the schema with every contribution."""
-    from aidgraph.schema.build import build_schema
-
     settings = settings or load_settings()
-    from aidgraph.core.policy.engine import PolicyEngine
-
     policy = PolicyEngine(settings)  # plugins and every province's configuration, validated at start-up
     components = AppComponents(settings=settings, schema=build_schema(settings=settings, pm=policy.pm),
-                               programs=policy.catalogue(), services={"policy": policy})
-    from aidgraph.core.search.runtime import install as install_search
-
+                               programs=policy.catalogue(), policy=policy)
     install_search(components)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
     return components
 
@@ -64,6 +80,8 @@ class AidgraphGraphQL(GraphQL):
 
     def __init__(self, components: AppComponents):
         settings = components.settings
+        if components.schema is None:
+            raise ValueError("the server's components have no schema")
         super().__init__(components.schema, graphql_ide=None if settings.production else "graphiql",
                          allow_queries_via_get=False, multipart_uploads_enabled=False)
         self.components = components
@@ -71,14 +89,17 @@ class AidgraphGraphQL(GraphQL):
     @property
     def graphql_ide_html(self) -> str:
         """GraphiQL with its scripts and styles served by this server (no CDN: it works on an intranet)."""
-        from aidgraph.core.app.web import graphiql_html
-
         return graphiql_html()
 
-    async def get_context(self, request: Request, response: Response) -> Context:
+    async def get_context(self, request: Request | WebSocket,  # type: ignore[override]
+                          response: Response | WebSocket) -> Context:
+        # strawberry's base class declares a context of None; ours is Context (the Info alias names it)
         c = self.components
+        if c.session_factory is None:
+            raise RuntimeError("the server has not started: no session factory")
         context = Context(actor=getattr(request.state, "actor", None), settings=c.settings, session_factory=c.session_factory,
-                          programs=c.programs, request=request, response=response, services=c.services)
+                          programs=c.programs, policy=c.policy_engine, search=c.search, request=request,
+                          response=response, services=c.services)
         request.state.graphql_context = context
         return context
 
@@ -95,7 +116,7 @@ class GraphQLEndpoint:
         self.components = components
         self.graphql_app = graphql_app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         if request.method == "GET":
             wants_ide = "text/html" in request.headers.get("accept", "") and not request.query_params
@@ -108,8 +129,6 @@ class GraphQLEndpoint:
                                                 "extensions": {"code": "METHOD_NOT_ALLOWED"}}]},
                                    status_code=405, headers={"Allow": "POST"})(scope, receive, send)
             return
-        from aidgraph.core.app.auth import Forbidden, authenticate_request
-
         try:
             # The bearer token, or the console's session cookie with its CSRF header (aidgraph.core.app.auth).
             actor: Actor = await authenticate_request(request, self.components)
@@ -131,8 +150,6 @@ class GraphQLEndpoint:
 
 def create_app(components: AppComponents | None = None) -> Starlette:
     components = components or default_components()
-    from aidgraph.core.access.authn import check_configuration
-
     check_configuration(components.settings)  # production without AIDGRAPH_SECRET_KEY fails here, not per request
     endpoint = GraphQLEndpoint(components, AidgraphGraphQL(components))
 
@@ -141,9 +158,9 @@ def create_app(components: AppComponents | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if components.engine is None:
-            components.engine = make_async_engine(components.settings.database_url)
-        components.session_factory = async_session_factory(components.engine)
+        engine = components.engine or make_async_engine(components.settings.database_url)
+        components.engine = engine
+        components.session_factory = async_session_factory(engine)
         for hook in components.on_startup:
             await hook(components)
         try:
@@ -151,11 +168,7 @@ def create_app(components: AppComponents | None = None) -> Starlette:
         finally:
             for hook in reversed(components.on_shutdown):
                 await hook(components)
-            await components.engine.dispose()
-
-    from aidgraph.core.app.auth import auth_routes, cors_middleware
-    from aidgraph.core.app.web import console_routes
-    from aidgraph.core.app.exports import export_route
+            await engine.dispose()
 
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
                             Route("/healthz", health, methods=["GET"]),

@@ -3,7 +3,7 @@
 :func:`open_search` connects to ``AIDGRAPH_OPENSEARCH_URL`` (credentials and TLS from the settings) or starts
 the embedded osmem-server, then starts the background indexer, whose first pass builds the index from the
 database when the alias does not exist yet. :func:`install` adds start-up and shut-down hooks to the
-server's components so that ``services["search"]`` holds the :class:`SearchRuntime` the Search field uses.
+server's components so that ``components.search`` holds the :class:`SearchRuntime` the Search field uses.
 The server starts even when the search engine is down: Search then answers SEARCH_UNAVAILABLE and the
 indexer keeps the outbox until the engine is back.
 """
@@ -103,19 +103,15 @@ def install(components: Any, *, url: str | None = None, pm: Any = None, alias: s
     """Add search to the server's components (``aidgraph.core.app.server.AppComponents``): started with it, stopped with it."""
 
     async def startup(c: Any) -> None:
-        plugin_manager = pm if pm is not None else c.services.get("plugins")
-        if plugin_manager is None:
-            from aidgraph.core.policy.host import build_plugin_manager
-
-            plugin_manager = build_plugin_manager(c.settings)
+        plugin_manager = pm if pm is not None else c.policy_engine.pm
         try:
-            c.services["search"] = await asyncio.to_thread(open_search, c.settings, url=url, pm=plugin_manager,
-                                                            alias=alias, **kwargs)
+            c.search = await asyncio.to_thread(open_search, c.settings, url=url, pm=plugin_manager,
+                                               alias=alias, **kwargs)
         except Exception:  # noqa: BLE001 - the platform serves without search; Search says SEARCH_UNAVAILABLE
             log.exception("search could not be started; Search answers SEARCH_UNAVAILABLE")
 
     async def shutdown(c: Any) -> None:
-        runtime = c.services.pop("search", None)
+        runtime, c.search = c.search, None
         if runtime is not None:
             await asyncio.to_thread(runtime.close)
 

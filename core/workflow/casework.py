@@ -28,19 +28,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.scope import Scope
 from aidgraph.core.graph import aidchain, audit
+from aidgraph.core.graph.idnumber import InvalidIdNumber, parse
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.policy.parameters import ProvinceParams
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
+    OPEN_ENROLLMENT_STATUSES,
     OPEN_REFERRAL_STATUSES,
     AidChainKind,
+    Enrollment,
+    EnrollmentStatus,
     Household,
     IdempotencyRecord,
     Membership,
+    Person,
     Referral,
     ReferralStatus,
 )
 from aidgraph.core.workflow.defaults import REFERRAL_OBJECT
+from aidgraph.core.workflow.enrollment import OBJECT as ENROLLMENT_OBJECT, _policy_for, _record_step
 
 R = ReferralStatus
 ANSWERS: dict[tuple[str, str], str] = {
@@ -238,3 +244,60 @@ def referral_filters(scope: Scope, *, department: str | None = None, status: str
     if overdue_only:
         where.append(overdue_clause(on or today()))
     return where
+
+
+# --- one window: applications accepted away from home (异地受理) -------------------------------------------------
+
+
+async def accept_application(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *,
+                             id_number: str, program_key: str, documents: list[str] | None = None,
+                             note: str | None = None, idempotency_key: str | None = None,
+                             on: dt.date | None = None) -> Referral:
+    """一门受理 / 异地受理 (GD-2021 §23): any township or county office of the province accepts an application
+    for any program from the applicant's ID number, also for a household registered elsewhere, and routes it
+    to the office that decides it (the household's township) as an APPLIED enrolment plus an APPLICATION
+    referral to civil affairs, with the documents told once. The accepting office learns where the case went,
+    never the household's records (they stay outside its scope). Returns the routing referral."""
+    on = on or today()
+    engine = engine or default_engine()
+    replay = await _replay(session, actor, "acceptApplication", idempotency_key)
+    if replay is not None:
+        return await session.get(Referral, replay["referral_id"])
+    try:
+        number = parse(id_number).number
+    except InvalidIdNumber as e:
+        raise DomainError.single(ErrorCode.INVALID_ID_NUMBER, f"invalid ID number: {e}", "idNumber") from e
+    offices = actor.scope("apply", ENROLLMENT_OBJECT)
+    office = next((g.region_code for g in actor.grants if offices.contains(g.region_code)), None)
+    if offices.empty or office is None:
+        raise DomainError.single(ErrorCode.FORBIDDEN, "accepting applications needs the 'apply' permission on "
+                                                      "enrolments at your office", "idNumber")
+    household = (await session.execute(select(Household).join(Membership, Membership.household_id == Household.id)
+                                       .join(Person, Person.id == Membership.person_id).where(
+        Person.id_number == number, Membership.valid_to.is_(None)))).scalar_one_or_none()
+    if household is None or household.region_code[:2] != office[:2]:
+        raise DomainError.single(ErrorCode.NOT_FOUND, "no household registered in this province for this ID number: "
+                                                      "register the household first", "idNumber")
+    policy, program = _policy_for(engine, household.region_code, program_key)
+    open_one = (await session.execute(select(Enrollment.status).where(
+        Enrollment.household_id == household.id, Enrollment.program_key == program_key,
+        Enrollment.person_id.is_(None), Enrollment.status.in_([s.value for s in OPEN_ENROLLMENT_STATUSES])))).first()
+    if open_one is not None:
+        raise DomainError.single(ErrorCode.VALIDATION, f"the household already has an open {program_key} case "
+                                                       f"({open_one.status})", "programKey")
+    deciding = household.region_code[:9]
+    enrollment = Enrollment(household_id=household.id, program_key=program_key, province_code=policy.code,
+                            region_code=household.region_code, status=EnrollmentStatus.APPLIED.value, version=1,
+                            details={"applied_on": on.isoformat(), "accepted_at": office, "accepted_by": actor.username})
+    session.add(enrollment)
+    await session.flush()
+    away = "异地受理 " if not household.region_code.startswith(office) else ""
+    await _record_step(session, actor, policy, program, enrollment, "APPLY", None, note, on, AidChainKind.APPLICATION,
+                       f"申请 application for {program.name}, {away}accepted at office {office}, routed to {deciding}")
+    referral = await create_referral(
+        session, actor, policy.params, household, department="civil_affairs", documents=documents,
+        reason=f"一门受理: application for {program.name} accepted at office {office}; decide it at {deciding}"
+               + (f" ({note.strip()})" if note and note.strip() else ""),
+        source="APPLICATION", source_id=enrollment.id, from_region_code=office, on=on)
+    _remember(session, actor, "acceptApplication", idempotency_key, {"referral_id": referral.id})
+    return referral

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
-from strawberry import Info
 
 from aidgraph.plugins.medical.claims import ClaimInput, settle_claim
 from aidgraph.plugin import (
+    Info,
     GraphQLContribution,
     UserError,
     db_id,

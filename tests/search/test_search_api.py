@@ -38,7 +38,7 @@ def search(live, query: str, token=..., **variables) -> dict:
 @pytest.fixture(scope="module")
 def api(graph, db_url, live_server):
     """The live server once its background indexer has indexed the module's graph."""
-    runtime = live_server.components.services["search"]
+    runtime = live_server.components.search
     assert runtime.embedded is not None  # the default: no AIDGRAPH_OPENSEARCH_URL, osmem-server from the wheel
 
     def ready():
@@ -160,7 +160,7 @@ def register(api, name: str) -> dict:
 def test_engine_stopped_mid_run(api, db_url):
     """Writes succeed while the engine is stopped, the outbox grows, Search says SEARCH_UNAVAILABLE, and the
     backlog drains when the engine resumes."""
-    runtime = api.components.services["search"]
+    runtime = api.components.search
     engine = make_sync_engine(db_url)
 
     def pending() -> int:

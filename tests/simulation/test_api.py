@@ -46,7 +46,7 @@ def test_simulate_policy_over_http_equals_the_engine(db_url, households, live_se
     data = simulate(live_server, regionCode="4405")
     assert "errors" not in data, data.get("errors")
     got = data["data"]["simulatePolicy"]
-    simulator = Simulator(live_server.components.services["policy"])
+    simulator = Simulator(live_server.components.policy_engine)
     expected = run(db_url, lambda s: simulator.run(s, system_actor(), "44", [ParameterChange(**CHANGE)],
                                                    region_code="4405", on=ON, record=False))
     summary = expected.summary()
