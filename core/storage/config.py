@@ -50,6 +50,13 @@ class Settings:
     max_query_tokens: int = 3000
     max_query_cost: int = 5000
     """GraphQL limits (schema/hardening.py); cost counts each field, times ``first`` for paged fields."""
+    max_repeated_fields: int = 20
+    """How often one response name may occur in one selection set (fragments expanded): the validation rule
+    that merges overlapping fields is quadratic in it (schema/hardening.py)."""
+    max_request_bytes: int = 1_000_000
+    """Request bodies above this are refused with HTTP 400 before they are read in full (core/app/server.py)."""
+    document_cache_bytes: int = 32 * 1024 * 1024
+    """Budget of the parsed/validated operation cache, in bytes of operation text (schema/hardening.py)."""
 
     @property
     def production(self) -> bool:
@@ -87,7 +94,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         changes["state_dir"] = Path(env["AIDGRAPH_STATE_DIR"])
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
-    for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost"):
+    for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
+                 "max_request_bytes", "document_cache_bytes"):
         raw = env.get("AIDGRAPH_" + name.upper())
         if raw:
             if not raw.strip().isdigit() or int(raw) < 1:

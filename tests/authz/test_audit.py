@@ -109,7 +109,8 @@ def test_auditors_read_the_log_of_their_regions_only(server, sync_engine, househ
     log = body["data"]["auditLog"]
     regions = {e["node"]["regionCode"] for e in log["edges"]}
     assert regions and all(r.startswith("44") for r in regions)
-    assert log["totalCount"] == len([r for r in rows(sync_engine) if r.region_code and r.region_code.startswith("44")])
+    # minus one: this read is itself audited, under the auditor's region (issue 12 item 5), after the count
+    assert log["totalCount"] == len([r for r in rows(sync_engine) if r.region_code and r.region_code.startswith("44")]) - 1
     # Paging and filters.
     first = server.post(AUDIT_LOG, {"first": 1, "user": "admin44"}, token=aud).json()["data"]["auditLog"]
     assert first["pageInfo"]["hasNextPage"] and {e["node"]["actor"] for e in first["edges"]} == {"admin44"}
