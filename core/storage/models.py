@@ -266,6 +266,15 @@ class Person(Base):
     labour_capacity: Mapped[str | None] = mapped_column(String(8))
     employment_status: Mapped[str | None] = mapped_column(String(20))
     student_stage: Mapped[str | None] = mapped_column(String(14))
+    # rule inputs (migration 0009, issue 11): the school's hardship recognition (家庭经济困难学生认定) as the
+    # grant tier, the year of study (1 = freshman, 新生), an enrolled veteran student (退役士兵学生), the
+    # certified employment-difficulty level (就业困难人员认定, 分级帮扶) and the registration date of the
+    # person's business (创业补贴 after one year of operation)
+    school_hardship_tier: Mapped[int | None] = mapped_column(SmallInteger)
+    school_year: Mapped[int | None] = mapped_column(SmallInteger)
+    veteran_student: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    employment_difficulty_level: Mapped[int | None] = mapped_column(SmallInteger)
+    business_registered_on: Mapped[dt.date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(20))
     death_date: Mapped[dt.date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
@@ -295,11 +304,43 @@ class Household(Base):
     household_number: Mapped[str] = mapped_column(String(24), unique=True)
     region_code: Mapped[str] = mapped_column(ForeignKey("region.code"))
     address: Mapped[str | None] = mapped_column(String(200))
+    housing_need: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """住房困难 (GD-2021 住房救助): the household's housing was found below the local standard (migration 0009)."""
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow)
 
     memberships: Mapped[list["Membership"]] = relationship(back_populates="household", lazy="raise")
+
+
+class EmergencyEvent(Base):
+    """An emergency (急难) that befell a household: its kind, the place (region) and the date it happened.
+
+    GD-2021 §15 / GD-2022: temporary aid follows from the event, given where it happens (由急难发生地实施), with
+    no hukou or residence limit; ``region_code`` is the place of the event (the officer there may record it for
+    a household registered elsewhere), so it is also the record's owner for data scope. Kinds are the
+    province's (``temporary.emergency_kinds``). An aid-first decision (先行救助) leaves an explanation due
+    afterwards (事后补充说明情况): ``explanation_due`` and, once given, ``explained_on`` / ``explanation``.
+    """
+
+    __tablename__ = "emergency_event"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(24))
+    region_code: Mapped[str] = mapped_column(String(12))
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    explanation_due: Mapped[dt.date | None] = mapped_column(Date)
+    explained_on: Mapped[dt.date | None] = mapped_column(Date)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_emergency_event_household_occurred", "household_id", "occurred_on"),
+        Index("ix_emergency_event_region_code", "region_code"),
+    )
 
 
 class Membership(Base):
