@@ -24,7 +24,6 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "aidgraph.schema.programs",
     "aidgraph.schema.simulation",
     "aidgraph.schema.casework",
-    "aidgraph.schema.queue",
     "aidgraph.schema.relations",
     "aidgraph.schema.reviews",
 )
