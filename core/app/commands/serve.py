@@ -16,14 +16,14 @@ SCHEMA_FILE = Path("schema") / "schema.graphql"
 
 def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
           port: int = typer.Option(8000, help="TCP port")) -> None:
-    """Serve the GraphQL API (POST /graphql; GraphiQL at GET /graphql in development)."""
+    """Serve the GraphQL API (POST /graphql; GraphiQL at GET /graphql in development) and the console (/console)."""
     import uvicorn
 
     from aidgraph.core.app.server import create_app, default_components
 
     settings = load_settings()
     components = default_components(settings)
-    console.print(f"aidgraph on http://{host}:{port}/graphql ({settings.env}; "
+    console.print(f"aidgraph on http://{host}:{port}/graphql, console http://{host}:{port}/console ({settings.env}; "
                   f"database {settings.database_url.split('@')[-1]})")
     uvicorn.run(create_app(components), host=host, port=port, log_level="info")
 
@@ -34,14 +34,18 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
          no_serve: bool = typer.Option(False, "--no-serve", help="prepare everything, do not start the server")) -> None:
     """Migrate, load the regions, seed a demo province, import a month of synthetic department feeds and run
-    that month's monitoring (so there are alerts to see), create a demo administrator, then serve.
+    that month's monitoring (so there are alerts to see), seed a normal day (enrolments decided by the rules with
+    their payments, the approval queue, disposed alerts), create a demo administrator with a console password
+    (kept in the state directory), print the console URL and the login, then serve.
 
     Every step is idempotent: running the demo again reuses what is there. Demo data is synthetic and the
     policy values marked illustrative in province_configs/ are not real ones.
     """
     import datetime as dt
 
-    from aidgraph.core.app.demo import ensure_demo_user
+    from aidgraph.core.app.demo import ensure_demo_login, ensure_demo_user, seed_demo_day
+    from aidgraph.core.graph.audit import seal
+    from aidgraph.core.storage.db import session_scope
     from aidgraph.core.storage.db import make_sync_engine
     from aidgraph.core.storage.migrate import upgrade
     from aidgraph.core.graph.regions import load_regions
@@ -58,12 +62,24 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
         seed_province(engine, province, households, seed, as_of=today)
     with console.status(f"importing synthetic department feeds and monitoring {today:%Y-%m}"):
         monitoring = demo_monitoring_month(engine, settings, province, seed, today)
+    with session_scope(engine) as session:
+        seal(session)  # audit rows the batch writers (seed, feeds, monitoring) left unsealed, chained here
+    with console.status("a normal day: enrolments decided by the rules, payments, the approval queue, alerts disposed"):
+        day = seed_demo_day(settings, province, today)
     token = ensure_demo_user(engine, settings, username="demo-admin", region_codes=(province,))
+    password = ensure_demo_login(engine, settings, username="demo-admin")
+    with session_scope(engine) as session:
+        seal(session)
     engine.dispose()
     console.print(f"[green]demo ready[/green]: province {province}, {households} synthetic households (illustrative)")
+    if day.seeded:
+        receiving = ", ".join(f"{program} {n}" for program, n in day.active.items())
+        console.print(f"demo day: households receiving {receiving}; {day.waiting} enrolments in the approval queue; "
+                      f"{day.payments} payments; {day.alerts_disposed} alerts disposed")
     levels = ", ".join(f"{level} {n}" for level, n in sorted(monitoring.households_by_level.items()))
     console.print(f"monitoring {monitoring.month}: households by warning level {levels or 'none'}; alerts raised "
                   f"{monitoring.alerts_raised}, updated {monitoring.alerts_updated}")
+    console.print(f"console: http://{host}:{port}/console  login: demo-admin / {password}", highlight=False)
     console.print("bearer token for demo-admin (province_admin of the demo province):")
     console.print(token, soft_wrap=True, highlight=False)
     if not no_serve:
