@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Iterable, Sequence
 
 import strawberry
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
 from aidgraph.schema.types import Alert, Enrollment, Household, Person
@@ -85,8 +85,8 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
     # Frontends send the same few operations over and over: parse and validate each text once (validation
     # rules here depend on the text only; the cost limit, which reads variables, runs on every request).
     # (strawberry keeps both caches at module level per maxsize, so a fresh extension per request shares them)
-    caches = [lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)]
-    extensions = [*caches, *hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
+    # (the parse and validation caches are hardening's BoundedDocuments: bounded in bytes, limits checked first)
+    extensions = [*hardening_extensions(settings or load_settings()), AuditDisclosures, *extensions]
     extra_types: list[type] = []
     if pm is not None:  # the plugin manager's contributions, checked for duplicates like the core's
         pieces, extra_types = plugin_contributions(pm)
