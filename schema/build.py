@@ -94,8 +94,12 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
     everything = core_contributions() + list(contributions)
     query = _merge("Query", [(n, q) for n, q, _ in everything if q is not None])
     mutation = _merge("Mutation", [(n, m) for n, _, m in everything if m is not None])
-    return strawberry.Schema(query=query, mutation=mutation, types=[Household, Person, Enrollment, Alert, *extra_types],
-                             extensions=list(extensions))
+    schema = strawberry.Schema(query=query, mutation=mutation,
+                               types=[Household, Person, Enrollment, Alert, *extra_types], extensions=list(extensions))
+    from aidgraph.schema.classification import annotate
+
+    annotate(schema)  # @dataClass on every classified field (core/graph/classification.py): the SDL shows it
+    return schema
 
 
 def schema_sdl(schema: strawberry.Schema) -> str:

@@ -311,7 +311,8 @@ async def _alert_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
         if not rows:
             return
         yield [[a.id, hn, a.region_code, a.township_code, a.level, float(a.score), a.status, a.month,
-                list(a.indicators or []), a.raised_at, a.disposition] for a, hn in rows]
+                privacy.visible_indicators(job.context, a.region_code, list(a.indicators or [])), a.raised_at,
+                privacy.free_text(job.context, a.region_code, a.disposition)] for a, hn in rows]
         after = rows[-1][0].id
 
 
@@ -325,7 +326,7 @@ async def _audit_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
         if not rows:
             return
         yield [[r.id, r.seq, r.at, r.actor, r.action, r.object_type, r.object_id, r.region_code, r.remote_addr,
-                r.detail, r.row_hash] for r in rows]
+                privacy.audit_detail(job.context, r.region_code, r.object_type, r.detail), r.row_hash] for r in rows]
         after = rows[-1].id
 
 
