@@ -22,7 +22,10 @@ The household frame (what rules may read):
                                ``chronic_disease``, ``major_disease``, ``hospitalised``, ``labour_capacity``,
                                ``employment_status``, ``student_stage``, ``local_hukou`` (ID address code in the
                                province), ``own_monthly_income`` (the member's own income items per month: what a
-                               member included alone, 单人保, is assessed on), ``able_obligors`` (living support obligors able to work:
+                               member included alone, 单人保, is assessed on), the rule inputs
+                               ``school_hardship_tier``, ``school_year``, ``veteran_student``,
+                               ``employment_difficulty_level``, ``business_registered_on``, and ``able_obligors``
+                               (living support obligors able to work:
                                赡养/抚养/扶养义务人 as :func:`aidgraph.core.graph.relations.support_obligors` defines them,
                                plus the duties implied by the relations to the head inside the household)
 ``monthly_income``             gross household income per month (12-month window of :mod:`aidgraph.core.graph.economics`)
@@ -33,6 +36,10 @@ The household frame (what rules may read):
 ``income_verified``            the economic verification (家庭经济状况核对) recorded income items for the household
                                in the 12-month window (an item of amount 0 records a verified absence of income)
 ``assets_verified``            it recorded financial-asset items (deposits, securities) up to the evaluation date
+``housing_need``               住房困难: the household's housing was found below the local standard
+``emergencies``                emergency events (急难) of the last 12 months up to the evaluation date: ``kind``,
+                               ``region_code`` (where it happened), ``occurred_on``, ``explanation_due``,
+                               ``explained_on``
 ``enrolled``                   program keys with an open enrolment (applied ... gradual exit)
 ``receiving``                  program keys with an ACTIVE or GRADUAL_EXIT enrolment
 ``income_deduction``           added by the engine: the province's deductions, per month
@@ -61,6 +68,7 @@ from aidgraph.core.storage.models import (
     OPEN_ENROLLMENT_STATUSES,
     RECEIVING_ENROLLMENT_STATUSES,
     EconomicItem,
+    EmergencyEvent,
     Enrollment,
     Household,
     Membership,
@@ -98,17 +106,23 @@ MEMBER_SCHEMA = {
     "disability_level": pl.Int32, "disability_category": pl.String, "chronic_disease": pl.Boolean,
     "major_disease": pl.Boolean, "hospitalised": pl.Boolean, "labour_capacity": pl.String,
     "employment_status": pl.String, "student_stage": pl.String, "local_hukou": pl.Boolean, "able_obligors": pl.Int32,
-    "own_monthly_income": pl.Float64,
+    "own_monthly_income": pl.Float64, "school_hardship_tier": pl.Int32, "school_year": pl.Int32,
+    "veteran_student": pl.Boolean, "employment_difficulty_level": pl.Int32, "business_registered_on": pl.Date,
 }
+OPTIONAL_MEMBER_FIELDS = ("own_monthly_income", "school_hardship_tier", "school_year", "veteran_student",
+                          "employment_difficulty_level", "business_registered_on")
+EMERGENCY_SCHEMA = {"kind": pl.String, "region_code": pl.String, "occurred_on": pl.Date,
+                    "explanation_due": pl.Date, "explained_on": pl.Date}
 FRAME_SCHEMA = {
     "household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String, "province_code": pl.String,
     "rural": pl.Boolean, "member_count": pl.Int32, "members": pl.List(pl.Struct(MEMBER_SCHEMA)),
     "monthly_income": pl.Float64, "monthly_earned_income": pl.Float64, "monthly_rigid_expenditure": pl.Float64,
     "financial_assets": pl.Float64, "per_capita_financial_assets": pl.Float64,
     "enrolled": pl.List(pl.String), "receiving": pl.List(pl.String),
-    "income_verified": pl.Boolean, "assets_verified": pl.Boolean,
+    "income_verified": pl.Boolean, "assets_verified": pl.Boolean, "housing_need": pl.Boolean,
+    "emergencies": pl.List(pl.Struct(EMERGENCY_SCHEMA)),
 }
-OPTIONAL_COLUMNS = ("income_verified", "assets_verified")
+OPTIONAL_COLUMNS = ("income_verified", "assets_verified", "housing_need", "emergencies")
 """Columns a frame built by hand (a simulation, a test) may leave out: missing means *not verified* (null), never
 a silent yes; :meth:`ProvincePolicy.evaluate_frame` adds them as nulls."""
 
@@ -152,21 +166,23 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         conditions.append(Household.id.in_(household_ids))
     selected = select(Household.id).where(*conditions)
 
-    households = await _fetch(session, select(Household.id, Household.household_number, Household.region_code, _rural_flag())
+    households = await _fetch(session, select(Household.id, Household.household_number, Household.region_code, _rural_flag(),
+                                              Household.housing_need)
         .join(Region, Region.code == Household.region_code).where(*conditions).order_by(Household.id))
     if not households:
         return pl.DataFrame(schema=FRAME_SCHEMA)
     hh = pl.DataFrame(households, schema={"household_id": pl.Int64, "household_number": pl.String,
-                                          "region_code": pl.String, "rural": None}, orient="row",
+                                          "region_code": pl.String, "rural": None, "housing_need": None}, orient="row",
                       infer_schema_length=None)
-    hh = hh.with_columns(pl.col("rural").cast(pl.Boolean))
+    hh = hh.with_columns(pl.col("rural").cast(pl.Boolean), pl.col("housing_need").cast(pl.Boolean))
     hh = hh.with_columns(province_code=pl.col("region_code").str.slice(0, 2))
 
     members = await _fetch(session,
         select(Membership.household_id, Person.id, Person.birth_date, Person.sex, Membership.relation_to_head,
                Person.disability_level, Person.disability_category, Person.chronic_disease, Person.major_disease,
                Person.hospitalised, Person.labour_capacity, Person.employment_status, Person.student_stage,
-               Person.hukou_region_code)
+               Person.hukou_region_code, Person.school_hardship_tier, Person.school_year, Person.veteran_student,
+               Person.employment_difficulty_level, Person.business_registered_on)
         .join(Person, Person.id == Membership.person_id)
         .where(Membership.household_id.in_(selected), _valid_on(Membership, on)))
     mem = pl.DataFrame(members, orient="row", infer_schema_length=None, schema={
@@ -174,9 +190,10 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         "relation_to_head": pl.String, "disability_level": pl.Int32, "disability_category": pl.String,
         "chronic_disease": None, "major_disease": None, "hospitalised": None,
         "labour_capacity": pl.String, "employment_status": pl.String, "student_stage": pl.String,
-        "hukou_region_code": pl.String})
-    mem = _dates(mem, "birth_date").with_columns(
-        [pl.col(c).cast(pl.Boolean) for c in ("chronic_disease", "major_disease", "hospitalised")])
+        "hukou_region_code": pl.String, "school_hardship_tier": pl.Int32, "school_year": pl.Int32,
+        "veteran_student": None, "employment_difficulty_level": pl.Int32, "business_registered_on": None})
+    mem = _dates(mem, "birth_date", "business_registered_on").with_columns(
+        [pl.col(c).cast(pl.Boolean) for c in ("chronic_disease", "major_disease", "hospitalised", "veteran_student")])
     mem = mem.with_columns(age=_age_expr("birth_date", on))
 
     flows, own = await _flows(session, selected, on)
@@ -201,10 +218,12 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         enrolled=pl.col("program_key").unique().sort(),
         receiving=pl.col("program_key").filter(pl.col("status").is_in(receiving_values)).unique().sort(),
     )
+    emergencies = await _emergencies(session, selected, on)
     frame = (
         hh.join(grouped, on="household_id", how="left")
         .join(flows, on="household_id", how="left")
         .join(enr, on="household_id", how="left")
+        .join(emergencies, on="household_id", how="left")
         .with_columns(
             pl.col("member_count").fill_null(0),
             pl.col("members").fill_null(pl.lit([], dtype=FRAME_SCHEMA["members"])),
@@ -214,10 +233,27 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
             pl.col("receiving").fill_null(pl.lit([], dtype=pl.List(pl.String))),
             pl.col("income_verified").fill_null(False),
             pl.col("assets_verified").fill_null(False),
+            pl.col("housing_need").fill_null(False),
+            pl.col("emergencies").fill_null(pl.lit([], dtype=FRAME_SCHEMA["emergencies"])),
         )
         .with_columns(per_capita_financial_assets=pl.col("financial_assets") / pl.max_horizontal(pl.col("member_count"), 1))
     )
     return frame.select([pl.col(c).cast(t) for c, t in FRAME_SCHEMA.items()]).sort("household_id")
+
+
+async def _emergencies(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
+    """Emergency events of the last 12 months up to ``on``, per household (a list of structs)."""
+    e = EmergencyEvent
+    rows = await _fetch(session, select(e.household_id, e.kind, e.region_code, e.occurred_on, e.explanation_due,
+                                        e.explained_on)
+                        .where(e.household_id.in_(selected), e.occurred_on <= on,
+                               e.occurred_on >= window_start(on)).order_by(e.household_id, e.occurred_on, e.id))
+    frame = pl.DataFrame(rows, orient="row", infer_schema_length=None, schema={
+        "household_id": pl.Int64, "kind": pl.String, "region_code": pl.String, "occurred_on": None,
+        "explanation_due": None, "explained_on": None})
+    frame = _dates(frame, "occurred_on", "explanation_due", "explained_on")
+    return frame.group_by("household_id").agg(
+        emergencies=pl.struct([pl.col(c).cast(t) for c, t in EMERGENCY_SCHEMA.items()]))
 
 
 def _age_expr(column: str, on: dt.date) -> pl.Expr:
@@ -348,10 +384,19 @@ def _num(value) -> float:
 
 
 def complete_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the :data:`OPTIONAL_COLUMNS` a hand-built frame lacks, as nulls (= not verified), and a member's
-    ``own_monthly_income`` as null (unknown) when the member structs lack it."""
+    """Add the :data:`OPTIONAL_COLUMNS` a hand-built frame lacks, as nulls (= not verified, no need recorded, no
+    emergency), and the :data:`OPTIONAL_MEMBER_FIELDS` its member structs lack, as nulls (unknown)."""
     missing = [pl.lit(None, dtype=FRAME_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS if c not in frame.columns]
-    return frame.with_columns(missing) if missing else frame
+    if missing:
+        frame = frame.with_columns(missing)
+    members = frame.schema["members"]
+    present = {f.name for f in members.inner.fields} if isinstance(members, pl.List) and isinstance(
+        members.inner, pl.Struct) else set()
+    absent = [f for f in OPTIONAL_MEMBER_FIELDS if f not in present]
+    if absent and present:
+        frame = frame.with_columns(pl.col("members").list.eval(pl.element().struct.with_fields(
+            [pl.lit(None, dtype=MEMBER_SCHEMA[f]).alias(f) for f in absent])))
+    return frame
 
 
 def to_fen(amount: pl.Expr) -> pl.Expr:

@@ -13,14 +13,17 @@ from aidgraph.core.policy.engine import FRAME_SCHEMA, MEMBER_SCHEMA
 MEMBER_DEFAULTS = {"person_id": 0, "age": 40, "sex": "MALE", "relation_to_head": "SELF", "disability_level": None,
                    "disability_category": None, "chronic_disease": False, "major_disease": False,
                    "hospitalised": False, "labour_capacity": "FULL", "employment_status": None, "student_stage": None,
-                   "local_hukou": True, "able_obligors": 0, "own_monthly_income": 0.0}
+                   "local_hukou": True, "able_obligors": 0, "own_monthly_income": 0.0, "school_hardship_tier": None,
+                   "school_year": None, "veteran_student": False, "employment_difficulty_level": None,
+                   "business_registered_on": None}
 
 
 def household_frame(members: list[dict], region: str = "440106001001", *, household_id: int = 1,
                     rural: bool = False, monthly_income: float = 0.0, monthly_earned_income: float = 0.0,
                     monthly_rigid_expenditure: float = 0.0, financial_assets: float = 0.0,
                     receiving: list[str] = (), enrolled: list[str] | None = None, income_verified: bool = True,
-                    assets_verified: bool = True) -> pl.DataFrame:
+                    assets_verified: bool = True, housing_need: bool = False,
+                    emergencies: list[dict] = ()) -> pl.DataFrame:
     people = [{**MEMBER_DEFAULTS, "person_id": i + 1, **m} for i, m in enumerate(members)]
     n = len(people)
     row = {
@@ -30,7 +33,10 @@ def household_frame(members: list[dict], region: str = "440106001001", *, househ
         "monthly_rigid_expenditure": float(monthly_rigid_expenditure), "financial_assets": float(financial_assets),
         "per_capita_financial_assets": float(financial_assets) / max(n, 1),
         "enrolled": list(enrolled if enrolled is not None else receiving), "receiving": list(receiving),
-        "income_verified": income_verified, "assets_verified": assets_verified,
+        "income_verified": income_verified, "assets_verified": assets_verified, "housing_need": housing_need,
+        "emergencies": [{"kind": e["kind"], "region_code": e.get("region_code", region),
+                         "occurred_on": e["occurred_on"], "explanation_due": e.get("explanation_due"),
+                         "explained_on": e.get("explained_on")} for e in emergencies],
     }
     schema = dict(FRAME_SCHEMA)
     schema["members"] = pl.List(pl.Struct(MEMBER_SCHEMA))
