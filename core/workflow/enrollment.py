@@ -465,7 +465,7 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
         summary = f"复核 review on {on}: ended ({cause})"
     else:
         evaluation = await evaluate_one(session, engine, enrollment, on)
-        reasons = list(evaluation["reasons"])
+        reasons = list(evaluation["reasons"]) + await reviews.deceased_members(session, enrollment.household_id, on)
         if evaluation["eligible"]:
             computed = _money(evaluation["monthly_amount"])
             significant, why = reviews.significant_change(policy, on, enrollment.region_code, previous_amount, computed)

@@ -145,3 +145,17 @@ async def earnings_lift(session: AsyncSession, policy: ProvincePolicy, enrollmen
     return False, (f"no 渐退期: even with the earned income of {before} ({_yuan(earned_before)} yuan/month instead of "
                    f"{_yuan(earned_now)}) the household would not qualify: something other than earnings (a "
                    f"pension, other income, assets) takes it out ({SOURCE_GRADUAL_EXIT}): the enrolment ends")
+
+
+async def deceased_members(session: AsyncSession, household_id: int, on: dt.date) -> list[str]:
+    """Reasons naming members who died on or before ``on`` but are still recorded as members: the household's
+    facts (member count, per-capita income) still count them until the change is recorded (家庭人口重大变化
+    报告机制, GD-2021), so the review says so rather than letting it pass unseen."""
+    rows = (await session.execute(
+        select(Person.id, Person.death_date).join(Membership, Membership.person_id == Person.id).where(
+            Membership.household_id == household_id, Membership.valid_from <= on,
+            or_(Membership.valid_to.is_(None), Membership.valid_to > on), Person.death_date <= on)
+        .order_by(Person.id))).all()
+    return [f"死亡: member {pid} died on {died} and is still recorded as a member of household {household_id}: "
+            f"the figures above still count them; record the change of household (家庭人口重大变化) and review "
+            f"again" for pid, died in rows]

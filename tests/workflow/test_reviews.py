@@ -177,6 +177,19 @@ def test_death_ends_the_enrolment(live_server, sync_engine, db_url, policy):
     assert out["reasons"] and out["reasons"][0].startswith("死亡")
 
 
+def test_a_member_who_died_is_named_in_the_reasons(live_server, sync_engine, db_url, policy):
+    """A death in a larger household does not end its dibao; the review says the facts still count the dead
+    member until the household change is recorded (the engine's household frame counts recorded members)."""
+    eid, hid, pids = running(sync_engine, db_url, policy, wage=1000,
+                             members=(EMPLOYED, {"age": 82, "relation_to_head": "PARENT"}))
+    add_income(sync_engine, hid, pids[0], "WAGE", 1000, REVIEWED)
+    with session_scope(sync_engine) as s:
+        s.execute(update(Person).where(Person.id == pids[1]).values(death_date=dt.date(2026, 3, 9)))
+    out = review(live_server, eid)
+    assert out["errors"] == [] and out["enrollment"]["status"] == "ACTIVE"
+    assert any(r.startswith(f"死亡: member {pids[1]} died on 2026-03-09") for r in out["reasons"])
+
+
 def test_moving_away_ends_the_enrolment(live_server, sync_engine, db_url, policy):
     eid, hid, pids = running(sync_engine, db_url, policy, wage=1000)
     add_income(sync_engine, hid, pids[0], "WAGE", 1000, REVIEWED)
