@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from typing import Any
+
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.orm import Session
 
 from aidgraph.core.access.actor import RoleGrant
@@ -85,9 +87,10 @@ def revoke(session: Session, username: str, grants: list[RoleGrant]) -> int:
         raise UserError(f"no user {username!r}")
     removed = 0
     for g in grants:
-        removed += session.execute(delete(CasbinRule).where(
+        deleted: CursorResult[Any] = session.execute(delete(CasbinRule).where(  # type: ignore[assignment]
             CasbinRule.ptype == "g", CasbinRule.v0 == username, CasbinRule.v1 == g.role,
-            CasbinRule.v2 == g.region_code)).rowcount or 0
+            CasbinRule.v2 == g.region_code))  # a DELETE's result is a CursorResult (rowcount)
+        removed += deleted.rowcount or 0
     return removed
 
 
@@ -114,5 +117,6 @@ def list_users(session: Session) -> list[UserView]:
     for user, role, region in session.execute(
             select(CasbinRule.v0, CasbinRule.v1, CasbinRule.v2).where(CasbinRule.ptype == "g")
             .order_by(CasbinRule.v0, CasbinRule.v2, CasbinRule.v1)):
-        by_user.setdefault(user, []).append(RoleGrant(role, region))
+        if user is not None and role is not None and region is not None:  # a "g" rule always has all three
+            by_user.setdefault(user, []).append(RoleGrant(role, region))
     return [UserView(u.username, u.display_name, u.active, tuple(by_user.get(u.username, ()))) for u in users]

@@ -53,6 +53,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -255,7 +256,7 @@ def load_province(engine: Engine, province: str, seed: int) -> ProvinceRegions:
         raise SeedError(f"unknown province code {province!r}: expected one of the 2-digit NBS codes "
                         f"({', '.join(sorted(provinces))})")
     with engine.connect() as conn:
-        counts = dict(conn.execute(text(
+        counts: dict[str, int] = dict(conn.execute(text(
             "SELECT level, count(*) FROM region WHERE province_code = :p GROUP BY level"), {"p": province}).all())
         level = "VILLAGE" if counts.get("VILLAGE") else "TOWNSHIP"
         if not counts.get(level):
@@ -926,7 +927,7 @@ class _SqliteWriter:
 
     def write(self, frames: ChunkFrames, timings: Timings) -> None:
         raw = self.engine.raw_connection()
-        conn = raw.driver_connection
+        conn: Any = raw.driver_connection  # sqlite3 / psycopg connection (never None for a fresh one)
         previous = conn.isolation_level
         conn.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves: the write lock before reading max(id)
         cur = conn.cursor()
@@ -965,7 +966,7 @@ class _PostgresWriter:
 
     def write(self, frames: ChunkFrames, timings: Timings) -> None:
         raw = self.engine.raw_connection()
-        conn = raw.driver_connection
+        conn: Any = raw.driver_connection  # sqlite3 / psycopg connection (never None for a fresh one)
         try:
             with conn.cursor() as cur:
                 if not self.sequences:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import overload
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
@@ -69,6 +70,10 @@ def make(address_code: str, birth_date: dt.date, sequence: int) -> str:
     return first17 + check_character(first17)
 
 
+@overload
+def mask(number: str) -> str: ...
+@overload
+def mask(number: None) -> None: ...
 def mask(number: str | None) -> str | None:
     """The contract's masked form: the first 6 and last 4 characters with ``*`` between."""
     if number is None:
@@ -78,6 +83,10 @@ def mask(number: str | None) -> str | None:
     return number[:6] + "*" * (len(number) - 10) + number[-4:]
 
 
+@overload
+def mask_phone(phone: str) -> str: ...
+@overload
+def mask_phone(phone: None) -> None: ...
 def mask_phone(phone: str | None) -> str | None:
     """``138****1234``: the first 3 and last 4 digits kept."""
     if phone is None:

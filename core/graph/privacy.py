@@ -53,7 +53,7 @@ def may_read_field_group(context: Any, region_code: str | None, group: str) -> b
     return context.actor.may("read", region_code, group)
 
 
-def id_number(context: Any, person) -> str:
+def id_number(context: Any, person: Any) -> str | None:
     if may_read_sensitive(context, person.region_code):
         note_disclosure(context, "person", person.id, person.region_code, "idNumber")
         return person.id_number
@@ -95,11 +95,11 @@ def income_visible(context: Any, household) -> bool:
     return False
 
 
-def audit_rows(context: Any, operation: str | None = None) -> list[dict]:
+def audit_rows(context: Any, operation: str | None = None) -> list[dict[str, Any]]:
     actor = context.actor
     rows = []
     for (object_type, object_id), entry in sorted(disclosures(context).items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        detail = {"fields": sorted(entry["fields"])}
+        detail: dict[str, Any] = {"fields": sorted(entry["fields"])}
         if operation:
             detail["operation"] = operation
         rows.append({"actor": actor.username, "action": READ_SENSITIVE_ACTION, "object_type": object_type,

@@ -13,7 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.storage.models import (
@@ -80,7 +80,7 @@ async def region_children(session: AsyncSession, scope: Scope, codes: list[str])
     rows = (await session.execute(select(Region).where(Region.parent_code.in_(codes)).order_by(Region.code))).scalars()
     result: dict[str, list[Region]] = defaultdict(list)
     for r in rows:
-        if region_visible(scope, r.code):
+        if r.parent_code is not None and region_visible(scope, r.code):
             result[r.parent_code].append(r)
     return result
 
@@ -231,7 +231,7 @@ async def aid_chain_page(session: AsyncSession, scope: Scope, household_id: int,
 def household_filter_clauses(category: str | None, warning_level: str | None, program_key: str | None,
                              name_contains: str | None) -> list:
     """SQL clauses for the contract's HouseholdFilter (all of them set-based, no per-row work)."""
-    clauses = []
+    clauses: list[ColumnElement[bool]] = []
     if category is not None:
         key = PROGRAMS_BY_CATEGORY.get(category)
         if key is None:  # OTHER: a receiving enrolment in a program that puts a household in no named category

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, and_, func, or_, select, update
@@ -260,7 +261,7 @@ def _read_jsonl(text: str, schema: FeedSchema, path: Path, encoding: str) -> Raw
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             early.append((number, f"not valid JSON: {exc.msg}", {"raw": line[:200]}))
             continue
         if not isinstance(obj, dict):
@@ -376,7 +377,7 @@ def _column_checks(col: Column, today: dt.date) -> tuple[pl.Expr, pl.Expr]:
     missing_reason = pl.when(empty).then(pl.format("{}: value is required", name)) if col.required else None
 
     def reason(*parts: tuple[pl.Expr, pl.Expr]) -> pl.Expr:
-        chain = missing_reason
+        chain: Any = missing_reason  # polars' When/Then/ChainedThen builders: no common public type
         for condition, message in parts:
             chain = pl.when(condition).then(message) if chain is None else chain.when(condition).then(message)
         return chain.otherwise(pl.lit(None, pl.Utf8))
@@ -473,7 +474,9 @@ def _id_reasons(values: pl.Series, today: dt.date) -> pl.DataFrame:
     good = checked.filter(pl.col("_ok")).select(
         "id_number", pl.col("id_number").str.strip_chars().str.to_uppercase().alias("_id_norm"),
         pl.lit(None, pl.Utf8).alias("_id_reason"))
-    raws, norms, reasons = [], [], []
+    raws: list[str | None] = []
+    norms: list[str | None] = []
+    reasons: list[str | None] = []
     for raw in checked.filter(~pl.col("_ok"))["id_number"].to_list():
         raws.append(raw)
         if raw is None or not raw.strip():
@@ -657,7 +660,7 @@ def _update_flags(session: Session, ids: list[int], values: dict, where=None) ->
     stmt = (update(Person).where(any_of(Person.id, sorted(ids), dialect_of(session)), where)
             .values(**values, version=Person.version + 1, updated_at=now)
             .returning(Person.id, Person.version))
-    return [tuple(r) for r in session.execute(stmt, execution_options={"synchronize_session": False})]
+    return [(r[0], r[1]) for r in session.execute(stmt, execution_options={"synchronize_session": False})]
 
 
 def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, actor: Actor) -> tuple[int, int]:
@@ -735,7 +738,7 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
     persons, items = apply_effects(session, schema, new, actor)
     audit.record(session, actor, "import_feed", "feed_record", None, None,
                  {"kind": schema.kind, "file": source_file, "rows": len(new),
-                  "lines": [int(new["line"].min()), int(new["line"].max())]})
+                  "lines": [int(new["line"].min()), int(new["line"].max())]})  # type: ignore[arg-type]  # min() is any scalar to polars
     return len(new), len(rows) - len(new), persons, items
 
 

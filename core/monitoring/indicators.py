@@ -25,7 +25,7 @@ import polars as pl
 from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from aidgraph.core.storage.bulk import read_frame
+from aidgraph.core.storage.bulk import FrameSchema, read_frame
 from aidgraph.core.storage.models import (
     EXPENDITURE_KINDS,
     INCOME_KINDS,
@@ -88,7 +88,7 @@ class IndicatorContext:
             return self.params.value(key, self.month_end)
         return self.params.value(key, self.month_end, default=default)
 
-    def query(self, stmt: Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    def query(self, stmt: Select[Any], schema: FrameSchema) -> pl.DataFrame:
         """Run one statement and return its rows as a frame with ``schema`` (column names in order).
 
         Rows come straight from the driver's cursor (:func:`aidgraph.core.storage.bulk.read_frame`): these are the run's largest

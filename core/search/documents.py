@@ -30,7 +30,8 @@ OPEN_ALERT_STATUSES = ("OPEN", "VERIFYING")
 _SEVERITY = {"GREEN": 1, "BLUE": 2, "YELLOW": 3, "ORANGE": 4, "RED": 5}
 _LEVEL_BY_SEVERITY = {v: k for k, v in _SEVERITY.items()}
 
-MODELS = {"PERSON": Person, "HOUSEHOLD": Household, "ENROLLMENT": Enrollment, "ALERT": Alert}
+MODELS: dict[str, type[Person] | type[Household] | type[Enrollment] | type[Alert]] = {
+    "PERSON": Person, "HOUSEHOLD": Household, "ENROLLMENT": Enrollment, "ALERT": Alert}
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def statement(kind: str, ids: list[int] | None = None) -> Select:
     """The one query that reads every column a ``kind`` document needs (all rows, or those with ``ids``)."""
     if kind == "PERSON":
         stmt = select(Person.__table__, Person.version.label("doc_version"))
-        model = Person
+        model: type[Person] | type[Household] | type[Enrollment] | type[Alert] = Person
     elif kind == "HOUSEHOLD":
         summary = _alert_summary(ids)
         stmt = (select(Household.__table__, household_version_expr(summary).label("doc_version"),

@@ -146,7 +146,8 @@ def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout
                 if not indexes.alias_exists(client, alias):
                     raise IndexMissing(alias)
                 checked_alias = True
-            result, done = apply_changes(engine, client, alias, [tuple(r) for r in rows], layout, refresh=refresh)
+            result, done = apply_changes(engine, client, alias, [(r[0], r[1], r[2], r[3]) for r in rows], layout,
+                                         refresh=refresh)
         except CLIENT_ERRORS as e:
             raise unavailable_from(e) from e
         mark_processed(engine, done)

@@ -147,7 +147,7 @@ def catch_up(engine: Engine, client: OpenSearch, alias: str, layout: SearchLayou
                 .order_by(Outbox.id).limit(batch)).all()
         if not rows:
             return applied
-        apply_changes(engine, client, alias, [tuple(r) for r in rows], layout)
+        apply_changes(engine, client, alias, [(r[0], r[1], r[2], r[3]) for r in rows], layout)
         applied += len(rows)
         last = rows[-1][0]
 

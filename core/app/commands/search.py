@@ -70,19 +70,19 @@ def index_command(
     rebuild = lambda: _reindex_with_progress(engine, client, alias, layout, 5000, False)  # noqa: E731
     try:
         if verify_:
-            result = verify(engine, client, alias, layout, repair=repair)
+            checked = verify(engine, client, alias, layout, repair=repair)
             table = Table("kind", "database", "index", "missing", "stale", "ahead", "extra", "repaired", "failed")
-            for k in result.kinds.values():
+            for k in checked.kinds.values():
                 table.add_row(k.kind.lower(), str(k.in_database), str(k.in_index), str(k.missing), str(k.stale),
                               str(k.ahead), str(k.extra), str(k.repaired), str(len(k.failed)))
             console.print(table)
-            if result.reindexed is not None:
-                console.print(f"documents ahead of the database: rebuilt as {result.reindexed.index}")
-            failed = sum(len(k.failed) for k in result.kinds.values())
+            if checked.reindexed is not None:
+                console.print(f"documents ahead of the database: rebuilt as {checked.reindexed.index}")
+            failed = sum(len(k.failed) for k in checked.kinds.values())
             if failed:
                 console.print(f"[red]{failed} document(s) could not be repaired[/red]")
                 raise typer.Exit(1)
-            if result.differences and not repair:
+            if checked.differences and not repair:
                 raise typer.Exit(1)
             return
         if follow_:

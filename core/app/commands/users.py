@@ -6,7 +6,7 @@ that names what is wrong.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ users_app = typer.Typer(help="Platform users and their role grants (Casbin g lin
 policy_app = typer.Typer(help="Casbin policies from province_configs/<code>/policy.csv.", no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(1)
 
