@@ -20,7 +20,7 @@ from strawberry.types import Info
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import not_found
-from aidgraph.core.workflow import casework, leads, statistics, temporary_aid
+from aidgraph.core.workflow import casework, leads, statistics, temporary_aid, transparency
 from aidgraph.core.workflow.defaults import LEAD_OBJECT, REFERRAL_OBJECT, RESERVE_FUND_OBJECT
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
@@ -94,9 +94,9 @@ class Referral(Node):
     def department(self) -> str:
         return self._row.department
 
-    @strawberry.field
-    def reason(self) -> str:
-        return self._row.reason
+    @strawberry.field(description="Free text: ID and phone numbers masked unless the caller may see them.")
+    def reason(self, info: Info) -> str:
+        return privacy.free_text(info.context, self._row.region_code, self._row.reason) or ""
 
     @strawberry.field(description="What the applicant was told to bring, once (一次性告知).")
     def documents(self) -> list[str]:
@@ -127,8 +127,8 @@ class Referral(Node):
         return self._row.answered_at
 
     @strawberry.field
-    def answer(self) -> str | None:
-        return self._row.answer
+    def answer(self, info: Info) -> str | None:
+        return privacy.free_text(info.context, self._row.region_code, self._row.answer)
 
     @strawberry.field(description="The accepting office's region (异地受理: may lie outside the household's).")
     async def from_region(self, info: Info) -> Region | None:
@@ -155,9 +155,9 @@ class Lead(Node):
     def channel(self) -> LeadChannel:
         return LeadChannel(self._row.channel)
 
-    @strawberry.field
-    def description(self) -> str:
-        return self._row.description
+    @strawberry.field(description="What was seen (free text, ID and phone numbers masked as for every note).")
+    def description(self, info: Info) -> str:
+        return privacy.free_text(info.context, self._row.region_code, self._row.description) or ""
 
     @strawberry.field
     def reported_by(self) -> str | None:
@@ -187,8 +187,8 @@ class Lead(Node):
         return self._row.created_at
 
     @strawberry.field
-    def close_reason(self) -> str | None:
-        return self._row.close_reason
+    def close_reason(self, info: Info) -> str | None:
+        return privacy.free_text(info.context, self._row.region_code, self._row.close_reason)
 
     @strawberry.field
     async def township(self, info: Info) -> Region | None:
@@ -210,14 +210,20 @@ class Lead(Node):
 class Visit(Node):
     visited_on: dt.date
     visitor: str
-    findings: str
     needs_help: bool
     _lead_id: strawberry.Private[int | None]
+    _findings: strawberry.Private[str]
+    _region_code: strawberry.Private[str]
 
     @classmethod
     def from_row(cls, row: models.Visit) -> "Visit":
         return cls(id=to_global_id("Visit", row.id), visited_on=row.visited_on, visitor=row.visitor,
-                   findings=row.findings, needs_help=row.needs_help, _lead_id=row.lead_id)
+                   needs_help=row.needs_help, _lead_id=row.lead_id, _findings=row.findings,
+                   _region_code=row.region_code)
+
+    @strawberry.field(description="What the visit found (free text, ID and phone numbers masked).")
+    def findings(self, info: Info) -> str:
+        return privacy.free_text(info.context, self._region_code, self._findings) or ""
 
     @strawberry.field(description="The lead the visit reported, when it found the household needs help.")
     def lead_id(self) -> strawberry.ID | None:
@@ -762,11 +768,164 @@ class _StatisticsMutation:
         return StatisticsExportPayload(csv=text, errors=errors)
 
 
+
+# --- transparency: 公示, 双随机, 追回 ------------------------------------------------------------------------------
+
+
+@strawberry.type(description="One line of a village's public disclosure: masked name, no ID number, no income.")
+class DisclosureLine:
+    masked_name: str
+    household_size: int
+    program_key: str
+    monthly_amount: float | None
+    since: dt.date | None
+
+
+@strawberry.type(description="公示: a village's receiving dibao and tekun households for the configured period.")
+class PublicDisclosure:
+    village_code: str
+    village_name: str
+    published_on: dt.date
+    until: dt.date
+    lines: list[DisclosureLine]
+
+
 @strawberry.type
-class Query(_CaseworkQuery, _StatisticsQuery):
+class DisclosureNoticePayload:
+    notice: str | None
+    errors: list[UserError]
+
+
+@strawberry.type(description="双随机: a reproducible sample of a county's receiving cases.")
+class InspectionSample:
+    seed: str
+    enrollments: list[Enrollment]
+
+
+@strawberry.type
+class InspectionSamplePayload:
+    sample: InspectionSample | None
+    errors: list[UserError]
+
+
+@strawberry.type(description="An order to recover aid obtained by fraud (追回).")
+class RecoveryOrder(Node):
+    amount: float
+    recovered: float
+    status: str
+    reason: str
+    issued_by: str
+    issued_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: models.RecoveryOrder) -> "RecoveryOrder":
+        return cls(id=to_global_id("RecoveryOrder", row.id), amount=float(row.amount), recovered=float(row.recovered),
+                   status=row.status, reason=row.reason, issued_by=row.issued_by, issued_at=row.issued_at)
+
+
+@strawberry.type
+class RecoveryOrderPayload:
+    order: RecoveryOrder | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class IssueRecoveryOrderInput:
+    enrollment_id: strawberry.ID
+    amount: float
+    reason: str
+
+
+@strawberry.input
+class RecordRecoveryInput:
+    order_id: strawberry.ID
+    amount: float
+
+
+def _disclosure(d: transparency.Disclosure) -> PublicDisclosure:
+    return PublicDisclosure(village_code=d.village_code, village_name=d.village_name, published_on=d.published_on,
+                            until=d.until, lines=[DisclosureLine(
+                                masked_name=x.masked_name, household_size=x.household_size, program_key=x.program_key,
+                                monthly_amount=float(x.monthly_amount) if x.monthly_amount is not None else None,
+                                since=x.since) for x in d.lines])
+
+
+@strawberry.type
+class _TransparencyQuery:
+    @strawberry.field(description="公示 of a village (masked names, household size, program, monthly amount); a "
+                                  "village outside the caller's scope is an error.")
+    async def public_disclosure(self, info: Info, village_code: str) -> PublicDisclosure:
+        from graphql import GraphQLError
+
+        from aidgraph.core.storage.errors import DomainError
+
+        try:
+            async with info.context.db() as session:
+                return _disclosure(await transparency.disclosure(session, info.context.actor, policy_engine(info),
+                                                                 village_code=village_code))
+        except DomainError as e:
+            raise GraphQLError(e.errors[0].message, extensions={"code": e.errors[0].code.value,
+                                                                "field": e.errors[0].field}) from None
+
+
+@strawberry.type
+class _TransparencyMutation:
+    @strawberry.mutation(description="The village's 公示 as a notice text; every export is audited.")
+    async def export_disclosure_notice(self, info: Info, village_code: str) -> DisclosureNoticePayload:
+        async def work(session):
+            return await transparency.export_notice(session, info.context.actor, policy_engine(info),
+                                                    village_code=village_code)
+
+        notice, errors = await run_mutation(info, work)
+        return DisclosureNoticePayload(notice=notice, errors=errors)
+
+    @strawberry.mutation(description="双随机: draw a reproducible sample of a county's receiving cases (seed default "
+                                     "<county>:<month>); audited with the seed and the cases.")
+    async def draw_inspection_sample(self, info: Info, county_code: str, size: int | None = None,
+                                     seed: str | None = None) -> InspectionSamplePayload:
+        async def work(session):
+            drawn_seed, cases = await transparency.inspection_sample(session, info.context.actor, policy_engine(info),
+                                                                     county_code=county_code, size=size, seed=seed)
+            return drawn_seed, [c.id for c in cases]
+
+        result, errors = await run_mutation(info, work)
+        if result is None:
+            return InspectionSamplePayload(sample=None, errors=errors)
+        drawn_seed, ids = result
+        rows = [await info.context.enrollments_by_id.load(i) for i in ids]
+        return InspectionSamplePayload(errors=errors, sample=InspectionSample(
+            seed=drawn_seed, enrollments=[Enrollment.from_row(r) for r in rows if r is not None]))
+
+    @strawberry.mutation(description="追回: a recovery order against an enrolment's payments (county level).")
+    async def issue_recovery_order(self, info: Info, input: IssueRecoveryOrderInput) -> RecoveryOrderPayload:
+        async def work(session):
+            order = await transparency.issue_recovery_order(
+                session, info.context.actor, enrollment_id=db_id(input.enrollment_id, "Enrollment"),
+                amount=input.amount, reason=input.reason)
+            return order.id
+
+        order_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.RecoveryOrder, order_id) if order_id else None
+        return RecoveryOrderPayload(order=RecoveryOrder.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="Record an amount recovered under a recovery order.")
+    async def record_recovery(self, info: Info, input: RecordRecoveryInput) -> RecoveryOrderPayload:
+        async def work(session):
+            order = await transparency.record_recovery(session, info.context.actor,
+                                                       order_id=db_id(input.order_id, "RecoveryOrder"),
+                                                       amount=input.amount)
+            return order.id
+
+        order_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.RecoveryOrder, order_id) if order_id else None
+        return RecoveryOrderPayload(order=RecoveryOrder.from_row(row) if row else None, errors=errors)
+
+
+@strawberry.type
+class Query(_CaseworkQuery, _StatisticsQuery, _TransparencyQuery):
     """The casework queries, one root piece."""
 
 
 @strawberry.type
-class Mutation(_CaseworkMutation, _OneWindow, _StatisticsMutation):
+class Mutation(_CaseworkMutation, _OneWindow, _StatisticsMutation, _TransparencyMutation):
     """The casework mutations, one root piece."""

@@ -1008,3 +1008,28 @@ class TemporaryAidStage(Base):
         CheckConstraint("status IN ('SCHEDULED', 'PAID')", name="status_enum"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
+
+
+class RecoveryOrder(Base):
+    """An order to recover aid obtained by fraud (追回骗取的社会救助资金; GD-2021 强化监督检查), against an enrolment's
+    payments: never more than was paid, recorded as recovered in instalments until RECOVERED, or CANCELLED."""
+
+    __tablename__ = "recovery_order"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"))
+    region_code: Mapped[str] = mapped_column(String(12))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    recovered: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), server_default=text("0"))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    issued_by: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('ISSUED', 'PARTIAL', 'RECOVERED', 'CANCELLED')", name="status_enum"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("recovered >= 0 AND recovered <= amount", name="recovered_within_amount"),
+    )

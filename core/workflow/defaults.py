@@ -47,6 +47,10 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
         ParamSpec("workflow.temporary_township_limit", "number",
                   "分级审批: the largest temporary-aid total a township may approve; above it the county approves",
                   unit="yuan", regional=True, minimum=0),
+        ParamSpec("workflow.disclosure_days", "integer",
+                  "公示: days a village's recipient list stays posted", unit="days", regional=True, minimum=1),
+        ParamSpec("workflow.inspection_sample_size", "integer",
+                  "双随机: cases drawn per county for re-verification when the inspector names no size", minimum=1),
     ]
 
 

@@ -1,7 +1,7 @@
 """Casework (issue 13): referrals across departments with due dates, leads reported by people, visits, and the
 temporary-aid mechanics (township reserve funds and their ledger, one approval per case, scheduled stages).
 
-Seven new tables, nothing existing changes.
+Eight new tables (the last: recovery orders against payments), nothing existing changes.
 
 Revision ID: 0006
 Revises: 0005
@@ -148,8 +148,30 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_visit_household_id'), 'visit', ['household_id'], unique=False)
 
+    op.create_table('recovery_order',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('region_code', sa.String(length=12), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('recovered', sa.Numeric(precision=14, scale=2), server_default=sa.text('0'), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('issued_by', sa.String(length=64), nullable=False),
+    sa.Column('issued_at', sa.DateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
+    sa.CheckConstraint("status IN ('ISSUED', 'PARTIAL', 'RECOVERED', 'CANCELLED')", name=op.f('ck_recovery_order_status_enum')),
+    sa.CheckConstraint('amount > 0', name=op.f('ck_recovery_order_amount_positive')),
+    sa.CheckConstraint('recovered >= 0 AND recovered <= amount', name=op.f('ck_recovery_order_recovered_within_amount')),
+    sa.ForeignKeyConstraint(['enrollment_id'], ['enrollment.id'], name=op.f('fk_recovery_order_enrollment_id_enrollment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_recovery_order_household_id_household'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recovery_order'))
+    )
+    op.create_index(op.f('ix_recovery_order_enrollment_id'), 'recovery_order', ['enrollment_id'], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table('recovery_order')
     op.drop_table('visit')
     op.drop_table('temporary_aid_stage')
     op.drop_table('temporary_aid_approval')
