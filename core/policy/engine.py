@@ -51,15 +51,16 @@ The household frame (what rules may read):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from sqlalchemy import Date, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import ClauseElement, Date, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.graph.economics import WINDOW_MONTHS, _day_number, window_start
+from aidgraph.core.storage.bulk import FrameSchema
 from aidgraph.core.storage.models import (
     EARNED_INCOME_KINDS,
     EXPENDITURE_KINDS,
@@ -101,7 +102,7 @@ from aidgraph.core.policy.contract import (
 
 # --- the household frame -----------------------------------------------------------------------------------
 
-MEMBER_SCHEMA = {
+MEMBER_SCHEMA: FrameSchema = {
     "person_id": pl.Int64, "age": pl.Int32, "sex": pl.String, "relation_to_head": pl.String,
     "disability_level": pl.Int32, "disability_category": pl.String, "chronic_disease": pl.Boolean,
     "major_disease": pl.Boolean, "hospitalised": pl.Boolean, "labour_capacity": pl.String,
@@ -111,9 +112,9 @@ MEMBER_SCHEMA = {
 }
 OPTIONAL_MEMBER_FIELDS = ("own_monthly_income", "school_hardship_tier", "school_year", "veteran_student",
                           "employment_difficulty_level", "business_registered_on")
-EMERGENCY_SCHEMA = {"kind": pl.String, "region_code": pl.String, "occurred_on": pl.Date,
+EMERGENCY_SCHEMA: FrameSchema = {"kind": pl.String, "region_code": pl.String, "occurred_on": pl.Date,
                     "explanation_due": pl.Date, "explained_on": pl.Date}
-FRAME_SCHEMA = {
+FRAME_SCHEMA: FrameSchema = {
     "household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String, "province_code": pl.String,
     "rural": pl.Boolean, "member_count": pl.Int32, "members": pl.List(pl.Struct(MEMBER_SCHEMA)),
     "monthly_income": pl.Float64, "monthly_earned_income": pl.Float64, "monthly_rigid_expenditure": pl.Float64,
@@ -131,7 +132,7 @@ def _valid_on(model, on: dt.date):
     return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
 
 
-async def _fetch(session: AsyncSession, statement) -> list[tuple]:
+async def _fetch(session: AsyncSession, statement: ClauseElement) -> Sequence[Any]:
     """Rows as plain tuples straight from the driver: a region is hundreds of thousands of rows, and building
     typed ORM rows costs as much as running the query. Values are bound as literals (dates, codes, keys)."""
     connection = await session.connection()
@@ -408,7 +409,7 @@ def to_fen(amount: pl.Expr) -> pl.Expr:
 
 # --- one province's policy ---------------------------------------------------------------------------------
 
-RESULT_SCHEMA = {"household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String,
+RESULT_SCHEMA: FrameSchema = {"household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String,
                  "program": pl.String, "eligible": pl.Boolean, "enrolled": pl.Boolean,
                  "reasons": pl.List(pl.String), "monthly_amount": pl.Float64, "one_off_amount": pl.Float64,
                  "benefit_label": pl.String}
@@ -525,7 +526,10 @@ class ProvincePolicy:
         return list(self.programs) if programs is None else [k for k in programs if k in self.programs]
 
     def _program_columns(self, key: str, ctx: RuleContext) -> dict[str, pl.Expr]:
-        gates, tests, alternatives, reasons = [], [], [], [pl.col("income_reason")]
+        gates: list[pl.Expr] = []
+        tests: list[pl.Expr] = []
+        alternatives: list[pl.Expr] = []
+        reasons: list[pl.Expr] = [pl.col("income_reason")]
         for rule in self.rules[key]:
             try:
                 passes, reason = rule.build(ctx)
