@@ -22,6 +22,7 @@ mutations therefore only arrive as POST with a JSON body (core/server.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -453,6 +454,81 @@ class ScrubErrors(SchemaExtension):
                     error.message = scrub_message(error.message)
 
 
+CLIENT_ERROR_CODES = {
+    "syntax": "GRAPHQL_PARSE_FAILED",
+    "validation": "GRAPHQL_VALIDATION_FAILED",
+    "input": "BAD_USER_INPUT",
+    "internal": "INTERNAL_SERVER_ERROR",
+}
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = ()
+try:  # the storage layer's errors: their text carries SQL and parameters
+    from sqlalchemy.exc import SQLAlchemyError as _SQLAlchemyError
+
+    _DATABASE_ERRORS = (_SQLAlchemyError, OverflowError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def classify_error(error: GraphQLError) -> str:
+    """The code of an error that has none: a syntax or validation error of the document, an input the code
+    refused (ValueError), or an internal failure."""
+    original = error.original_error
+    if original is None:
+        return CLIENT_ERROR_CODES["syntax"] if error.message.startswith("Syntax Error") else \
+            CLIENT_ERROR_CODES["validation"]
+    if isinstance(original, (ValueError, TypeError)) and not isinstance(original, _DATABASE_ERRORS):
+        return CLIENT_ERROR_CODES["input"]
+    return CLIENT_ERROR_CODES["internal"]
+
+
+class ClientErrors(SchemaExtension):
+    """Every error answered carries a code (``extensions.code``); a database failure is answered as an
+    internal error without its text (SQL, parameters), in every mode. Logging is one line per error
+    (:class:`OneLineErrors`)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        ec = self.execution_context
+        for errors in (ec.pre_execution_errors, getattr(ec.result, "errors", None)):
+            for error in errors or ():
+                if not isinstance(error, GraphQLError):
+                    continue
+                extensions = dict(error.extensions or {})
+                if isinstance(error.original_error, _DATABASE_ERRORS):
+                    error.message = "Unexpected error."
+                    extensions["code"] = CLIENT_ERROR_CODES["internal"]
+                extensions.setdefault("code", classify_error(error))
+                error.extensions = extensions
+
+
+class OneLineErrors(logging.Filter):
+    """strawberry logs each error with its traceback; a client's mistake is one line (code, first line of the
+    message, path), and a database error's text is not logged either (only its type)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.msg if isinstance(record.msg, GraphQLError) else None
+        if error is not None:
+            code = (error.extensions or {}).get("code") or classify_error(error)
+            original = error.original_error
+            first = error.message.splitlines()[0] if error.message else ""
+            if isinstance(original, _DATABASE_ERRORS):
+                first = f"database error {type(original).__name__}"
+            path = ".".join(str(p) for p in error.path or ())
+            record.msg = f"graphql error code={code} path={path or '-'} message={first[:300]!r}"
+        else:
+            record.msg = str(record.getMessage()).splitlines()[0] if record.getMessage() else ""
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+_ONE_LINE = OneLineErrors()
+if not any(isinstance(f, OneLineErrors) for f in logging.getLogger("strawberry.execution").filters):
+    logging.getLogger("strawberry.execution").addFilter(_ONE_LINE)
+
+
 def _unexpected(error: GraphQLError) -> bool:
     """Mask errors that come from an exception the code did not raise as a GraphQL error on purpose."""
     original = error.original_error
@@ -466,6 +542,7 @@ def hardening_extensions(settings: Settings) -> list[Callable[[], SchemaExtensio
     before the limits and is bounded in entries only)."""
     s = settings
     factories: list[Callable[[], SchemaExtension]] = [
+        ClientErrors,
         lambda: MaxTokensLimiter(max_token_count=s.max_query_tokens),
         lambda: BoundedDocuments(s),
     ]

@@ -136,7 +136,9 @@ class Query:
                          first: int | None = None, after: str | None = None) -> Connection[Household]:
         n = page_size(first)
         position = decode_cursor(after, 1)
-        after_id = int(position[0]) if position and position[0].isdigit() else None
+        if position and not (position[0].isascii() and position[0].isdigit() and len(position[0]) <= 19):
+            raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"})
+        after_id = int(position[0]) if position else None
         f = filter or HouseholdFilter()
         clauses = reads.household_filter_clauses(
             f.category.value if f.category else None, f.warning_level.value if f.warning_level else None,

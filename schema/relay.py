@@ -18,16 +18,24 @@ DEFAULT_PAGE = 20
 MAX_PAGE = 100
 
 
+MAX_GLOBAL_ID = 128
+MAX_DB_ID = 2 ** 63 - 1
+"""Database keys are BIGINT: a larger number in an id is not one of ours."""
+
+
 def to_global_id(type_name: str, db_id: int) -> strawberry.ID:
     return strawberry.ID(base64.b64encode(f"{type_name}:{db_id}".encode()).decode())
 
 
 def from_global_id(global_id: str) -> tuple[str, int] | None:
-    """(type name, database id), or None for anything that is not one of our ids."""
+    """(type name, database id), or None for anything that is not one of our ids (also an oversized id, or a
+    number no database key can hold: such ids never reach SQL)."""
+    if not isinstance(global_id, str) or len(global_id) > MAX_GLOBAL_ID:
+        return None
     try:
         raw = base64.b64decode(global_id.encode(), validate=True).decode()
         type_name, _, value = raw.partition(":")
-        if not type_name or not value.isdigit():
+        if not type_name or not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > MAX_DB_ID:
             return None
         return type_name, int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -170,10 +170,12 @@ def create_app(components: AppComponents | None = None) -> Starlette:
                 await hook(components)
             await engine.dispose()
 
+    from aidgraph.core.app.ops import ops_middleware, ops_routes  # health, metrics, request ids, body guard
+
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
                             Route("/healthz", health, methods=["GET"]),
                             export_route(components),
-                            *auth_routes(components), *console_routes()],
-                    middleware=cors_middleware(), lifespan=lifespan)
+                            *auth_routes(components), *console_routes(), *ops_routes(components)],
+                    middleware=[*cors_middleware(), *ops_middleware(components)], lifespan=lifespan)
     app.state.components = components
     return app
