@@ -13,7 +13,8 @@ Both sides are evaluated with the very code path of eligibility: the household f
 standard makes new households eligible) and :meth:`ProvincePolicy.decide`, the reform side by a
 :class:`ProvincePolicy` built over the reform parameters. No rule is written here: linked thresholds (the
 near-dibao line at 1.5x the standard, the tekun standard at 1.6x) move because the plugins compute them
-from the standard.
+from the standard. Only the programs whose rules read a changed key are decided again (the keys each program
+reads are recorded once per policy and date, :meth:`Simulator.dependencies`); the others keep their baseline rows.
 
 Results (:class:`SimulationResult`): per program and in total, households and persons eligible and the
 monthly cost (sum of monthly amounts, yuan; one-off grants are not a monthly cost) under baseline and
@@ -39,6 +40,7 @@ import os
 import threading
 import time
 from collections import ChainMap, OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,6 +276,8 @@ class SimulationResult:
     cached: bool
     scope: Scope | None = None
     """Where the totals were counted: the region asked, narrowed to the caller's scope."""
+    reevaluated: list[str] = field(default_factory=list)
+    """Programs whose rules read a changed parameter, decided again; the others keep the baseline's rows."""
     baseline_decisions: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
     """Every (household, program) decision of the baseline (``ProvincePolicy.decide``'s rows), and of the reform."""
     reform_decisions: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
@@ -341,7 +345,8 @@ def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, progr
     line up row by row without a join; household totals are sums over the blocks.
     """
     h = frame.height
-    if base.height != reform.height or base.height != h * len(programs):
+    if base.height != reform.height or base.height != h * len(programs) or any(
+            side["program"][i * h] != key for side in (base, reform) for i, key in enumerate(programs) if h):
         raise RuntimeError("baseline and reform decisions do not line up")
     members = frame["member_count"].cast(pl.Int64)
     e_b, e_r = base["eligible"].fill_null(False), reform["eligible"].fill_null(False)
@@ -401,6 +406,19 @@ class Simulator:
         self.engine = engine
         self.cache = cache or FrameCache()
         self.max_changes = max_changes
+        self._reads: dict[tuple[int, dt.date], dict[str, frozenset[str] | None]] = {}
+
+    def dependencies(self, policy: ProvincePolicy, on: dt.date, frame: pl.DataFrame) -> dict[str, frozenset[str] | None]:
+        """The parameter keys each program's rules, formula and the income deductions read on ``on`` (None: it
+        may read any), found by building the program's decision once over no rows with parameters that record
+        every key looked up. A program whose keys include no changed key gives the same rows under the reform:
+        its rules are functions of the values they read, so the same values build the same expressions."""
+        key = (id(policy), on)
+        if key not in self._reads:
+            if len(self._reads) > 64:
+                self._reads.clear()
+            self._reads[key] = read_keys(policy, on, frame.head(0))
+        return self._reads[key]
 
     def scope_for(self, actor: Actor, province_code: str, region_code: str | None) -> tuple[str, Scope]:
         """(region, scope): the region asked (default the province) narrowed to where the actor may run
@@ -441,7 +459,10 @@ class Simulator:
         base = held[1]
         timings["baseline"] = time.perf_counter() - t
         t = time.perf_counter()
-        decided = await asyncio.to_thread(reform.decide, frame, on)  # polars releases the GIL: the loop runs on
+        changed = {c.key for c in changes}
+        reads = self.dependencies(baseline, on, frame)
+        redo = [k for k in programs if reads[k] is None or reads[k] & changed]  # type: ignore[operator]
+        decided = await asyncio.to_thread(_reform_decisions, reform, frame, on, base, programs, redo)
         timings["reform_decide"] = time.perf_counter() - t
         t = time.perf_counter()
         parts = await asyncio.to_thread(compare, frame, base, decided, programs, region)
@@ -450,7 +471,7 @@ class Simulator:
         result = SimulationResult(
             province_code=province_code, region_code=region, on=on, changes=list(changes),
             households_in_scope=frame.height, timings=timings, cached=cached, baseline_decisions=base,
-            reform_decisions=decided, scope=scope, _frame=frame,
+            reform_decisions=decided, scope=scope, reevaluated=redo, _frame=frame,
             _baseline_policy=baseline, _reform_policy=reform, **parts)
         if record:
             audit.record(session, actor, "simulate", OBJECT, None, region, {
@@ -459,6 +480,60 @@ class Simulator:
                 "baseline": result.baseline.as_dict(), "reform": result.reform.as_dict(),
                 "annualCostChange": result.annual_cost_change})
         return result
+
+
+class _RecordingParameters(Mapping):
+    """The parameters of a province, noting every key read (iterating them counts as reading all)."""
+
+    def __init__(self, data: Mapping[str, Parameter]):
+        self.data = data
+        self.read: set[str] = set()
+        self.everything = False
+
+    def __getitem__(self, key: str) -> Parameter:
+        self.read.add(key)
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return self.data.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return key in self.data
+
+    def __iter__(self):
+        self.everything = True
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def read_keys(policy: ProvincePolicy, on: dt.date, empty: pl.DataFrame) -> dict[str, frozenset[str] | None]:
+    """{program: keys read} through a shadow of ``policy`` over recording parameters (see
+    :meth:`Simulator.dependencies`); keys read while building the policy itself count for every program."""
+    recording = _RecordingParameters(policy.params.parameters)
+    params = ProvinceParams(policy.code, recording, policy.params.specs)  # type: ignore[arg-type]
+    shadow = ProvincePolicy(policy.plugins.pm, dataclasses.replace(policy.config, params=params))
+    common, everything = set(recording.read), recording.everything
+    result: dict[str, frozenset[str] | None] = {}
+    for program in policy.programs:
+        recording.read, recording.everything = set(), False
+        shadow.decide(empty, on, [program])
+        result[program] = None if everything or recording.everything else frozenset(recording.read | common)
+    return result
+
+
+def _reform_decisions(reform: ProvincePolicy, frame: pl.DataFrame, on: dt.date, base: pl.DataFrame,
+                      programs: list[str], redo: list[str]) -> pl.DataFrame:
+    """The reform's rows in the baseline's layout: programs in ``redo`` decided again, the others' blocks reused."""
+    h = frame.height
+    again = reform.decide(frame, on, redo) if redo else None
+    position = {key: i for i, key in enumerate(redo)}
+    blocks = [again.slice(position[key] * h, h) if key in position and again is not None else base.slice(i * h, h)
+              for i, key in enumerate(programs)]
+    return pl.concat(blocks) if blocks else base
 
 
 def intersect(a: Scope, b: Scope) -> Scope:

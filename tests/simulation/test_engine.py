@@ -64,10 +64,12 @@ REFORMS = [
     [ParameterChange("dibao.urban_standard", 1500)],
     [ParameterChange("dibao.urban_standard", 1500, "4405"), ParameterChange("tekun.standard_multiplier", 1.8)],
     [ParameterChange("dibao.urban_standard", 1000.5)],
+    [ParameterChange("tekun.standard_multiplier", 2.0)],
+    [ParameterChange("guangdong.employment_cost_deduction", 900)],
 ]
 
 
-@pytest.mark.parametrize("changes", REFORMS, ids=["province", "shantou+tekun", "lower"])
+@pytest.mark.parametrize("changes", REFORMS, ids=["province", "shantou+tekun", "lower", "tekun", "deduction"])
 def test_reform_equals_eligibility_under_the_changed_configuration(db_url, households, pm, simulator, tmp_path,
                                                                    changes):
     result = run(db_url, lambda s: simulator.run(s, ACTOR, "44", changes, on=ON))
@@ -205,3 +207,17 @@ def test_scope_a_city_planner_covers_the_city_only(db_url, households, simulator
     nobody = Actor(username="nobody", display_name="nobody")
     with pytest.raises(SimulationError):
         run(db_url, lambda s: simulator.run(s, nobody, "44", change, on=ON))
+
+
+def test_only_programs_reading_a_changed_key_are_decided_again(db_url, households, simulator):
+    tekun = run(db_url, lambda s: simulator.run(s, ACTOR, "44", [ParameterChange("tekun.standard_multiplier", 2.0)],
+                                                on=ON, record=False))
+    assert tekun.reevaluated == ["tekun"]
+    assert set(tekun.affected["program"].to_list()) == {"tekun"}
+    standard = run(db_url, lambda s: simulator.run(s, ACTOR, "44", [ParameterChange("dibao.urban_standard", 1300)],
+                                                   on=ON, record=False))
+    assert {"dibao", "dibao_edge", "tekun"} <= set(standard.reevaluated) < set(simulator.engine.province("44").programs)
+    # a deduction changes every program's assessed income: all are decided again
+    deduction = run(db_url, lambda s: simulator.run(
+        s, ACTOR, "44", [ParameterChange("guangdong.employment_cost_deduction", 900)], on=ON, record=False))
+    assert deduction.reevaluated == list(simulator.engine.province("44").programs)
