@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
+from graphql import GraphQLError
 from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import households as household_service
@@ -109,7 +110,7 @@ async def _household_payload(info: Info, household_id: int | None, errors: list[
     return HouseholdPayload(household=Household.from_row(row) if row else None, errors=errors)
 
 
-NODE_TYPES = {
+NODE_TYPES: dict[str, tuple[str, type[Household] | type[Person] | type[Enrollment] | type[Alert]]] = {
     "Household": ("households", Household),
     "Person": ("persons", Person),
     "Enrollment": ("enrollments_by_id", Enrollment),

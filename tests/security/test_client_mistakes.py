@@ -66,6 +66,7 @@ def test_client_mistake_answers_a_code(live, name, caplog):
     if payload.get("errors"):
         for error in payload["errors"]:
             assert error.get("extensions", {}).get("code"), payload
+            assert error["extensions"]["code"] != "INTERNAL_SERVER_ERROR", payload  # a mistake, not a crash
     else:  # a harmless answer (null) is also acceptable for lookups of unknown ids
         assert name in ("huge_integer_id", "oversized_node_id") and payload["data"]["node"] is None
     for record in caplog.records:
