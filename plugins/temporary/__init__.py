@@ -6,14 +6,21 @@ gate unless a province configures one (``temporary.no_hukou_limit``). Two progra
 
 * ``temporary`` (支出型, expenditure type): rigid expenditure leaves the household below the dibao standard;
   normal review;
-* ``temporary_emergency`` (急难型, emergency type): a sudden event (here: a hospitalised member); aid first,
-  paperwork after (先行救助): the state machine allows approval straight from APPLIED.
+* ``temporary_emergency`` (急难型, emergency type): eligibility follows from an emergency *event* recorded for
+  the household (``emergency_event``: kind, place, date; GD-2021 §15 "对遭遇突发事件、意外伤害、重大疾病，受传染病
+  疫情等突发公共卫生事件影响…给予急难社会救助"), of a kind the province knows (``temporary.emergency_kinds``)
+  and recent enough (``temporary.emergency_months``, illustrative): not from a person flag that nobody clears.
+  The event's place is where the aid is given (由急难发生地实施). Aid first, paperwork after (先行救助): the state
+  machine allows approval straight from APPLIED; the explanation due afterwards (事后补充说明情况) is recorded
+  with the event, its deadline ``temporary.explanation_days`` after the event (illustrative).
 
 Both pay once (一次审批、分阶段救助: approve once, aid in stages): the one-off amount is a number of months of the
 local dibao standard per member (``temporary.months_of_standard``, not in the sources: illustrative).
 """
 
 from __future__ import annotations
+
+import calendar
 
 import polars as pl
 from aidgraph.plugin import (
@@ -42,6 +49,10 @@ EMERGENCY = Program(key="temporary_emergency", name="临时救助（急难型）
                     description="One-off aid for a sudden emergency, given first and verified after (先行救助).")
 
 
+EMERGENCY_KINDS = ("SUDDEN_EVENT", "ACCIDENT", "MAJOR_ILLNESS", "EPIDEMIC", "DISASTER", "OTHER")
+"""突发事件, 意外伤害, 重大疾病, 传染病疫情等突发公共卫生事件, 自然灾害 (因灾, GD-2022), 其他特殊原因 (GD-2021)."""
+
+
 @hookimpl
 def aidgraph_programs() -> list[Program]:
     return [TEMPORARY, EMERGENCY]
@@ -54,6 +65,12 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "不受户籍、居住地限制: aid where the emergency happens, whatever the hukou"),
         ParamSpec("temporary.months_of_standard", "number", "one-off aid: months of the local dibao standard per member",
                   "months", minimum=0),
+        ParamSpec("temporary.emergency_kinds", "list", "急难: the kinds of emergency the province aids",
+                  choices=EMERGENCY_KINDS),
+        ParamSpec("temporary.emergency_months", "integer", "急难: an event counts for this many months after it happened",
+                  "months", minimum=1, maximum=12),
+        ParamSpec("temporary.explanation_days", "integer",
+                  "先行救助，事后补充说明情况: days after the event by which the explanation is due", "days", minimum=1),
     ]
 
 
@@ -75,9 +92,27 @@ def _expenditure(c: RuleContext):
         yuan(per_member), yuan(left), yuan(pl.col("per_capita_income")), yuan(std))
 
 
+def _months_before(on, months: int):
+    year, month = divmod(on.year * 12 + on.month - 1 - months, 12)
+    return on.replace(year=year, month=month + 1, day=min(on.day, calendar.monthrange(year, month + 1)[1]))
+
+
 def _emergency(c: RuleContext):
-    n = count_members(member("hospitalised"))
-    return n > 0, fmt("急难: {} member(s) hospitalised: aid first, verification after", n)
+    kinds = list(c.p("temporary.emergency_kinds"))
+    since = _months_before(c.on, int(c.p("temporary.emergency_months")))
+    event = pl.element().struct
+    counts = (event.field("kind").is_in(kinds) & (event.field("occurred_on") >= since)
+              & (event.field("occurred_on") <= c.on))
+    n = pl.col("emergencies").list.eval(counts.cast(pl.Int32)).list.sum().fill_null(0)
+    described = pl.col("emergencies").list.eval(
+        pl.element().filter(counts).struct.field("kind")
+        + pl.lit(" at ") + pl.element().filter(counts).struct.field("region_code")
+        + pl.lit(" on ") + pl.element().filter(counts).struct.field("occurred_on").cast(pl.String)).list.join("; ")
+    return n > 0, pl.when(n > 0).then(fmt(
+        "急难: {} (kinds {}, within {} months, {}): aid where it happens, aid first, explanation after", described,
+        ", ".join(kinds), c.p("temporary.emergency_months"), c.cite("temporary.emergency_kinds"))).otherwise(fmt(
+        "急难: no emergency event of a kind {} since {} recorded for the household ({})", ", ".join(kinds), since,
+        c.cite("temporary.emergency_kinds")))
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aidgraph.core.storage.models import (
+    EmergencyEvent,
     Enrollment,
     Payment,
     Person,
@@ -38,13 +39,16 @@ REPLENISH = """mutation R($input: ReplenishReserveFundInput!) { replenishReserve
 
 @pytest.fixture(scope="module")
 def fujian(sync_engine, db_url):
-    """Six Fujian households in villages of one township; a member of each hospitalised except the fourth's
-    (急难: eligible for temporary_emergency)."""
+    """Six Fujian households in villages of one township; a member of each hospitalised, with the emergency
+    event recorded, except the fourth's (急难: eligible for temporary_emergency)."""
     world = seed_township(sync_engine, "35", households=6)
     households = list(world.households)
     with Session(sync_engine) as s, s.begin():
         heads = [p.id for p in world.persons][::3]
         s.execute(update(Person).where(Person.id.in_(heads[:3] + heads[4:])).values(hospitalised=True))
+        # 急难 is an event with a kind, place and date (issue 11), not the hospitalised flag
+        s.add_all([EmergencyEvent(household_id=h, kind="MAJOR_ILLNESS", region_code=world.households[h],
+                                  occurred_on=dt.date.today()) for i, h in enumerate(households) if i != 3])
     return world, households
 
 

@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from aidgraph.core.graph.economics import window_start
 from aidgraph.core.graph.idnumber import make
-from aidgraph.core.storage.models import EconomicItem, Enrollment, Household, Membership, Person, Relationship
+from aidgraph.core.storage.models import (
+    EconomicItem,
+    EmergencyEvent,
+    Enrollment,
+    Household,
+    Membership,
+    Person,
+    Relationship,
+)
 
 _sequence = itertools.count(1)
 
@@ -24,7 +32,7 @@ class Built:
 def add_household(session: Session, region: str, members: list[dict], *, hukou: str | None = None,
                   wages: float = 0.0, expenditure: float = 0.0, deposits: float = 0.0,
                   on: dt.date = dt.date(2025, 6, 1), receiving: list[str] = (), enrolled: list[str] = (),
-                  verified: bool = True) -> Built:
+                  verified: bool = True, emergencies: list[tuple[str, dt.date]] = ()) -> Built:
     """A household with members (dicts of Person fields plus ``age``), 12 months of wages of the head,
     medical expenditure and a deposit, and enrolments (ACTIVE for ``receiving``, APPLIED for ``enrolled``).
 
@@ -59,6 +67,8 @@ def add_household(session: Session, region: str, members: list[dict], *, hukou: 
     if deposits or verified:
         session.add(EconomicItem(household_id=household.id, kind="DEPOSIT", source="bank", amount=deposits,
                                  period_start=on - dt.timedelta(days=30), period_end=on - dt.timedelta(days=1)))
+    for kind, occurred_on in emergencies:  # 急难 events where the household lives
+        session.add(EmergencyEvent(household_id=household.id, kind=kind, region_code=region, occurred_on=occurred_on))
     for key in receiving:
         session.add(Enrollment(household_id=household.id, program_key=key, province_code=region[:2], region_code=region,
                                status="ACTIVE", start_date=dt.date(2024, 1, 1)))

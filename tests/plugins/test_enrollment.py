@@ -94,7 +94,8 @@ def hh(sync_engine):
             "fj": add_household(s, FUZHOU, [{"age": 45}], wages=300),
             "edge": add_household(s, SHANTOU, [{"age": 45}, {"age": 44}], wages=2 * 1500, receiving=["dibao_edge"]),
             "review": add_household(s, SHANTOU, [{"age": 40, "employment_status": "EMPLOYED"}], wages=700),
-            "ill": add_household(s, SHANTOU, [{"age": 30, "hospitalised": True}], hukou="620102"),
+            "ill": add_household(s, SHANTOU, [{"age": 30, "hospitalised": True}], hukou="620102",
+                                 emergencies=[("MAJOR_ILLNESS", dt.date(2025, 5, 20))]),
             "related": add_household(s, SHANTOU, [{"age": 40}], wages=400),
             "approver": add_household(s, "440507001003", [{"age": 50}, {"age": 48}], wages=9000),
         }
@@ -246,9 +247,10 @@ def test_transfer_from_near_dibao_without_reapplying(db_url, sync_engine, engine
     err = error_of(lambda: run(db_url, lambda s: wf.transfer_enrollment(s, SYSTEM, engine, enrollment_id=source_id,
                                                                          to_program="dibao", on=ON)))
     assert err.errors[0].code.value == "VALIDATION" and "does not meet the dibao criteria" in str(err)
-    # income falls: the household now meets the dibao criteria and moves over with consent, no new application
+    # income falls to a verified nothing (deleting the data would be missing data, not zero income): the
+    # household now meets the dibao criteria and moves over with consent, no new application
     with session_scope(sync_engine) as s:
-        s.query(EconomicItem).filter(EconomicItem.household_id == hid).delete()
+        s.query(EconomicItem).filter(EconomicItem.household_id == hid, EconomicItem.kind == "WAGE").update({"amount": 0})
     new = run(db_url, lambda s: wf.transfer_enrollment(s, SYSTEM, engine, enrollment_id=source_id, to_program="dibao",
                                                         note="本人同意", on=ON))
     assert new.status == "APPROVED" and new.transferred_from_id == source_id

@@ -330,7 +330,8 @@ def test_disaster_aid_in_a_declared_area(copy_settings, configs):
 
 def test_temporary_aid_has_no_hukou_limit_while_fujian_dibao_has(engine):
     migrants = [{"local_hukou": False}, {"local_hukou": False, "relation_to_head": "SPOUSE", "hospitalised": True}]
-    frame = household_frame(migrants, FUZHOU, monthly_income=2 * 700, monthly_rigid_expenditure=2 * 300)
+    frame = household_frame(migrants, FUZHOU, monthly_income=2 * 700, monthly_rigid_expenditure=2 * 300,
+                            emergencies=[{"kind": "MAJOR_ILLNESS", "occurred_on": dt.date(2025, 5, 20)}])
     assert not evaluate(engine, "35", frame, "dibao")["eligible"]
     temp = evaluate(engine, "35", frame, "temporary")
     emergency = evaluate(engine, "35", frame, "temporary_emergency")
