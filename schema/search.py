@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from graphql import GraphQLError
 from aidgraph.schema.context import Info
 
@@ -23,7 +24,7 @@ from aidgraph.core.graph import audit
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage.errors import DomainError
 from aidgraph.core.search.client import SearchUnavailable
-from aidgraph.core.search.query import SearchRequest
+from aidgraph.core.search.query import SearchHit, SearchRequest
 from aidgraph.schema.relay import PageInfo
 from aidgraph.schema.types import Alert, Enrollment, Household, Person, WarningLevel
 
@@ -77,16 +78,17 @@ def _invalid(error: DomainError) -> GraphQLError:
     return GraphQLError(first.message, extensions={"code": first.code.value, "field": first.field})
 
 
-async def _nodes(info: Info, hits) -> dict[tuple[str, int], object]:
+async def _nodes(info: Info, hits: list[SearchHit]) -> dict[tuple[str, int], Person | Household | Alert | Enrollment]:
     context = info.context
     by_kind: dict[str, list[int]] = {}
     for h in hits:
         by_kind.setdefault(h.kind, []).append(h.entity_id)
-    loaders = {"PERSON": (context.persons, Person), "HOUSEHOLD": (context.households, Household),
-               "ALERT": (context.alerts_by_id, Alert), "ENROLLMENT": (context.enrollments_by_id, Enrollment)}
+    loaders: dict[str, tuple[DataLoader[Any, Any], type[Person] | type[Household] | type[Alert] | type[Enrollment]]] = {
+        "PERSON": (context.persons, Person), "HOUSEHOLD": (context.households, Household),
+        "ALERT": (context.alerts_by_id, Alert), "ENROLLMENT": (context.enrollments_by_id, Enrollment)}
     kinds = [k for k in by_kind if k in loaders]
     rows = await asyncio.gather(*(loaders[k][0].load_many(by_kind[k]) for k in kinds))
-    found: dict[tuple[str, int], object] = {}
+    found: dict[tuple[str, int], Person | Household | Alert | Enrollment] = {}
     for kind, loaded in zip(kinds, rows):
         for entity_id, row in zip(by_kind[kind], loaded):
             if row is not None:

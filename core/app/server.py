@@ -97,7 +97,7 @@ class AidgraphGraphQL(GraphQL):
         c = self.components
         if c.session_factory is None:
             raise RuntimeError("the server has not started: no session factory")
-        context = Context(actor=getattr(request.state, "actor", None), settings=c.settings, session_factory=c.session_factory,
+        context = Context(actor=request.state.actor, settings=c.settings, session_factory=c.session_factory,
                           programs=c.programs, policy=c.policy_engine, search=c.search, request=request,
                           response=response, services=c.services)
         request.state.graphql_context = context

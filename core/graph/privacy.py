@@ -53,7 +53,7 @@ def may_read_field_group(context: Any, region_code: str | None, group: str) -> b
     return context.actor.may("read", region_code, group)
 
 
-def id_number(context: Any, person: Any) -> str | None:
+def id_number(context: Any, person: Any) -> str:
     if may_read_sensitive(context, person.region_code):
         note_disclosure(context, "person", person.id, person.region_code, "idNumber")
         return person.id_number

@@ -73,7 +73,7 @@ def load_regions(engine: Engine, directory: Path = DIVISIONS_DIR,
                  progress: Callable[[str, int], None] | None = None, batch_size: int = 5000) -> dict[str, int]:
     """Upsert the division tree; return the number of regions per level now in the table."""
     insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    table = Region.__table__
+    table = Region.metadata.tables[Region.__tablename__]  # the Table itself (mypy types __table__ as a FromClause)
     with engine.begin() as conn:
         for path, parent_column in division_files(directory):
             rows = list(_rows(path, parent_column))
