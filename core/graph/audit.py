@@ -6,8 +6,9 @@ the batch paths' set-at-a-time inserts. Each row is then *sealed*: it gets the n
 (``row_hash``). Sealing happens just before the writing transaction commits (a ``before_commit`` listener on
 every session that wrote an audit row), holding the chain's head row (``audit_chain``, ``SELECT ... FOR
 UPDATE`` on PostgreSQL; SQLite has one writer at a time), so concurrent writers extend one chain in commit
-order. Rows written by raw-driver batch paths that bypass the session (the seed's copy writer) are sealed by the
-next sealing transaction or by ``aidgraph audit seal``.
+order (``core.bulk.insert_frame`` flags its session when it writes audit rows). Rows written by raw-driver paths
+that bypass the session altogether (the seed's copy writer) are sealed by the next sealing transaction or by
+``aidgraph audit seal``.
 
 :func:`verify` walks the chain and names every row that was changed, deleted or inserted. Triggers created by
 migration 0010 refuse updates of sealed rows and deletions beyond what retention announced
@@ -27,12 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.storage.bulk import update_frame
+from aidgraph.core.storage.bulk import AUDIT_PENDING, update_frame
 from aidgraph.core.storage.models import AuditChain, AuditLog
 
 CHAIN = "audit"
 GENESIS = "0" * 64
-_PENDING = "aidgraph_audit_pending"
+_PENDING = AUDIT_PENDING
 
 
 def record(session: Session | AsyncSession, actor: Actor, action: str, object_type: str,

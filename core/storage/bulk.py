@@ -58,6 +58,9 @@ FrameSchema = Mapping[str, "pl.DataType | type[pl.DataType]"]
 """A frame's column names and polars types, in order (``{"id": pl.Int64, ...}``)."""
 
 
+AUDIT_PENDING = "aidgraph_audit_pending"
+"""Session flag: audit rows were written through the driver; aidgraph.core.graph.audit seals them at commit."""
+
 MONEY_DECIMALS = 2
 """Float columns are written with two decimals: every float the batch jobs write is an amount in yuan
 (``Numeric(14, 2)``) or a score (``Numeric(8, 2)``), and both engines must store the same value."""
@@ -102,6 +105,8 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) ->
     """
     if frame.is_empty():
         return 0
+    if table == "audit_log" and isinstance(bind, Session):
+        bind.info[AUDIT_PENDING] = True  # the session seals these rows into the audit chain at commit
     conn = _connection(bind)
     driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":

@@ -175,3 +175,20 @@ def test_unsealed_rows_from_raw_writers_are_sealed_by_the_next_write(fresh_engin
     with session_scope(fresh_engine) as session:
         assert session.execute(select(func.count()).select_from(AuditLog).where(AuditLog.seq.is_(None))).scalar() == 0
         assert audit.verify(session).ok
+
+
+def test_rows_written_through_the_bulk_path_are_sealed_at_commit(fresh_engine):
+    import datetime as dt
+
+    import polars as pl
+
+    from aidgraph.core.storage.bulk import insert_frame
+
+    frame = pl.DataFrame({"at": [dt.datetime(2026, 1, 1, 8, 0, 0, 123456)] * 3, "actor": ["monitor"] * 3,
+                          "action": ["raise_alert"] * 3, "object_type": ["alert"] * 3, "object_id": ["1", "2", "3"],
+                          "region_code": ["440106"] * 3, "detail": ['{"level": "RED"}'] * 3})
+    with session_scope(fresh_engine) as session:
+        insert_frame(session, AuditLog.__tablename__, frame)
+    assert _seqs(fresh_engine) == [1, 2, 3]
+    with session_scope(fresh_engine) as session:
+        assert audit.verify(session).ok
