@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import casbin
-from casbin_sqlalchemy_adapter import Adapter
+from casbin import persist
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
@@ -245,10 +245,23 @@ def policy_version_query():
 # --- the enforcer -----------------------------------------------------------------------------------------
 
 
+class RuleAdapter(persist.Adapter):
+    """pycasbin's adapter interface over ``casbin_rule`` (the table comes from migration), read-only: policy
+    lines are written by :func:`load_policies` in the caller's transaction, never through the enforcer. It
+    replaces casbin-sqlalchemy-adapter, whose releases still require the unmaintained ``casbin`` name."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def load_policy(self, model) -> None:
+        with Session(self.engine) as session:
+            for row in session.execute(select(CasbinRule).order_by(CasbinRule.id)).scalars():
+                persist.load_policy_line(str(row), model)
+
+
 def build_enforcer(engine: Engine) -> casbin.Enforcer:
-    """A Casbin enforcer over ``casbin_rule`` through casbin-sqlalchemy-adapter (tables come from migration)."""
-    adapter = Adapter(engine, db_class=CasbinRule, create_all_models=False)
-    enforcer = casbin.Enforcer(str(MODEL_PATH), adapter)
+    """A Casbin enforcer (pycasbin) over ``casbin_rule`` through :class:`RuleAdapter`."""
+    enforcer = casbin.Enforcer(str(MODEL_PATH), RuleAdapter(engine))
     enforcer.add_function("within", _within)
     enforcer.add_named_domain_matching_func("g", _within)
     enforcer.build_role_links()
