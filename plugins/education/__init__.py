@@ -56,6 +56,8 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   required=False),
         ParamSpec("education.student_loan_max", "table", "助学贷款: yearly loan ceiling by stage", "yuan per year",
                   required=False),
+        ParamSpec("education.veteran_grant", "number", "退役士兵学生: yearly grant of enrolled veteran undergraduates",
+                  "yuan per student per year", minimum=0, required=False),
     ]
 
 
@@ -89,19 +91,45 @@ def _category_expr() -> pl.Expr:
     return expr
 
 
+def _member_grant(grants: dict, fallback_tier: int | None, veteran_grant: float | None) -> pl.Expr:
+    """One student's yearly grant (an expression over a member): the tier the school's hardship recognition
+    assigned (``school_hardship_tier``), else the category's tier (illustrative fallback); a veteran
+    undergraduate gets the flat veteran grant where the province has one (GS-2024 退役士兵学生 3,300). A tier
+    outside the stage's tiers gives no grant (null)."""
+    tier = member("school_hardship_tier").fill_null(pl.lit(fallback_tier, dtype=pl.Int32))
+    amount: pl.Expr = pl.lit(None, dtype=pl.Float64)
+    for stage, tiers in grants.items():
+        pick: pl.Expr = pl.lit(None, dtype=pl.Float64)
+        for i, value in reversed(list(enumerate(tiers, start=1))):
+            pick = pl.when(tier == i).then(pl.lit(float(value))).otherwise(pick)
+        amount = pl.when(member("student_stage") == stage).then(pick).otherwise(amount)
+    if veteran_grant is not None:
+        amount = pl.when(member("veteran_student").fill_null(False) & (member("student_stage") == "UNDERGRADUATE")
+                         ).then(pl.lit(float(veteran_grant))).otherwise(amount)
+    return amount
+
+
 def yearly_grants(c: RuleContext) -> pl.Expr:
+    """The household's yearly grants: the sum of its students' grants (see :func:`_member_grant`)."""
     grants = c.p("education.grants")
     tiers = c.p("education.tier_by_category")
+    veteran = c.p("education.veteran_grant", default=None)
     category = _category_expr()
-    total = pl.lit(0.0)
-    for stage in grants:
-        amount: pl.Expr = pl.lit(None, dtype=pl.Float64)
-        for _, cat in CATEGORY_ORDER:
-            value = grant_for(grants, tiers, stage, cat)
-            if value is not None:
-                amount = pl.when(category == cat).then(pl.lit(value)).otherwise(amount)
-        total = total + count_members(member("student_stage") == stage) * amount.fill_null(0.0)
+    total: pl.Expr = pl.lit(0.0)
+    for _, cat in reversed(CATEGORY_ORDER):
+        fallback = tiers.get(cat)
+        per_member = pl.col("members").list.eval(_member_grant(grants, fallback, veteran)).list.sum().fill_null(0.0)
+        total = pl.when(category == cat).then(per_member).otherwise(total)
     return total
+
+
+def tiers_out_of_range(c: RuleContext) -> pl.Expr:
+    """Students whose recorded hardship tier is outside their stage's configured tiers."""
+    grants = c.p("education.grants")
+    bad = pl.lit(False)
+    for stage, tiers in grants.items():
+        bad = bad | ((member("student_stage") == stage) & (member("school_hardship_tier") > len(tiers)))
+    return count_members(bad)
 
 
 def _students(c: RuleContext):
@@ -121,11 +149,10 @@ def loan_ceilings(c: RuleContext) -> pl.Expr:
 
 
 def freshman_candidates(c: RuleContext) -> pl.Expr:
-    """Undergraduates who may claim the one-off freshman grant (GD-2024 广东户籍全日制家庭经济困难本专科新生):
-    with local hukou where the province limits it to its hukou. The year of study is not recorded, so the
-    count is of candidates; the school confirms the freshman year."""
+    """Undergraduate freshmen (year of study 1) who may claim the one-off freshman grant (GD-2024 广东户籍全日制
+    家庭经济困难本专科新生), with local hukou where the province limits it to its hukou."""
     local_only = bool(c.p("education.freshman_grant_local_hukou_only", default=False))
-    cond = member("student_stage") == "UNDERGRADUATE"
+    cond = (member("student_stage") == "UNDERGRADUATE") & (member("school_year") == 1)
     if local_only:
         cond = cond & member("local_hukou")
     return count_members(cond)
@@ -139,19 +166,24 @@ def _offers(c: RuleContext) -> pl.Expr:
     if c.has("education.freshman_grant"):
         n = freshman_candidates(c)
         grant = float(c.p("education.freshman_grant"))
-        parts.append(fmt("freshman grant up to {} yuan once for each of {} undergraduate freshman candidate(s){} ({})",
+        parts.append(fmt("freshman grant up to {} yuan once x {} undergraduate freshman(men){} = up to {} yuan ({})",
                          yuan(grant), n, " with local hukou" if c.p("education.freshman_grant_local_hukou_only",
-                                                                     default=False) else "",
+                                                                     default=False) else "", yuan(n * grant),
                          c.cite("education.freshman_grant")))
     return pl.concat_str(parts, separator="; ") if parts else pl.lit("no loans or freshman grant configured")
 
 
 def _category(c: RuleContext):
     grants = yearly_grants(c)
+    recognised = count_members(member("school_hardship_tier").is_not_null())
+    out_of_range = tiers_out_of_range(c)
+    warning = pl.when(out_of_range > 0).then(fmt("; {} student(s) with a hardship tier outside the configured tiers: "
+                                                  "no grant for them", out_of_range)).otherwise(pl.lit(""))
     return receiving_any(LOW_INCOME), fmt(
-        "low-income category {}; yearly grants {} yuan (tiers {}, {}); {}",
-        _category_expr().fill_null("none"), grants.round(2), c.cite("education.grants"),
-        c.cite("education.tier_by_category"), _offers(c))
+        "low-income category {}; yearly grants up to {} yuan (tiers {}; {} student(s) with the school's hardship "
+        "recognition, the others by category {}){}; {}",
+        _category_expr().fill_null("none"), grants.round(2), c.cite("education.grants"), recognised,
+        c.cite("education.tier_by_category"), warning, _offers(c))
 
 
 @hookimpl

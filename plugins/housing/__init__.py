@@ -1,7 +1,10 @@
 """住房救助 (housing aid): public rental housing for urban recipients, dangerous-house renovation for rural ones.
 
-Rules (POLICY_FACTS §2 housing): urban dibao and tekun recipients get public rental housing with a rent discount;
-rural recipients get dangerous-house renovation first (GD-2021). Fujian's old-community renovation covers the
+Rules (GD-2021 §10 "对符合规定标准的住房困难的低保家庭、分散供养特困人员、低收入家庭等实施住房救助"): households of the
+covered categories (``housing.covered_programs``: dibao, tekun, low-income) *in housing difficulty* (the
+household's ``housing_need``, an input) get housing aid: urban ones public rental housing with a rent
+discount, rural ones dangerous-house renovation first (GD-2021). Dispersed and centralised tekun support are
+not distinguished. Fujian's old-community renovation covers the
 personal contribution of tekun 100% and dibao 70% (FJ-2021): ``housing.renovation_contribution_share``;
 :func:`renovation_aid` computes the amount from the household's contribution.
 No monthly amount.
@@ -45,6 +48,9 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
         ParamSpec("housing.measures", "table", "measure by residence: { urban = \"...\", rural = \"...\" }"),
         ParamSpec("housing.renovation_contribution_share", "table",
                   "老旧小区改造: share of the personal contribution covered, by category", required=False),
+        ParamSpec("housing.covered_programs", "list",
+                  "住房困难的…: programs whose households in housing difficulty get housing aid",
+                  choices=("dibao", "tekun", "dibao_edge", "expenditure_hardship")),
     ]
 
 
@@ -79,14 +85,25 @@ def _recipient(c: RuleContext):
                   f"({c.cite('housing.renovation_contribution_share')})") if shares else "no renovation share configured"
     measure = pl.when(pl.col("rural")).then(pl.lit("rural: " + measures.get("rural", ""))).otherwise(
         pl.lit("urban: " + measures.get("urban", "")))
-    category = pl.when(receiving("tekun")).then(pl.lit("TEKUN")).when(receiving("dibao")).then(pl.lit("DIBAO"))
-    return receiving_any(["dibao", "tekun"]), fmt("category {}; {} ({}); {}", category.fill_null("none"), measure,
-                                                  c.cite("housing.measures"), share_text)
+    covered = list(c.p("housing.covered_programs"))
+    category = (pl.when(receiving("tekun")).then(pl.lit("TEKUN")).when(receiving("dibao")).then(pl.lit("DIBAO"))
+                .when(receiving("dibao_edge")).then(pl.lit("DIBAO_EDGE"))
+                .when(receiving("expenditure_hardship")).then(pl.lit("EXPENDITURE_HARDSHIP")))
+    return receiving_any(covered), fmt("category {} (covered: {}, {}); {} ({}); {}", category.fill_null("none"),
+                                       ", ".join(covered), c.cite("housing.covered_programs"), measure,
+                                       c.cite("housing.measures"), share_text)
+
+
+def _housing_need(c: RuleContext):
+    need = pl.col("housing_need").fill_null(False)
+    return need, pl.when(need).then(pl.lit("住房困难: housing difficulty recorded for the household")).otherwise(
+        pl.lit("住房困难: no housing difficulty recorded for the household"))
 
 
 @hookimpl
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
-    return [EligibilityRule("housing", "dibao_or_tekun_recipient", _recipient)]
+    return [EligibilityRule("housing", "covered_category", _recipient),
+            EligibilityRule("housing", "housing_need", _housing_need)]
 
 
 

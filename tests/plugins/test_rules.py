@@ -264,7 +264,7 @@ def test_gansu_education_grant_tiers(engine):
     assert grant_for(grants, {"DIBAO_EDGE": 2}, "VOCATIONAL", "DIBAO_EDGE") == 2000
     student = [{}, {"relation_to_head": "CHILD", "age": 19, "student_stage": "UNDERGRADUATE"}]
     result = evaluate(engine, "62", household_frame(student, LANZHOU, receiving=["tekun"]), "education")
-    assert result["eligible"] and "yearly grants 4500.0 yuan" in text(result)
+    assert result["eligible"] and "yearly grants up to 4500.0 yuan" in text(result)
 
 
 def test_guangdong_education_amounts(engine):
@@ -275,7 +275,7 @@ def test_guangdong_education_amounts(engine):
     assert params.value("education.student_loan_max", ON) == {"UNDERGRADUATE": 20000, "POSTGRADUATE": 25000}
     student = [{}, {"relation_to_head": "CHILD", "age": 20, "student_stage": "UNDERGRADUATE"}]
     result = evaluate(engine, "44", household_frame(student, SHANTOU, receiving=["dibao"]), "education")
-    assert result["eligible"] and "yearly grants 5000.0 yuan" in text(result)
+    assert result["eligible"] and "yearly grants up to 5000.0 yuan" in text(result)
     # no low-income category: not eligible
     assert not evaluate(engine, "44", household_frame(student, SHANTOU), "education")["eligible"]
 
@@ -286,11 +286,17 @@ def test_guangdong_education_amounts(engine):
 def test_housing_measures_and_fujian_renovation_shares(engine):
     shares = engine.province("35").params.value("housing.renovation_contribution_share", ON)
     assert renovation_share(shares, "TEKUN") == 1.0 and renovation_share(shares, "DIBAO") == 0.7
-    urban = evaluate(engine, "44", household_frame([{}], SHANTOU, receiving=["dibao"]), "housing")
-    rural = evaluate(engine, "44", household_frame([{}], SHANTOU, rural=True, receiving=["tekun"]), "housing")
+    urban = evaluate(engine, "44", household_frame([{}], SHANTOU, receiving=["dibao"], housing_need=True), "housing")
+    rural = evaluate(engine, "44", household_frame([{}], SHANTOU, rural=True, receiving=["tekun"], housing_need=True),
+                     "housing")
     assert urban["eligible"] and "public rental housing with rent discount" in text(urban)
     assert rural["eligible"] and "dangerous-house renovation first" in text(rural)
-    fj = evaluate(engine, "35", household_frame([{}], FUZHOU, receiving=["dibao"]), "housing")
+    # GD-2021 住房困难的…低收入家庭: a low-income household in housing difficulty, and no one without the difficulty
+    low_income = evaluate(engine, "44", household_frame([{}], SHANTOU, receiving=["dibao_edge"], housing_need=True),
+                          "housing")
+    assert low_income["eligible"] and "category DIBAO_EDGE" in text(low_income)
+    assert not evaluate(engine, "44", household_frame([{}], SHANTOU, receiving=["dibao"]), "housing")["eligible"]
+    fj = evaluate(engine, "35", household_frame([{}], FUZHOU, receiving=["dibao"], housing_need=True), "housing")
     assert "DIBAO 70% of renovation contributions" in text(fj)
 
 

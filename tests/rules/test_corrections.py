@@ -240,13 +240,40 @@ def test_fujian_renovation_aid_from_the_households_contribution(engine):
 
 
 def test_guangdong_student_loans_and_freshman_grant_are_computed(engine):
-    students = [{}, {"relation_to_head": "CHILD", "age": 19, "student_stage": "UNDERGRADUATE"},
-                {"relation_to_head": "CHILD", "age": 24, "student_stage": "POSTGRADUATE", "local_hukou": False}]
+    students = [{}, {"relation_to_head": "CHILD", "age": 19, "student_stage": "UNDERGRADUATE", "school_year": 1},
+                {"relation_to_head": "CHILD", "age": 21, "student_stage": "UNDERGRADUATE", "school_year": 3},
+                {"relation_to_head": "CHILD", "age": 19, "student_stage": "UNDERGRADUATE", "school_year": 1,
+                 "local_hukou": False},
+                {"relation_to_head": "CHILD", "age": 24, "student_stage": "POSTGRADUATE"}]
     result = evaluate(engine, "44", household_frame(students, SHANTOU, receiving=["dibao"]), "education")
-    # 本专科生不超过20000元、研究生不超过25000元: 20,000 + 25,000 a year
-    assert "student loans up to 45000.00 yuan this year" in text(result)
-    # 广东户籍…本专科新生…不超过6000元: one Guangdong-hukou undergraduate candidate
-    assert "freshman grant up to 6000.00 yuan once for each of 1 undergraduate freshman candidate(s) with local hukou" \
+    # 本专科生不超过20000元、研究生不超过25000元: 3 x 20,000 + 25,000 a year
+    assert "student loans up to 85000.00 yuan this year" in text(result)
+    # 广东户籍…本专科新生…不超过6000元: the one Guangdong-hukou first-year undergraduate
+    assert "freshman grant up to 6000.00 yuan once x 1 undergraduate freshman(men) with local hukou = up to 6000.00" \
         in text(result)
     gansu = evaluate(engine, "62", household_frame(students, LANZHOU, receiving=["dibao"]), "education")
     assert "no loans or freshman grant configured" in text(gansu)
+
+
+# --- education: the tier from the school's hardship recognition; Gansu's veteran students (GS-2024) ---------------
+
+
+def test_grant_tier_follows_the_schools_hardship_recognition(engine):
+    def student(**fields):
+        return [{}, {"relation_to_head": "CHILD", "age": 20, "student_stage": "UNDERGRADUATE", **fields}]
+
+    def grants(members, receiving=("tekun",)):
+        return text(evaluate(engine, "62", household_frame(members, LANZHOU, receiving=list(receiving)), "education"))
+
+    # tekun's category tier (illustrative fallback) is the top one, 4,500; the school recognised tier 1: 2,000
+    assert "yearly grants up to 4500.0 yuan" in grants(student())
+    assert "yearly grants up to 2000.0 yuan" in grants(student(school_hardship_tier=1))
+    assert "yearly grants up to 3300.0 yuan" in grants(student(school_hardship_tier=2), receiving=("dibao_edge",))
+    # 全日制在校退役士兵学生…每生每年3300元, whatever the tier
+    assert "yearly grants up to 3300.0 yuan" in grants(student(school_hardship_tier=3, veteran_student=True))
+    # a tier the province does not have gives no grant, and says so
+    out = grants(student(school_hardship_tier=4))
+    assert "yearly grants up to 0.0 yuan" in out and "1 student(s) with a hardship tier outside the configured tiers" in out
+    # secondary school (省属 tiers 1,000 / 2,000 / 3,000)
+    assert "yearly grants up to 1000.0 yuan" in grants([{}, {"relation_to_head": "CHILD", "age": 16,
+                                                             "student_stage": "VOCATIONAL", "school_hardship_tier": 1}])
