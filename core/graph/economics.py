@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import Date, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.models import (
     EARNED_INCOME_KINDS,
     EXPENDITURE_KINDS,
@@ -116,8 +117,7 @@ async def economics_for(session: AsyncSession, household_ids: list[int], as_of: 
         latest.c.household_id)
     members = (
         select(Membership.household_id, func.count())
-        .where(Membership.household_id.in_(household_ids), Membership.valid_from <= as_of,
-               (Membership.valid_to.is_(None)) | (Membership.valid_to > as_of))
+        .where(Membership.household_id.in_(household_ids), valid_on(Membership, as_of))
         .group_by(Membership.household_id)
     )
     flow_rows = {r[0]: r[1:] for r in (await session.execute(flows)).all()}

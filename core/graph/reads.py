@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.models import (
     RECEIVING_ENROLLMENT_STATUSES,
     AidChainEvent,
@@ -46,11 +47,6 @@ LEVEL_SEVERITY = {  # higher is more severe, whichever subset a province uses
     WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2, WarningLevel.YELLOW.value: 3,
     WarningLevel.ORANGE.value: 4, WarningLevel.RED.value: 5,
 }
-
-
-def current(model, on: dt.date | None = None):
-    on = on or dt.date.today()
-    return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
 
 
 async def households_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Household]:
@@ -104,7 +100,7 @@ async def members_by_household(session: AsyncSession, scope: Scope, ids: list[in
         select(Membership, Person)
         .join(Person, Person.id == Membership.person_id)
         .join(Household, Household.id == Membership.household_id)
-        .where(Membership.household_id.in_(ids), current(Membership), scope.predicate(Household.region_code),
+        .where(Membership.household_id.in_(ids), valid_on(Membership), scope.predicate(Household.region_code),
                scope.predicate(Person.region_code))
         .order_by(Membership.household_id, Membership.relation_to_head != "SELF", Membership.id)
     )
@@ -118,7 +114,7 @@ async def member_counts(session: AsyncSession, scope: Scope, ids: list[int]) -> 
     rows = await session.execute(
         select(Membership.household_id, func.count())
         .join(Household, Household.id == Membership.household_id)
-        .where(Membership.household_id.in_(ids), current(Membership), scope.predicate(Household.region_code))
+        .where(Membership.household_id.in_(ids), valid_on(Membership), scope.predicate(Household.region_code))
         .group_by(Membership.household_id)
     )
     return dict(rows.all())
@@ -128,7 +124,7 @@ async def heads_by_household(session: AsyncSession, scope: Scope, ids: list[int]
     rows = await session.execute(
         select(Membership.household_id, Person)
         .join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id.in_(ids), Membership.relation_to_head == "SELF", current(Membership),
+        .where(Membership.household_id.in_(ids), Membership.relation_to_head == "SELF", valid_on(Membership),
                scope.predicate(Person.region_code))
     )
     return {hid: p for hid, p in rows.all()}
@@ -139,7 +135,7 @@ async def households_of_persons(session: AsyncSession, scope: Scope, person_ids:
     rows = await session.execute(
         select(Membership.person_id, Household)
         .join(Household, Household.id == Membership.household_id)
-        .where(Membership.person_id.in_(person_ids), current(Membership), scope.predicate(Household.region_code))
+        .where(Membership.person_id.in_(person_ids), valid_on(Membership), scope.predicate(Household.region_code))
         .order_by(Household.id)
     )
     result: dict[int, list[Household]] = defaultdict(list)
@@ -251,7 +247,7 @@ def household_filter_clauses(category: str | None, warning_level: str | None, pr
                                        Alert.level.in_(stronger)))
     if name_contains:
         pattern = "%" + name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(exists().where(Membership.household_id == Household.id, current(Membership),
+        clauses.append(exists().where(Membership.household_id == Household.id, valid_on(Membership),
                                       Person.id == Membership.person_id, Person.name.like(pattern, escape="\\")))
     return clauses
 
@@ -283,13 +279,13 @@ async def region_stats(session: AsyncSession, scope: Scope, code: str) -> Region
         select(func.count()).select_from(Household).where(narrowed.predicate(Household.region_code)))).scalar_one()
     persons = (await session.execute(
         select(func.count()).select_from(Membership).join(Household, Household.id == Membership.household_id)
-        .where(narrowed.predicate(Household.region_code), current(Membership)))).scalar_one()
+        .where(narrowed.predicate(Household.region_code), valid_on(Membership)))).scalar_one()
     receiving = select(Enrollment.household_id).where(
         Enrollment.status.in_(RECEIVING), Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)),
         narrowed.predicate(Enrollment.region_code))
     low_income = (await session.execute(
         select(func.count()).select_from(Membership).join(Household, Household.id == Membership.household_id)
-        .where(narrowed.predicate(Household.region_code), current(Membership),
+        .where(narrowed.predicate(Household.region_code), valid_on(Membership),
                Membership.household_id.in_(receiving)))).scalar_one()
     open_alerts = (await session.execute(
         select(func.count()).select_from(Alert).where(narrowed.predicate(Alert.region_code),

@@ -23,14 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.graph import aidchain, audit, idempotency, outbox
 from aidgraph.core.graph.idnumber import age_on
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import AidChainKind, Membership, OutboxEntity, Person, Relationship, RelationshipKind
 
 ADULT_AGE = 18
-
-
-def _valid_on(model, on: dt.date):
-    return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ async def members_at(session: AsyncSession, household_id: int, on: dt.date | Non
     rows = await session.execute(
         select(Membership, Person)
         .join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id == household_id, _valid_on(Membership, on))
+        .where(Membership.household_id == household_id, valid_on(Membership, on))
         .order_by(Membership.relation_to_head != "SELF", Membership.id)
     )
     return [(m, p) for m, p in rows.all()]
@@ -76,7 +73,7 @@ async def relationships_of(session: AsyncSession, person_ids: list[int], on: dt.
         await session.execute(
             select(Relationship).where(
                 or_(Relationship.from_person_id.in_(person_ids), Relationship.to_person_id.in_(person_ids)),
-                _valid_on(Relationship, on),
+                valid_on(Relationship, on),
             ).order_by(Relationship.id)
         )
     ).scalars()
@@ -159,7 +156,7 @@ async def _neighbours(session: AsyncSession, frontier: set[int], on: dt.date) ->
         await session.execute(
             select(Relationship.from_person_id, Relationship.to_person_id, Relationship.kind).where(
                 or_(Relationship.from_person_id.in_(ids), Relationship.to_person_id.in_(ids)),
-                _valid_on(Relationship, on),
+                valid_on(Relationship, on),
             ).order_by(Relationship.id)
         )
     ).all()
@@ -170,12 +167,12 @@ async def _neighbours(session: AsyncSession, frontier: set[int], on: dt.date) ->
         if t in frontier:
             edges.append((t, f, kind))
     mine = select(Membership.household_id, Membership.person_id).where(
-        Membership.person_id.in_(ids), _valid_on(Membership, on)).subquery()
+        Membership.person_id.in_(ids), valid_on(Membership, on)).subquery()
     co_rows = (
         await session.execute(
             select(mine.c.person_id, Membership.person_id)
             .join(Membership, Membership.household_id == mine.c.household_id)
-            .where(_valid_on(Membership, on), Membership.person_id != mine.c.person_id)
+            .where(valid_on(Membership, on), Membership.person_id != mine.c.person_id)
             .order_by(Membership.id)
         )
     ).all()
@@ -303,7 +300,7 @@ async def record_relationship(session: AsyncSession, actor: Actor, *, person_id:
                                                        f"person {person_id} (recorded concurrently)", "kind") from None
     summary = f"关系 relationship: person {other_person_id} is {label} of person {person_id}, {what}"
     households = (await session.execute(select(Membership.household_id).where(
-        Membership.person_id.in_([person_id, other_person_id]), _valid_on(Membership, today)
+        Membership.person_id.in_([person_id, other_person_id]), valid_on(Membership, today)
     ).distinct().order_by(Membership.household_id))).scalars().all()
     for household_id in households:
         aidchain.append(session, household_id, AidChainKind.MEMBERSHIP, summary, ref_type="relationship",

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from aidgraph.core.graph import audit
 from aidgraph.core.access.actor import Actor, system_actor
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.graph.idnumber import CHECK_CHARS, EARLIEST_BIRTH, WEIGHTS, InvalidIdNumber
@@ -596,8 +597,7 @@ def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.D
     conn = session.connection()
     found = read_frame(conn, select(Person.id_number, Person.id).where(
         any_of(Person.id_number, sorted(set(id_numbers)), dialect)), {"id_number": pl.Utf8, "person_id": pl.Int64})
-    current = and_(Membership.person_id == Person.id, Membership.valid_from <= on,
-                   or_(Membership.valid_to.is_(None), Membership.valid_to > on))
+    current = and_(Membership.person_id == Person.id, valid_on(Membership, on))
     household_region = select(Household.region_code).where(Household.id == Membership.household_id) \
         .scalar_subquery()
     details = read_frame(conn, select(Person.id, Person.name, Membership.household_id,

@@ -60,6 +60,7 @@ from sqlalchemy import ClauseElement, Date, and_, case, func, literal, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.graph.economics import WINDOW_MONTHS, _day_number, window_start
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import FrameSchema
 from aidgraph.core.storage.models import (
     EARNED_INCOME_KINDS,
@@ -128,10 +129,6 @@ OPTIONAL_COLUMNS = ("income_verified", "assets_verified", "housing_need", "emerg
 a silent yes; :meth:`ProvincePolicy.evaluate_frame` adds them as nulls."""
 
 
-def _valid_on(model, on: dt.date):
-    return and_(model.valid_from <= on, or_(model.valid_to.is_(None), model.valid_to > on))
-
-
 async def _fetch(session: AsyncSession, statement: ClauseElement) -> Sequence[Any]:
     """Rows as plain tuples straight from the driver: a region is hundreds of thousands of rows, and building
     typed ORM rows costs as much as running the query. Values are bound as literals (dates, codes, keys)."""
@@ -185,7 +182,7 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
                Person.hukou_region_code, Person.school_hardship_tier, Person.school_year, Person.veteran_student,
                Person.employment_difficulty_level, Person.business_registered_on)
         .join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id.in_(selected), _valid_on(Membership, on)))
+        .where(Membership.household_id.in_(selected), valid_on(Membership, on)))
     mem = pl.DataFrame(members, orient="row", infer_schema_length=None, schema={
         "household_id": pl.Int64, "person_id": pl.Int64, "birth_date": None, "sex": pl.String,
         "relation_to_head": pl.String, "disability_level": pl.Int32, "disability_category": pl.String,
@@ -265,18 +262,18 @@ def _age_expr(column: str, on: dt.date) -> pl.Expr:
 
 async def _able_obligors(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
     """Living support obligors able to work, per member (same duties as :func:`aidgraph.core.graph.relations.support_obligors`)."""
-    member_ids = select(Membership.person_id).where(Membership.household_id.in_(selected), _valid_on(Membership, on))
+    member_ids = select(Membership.person_id).where(Membership.household_id.in_(selected), valid_on(Membership, on))
     r = Relationship
     # (member, other, duty kind): explicit obligors and spouses; parents of a minor; adult children of a parent.
     explicit = select(r.to_person_id.label("pid"), r.from_person_id.label("other"), r.kind.label("kind"),
                       literal("in").label("dir")).where(
         r.to_person_id.in_(member_ids), r.kind.in_([RelationshipKind.SUPPORT_OBLIGOR.value,
                                                     RelationshipKind.SPOUSE.value, RelationshipKind.PARENT.value]),
-        _valid_on(r, on))
+        valid_on(r, on))
     reverse = select(r.from_person_id.label("pid"), r.to_person_id.label("other"), r.kind.label("kind"),
                      literal("out").label("dir")).where(
         r.from_person_id.in_(member_ids), r.kind.in_([RelationshipKind.SPOUSE.value, RelationshipKind.PARENT.value]),
-        _valid_on(r, on))
+        valid_on(r, on))
     edges = union_all(explicit, reverse).subquery()
     other = Person.__table__.alias("other")
     me = Person.__table__.alias("me")
