@@ -277,3 +277,33 @@ def test_grant_tier_follows_the_schools_hardship_recognition(engine):
     # secondary school (省属 tiers 1,000 / 2,000 / 3,000)
     assert "yearly grants up to 1000.0 yuan" in grants([{}, {"relation_to_head": "CHILD", "age": 16,
                                                              "student_stage": "VOCATIONAL", "school_hardship_tier": 1}])
+
+
+# --- employment: certified difficulty, tiered help; Gansu's entrepreneurship subsidy and loans ------------------
+
+
+def test_certified_employment_difficulty_gets_tiered_help_and_priority_jobs(engine):
+    # GD-2021 对经认定的就业困难人员实施分级帮扶，特别困难人员优先提供公益性岗位 (the level is illustrative)
+    working = [{"age": 35, "employment_status": "EMPLOYED"}, {"age": 50, "relation_to_head": "PARENT",
+                                                            "employment_difficulty_level": 2}]
+    result = evaluate(engine, "44", household_frame(working, SHANTOU), "employment")
+    assert result["eligible"]  # not a zero-employment household, but a certified member
+    assert "就业困难人员: 1 certified member(s)" in text(result) and "1 at level 2 or above: public-benefit jobs" in text(result)
+    lower = [working[0], {**working[1], "employment_difficulty_level": 1}]
+    assert "0 at level 2 or above" in text(evaluate(engine, "44", household_frame(lower, SHANTOU), "employment"))
+    assert not evaluate(engine, "44", household_frame(working[:1], SHANTOU), "employment")["eligible"]
+
+
+def test_gansu_entrepreneurship_subsidy_after_a_year_and_loan_offers(engine):
+    # GS-2024 正常运营1年以上的，给予5000元一次性创业补贴; 个人创业担保贷款不超过30万元、3年; 小微企业不超过400万元、2年
+    owner = [{"age": 40, "employment_status": "EMPLOYED", "business_registered_on": dt.date(2024, 5, 31)}]
+    result = evaluate(engine, "62", household_frame(owner, LANZHOU, receiving=["dibao_edge"]), "employment")
+    assert result["eligible"] and result["one_off_amount"] == 5000.0
+    assert "personal guaranteed loan up to 300000.00 yuan for up to 3 years" in text(result)
+    assert "up to 4000000.00 yuan for up to 2 years" in text(result)
+    recent = [{**owner[0], "business_registered_on": dt.date(2024, 6, 2)}]  # not yet a year on 2025-06-01
+    assert not evaluate(engine, "62", household_frame(recent, LANZHOU, receiving=["dibao_edge"]), "employment")["eligible"]
+    # not a low-income household: no subsidy; Guangdong configures no subsidy: no amount
+    assert not evaluate(engine, "62", household_frame(owner, LANZHOU), "employment")["eligible"]
+    assert evaluate(engine, "44", household_frame(owner, SHANTOU, receiving=["dibao_edge"]), "employment")[
+        "one_off_amount"] is None
