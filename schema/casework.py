@@ -20,7 +20,7 @@ from strawberry.types import Info
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import not_found
-from aidgraph.core.workflow import casework, leads, statistics, temporary_aid, transparency
+from aidgraph.core.workflow import casework, leads, statistics, temporary_aid, transparency, verification
 from aidgraph.core.workflow.defaults import LEAD_OBJECT, REFERRAL_OBJECT, RESERVE_FUND_OBJECT
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
@@ -129,6 +129,15 @@ class Referral(Node):
     @strawberry.field
     def answer(self, info: Info) -> str | None:
         return privacy.free_text(info.context, self._row.region_code, self._row.answer)
+
+    @strawberry.field(description="认定结果共享: the economic verification shared with the department (null without "
+                                  "the income right).")
+    async def shared_verification(self, info: Info) -> "EconomicVerificationResult | None":
+        if self._row.shared_verification_id is None or not privacy.may_read_field_group(
+                info.context, self._row.region_code, "income"):
+            return None
+        row = await _load(info, models.EconomicVerification, self._row.shared_verification_id)
+        return EconomicVerificationResult.from_row(row) if row else None
 
     @strawberry.field(description="The accepting office's region (异地受理: may lie outside the household's).")
     async def from_region(self, info: Info) -> Region | None:
@@ -921,11 +930,111 @@ class _TransparencyMutation:
         return RecoveryOrderPayload(order=RecoveryOrder.from_row(row) if row else None, errors=errors)
 
 
+
+# --- 一证一书: verification under the applicant's authorisation ----------------------------------------------------
+
+
+@strawberry.type(description="A signed verification authorisation (一证一书).")
+class VerificationAuthorisation(Node):
+    signed_on: dt.date
+    valid_until: dt.date
+    document_ref: str
+    members_covered: int
+
+
+@strawberry.type(description="The result of an economic verification (家庭经济状况核对), yuan.")
+class EconomicVerificationResult(Node):
+    as_of: dt.date
+    members: int
+    monthly_income: float
+    per_capita_monthly_income: float
+    total_financial_assets: float
+
+    @classmethod
+    def from_row(cls, row: models.EconomicVerification) -> "EconomicVerificationResult":
+        r = row.result
+        return cls(id=to_global_id("EconomicVerification", row.id), as_of=row.as_of, members=r["members"],
+                   monthly_income=float(r["monthly_income"]),
+                   per_capita_monthly_income=float(r["per_capita_monthly_income"]),
+                   total_financial_assets=float(r["total_financial_assets"]))
+
+
+@strawberry.input
+class VerificationAuthorisationInput:
+    household_id: strawberry.ID
+    signed_by_person_id: strawberry.ID
+    document_ref: str
+    signed_on: dt.date | None = None
+    person_ids: list[strawberry.ID] | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.type
+class AuthorisationPayload:
+    authorisation: VerificationAuthorisation | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class VerificationPayload:
+    verification: EconomicVerificationResult | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class _VerificationMutation:
+    @strawberry.mutation(description="Record the signed verification authorisation (一证一书) of a household.")
+    async def record_verification_authorisation(self, info: Info, input: VerificationAuthorisationInput
+                                                ) -> AuthorisationPayload:
+        async def work(session):
+            a = await verification.record_authorisation(
+                session, info.context.actor, policy_engine(info),
+                household_id=_required_id(input.household_id, "Household", "householdId"),
+                signed_by_person_id=_required_id(input.signed_by_person_id, "Person", "signedByPersonId"),
+                document_ref=input.document_ref, signed_on=input.signed_on,
+                person_ids=[_required_id(p, "Person", "personIds") for p in input.person_ids] if input.person_ids
+                else None, idempotency_key=input.idempotency_key)
+            return a.id
+
+        key, errors = await run_mutation(info, work)
+        row = await _load(info, models.VerificationAuthorisation, key) if key else None
+        return AuthorisationPayload(errors=errors, authorisation=VerificationAuthorisation(
+            id=to_global_id("VerificationAuthorisation", row.id), signed_on=row.signed_on, valid_until=row.valid_until,
+            document_ref=row.document_ref, members_covered=len(row.person_ids)) if row else None)
+
+    @strawberry.mutation(description="家庭经济状况核对: verify a household's economics, only under an authorisation "
+                                     "in force covering every current member.")
+    async def run_economic_verification(self, info: Info, household_id: strawberry.ID) -> VerificationPayload:
+        async def work(session):
+            v = await verification.run_verification(session, info.context.actor,
+                                                    household_id=_required_id(household_id, "Household", "householdId"))
+            return v.id
+
+        key, errors = await run_mutation(info, work)
+        row = await _load(info, models.EconomicVerification, key) if key else None
+        return VerificationPayload(verification=EconomicVerificationResult.from_row(row) if row else None,
+                                   errors=errors)
+
+    @strawberry.mutation(description="认定结果共享: share a verification result with a referral of the same household.")
+    async def share_verification_result(self, info: Info, referral_id: strawberry.ID,
+                                        verification_id: strawberry.ID) -> ReferralPayload:
+        async def work(session):
+            r = await verification.share_verification(
+                session, info.context.actor, referral_id=db_id(referral_id, "Referral"),
+                verification_id=db_id(verification_id, "EconomicVerification"))
+            return r.id
+
+        key, errors = await run_mutation(info, work)
+        row = await _load(info, models.Referral, key) if key else None
+        return ReferralPayload(referral=Referral.from_row(row) if row else None, errors=errors)
+
+
 @strawberry.type
 class Query(_CaseworkQuery, _StatisticsQuery, _TransparencyQuery):
     """The casework queries, one root piece."""
 
 
 @strawberry.type
-class Mutation(_CaseworkMutation, _OneWindow, _StatisticsMutation, _TransparencyMutation):
+class Mutation(_CaseworkMutation, _OneWindow, _StatisticsMutation, _TransparencyMutation,
+               _VerificationMutation):
     """The casework mutations, one root piece."""

@@ -870,6 +870,8 @@ class Referral(Base):
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     answered_by: Mapped[str | None] = mapped_column(String(64))
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    shared_verification_id: Mapped[int | None] = mapped_column(BigInteger)
+    """An economic verification shared with the department (认定结果共享; see :class:`EconomicVerification`)."""
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
     __table_args__ = (
@@ -1033,3 +1035,38 @@ class RecoveryOrder(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("recovered >= 0 AND recovered <= amount", name="recovered_within_amount"),
     )
+
+
+class VerificationAuthorisation(Base):
+    """The signed authorisation of the household's economic verification (家庭经济状况核对授权委托书; GD-2021: "提交
+    户口簿（身份证）和…授权委托书'一证一书'即可申请"): who signed, when, for which members, the scanned document."""
+
+    __tablename__ = "verification_consent"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id", ondelete="SET NULL"))
+    signed_by_person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    person_ids: Mapped[list] = mapped_column(JSON)
+    signed_on: Mapped[dt.date] = mapped_column(Date)
+    valid_until: Mapped[dt.date] = mapped_column(Date)
+    document_ref: Mapped[str] = mapped_column(String(200))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    __table_args__ = (CheckConstraint("valid_until >= signed_on", name="valid_period"),)
+
+
+class EconomicVerification(Base):
+    """One economic verification (家庭经济状况核对) of a household, run under an authorisation; its result may be
+    shared with another department's referral (认定结果共享使用, GD-2021 §5)."""
+
+    __tablename__ = "economic_verification"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    authorisation_id: Mapped[int] = mapped_column(ForeignKey("verification_consent.id", ondelete="CASCADE"))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    result: Mapped[dict] = mapped_column(JSON)
+    verified_by: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)

@@ -51,6 +51,8 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "公示: days a village's recipient list stays posted", unit="days", regional=True, minimum=1),
         ParamSpec("workflow.inspection_sample_size", "integer",
                   "双随机: cases drawn per county for re-verification when the inspector names no size", minimum=1),
+        ParamSpec("workflow.authorisation_valid_days", "integer",
+                  "一证一书: days a signed verification authorisation stays valid", unit="days", minimum=1),
     ]
 
 

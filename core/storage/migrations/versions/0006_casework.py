@@ -1,7 +1,8 @@
 """Casework (issue 13): referrals across departments with due dates, leads reported by people, visits, and the
 temporary-aid mechanics (township reserve funds and their ledger, one approval per case, scheduled stages).
 
-Eight new tables (the last: recovery orders against payments), nothing existing changes.
+Ten new tables (recovery orders against payments; the verification authorisation 一证一书 and the
+verifications run under it), nothing existing changes.
 
 Revision ID: 0006
 Revises: 0005
@@ -44,6 +45,7 @@ def upgrade() -> None:
     sa.Column('sent_at', sa.DateTime(), nullable=False),
     sa.Column('answered_by', sa.String(length=64), nullable=True),
     sa.Column('answered_at', sa.DateTime(), nullable=True),
+    sa.Column('shared_verification_id', sa.BigInteger(), nullable=True),
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.CheckConstraint("source IN ('CASEWORKER', 'ALERT', 'ENROLLMENT', 'APPLICATION')", name=op.f('ck_referral_source_enum')),
     sa.CheckConstraint("status IN ('SENT', 'ACCEPTED', 'DONE', 'RETURNED')", name=op.f('ck_referral_status_enum')),
@@ -169,8 +171,42 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_recovery_order_enrollment_id'), 'recovery_order', ['enrollment_id'], unique=False)
 
+    op.create_table('verification_consent',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('signed_by_person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('person_ids', sa.JSON(), nullable=False),
+    sa.Column('signed_on', sa.Date(), nullable=False),
+    sa.Column('valid_until', sa.Date(), nullable=False),
+    sa.Column('document_ref', sa.String(length=200), nullable=False),
+    sa.Column('recorded_by', sa.String(length=64), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('valid_until >= signed_on', name=op.f('ck_verification_consent_valid_period')),
+    sa.ForeignKeyConstraint(['enrollment_id'], ['enrollment.id'], name=op.f('fk_verification_consent_enrollment_id_enrollment'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_verification_consent_household_id_household'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['signed_by_person_id'], ['person.id'], name=op.f('fk_verification_consent_signed_by_person_id_person'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_verification_consent'))
+    )
+    op.create_index(op.f('ix_verification_consent_household_id'), 'verification_consent', ['household_id'], unique=False)
+    op.create_table('economic_verification',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('authorisation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('verified_by', sa.String(length=64), nullable=False),
+    sa.Column('verified_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['authorisation_id'], ['verification_consent.id'], name=op.f('fk_economic_verification_authorisation_id_verification_consent'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_economic_verification_household_id_household'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_economic_verification'))
+    )
+    op.create_index(op.f('ix_economic_verification_household_id'), 'economic_verification', ['household_id'], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table('economic_verification')
+    op.drop_table('verification_consent')
     op.drop_table('recovery_order')
     op.drop_table('visit')
     op.drop_table('temporary_aid_stage')
