@@ -94,8 +94,11 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
     everything = core_contributions() + list(contributions)
     query = _merge("Query", [(n, q) for n, q, _ in everything if q is not None])
     mutation = _merge("Mutation", [(n, m) for n, _, m in everything if m is not None])
+    from aidgraph.schema.scalars import SCALAR_OVERRIDES  # timestamps answered in UTC with their zone
+
     schema = strawberry.Schema(query=query, mutation=mutation,
-                               types=[Household, Person, Enrollment, Alert, *extra_types], extensions=list(extensions))
+                               types=[Household, Person, Enrollment, Alert, *extra_types], extensions=list(extensions),
+                               scalar_overrides=SCALAR_OVERRIDES)
     from aidgraph.schema.classification import annotate
 
     annotate(schema)  # @dataClass on every classified field (core/graph/classification.py): the SDL shows it

@@ -541,7 +541,10 @@ def hardening_extensions(settings: Settings) -> list[Callable[[], SchemaExtensio
     of :class:`BoundedDocuments`: do not add strawberry's ParserCache/ValidationCache (their validation runs
     before the limits and is bounded in entries only)."""
     s = settings
+    from aidgraph.schema.metrics import OperationMetrics
+
     factories: list[Callable[[], SchemaExtension]] = [
+        OperationMetrics,  # first: it sees the codes ClientErrors gives (hooks after yield run in reverse)
         ClientErrors,
         lambda: MaxTokensLimiter(max_token_count=s.max_query_tokens),
         lambda: BoundedDocuments(s),

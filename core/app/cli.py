@@ -17,6 +17,25 @@ app = typer.Typer(help="aidgraph: the social-assistance data platform (社会救
                   pretty_exceptions_show_locals=False)
 
 
+@app.callback()
+def _database_guard(ctx: typer.Context) -> None:
+    """Commands other than init-db and demo never create a database silently (aidgraph.core.app.ops)."""
+    from aidgraph.core.app.ops import COMMANDS_WITHOUT_DATABASE, DatabaseNotReady, require_database
+    from aidgraph.core.storage.config import load_settings
+
+    if ctx.invoked_subcommand is None or ctx.invoked_subcommand in COMMANDS_WITHOUT_DATABASE:
+        return
+    import sys
+
+    if {"--help", "-h"} & set(ctx.args or ()) or {"--help", "-h"} & set(sys.argv[1:]):
+        return
+    try:
+        require_database(load_settings().database_url)
+    except DatabaseNotReady as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _register_commands() -> None:
     for module_info in sorted(pkgutil.iter_modules(aidgraph.core.app.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"aidgraph.core.app.commands.{module_info.name}")
