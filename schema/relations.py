@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
-from aidgraph.schema.context import Info
 
 from aidgraph.core.storage.errors import not_found
+from aidgraph.schema.context import Info
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.relay import db_id
 from aidgraph.schema.types import Person, RelationshipKind

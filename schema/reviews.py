@@ -12,14 +12,22 @@ import datetime as dt
 
 import strawberry
 from sqlalchemy import and_, func, or_, select
-from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import not_found
+from aidgraph.schema.context import Info
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
-from aidgraph.schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size
+from aidgraph.schema.relay import (
+    Connection,
+    Edge,
+    PageInfo,
+    db_id,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from aidgraph.schema.types import Enrollment
 
 

@@ -23,9 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.graph import aidchain, audit, idempotency, outbox
 from aidgraph.core.graph.idnumber import age_on
-from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
-from aidgraph.core.storage.models import AidChainKind, Membership, OutboxEntity, Person, Relationship, RelationshipKind
+from aidgraph.core.storage.models import (
+    AidChainKind,
+    Membership,
+    OutboxEntity,
+    Person,
+    Relationship,
+    RelationshipKind,
+)
+from aidgraph.core.storage.validity import valid_on
 
 ADULT_AGE = 18
 

@@ -31,15 +31,22 @@ import inspect
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aidgraph.core.graph import aidchain
-from aidgraph.core.graph import audit
 from aidgraph.core.access import authz
-from aidgraph.core.graph import idempotency
-from aidgraph.core.graph import outbox
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.scope import Scope
+from aidgraph.core.graph import aidchain, audit, idempotency, outbox
+from aidgraph.core.graph.relations import _neighbours
+from aidgraph.core.policy.contract import EnrollmentEvent, Program
+from aidgraph.core.policy.engine import (
+    PolicyEngine,
+    ProvincePolicy,
+    default_engine,
+    household_frame,
+)
+from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
     OPEN_ENROLLMENT_STATUSES,
@@ -55,11 +62,6 @@ from aidgraph.core.storage.models import (
     OutboxEntity,
     Payment,
 )
-from aidgraph.core.access.scope import Scope
-from aidgraph.core.storage.bulk import lock_for_writing
-from aidgraph.core.graph.relations import _neighbours
-from aidgraph.core.policy.contract import EnrollmentEvent, Program
-from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, default_engine, household_frame
 from aidgraph.core.workflow import reviews
 
 OBJECT = "enrollment"
@@ -336,9 +338,13 @@ async def _schedule_review(session: AsyncSession, policy: ProvincePolicy, progra
 async def _facts(session: AsyncSession, household_id: int, on: dt.date) -> dict[str, Any]:
 
     frame = await household_frame(session, on=on, household_ids=[household_id])
-    if frame.height == 0:
+    return _facts_of(frame.row(0, named=True) if frame.height else None)
+
+
+def _facts_of(row: dict[str, Any] | None) -> dict[str, Any]:
+    """What the review interval hook reads, from a household frame row."""
+    if row is None:
         return {}
-    row = frame.row(0, named=True)
     working = sum(1 for m in row["members"] if 16 <= m["age"] < 60 and m["labour_capacity"] in ("FULL", "PARTIAL"))
     return {"monthly_earned_income": row["monthly_earned_income"], "working_age_members": working,
             "member_count": row["member_count"]}
@@ -445,7 +451,7 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
                   ).scalar_one_or_none()
     if enrollment is None or not actor.may("read", enrollment.region_code, "household"):
         raise not_found("enrollment", "enrollmentId")
-    policy, program = _policy_for(engine, enrollment.region_code, enrollment.program_key, "enrollmentId")
+    _policy_for(engine, enrollment.region_code, enrollment.program_key, "enrollmentId")  # a program it knows
     if enrollment.status != S.ACTIVE.value:
         raise DomainError.single(ErrorCode.INVALID_TRANSITION, f"only ACTIVE enrolments are reviewed, this one is "
                                                                f"{enrollment.status}", "enrollmentId")
@@ -456,55 +462,118 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
     if enrollment.start_date is not None and on < enrollment.start_date:
         raise DomainError.single(ErrorCode.VALIDATION, f"reviewDate {on} is before the enrolment started "
                                                        f"({enrollment.start_date})", "reviewDate")
-    previous_amount = enrollment.monthly_amount
-    from_status = enrollment.status
-    cause = await reviews.end_cause(session, enrollment, on)
-    if cause is not None:
-        reasons = [cause]
-        enrollment.status, enrollment.end_date, enrollment.next_review_date = S.ENDED.value, on, None
-        summary = f"复核 review on {on}: ended ({cause})"
-    else:
-        evaluation = await evaluate_one(session, engine, enrollment, on)
-        reasons = list(evaluation["reasons"]) + await reviews.deceased_members(session, enrollment.household_id, on)
-        if evaluation["eligible"]:
-            computed = _money(evaluation["monthly_amount"])
-            significant, why = reviews.significant_change(policy, on, enrollment.region_code, previous_amount, computed)
-            reasons.append(why)
-            if significant:
-                enrollment.monthly_amount = computed
-            await _schedule_review(session, policy, program, enrollment, on)
-            summary = (f"复核 review on {on}: still eligible, amount {previous_amount} -> {enrollment.monthly_amount}, "
-                       f"next review {enrollment.next_review_date}")
-        else:
-            exit_months = int(policy.params.value(f"{program.key}.gradual_exit_months", on, default=0) or 0)
-            lifted, why = await reviews.earnings_lift(session, policy, enrollment, on)
-            if exit_months and lifted:
-                enrollment.status = S.GRADUAL_EXIT.value
-                enrollment.gradual_exit_until = _add_months(on, exit_months)
-                reasons.append(f"{why}: the benefit {previous_amount} continues for {exit_months} months, until "
-                               f"{enrollment.gradual_exit_until} ({policy.params.cite(program.key + '.gradual_exit_months')})")
-                summary = (f"复核 review on {on}: no longer eligible; 渐退期 gradual exit, benefit {previous_amount} "
-                           f"continues until {enrollment.gradual_exit_until}")
-            else:
-                if lifted:  # earnings lift it, but the province gives no gradual exit for this program
-                    why += (f"; no 渐退期 for {program.key}: {policy.params.cite(program.key + '.gradual_exit_months')}")
-                reasons.append(why)
-                enrollment.status, enrollment.end_date = S.ENDED.value, on
-                summary = f"复核 review on {on}: no longer eligible; ended"
-            enrollment.next_review_date = None
-    changed = enrollment.status != from_status or enrollment.monthly_amount != previous_amount
-    enrollment.details = {**(enrollment.details or {}), "last_review": on.isoformat(),
-                          "review_reasons": reasons,
-                          "review": {"on": on.isoformat(), "changed": changed, "reasons": reasons,
-                                     "previous_amount": None if previous_amount is None else str(previous_amount),
-                                     "amount": None if enrollment.monthly_amount is None
-                                     else str(enrollment.monthly_amount)}}
-    enrollment.version += 1
-    await session.flush()
-    await _record_step(session, actor, policy, program, enrollment, "PERIODIC_REVIEW", from_status, note, on,
-                       AidChainKind.VERIFICATION, summary)
+    failures = await _review_batch(session, actor, engine, [enrollment], on, note)
+    if failures:
+        raise DomainError.single(ErrorCode.VALIDATION, failures[enrollment.id], "enrollmentId")
     await claim.remember({"enrollment_id": enrollment.id})
     return enrollment
+
+
+async def review_due(session: AsyncSession, actor: Actor, engine: PolicyEngine, scope: Scope, on: dt.date,
+                     limit: int = 500, skip: frozenset[int] | set[int] = frozenset()) -> tuple[list[Enrollment], dict[int, str]]:
+    """The scheduled review run (``aidgraph reviews run``): up to ``limit`` ACTIVE enrolments in ``scope`` due on
+    ``on`` (except ``skip``), locked and reviewed set-at-a-time in the caller's transaction. Returns the
+    enrolments reviewed and the ones that could not be (id -> why). Re-running finds nothing due: a review moves
+    the next review date past ``on``, or ends the enrolment, or starts its gradual exit."""
+    allowed = actor.scope("review", OBJECT)
+    if allowed.empty:
+        raise DomainError.single(ErrorCode.FORBIDDEN, "the review run needs the 'review' permission on enrolments")
+    await session.run_sync(lambda s: lock_for_writing(s, [Enrollment.__tablename__])
+                           if s.get_bind().dialect.name == "sqlite" else None)
+    due = list((await session.execute(select(Enrollment).where(
+        Enrollment.status == S.ACTIVE.value, Enrollment.next_review_date.is_not(None), Enrollment.next_review_date <= on,
+        scope.predicate(Enrollment.region_code), allowed.predicate(Enrollment.region_code),
+        Enrollment.id.not_in(sorted(skip)) if skip else true())
+        .order_by(Enrollment.next_review_date, Enrollment.id).limit(limit)
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True))).scalars())
+    failures = await _review_batch(session, actor, engine, due, on, None)
+    return [e for e in due if e.id not in failures], failures
+
+
+async def _review_batch(session: AsyncSession, actor: Actor, engine: PolicyEngine, enrollments: list[Enrollment],
+                        on: dt.date, note: str | None) -> dict[int, str]:
+    """复核 of ACTIVE, locked ``enrollments`` on the facts of ``on``, by the rules of
+    :mod:`aidgraph.core.workflow.reviews`, set-at-a-time: one household frame and one evaluation per province for
+    all of them (plus, for those that no longer qualify, one frame per previous decision date). Returns the
+    enrolments that could not be reviewed (id -> why), which are left untouched."""
+    failures: dict[int, str] = {}
+    programs: dict[int, tuple[ProvincePolicy, Program]] = {}
+    for e in enrollments:
+        try:
+            programs[e.id] = _policy_for(engine, e.region_code, e.program_key, "enrollmentId")
+        except DomainError as exc:
+            failures[e.id] = exc.errors[0].message
+    todo = [e for e in enrollments if e.id not in failures]
+    causes = await reviews.end_causes(session, todo, on)
+    hids = sorted({e.household_id for e in todo if e.id not in causes})
+    frame = await household_frame(session, on=on, household_ids=hids) if hids else None
+    decisions = reviews.evaluate(engine, frame, on, sorted({e.program_key for e in todo})) if hids else {}
+    rows = {r["household_id"]: r for r in frame.iter_rows(named=True)} if hids else {}
+    dead = await reviews.deceased_members(session, hids, on)
+    leaving = [e for e in todo if e.id not in causes and not decisions.get((e.household_id, e.program_key),
+                                                                             {}).get("eligible")]
+    lifts = await reviews.earnings_lifts(session, engine, frame, leaving, on) if leaving else {}
+    for enrollment in todo:
+        policy, program = programs[enrollment.id]
+        previous_amount, from_status = enrollment.monthly_amount, enrollment.status
+        if enrollment.id in causes:
+            reasons = [causes[enrollment.id]]
+            enrollment.status, enrollment.end_date, enrollment.next_review_date = S.ENDED.value, on, None
+            summary = f"复核 review on {on}: ended ({causes[enrollment.id]})"
+        else:
+            evaluation = decisions.get((enrollment.household_id, enrollment.program_key)) or {
+                "eligible": False, "reasons": ["the household has no current members"], "monthly_amount": None}
+            reasons = list(evaluation["reasons"]) + dead.get(enrollment.household_id, [])
+            if evaluation["eligible"]:
+                computed = _money(evaluation["monthly_amount"])
+                significant, why = reviews.significant_change(policy, on, enrollment.region_code, previous_amount,
+                                                              computed)
+                reasons.append(why)
+                if significant:
+                    enrollment.monthly_amount = computed
+                _next_review(policy, program, enrollment, on, rows.get(enrollment.household_id))
+                summary = (f"复核 review on {on}: still eligible, amount {previous_amount} -> "
+                           f"{enrollment.monthly_amount}, next review {enrollment.next_review_date}")
+            else:
+                exit_months = int(policy.params.value(f"{program.key}.gradual_exit_months", on, default=0) or 0)
+                lifted, why = lifts.get(enrollment.id, (False, "the household has no current members"))
+                if exit_months and lifted:
+                    enrollment.status = S.GRADUAL_EXIT.value
+                    enrollment.gradual_exit_until = _add_months(on, exit_months)
+                    reasons.append(f"{why}: the benefit {previous_amount} continues for {exit_months} months, until "
+                                   f"{enrollment.gradual_exit_until} "
+                                   f"({policy.params.cite(program.key + '.gradual_exit_months')})")
+                    summary = (f"复核 review on {on}: no longer eligible; 渐退期 gradual exit, benefit {previous_amount} "
+                               f"continues until {enrollment.gradual_exit_until}")
+                else:
+                    if lifted:  # earnings lift it, but the province gives no gradual exit for this program
+                        why += f"; no 渐退期 for {program.key}: {policy.params.cite(program.key + '.gradual_exit_months')}"
+                    reasons.append(why)
+                    enrollment.status, enrollment.end_date = S.ENDED.value, on
+                    summary = f"复核 review on {on}: no longer eligible; ended"
+                enrollment.next_review_date = None
+        changed = enrollment.status != from_status or enrollment.monthly_amount != previous_amount
+        enrollment.details = {**(enrollment.details or {}), "last_review": on.isoformat(), "review_reasons": reasons,
+                              "review": {"on": on.isoformat(), "changed": changed, "reasons": reasons,
+                                         "previous_amount": None if previous_amount is None else str(previous_amount),
+                                         "amount": None if enrollment.monthly_amount is None
+                                         else str(enrollment.monthly_amount)}}
+        enrollment.version += 1
+        await session.flush()  # the lifecycle hooks of _record_step read the enrolment as reviewed
+        await _record_step(session, actor, policy, program, enrollment, "PERIODIC_REVIEW", from_status, note, on,
+                           AidChainKind.VERIFICATION, summary)
+    await session.flush()
+    return failures
+
+
+def _next_review(policy: ProvincePolicy, program: Program, enrollment: Enrollment, on: dt.date,
+                 row: dict[str, Any] | None) -> None:
+    """The next review date from the household's frame row (the facts the review interval hook reads)."""
+    if not program.reviewed:
+        return
+    months = policy.plugins.hook.aidgraph_review_interval_months(program=program, params=policy.params,
+                                                                 facts={"on": on, **_facts_of(row)})
+    enrollment.next_review_date = _add_months(on, months) if months else None
 
 
 async def end_gradual_exits(session: AsyncSession, actor: Actor, engine: PolicyEngine, scope: Scope,
@@ -547,7 +616,7 @@ async def disburse_month(session: AsyncSession, actor: Actor, period: str, scope
     count = (await session.execute(select(func.count()).select_from(e).where(due))).scalar_one()
     if not count:
         return 0
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     await session.execute(insert(AidChainEvent).from_select(
         ["household_id", "at", "kind", "summary", "program_key", "ref_type", "ref_id", "actor"],
         select(e.household_id, literal(now), literal(AidChainKind.PAYMENT.value),

@@ -14,8 +14,9 @@ earned income rose since the previous decision, and with the earned income of th
 as recorded on the review date) it would still qualify. A pension rise, a death or moving away is no such
 case: the enrolment ends on the review date.
 
-The service itself (:func:`aidgraph.core.workflow.enrollment.conduct_review`) and the scheduled runs
-(``aidgraph reviews run``, ``aidgraph payments run``) use these functions; they read and never write.
+The services (:func:`aidgraph.core.workflow.enrollment.conduct_review` for one enrolment,
+:func:`aidgraph.core.workflow.enrollment.review_due` for the scheduled run, set-at-a-time) use these
+functions; they read and never write, a few statements for any number of enrolments.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import polars as pl
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aidgraph.core.policy.engine import ProvincePolicy, household_frame
+from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.policy.parameters import ParamSpec
 from aidgraph.core.storage.models import Enrollment, Household, Membership, Person
 
@@ -87,75 +88,119 @@ def previous_decision_date(enrollment: Enrollment) -> dt.date | None:
     return dt.date.fromisoformat(decided) if decided else None
 
 
-async def end_cause(session: AsyncSession, enrollment: Enrollment, on: dt.date) -> str | None:
-    """Why the enrolment ends regardless of income, or None: the enrolled person or every member died (死亡),
-    the enrolled person left the household, or the household moved out of the enrolment's county (迁出)."""
-    household = await session.get(Household, enrollment.household_id)
-    members = (await session.execute(
-        select(Person.id, Person.death_date).join(Membership, Membership.person_id == Person.id).where(
-            Membership.household_id == enrollment.household_id, Membership.valid_from <= on,
-            or_(Membership.valid_to.is_(None), Membership.valid_to > on)))).all()
-    living = {pid for pid, died in members if died is None or died > on}
-    if enrollment.person_id is not None:
-        died = (await session.execute(select(Person.death_date).where(Person.id == enrollment.person_id))
-                ).scalar_one_or_none()
-        if died is not None and died <= on:
-            return (f"死亡: the enrolled person {enrollment.person_id} died on {died}: the enrolment ends (the 渐退期 of "
-                    f"GD-2021 is only for employed recipients whose earnings lift the household over the standard)")
-        if enrollment.person_id not in {pid for pid, _ in members}:
-            return (f"迁出: the enrolled person {enrollment.person_id} is no longer a member of household "
-                    f"{enrollment.household_id} on {on}: the enrolment ends here (no 渐退期)")
-    if not living:
-        return (f"死亡: household {enrollment.household_id} has no living member on {on}: the enrolment ends "
-                f"(no 渐退期)")
-    if household is not None and household.region_code[:6] != enrollment.region_code[:6]:
-        return (f"迁出: the household moved from {enrollment.region_code} to {household.region_code}, outside the "
-                f"county {enrollment.region_code[:6]} that enrolled it: the enrolment ends here (no 渐退期); aid "
-                f"where it now lives is applied for there")
-    return None
+async def end_causes(session: AsyncSession, enrollments: list[Enrollment], on: dt.date) -> dict[int, str]:
+    """Why each enrolment ends regardless of income, by enrolment id (absent: no such cause): the enrolled person
+    or every member died (死亡), the enrolled person left the household, or the household moved out of the
+    enrolment's county (迁出). Two statements whatever the number of enrolments."""
+    hids = sorted({e.household_id for e in enrollments})
+    if not hids:
+        return {}
+    regions = dict((await session.execute(select(Household.id, Household.region_code).where(
+        Household.id.in_(hids)))).all())
+    members: dict[int, dict[int, dt.date | None]] = {hid: {} for hid in hids}
+    for hid, pid, died in (await session.execute(
+            select(Membership.household_id, Person.id, Person.death_date).join(Person, Person.id == Membership.person_id)
+            .where(Membership.household_id.in_(hids), Membership.valid_from <= on,
+                   or_(Membership.valid_to.is_(None), Membership.valid_to > on)))).all():
+        members[hid][pid] = died
+    causes: dict[int, str] = {}
+    for e in enrollments:
+        current = members[e.household_id]
+        living = [pid for pid, died in current.items() if died is None or died > on]
+        if e.person_id is not None and e.person_id in current and current[e.person_id] is not None \
+                and current[e.person_id] <= on:
+            causes[e.id] = (f"死亡: the enrolled person {e.person_id} died on {current[e.person_id]}: the enrolment "
+                            f"ends (the 渐退期 of GD-2021 is only for employed recipients whose earnings lift the "
+                            f"household over the standard)")
+        elif e.person_id is not None and e.person_id not in current:
+            causes[e.id] = (f"迁出: the enrolled person {e.person_id} is no longer a member of household "
+                            f"{e.household_id} on {on}: the enrolment ends here (no 渐退期)")
+        elif not living:
+            causes[e.id] = f"死亡: household {e.household_id} has no living member on {on}: the enrolment ends (no 渐退期)"
+        elif regions.get(e.household_id, e.region_code)[:6] != e.region_code[:6]:
+            causes[e.id] = (f"迁出: the household moved from {e.region_code} to {regions[e.household_id]}, outside "
+                            f"the county {e.region_code[:6]} that enrolled it: the enrolment ends here (no 渐退期); "
+                            f"aid where it now lives is applied for there")
+    return causes
 
 
-async def earnings_lift(session: AsyncSession, policy: ProvincePolicy, enrollment: Enrollment, on: dt.date
-                        ) -> tuple[bool, str]:
-    """Whether the household's rise in earned income since the previous decision is what lifts it out of the
-    program on ``on`` (the 渐退期 case of GD-2021), with the reason naming the figures."""
-    before = previous_decision_date(enrollment)
-    now = await household_frame(session, on=on, household_ids=[enrollment.household_id])
-    if now.height == 0:
-        return False, "the household has no current members"
-    earned_now = float(now["monthly_earned_income"][0] or 0.0)
-    earned_before = 0.0
-    if before is not None and before < on:
-        then = await household_frame(session, on=before, household_ids=[enrollment.household_id])
-        if then.height:
-            earned_before = float(then["monthly_earned_income"][0] or 0.0)
-    if earned_now <= earned_before:
-        return False, (f"no 渐退期: earned income {_yuan(earned_now)} yuan/month did not rise since {before} "
-                       f"({_yuan(earned_before)}); only employed recipients whose earnings lift the household over "
-                       f"the standard get it ({SOURCE_GRADUAL_EXIT}): the enrolment ends")
-    counterfactual = now.with_columns(
-        monthly_income=pl.col("monthly_income") - earned_now + earned_before,
-        monthly_earned_income=pl.lit(earned_before, dtype=pl.Float64))
-    result = policy.evaluate_frame(counterfactual, on, [enrollment.program_key])
-    still = result.height > 0 and bool(result["eligible"][0])
-    if still:
-        return True, (f"渐退期: earned income rose from {_yuan(earned_before)} (on {before}) to {_yuan(earned_now)} "
-                      f"yuan/month; with the earlier earnings the household would still qualify, so employment lifts "
-                      f"it over the standard ({SOURCE_GRADUAL_EXIT})")
-    return False, (f"no 渐退期: even with the earned income of {before} ({_yuan(earned_before)} yuan/month instead of "
-                   f"{_yuan(earned_now)}) the household would not qualify: something other than earnings (a "
-                   f"pension, other income, assets) takes it out ({SOURCE_GRADUAL_EXIT}): the enrolment ends")
-
-
-async def deceased_members(session: AsyncSession, household_id: int, on: dt.date) -> list[str]:
-    """Reasons naming members who died on or before ``on`` but are still recorded as members: the household's
-    facts (member count, per-capita income) still count them until the change is recorded (家庭人口重大变化
-    报告机制, GD-2021), so the review says so rather than letting it pass unseen."""
+async def deceased_members(session: AsyncSession, household_ids: list[int], on: dt.date) -> dict[int, list[str]]:
+    """Reasons naming members who died on or before ``on`` but are still recorded as members, by household: the
+    household's facts (member count, per-capita income) still count them until the change is recorded
+    (家庭人口重大变化报告机制, GD-2021), so the review says so rather than letting it pass unseen. One statement."""
+    result: dict[int, list[str]] = {hid: [] for hid in household_ids}
+    if not household_ids:
+        return result
     rows = (await session.execute(
-        select(Person.id, Person.death_date).join(Membership, Membership.person_id == Person.id).where(
-            Membership.household_id == household_id, Membership.valid_from <= on,
-            or_(Membership.valid_to.is_(None), Membership.valid_to > on), Person.death_date <= on)
+        select(Membership.household_id, Person.id, Person.death_date).join(Person, Person.id == Membership.person_id)
+        .where(Membership.household_id.in_(household_ids), Membership.valid_from <= on,
+               or_(Membership.valid_to.is_(None), Membership.valid_to > on), Person.death_date <= on)
         .order_by(Person.id))).all()
-    return [f"死亡: member {pid} died on {died} and is still recorded as a member of household {household_id}: "
-            f"the figures above still count them; record the change of household (家庭人口重大变化) and review "
-            f"again" for pid, died in rows]
+    for hid, pid, died in rows:
+        result[hid].append(f"死亡: member {pid} died on {died} and is still recorded as a member of household {hid}: "
+                           f"the figures above still count them; record the change of household (家庭人口重大变化) "
+                           f"and review again")
+    return result
+
+
+def evaluate(engine: PolicyEngine, frame: pl.DataFrame, on: dt.date, programs: list[str]) -> dict[tuple[int, str], dict]:
+    """The programs' decisions for every household of ``frame``, by (household id, program): each province's
+    rules once over its part of the frame (what :meth:`PolicyEngine.evaluate` does after building the frame)."""
+    result: dict[tuple[int, str], dict] = {}
+    configured = set(engine.province_codes())
+    for code in sorted(frame["province_code"].unique().to_list()) if frame.height else []:
+        if code not in configured:
+            continue
+        part = frame.filter(pl.col("province_code") == code)
+        for row in engine.province(code).evaluate_frame(part, on, programs).iter_rows(named=True):
+            result[(row["household_id"], row["program"])] = row
+    return result
+
+
+async def earnings_lifts(session: AsyncSession, engine: PolicyEngine, frame: pl.DataFrame,
+                         enrollments: list[Enrollment], on: dt.date) -> dict[int, tuple[bool, str]]:
+    """For enrolments whose household no longer qualifies on ``on``: whether the rise in earned income since the
+    previous decision is what lifts it out (the 渐退期 case of GD-2021), with the reason naming the figures.
+
+    ``frame`` is the households' frame on ``on``. One household frame per distinct previous decision date, and
+    one evaluation of the counterfactual (earlier earnings, everything else as on ``on``) per province."""
+    result: dict[int, tuple[bool, str]] = {}
+    now = {r["household_id"]: float(r["monthly_earned_income"] or 0.0)
+           for r in frame.select("household_id", "monthly_earned_income").iter_rows(named=True)}
+    by_date: dict[dt.date | None, list[Enrollment]] = {}
+    for e in enrollments:
+        by_date.setdefault(previous_decision_date(e), []).append(e)
+    before: dict[int, float] = {}
+    for day, group in by_date.items():
+        if day is None or day >= on:
+            continue
+        then = await household_frame(session, on=day, household_ids=sorted({e.household_id for e in group}))
+        for r in then.select("household_id", "monthly_earned_income").iter_rows(named=True):
+            before[r["household_id"]] = float(r["monthly_earned_income"] or 0.0)
+    rose = [e for e in enrollments if e.household_id in now and now[e.household_id] > before.get(e.household_id, 0.0)]
+    earlier = pl.DataFrame({"household_id": [e.household_id for e in rose],
+                            "earned_before": [before.get(e.household_id, 0.0) for e in rose]},
+                           schema={"household_id": pl.Int64, "earned_before": pl.Float64}).unique("household_id")
+    counterfactual = frame.join(earlier, on="household_id", how="inner").with_columns(
+        monthly_income=pl.col("monthly_income") - pl.col("monthly_earned_income") + pl.col("earned_before"),
+        monthly_earned_income=pl.col("earned_before")).drop("earned_before")
+    still = evaluate(engine, counterfactual, on, sorted({e.program_key for e in rose}))
+    for e in enrollments:
+        day = previous_decision_date(e)
+        earned_now, earned_before = now.get(e.household_id, 0.0), before.get(e.household_id, 0.0)
+        if e.household_id not in now:
+            result[e.id] = (False, "the household has no current members")
+        elif earned_now <= earned_before:
+            result[e.id] = (False, (f"no 渐退期: earned income {_yuan(earned_now)} yuan/month did not rise since {day} "
+                                    f"({_yuan(earned_before)}); only employed recipients whose earnings lift the "
+                                    f"household over the standard get it ({SOURCE_GRADUAL_EXIT}): the enrolment ends"))
+        elif still.get((e.household_id, e.program_key), {}).get("eligible"):
+            result[e.id] = (True, (f"渐退期: earned income rose from {_yuan(earned_before)} (on {day}) to "
+                                   f"{_yuan(earned_now)} yuan/month; with the earlier earnings the household would "
+                                   f"still qualify, so employment lifts it over the standard ({SOURCE_GRADUAL_EXIT})"))
+        else:
+            result[e.id] = (False, (f"no 渐退期: even with the earned income of {day} ({_yuan(earned_before)} yuan/"
+                                    f"month instead of {_yuan(earned_now)}) the household would not qualify: something "
+                                    f"other than earnings (a pension, other income, assets) takes it out "
+                                    f"({SOURCE_GRADUAL_EXIT}): the enrolment ends"))
+    return result

@@ -12,7 +12,11 @@ from sqlalchemy import func, select
 from aidgraph.core.access.actor import system_actor
 from aidgraph.core.graph.economics import window_start
 from aidgraph.core.graph.idnumber import make
-from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage.db import (
+    async_session_factory,
+    make_async_engine,
+    session_scope,
+)
 from aidgraph.core.storage.models import EconomicItem, Household, Membership, Person
 from aidgraph.core.workflow import enrollment as wf
 
@@ -96,8 +100,16 @@ def count(sync_engine, model, *where) -> int:
 
 def counts(sync_engine) -> dict[str, int]:
     """Rows of every table a workflow write touches: compared before and after a refused request."""
-    from aidgraph.core.storage.models import (AidChainEvent, AuditLog, Enrollment, EnrollmentStep,
-                                              IdempotencyRecord, Outbox, Payment, Relationship)
+    from aidgraph.core.storage.models import (
+        AidChainEvent,
+        AuditLog,
+        Enrollment,
+        EnrollmentStep,
+        IdempotencyRecord,
+        Outbox,
+        Payment,
+        Relationship,
+    )
 
     return {m.__tablename__: count(sync_engine, m) for m in
             (AidChainEvent, AuditLog, Enrollment, EnrollmentStep, IdempotencyRecord, Outbox, Payment, Relationship)}

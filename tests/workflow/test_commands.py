@@ -21,7 +21,15 @@ from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.storage.models import Enrollment, Payment
-from tests.workflow.builders import FUZHOU, GUANGZHOU, activate, add_deposit, add_household, add_income, counts
+from tests.workflow.builders import (
+    FUZHOU,
+    GUANGZHOU,
+    activate,
+    add_deposit,
+    add_household,
+    add_income,
+    counts,
+)
 
 STARTED = dt.date(2025, 6, 1)
 REVIEWED = dt.date(2026, 6, 2)
@@ -43,7 +51,7 @@ def cli(db_url: str, *args: str, installed: bool = False) -> Ran:
     env = {"AIDGRAPH_DATABASE_URL": db_url, "COLUMNS": "200"}
     if installed:
         done = subprocess.run([AIDGRAPH, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, check=False)
         return Ran(done.returncode, done.stdout, done.stderr)
     from typer.testing import CliRunner
 
@@ -113,7 +121,7 @@ def test_payments_run_is_rerunnable_and_pays_six_months_of_gradual_exit(sync_eng
     assert bad.returncode == 2 and "YYYY-MM" in bad.stdout
     assert counts(sync_engine) == before
     with session_scope(sync_engine) as s:
-        periods = lambda eid: sorted(s.execute(select(Payment.period).where(  # noqa: E731
+        periods = lambda eid: sorted(s.execute(select(Payment.period).where(
             Payment.enrollment_id == eid, Payment.period >= "2026-07")).scalars())
         assert periods(exiting) == ["2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-12"]
         assert len(periods(kept)) == 7

@@ -13,12 +13,18 @@ from sqlalchemy import select
 
 from aidgraph.core.graph.relations import relationships_of, support_obligors
 from aidgraph.core.storage.db import session_scope
-from aidgraph.core.storage.models import AidChainEvent, AuditLog, Outbox, Person, Relationship
+from aidgraph.core.storage.models import (
+    AidChainEvent,
+    AuditLog,
+    Outbox,
+    Person,
+    Relationship,
+)
 from aidgraph.schema.relay import to_global_id
 from tests.live import OPERATION_TEXT
 from tests.workflow.builders import FUZHOU, GUANGZHOU, add_household, counts, run
 
-pid = lambda i: to_global_id("Person", i)  # noqa: E731
+pid = lambda i: to_global_id("Person", i)
 
 
 @pytest.fixture(scope="module")

@@ -22,17 +22,34 @@ from sqlalchemy import select, update
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.db import session_scope
-from aidgraph.core.storage.models import AidChainEvent, AuditLog, Enrollment, EnrollmentStep, Household, Outbox, Person
+from aidgraph.core.storage.models import (
+    AidChainEvent,
+    AuditLog,
+    Enrollment,
+    EnrollmentStep,
+    Household,
+    Outbox,
+    Person,
+)
 from aidgraph.schema.relay import to_global_id
 from tests.live import OPERATION_TEXT
-from tests.workflow.builders import (FUZHOU, GUANGZHOU, SHENZHEN, activate, add_deposit, add_household, add_income,
-                                     counts, run)
+from tests.workflow.builders import (
+    FUZHOU,
+    GUANGZHOU,
+    SHENZHEN,
+    activate,
+    add_deposit,
+    add_household,
+    add_income,
+    counts,
+    run,
+)
 
 STARTED = dt.date(2025, 6, 1)
 REVIEWED = dt.date(2026, 6, 2)
 EMPLOYED = {"age": 40, "employment_status": "EMPLOYED", "labour_capacity": "FULL"}
 CHILD = {"age": 10, "relation_to_head": "CHILD"}
-eid_ = lambda i: to_global_id("Enrollment", i)  # noqa: E731
+eid_ = lambda i: to_global_id("Enrollment", i)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +184,7 @@ def test_unemployed_income_rise_ends_without_gradual_exit(live_server, sync_engi
 
 
 def test_death_ends_the_enrolment(live_server, sync_engine, db_url, policy):
-    eid, hid, pids = running(sync_engine, db_url, policy, wage=0, pension=300,
+    eid, _, pids = running(sync_engine, db_url, policy, wage=0, pension=300,
                              members=({"age": 80, "employment_status": "RETIRED"},))
     with session_scope(sync_engine) as s:
         s.execute(update(Person).where(Person.id == pids[0]).values(death_date=dt.date(2026, 5, 1)))
@@ -202,8 +219,8 @@ def test_moving_away_ends_the_enrolment(live_server, sync_engine, db_url, policy
 
 @pytest.mark.parametrize("case", ["not active", "unknown", "future", "before the start", "bad id", "out of scope"])
 def test_bad_input_is_refused_with_nothing_written(live_server, sync_engine, db_url, policy, case):
-    eid, hid, pids = running(sync_engine, db_url, policy, wage=1000,
-                             region=FUZHOU if case == "out of scope" else GUANGZHOU)
+    eid, _, _ = running(sync_engine, db_url, policy, wage=1000,
+                        region=FUZHOU if case == "out of scope" else GUANGZHOU)
     if case == "not active":
         with session_scope(sync_engine) as s:
             s.execute(update(Enrollment).where(Enrollment.id == eid).values(status="ENDED"))
@@ -235,7 +252,7 @@ def test_idempotent_and_racing_reviews_write_one_review(live_server, sync_engine
     # a second household reviewed by four requests at once: one review, the others find it not due any more
     eid2, hid2, pids2 = running(sync_engine, db_url, policy, wage=1000)
     add_income(sync_engine, hid2, pids2[0], "WAGE", 4000, REVIEWED)
-    steps = lambda: run(db_url, lambda s: _reviews_of(s, eid2))  # noqa: E731
+    steps = lambda: run(db_url, lambda s: _reviews_of(s, eid2))
 
     def send(_):
         r = live_server.post(OPERATION_TEXT["ConductReview"], {"input": {"enrollmentId": eid_(eid2),

@@ -5,9 +5,10 @@ the command, and are safe to re-run: a review moves the enrolment's next review 
 ends it, or starts its gradual exit), so a second run finds nothing due; a payment run pays each receiving
 enrolment once per month (set-at-a-time, two INSERT ... SELECT statements).
 
-``reviews run``: every ACTIVE enrolment whose review (复核) is due on ``--as-of`` (default today), each in its
-own transaction (one enrolment that cannot be reviewed is reported and does not undo the others), then the
-gradual exits (渐退期) that are over, set-at-a-time. ``payments run --month``: one transaction.
+``reviews run``: every ACTIVE enrolment whose review (复核) is due on ``--as-of`` (default today), set-at-a-time
+in batches of 500 (one transaction each; an enrolment that cannot be reviewed, e.g. of a program its province
+no longer enables, is reported and left as it is), then the gradual exits (渐退期) that are over,
+set-at-a-time. ``payments run --month``: one transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import time
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from aidgraph.core.access.actor import system_actor
 from aidgraph.core.access.scope import Scope
@@ -54,44 +62,56 @@ def _as_of(value: str | None) -> dt.date:
     return day
 
 
-async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=None) -> dict[str, int]:
-    """Review every enrolment due on ``on`` in ``scope``, then end the gradual exits that are over.
+async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=None, batch: int = 500
+                      ) -> dict[str, int]:
+    """Review every enrolment due on ``on`` in ``scope``, set-at-a-time in batches of ``batch`` (one transaction
+    each), then end the gradual exits that are over. Returns counts: due, kept (no change), repriced,
+    gradual_exit, ended, failed, exits_ended."""
+    from sqlalchemy import func, select
 
-    Returns counts: due, kept (no change), repriced, gradual_exit, ended, failed, exits_ended."""
     from aidgraph.core.policy.engine import PolicyEngine
-    from aidgraph.core.workflow.enrollment import conduct_review, due_reviews, end_gradual_exits
+    from aidgraph.core.storage.models import Enrollment
+    from aidgraph.core.workflow.enrollment import end_gradual_exits, review_due
 
     actor = system_actor("reviews-run")
     policy = PolicyEngine(load_settings())
     engine = make_async_engine(database_url)
     counts = {"due": 0, "kept": 0, "repriced": 0, "gradual_exit": 0, "ended": 0, "failed": 0, "exits_ended": 0}
+    failed: dict[int, str] = {}
     try:
         factory = async_session_factory(engine)
         async with factory() as session:
-            due = [(e.id, e.monthly_amount) for e in await due_reviews(session, scope, on)]
-        counts["due"] = len(due)
+            counts["due"] = (await session.execute(select(func.count()).select_from(Enrollment).where(
+                Enrollment.status == "ACTIVE", Enrollment.next_review_date <= on,
+                scope.predicate(Enrollment.region_code)))).scalar_one()
         if progress is not None:
-            progress("start", len(due))
-        for enrollment_id, amount in due:
+            progress("start", counts["due"])
+        while True:
             async with factory() as session:
                 try:
-                    reviewed = await conduct_review(session, actor, policy, enrollment_id=enrollment_id, on=on)
+                    reviewed, failures = await review_due(session, actor, policy, scope, on, batch, set(failed))
                     await session.commit()
-                except DomainError as exc:
+                except BaseException:
                     await session.rollback()
-                    counts["failed"] += 1
-                    console.print(f"[yellow]enrolment {enrollment_id} not reviewed:[/yellow] {exc}")
+                    raise
+            for e in reviewed:
+                review = (e.details or {}).get("review") or {}
+                if e.status == "GRADUAL_EXIT":
+                    counts["gradual_exit"] += 1
+                elif e.status == "ENDED":
+                    counts["ended"] += 1
+                elif review.get("previous_amount") != review.get("amount"):
+                    counts["repriced"] += 1
                 else:
-                    if reviewed.status == "GRADUAL_EXIT":
-                        counts["gradual_exit"] += 1
-                    elif reviewed.status == "ENDED":
-                        counts["ended"] += 1
-                    elif reviewed.monthly_amount != amount:
-                        counts["repriced"] += 1
-                    else:
-                        counts["kept"] += 1
+                    counts["kept"] += 1
+            for enrollment_id, why in failures.items():
+                console.print(f"[yellow]enrolment {enrollment_id} not reviewed:[/yellow] {why}")
+            failed.update(failures)
             if progress is not None:
-                progress("advance", 1)
+                progress("advance", len(reviewed) + len(failures))
+            if not reviewed and not failures:
+                break
+        counts["failed"] = len(failed)
         async with factory() as session:
             counts["exits_ended"] = await end_gradual_exits(session, actor, policy, scope, on)
             await session.commit()
