@@ -179,6 +179,16 @@ COLUMNS: dict[str, DataClass] = {
     "medical_claim.deductible_applied": HEALTH_INCOME, "medical_claim.aid_amount": HEALTH_INCOME,
     "medical_claim.secondary_aid_amount": HEALTH_INCOME, "medical_claim.out_of_pocket": HEALTH_INCOME,
     "medical_claim.reasons": HEALTH_INCOME, "medical_claim.settled_at": PERSONAL, "medical_claim.settled_by": PERSONAL,
+    # verification consent and economic verification (家庭经济状况核对授权), recovery orders (追回)
+    "referral.shared_verification_id": INTERNAL,
+    "recovery_order.amount": INCOME, "recovery_order.recovered": INCOME, "recovery_order.reason": PERSONAL,
+    "recovery_order.issued_by": PERSONAL, "recovery_order.issued_at": PERSONAL,
+    "verification_consent.signed_by_person_id": INTERNAL, "verification_consent.person_ids": INTERNAL,
+    "verification_consent.signed_on": PERSONAL, "verification_consent.valid_until": PERSONAL,
+    "verification_consent.document_ref": PERSONAL,
+    "economic_verification.authorisation_id": INTERNAL, "economic_verification.as_of": PERSONAL,
+    "economic_verification.result": INCOME_ASSETS, "economic_verification.verified_by": PERSONAL,
+    "economic_verification.verified_at": PERSONAL,
 }
 
 
@@ -277,6 +287,29 @@ FIELDS: dict[str, DataClass] = {
     "AcceptApplicationPayload.accepted": INTERNAL, "AcceptedApplication.routedTo": PUBLIC,
     "AcceptedApplication.dueDate": INTERNAL, "AcceptedApplication.documents": PERSONAL,
     "AcceptedApplication.referral": INTERNAL,
+    "EmergencyEvent.regionCode": PERSONAL, "EmergencyEvent.occurredOn": PERSONAL,
+    "EmergencyEvent.explanationDue": INTERNAL, "EmergencyEvent.explainedOn": PERSONAL,
+    "EmploymentSupport.personId": INTERNAL, "EmploymentSupport.difficultyLevel": PERSONAL,
+    "EmploymentSupport.businessRegisteredOn": PERSONAL,
+    "StudentStatus.personId": INTERNAL, "StudentStatus.stage": MINORS, "StudentStatus.schoolYear": MINORS,
+    "StudentStatus.hardshipTier": MINORS, "StudentStatus.veteranStudent": PERSONAL,
+    "Referral.sharedVerification": INTERNAL,
+    "EconomicVerificationResult.asOf": PERSONAL, "EconomicVerificationResult.members": PERSONAL,
+    "EconomicVerificationResult.monthlyIncome": INCOME, "EconomicVerificationResult.perCapitaMonthlyIncome": INCOME,
+    "EconomicVerificationResult.totalFinancialAssets": ASSETS,
+    "PublicDisclosure.villageCode": PUBLIC, "PublicDisclosure.villageName": PUBLIC,
+    "PublicDisclosure.publishedOn": PUBLIC, "PublicDisclosure.until": PUBLIC, "PublicDisclosure.lines": PERSONAL,
+    "DisclosureLine.maskedName": PERSONAL, "DisclosureLine.householdSize": PERSONAL,
+    "DisclosureLine.programKey": PUBLIC, "DisclosureLine.monthlyAmount": INCOME, "DisclosureLine.since": PERSONAL,
+    "DisclosureNoticePayload.notice": INTERNAL, "InspectionSamplePayload.sample": INTERNAL,
+    "InspectionSample.seed": INTERNAL, "InspectionSample.enrollments": INTERNAL,
+    "RecoveryOrderPayload.order": INTERNAL, "RecoveryOrder.amount": INCOME, "RecoveryOrder.recovered": INCOME,
+    "RecoveryOrder.reason": PERSONAL, "RecoveryOrder.issuedBy": PERSONAL, "RecoveryOrder.issuedAt": PERSONAL,
+    "AuthorisationPayload.authorisation": INTERNAL, "VerificationAuthorisation.signedOn": PERSONAL,
+    "VerificationAuthorisation.validUntil": PERSONAL, "VerificationAuthorisation.documentRef": PERSONAL,
+    "VerificationAuthorisation.membersCovered": PERSONAL, "VerificationPayload.verification": INTERNAL,
+    "EmergencyPayload.event": INTERNAL, "HousingNeedPayload.housingNeed": PERSONAL,
+    "EmploymentSupportPayload.employment": INTERNAL, "StudentStatusPayload.student": INTERNAL,
 }
 
 
