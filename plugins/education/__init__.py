@@ -28,6 +28,8 @@ from aidgraph.plugin import (
     yuan,
 )
 
+from aidgraph.plugins.education.graphql import StudentStatus, contribution
+
 
 __version__ = "0.1.0"
 
@@ -201,3 +203,13 @@ def aidgraph_search_fields() -> dict:
 @hookimpl
 def aidgraph_search_document(entity: str, record: dict) -> dict | None:
     return program_search_document([PROGRAM], entity, record)
+
+
+@hookimpl
+def aidgraph_graphql_fields():
+    return contribution()
+
+
+@hookimpl
+def aidgraph_graphql_types() -> list[type]:
+    return [StudentStatus]

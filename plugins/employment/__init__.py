@@ -44,6 +44,8 @@ from aidgraph.plugin import (
     yuan,
 )
 
+from aidgraph.plugins.employment.graphql import EmploymentSupport, contribution
+
 
 __version__ = "0.1.0"
 
@@ -214,3 +216,13 @@ def aidgraph_search_fields() -> dict:
 @hookimpl
 def aidgraph_search_document(entity: str, record: dict) -> dict | None:
     return program_search_document([PROGRAM], entity, record)
+
+
+@hookimpl
+def aidgraph_graphql_fields():
+    return contribution()
+
+
+@hookimpl
+def aidgraph_graphql_types() -> list[type]:
+    return [EmploymentSupport]

@@ -30,6 +30,8 @@ from aidgraph.plugin import (
     receiving_any,
 )
 
+from aidgraph.plugins.housing.graphql import contribution
+
 
 __version__ = "0.1.0"
 
@@ -115,3 +117,8 @@ def aidgraph_search_fields() -> dict:
 @hookimpl
 def aidgraph_search_document(entity: str, record: dict) -> dict | None:
     return program_search_document([PROGRAM], entity, record)
+
+
+@hookimpl
+def aidgraph_graphql_fields():
+    return contribution()

@@ -38,6 +38,7 @@ from aidgraph.plugin import (
     yuan,
 )
 from aidgraph.plugins.dibao.standard import dibao_standard, economic_verification
+from aidgraph.plugins.temporary.graphql import EmergencyEventType, contribution
 
 
 __version__ = "0.1.0"
@@ -150,3 +151,13 @@ def aidgraph_search_fields() -> dict:
 @hookimpl
 def aidgraph_search_document(entity: str, record: dict) -> dict | None:
     return program_search_document([TEMPORARY, EMERGENCY], entity, record)
+
+
+@hookimpl
+def aidgraph_graphql_fields():
+    return contribution()
+
+
+@hookimpl
+def aidgraph_graphql_types() -> list[type]:
+    return [EmergencyEventType]
