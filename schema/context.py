@@ -142,7 +142,8 @@ class Context:
 
     @property
     def categories(self) -> DataLoader[Any, Any]:
-        return self.loader("categories", lambda s, k: reads.categories_by_household(s, self.enrollment_visibility, k), list)
+        return self.loader("categories", lambda s, k: reads.categories_by_household(
+            s, self.enrollment_visibility, k, self.programs.category_programs()), list)
 
     @property
     def warning_levels(self) -> DataLoader[Any, Any]:

@@ -143,7 +143,7 @@ class Query:
         f = filter or HouseholdFilter()
         clauses = reads.household_filter_clauses(
             f.category.value if f.category else None, f.warning_level.value if f.warning_level else None,
-            f.program_key, f.name_contains)
+            f.program_key, f.name_contains, info.context.programs.category_programs())
         async with info.context.db() as session:
             rows, has_next, total = await reads.household_page(session, info.context.scope(), region_code, clauses,
                                                                n, after_id)

@@ -17,7 +17,7 @@ from aidgraph.schema.context import Info
 from aidgraph.core.storage import models
 from aidgraph.core.graph import privacy
 from aidgraph.core.graph.idnumber import age_on
-from aidgraph.core.graph.reads import aid_chain_page
+from aidgraph.core.graph.reads import aid_chain_page, region_stats
 from aidgraph.schema.relay import Connection, Edge, Node, PageInfo, decode_cursor, encode_cursor, page_size, to_global_id
 
 # The storage floor's enums are the GraphQL enums: strawberry.enum marks each class in place (and returns it),
@@ -83,10 +83,8 @@ class Region:
 
     @strawberry.field(description="Counts within this region and the caller's scope.")
     async def stats(self, info: Info) -> RegionStats:
-        from aidgraph.core.graph.reads import region_stats
-
         async with info.context.db() as session:
-            s = await region_stats(session, info.context.scope(), self.code)
+            s = await region_stats(session, info.context.scope(), self.code, info.context.programs.category_programs())
         return RegionStats(households=s.households, persons=s.persons, low_income_persons=s.low_income_persons,
                            open_alerts=s.open_alerts)
 

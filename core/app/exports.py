@@ -70,7 +70,8 @@ def export_route(components) -> Route:
         fmt = params.pop(FORMAT_PARAM, "csv")
         try:
             job = exports.prepare(actor, request.path_params["kind"], region, params, fmt,
-                                  {**components.services, "policy": components.policy_engine})
+                                  {**components.services, "policy": components.policy_engine},
+                                  category_programs=components.programs.category_programs())
         except ExportRefused as e:
             return _error(e)
         name = job.filename()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from starlette.applications import Starlette
@@ -97,7 +97,10 @@ class AidgraphGraphQL(GraphQL):
         c = self.components
         if c.session_factory is None:
             raise RuntimeError("the server has not started: no session factory")
-        context = Context(actor=request.state.actor, settings=c.settings, session_factory=c.session_factory,
+        # Every operation arrives through GraphQLEndpoint, which set the actor; only GraphiQL's page (a GET in
+        # development) is rendered without one, and it runs no resolver.
+        actor = cast(Actor, getattr(request.state, "actor", None))
+        context = Context(actor=actor, settings=c.settings, session_factory=c.session_factory,
                           programs=c.programs, policy=c.policy_engine, search=c.search, request=request,
                           response=response, services=c.services)
         request.state.graphql_context = context

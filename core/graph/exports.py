@@ -90,6 +90,8 @@ class ExportJob:
     context: MaskingContext | None = None
     rows_written: int = 0
     services: dict = field(default_factory=dict)
+    category_programs: dict[str, str] = field(default_factory=dict)
+    """Program key -> low-income category, from the deployment's program catalogue (``Program.category``)."""
 
     def watermark(self) -> list[str]:
         return [WATERMARK_MARK, f"exported by {self.actor.username} ({self.actor.display_name})",
@@ -120,7 +122,7 @@ def register(kind: ExportKind) -> ExportKind:
 
 
 def prepare(actor: Actor, kind_name: str, region_code: str | None, filters: dict[str, str], fmt: str,
-            services: dict | None = None) -> ExportJob:
+            services: dict | None = None, *, category_programs: dict[str, str]) -> ExportJob:
     """Check everything before a byte is read or written; raise :class:`ExportRefused` with the reason."""
     kind = KINDS.get(kind_name)
     if kind is None:
@@ -154,7 +156,8 @@ def prepare(actor: Actor, kind_name: str, region_code: str | None, filters: dict
     if not read.contains(region_code):
         raise ExportRefused(f"region {region_code} is outside your data scope", 403, "FORBIDDEN", "regionCode")
     return ExportJob(kind=kind, actor=actor, region_code=region_code, filters=dict(filters), fmt=fmt,
-                     scope=read.narrow(region_code), context=MaskingContext(actor), services=services or {})
+                     scope=read.narrow(region_code), context=MaskingContext(actor), services=services or {},
+                     category_programs=category_programs)
 
 
 # --- encoders ---------------------------------------------------------------------------------------------
@@ -268,7 +271,8 @@ def _record(session, job: ExportJob, action: str, disclosed: dict[str, int]) -> 
 
 async def _household_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
     clauses = reads.household_filter_clauses(job.filters.get("category"), job.filters.get("warningLevel"),
-                                             job.filters.get("programKey"), job.filters.get("nameContains"))
+                                             job.filters.get("programKey"), job.filters.get("nameContains"),
+                                             job.category_programs)
     where = [job.scope.predicate(Household.region_code), *clauses]
     enrollment_visible = job.actor.scope("read", "enrollment").predicate(Enrollment.region_code)
     after = 0
@@ -281,7 +285,7 @@ async def _household_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
         ids = [h.id for h, _ in rows]
         heads = await reads.heads_by_household(session, job.scope, ids)
         counts = await reads.member_counts(session, job.scope, ids)
-        categories = await reads.categories_by_household(session, enrollment_visible, ids)
+        categories = await reads.categories_by_household(session, enrollment_visible, ids, job.category_programs)
         levels = await reads.warning_levels_by_household(session, job.actor.scope("read", "alert"), ids)
         page = []
         for h, region_name in rows:
@@ -359,7 +363,8 @@ async def count_rows(session, job: ExportJob) -> int | None:
     """How many rows an export will have, where one query says so (for progress bars); None otherwise."""
     if job.kind is HOUSEHOLDS:
         clauses = reads.household_filter_clauses(job.filters.get("category"), job.filters.get("warningLevel"),
-                                                 job.filters.get("programKey"), job.filters.get("nameContains"))
+                                                 job.filters.get("programKey"), job.filters.get("nameContains"),
+                                                 job.category_programs)
         return (await session.execute(select(func.count()).select_from(Household)
                                       .where(job.scope.predicate(Household.region_code), *clauses))).scalar_one()
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
@@ -34,15 +35,10 @@ from aidgraph.core.access.scope import Scope
 
 OPEN_ALERT_STATUSES = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
 RECEIVING = tuple(s.value for s in RECEIVING_ENROLLMENT_STATUSES)
-CATEGORY_PROGRAMS = {
-    "dibao": LowIncomeCategory.DIBAO.value,
-    "tekun": LowIncomeCategory.TEKUN.value,
-    "dibao_edge": LowIncomeCategory.DIBAO_EDGE.value,
-    "expenditure_hardship": LowIncomeCategory.EXPENDITURE_HARDSHIP.value,
-    "relapse_monitoring": LowIncomeCategory.RELAPSE_MONITORING.value,
-}
-"""Programs whose receiving enrolment puts a household in a low-income category (低收入人口类别)."""
-PROGRAMS_BY_CATEGORY = {v: k for k, v in CATEGORY_PROGRAMS.items()}
+CategoryPrograms = Mapping[str, str]
+"""Program key -> low-income category (低收入人口类别) its receiving enrolment puts a household in. Callers pass
+the deployment's catalogue (``ProgramCatalogue.category_programs()``, from each plugin's ``Program.category``):
+the graph floor holds no copy of that policy fact."""
 LEVEL_SEVERITY = {  # higher is more severe, whichever subset a province uses
     WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2, WarningLevel.YELLOW.value: 3,
     WarningLevel.ORANGE.value: 4, WarningLevel.RED.value: 5,
@@ -144,19 +140,20 @@ async def households_of_persons(session: AsyncSession, scope: Scope, person_ids:
     return result
 
 
-async def categories_by_household(session: AsyncSession, visible, ids: list[int]) -> dict[int, list[str]]:
+async def categories_by_household(session: AsyncSession, visible: ColumnElement[bool], ids: list[int],
+                                  category_programs: CategoryPrograms) -> dict[int, list[str]]:
     """Low-income categories that apply now: a receiving enrolment in the category's program.
 
     ``visible`` is the request's enrolment predicate (see :func:`aidgraph.core.access.authz.enrollment_read_predicate`)."""
     rows = await session.execute(
         select(Enrollment.household_id, Enrollment.program_key)
         .where(Enrollment.household_id.in_(ids), Enrollment.status.in_(RECEIVING),
-               Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)), visible)
+               Enrollment.program_key.in_(list(category_programs)), visible)
         .distinct()
     )
     result: dict[int, list[str]] = defaultdict(list)
     for hid, key in rows.all():
-        cat = CATEGORY_PROGRAMS[key]
+        cat = category_programs[key]
         if cat not in result[hid]:
             result[hid].append(cat)
     order = list(LowIncomeCategory.__members__)
@@ -225,17 +222,18 @@ async def aid_chain_page(session: AsyncSession, scope: Scope, household_id: int,
 
 
 def household_filter_clauses(category: str | None, warning_level: str | None, program_key: str | None,
-                             name_contains: str | None) -> list:
+                             name_contains: str | None, category_programs: CategoryPrograms
+                             ) -> list[ColumnElement[bool]]:
     """SQL clauses for the contract's HouseholdFilter (all of them set-based, no per-row work)."""
     clauses: list[ColumnElement[bool]] = []
     if category is not None:
-        key = PROGRAMS_BY_CATEGORY.get(category)
-        if key is None:  # OTHER: a receiving enrolment in a program that puts a household in no named category
+        keys = [k for k, c in category_programs.items() if c == category]
+        if category == LowIncomeCategory.OTHER.value:  # receiving in a program that names no category
             clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
-                                          Enrollment.program_key.not_in(list(CATEGORY_PROGRAMS))))
+                                          Enrollment.program_key.not_in(list(category_programs))))
         else:
             clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
-                                          Enrollment.program_key == key))
+                                          Enrollment.program_key.in_(keys)))
     if program_key is not None:
         clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
                                       Enrollment.program_key == program_key))
@@ -273,7 +271,8 @@ class RegionStats:
     open_alerts: int
 
 
-async def region_stats(session: AsyncSession, scope: Scope, code: str) -> RegionStats:
+async def region_stats(session: AsyncSession, scope: Scope, code: str,
+                       category_programs: CategoryPrograms) -> RegionStats:
     narrowed = scope.narrow(code)
     households = (await session.execute(
         select(func.count()).select_from(Household).where(narrowed.predicate(Household.region_code)))).scalar_one()
@@ -281,7 +280,7 @@ async def region_stats(session: AsyncSession, scope: Scope, code: str) -> Region
         select(func.count()).select_from(Membership).join(Household, Household.id == Membership.household_id)
         .where(narrowed.predicate(Household.region_code), valid_on(Membership)))).scalar_one()
     receiving = select(Enrollment.household_id).where(
-        Enrollment.status.in_(RECEIVING), Enrollment.program_key.in_(list(CATEGORY_PROGRAMS)),
+        Enrollment.status.in_(RECEIVING), Enrollment.program_key.in_(list(category_programs)),
         narrowed.predicate(Enrollment.region_code))
     low_income = (await session.execute(
         select(func.count()).select_from(Membership).join(Household, Household.id == Membership.household_id)

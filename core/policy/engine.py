@@ -612,7 +612,8 @@ class PolicyEngine:
             policy = self.province(code)
             catalogue.enabled[code] = list(policy.programs)
             for key, program in policy.programs.items():
-                catalogue.programs.setdefault(key, ProgramInfo(key=key, name=program.name, domain=program.domain))
+                catalogue.programs.setdefault(key, ProgramInfo(key=key, name=program.name, domain=program.domain,
+                                                               category=program.category))
         return catalogue
 
     async def evaluate(self, session: AsyncSession, *, on: dt.date | None = None, region_code: str | None = None,

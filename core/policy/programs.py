@@ -16,6 +16,9 @@ class ProgramInfo:
     domain: str
     province_code: str | None = None
     """The province whose configuration this entry describes (None: not tied to one province)."""
+    category: str | None = None
+    """The low-income category (``LowIncomeCategory``) a receiving enrolment puts the household in: the
+    plugin's ``Program.category``, the one source of this fact for the read side too."""
 
 
 @dataclass
@@ -31,8 +34,12 @@ class ProgramCatalogue:
             # An enrolment can outlive the plugin that created it; show its key rather than hide the record.
             return ProgramInfo(key=key, name=key, domain="unregistered", province_code=province_code)
         if province_code and info.province_code != province_code:
-            return ProgramInfo(info.key, info.name, info.domain, province_code)
+            return ProgramInfo(info.key, info.name, info.domain, province_code, info.category)
         return info
+
+    def category_programs(self) -> dict[str, str]:
+        """Program key -> low-income category, for the programs that put a household in one."""
+        return {key: info.category for key, info in self.programs.items() if info.category is not None}
 
     def for_province(self, province_code: str) -> list[ProgramInfo]:
         return [self.get(k, province_code) for k in self.enabled.get(province_code, [])]

@@ -39,6 +39,7 @@ from aidgraph.plugin import (
     audit,
     authz,
     not_found,
+    valid_on,
 )
 
 
@@ -299,8 +300,7 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
             return await session.get(MedicalClaim, previous.result["claim_id"])
     person = await session.get(Person, claim.person_id)
     membership = (await session.execute(select(Membership).where(
-        Membership.person_id == claim.person_id, Membership.valid_from <= claim.admission_date,
-        or_(Membership.valid_to.is_(None), Membership.valid_to > claim.admission_date)))).scalars().first()
+        Membership.person_id == claim.person_id, valid_on(Membership, claim.admission_date)))).scalars().first()
     region = person.region_code if person is not None else None
     if person is None or region is None or not actor.may("read", region, "person"):
         raise not_found("person", "personId")

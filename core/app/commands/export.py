@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TransferSpeedColumn
 
+from aidgraph.core.policy.engine import default_engine
 from aidgraph.core.storage.config import load_settings
 
 console = Console()
@@ -62,7 +63,9 @@ def export_command(
         engine.dispose()
     authorizer_for(settings.database_url).bind(actor)
     try:
-        job = exports.prepare(actor, kind, region, params, fmt)
+        policy = default_engine(settings)
+        job = exports.prepare(actor, kind, region, params, fmt, {"policy": policy},
+                              category_programs=policy.catalogue().category_programs())
     except exports.ExportRefused as e:
         err.print(f"[red]refused ({e.status}):[/red] {e}", highlight=False)
         raise typer.Exit(1)
