@@ -135,9 +135,13 @@ def tiers_out_of_range(c: RuleContext) -> pl.Expr:
 
 
 def _students(c: RuleContext):
+    """GD-2021 §9: education aid at every stage, pre-school to higher education (GD-2024: to postgraduate), by fee
+    waivers, grants, work-study or teaching at home; a grant amount only where the province configures one."""
     stages = list(c.p("education.grants"))
-    n = count_members(member("student_stage").is_in(stages))
-    return n > 0, fmt("{} student(s) in stages with grants ({})", n, c.cite("education.grants"))
+    n = count_members(member("student_stage").is_in(list(STAGES)))
+    without = count_members(member("student_stage").is_in([s for s in STAGES if s not in stages]))
+    return n > 0, fmt("{} student(s) from pre-school to postgraduate; {} in a stage without a configured grant amount "
+                      "(aid by fee waivers and services there; grants: {})", n, without, c.cite("education.grants"))
 
 
 def loan_ceilings(c: RuleContext) -> pl.Expr:

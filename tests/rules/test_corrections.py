@@ -307,3 +307,27 @@ def test_gansu_entrepreneurship_subsidy_after_a_year_and_loan_offers(engine):
     assert not evaluate(engine, "62", household_frame(owner, LANZHOU), "employment")["eligible"]
     assert evaluate(engine, "44", household_frame(owner, SHANTOU, receiving=["dibao_edge"]), "employment")[
         "one_off_amount"] is None
+
+
+@pytest.mark.parametrize("stage", ["PRESCHOOL", "COMPULSORY", "HIGH_SCHOOL", "VOCATIONAL", "UNDERGRADUATE",
+                                   "POSTGRADUATE"])
+@pytest.mark.parametrize("category", ["dibao", "tekun"])
+def test_education_aid_at_every_stage_for_dibao_and_tekun_students(engine, stage, category):
+    # GD-2021 对在学前教育、义务教育、高中阶段教育（含中等职业教育）和普通高等教育…就学的低保、特困等家庭学生
+    child = [{}, {"relation_to_head": "CHILD", "age": 10, "student_stage": stage}]
+    result = evaluate(engine, "44", household_frame(child, SHANTOU, receiving=[category]), "education")
+    assert result["eligible"] and "1 student(s) from pre-school to postgraduate" in text(result)
+    configured = stage in ("UNDERGRADUATE", "POSTGRADUATE")  # GD-2024 gives amounts for higher education only
+    assert (f"0 in a stage without a configured grant amount" in text(result)) == configured
+
+
+@pytest.mark.parametrize("kind", ["SUDDEN_EVENT", "ACCIDENT", "MAJOR_ILLNESS", "EPIDEMIC", "DISASTER", "OTHER"])
+def test_every_emergency_kind_of_the_sources_makes_emergency_aid_eligible(engine, kind):
+    # GD-2021 突发事件、意外伤害、重大疾病、传染病疫情…或其他特殊原因; GD-2022 因疫因灾
+    event = [{"kind": kind, "occurred_on": dt.date(2025, 5, 1)}]
+    assert evaluate(engine, "44", household_frame([{}], SHANTOU, emergencies=event), "temporary_emergency")["eligible"]
+    old = [{"kind": kind, "occurred_on": dt.date(2025, 2, 28)}]  # more than 3 months before (illustrative window)
+    assert not evaluate(engine, "44", household_frame([{}], SHANTOU, emergencies=old), "temporary_emergency")["eligible"]
+    assert not evaluate(engine, "44", household_frame([{}], SHANTOU, emergencies=[{"kind": "UNKNOWN", "occurred_on":
+                                                                                  dt.date(2025, 5, 1)}]),
+                        "temporary_emergency")["eligible"]
