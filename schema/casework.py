@@ -20,7 +20,15 @@ from strawberry.types import Info
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import not_found
-from aidgraph.core.workflow import casework, leads, statistics, temporary_aid, transparency, verification
+from aidgraph.core.workflow import (
+    casework,
+    leads,
+    services,
+    statistics,
+    temporary_aid,
+    transparency,
+    verification,
+)
 from aidgraph.core.workflow.defaults import LEAD_OBJECT, REFERRAL_OBJECT, RESERVE_FUND_OBJECT
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
@@ -1029,12 +1037,223 @@ class _VerificationMutation:
         return ReferralPayload(referral=Referral.from_row(row) if row else None, errors=errors)
 
 
+
+# --- service-type assistance and charity ---------------------------------------------------------------------
+
+
+@strawberry.type(description="A service provider: social-work organisation or purchased service project.")
+class ServiceProvider(Node):
+    name: str
+    kind: str
+    region_code: str
+    budget: float | None
+    period_start: dt.date | None
+    period_end: dt.date | None
+
+    @classmethod
+    def from_row(cls, row: models.ServiceProvider) -> "ServiceProvider":
+        return cls(id=to_global_id("ServiceProvider", row.id), name=row.name, kind=row.kind,
+                   region_code=row.region_code, budget=float(row.budget) if row.budget is not None else None,
+                   period_start=row.period_start, period_end=row.period_end)
+
+
+@strawberry.type(description="A service order (服务类救助) with its status and visits.")
+class ServiceOrder(Node):
+    service: str
+    status: str
+    visits: int
+    last_visit_on: dt.date | None
+    _household_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.ServiceOrder) -> "ServiceOrder":
+        return cls(id=to_global_id("ServiceOrder", row.id), service=row.service, status=row.status, visits=row.visits,
+                   last_visit_on=row.last_visit_on, _household_id=row.household_id)
+
+    @strawberry.field
+    async def household(self, info: Info) -> Household | None:
+        return await _household(info, self._household_id)
+
+
+@strawberry.type(description="A charity resource (慈善救助): money or a service of a foundation's project.")
+class CharityResource(Node):
+    organisation: str
+    project: str
+    kind: str
+    amount: float | None
+    remaining: float | None
+
+    @classmethod
+    def from_row(cls, row: models.CharityResource) -> "CharityResource":
+        return cls(id=to_global_id("CharityResource", row.id), organisation=row.organisation, project=row.project,
+                   kind=row.kind, amount=float(row.amount) if row.amount is not None else None,
+                   remaining=float(row.remaining) if row.remaining is not None else None)
+
+
+@strawberry.input
+class ServiceProviderInput:
+    region_code: str
+    name: str
+    kind: str
+    budget: float | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+
+
+@strawberry.input
+class OrderServiceInput:
+    household_id: strawberry.ID
+    service: str
+    provider_id: strawberry.ID
+    person_id: strawberry.ID | None = None
+    note: str | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class CharityResourceInput:
+    region_code: str
+    organisation: str
+    project: str
+    kind: str
+    amount: float | None = None
+
+
+@strawberry.input
+class MatchCharityInput:
+    resource_id: strawberry.ID
+    household_id: strawberry.ID
+    amount: float | None = None
+    note: str | None = None
+
+
 @strawberry.type
-class Query(_CaseworkQuery, _StatisticsQuery, _TransparencyQuery):
+class ServiceProviderPayload:
+    provider: ServiceProvider | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class ServiceOrderPayload:
+    order: ServiceOrder | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class CharityPayload:
+    resource: CharityResource | None
+    errors: list[UserError]
+
+
+async def _provider_payload(info, key, errors):
+    row = await _load(info, models.ServiceProvider, key) if key else None
+    return ServiceProviderPayload(provider=ServiceProvider.from_row(row) if row else None, errors=errors)
+
+
+async def _order_payload(info, key, errors):
+    row = await _load(info, models.ServiceOrder, key) if key else None
+    return ServiceOrderPayload(order=ServiceOrder.from_row(row) if row else None, errors=errors)
+
+
+async def _charity_payload(info, key, errors):
+    row = await _load(info, models.CharityResource, key) if key else None
+    if row is not None:
+        async with info.context.db() as session:
+            await session.refresh(row)
+    return CharityPayload(resource=CharityResource.from_row(row) if row else None, errors=errors)
+
+
+@strawberry.type
+class _ServicesQuery:
+    @strawberry.field(description="Service orders under a region in the caller's scope, newest first.")
+    async def service_orders(self, info: Info, region_code: str, status: str | None = None,
+                             first: int | None = None, after: str | None = None) -> Connection[ServiceOrder]:
+        n = page_size(first)
+        after_id = _after(after)
+        scope = info.context.actor.scope("read", "service").narrow(region_code)
+        where = [scope.predicate(models.ServiceOrder.region_code)]
+        if status:
+            where.append(models.ServiceOrder.status == status)
+        stmt = select(models.ServiceOrder).where(*where)
+        if after_id is not None:
+            stmt = stmt.where(models.ServiceOrder.id < after_id)
+        async with info.context.db() as session:
+            total = (await session.execute(select(func.count()).select_from(models.ServiceOrder).where(*where))
+                     ).scalar_one()
+            rows = list((await session.execute(stmt.order_by(models.ServiceOrder.id.desc()).limit(n + 1))).scalars())
+        return _page(rows, n, total, ServiceOrder.from_row)
+
+
+@strawberry.type
+class _ServicesMutation:
+    @strawberry.mutation(description="Register a service provider or purchased service project.")
+    async def add_service_provider(self, info: Info, input: ServiceProviderInput) -> ServiceProviderPayload:
+        async def work(session):
+            return (await services.add_provider(session, info.context.actor, region_code=input.region_code,
+                                                name=input.name, kind=input.kind, budget=input.budget,
+                                                period_start=input.period_start, period_end=input.period_end)).id
+
+        return await _provider_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="Order a service the province enables for a household or member.")
+    async def order_service(self, info: Info, input: OrderServiceInput) -> ServiceOrderPayload:
+        async def work(session):
+            return (await services.order_service(
+                session, info.context.actor, policy_engine(info),
+                household_id=_required_id(input.household_id, "Household", "householdId"), service=input.service,
+                provider_id=db_id(input.provider_id, "ServiceProvider"),
+                person_id=_required_id(input.person_id, "Person", "personId") if input.person_id else None,
+                note=input.note, idempotency_key=input.idempotency_key)).id
+
+        return await _order_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="Record a service visit (the first moves the order to IN_PROGRESS).")
+    async def record_service_visit(self, info: Info, order_id: strawberry.ID, note: str,
+                                   visited_on: dt.date | None = None) -> ServiceOrderPayload:
+        async def work(session):
+            return (await services.record_service_visit(session, info.context.actor,
+                                                        order_id=db_id(order_id, "ServiceOrder"), note=note,
+                                                        visited_on=visited_on)).id
+
+        return await _order_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="Close a service order: DONE (after a visit) or CANCELLED.")
+    async def close_service_order(self, info: Info, order_id: strawberry.ID, status: str,
+                                  note: str | None = None) -> ServiceOrderPayload:
+        async def work(session):
+            return (await services.close_service_order(session, info.context.actor,
+                                                       order_id=db_id(order_id, "ServiceOrder"), status=status,
+                                                       note=note)).id
+
+        return await _order_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="Register a charity resource (money or a service).")
+    async def add_charity_resource(self, info: Info, input: CharityResourceInput) -> CharityPayload:
+        async def work(session):
+            return (await services.add_charity_resource(session, info.context.actor, region_code=input.region_code,
+                                                        organisation=input.organisation, project=input.project,
+                                                        kind=input.kind, amount=input.amount)).id
+
+        return await _charity_payload(info, *(await run_mutation(info, work)))
+
+    @strawberry.mutation(description="Match a charity resource to a household (money drawn down, never below zero).")
+    async def match_charity(self, info: Info, input: MatchCharityInput) -> CharityPayload:
+        async def work(session):
+            match = await services.match_charity(
+                session, info.context.actor, resource_id=db_id(input.resource_id, "CharityResource"),
+                household_id=_required_id(input.household_id, "Household", "householdId"), amount=input.amount,
+                note=input.note)
+            return match.resource_id
+
+        return await _charity_payload(info, *(await run_mutation(info, work)))
+
+
+@strawberry.type
+class Query(_CaseworkQuery, _StatisticsQuery, _TransparencyQuery, _ServicesQuery):
     """The casework queries, one root piece."""
 
 
 @strawberry.type
 class Mutation(_CaseworkMutation, _OneWindow, _StatisticsMutation, _TransparencyMutation,
-               _VerificationMutation):
+               _VerificationMutation, _ServicesMutation):
     """The casework mutations, one root piece."""

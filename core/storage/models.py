@@ -1070,3 +1070,90 @@ class EconomicVerification(Base):
     result: Mapped[dict] = mapped_column(JSON)
     verified_by: Mapped[str] = mapped_column(String(64))
     verified_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+class ServiceProvider(Base):
+    """A provider of service-type assistance (服务类社会救助; GD-2021 §19-21, FJ-2021): a social-work organisation
+    or a purchased service project (政府购买社会救助服务) with its budget and period."""
+
+    __tablename__ = "service_provider"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    budget: Mapped[Decimal | None] = mapped_column(Money)
+    period_start: Mapped[dt.date | None] = mapped_column(Date)
+    period_end: Mapped[dt.date | None] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('SOCIAL_WORK_ORG', 'PURCHASED_PROJECT', 'OTHER')", name="kind_enum"),
+        CheckConstraint("period_end IS NULL OR period_start IS NULL OR period_end >= period_start",
+                        name="valid_period"),
+    )
+
+
+class ServiceOrder(Base):
+    """A service order (照料护理, 康复训练, 心理疏导, 个案管理, 送教上门 ...) for a household or one member, with a
+    provider, a status and the visits made."""
+
+    __tablename__ = "service_order"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    region_code: Mapped[str] = mapped_column(String(12))
+    service: Mapped[str] = mapped_column(String(40))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("service_provider.id"))
+    status: Mapped[str] = mapped_column(String(12))
+    visits: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_visit_on: Mapped[dt.date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('OPEN', 'IN_PROGRESS', 'DONE', 'CANCELLED')", name="status_enum"),
+        Index("ix_service_order_region_status", "region_code", "status"),
+    )
+
+
+class CharityResource(Base):
+    """A charity resource (慈善救助; GD-2021 §18, FJ-2021 "福建慈善手拉手"): a foundation's project giving money
+    or a service, linked to households the rules leave short."""
+
+    __tablename__ = "charity_resource"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    organisation: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    remaining: Mapped[Decimal | None] = mapped_column(Money)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('MONEY', 'SERVICE')", name="kind_enum"),
+        CheckConstraint("remaining IS NULL OR remaining >= 0", name="remaining_not_negative"),
+    )
+
+
+class CharityMatch(Base):
+    """A charity resource matched to a household (in its aid chain)."""
+
+    __tablename__ = "charity_match"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("charity_resource.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    note: Mapped[str | None] = mapped_column(Text)
+    matched_by: Mapped[str] = mapped_column(String(64))
+    matched_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)

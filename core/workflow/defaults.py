@@ -24,6 +24,11 @@ PLUGIN_NAME = "core.workflow"
 REFERRAL_OBJECT = "referral"
 LEAD_OBJECT = "lead"
 RESERVE_FUND_OBJECT = "reserve_fund"
+SERVICE_OBJECT = "service"
+CHARITY_OBJECT = "charity"
+SERVICES = ("elderly_care", "disability_care", "rehabilitation", "counselling", "case_management", "home_education")
+"""Service-type assistance the sources name (GD-2021 §2 照料护理、康复训练、心理疏导; §19 社会工作; GD-2024 失能老年人
+生活照护; 送教上门): the keys ``workflow.service_programs`` may enable."""
 
 
 @hookimpl
@@ -53,6 +58,8 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "双随机: cases drawn per county for re-verification when the inspector names no size", minimum=1),
         ParamSpec("workflow.authorisation_valid_days", "integer",
                   "一证一书: days a signed verification authorisation stays valid", unit="days", minimum=1),
+        ParamSpec("workflow.service_programs", "list",
+                  "物质+服务: service-type assistance the province enables", regional=True, choices=SERVICES),
     ]
 
 
@@ -61,4 +68,6 @@ def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
     return [(OBJECT, ["read", "apply", "review", "approve", "disburse"]),
             (REFERRAL_OBJECT, ["read", "create", "update", "export"]),
             (LEAD_OBJECT, ["read", "create", "update"]),
-            (RESERVE_FUND_OBJECT, ["read", "create", "disburse"])]
+            (RESERVE_FUND_OBJECT, ["read", "create", "disburse"]),
+            (SERVICE_OBJECT, ["read", "create", "update"]),
+            (CHARITY_OBJECT, ["read", "create", "update"])]

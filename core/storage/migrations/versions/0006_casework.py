@@ -1,8 +1,9 @@
 """Casework (issue 13): referrals across departments with due dates, leads reported by people, visits, and the
 temporary-aid mechanics (township reserve funds and their ledger, one approval per case, scheduled stages).
 
-Ten new tables (recovery orders against payments; the verification authorisation 一证一书 and the
-verifications run under it), nothing existing changes.
+Fourteen new tables (also recovery orders against payments; the verification authorisation 一证一书 and
+the verifications run under it; service providers and orders; charity resources and matches), nothing existing
+changes.
 
 Revision ID: 0006
 Revises: 0005
@@ -203,8 +204,79 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_economic_verification_household_id'), 'economic_verification', ['household_id'], unique=False)
 
+    op.create_table('charity_resource',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('region_code', sa.String(length=12), nullable=False),
+    sa.Column('organisation', sa.String(length=200), nullable=False),
+    sa.Column('project', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('remaining', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('created_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("kind IN ('MONEY', 'SERVICE')", name=op.f('ck_charity_resource_kind_enum')),
+    sa.CheckConstraint('remaining IS NULL OR remaining >= 0', name=op.f('ck_charity_resource_remaining_not_negative')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_charity_resource'))
+    )
+    op.create_table('service_provider',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('region_code', sa.String(length=12), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('budget', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('period_start', sa.Date(), nullable=True),
+    sa.Column('period_end', sa.Date(), nullable=True),
+    sa.Column('created_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("kind IN ('SOCIAL_WORK_ORG', 'PURCHASED_PROJECT', 'OTHER')", name=op.f('ck_service_provider_kind_enum')),
+    sa.CheckConstraint('period_end IS NULL OR period_start IS NULL OR period_end >= period_start', name=op.f('ck_service_provider_valid_period')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_provider'))
+    )
+    op.create_table('charity_match',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('resource_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('region_code', sa.String(length=12), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('matched_by', sa.String(length=64), nullable=False),
+    sa.Column('matched_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_charity_match_household_id_household'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['resource_id'], ['charity_resource.id'], name=op.f('fk_charity_match_resource_id_charity_resource'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_charity_match'))
+    )
+    op.create_index(op.f('ix_charity_match_household_id'), 'charity_match', ['household_id'], unique=False)
+    op.create_index(op.f('ix_charity_match_resource_id'), 'charity_match', ['resource_id'], unique=False)
+    op.create_table('service_order',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('region_code', sa.String(length=12), nullable=False),
+    sa.Column('service', sa.String(length=40), nullable=False),
+    sa.Column('provider_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('visits', sa.Integer(), server_default=sa.text('0'), nullable=False),
+    sa.Column('last_visit_on', sa.Date(), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('closed_at', sa.DateTime(), nullable=True),
+    sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
+    sa.CheckConstraint("status IN ('OPEN', 'IN_PROGRESS', 'DONE', 'CANCELLED')", name=op.f('ck_service_order_status_enum')),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_service_order_household_id_household'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_service_order_person_id_person'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['provider_id'], ['service_provider.id'], name=op.f('fk_service_order_provider_id_service_provider')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_order'))
+    )
+    op.create_index(op.f('ix_service_order_household_id'), 'service_order', ['household_id'], unique=False)
+    op.create_index('ix_service_order_region_status', 'service_order', ['region_code', 'status'], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table('charity_match')
+    op.drop_table('charity_resource')
+    op.drop_table('service_order')
+    op.drop_table('service_provider')
     op.drop_table('economic_verification')
     op.drop_table('verification_consent')
     op.drop_table('recovery_order')
