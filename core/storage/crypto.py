@@ -1,0 +1,207 @@
+"""Encryption of personal data at rest (PIPL Art. 51: 采取相应的加密、去标识化等安全技术措施): the building blocks.
+
+An authenticated cipher, chosen by setting (``AIDGRAPH_DATA_CIPHER``): ``AES-256-GCM`` or ``SM4-GCM`` (the
+national standard GB/T 32907, where a province requires it), both from the maintained ``cryptography`` library
+(OpenSSL). A stored value is ``v1:<key id>:<cipher>:<base64 nonce+ciphertext+tag>``, so values written under an
+older key stay readable after rotation and a rotation can resume where it stopped. The associated data binds a
+value to its column (``person.id_number``), so a ciphertext copied into another column does not decrypt.
+
+Exact lookup and uniqueness use a keyed blind index (HMAC-SHA256 under a key derived with HKDF from the index
+key, never the data key), so equal ID numbers have equal indexes without the database learning the number.
+
+Keys never live in the database or the repository: ``AIDGRAPH_DATA_KEY`` (one key, base64 or hex, 32 bytes) or
+``AIDGRAPH_DATA_KEY_FILE`` (one ``<id>:<base64 key>`` per line; the last line is the current key, the first the
+index key; older lines decrypt what they wrote). Production refuses to start without one, or with a short one;
+development generates a key file in the state directory (outside the checkout) on first use.
+
+Status: these primitives and their tests exist; the person table does not use them yet (see the issue's report).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+CIPHERS = ("AES-256-GCM", "SM4-GCM")
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+FORMAT = "v1"
+
+
+class DataKeyError(RuntimeError):
+    """A data key is missing, short or malformed; or a value names a key this deployment does not have."""
+
+
+class Undecryptable(ValueError):
+    """A stored value failed authentication (changed, moved to another column, or the wrong key)."""
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    text = text.strip()
+    for decode in (lambda t: bytes.fromhex(t), lambda t: base64.b64decode(t, validate=True)):
+        try:
+            key = decode(text)
+        except (ValueError, binascii.Error):
+            continue
+        if len(key) < KEY_BYTES:
+            raise DataKeyError(f"{where}: the data key has {len(key)} bytes; at least {KEY_BYTES} are required")
+        return key
+    raise DataKeyError(f"{where}: the data key is neither hex nor base64")
+
+
+@functools.lru_cache(maxsize=64)
+def _derive(key: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
+
+
+@dataclass(frozen=True)
+class Keyring:
+    keys: Mapping[str, bytes]  # id -> 32-byte master key
+    current: str
+    index_key_id: str
+    cipher: str = "AES-256-GCM"
+
+    def __post_init__(self) -> None:
+        if self.cipher not in CIPHERS:
+            raise DataKeyError(f"AIDGRAPH_DATA_CIPHER must be one of {', '.join(CIPHERS)}, not {self.cipher!r}")
+
+    # --- values ---------------------------------------------------------------------------------------
+
+    def _cipher_key(self, key_id: str, cipher: str) -> bytes:
+        master = self.keys.get(key_id)
+        if master is None:
+            raise DataKeyError(f"no data key {key_id!r} in this deployment's keyring")
+        return _derive(master, f"aidgraph data {cipher}".encode(), 32 if cipher == "AES-256-GCM" else 16)
+
+    def encrypt(self, plaintext: str, column: str) -> str:
+        key = self._cipher_key(self.current, self.cipher)
+        nonce = os.urandom(NONCE_BYTES)
+        aad = column.encode()
+        data = plaintext.encode("utf-8")
+        if self.cipher == "AES-256-GCM":
+            sealed = AESGCM(key).encrypt(nonce, data, aad)
+        else:
+            enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+            enc.authenticate_additional_data(aad)
+            sealed = enc.update(data) + enc.finalize() + enc.tag
+        return f"{FORMAT}:{self.current}:{self.cipher}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, stored: str, column: str) -> str:
+        try:
+            version, key_id, cipher, body = stored.split(":", 3)
+        except ValueError:
+            raise Undecryptable("not an encrypted value") from None
+        if version != FORMAT or cipher not in CIPHERS:
+            raise Undecryptable(f"unknown format {version}:{cipher}")
+        raw = base64.b64decode(body)
+        nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+        key = self._cipher_key(key_id, cipher)
+        aad = column.encode()
+        try:
+            if cipher == "AES-256-GCM":
+                data = AESGCM(key).decrypt(nonce, sealed, aad)
+            else:
+                dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, sealed[-TAG_BYTES:])).decryptor()
+                dec.authenticate_additional_data(aad)
+                data = dec.update(sealed[:-TAG_BYTES]) + dec.finalize()
+        except InvalidTag:
+            raise Undecryptable(f"a {column} value failed authentication") from None
+        return data.decode("utf-8")
+
+    def key_id_of(self, stored: str) -> str:
+        return stored.split(":", 2)[1]
+
+    def needs_rotation(self, stored: str) -> bool:
+        """Was this value written under another key or cipher than the current ones?"""
+        _, key_id, cipher, _ = stored.split(":", 3)
+        return key_id != self.current or cipher != self.cipher
+
+    def reencrypt(self, stored: str, column: str) -> str:
+        return self.encrypt(self.decrypt(stored, column), column) if self.needs_rotation(stored) else stored
+
+    # --- blind index ----------------------------------------------------------------------------------
+
+    def blind_indexer(self, column: str):
+        """:meth:`blind_index` for one column as a function, its key derived once (the feed import's hot path)."""
+        key = _derive(self.keys[self.index_key_id], f"aidgraph blind index {column}".encode(), 32)
+        digest = hmac.digest
+
+        def index(value: str) -> str:
+            return digest(key, value.strip().upper().encode("utf-8"), "sha256").hex()
+
+        return index
+
+    def blind_index(self, value: str, column: str) -> str:
+        """HMAC-SHA256 of the normalised value under a key derived from the index key (stable across data-key
+        rotations): equal values, equal indexes; nothing else learnt."""
+        key = _derive(self.keys[self.index_key_id], f"aidgraph blind index {column}".encode(), 32)
+        return hmac.digest(key, value.strip().upper().encode("utf-8"), "sha256").hex()
+
+
+def load_keyring(environ: Mapping[str, str] | None = None, *, production: bool = False,
+                 state_dir: Path | None = None) -> Keyring:
+    """The deployment's keyring from ``AIDGRAPH_DATA_KEY`` or ``AIDGRAPH_DATA_KEY_FILE``.
+
+    Production without either (or with a short key) raises :class:`DataKeyError`. Development without either
+    generates ``<state_dir>/data.key`` (mode 0600) on first use and reads it afterwards.
+    """
+    env = os.environ if environ is None else environ
+    cipher = env.get("AIDGRAPH_DATA_CIPHER", "AES-256-GCM").strip().upper()
+    if env.get("AIDGRAPH_DATA_KEY"):
+        key = _decode_key(env["AIDGRAPH_DATA_KEY"], "AIDGRAPH_DATA_KEY")
+        return Keyring({"k1": key}, "k1", "k1", cipher)
+    path = Path(env["AIDGRAPH_DATA_KEY_FILE"]) if env.get("AIDGRAPH_DATA_KEY_FILE") else None
+    if path is None:
+        if production:
+            raise DataKeyError("production needs AIDGRAPH_DATA_KEY or AIDGRAPH_DATA_KEY_FILE (32 random bytes, "
+                            "kept outside the database and the repository)")
+        if state_dir is None:
+            raise DataKeyError("no data key configured and no state directory to keep a development key in")
+        path = state_dir / "data.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"k1:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}\n")
+    keys: dict[str, bytes] = {}
+    order: list[str] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key_id, sep, text = line.partition(":")
+        if not sep or not key_id.isalnum():
+            raise DataKeyError(f"{path}, line {n}: expected '<id>:<base64 key>'")
+        if key_id in keys:
+            raise DataKeyError(f"{path}, line {n}: key id {key_id!r} appears twice")
+        keys[key_id] = _decode_key(text, f"{path}, line {n}")
+        order.append(key_id)
+    if not order:
+        raise DataKeyError(f"{path}: no key")
+    return Keyring(keys, order[-1], order[0], cipher)
+
+
+def add_key(path: Path) -> str:
+    """Append a fresh key to a key file (it becomes the current one); return its id. Rotation then re-encrypts
+    stored values in batches with :meth:`Keyring.reencrypt` (resumable: values already under the current key
+    are left alone)."""
+    existing = [line.split(":", 1)[0] for line in path.read_text(encoding="utf-8").splitlines() if ":" in line]
+    n = len(existing) + 1
+    while f"k{n}" in existing:
+        n += 1
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"k{n}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}\n")
+    return f"k{n}"
