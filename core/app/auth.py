@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from aidgraph.core.access import passwords
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.authz import grants_query
 from aidgraph.core.access.authn import (Unauthenticated, actor_for_request, bearer_token, decode_token,
                                         issue_token, signing_secret)
 from aidgraph.core.graph import audit
@@ -68,6 +69,18 @@ def csrf_for(settings, claims: dict) -> str:
 
 def _address(request: Request) -> str:
     return (request.client.host if request.client else None) or "unknown"
+
+
+async def _home_region(session, username: str) -> str | None:
+    """The region an account's audit rows are filed under (so the auditors of that region see its logins): the
+    common division of the user's grants; ``None`` for an unknown username (the CLI's ``aidgraph audit`` shows
+    those)."""
+    codes = [region for _role, region in (await session.execute(grants_query(username))).all()]
+    common = os.path.commonprefix(codes) if codes else ""
+    for length in (12, 9, 6, 4, 2):
+        if len(common) >= length:
+            return common[:length]
+    return None
 
 
 def _actor(user_or_name: AppUser | str, request: Request) -> Actor:
@@ -167,6 +180,7 @@ def auth_routes(components) -> list[Route]:
                 limit = await session.run_sync(lambda s: passwords.rate_limited(s, username, address))
                 if limit is not None:
                     audit.record(session, _actor(username, request), "login_refused", "app_user", None,
+                                 await _home_region(session, username),
                                  detail={"username": username, "rate_limited_by": limit.by})
                     return _error(429, "too many failed logins: try again later", "RATE_LIMITED",
                                   headers={"Retry-After": str(limit.retry_after)})
@@ -176,7 +190,8 @@ def auth_routes(components) -> list[Route]:
                     reason = "unknown user" if user is None else ("inactive" if ok else "wrong password")
                     await session.run_sync(lambda s: passwords.record_failure(s, username, address))
                     audit.record(session, _actor(username, request), "login_failed", "app_user",
-                                 user.id if user else None, detail={"username": username, "reason": reason})
+                                 user.id if user else None, await _home_region(session, username),
+                                 detail={"username": username, "reason": reason})
                     failed = True
                 else:
                     failed = False
@@ -186,7 +201,7 @@ def auth_routes(components) -> list[Route]:
                     token = issue_token(settings, user, SESSION_TTL)
                     claims = decode_token(settings, token)
                     audit.record(session, _actor(user, request), "login", "app_user", user.id,
-                                 detail={"jti": claims["jti"]})
+                                 await _home_region(session, user.username), detail={"jti": claims["jti"]})
         if failed:
             return _error(401, BAD_CREDENTIALS, "UNAUTHENTICATED", headers={"WWW-Authenticate": "Bearer"})
         expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
@@ -211,7 +226,7 @@ def auth_routes(components) -> list[Route]:
                 async with session.begin():
                     await session.run_sync(lambda s: passwords.revoke_token(s, claims["jti"], expires))
                     audit.record(session, _actor(claims["sub"], request), "logout", "app_user", claims.get("uid"),
-                                 detail={"jti": claims["jti"]})
+                                 await _home_region(session, claims["sub"]), detail={"jti": claims["jti"]})
         _clear_session_cookies(response, request, settings)
         return response
 
@@ -241,7 +256,8 @@ def auth_routes(components) -> list[Route]:
                 ok = await anyio.to_thread.run_sync(passwords.verify, user, current)
                 if not ok:
                     await session.run_sync(lambda s: passwords.record_failure(s, user.username, address))
-                    audit.record(session, _actor(user, request), "password_change_failed", "app_user", user.id)
+                    audit.record(session, _actor(user, request), "password_change_failed", "app_user", user.id,
+                                 await _home_region(session, user.username))
                     error = _error(400, "the current password is wrong", "VALIDATION", field="currentPassword")
                 else:
                     try:
@@ -250,7 +266,8 @@ def auth_routes(components) -> list[Route]:
                         return _error(400, str(exc), "VALIDATION", field="newPassword")
                     user.password_hash = await anyio.to_thread.run_sync(passwords.hash_password, new)
                     user.password_changed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                    audit.record(session, _actor(user, request), "password_changed", "app_user", user.id)
+                    audit.record(session, _actor(user, request), "password_changed", "app_user", user.id,
+                                 await _home_region(session, user.username))
                     error = None
         return error or JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
 

@@ -110,8 +110,15 @@ def seed_demo_day(settings: Settings, province: str, today: dt.date | None = Non
     transactions (each household's steps whole); a province that already has enrolments is left as it is, so
     running the demo again changes nothing (an interrupted first run is not completed later: seed afresh)."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
-    return asyncio.run(_seed_demo_day(settings, province, today or dt.date.today()))
+    work = _seed_demo_day(settings, province, today or dt.date.today())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(1) as pool:  # called from a thread that runs a loop already (a test's browser driver)
+        return pool.submit(asyncio.run, work).result()
 
 
 async def _seed_demo_day(settings: Settings, province: str, today: dt.date) -> DemoDay:

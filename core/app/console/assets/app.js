@@ -152,7 +152,7 @@ async function searchScreen(q) {
   if (!text) return;
   const out = document.getElementById("results");
   try {
-    const data = await gql(SEARCH, { query: text, kinds: kind ? [kind] : null, first: 20, after: q.get("after") });
+    const data = await gql(SEARCH, { query: text, kinds: kind ? [kind] : null, first: 10, after: q.get("after") });  // facets weigh on the query cost limit: pages of 10
     const s = data.search;
     const link = (n) => {
       if (n.__typename === "Household") return `<a href="#/household?id=${esc(n.id)}">${esc(n.householdNumber)}</a> ${esc(n.head ? n.head.name : "")} <span class="muted">${esc(n.region.name)}</span>`;
