@@ -11,9 +11,12 @@ illustrative.
 from __future__ import annotations
 
 import polars as pl
+from sqlalchemy import select
+
 from aidgraph.plugin import (
     EXPENDITURE_KINDS,
     INCOME_KINDS,
+    Enrollment,
     Indicator,
     IndicatorContext,
     as_hits,
@@ -71,7 +74,7 @@ def expenditure_surge(ctx: IndicatorContext) -> pl.DataFrame:
                                 & (pl.col("current") - pl.col("baseline") >= minimum)), person=False)
 
 
-INDICATORS: list[Indicator] = [
+SIGNALS: list[Indicator] = [
     Indicator("income_drop", "收入骤减", "sudden drop in household income against the baseline months",
               ("income",), income_drop),
     Indicator("expenditure_surge", "支出骤增", "sudden rise in rigid household expenditure (medical, education)",
@@ -91,3 +94,28 @@ INDICATORS: list[Indicator] = [
     Indicator("new_unemployment", "新增失业", "a member registered as unemployed (人社)",
               ("unemployment",), _feed_hits("unemployment", pl.col("status") == "REGISTERED")),
 ]
+
+LOW_INCOME_PROGRAMS = ("tekun", "dibao", "dibao_edge", "expenditure_hardship", "relapse_monitoring")
+
+
+def identity_overlay(ctx: IndicatorContext) -> pl.DataFrame:
+    """身份信息重合叠加 (GS-2024 "监测系统根据监测指标数据与监测对象身份信息重合叠加情况打分"): a household whose
+    identity (an active or gradually exiting low-income enrolment: tekun, dibao, near-dibao, rigid expenditure,
+    relapse monitoring) coincides with any other indicator's hit in the month scores this weight on top. The
+    other indicators are recomputed from the run's cached reads; a province that does not overlay identities
+    gives the weight 0 and the indicator is skipped."""
+    signals = [ind.compute(ctx).select("household_id") for ind in SIGNALS]
+    hit = pl.concat(signals).unique() if signals else pl.DataFrame(schema={"household_id": pl.Int64})
+    if hit.is_empty():
+        return as_hits(hit, person=False)
+    identity = ctx.query(
+        select(Enrollment.household_id).where(Enrollment.status.in_(["ACTIVE", "GRADUAL_EXIT"]),
+                                              Enrollment.program_key.in_(LOW_INCOME_PROGRAMS),
+                                              ctx.scope.predicate(Enrollment.region_code)).distinct(),
+        {"household_id": pl.Int64})
+    return as_hits(hit.join(identity, on="household_id", how="semi"), person=False)
+
+
+INDICATORS: list[Indicator] = [*SIGNALS, Indicator(
+    "identity_overlay", "身份信息重合叠加", "a monitored household's low-income identity coincides with another "
+    "indicator's hit (GS-2024)", ("enrollment",), identity_overlay)]
