@@ -191,3 +191,24 @@ def test_weak_user_was_not_created(people, sync_engine):
         assert session.scalar(select(AppUser).where(AppUser.username == "weak.one")) is None
         stored = session.scalar(select(AppUser.password_hash).where(AppUser.username == "li.clerk"))
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_cors_only_for_the_configured_origins(db_url, monkeypatch):
+    from aidgraph.core.app.server import default_components
+    from tests.conftest import server_settings
+    from tests.live import run_live_server
+
+    allowed, other = "http://localhost:5173", "http://evil.example"
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    monkeypatch.setenv("AIDGRAPH_CORS_ORIGINS", f"{allowed}, https://console.example.gov.cn")
+    with run_live_server(default_components(server_settings(db_url))) as live:
+        ok = httpx.options(f"{live.url}/graphql", headers={"Origin": allowed, **preflight})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
+        refused = httpx.options(f"{live.url}/graphql", headers={"Origin": other, **preflight})
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        simple = httpx.post(f"{live.url}/graphql", json={"query": ME}, headers={"Origin": other})
+        assert simple.status_code == 401 and "access-control-allow-origin" not in simple.headers
+    monkeypatch.delenv("AIDGRAPH_CORS_ORIGINS")
+    with run_live_server(default_components(server_settings(db_url))) as live:  # none configured: no CORS at all
+        none = httpx.options(f"{live.url}/graphql", headers={"Origin": allowed, **preflight})
+        assert "access-control-allow-origin" not in none.headers
