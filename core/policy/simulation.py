@@ -25,9 +25,10 @@ expensive part, so only a page is explained).
 
 Speed: the household frame of a scope is kept in memory by :class:`FrameCache` together with the baseline
 decisions. The rule: an entry is reused while the database fingerprint is unchanged (the highest id of each
-table the frame reads, and of the audit log, which every write of the platform appends to, including status
-changes) and it is younger than ``ttl`` seconds (default 600, for writes made outside the platform); any other
-write invalidates it on the next simulation. A simulation never writes enrolments or parameters: the only
+table the frame reads, of the search outbox and of the aid chain, which every write of the platform that changes
+a person, household or enrolment appends to, updates included) and it is younger than ``ttl`` seconds (default
+600, ``AIDGRAPH_SIMULATION_CACHE_TTL``, for writes made outside the platform); any such write invalidates it on
+the next simulation. The audit log is not in the fingerprint: reads and simulations append to it too. A simulation never writes enrolments or parameters: the only
 rows it writes are its audit entry and, when asked, a saved scenario (``simulation_scenario``).
 """
 
@@ -55,11 +56,12 @@ from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_
 from aidgraph.core.policy.host import flatten
 from aidgraph.core.policy.parameters import DatedValue, Parameter, ProvinceParams, _type_ok
 from aidgraph.core.storage.models import (
-    AuditLog,
+    AidChainEvent,
     EconomicItem,
     Enrollment,
     Household,
     Membership,
+    Outbox,
     Person,
     Region,
     Relationship,
@@ -183,11 +185,12 @@ def reform_policy(baseline: ProvincePolicy, params: ProvinceParams) -> ProvinceP
 # --- the frame cache ---------------------------------------------------------------------------------------
 
 
-FINGERPRINT_TABLES = (Household, Membership, Person, Relationship, EconomicItem, Enrollment, AuditLog)
+FINGERPRINT_TABLES = (Household, Membership, Person, Relationship, EconomicItem, Enrollment, Outbox, AidChainEvent)
 
 
 async def fingerprint(session: AsyncSession) -> tuple:
-    """The highest id of every table the household frame reads, and of the audit log (one statement)."""
+    """The highest id of every table the household frame reads, of the outbox and of the aid chain (one
+    statement, each an index lookup)."""
     row = (await session.execute(select(*[select(func.max(t.id)).scalar_subquery() for t in FINGERPRINT_TABLES]))).one()
     return tuple(row)
 
@@ -337,12 +340,13 @@ def _totals(eligible: pl.Series, persons: pl.Series, amount: pl.Series) -> Total
     return Totals(int(eligible.sum()), int(persons.filter(eligible).sum() or 0), round(float(amount.sum() or 0.0), 2))
 
 
-def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, programs: list[str], region_code: str
-            ) -> dict[str, Any]:
+def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, programs: list[str], region_code: str,
+            changed: list[str] | None = None) -> dict[str, Any]:
     """Totals, bands, regions and affected rows from two decisions over the same frame.
 
     ``decide`` lays its rows out as one block per program, each in the frame's household order, so both sides
-    line up row by row without a join; household totals are sums over the blocks.
+    line up row by row without a join; household totals are sums over the blocks. ``changed``: the programs
+    whose rows may differ (default: all); the affected rows are looked for in their blocks only.
     """
     h = frame.height
     if base.height != reform.height or base.height != h * len(programs) or any(
@@ -385,6 +389,9 @@ def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, progr
     rows = base.select("household_id", "household_number", "region_code", "program").with_columns(
         baseline_eligible=e_b, reform_eligible=e_r, baseline_amount=base["monthly_amount"],
         reform_amount=reform["monthly_amount"], change=(a_r - a_b).round(2))
+    if changed is not None:
+        blocks = [rows.slice(i * h, h) for i, key in enumerate(programs) if key in set(changed)]
+        rows = pl.concat(blocks) if blocks else rows.clear()
     affected = (rows.filter((pl.col("baseline_eligible") != pl.col("reform_eligible")) | (pl.col("change").abs() >= EPSILON))
                 .with_columns(size=pl.col("change").abs())
                 .sort(["size", "household_id", "program"], descending=[True, False, False]).drop("size"))
@@ -465,7 +472,7 @@ class Simulator:
         decided = await asyncio.to_thread(_reform_decisions, reform, frame, on, base, programs, redo)
         timings["reform_decide"] = time.perf_counter() - t
         t = time.perf_counter()
-        parts = await asyncio.to_thread(compare, frame, base, decided, programs, region)
+        parts = await asyncio.to_thread(compare, frame, base, decided, programs, region, redo)
         timings["compare"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         result = SimulationResult(

@@ -147,13 +147,22 @@ def test_the_frame_is_kept_until_a_write(db_url, households, simulator, sync_eng
     from aidgraph.core.storage.db import session_scope
 
     change = [ParameterChange("dibao.urban_standard", 1300)]
-    first = run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON, record=False))
-    again = run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON, record=False))
+    first = run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON))
+    # the first run's audit entry (committed) is not a change of the household facts
+    again = run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON))
     assert again.cached and again.summary() == first.summary()
     with session_scope(sync_engine) as s:
         add_household(s, "440507001001", [{"age": 30}], wages=500, on=ON)
     after = run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON, record=False))
     assert not after.cached and after.households_in_scope == first.households_in_scope + 1
+    # an update the platform makes (an enrolment's status) reaches the outbox and the aid chain: a miss too
+    from sqlalchemy import text
+
+    with sync_engine.begin() as conn:
+        conn.execute(text("INSERT INTO outbox (entity, entity_id, version, deleted, created_at) "
+                          "VALUES ('ENROLLMENT', 1, 2, false, CURRENT_TIMESTAMP)"))
+    assert not run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON)).cached
+    assert run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON)).cached
 
 
 BAD = [
