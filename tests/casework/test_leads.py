@@ -114,3 +114,23 @@ def test_a_visit_is_recorded_and_one_that_finds_need_reports_a_lead(live_server,
     with Session(sync_engine) as s:
         assert s.scalar(select(Lead.status).where(Lead.household_id == household, Lead.channel == "VISIT")) == "ALERTED"
         assert len(s.scalars(select(Visit).where(Visit.household_id == household)).all()) == 2
+
+
+def test_concurrent_leads_about_one_household_raise_one_alert(live_server, world, sync_engine):
+    import threading
+
+    person = world.persons[27]
+    results: list[dict] = []
+
+    def send(channel):
+        results.append(report(live_server, regionCode=person.region_code, personId=to_global_id("Person", person.id),
+                              channel=channel, description=f"{channel} 同时反映"))
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in ("HOTLINE_12345", "NEIGHBOUR", "VILLAGE_ASSISTANT")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert all(r["errors"] == [] for r in results), results
+    assert len({r["lead"]["alert"]["id"] for r in results}) == 1
+    with Session(sync_engine) as s:
+        assert len(s.scalars(select(Alert).where(Alert.household_id == person.household_id)).all()) == 1
+        assert len(s.scalars(select(Lead).where(Lead.household_id == person.household_id)).all()) == 3
