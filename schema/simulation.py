@@ -15,13 +15,26 @@ from enum import Enum
 
 import strawberry
 from graphql import GraphQLError
-from aidgraph.schema.context import Info
 from strawberry.scalars import JSON
 
 from aidgraph.core.graph import privacy
-from aidgraph.core.policy.simulation import ParameterChange, SimulationError, SimulationResult, Simulator, Totals
+from aidgraph.core.policy.simulation import (
+    ParameterChange,
+    SimulationError,
+    SimulationResult,
+    Simulator,
+    Totals,
+)
+from aidgraph.schema.context import Info
 from aidgraph.schema.programs import policy_engine
-from aidgraph.schema.relay import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
+from aidgraph.schema.relay import (
+    Connection,
+    Edge,
+    PageInfo,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from aidgraph.schema.types import Household, Program, Region, load_region, program_of
 
 
@@ -65,7 +78,7 @@ class SimulationTotals:
     monthly_cost: float
 
     @classmethod
-    def of(cls, totals: Totals) -> "SimulationTotals":
+    def of(cls, totals: Totals) -> SimulationTotals:
         return cls(households=totals.households, persons=totals.persons, monthly_cost=totals.monthly_cost)
 
 
@@ -158,7 +171,7 @@ class PolicySimulation:
             has_next_page=start + n < result.affected.height, end_cursor=edges[-1].cursor if edges else None))
 
     @classmethod
-    def of(cls, info: Info, result: SimulationResult) -> "PolicySimulation":
+    def of(cls, info: Info, result: SimulationResult) -> PolicySimulation:
         return cls(
             _result=result, as_of=result.on, households_in_scope=result.households_in_scope,
             baseline=SimulationTotals.of(result.baseline), reform=SimulationTotals.of(result.reform),

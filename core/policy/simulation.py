@@ -54,7 +54,12 @@ from aidgraph.core.access.scope import LEVEL_WIDTHS, Scope, is_level_code
 from aidgraph.core.graph import audit
 from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.policy.host import flatten
-from aidgraph.core.policy.parameters import DatedValue, Parameter, ProvinceParams, _type_ok
+from aidgraph.core.policy.parameters import (
+    DatedValue,
+    Parameter,
+    ProvinceParams,
+    _type_ok,
+)
 from aidgraph.core.storage.models import (
     AidChainEvent,
     EconomicItem,
@@ -215,7 +220,7 @@ class FrameCache:
         self.misses = 0
 
     async def get(self, session: AsyncSession, on: dt.date, region_code: str, scope: Scope) -> tuple[_Entry, bool]:
-        url = str(session.bind.url) if session.bind is not None else ""
+        url = str((await session.connection()).engine.url)
         key = (url, on, region_code, scope.prefixes, scope.unrestricted)
         stamp = await fingerprint(session)
         with self._lock:

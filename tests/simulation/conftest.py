@@ -8,7 +8,11 @@ import datetime as dt
 
 import pytest
 
-from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage.db import (
+    async_session_factory,
+    make_async_engine,
+    session_scope,
+)
 from tests.plugins.db import add_household
 
 ON = dt.date(2025, 6, 1)

@@ -7,7 +7,11 @@ import pytest
 from sqlalchemy import text
 
 from aidgraph.core.access.actor import system_actor
-from aidgraph.core.policy.simulation import ParameterChange, Simulator, first_of_next_month
+from aidgraph.core.policy.simulation import (
+    ParameterChange,
+    Simulator,
+    first_of_next_month,
+)
 from aidgraph.core.storage.db import make_sync_engine
 from tests.conftest import server_settings
 from tests.simulation.conftest import ON, run

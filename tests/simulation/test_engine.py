@@ -19,7 +19,12 @@ from aidgraph.core.access.actor import Actor, RoleGrant, system_actor
 from aidgraph.core.access.scope import Scope
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.host import build_plugin_manager
-from aidgraph.core.policy.simulation import BANDS, ParameterChange, SimulationError, Simulator
+from aidgraph.core.policy.simulation import (
+    BANDS,
+    ParameterChange,
+    SimulationError,
+    Simulator,
+)
 from aidgraph.core.storage.config import Settings, builtin_province_configs
 from tests.simulation.conftest import ON, run
 
@@ -143,8 +148,8 @@ def test_a_change_that_changes_nothing_gives_zero_deltas(db_url, households, sim
 
 
 def test_the_frame_is_kept_until_a_write(db_url, households, simulator, sync_engine):
-    from tests.plugins.db import add_household
     from aidgraph.core.storage.db import session_scope
+    from tests.plugins.db import add_household
 
     change = [ParameterChange("dibao.urban_standard", 1300)]
     first = run(db_url, lambda s: simulator.run(s, ACTOR, "44", change, region_code="4405", on=ON))
@@ -184,8 +189,9 @@ BAD = [
                                                            "before-history", "not-regional", "other-province",
                                                            "province-rule", "too-many"])
 def test_bad_input_names_the_key_and_runs_nothing(db_url, households, simulator, changes, on, field, key):
-    from aidgraph.core.storage.db import make_sync_engine
     from sqlalchemy import text
+
+    from aidgraph.core.storage.db import make_sync_engine
 
     sync = make_sync_engine(db_url)
     with sync.connect() as conn:

@@ -101,13 +101,13 @@ def print_result(result: SimulationResult, names: dict[str, tuple[str, str]], pr
         affected = Table(title=f"largest changes ({result.affected.height:,} household-program rows change)")
         for column in ("household", "program", "baseline", "reform", "reasons that changed"):
             affected.add_column(column)
-        for r in page.iter_rows(named=True):
-            affected.add_row(r["household_number"], r["program"],
-                             _money(r["baseline_amount"]) if r["baseline_eligible"] and r["baseline_amount"] is not None
-                             else ("eligible" if r["baseline_eligible"] else "-"),
-                             _money(r["reform_amount"]) if r["reform_eligible"] and r["reform_amount"] is not None
-                             else ("eligible" if r["reform_eligible"] else "-"),
-                             "\n".join(reasons.get((r["household_id"], r["program"]), [])))
+        for row in page.iter_rows(named=True):
+            affected.add_row(row["household_number"], row["program"],
+                             _money(row["baseline_amount"]) if row["baseline_eligible"] and row["baseline_amount"] is not None
+                             else ("eligible" if row["baseline_eligible"] else "-"),
+                             _money(row["reform_amount"]) if row["reform_eligible"] and row["reform_amount"] is not None
+                             else ("eligible" if row["reform_eligible"] else "-"),
+                             "\n".join(reasons.get((row["household_id"], row["program"]), [])))
         console.print(affected)
 
 
