@@ -19,30 +19,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.models import (
+    WARNING_SEVERITY,
+    OPEN_ALERT_STATUSES,
     RECEIVING_ENROLLMENT_STATUSES,
     AidChainEvent,
     Alert,
-    AlertStatus,
     Enrollment,
     Household,
     LowIncomeCategory,
     Membership,
     Person,
     Region,
-    WarningLevel,
 )
 from aidgraph.core.access.scope import Scope
 
-OPEN_ALERT_STATUSES = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
 RECEIVING = tuple(s.value for s in RECEIVING_ENROLLMENT_STATUSES)
 CategoryPrograms = Mapping[str, str]
 """Program key -> low-income category (低收入人口类别) its receiving enrolment puts a household in. Callers pass
 the deployment's catalogue (``ProgramCatalogue.category_programs()``, from each plugin's ``Program.category``):
 the graph floor holds no copy of that policy fact."""
-LEVEL_SEVERITY = {  # higher is more severe, whichever subset a province uses
-    WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2, WarningLevel.YELLOW.value: 3,
-    WarningLevel.ORANGE.value: 4, WarningLevel.RED.value: 5,
-}
 
 
 async def households_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Household]:
@@ -168,7 +163,7 @@ async def warning_levels_by_household(session: AsyncSession, scope: Scope, ids: 
     )
     result: dict[int, str] = {}
     for hid, level in rows.all():
-        if hid not in result or LEVEL_SEVERITY[level] > LEVEL_SEVERITY[result[hid]]:
+        if hid not in result or WARNING_SEVERITY[level] > WARNING_SEVERITY[result[hid]]:
             result[hid] = level
     return result
 
@@ -238,7 +233,7 @@ def household_filter_clauses(category: str | None, warning_level: str | None, pr
         clauses.append(exists().where(Enrollment.household_id == Household.id, Enrollment.status.in_(RECEIVING),
                                       Enrollment.program_key == program_key))
     if warning_level is not None:
-        stronger = [lv for lv, sev in LEVEL_SEVERITY.items() if sev > LEVEL_SEVERITY[warning_level]]
+        stronger = [lv for lv, sev in WARNING_SEVERITY.items() if sev > WARNING_SEVERITY[warning_level]]
         clauses.append(exists().where(Alert.household_id == Household.id, Alert.status.in_(OPEN_ALERT_STATUSES),
                                       Alert.level == warning_level))
         clauses.append(~exists().where(Alert.household_id == Household.id, Alert.status.in_(OPEN_ALERT_STATUSES),

@@ -36,6 +36,8 @@ from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, read_fr
 from aidgraph.core.monitoring.indicators import IndicatorContext, month_bounds
 from aidgraph.core.policy.contract import Indicator
 from aidgraph.core.storage.models import (
+    WARNING_SEVERITY,
+    OPEN_ALERT_STATUSES,
     AidChainEvent,
     AidChainKind,
     Alert,
@@ -44,16 +46,10 @@ from aidgraph.core.storage.models import (
     Household,
     Outbox,
     OutboxEntity,
-    WarningLevel,
 )
 from aidgraph.core.access.scope import Scope
 
 BANDS_KEY = "monitoring.bands"
-SEVERITY = {WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2, WarningLevel.YELLOW.value: 3,
-            WarningLevel.ORANGE.value: 4, WarningLevel.RED.value: 5}
-"""Warning levels from lowest to highest. Both sources agree on the order of the levels they use."""
-
-OPEN_STATUSES = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
 MONITORING_PROGRAM = "relapse_monitoring"
 """Alerts are recorded in the aid chain under the monitoring program (防止返贫监测)."""
 
@@ -78,12 +74,12 @@ class Bands:
                                   f"{{ RED = 80, ORANGE = 60 }}")
         levels = []
         for level, minimum in value.items():
-            if level not in SEVERITY:
-                raise MonitoringError(f"{where}: {level!r} is not a warning level ({', '.join(SEVERITY)})")
+            if level not in WARNING_SEVERITY:
+                raise MonitoringError(f"{where}: {level!r} is not a warning level ({', '.join(WARNING_SEVERITY)})")
             if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or minimum <= 0:
                 raise MonitoringError(f"{where}: {level} must be a positive score, not {minimum!r}")
             levels.append((level, float(minimum)))
-        levels.sort(key=lambda lv: SEVERITY[lv[0]])
+        levels.sort(key=lambda lv: WARNING_SEVERITY[lv[0]])
         for (low, low_min), (high, high_min) in zip(levels, levels[1:]):
             if high_min <= low_min:
                 raise MonitoringError(f"{where}: {high} ({high_min:g}) must need a higher score than {low} "
@@ -213,7 +209,7 @@ def township_expr(region: pl.Expr) -> pl.Expr:
 def _existing_alerts(session: Session, scope: Scope, month: str) -> pl.DataFrame:
     stmt = select(Alert.id, Alert.household_id, Alert.status, Alert.level, cast(Alert.score, Float), Alert.indicators,
                   Alert.month, Alert.person_id, Alert.version).where(
-        scope.predicate(Alert.region_code), or_(Alert.status.in_(OPEN_STATUSES), Alert.month == month))
+        scope.predicate(Alert.region_code), or_(Alert.status.in_(OPEN_ALERT_STATUSES), Alert.month == month))
     rows = session.connection().execute(stmt).all()
     return pl.DataFrame(
         [(*r[:5], list(r[5] or []), *r[6:]) for r in rows], orient="row",
@@ -238,14 +234,14 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
     scope = Scope.of([province])
     dialect = dialect_of(session)
     existing = _existing_alerts(session, scope, month)
-    open_ = existing.filter(pl.col("status").is_in(OPEN_STATUSES))
-    closed_this_month = existing.filter(~pl.col("status").is_in(OPEN_STATUSES) & (pl.col("e_month") == month))
+    open_ = existing.filter(pl.col("status").is_in(OPEN_ALERT_STATUSES))
+    closed_this_month = existing.filter(~pl.col("status").is_in(OPEN_ALERT_STATUSES) & (pl.col("e_month") == month))
     not_open = graded.join(open_.select("household_id"), on="household_id", how="anti")
     summary.skipped_closed_this_month = not_open.join(
         closed_this_month.select("household_id").unique(), on="household_id", how="semi").height
     new = not_open.join(closed_this_month.select("household_id"), on="household_id", how="anti")
-    severity = pl.col("level").replace_strict(SEVERITY, return_dtype=pl.Int32)
-    e_severity = pl.col("e_level").replace_strict(SEVERITY, return_dtype=pl.Int32)
+    severity = pl.col("level").replace_strict(WARNING_SEVERITY, return_dtype=pl.Int32)
+    e_severity = pl.col("e_level").replace_strict(WARNING_SEVERITY, return_dtype=pl.Int32)
     merged = (
         graded.join(open_, on="household_id", how="inner")
         .with_columns(

@@ -23,12 +23,10 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.engine import Connection
 
-from aidgraph.core.storage.models import Alert, Enrollment, Household, Person
+from aidgraph.core.storage.models import Alert, Enrollment, Household, Person, OPEN_ALERT_STATUSES, WARNING_SEVERITY
 from aidgraph.core.search.mapping import SearchLayout, doc_id, region_levels
 
-OPEN_ALERT_STATUSES = ("OPEN", "VERIFYING")
-_SEVERITY = {"GREEN": 1, "BLUE": 2, "YELLOW": 3, "ORANGE": 4, "RED": 5}
-_LEVEL_BY_SEVERITY = {v: k for k, v in _SEVERITY.items()}
+_LEVEL_BY_SEVERITY = {v: k for k, v in WARNING_SEVERITY.items()}
 
 MODELS: dict[str, type[Person] | type[Household] | type[Enrollment] | type[Alert]] = {
     "PERSON": Person, "HOUSEHOLD": Household, "ENROLLMENT": Enrollment, "ALERT": Alert}
@@ -50,7 +48,7 @@ class Doc:
 
 def _alert_summary(household_ids: Iterable[int] | None = None):
     """Per household: the sum of its alerts' versions and the severity of its worst open alert."""
-    severity = case(*((Alert.level == level, literal(n)) for level, n in _SEVERITY.items()), else_=literal(0))
+    severity = case(*((Alert.level == level, literal(n)) for level, n in WARNING_SEVERITY.items()), else_=literal(0))
     stmt = select(
         Alert.household_id.label("household_id"),
         func.sum(Alert.version).label("alert_versions"),

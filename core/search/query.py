@@ -35,6 +35,7 @@ from opensearchpy import OpenSearch
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.errors import DomainError, ErrorCode
+from aidgraph.core.storage.models import WARNING_SEVERITY
 from aidgraph.core.graph.idnumber import InvalidIdNumber, parse as parse_id_number
 from aidgraph.core.access.scope import Scope, is_level_code
 from aidgraph.core.search.client import CLIENT_ERRORS, SearchUnavailable, unavailable_from
@@ -43,7 +44,8 @@ from aidgraph.core.search.mapping import HIGHLIGHT_FIELDS, KINDS, REGION_LEVEL_F
 MAX_QUERY_LENGTH = 200
 DEFAULT_FIRST = 20
 MAX_FIRST = 100
-WARNING_LEVELS = ("RED", "ORANGE", "YELLOW", "BLUE", "GREEN")
+WARNING_LEVELS = tuple(sorted(WARNING_SEVERITY, key=WARNING_SEVERITY.__getitem__, reverse=True))
+"""The warning levels, most severe first."""
 SCOPE_OBJECT = {"PERSON": "person", "HOUSEHOLD": "household", "ENROLLMENT": "enrollment", "ALERT": "alert"}
 """The Casbin object type whose ``search`` scope limits each kind."""
 REGION_FACET_SIZE = 100

@@ -196,12 +196,22 @@ class WarningLevel(str, enum.Enum):
     GREEN = "GREEN"
 
 
+WARNING_SEVERITY: dict[str, int] = {WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2,
+                                    WarningLevel.YELLOW.value: 3, WarningLevel.ORANGE.value: 4,
+                                    WarningLevel.RED.value: 5}
+"""The order of warning levels (预警等级), higher is more severe, whichever subset a province uses: the one
+definition the monitoring run, the reads, search and the API sort and compare by."""
+
+
 class AlertStatus(str, enum.Enum):
     OPEN = "OPEN"
     VERIFYING = "VERIFYING"
     RESOLVED = "RESOLVED"
     DISMISSED = "DISMISSED"
 
+
+OPEN_ALERT_STATUSES: tuple[str, ...] = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
+"""Alerts still to be dealt with (not yet resolved or dismissed)."""
 
 class AidChainKind(str, enum.Enum):
     """Entries of the household's aid chain (一户一条救助链)."""

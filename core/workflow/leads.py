@@ -31,6 +31,7 @@ from aidgraph.core.graph.idnumber import InvalidIdNumber, parse
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
+    OPEN_ALERT_STATUSES,
     AidChainKind,
     Alert,
     AlertStatus,
@@ -47,7 +48,7 @@ from aidgraph.core.storage.models import (
 from aidgraph.core.workflow.casework import _remember, _replay, household_in_scope, province_params
 from aidgraph.core.workflow.defaults import LEAD_OBJECT
 
-OPEN_ALERT = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
+
 TOWNSHIP_DIGITS = 9
 
 
@@ -93,7 +94,7 @@ async def _join_or_raise(session: AsyncSession, actor: Actor, engine: PolicyEngi
                          person_id: int | None, lead: Lead, on: dt.date) -> Alert:
     """The household's open alert (joined), or a new one raised by the lead."""
     open_alert = (await session.execute(select(Alert).where(
-        Alert.household_id == household.id, Alert.status.in_(OPEN_ALERT)).with_for_update())).scalar_one_or_none()
+        Alert.household_id == household.id, Alert.status.in_(OPEN_ALERT_STATUSES)).with_for_update())).scalar_one_or_none()
     if open_alert is not None:
         aidchain.append(session, household.id, AidChainKind.ALERT,
                         f"线索 lead ({lead.channel}) joined the open {open_alert.level} alert: {lead.description}",
