@@ -285,6 +285,10 @@ class Person(Base):
     veteran_student: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     employment_difficulty_level: Mapped[int | None] = mapped_column(SmallInteger)
     business_registered_on: Mapped[dt.date | None] = mapped_column(Date)
+    special_category: Mapped[str | None] = mapped_column(String(32))
+    """A person-level aid category recorded by the department that recognises it: 孤儿, 事实无人抚养儿童 (civil
+    affairs; GD-2024 medical aid 100%), 农村返贫致贫人口, 过渡期内的已脱贫人口, 稳定脱贫人口 (rural revitalisation;
+    GS-2024). Medical aid reads it (migration 0009)."""
     phone: Mapped[str | None] = mapped_column(String(20))
     death_date: Mapped[dt.date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))

@@ -36,6 +36,7 @@ from aidgraph.plugin import (
     yuan,
 )
 
+from aidgraph.plugins.medical.categories import combined
 from aidgraph.plugins.medical.graphql import MedicalClaimType, contribution
 from aidgraph.plugins.medical.models import MedicalClaim  # noqa: F401 - the plugin's table, declared on registration
 
@@ -48,7 +49,7 @@ PROGRAM = Program(key="medical", name="医疗救助 medical aid", domain="medica
 CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
                        "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
 """Program keys whose active enrolment gives a medical-aid category (the low-income categories)."""
-CATEGORIES = ("TEKUN", "ORPHAN", "DE_FACTO_UNATTENDED_CHILD", "DIBAO", "DIBAO_EDGE", "EXPENDITURE_HARDSHIP",
+CATEGORIES = ("TEKUN", "ORPHAN", "UNATTENDED_CHILD", "DIBAO", "DIBAO_EDGE", "EXPENDITURE_HARDSHIP",
               "RELAPSE_MONITORING", "RETURNED_TO_POVERTY", "TRANSITION_LIFTED", "ILLNESS_IMPOVERISHED")
 PREMIUM_CATEGORIES = CATEGORIES + ("RURAL_CLASS_1", "RURAL_CLASS_2", "RURAL_CLASS_3", "RURAL_CLASS_4", "URBAN_FULL",
                                    "URBAN_DIFFERENTIAL", "STABLY_LIFTED")
@@ -180,7 +181,7 @@ def aidgraph_search_document(entity: str, record: dict) -> dict | None:
 
 @hookimpl
 def aidgraph_graphql_fields():
-    return contribution()
+    return combined(contribution())
 
 
 @hookimpl

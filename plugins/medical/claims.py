@@ -47,8 +47,8 @@ CENT = Decimal("0.01")
 CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
                        "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
 ILLNESS_IMPOVERISHED = "ILLNESS_IMPOVERISHED"
-PERSON_CATEGORIES = (ILLNESS_IMPOVERISHED, "ORPHAN", "DE_FACTO_UNATTENDED_CHILD", "RETURNED_TO_POVERTY",
-                     "TRANSITION_LIFTED")
+PERSON_CATEGORIES = (ILLNESS_IMPOVERISHED, "ORPHAN", "UNATTENDED_CHILD", "RETURNED_TO_POVERTY",
+                     "TRANSITION_LIFTED", "STABLY_LIFTED")
 """Categories recorded on a person's own medical-aid enrolment (its ``category``), not implied by a household
 programme: orphans and de-facto-unattended children (孤儿、事实无人抚养儿童, GD-2024 100%), rural
 returned-to-poverty persons and lifted-out-of-poverty persons in transition (农村返贫致贫人口、过渡期内的已脱贫人口,
@@ -251,6 +251,9 @@ async def categories_on(session: AsyncSession, person_id: int, household_id: int
         if household_id is not None else e.person_id == person_id
     rows = (await session.execute(select(e.program_key, e.category).where(whose, active_that_day))).all()
     found: list[str] = []
+    special = (await session.execute(select(Person.special_category).where(Person.id == person_id))).scalar_one_or_none()
+    if special in PERSON_CATEGORIES:  # recorded on the person (recordPersonCategory)
+        found.append(special)
     for program_key, category in rows:
         if category in PERSON_CATEGORIES:
             found.append(category)

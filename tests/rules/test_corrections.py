@@ -187,7 +187,7 @@ def test_gansu_premium_subsidies_are_computed(engine):
 
 
 @pytest.mark.parametrize("code,categories", [
-    ("44", ["TEKUN"]), ("44", ["ORPHAN"]), ("44", ["DE_FACTO_UNATTENDED_CHILD"]), ("44", ["DIBAO"]),
+    ("44", ["TEKUN"]), ("44", ["ORPHAN"]), ("44", ["UNATTENDED_CHILD"]), ("44", ["DIBAO"]),
     ("35", ["TEKUN"]), ("35", ["DIBAO"]),
 ])
 def test_guangdong_and_fujian_premiums_are_paid_in_full(engine, code, categories):
@@ -209,7 +209,7 @@ def test_gansu_one_stop_categories_exactly_as_listed(engine):
     assert terms_for(engine.province("62").params, ["EXPENDITURE_HARDSHIP"], ON) is None
 
 
-@pytest.mark.parametrize("category", ["ORPHAN", "DE_FACTO_UNATTENDED_CHILD"])
+@pytest.mark.parametrize("category", ["ORPHAN", "UNATTENDED_CHILD"])
 def test_orphans_and_de_facto_unattended_children_reach_100_percent(engine, category):
     terms = terms_for(engine.province("44").params, [category], ON)
     settled = settle_amounts(10000, 4000, terms)

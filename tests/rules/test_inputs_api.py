@@ -139,3 +139,26 @@ def test_employment_support_recorded(live_server):
     employment = next(r for r in live_server.data("Eligibility", {"householdId": household["id"]})["eligibility"]
                       if r["program"]["key"] == "employment")
     assert employment["eligible"] and any("1 at level 2 or above: public-benefit jobs" in r for r in employment["reasons"])
+
+
+CATEGORY = """mutation C($input: PersonCategoryInput!) { recordPersonCategory(input: $input) {
+  category errors { field message code } } }"""
+
+
+def test_orphan_recorded_and_settled_at_100_percent(live_server):
+    # GD-2024 特困人员、孤儿、事实无人抚养儿童的救助比例为100%: a de-facto-unattended child living with a grandparent
+    household = register(live_server, SHANTOU, [member("440507", 70, 81), member("440507", 9, 83, "GRANDCHILD")])
+    child = next(m for m in household["members"] if m["relationToHead"] == "GRANDCHILD")["person"]["id"]
+    before = counts(live_server, AuditLog)
+    for bad in ("ALIEN", "STABLY_LIFTED"):  # unknown anywhere; a Gansu category Guangdong does not have
+        result = send(live_server, CATEGORY, {"personId": child, "category": bad})
+        assert result["category"] is None and result["errors"][0]["field"] == "category"
+        assert result["errors"][0]["code"] == "VALIDATION"
+    assert counts(live_server, AuditLog) == before
+    ok = send(live_server, CATEGORY, {"personId": child, "category": "UNATTENDED_CHILD"})
+    assert ok == {"category": "UNATTENDED_CHILD", "errors": []}
+    claim = live_server.data("SettleMedicalAid", {"input": {
+        "personId": child, "admissionDate": TODAY.isoformat(), "compliantCost": 8000, "insurancePaid": 5000}}
+    )["settleMedicalAid"]
+    assert claim["errors"] == [] and claim["claim"]["category"] == "UNATTENDED_CHILD"
+    assert claim["claim"]["aidAmount"] == pytest.approx(3000) and claim["claim"]["outOfPocket"] == 0

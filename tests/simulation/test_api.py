@@ -135,3 +135,11 @@ def test_roles_without_the_simulation_action_are_refused(db_url, households, liv
     token = user_token(db_url, "caseworker440507001", "township_caseworker", "440507001")
     body = simulate(live_server, token=token)
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_the_server_keeps_the_household_frame_between_requests(db_url, households, live_server):
+    assert "errors" not in simulate(live_server, regionCode="4405")
+    cache = live_server.components.services["simulation"].cache
+    hits = cache.hits
+    body = simulate(live_server, regionCode="4405", changes=[{"key": "dibao.urban_standard", "value": 1600}])
+    assert "errors" not in body and cache.hits == hits + 1  # the audit entries of the runs are no data change

@@ -3,7 +3,8 @@
 person: the school's hardship recognition as the grant tier (家庭经济困难学生认定, GS-2024 / GD-2024), the
 year of study (新生, GD-2024's freshman grant), veteran students (退役士兵学生, GS-2024 3,300), the certified
 employment-difficulty level (就业困难人员分级帮扶, GD-2021 / GD-2024) and the registration date of a business
-(GS-2024 entrepreneurship subsidy after one year). household: housing difficulty (住房困难, GD-2021).
+(GS-2024 entrepreneurship subsidy after one year), a person-level aid category recognised by another
+department (孤儿、事实无人抚养儿童; 农村返贫致贫人口、过渡期内的已脱贫人口、稳定脱贫人口). household: housing difficulty (住房困难, GD-2021).
 emergency_event: the emergency itself, with kind, place and date (GD-2021 §15: aid where it happens), and the
 explanation due after aid first (先行救助，事后补充说明情况).
 
@@ -27,6 +28,7 @@ def upgrade() -> None:
                                       nullable=False))
     op.add_column('person', sa.Column('employment_difficulty_level', sa.SmallInteger(), nullable=True))
     op.add_column('person', sa.Column('business_registered_on', sa.Date(), nullable=True))
+    op.add_column('person', sa.Column('special_category', sa.String(length=32), nullable=True))
     op.add_column('household', sa.Column('housing_need', sa.Boolean(), server_default=sa.text('false'),
                                          nullable=False))
     op.create_table(
@@ -59,6 +61,6 @@ def downgrade() -> None:
     with op.batch_alter_table('household') as batch:
         batch.drop_column('housing_need')
     with op.batch_alter_table('person') as batch:
-        for column in ('business_registered_on', 'employment_difficulty_level', 'veteran_student', 'school_year',
+        for column in ('special_category', 'business_registered_on', 'employment_difficulty_level', 'veteran_student', 'school_year',
                        'school_hardship_tier'):
             batch.drop_column(column)
