@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.scope import Scope, is_level_code
@@ -357,15 +357,3 @@ AUDIT = register(ExportKind(
      ("region_code", "区划代码 region code"), ("remote_addr", "来源 from"), ("detail", "详情 detail"),
      ("row_hash", "哈希 row hash")),
     "audit_read", "audit", _audit_rows, ("user", "since", "action")))
-
-
-async def count_rows(session, job: ExportJob) -> int | None:
-    """How many rows an export will have, where one query says so (for progress bars); None otherwise."""
-    if job.kind is HOUSEHOLDS:
-        clauses = reads.household_filter_clauses(job.filters.get("category"), job.filters.get("warningLevel"),
-                                                 job.filters.get("programKey"), job.filters.get("nameContains"),
-                                                 job.category_programs)
-        return (await session.execute(select(func.count()).select_from(Household)
-                                      .where(job.scope.predicate(Household.region_code), *clauses))).scalar_one()
-    return None
-
