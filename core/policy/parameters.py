@@ -33,6 +33,7 @@ from typing import Any
 import polars as pl
 
 from aidgraph.core.access.scope import is_level_code
+from aidgraph.core.policy.sources import is_illustrative, source_problem
 
 
 PARAM_TYPES = ("number", "integer", "string", "boolean", "list", "table")
@@ -126,7 +127,7 @@ class Parameter:
 
 
 def _illustrative(source: str | None) -> bool:
-    return source is not None and source.strip().lower().startswith("illustrative")
+    return source is not None and is_illustrative(source)
 
 
 class ProvinceParams:
@@ -281,6 +282,9 @@ def parse_parameter_file(path: Path, province_code: str, specs: dict[str, ParamS
             if not isinstance(entry.get(required), str) or not entry[required].strip():
                 raise ParameterError(path, key, f"missing {required} (a source key such as GD-2021, or "
                                                 f"'illustrative')" if required == "source" else f"missing {required}")
+        problem = source_problem(entry["source"])
+        if problem:
+            raise ParameterError(path, key, problem)
         values = entry.get("values")
         if not isinstance(values, list) or not values:
             raise ParameterError(path, key, "missing value: 'values' must be a non-empty list of "
@@ -318,6 +322,9 @@ def parse_parameter_file(path: Path, province_code: str, specs: dict[str, ParamS
             src = item.get("source")
             if src is not None and (not isinstance(src, str) or not src.strip()):
                 raise ParameterError(path, key, f"{where}: source must be a non-empty string")
+            problem = source_problem(src) if src is not None else None
+            if problem:
+                raise ParameterError(path, key, f"{where}: {problem}")
             dated.append(DatedValue(start, item["value"], region, src))
         dated.sort(key=lambda v: (v.start, v.region or ""))
         found[key] = Parameter(key, entry["description"], entry.get("unit", ""), entry["source"], path, dated)
