@@ -48,6 +48,10 @@ class Program:
     transfer_from: tuple[str, ...] = ()
     """Programs whose active enrolments may move to this one without a new application (GD-2022)."""
     description: str = ""
+    gradual_exit_param: str | None = None
+    """The key of the plugin's own parameter giving the months of 渐退期 (gradual exit) when a review finds the
+    household lifted out by earnings; None: the program has no gradual exit. The core reads the key named here
+    and never builds one from the program key."""
 
 
 @dataclass(frozen=True)

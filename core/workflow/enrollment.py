@@ -535,19 +535,21 @@ async def _review_batch(session: AsyncSession, actor: Actor, engine: PolicyEngin
                 summary = (f"复核 review on {on}: still eligible, amount {previous_amount} -> "
                            f"{enrollment.monthly_amount}, next review {enrollment.next_review_date}")
             else:
-                exit_months = int(policy.params.value(f"{program.key}.gradual_exit_months", on, default=0) or 0)
+                exit_key = program.gradual_exit_param  # the plugin's own parameter (Program.gradual_exit_param)
+                exit_months = int(policy.params.value(exit_key, on, default=0) or 0) if exit_key else 0
                 lifted, why = lifts.get(enrollment.id, (False, "the household has no current members"))
-                if exit_months and lifted:
+                if exit_key and exit_months and lifted:
                     enrollment.status = S.GRADUAL_EXIT.value
                     enrollment.gradual_exit_until = _add_months(on, exit_months)
                     reasons.append(f"{why}: the benefit {previous_amount} continues for {exit_months} months, until "
                                    f"{enrollment.gradual_exit_until} "
-                                   f"({policy.params.cite(program.key + '.gradual_exit_months')})")
+                                   f"({policy.params.cite(exit_key)})")
                     summary = (f"复核 review on {on}: no longer eligible; 渐退期 gradual exit, benefit {previous_amount} "
                                f"continues until {enrollment.gradual_exit_until}")
                 else:
                     if lifted:  # earnings lift it, but the province gives no gradual exit for this program
-                        why += f"; no 渐退期 for {program.key}: {policy.params.cite(program.key + '.gradual_exit_months')}"
+                        why += (f"; no 渐退期 for {program.key}: "
+                                + (policy.params.cite(exit_key) if exit_key else "the program declares none"))
                     reasons.append(why)
                     enrollment.status, enrollment.end_date = S.ENDED.value, on
                     summary = f"复核 review on {on}: no longer eligible; ended"

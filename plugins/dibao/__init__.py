@@ -53,7 +53,8 @@ __version__ = "0.1.0"
 PROGRAM = Program(
     key="dibao", name="最低生活保障 minimum living guarantee (dibao)", domain="basic_living", category="DIBAO",
     pays_monthly=True, reviewed=True, transfer_from=("dibao_edge", "expenditure_hardship"),
-    description="Monthly cash for households whose assessed per-capita income is below the local standard.")
+    description="Monthly cash for households whose assessed per-capita income is below the local standard.",
+    gradual_exit_param="dibao.gradual_exit_months")
 
 PERSON_GROUPS = ("severe_disability", "serious_illness", "mental_intellectual_3_4", "disabled_elderly")
 HOUSEHOLD_SCOPES = ("low_income", "expenditure_hardship")
