@@ -6,7 +6,7 @@ ends it, or starts its gradual exit), so a second run finds nothing due; a payme
 enrolment once per month (set-at-a-time, two INSERT ... SELECT statements).
 
 ``reviews run``: every ACTIVE enrolment whose review (复核) is due on ``--as-of`` (default today), set-at-a-time
-in batches of 500 (one transaction each; an enrolment that cannot be reviewed, e.g. of a program its province
+in batches of :data:`REVIEW_BATCH` (one transaction each; an enrolment that cannot be reviewed, e.g. of a program its province
 no longer enables, is reported and left as it is), then the gradual exits (渐退期) that are over,
 set-at-a-time. ``payments run --month``: one transaction.
 """
@@ -62,7 +62,13 @@ def _as_of(value: str | None) -> dt.date:
     return day
 
 
-async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=None, batch: int = 500
+REVIEW_BATCH = 150
+"""Enrolments reviewed per transaction. Kept below 200 audit rows per commit: core.graph.audit seals more than
+200 through core.bulk.update_frame, which fails on an asyncio SQLite session ('Result' object has no attribute
+'executemany', seen 2026-12-02); with 150 a batch stays on the path that works on both engines."""
+
+
+async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=None, batch: int = REVIEW_BATCH
                       ) -> dict[str, int]:
     """Review every enrolment due on ``on`` in ``scope``, set-at-a-time in batches of ``batch`` (one transaction
     each), then end the gradual exits that are over. Returns counts: due, kept (no change), repriced,
