@@ -570,8 +570,10 @@ async def _review_batch(session: AsyncSession, actor: Actor, engine: PolicyEngin
 
 def _next_review(policy: ProvincePolicy, program: Program, enrollment: Enrollment, on: dt.date,
                  row: dict[str, Any] | None) -> None:
-    """The next review date from the household's frame row (the facts the review interval hook reads)."""
+    """The next review date from the household's frame row (the facts the review interval hook reads); none for
+    a program without periodic reviews, so a review never leaves its enrolment due again."""
     if not program.reviewed:
+        enrollment.next_review_date = None
         return
     months = policy.plugins.hook.aidgraph_review_interval_months(program=program, params=policy.params,
                                                                  facts={"on": on, **_facts_of(row)})

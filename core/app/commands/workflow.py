@@ -84,6 +84,7 @@ async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=Non
     engine = make_async_engine(database_url)
     counts = {"due": 0, "kept": 0, "repriced": 0, "gradual_exit": 0, "ended": 0, "failed": 0, "exits_ended": 0}
     failed: dict[int, str] = {}
+    done: set[int] = set()
     try:
         factory = async_session_factory(engine)
         async with factory() as session:
@@ -100,6 +101,9 @@ async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=Non
                 except BaseException:
                     await session.rollback()
                     raise
+            if reviewed and all(e.id in done for e in reviewed):
+                break  # a review left these due on ``on`` (no interval for the program): not again in this run
+            done.update(e.id for e in reviewed)
             for e in reviewed:
                 review = (e.details or {}).get("review") or {}
                 if e.status == "GRADUAL_EXIT":
