@@ -61,8 +61,3 @@ class Actor:
 def system_actor(name: str = "system") -> Actor:
     return Actor(username=name, display_name=name, system=True)
 
-
-def development_actor() -> Actor:
-    """The actor ``me`` answers for in development mode until authentication is configured."""
-    return Actor(username="dev", display_name="Development user", grants=(RoleGrant("province_admin", "44"),),
-                 system=True)

@@ -367,11 +367,6 @@ def forget_authorizers() -> None:
         _authorizers.clear()
 
 
-def scope_for_grants(authorizer: Authorizer, grants: Iterable[RoleGrant], action: str, object_type: str) -> Scope:
-    """The scope of a set of grants (CLI and tests): the same decision as a request's."""
-    actor = Actor(username="-", display_name="-", grants=tuple(grants))
-    return authorizer.decide(actor, action, object_type)
-
 
 def enrollment_read_predicate(actor: Actor, region_column, program_key_column,
                               programs_by_domain: Mapping[str, Iterable[str]], action: str = "read"):

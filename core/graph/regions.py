@@ -24,17 +24,6 @@ WIDTH_BY_LEVEL = {v: k for k, v in LEVEL_BY_WIDTH.items()}
 PROVINCES_WITH_VILLAGES = ("35", "44", "62")
 
 
-def level_of(code: str) -> RegionLevel:
-    try:
-        return LEVEL_BY_WIDTH[len(code)]
-    except KeyError:
-        raise ValueError(f"{code!r} is not a region code (2, 4, 6, 9 or 12 digits)") from None
-
-
-def parent_of(code: str) -> str | None:
-    widths = [w for w in WIDTH_BY_LEVEL.values() if w < len(code)]
-    return code[: max(widths)] if widths else None
-
 
 def ancestors(code: str) -> list[str]:
     """The codes above ``code``, province first."""

@@ -175,10 +175,3 @@ def stream_docs(conn: Connection, kind: str, batch: int = 5000, layout: SearchLa
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(statement(kind))
     for part in result.partitions(batch):
         yield list(docs_from_rows(kind, part, layout))
-
-
-def household_ids_of_alerts(conn: Connection, alert_ids: list[int]) -> list[int]:
-    """Households whose document shows these alerts' level (a changed alert changes its household's doc)."""
-    if not alert_ids:
-        return []
-    return sorted(set(conn.execute(select(Alert.household_id).where(Alert.id.in_(alert_ids))).scalars()))

@@ -58,14 +58,6 @@ def swap_alias(client: OpenSearch, alias: str, new_index: str) -> list[str]:
     return old
 
 
-def ensure_index(client: OpenSearch, alias: str, layout: SearchLayout) -> bool:
-    """Create an empty index behind ``alias`` when there is none; True when one was created."""
-    if alias_exists(client, alias):
-        return False
-    name = create_index(client, alias, layout)
-    swap_alias(client, alias, name)
-    return True
-
 
 @dataclass
 class BulkOutcome:
