@@ -69,6 +69,7 @@ class DemoDay:
     waiting: int
     payments: int
     alerts_disposed: int
+    medical_claims: int
 
 
 def demo_password(settings: Settings) -> str:
@@ -145,7 +146,7 @@ async def _seed_demo_day(settings: Settings, province: str, today: dt.date) -> D
             existing = await session.scalar(select(func.count()).select_from(Enrollment).where(
                 Scope.of([province]).predicate(Enrollment.region_code)))
             if existing:
-                return DemoDay(False, {}, 0, 0, 0)
+                return DemoDay(False, {}, 0, 0, 0, 0)
             _total, gaps = await policy.gaps(session, region_code=province, on=start)
         taken: set[int] = set()
         plan: list[tuple[str, int, tuple[str, ...], dt.date]] = []
@@ -181,9 +182,55 @@ async def _seed_demo_day(settings: Settings, province: str, today: dt.date) -> D
                 payments = await session.scalar(select(func.count()).select_from(Payment).where(
                     Payment.household_id.in_([h for _p, h, _s, _o in plan])))
         disposed = await _dispose_some_alerts(sessions, actor, policy, province, cycle, Alert)
+        claims = await _settle_some_claims(settings, policy, sessions, actor, province, today)
     finally:
         await engine.dispose()
-    return DemoDay(True, active, waiting, payments, disposed)
+    return DemoDay(True, active, waiting, payments, disposed, claims)
+
+
+SETTLE = """mutation($input: MedicalClaimInput!) { settleMedicalAid(input: $input) {
+  claim { category aidAmount } errors { field message code } } }"""
+DEMO_CLAIMS = 8
+"""Hospital claims settled for heads of households receiving dibao or tekun (medical aid, 医疗救助): the
+synthetic bills below are demo data; the ratio, deductible and cap applied are the province's rules."""
+
+
+async def _settle_some_claims(settings: Settings, policy, sessions, actor, province: str, today: dt.date) -> int:
+    """Through the public mutation (the medical plugin's settleMedicalAid), run in process: the claims, their
+    audit and aid-chain rows are exactly what the console's form would write."""
+    from sqlalchemy import select
+
+    from aidgraph.core.access.scope import Scope
+    from aidgraph.core.storage.models import Enrollment, Membership
+    from aidgraph.schema.build import build_schema
+    from aidgraph.schema.context import Context
+    from aidgraph.schema.relay import to_global_id
+
+    async with sessions() as session:
+        heads = (await session.execute(
+            select(Membership.person_id).join(Enrollment, Enrollment.household_id == Membership.household_id)
+            .where(Enrollment.status == "ACTIVE", Enrollment.program_key.in_(["dibao", "tekun"]),
+                   Scope.of([province]).predicate(Enrollment.region_code), Membership.relation_to_head == "SELF",
+                   Membership.valid_to.is_(None))
+            .order_by(Membership.household_id).limit(DEMO_CLAIMS))).scalars().all()
+    if not heads:
+        return 0
+    schema = build_schema(settings=settings, pm=policy.pm)
+    settled = 0
+    for i, person_id in enumerate(heads):
+        context = Context(actor=actor, settings=settings, session_factory=sessions, programs=policy.catalogue(),
+                          policy=policy)
+        cost = 12_000 + 4_500 * i
+        try:
+            result = await schema.execute(SETTLE, context_value=context, variable_values={"input": {
+                "personId": to_global_id("Person", person_id), "admissionDate": today.isoformat(),
+                "compliantCost": cost, "insurancePaid": round(cost * 0.55, 2), "majorDisease": i % 3 == 0,
+                "idempotencyKey": f"demo-claim-{person_id}"}})
+        finally:
+            await context.close()
+        if not result.errors and not result.data["settleMedicalAid"]["errors"]:
+            settled += 1
+    return settled
 
 
 async def _dispose_some_alerts(sessions, actor, policy, province: str, cycle, Alert) -> int:

@@ -1,10 +1,10 @@
 """``aidgraph demo``'s normal day, in the database the console tests use: enrolments decided by the rules through
 the enrolment workflow (with their payments and aid chains), the approval queue at every step, disposed alerts,
-and a second run that changes nothing."""
+medical aid claims, and a second run that changes nothing."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from aidgraph.core.storage.db import make_sync_engine, session_scope
@@ -48,6 +48,9 @@ def test_the_demo_day_is_decided_by_the_rules_and_runs_once(demo_db, tmp_path):
         assert {"APPLIED", "VERIFYING", "REVIEWED", "APPROVED"} <= waiting
         assert {"RESOLVED", "DISMISSED", "VERIFYING", "OPEN"} & set(session.scalars(select(Alert.status)).all()) >= \
             {"DISMISSED", "VERIFYING", "OPEN"}
+        # medical aid (医疗救助) settled through the public mutation for heads of dibao and tekun households
+        claims = session.execute(text("SELECT category, aid_amount FROM medical_claim")).all()
+        assert claims and {c for c, _ in claims} <= {"DIBAO", "TEKUN"} and all(a > 0 for _, a in claims)
     engine.dispose()
 
     from aidgraph.core.app.cli import app

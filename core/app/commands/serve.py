@@ -75,7 +75,8 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
     if day.seeded:
         receiving = ", ".join(f"{program} {n}" for program, n in day.active.items())
         console.print(f"demo day: households receiving {receiving}; {day.waiting} enrolments in the approval queue; "
-                      f"{day.payments} payments; {day.alerts_disposed} alerts disposed")
+                      f"{day.payments} payments; {day.medical_claims} medical aid claims settled; "
+                      f"{day.alerts_disposed} alerts disposed")
     levels = ", ".join(f"{level} {n}" for level, n in sorted(monitoring.households_by_level.items()))
     console.print(f"monitoring {monitoring.month}: households by warning level {levels or 'none'}; alerts raised "
                   f"{monitoring.alerts_raised}, updated {monitoring.alerts_updated}")
