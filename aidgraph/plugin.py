@@ -13,6 +13,8 @@ from __future__ import annotations
 from aidgraph.core.access import authz
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.graph import aidchain, audit
+from aidgraph.core.graph import idempotency  # the one idempotency-key helper: idempotency.claim(...)
+from aidgraph.core.graph import privacy  # what a caller may see: privacy.free_text(...) for notes
 from aidgraph.core.graph.idnumber import age_on
 from aidgraph.core.monitoring.cycle import BANDS_KEY, Bands, MonitoringError
 from aidgraph.core.monitoring.indicators import IndicatorContext, as_hits
@@ -66,6 +68,7 @@ __all__ = [
     "IdempotencyRecord", "Membership", "Person", "PROGRAM_SEARCH_FIELDS", "Actor", "Bands", "Base", "BenefitFormula", "DomainError",
     "EligibilityRule", "EnrollmentEvent", "ErrorCode", "FieldError", "GraphQLContribution", "IncomeDeduction",
     "Indicator", "IndicatorContext", "Info", "Money", "MonitoringError", "ParamSpec", "Program", "ProvinceParams",
+    "idempotency", "privacy",
     "RuleContext", "UserError", "age_on", "aidchain", "any_member", "as_hits", "audit", "authz", "count_members",
     "db_id", "fmt", "hookimpl", "member", "models", "not_found", "policy_engine", "program_search_document",
     "receiving", "receiving_any", "run_mutation", "text", "utcnow", "valid_on", "yuan",
