@@ -22,6 +22,9 @@ from aidgraph.core.storage.errors import not_found
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.relay import Connection, Edge, PageInfo, db_id, decode_cursor, encode_cursor, page_size
 from aidgraph.schema.types import Enrollment, Household, Program
+from aidgraph.core.workflow.enrollment import apply_for_aid
+from aidgraph.core.workflow.enrollment import decide_enrollment
+from aidgraph.core.workflow.enrollment import transfer_enrollment
 
 
 def policy_engine(info: Info) -> PolicyEngine:
@@ -173,7 +176,6 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Apply for a program for a household (or one member).")
     async def apply_for_aid(self, info: Info, input: ApplyForAidInput) -> EnrollmentPayload:
-        from aidgraph.core.workflow.enrollment import apply_for_aid
 
         async def work(session):
             person_id = _id(input.person_id, "Person", "personId") if input.person_id else None
@@ -188,7 +190,6 @@ class Mutation:
 
     @strawberry.mutation(description="Take one step of an enrolment's state machine.")
     async def decide_enrollment(self, info: Info, input: DecideEnrollmentInput) -> EnrollmentPayload:
-        from aidgraph.core.workflow.enrollment import decide_enrollment
 
         async def work(session):
             enrollment = await decide_enrollment(session, info.context.actor, info.context.policy,
@@ -202,7 +203,6 @@ class Mutation:
     @strawberry.mutation(description="Transfer near-dibao or expenditure-hardship to dibao or tekun without "
                                      "re-applying (GD-2022).")
     async def transfer_enrollment(self, info: Info, input: TransferEnrollmentInput) -> EnrollmentPayload:
-        from aidgraph.core.workflow.enrollment import transfer_enrollment
 
         async def work(session):
             enrollment = await transfer_enrollment(session, info.context.actor, info.context.policy,

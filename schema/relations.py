@@ -18,6 +18,7 @@ from aidgraph.schema.context import Info
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.relay import db_id
 from aidgraph.schema.types import Person, RelationshipKind
+from aidgraph.core.graph.relations import record_relationship
 
 
 @strawberry.input(description="Record (or, with until, end) a relationship as seen from personId: kind is what "
@@ -50,7 +51,6 @@ class Mutation:
     @strawberry.mutation(description="Record or end a relationship across households (support obligors "
                                      "赡养/抚养/扶养义务人, spouse, parent-child, guardian).")
     async def record_relationship(self, info: Info, input: RelationshipInput) -> RelationshipPayload:
-        from aidgraph.core.graph.relations import record_relationship
 
         async def work(session):
             return await record_relationship(session, info.context.actor,

@@ -29,6 +29,8 @@ from aidgraph.schema.relay import (
     page_size,
 )
 from aidgraph.schema.types import Enrollment
+from graphql import GraphQLError
+from aidgraph.core.workflow.enrollment import conduct_review
 
 
 @strawberry.input(description="Conduct the review (复核) of an ACTIVE enrolment on the facts recorded at "
@@ -67,7 +69,6 @@ class Query:
             try:
                 day, last_id = dt.date.fromisoformat(position[0]), int(position[1])
             except ValueError:
-                from graphql import GraphQLError
 
                 raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"}) from None
             page_where.append(or_(e.next_review_date > day, and_(e.next_review_date == day, e.id > last_id)))
@@ -88,7 +89,6 @@ class Mutation:
                                      "does not re-price the benefit; 渐退期 only when employment earnings lift the "
                                      "household over the standard (GD-2021).")
     async def conduct_review(self, info: Info, input: ReviewInput) -> ReviewPayload:
-        from aidgraph.core.workflow.enrollment import conduct_review
 
         async def work(session):
             key = db_id(input.enrollment_id, "Enrollment")

@@ -19,6 +19,8 @@ from aidgraph.core.graph import privacy
 from aidgraph.core.graph.idnumber import age_on
 from aidgraph.core.graph.reads import aid_chain_page, region_stats
 from aidgraph.schema.relay import Connection, Edge, Node, PageInfo, decode_cursor, encode_cursor, page_size, to_global_id
+from aidgraph.core.graph.relations import relationships_of
+from aidgraph.core.graph.relations import support_obligors
 
 # The storage floor's enums are the GraphQL enums: strawberry.enum marks each class in place (and returns it),
 # so the plain aliases below are both the GraphQL types and, for mypy, the Python types of the fields.
@@ -189,7 +191,6 @@ class Person(Node):
 
     @strawberry.field(description="Current relationships, each seen from this person.")
     async def relationships(self, info: Info) -> list[Relationship]:
-        from aidgraph.core.graph.relations import relationships_of
 
         async with info.context.db() as session:
             views = (await relationships_of(session, [self._row.id]))[self._row.id]
@@ -201,7 +202,6 @@ class Person(Node):
 
     @strawberry.field(description="Persons with a legal duty to support this one (赡养/抚养/扶养义务人), in scope.")
     async def support_obligors(self, info: Info) -> list["Person"]:
-        from aidgraph.core.graph.relations import support_obligors
 
         async with info.context.db() as session:
             ids = (await support_obligors(session, [self._row.id]))[self._row.id]

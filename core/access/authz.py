@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from aidgraph.core.access.actor import ACTIONS, Actor, RoleGrant
 from aidgraph.core.storage.models import CasbinRule, Region
 from aidgraph.core.access.scope import Scope, _successor, is_level_code
+from aidgraph.core.storage.db import make_sync_engine
 
 MODEL_PATH = Path(__file__).with_name("authz_model.conf")
 POLICY_FILE = "policy.csv"
@@ -351,7 +352,6 @@ def authorizer_for(database_url: str) -> Authorizer:
     """The process-wide authorizer of one database (built on first use)."""
     with _authorizers_lock:
         if database_url not in _authorizers:
-            from aidgraph.core.storage.db import make_sync_engine
 
             engine = make_sync_engine(database_url)
             try:

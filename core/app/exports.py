@@ -19,6 +19,7 @@ from starlette.routing import Route
 from aidgraph.core.access.authn import Unauthenticated, actor_for_request
 from aidgraph.core.graph import exports, privacy
 from aidgraph.core.graph.exports import ExportJob, ExportKind, ExportRefused
+from aidgraph.core.policy.engine import default_engine
 
 FORMAT_PARAM = "format"
 REGION_PARAM = "regionCode"
@@ -27,7 +28,6 @@ REGION_PARAM = "regionCode"
 async def _gap_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
     policy = job.services.get("policy")
     if policy is None:
-        from aidgraph.core.policy.engine import default_engine
 
         policy = default_engine()
     _total, frame = await policy.gaps(session, region_code=job.region_code, scope=job.scope,

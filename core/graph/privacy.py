@@ -23,6 +23,8 @@ from sqlalchemy import insert
 
 from aidgraph.core.graph.idnumber import mask, mask_phone
 from aidgraph.core.storage.models import AuditLog
+import datetime as dt
+from sqlalchemy import func, select
 
 T = TypeVar("T")
 
@@ -123,7 +125,6 @@ async def flush_disclosures(context: Any, session, operation: str | None = None)
 def audit_filter(scope, user: str | None = None, since=None, action: str | None = None) -> list:
     """Where-clauses of an audit log read: the reader's ``audit_read`` scope on the record's region, and the
     optional user, start date and action."""
-    import datetime as dt
 
     clauses = [scope.predicate(AuditLog.region_code)]
     if user:
@@ -139,7 +140,6 @@ def audit_filter(scope, user: str | None = None, since=None, action: str | None 
 async def audit_page(session, scope, *, user=None, since=None, action=None, first: int = 20,
                      before_id: int | None = None):
     """A page of the audit log, newest first (keyset on id): (rows, has_next, total)."""
-    from sqlalchemy import func, select
 
     clauses = audit_filter(scope, user, since, action)
     stmt = select(AuditLog).where(*clauses)

@@ -48,6 +48,11 @@ from aidgraph.core.storage.models import (
     OutboxEntity,
 )
 from aidgraph.core.access.scope import Scope
+from aidgraph.core.storage.models import RECEIVING_ENROLLMENT_STATUSES, Enrollment
+from aidgraph.core.graph import aidchain
+from aidgraph.core.graph import audit
+from aidgraph.core.graph import outbox
+from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 
 BANDS_KEY = "monitoring.bands"
 MONITORING_PROGRAM = "relapse_monitoring"
@@ -419,7 +424,6 @@ async def policy_verification(session, policy_engine: Any, household_id: int, on
                               ) -> Verification:
     """Eligibility of every program enabled in the household's province, by the policy engine (the same
     evaluation as EligibilityGaps), and the programs the household receives now."""
-    from aidgraph.core.storage.models import RECEIVING_ENROLLMENT_STATUSES, Enrollment
 
     receiving = tuple(sorted((await session.execute(
         select(Enrollment.program_key).where(Enrollment.household_id == household_id,
@@ -444,10 +448,6 @@ async def dispose_alert(session, actor: Actor, alert_id: int | None, action: str
     but not the caller's to dispose), VALIDATION (empty note), INVALID_TRANSITION (e.g. ENROL before
     verification).
     """
-    from aidgraph.core.graph import aidchain
-    from aidgraph.core.graph import audit
-    from aidgraph.core.graph import outbox
-    from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 
     if alert_id is None:
         raise not_found("alert", "alertId")

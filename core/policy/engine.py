@@ -100,6 +100,7 @@ from aidgraph.core.policy.contract import (
     fmt,
     yuan,
 )
+from aidgraph.core.storage.config import load_settings
 
 # --- the household frame -----------------------------------------------------------------------------------
 
@@ -687,7 +688,6 @@ def default_engine(settings: Settings | None = None) -> PolicyEngine:
     """
     global _default_engine
     if _default_engine is None:
-        from aidgraph.core.storage.config import load_settings
 
         _default_engine = PolicyEngine(settings or load_settings())
     return _default_engine

@@ -28,6 +28,8 @@ import pluggy
 
 from aidgraph.core.policy import hookspecs
 from aidgraph.core.policy.contract import GraphQLContribution
+from aidgraph.core.policy.parameters import ParameterError
+from strawberry.utils.str_converters import to_camel_case
 
 if TYPE_CHECKING:  # pragma: no cover
     from aidgraph.core.storage.config import Settings
@@ -148,7 +150,6 @@ def plugin_provinces(plugin: Any) -> tuple[str, ...] | None:
 
 def check_enabled(pm: pluggy.PluginManager, province_code: str, enabled: list[str], file: Path) -> None:
     """Every enabled name is a registered plugin, and a province plugin is enabled only in its province."""
-    from aidgraph.core.policy.parameters import ParameterError
 
     for name in enabled:
         plugin = pm.get_plugin(name)
@@ -251,7 +252,6 @@ class DuplicateFieldError(PluginError):
 
 
 def _field_names(cls: type) -> list[str]:
-    from strawberry.utils.str_converters import to_camel_case
 
     definition = getattr(cls, "__strawberry_definition__", None)
     if definition is None:

@@ -16,6 +16,9 @@ from aidgraph.core.access.actor import system_actor
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.monitoring.cycle import MonitoringError, check_month, run_month
+from aidgraph.core.policy.parameters import ParameterError
+from aidgraph.core.policy.provinces import load_province
+from aidgraph.core.policy.host import build_plugin_manager, flatten
 
 console = Console()
 monitor_app = typer.Typer(help="低收入人口动态监测: monthly scoring and alerts.", no_args_is_help=True)
@@ -23,9 +26,6 @@ monitor_app = typer.Typer(help="低收入人口动态监测: monthly scoring and
 
 def load_monitoring(province: str, settings=None):
     """The province's parameters and every registered indicator, from the plugins and province_configs/."""
-    from aidgraph.core.policy.parameters import ParameterError
-    from aidgraph.core.policy.provinces import load_province
-    from aidgraph.core.policy.host import build_plugin_manager, flatten
 
     pm = build_plugin_manager(settings)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+import pluggy
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -22,15 +23,12 @@ from aidgraph.core.search.client import BULK_TIMEOUT, CLIENT_ERRORS, SearchUnava
 from aidgraph.core.search.indexer import IndexMissing, drain, follow, pending_count
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
 from aidgraph.core.search.rebuild import reindex, row_counts, verify
+from aidgraph.core.policy.host import build_plugin_manager
 
 console = Console()
 
 
-def _plugin_manager():
-    try:
-        from aidgraph.core.policy.host import build_plugin_manager
-    except ImportError:
-        return None
+def _plugin_manager() -> pluggy.PluginManager:
     return build_plugin_manager()
 
 
