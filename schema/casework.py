@@ -534,7 +534,7 @@ class _CaseworkQuery:
     async def temporary_aid(self, info: Info, enrollment_id: strawberry.ID) -> TemporaryAidCase | None:
         key = db_id(enrollment_id, "Enrollment")
         row = await info.context.enrollments_by_id.load(key) if key is not None else None
-        if row is None:
+        if row is None or key is None:
             return None
         async with info.context.db() as session:
             return await _case(session, key)

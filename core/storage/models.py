@@ -1061,7 +1061,7 @@ class VerificationAuthorisation(Base):
     household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id", ondelete="SET NULL"))
     signed_by_person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
-    person_ids: Mapped[list] = mapped_column(JSON)
+    person_ids: Mapped[list[Any]] = mapped_column(JSON)
     signed_on: Mapped[dt.date] = mapped_column(Date)
     valid_until: Mapped[dt.date] = mapped_column(Date)
     document_ref: Mapped[str] = mapped_column(String(200))
@@ -1081,7 +1081,7 @@ class EconomicVerification(Base):
     household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
     authorisation_id: Mapped[int] = mapped_column(ForeignKey("verification_consent.id", ondelete="CASCADE"))
     as_of: Mapped[dt.date] = mapped_column(Date)
-    result: Mapped[dict] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
     verified_by: Mapped[str] = mapped_column(String(64))
     verified_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
 

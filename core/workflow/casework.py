@@ -176,8 +176,8 @@ async def refer_case(session: AsyncSession, actor: Actor, engine: PolicyEngine |
     """The contract's ReferCase: a caseworker refers a household (or one member) to a department."""
     engine = engine or default_engine()
     replay = await _replay(session, actor, "referCase", idempotency_key)
-    if replay is not None:
-        return await session.get(Referral, replay["referral_id"])
+    if replay is not None and (replayed := await session.get(Referral, replay["referral_id"])) is not None:
+        return replayed
     household = await household_in_scope(session, actor, household_id)
     if not actor.may("create", household.region_code, REFERRAL_OBJECT):
         raise DomainError.single(ErrorCode.FORBIDDEN, f"referring needs the 'create' permission on referrals in "
@@ -261,8 +261,8 @@ async def accept_application(session: AsyncSession, actor: Actor, engine: Policy
     on = on or today()
     engine = engine or default_engine()
     replay = await _replay(session, actor, "acceptApplication", idempotency_key)
-    if replay is not None:
-        return await session.get(Referral, replay["referral_id"])
+    if replay is not None and (replayed := await session.get(Referral, replay["referral_id"])) is not None:
+        return replayed
     try:
         number = parse(id_number).number
     except InvalidIdNumber as e:

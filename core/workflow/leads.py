@@ -130,8 +130,8 @@ async def report_lead(session: AsyncSession, actor: Actor, engine: PolicyEngine 
     on = on or dt.date.today()
     engine = engine or default_engine()
     replay = await _replay(session, actor, "reportLead", idempotency_key)
-    if replay is not None:
-        return await session.get(Lead, replay["lead_id"])
+    if replay is not None and (replayed := await session.get(Lead, replay["lead_id"])) is not None:
+        return replayed
     address = (address or "").strip() or None
     if person_id is None and not (id_number or "").strip() and address is None:
         raise DomainError.single(ErrorCode.VALIDATION, "a lead needs a person (personId or idNumber) or an address",
@@ -206,8 +206,8 @@ async def record_visit(session: AsyncSession, actor: Actor, engine: PolicyEngine
     today = dt.date.today()
     visited_on = visited_on or today
     replay = await _replay(session, actor, "recordVisit", idempotency_key)
-    if replay is not None:
-        return await session.get(Visit, replay["visit_id"])
+    if replay is not None and (replayed := await session.get(Visit, replay["visit_id"])) is not None:
+        return replayed
     household = await household_in_scope(session, actor, household_id)
     if not actor.may("create", household.region_code, LEAD_OBJECT):
         raise DomainError.single(ErrorCode.FORBIDDEN, "recording visits needs the 'create' permission on leads here",

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
@@ -85,8 +87,8 @@ async def order_service(session: AsyncSession, actor: Actor, engine: PolicyEngin
     on = on or dt.date.today()
     engine = engine or default_engine()
     replay = await _replay(session, actor, "orderService", idempotency_key)
-    if replay is not None:
-        return await session.get(ServiceOrder, replay["order_id"])
+    if replay is not None and (replayed := await session.get(ServiceOrder, replay["order_id"])) is not None:
+        return replayed
     household = await household_in_scope(session, actor, household_id)
     _require(actor, "create", household.region_code, SERVICE_OBJECT, "householdId")
     params = province_params(engine, household.region_code)
@@ -206,7 +208,7 @@ async def match_charity(session: AsyncSession, actor: Actor, *, resource_id: int
         value = _money(amount) if amount is not None else None
         if value is None or value <= 0:
             raise DomainError.single(ErrorCode.VALIDATION, "a money match needs an amount above 0", "amount")
-        drawn = await session.execute(update(CharityResource).where(
+        drawn: CursorResult[Any] = await session.execute(update(CharityResource).where(  # type: ignore[assignment]
             CharityResource.id == resource.id, CharityResource.remaining >= value).values(
             remaining=CharityResource.remaining - value))
         if drawn.rowcount != 1:

@@ -143,9 +143,9 @@ def to_csv(stats: MonthlyStatistics) -> str:
     for r in stats.programs:
         writer.writerow([stats.month, r.region_code, r.program_key, r.recipient_households, r.recipient_persons,
                          f"{r.amount:.2f}", r.new_cases, r.ended_cases, "", "", ""])
-    for r in stats.regions:
-        writer.writerow([stats.month, r.region_code, "", "", "", "", "", "", r.alerts_raised, r.alerts_disposed,
-                         r.referrals_overdue])
+    for g in stats.regions:
+        writer.writerow([stats.month, g.region_code, "", "", "", "", "", "", g.alerts_raised, g.alerts_disposed,
+                         g.referrals_overdue])
     return out.getvalue()
 
 

@@ -24,7 +24,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
@@ -96,8 +98,8 @@ async def replenish_reserve(session: AsyncSession, actor: Actor, *, township_cod
                             note: str | None = None, idempotency_key: str | None = None) -> ReserveFund:
     """Add ``amount`` to the township's reserve fund (created on first replenishment)."""
     replay = await _replay(session, actor, "replenishReserveFund", idempotency_key)
-    if replay is not None:
-        return await session.get(ReserveFund, replay["township_code"])
+    if replay is not None and (replayed := await session.get(ReserveFund, replay["township_code"])) is not None:
+        return replayed
     township = await _township(session, township_code)
     if not actor.may("create", township.code, RESERVE_FUND_OBJECT):
         raise DomainError.single(ErrorCode.FORBIDDEN, f"replenishing the reserve fund of {township.code} is outside "
@@ -124,7 +126,7 @@ async def replenish_reserve(session: AsyncSession, actor: Actor, *, township_cod
 
 async def _draw(session: AsyncSession, actor: Actor, township_code: str, amount: Decimal, enrollment_id: int) -> Decimal:
     """Take ``amount`` from the township's fund in one conditional statement; the balance after."""
-    result = await session.execute(update(ReserveFund).where(
+    result: CursorResult[Any] = await session.execute(update(ReserveFund).where(  # type: ignore[assignment]
         ReserveFund.township_code == township_code, ReserveFund.balance >= amount).values(
         balance=ReserveFund.balance - amount, version=ReserveFund.version + 1, updated_at=_now()))
     if result.rowcount != 1:
@@ -190,7 +192,7 @@ async def approve_temporary_aid(session: AsyncSession, actor: Actor, engine: Pol
     rules_amount = _money(evaluation.get("one_off_amount")) if evaluation["eligible"] else None
     county = actor.scope("approve", OBJECT).contains(enrollment.region_code[:6])
     limit = _money(policy.params.value("workflow.temporary_township_limit", on, region=enrollment.region_code,
-                                       default=0) or 0)
+                                       default=0) or 0) or Decimal("0.00")
     if case_conference:
         if not county:
             raise DomainError.single(ErrorCode.FORBIDDEN, "一事一议: a case conference is held at county level; a "

@@ -52,8 +52,9 @@ async def record_authorisation(session: AsyncSession, actor: Actor, engine: Poli
     today = dt.date.today()
     signed_on = signed_on or today
     replay = await _replay(session, actor, "recordVerificationAuthorisation", idempotency_key)
-    if replay is not None:
-        return await session.get(VerificationAuthorisation, replay["authorisation_id"])
+    if replay is not None and (replayed := await session.get(VerificationAuthorisation,
+                                                             replay["authorisation_id"])) is not None:
+        return replayed
     household = await household_in_scope(session, actor, household_id)
     if not actor.may("apply", household.region_code, OBJECT):
         raise DomainError.single(ErrorCode.FORBIDDEN, "recording an authorisation needs the 'apply' permission on "
