@@ -246,3 +246,38 @@ def _head_name(url: str, household_id: int) -> str:
             Membership.household_id == household_id, Membership.relation_to_head == "SELF"))
     engine.dispose()
     return name
+
+
+def test_casework_refer_a_household_answer_and_report_a_lead(page, console_server, people):
+    from aidgraph.core.storage.models import Referral
+
+    url, township = console_server.url, people["township"]
+    engine = make_sync_engine(people["engine_url"])
+    with session_scope(engine) as session:
+        household_id = session.scalar(select(Household.id).where(Household.region_code.startswith(township))
+                                      .order_by(Household.id.desc()))
+    log_in(page, url, "tw.caseworker")
+    page.goto(f"{url}/console#/household?id={to_global_id('Household', household_id)}")
+    ready(page, "/household")
+    page.select_option("#refer-form select[name=department]", "medical_insurance")
+    page.fill("#refer-form input[name=reason]", "住院费用高，需办理医疗救助")
+    page.click("#refer-form button[type=submit]")
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="toast"]')].some(
+        m => m.textContent.startsWith('转办') || m.classList.contains('error'))""")
+    assert not page.locator('[data-testid="toast"].error').count(), page.inner_text("#toast")
+    with session_scope(engine) as session:
+        referral = session.scalars(select(Referral).where(Referral.household_id == household_id)).one()
+        assert (referral.department, referral.status) == ("medical_insurance", "SENT")
+    page.goto(f"{url}/console#/referrals?region={township}")
+    ready(page, "/referrals")
+    row = page.locator(f'tr[data-referral="{to_global_id("Referral", referral.id)}"]')
+    assert "医疗保障" in row.inner_text() and "已转办" in row.inner_text()
+    shot(page, "referrals-township")
+    page.fill("#lead-form input[name=address]", "村委会东侧 3 号")
+    page.select_option("#lead-form select[name=channel]", "VILLAGE_ASSISTANT")
+    page.fill("#lead-form textarea[name=description]", "独居老人，近期无收入")
+    page.click("#lead-form button[type=submit]")
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="toast"]')].some(
+        m => m.textContent.startsWith('线索上报') || m.classList.contains('error'))""")
+    assert not page.locator('[data-testid="toast"].error').count(), page.inner_text("#toast")
+    engine.dispose()

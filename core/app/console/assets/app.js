@@ -214,11 +214,31 @@ async function householdScreen(q) {
       <div class="card"><h2>${esc(t("economics"))}</h2>${e ? `<p>${esc(t("perCapita"))}: <b>${money(e.perCapitaMonthlyIncome)}</b><br>${esc(t("assets"))}: ${money(e.totalFinancialAssets)}<br><span class="muted small">${esc(t("assessedAt"))} ${esc(dateTime(e.assessedAt))}</span></p>` : esc(t("none"))}
         <h2>${esc(t("alerts"))}</h2>${h.alerts.length ? `<table>${h.alerts.map((a) => `<tr><td>${badge(a.level)}</td><td>${esc(t(a.status))}</td><td>${a.score.toFixed(2)}</td><td class="small">${esc(a.indicators.join(", "))}</td><td class="small">${esc(dateTime(a.raisedAt))}</td></tr>`).join("")}</table>` : esc(t("none"))}</div>
     </div>
-    <div class="card"><h2>${esc(t("eligibility"))}</h2><table data-testid="eligibility">${(data.eligibility || []).map((r) => `<tr><td>${esc(r.program.name)}</td><td class="${r.eligible ? "ok" : "no"}">${esc(t(r.eligible ? "eligible" : "notEligible"))}</td><td>${r.monthlyAmount !== null ? money(r.monthlyAmount) : ""}</td><td><ul class="reasons">${r.reasons.map((x) => `<li>${esc(x)}</li>`).join("")}</ul></td></tr>`).join("")}</table></div>
+    <div class="card"><h2>${esc(t("eligibility"))}</h2><table data-testid="eligibility">${(data.eligibility || []).map((r) => `<tr><td>${esc(r.program.name)}</td><td class="${r.eligible ? "ok" : "no"}">${r.eligible || r.reasons.length ? esc(t(r.eligible ? "eligible" : "notEligible")) : "—"}</td><td>${r.monthlyAmount !== null ? money(r.monthlyAmount) : ""}</td><td><ul class="reasons">${r.reasons.map((x) => `<li>${esc(x)}</li>`).join("")}</ul></td></tr>`).join("")}</table></div>
+    <form class="card inline" id="refer-form"><b>${esc(t("referCase"))}</b>
+      <select name="department">${DEPARTMENTS.map((d) => `<option value="${d}">${esc(t("dept_" + d))}</option>`).join("")}</select>
+      <input name="reason" size="40" placeholder="${esc(t("reasons"))}" required>
+      <button class="primary" type="submit">${esc(t("REFER"))}</button></form>
     <div class="grid2">
       <div class="card"><h2>${esc(t("enrollments"))}</h2><table data-testid="enrollments">${h.enrollments.map((en) => `<tr><td>${esc(en.program.name)}</td><td>${esc(t(en.status))}</td><td>${money(en.monthlyAmount)}</td><td>${esc(en.startDate || "")} – ${esc(en.endDate || "")}</td></tr>`).join("") || `<tr><td>${esc(t("none"))}</td></tr>`}</table></div>
       <div class="card"><h2>${esc(t("aidChain"))}</h2><ul class="timeline" data-testid="timeline">${h.aidChain.edges.map(({ node: n }) => `<li class="${esc(n.kind)}"><span class="small muted">${esc(dateTime(n.at))}</span> <b>${esc(n.kind)}</b> ${esc(n.summary)}</li>`).join("")}</ul></div>
     </div></div>`;
+  wireReferForm(h.id);
+}
+
+const DEPARTMENTS = ["medical_insurance", "education", "human_resources", "housing", "emergency_management", "disabled_persons_federation"];
+const REFER = `mutation ReferCase($input: ReferCaseInput!) { referCase(input: $input) { referral { id status department dueDate } errors { field message code } } }`;
+function wireReferForm(householdId) {
+  const form = document.getElementById("refer-form");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await gql(REFER, { input: { householdId, department: form.department.value, reason: form.reason.value.trim(), idempotencyKey: key() } });
+      if (r.referCase.errors.length) throw new Error(mutationErrors(r.referCase.errors));
+      toast(`${t("referCase")}: ${t("dept_" + r.referCase.referral.department)} · ${t("dueDate")} ${r.referCase.referral.dueDate || ""}`);
+      form.reset();
+    } catch (e) { toast(errorText(e), true); }
+  });
 }
 
 const ALERTS = `query Alerts($regionCode: String!, $level: WarningLevel, $status: AlertStatus, $first: Int, $after: String) {
@@ -383,14 +403,50 @@ async function auditScreen(q) {
 const REFERRALS = `query Referrals($regionCode: String!, $first: Int, $after: String) {
   referrals(regionCode: $regionCode, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
     edges { node { id status department reason documents dueDate overdue sentAt answeredAt answer household { id householdNumber } } } } }`;
+const ANSWER = `mutation AnswerReferral($input: AnswerReferralInput!) { answerReferral(input: $input) { referral { id status answer answeredAt } errors { field message code } } }`;
+const LEAD = `mutation ReportLead($input: ReportLeadInput!) { reportLead(input: $input) { lead { id status channel township { code name } alert { id level } } errors { field message code } } }`;
+const CHANNELS = ["VILLAGE_ASSISTANT", "VISIT", "HOTLINE_12345", "HOTLINE_12349", "NEIGHBOUR", "SELF", "OTHER"];
+const NEXT_ANSWERS = { SENT: ["ACCEPT", "RETURN"], ACCEPTED: ["COMPLETE", "RETURN"] };
 async function referralsScreen(q) {
   const region = q.get("region") || defaultRegion();
-  main.innerHTML = `<div data-screen="referrals"><h1>${esc(t("referralsTitle"))}</h1><div id="ref-out"></div></div>`;
+  main.innerHTML = `<div data-screen="referrals"><h1>${esc(t("referralsTitle"))}</h1><div id="ref-out"></div>
+    <form class="card stack" id="lead-form"><h2>${esc(t("reportLead"))}</h2>
+      <label>${esc(t("region"))}</label><input name="regionCode" value="${esc(region)}" required>
+      <label>${esc(t("name"))}</label><input name="name"><label>${esc(t("idNumber"))}</label><input name="idNumber" maxlength="18">
+      <label>${esc(t("address"))}</label><input name="address" size="40">
+      <label>${esc(t("channel"))}</label><select name="channel">${CHANNELS.map((c) => `<option value="${c}">${esc(t("ch_" + c))}</option>`).join("")}</select>
+      <label>${esc(t("detail"))}</label><textarea name="description" rows="3" cols="50" required></textarea>
+      <p><button class="primary" type="submit">${esc(t("reportLead"))}</button></p></form></div>`;
+  document.getElementById("lead-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const input = { regionCode: f.regionCode.value.trim(), channel: f.channel.value, description: f.description.value.trim(), idempotencyKey: key() };
+    for (const k of ["name", "idNumber", "address"]) if (f[k].value.trim()) input[k] = f[k].value.trim();
+    try {
+      const r = await gql(LEAD, { input });
+      if (r.reportLead.errors.length) throw new Error(mutationErrors(r.reportLead.errors));
+      const lead = r.reportLead.lead;
+      toast(`${t("reportLead")}: ${lead.status}${lead.township ? " · " + lead.township.name : ""}${lead.alert ? " · " + t(lead.alert.level) : ""}`);
+      f.reset();
+    } catch (e) { toast(errorText(e), true); }
+  });
   const out = document.getElementById("ref-out");
   try {
     const r = (await gql(REFERRALS, { regionCode: region, first: 50 })).referrals;
-    out.innerHTML = `<p><b>${r.totalCount}</b></p><table><tr><th>${esc(t("household"))}</th><th>${esc(t("department"))}</th><th>${esc(t("status"))}</th><th>${esc(t("dueDate"))}</th><th>${esc(t("reasons"))}</th></tr>
-      ${r.edges.map(({ node: n }) => `<tr><td><a href="#/household?id=${esc(n.household.id)}">${esc(n.household.householdNumber)}</a></td><td>${esc(n.department)}</td><td>${esc(n.status)} ${n.overdue ? `<span class="badge level RED">${esc(t("overdue"))}</span>` : ""}</td><td>${esc(n.dueDate || "")}</td><td>${esc(n.reason)}</td></tr>`).join("")}</table>`;
+    out.innerHTML = `<p><b data-testid="referrals-total">${r.totalCount}</b></p><table data-testid="referrals"><tr><th>${esc(t("household"))}</th><th>${esc(t("department"))}</th><th>${esc(t("status"))}</th><th>${esc(t("dueDate"))}</th><th>${esc(t("reasons"))}</th><th></th></tr>
+      ${r.edges.map(({ node: n }) => `<tr data-referral="${esc(n.id)}"><td><a href="#/household?id=${esc(n.household.id)}">${esc(n.household.householdNumber)}</a></td><td>${esc(t("dept_" + n.department))}</td><td>${esc(t("ref_" + n.status))} ${n.overdue ? `<span class="badge level RED">${esc(t("overdue"))}</span>` : ""}</td><td>${esc(n.dueDate || "")}</td><td>${esc(n.reason)}${n.answer ? `<br><span class="small muted">${esc(n.answer)}</span>` : ""}</td>
+        <td>${(NEXT_ANSWERS[n.status] || []).length ? `<input class="answer" size="12" placeholder="${esc(t("note"))}"> ${NEXT_ANSWERS[n.status].map((a) => `<button class="act secondary" data-answer="${a}">${esc(t("ans_" + a))}</button>`).join(" ")}` : ""}</td></tr>`).join("")}</table>`;
+    out.querySelectorAll("button[data-answer]").forEach((b) => b.addEventListener("click", async () => {
+      const row = b.closest("tr");
+      const answer = row.querySelector("input.answer").value.trim();
+      if (!answer) { toast(t("noteRequired"), true); return; }
+      try {
+        const res = await gql(ANSWER, { input: { referralId: row.dataset.referral, action: b.dataset.answer, answer } });
+        if (res.answerReferral.errors.length) throw new Error(mutationErrors(res.answerReferral.errors));
+        toast(`${t("ans_" + b.dataset.answer)}: ${t("ref_" + res.answerReferral.referral.status)}`);
+        await route();
+      } catch (e) { toast(errorText(e), true); }
+    }));
   } catch (e) { out.innerHTML = `<div class="error-box" data-testid="not-available">${esc(errorText(e))}</div>`; }
 }
 

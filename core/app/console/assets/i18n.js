@@ -47,6 +47,13 @@ const zh = {
   simulateTitle: "政策模拟（不写入任何数据）", paramKey: "参数", value: "新值", simulate: "模拟",
   baseline: "现行", reform: "调整后", monthlyCost: "月支出（元）", annualCostChange: "年支出变化（元）",
   open: "打开", goHousehold: "查看家庭", none: "无",
+  referCase: "转办（一门受理、协同办理）", reportLead: "线索上报", channel: "来源渠道",
+  dept_medical_insurance: "医疗保障", dept_education: "教育", dept_human_resources: "人力资源社会保障",
+  dept_housing: "住房城乡建设", dept_emergency_management: "应急管理", dept_disabled_persons_federation: "残联",
+  ref_SENT: "已转办", ref_ACCEPTED: "已受理", ref_DONE: "已办结", ref_RETURNED: "已退回",
+  ans_ACCEPT: "受理", ans_COMPLETE: "办结", ans_RETURN: "退回",
+  ch_VILLAGE_ASSISTANT: "村级协理员", ch_VISIT: "走访", ch_HOTLINE_12345: "12345 热线", ch_HOTLINE_12349: "12349 热线",
+  ch_NEIGHBOUR: "邻里反映", ch_SELF: "本人申请", ch_OTHER: "其他",
 };
 
 const en = {
@@ -99,6 +106,13 @@ const en = {
   overdue: "overdue", simulateTitle: "Policy simulation (writes nothing)", paramKey: "Parameter", value: "New value",
   simulate: "Simulate", baseline: "Baseline", reform: "Reform", monthlyCost: "Monthly cost (yuan)",
   annualCostChange: "Annual cost change (yuan)", open: "Open", goHousehold: "Household", none: "none",
+  referCase: "Refer to a department (one window)", reportLead: "Report a lead", channel: "Channel",
+  dept_medical_insurance: "Medical insurance", dept_education: "Education", dept_human_resources: "Human resources",
+  dept_housing: "Housing", dept_emergency_management: "Emergency management", dept_disabled_persons_federation: "Disabled persons' federation",
+  ref_SENT: "Sent", ref_ACCEPTED: "Accepted", ref_DONE: "Done", ref_RETURNED: "Returned",
+  ans_ACCEPT: "Accept", ans_COMPLETE: "Complete", ans_RETURN: "Return",
+  ch_VILLAGE_ASSISTANT: "Village assistant", ch_VISIT: "Visit", ch_HOTLINE_12345: "Hotline 12345", ch_HOTLINE_12349: "Hotline 12349",
+  ch_NEIGHBOUR: "Neighbour", ch_SELF: "Self", ch_OTHER: "Other",
 };
 
 const dictionaries = { "zh-CN": zh, en };
