@@ -73,13 +73,18 @@ def verify(user: AppUser | None, password: str) -> bool:
     return stored is not None
 
 
+def needs_rehash(user: AppUser) -> bool:
+    """A hash made with older argon2 parameters than today's: rehash it at the next successful login."""
+    return bool(user.password_hash) and _hasher.check_needs_rehash(user.password_hash or "")
+
+
 def authenticate(session: Session, username: str, password: str) -> AppUser | None:
     """The active user whose password this is, or ``None`` (the same for every kind of failure)."""
     user = session.scalar(select(AppUser).where(AppUser.username == username)) if username else None
     ok = verify(user, password)
     if not ok or user is None or not user.active:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
+    if needs_rehash(user):
         user.password_hash = hash_password(password)
     return user
 

@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -127,9 +128,10 @@ def request_token(request: Request, settings) -> tuple[str, dict, bool]:
     if authorization:
         token = bearer_token(authorization)
         return token, decode_token(settings, token), False
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         raise Unauthenticated("authentication required: log in at /auth/login or send Authorization: Bearer <token>")
+    token = cookie
     claims = decode_token(settings, token)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get(CSRF_HEADER, "")
@@ -195,7 +197,7 @@ def auth_routes(components) -> list[Route]:
                     failed = True
                 else:
                     failed = False
-                    if passwords._hasher.check_needs_rehash(user.password_hash):
+                    if passwords.needs_rehash(user):
                         user.password_hash = await anyio.to_thread.run_sync(passwords.hash_password, password)
                     await session.run_sync(lambda s: passwords.clear_failures(s, username))
                     token = issue_token(settings, user, SESSION_TTL)
@@ -275,10 +277,10 @@ def auth_routes(components) -> list[Route]:
             Route("/auth/password", change_password, methods=["POST"])]
 
 
-def cors_middleware(environ: dict | None = None) -> list[Middleware]:
+def cors_middleware(environ: Mapping[str, str] | None = None) -> list[Middleware]:
     """CORS for the origins in ``AIDGRAPH_CORS_ORIGINS`` (comma-separated) only; none configured: no CORS."""
-    environ = os.environ if environ is None else environ
-    origins = [o.strip().rstrip("/") for o in environ.get("AIDGRAPH_CORS_ORIGINS", "").split(",") if o.strip()]
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    origins = [o.strip().rstrip("/") for o in env.get("AIDGRAPH_CORS_ORIGINS", "").split(",") if o.strip()]
     if not origins:
         return []
     return [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],

@@ -179,8 +179,8 @@ async def _seed_demo_day(settings: Settings, province: str, today: dt.date) -> D
         async with sessions() as session:  # this month's payments (activation paid the first one)
             async with session.begin():
                 await disburse_month(session, actor, f"{today:%Y-%m}", Scope.of([province]))
-                payments = await session.scalar(select(func.count()).select_from(Payment).where(
-                    Payment.household_id.in_([h for _p, h, _s, _o in plan])))
+                payments = (await session.execute(select(func.count()).select_from(Payment).where(
+                    Payment.household_id.in_([h for _p, h, _s, _o in plan])))).scalar_one()
         disposed = await _dispose_some_alerts(sessions, actor, policy, province, cycle, Alert)
         claims = await _settle_some_claims(settings, policy, sessions, actor, province, today)
     finally:
@@ -228,7 +228,7 @@ async def _settle_some_claims(settings: Settings, policy, sessions, actor, provi
                 "idempotencyKey": f"demo-claim-{person_id}"}})
         finally:
             await context.close()
-        if not result.errors and not result.data["settleMedicalAid"]["errors"]:
+        if not result.errors and result.data and not result.data["settleMedicalAid"]["errors"]:
             settled += 1
     return settled
 
