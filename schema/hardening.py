@@ -93,7 +93,8 @@ class DocumentLimits:
     """
 
     def __init__(self, document, operation_name: str | None, variables: dict | None, default_page_size: int,
-                 schema: GraphQLSchema | None = None, limit: int | None = None):
+                 schema: GraphQLSchema | None = None, limit: int | None = None, max_page: int | None = None):
+        self.max_page = max_page
         self.variables = variables or {}
         self.default_page_size = default_page_size
         self.schema = schema
@@ -135,17 +136,20 @@ class DocumentLimits:
         return self.schema.get_type(fragment.type_condition.name.value)
 
     def page(self, field: FieldNode) -> int:
+        """The page a ``first`` argument asks for (0: none), at most the largest page a resolver serves (a
+        larger one is the resolver's VALIDATION error, clearer than a cost refusal)."""
         for argument in field.arguments or ():
             if argument.name.value != PAGE_ARGUMENT:
                 continue
             value = argument.value
+            asked = self.default_page_size
             if isinstance(value, IntValueNode):
-                return max(int(value.value), 1)
-            if isinstance(value, VariableNode):
+                asked = max(int(value.value), 1)
+            elif isinstance(value, VariableNode):
                 v = self.variables.get(value.name.value)
                 if isinstance(v, int) and not isinstance(v, bool):
-                    return max(v, 1)
-            return self.default_page_size
+                    asked = max(v, 1)
+            return min(asked, self.max_page) if self.max_page else asked
         return 0
 
     def _region_width(self, field: FieldNode, width: int | None) -> int | None:
@@ -193,25 +197,37 @@ class DocumentLimits:
         self._memo[key] = value
         return value
 
-    def cost(self, selection_set: SelectionSetNode | None, parent=None, width: int | None = None) -> int:
-        """``width``: the code width of the region this selection set is on, when known."""
+    def cost(self, selection_set: SelectionSetNode | None, parent=None, width: int | None = None,
+             page: int | None = None) -> int:
+        """``width``: the code width of the region this selection set is on, when known; ``page``: set on a
+        connection's selection set, the page size its ``edges``/``nodes`` count (its totalCount, pageInfo and
+        facets count once)."""
         if selection_set is None:
             return 0
         total = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                child, is_list, paged = self._field_info(parent, selection.name.value)
-                weight = FIELD_WEIGHTS.get(selection.name.value, 1)
-                multiplier = self._multiplier(selection, is_list, paged, width)
+                name = selection.name.value
+                child, is_list, paged = self._field_info(parent, name)
+                weight = FIELD_WEIGHTS.get(name, 1)
                 inner = self._region_width(selection, width)
-                total += weight + multiplier * self.cost(selection.selection_set, child, inner)
+                explicit = self.page(selection)
+                if (paged or explicit) and not is_list:  # a connection
+                    total += weight + self.cost(selection.selection_set, child, inner,
+                                                page=explicit or self.default_page_size)
+                elif page is not None and name in CONNECTION_LISTS:
+                    total += page * (weight + self.cost(selection.selection_set, child, inner))
+                else:
+                    multiplier = self._multiplier(selection, is_list, paged, width)
+                    total += weight + multiplier * self.cost(selection.selection_set, child, inner)
             elif isinstance(selection, InlineFragmentNode):
                 inner_type = parent
                 if self.schema is not None and selection.type_condition is not None:
                     inner_type = self.schema.get_type(selection.type_condition.name.value)
-                total += self.cost(selection.selection_set, inner_type, width)
+                total += self.cost(selection.selection_set, inner_type, width, page)
             elif isinstance(selection, FragmentSpreadNode):
-                total += self._spread(f"cost{width}", selection.name.value, lambda s, t: self.cost(s, t, width))
+                total += self._spread(f"cost{width}:{page}", selection.name.value,
+                                      lambda s, t: self.cost(s, t, width, page))
             total = _cap(total, self.limit)
         return total
 
@@ -307,7 +323,8 @@ def document_problems(document, operation_name: str | None, variables: dict | No
                       schema: GraphQLSchema | None = None) -> list[GraphQLError]:
     """Every limit of ``settings`` checked on the operation, each in linear time: [] when it may run."""
     s = settings
-    limits = DocumentLimits(document, operation_name, variables, s.default_page_size, schema, s.max_query_cost)
+    limits = DocumentLimits(document, operation_name, variables, s.default_page_size, schema, s.max_query_cost,
+                            s.max_page_size)
     if limits.operation is None:
         return []
     root = limits.root()

@@ -388,4 +388,6 @@ def test_cli_seed_command(sqlite_url, monkeypatch, tmp_path):
     assert bad.exit_code == 2 and "unknown province code" in bad.output
     monkeypatch.setenv("AIDGRAPH_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     empty = runner.invoke(app, ["seed", "--province", "44", "--households", "5"])
-    assert empty.exit_code == 2 and "run `aidgraph load-regions` first" in " ".join(empty.output.split())
+    # An absent database is not created silently (issue 12): the error names the URL and init-db.
+    assert empty.exit_code == 2 and "aidgraph init-db" in " ".join(empty.output.split())
+    assert not (tmp_path / "empty.db").exists()

@@ -70,8 +70,8 @@ def test_limits_are_linear_in_the_document():
         assert cost > 5000 if levels >= 13 else cost == 2 ** (levels - 1) * 2
 
 
-@pytest.mark.parametrize("name", sorted(PAYLOADS))
-def test_payload_is_refused_while_me_keeps_answering(live, name):
+def measure(live, payload: str) -> tuple[httpx.Response, float, list[float]]:
+    """Send ``payload`` while a second client pings ``{ me }`` every 10 ms: (answer, its time, ping times)."""
     me_latencies: list[float] = []
     stop = threading.Event()
 
@@ -93,18 +93,31 @@ def test_payload_is_refused_while_me_keeps_answering(live, name):
         time.sleep(0.1)
         started = time.perf_counter()
         with httpx.Client(timeout=60) as client:
-            r = client.post(f"{live.url}/graphql", json={"query": PAYLOADS[name]},
+            r = client.post(f"{live.url}/graphql", json={"query": payload},
                             headers={"Authorization": f"Bearer {live.token}"})
         elapsed = time.perf_counter() - started
         time.sleep(0.1)
     finally:
         stop.set()
         pinger.join()
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
-    assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
-    assert me_latencies and max(me_latencies) < 0.2, f"{{ me }} waited {max(me_latencies) * 1000:.0f} ms during {name}"
+    return r, elapsed, me_latencies
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_payload_is_refused_while_me_keeps_answering(live, name):
+    # Up to three tries: the machine is shared, and one scheduling hiccup is not a freeze; a payload that
+    # blocks the event loop fails every try (before the fix each of these held it for seconds).
+    worst = []
+    for _ in range(3):
+        r, elapsed, me_latencies = measure(live, PAYLOADS[name])
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
+        assert me_latencies
+        worst.append((elapsed, max(me_latencies)))
+        if elapsed < 1.0 and max(me_latencies) < 0.2:
+            return
+    pytest.fail(f"{name}: (payload s, worst {{ me }} s) per try: {worst}")
 
 
 def test_legitimate_nesting_still_runs(live):
