@@ -13,8 +13,12 @@ report, update = close or visit) and ``reserve_fund`` (read, create = replenish,
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from aidgraph.core.policy.hookspecs import hookimpl
 from aidgraph.core.policy.parameters import ParamSpec
+from aidgraph.core.storage.errors import DomainError, ErrorCode
+from aidgraph.core.storage.models import Enrollment
 from aidgraph.core.workflow.enrollment import OBJECT
 from aidgraph.core.workflow.reviews import parameter_schemas as review_parameter_schemas
 from aidgraph.core.workflow.retention_params import parameter_schemas as retention_parameter_schemas
@@ -71,3 +75,28 @@ def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
             (RESERVE_FUND_OBJECT, ["read", "create", "disburse"]),
             (SERVICE_OBJECT, ["read", "create", "update"]),
             (CHARITY_OBJECT, ["read", "create", "update"])]
+
+
+TEMPORARY_AID_DOMAIN = "emergency"
+
+
+@hookimpl
+async def aidgraph_enrollment_changed(event) -> None:
+    """分级审批 (GD-2021, GD-2022) on every approval of temporary aid, also through the enrolment state machine's
+    APPROVE: above ``workflow.temporary_township_limit`` only an approver at county level may approve. Raising here
+    aborts the whole transaction (the step is not written)."""
+    if event.program.domain != TEMPORARY_AID_DOMAIN or event.to_status != "APPROVED":
+        return None
+    enrollment = await event.session.get(Enrollment, event.enrollment_id)
+    details = (enrollment.details or {}) if enrollment is not None else {}
+    amount = details.get("approved_total") or details.get("one_off_amount")
+    if enrollment is None or amount is None or not event.params.has("workflow.temporary_township_limit"):
+        return None
+    limit = event.params.value("workflow.temporary_township_limit", event.on, region=enrollment.region_code)
+    if Decimal(str(amount)) > Decimal(str(limit)) and \
+            not event.actor.scope("approve", OBJECT).contains(enrollment.region_code[:6]):
+        raise DomainError.single(ErrorCode.FORBIDDEN, f"分级审批: {amount} yuan of temporary aid is above the "
+                                                      f"township's limit of {limit} yuan "
+                                                      f"({event.params.cite('workflow.temporary_township_limit')}): "
+                                                      "the county approves", "action")
+    return None

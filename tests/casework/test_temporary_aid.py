@@ -195,3 +195,23 @@ def test_concurrent_aid_first_payments_cannot_overspend_the_reserve(live_server,
         assert sum(d.amount for d in draws) + Decimal("500.00") == sum(
             e.amount for e in s.scalars(select(ReserveFundEntry).where(ReserveFundEntry.township_code == town,
                                                                        ReserveFundEntry.kind == "REPLENISH")))
+
+
+def test_graded_approval_also_binds_the_state_machine_approve(live_server, fujian, sync_engine, db_url):
+    """DecideEnrollment APPROVE of temporary aid above the township's limit needs the county (分级审批)."""
+    world, households = fujian
+    home = world.households[households[2]]
+    caseworker = token_for(db_url, sync_engine, "cw35d", "township_caseworker", home[:9])
+    officer = token_for(db_url, sync_engine, "county35d", "county_officer", home[:6])
+    case_id = apply(live_server, households[2], token=caseworker)
+
+    def decide(token):
+        return live_server.data("DecideEnrollment", {"input": {"enrollmentId": case_id, "action": "APPROVE"}},
+                                token=token)["decideEnrollment"]
+
+    refused = decide(caseworker)
+    assert refused["errors"][0]["code"] == "FORBIDDEN" and "分级审批" in refused["errors"][0]["message"]
+    with Session(sync_engine) as s:
+        assert s.scalar(select(Enrollment.status).where(Enrollment.household_id == households[2])) == "APPLIED"
+    approved = decide(officer)
+    assert approved["errors"] == [] and approved["enrollment"]["status"] == "APPROVED"
