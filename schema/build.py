@@ -15,6 +15,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
 from aidgraph.schema.types import Alert, Enrollment, Household, Person
+from aidgraph.core.policy.host import graphql_contributions, graphql_types
+from aidgraph.core.storage.config import load_settings
+from aidgraph.schema.audit import AuditDisclosures
+from aidgraph.schema.hardening import hardening_extensions
 
 CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "aidgraph.schema.households",
@@ -66,7 +70,6 @@ def _merge(root: str, parts: list[tuple[str, type]]) -> type | None:
 
 def plugin_contributions(pm) -> tuple[list[Contribution], list[type]]:
     """The plugins' Query/Mutation pieces (``aidgraph_graphql_fields``) and extra types (``aidgraph_graphql_types``)."""
-    from aidgraph.core.policy.host import graphql_contributions, graphql_types
 
     pieces = [(f"plugin {name}", c.query, c.mutation) for name, c in graphql_contributions(pm)]
     return pieces, graphql_types(pm)
@@ -78,9 +81,6 @@ def build_schema(contributions: Iterable[Contribution] = (), extensions: Sequenc
 
     Every schema gets the hardening limits of ``settings`` (default: from the environment) and the audit of
     disclosed values (schema/hardening.py, schema/audit.py)."""
-    from aidgraph.core.storage.config import load_settings
-    from aidgraph.schema.audit import AuditDisclosures
-    from aidgraph.schema.hardening import hardening_extensions
 
     # Frontends send the same few operations over and over: parse and validate each text once (validation
     # rules here depend on the text only; the cost limit, which reads variables, runs on every request).

@@ -31,7 +31,7 @@ import inspect
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, true
+from sqlalchemy import String, and_, exists, func, insert, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access import authz
@@ -633,7 +633,5 @@ async def disburse_month(session: AsyncSession, actor: Actor, period: str, scope
     return count
 
 
-def _text():
-    from sqlalchemy import String
-
+def _text() -> String:
     return String()

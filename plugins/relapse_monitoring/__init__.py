@@ -18,6 +18,7 @@ from aidgraph.plugin import (
     Program,
     hookimpl,
 )
+from .rules import RULES
 
 PLUGIN_NAME = "relapse_monitoring"
 __version__ = "0.1.0"
@@ -88,6 +89,5 @@ def aidgraph_programs():
 
 @hookimpl
 def aidgraph_eligibility_rules():
-    from .rules import RULES
 
     return list(RULES)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import tempfile
 from pathlib import Path
 
 import typer
+import uvicorn
 from rich.console import Console
 
+from aidgraph.core.access.actor import system_actor
+from aidgraph.core.app.commands.monitor import load_monitoring
+from aidgraph.core.app.seed import seed_province
+from aidgraph.core.app.server import create_app, default_components
+from aidgraph.core.app.synthetic_feeds import synthetic_feeds
+from aidgraph.core.graph.regions import load_regions
+from aidgraph.core.monitoring.cycle import run_month
+from aidgraph.core.monitoring.feeds import import_feed
 from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import make_sync_engine, session_scope
+from aidgraph.core.storage.migrate import upgrade
+from aidgraph.schema.build import schema_sdl
 
 console = Console()
 SCHEMA_FILE = Path("schema") / "schema.graphql"
@@ -17,9 +31,7 @@ SCHEMA_FILE = Path("schema") / "schema.graphql"
 def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
           port: int = typer.Option(8000, help="TCP port")) -> None:
     """Serve the GraphQL API (POST /graphql; GraphiQL at GET /graphql in development) and the console (/console)."""
-    import uvicorn
 
-    from aidgraph.core.app.server import create_app, default_components
 
     settings = load_settings()
     components = default_components(settings)
@@ -41,15 +53,9 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
     Every step is idempotent: running the demo again reuses what is there. Demo data is synthetic and the
     policy values marked illustrative in province_configs/ are not real ones.
     """
-    import datetime as dt
 
     from aidgraph.core.app.demo import ensure_demo_login, ensure_demo_user, seed_demo_day
     from aidgraph.core.graph.audit import seal
-    from aidgraph.core.storage.db import session_scope
-    from aidgraph.core.storage.db import make_sync_engine
-    from aidgraph.core.storage.migrate import upgrade
-    from aidgraph.core.graph.regions import load_regions
-    from aidgraph.core.app.seed import seed_province
 
     settings = load_settings()
     engine = make_sync_engine(settings.database_url)
@@ -90,14 +96,7 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
 def demo_monitoring_month(engine, settings, province: str, seed: int, today):
     """One month of synthetic feeds (``aidgraph.core.app.synthetic_feeds``, dated up to today) imported, then that month's
     monitoring run: the demo's alerts. Re-running on the same day stores and changes nothing."""
-    import tempfile
 
-    from aidgraph.core.access.actor import system_actor
-    from aidgraph.core.app.commands.monitor import load_monitoring
-    from aidgraph.core.storage.db import session_scope
-    from aidgraph.core.monitoring.feeds import import_feed
-    from aidgraph.core.monitoring.cycle import run_month
-    from aidgraph.core.app.synthetic_feeds import synthetic_feeds
 
     month_start = today.replace(day=1)
     with tempfile.TemporaryDirectory(prefix="aidgraph-demo-feeds-") as directory:
@@ -111,8 +110,6 @@ def demo_monitoring_month(engine, settings, province: str, seed: int, today):
 
 def export_schema(output: Path = typer.Option(SCHEMA_FILE, help="where to write the SDL")) -> None:
     """Write the live schema's SDL (the committed schema/schema.graphql)."""
-    from aidgraph.schema.build import schema_sdl
-    from aidgraph.core.app.server import default_components
 
     schema = default_components().schema
     assert schema is not None  # default_components always builds one

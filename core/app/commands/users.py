@@ -20,6 +20,7 @@ from aidgraph.core.access.authn import ConfigurationError, issue_token, parse_tt
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.migrate import upgrade
+from pathlib import Path
 
 console = Console()
 err = Console(stderr=True)
@@ -203,7 +204,6 @@ def policy_load(province: list[str] = typer.Option(None, "--province", help="pro
 
 def policy_check(path: str = typer.Argument(..., help="a policy.csv file inside a province folder")) -> None:
     """Validate a policy file without loading it."""
-    from pathlib import Path
 
     p = Path(path)
     try:
