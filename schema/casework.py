@@ -746,6 +746,7 @@ class MonthlyStatistics:
 class StatisticsExportPayload:
     csv: str | None
     errors: list[UserError]
+    xlsx_base64: str | None = strawberry.field(default=None, description="format XLSX: the workbook, base64-encoded.")
 
 
 def _stats(s: statistics.MonthlyStatistics) -> MonthlyStatistics:
@@ -776,13 +777,19 @@ class _StatisticsQuery:
 
 @strawberry.type
 class _StatisticsMutation:
-    @strawberry.mutation(description="The monthly statistics as CSV; every export is audited.")
-    async def export_monthly_statistics(self, info: Info, region_code: str, month: str) -> StatisticsExportPayload:
-        async def work(session):
-            return await statistics.export_statistics(session, info.context.actor, region_code, month)
+    @strawberry.mutation(description="The monthly statistics as CSV (default) or XLSX; every export is audited.")
+    async def export_monthly_statistics(self, info: Info, region_code: str, month: str,
+                                        format: str = "CSV") -> StatisticsExportPayload:
+        import base64
 
-        text, errors = await run_mutation(info, work)
-        return StatisticsExportPayload(csv=text, errors=errors)
+        async def work(session):
+            return await statistics.export_statistics(session, info.context.actor, region_code, month,
+                                                      format.lower())
+
+        content, errors = await run_mutation(info, work)
+        if isinstance(content, bytes):
+            return StatisticsExportPayload(csv=None, xlsx_base64=base64.b64encode(content).decode(), errors=errors)
+        return StatisticsExportPayload(csv=content, xlsx_base64=None, errors=errors)
 
 
 

@@ -140,6 +140,20 @@ def test_a_township_sees_its_own_figures_and_exports_are_audited(live_server, wo
         row = s.scalars(select(AuditLog).where(AuditLog.action == "export", AuditLog.object_type == "statistics",
                                                AuditLog.actor == "county_stats")).one()
         assert row.object_id == f"{town[:6]}:{MONTH}" and row.detail["rows"] == len(lines)
+    xlsx = live_server.post("""mutation X($r: String!, $m: String!) { exportMonthlyStatistics(regionCode: $r,
+        month: $m, format: "XLSX") { csv xlsxBase64 errors { code field } } }""", {"r": town[:6], "m": MONTH},
+                            token=officer).json()["data"]["exportMonthlyStatistics"]
+    import base64
+
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(base64.b64decode(xlsx["xlsxBase64"])))
+    cells = [[("" if v is None else v) for v in row] for row in book.active.iter_rows(values_only=True)]
+    assert len(cells) == len(lines) + 1
+    assert sum(Decimal(str(r[5])) for r in cells[1:] if r[2]) == total
+    bad_format = live_server.post(EXPORT.replace("month: $m)", 'month: $m, format: "PDF")'),
+                                  {"r": town[:6], "m": MONTH}, token=officer).json()["data"]
+    assert bad_format["exportMonthlyStatistics"]["errors"][0]["field"] == "format"
     gansu = token_for(db_url, sync_engine, "admin62_stats", "province_admin", "62")
     outside = live_server.post(EXPORT, {"r": town[:6], "m": MONTH}, token=gansu).json()["data"]
     assert outside["exportMonthlyStatistics"]["errors"][0]["code"] == "FORBIDDEN"
