@@ -176,7 +176,6 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Apply for a program for a household (or one member).")
     async def apply_for_aid(self, info: Info, input: ApplyForAidInput) -> EnrollmentPayload:
-
         async def work(session):
             person_id = _id(input.person_id, "Person", "personId") if input.person_id else None
             enrollment = await apply_for_aid(session, info.context.actor, info.context.policy,
@@ -190,7 +189,6 @@ class Mutation:
 
     @strawberry.mutation(description="Take one step of an enrolment's state machine.")
     async def decide_enrollment(self, info: Info, input: DecideEnrollmentInput) -> EnrollmentPayload:
-
         async def work(session):
             enrollment = await decide_enrollment(session, info.context.actor, info.context.policy,
                                                  enrollment_id=_id(input.enrollment_id, "Enrollment", "enrollmentId"),
@@ -203,7 +201,6 @@ class Mutation:
     @strawberry.mutation(description="Transfer near-dibao or expenditure-hardship to dibao or tekun without "
                                      "re-applying (GD-2022).")
     async def transfer_enrollment(self, info: Info, input: TransferEnrollmentInput) -> EnrollmentPayload:
-
         async def work(session):
             enrollment = await transfer_enrollment(session, info.context.actor, info.context.policy,
                                                    enrollment_id=_id(input.enrollment_id, "Enrollment", "enrollmentId"),

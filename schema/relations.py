@@ -51,7 +51,6 @@ class Mutation:
     @strawberry.mutation(description="Record or end a relationship across households (support obligors "
                                      "赡养/抚养/扶养义务人, spouse, parent-child, guardian).")
     async def record_relationship(self, info: Info, input: RelationshipInput) -> RelationshipPayload:
-
         async def work(session):
             return await record_relationship(session, info.context.actor,
                                              person_id=_person_id(input.person_id, "personId"),

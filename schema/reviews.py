@@ -69,7 +69,6 @@ class Query:
             try:
                 day, last_id = dt.date.fromisoformat(position[0]), int(position[1])
             except ValueError:
-
                 raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"}) from None
             page_where.append(or_(e.next_review_date > day, and_(e.next_review_date == day, e.id > last_id)))
         async with info.context.db() as session:
@@ -89,7 +88,6 @@ class Mutation:
                                      "does not re-price the benefit; 渐退期 only when employment earnings lift the "
                                      "household over the standard (GD-2021).")
     async def conduct_review(self, info: Info, input: ReviewInput) -> ReviewPayload:
-
         async def work(session):
             key = db_id(input.enrollment_id, "Enrollment")
             if key is None:

@@ -191,7 +191,6 @@ class Person(Node):
 
     @strawberry.field(description="Current relationships, each seen from this person.")
     async def relationships(self, info: Info) -> list[Relationship]:
-
         async with info.context.db() as session:
             views = (await relationships_of(session, [self._row.id]))[self._row.id]
         # A relative outside the caller's scope is not shown at all: the kind and date of the edge (a child's
@@ -202,7 +201,6 @@ class Person(Node):
 
     @strawberry.field(description="Persons with a legal duty to support this one (赡养/抚养/扶养义务人), in scope.")
     async def support_obligors(self, info: Info) -> list["Person"]:
-
         async with info.context.db() as session:
             ids = (await support_obligors(session, [self._row.id]))[self._row.id]
         rows = await info.context.persons.load_many(ids)

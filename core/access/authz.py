@@ -352,7 +352,6 @@ def authorizer_for(database_url: str) -> Authorizer:
     """The process-wide authorizer of one database (built on first use)."""
     with _authorizers_lock:
         if database_url not in _authorizers:
-
             engine = make_sync_engine(database_url)
             try:
                 _authorizers[database_url] = Authorizer(build_enforcer(engine))

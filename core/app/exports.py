@@ -28,7 +28,6 @@ REGION_PARAM = "regionCode"
 async def _gap_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
     policy = job.services.get("policy")
     if policy is None:
-
         policy = default_engine()
     _total, frame = await policy.gaps(session, region_code=job.region_code, scope=job.scope,
                                       program=job.filters.get("program"), on=dt.date.today())

@@ -688,6 +688,5 @@ def default_engine(settings: Settings | None = None) -> PolicyEngine:
     """
     global _default_engine
     if _default_engine is None:
-
         _default_engine = PolicyEngine(settings or load_settings())
     return _default_engine

@@ -252,7 +252,6 @@ class DuplicateFieldError(PluginError):
 
 
 def _field_names(cls: type) -> list[str]:
-
     definition = getattr(cls, "__strawberry_definition__", None)
     if definition is None:
         raise PluginError(f"{cls!r} is not a strawberry type")

@@ -29,6 +29,5 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

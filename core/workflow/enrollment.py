@@ -165,6 +165,14 @@ def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | No
         session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
 
 
+async def _replayed(session: AsyncSession, enrollment_id: int) -> Enrollment:
+    """The enrolment a replayed request wrote (it may have been deleted since: then NOT_FOUND)."""
+    found = await session.get(Enrollment, enrollment_id)
+    if found is None:
+        raise not_found("enrollment", "enrollmentId")
+    return found
+
+
 async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
     if not key:
         return None
@@ -184,7 +192,7 @@ async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngin
     engine = engine or _default()
     replay = await _replay(session, actor, "applyForAid", idempotency_key)
     if replay is not None:
-        return await session.get(Enrollment, replay["enrollment_id"])
+        return await _replayed(session, replay["enrollment_id"])
     household = await _household_in_scope(session, actor, household_id, "householdId")
     policy, program = _policy_for(engine, household.region_code, program_key)
     _require(actor, "apply", household.region_code, "applying for aid", "programKey")
@@ -441,7 +449,7 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
     claim = await idempotency.claim(session, actor, "conductReview", idempotency_key,
                                     {"enrollmentId": enrollment_id, "reviewDate": on, "note": note})
     if claim.replay is not None:
-        return await session.get(Enrollment, claim.replay["enrollment_id"])
+        return await _replayed(session, claim.replay["enrollment_id"])
     # one review at a time per enrolment: the row lock (PostgreSQL) or the write lock (SQLite) comes before
     # the status is read, so a concurrent second review finds the enrolment no longer ACTIVE
     await session.run_sync(lambda s: lock_for_writing(s, [Enrollment.__tablename__])

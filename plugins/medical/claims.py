@@ -300,7 +300,10 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
             IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == "settleMedicalAid",
             IdempotencyRecord.key == claim.idempotency_key))).scalar_one_or_none()
         if previous is not None:
-            return await session.get(MedicalClaim, previous.result["claim_id"])
+            replayed = await session.get(MedicalClaim, previous.result["claim_id"])
+            if replayed is None:  # the claim the key wrote no longer exists
+                raise not_found("medical claim", "idempotencyKey")
+            return replayed
     person = await session.get(Person, claim.person_id)
     membership = (await session.execute(select(Membership).where(
         Membership.person_id == claim.person_id, valid_on(Membership, claim.admission_date)))).scalars().first()

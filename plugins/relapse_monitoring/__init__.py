@@ -89,5 +89,4 @@ def aidgraph_programs():
 
 @hookimpl
 def aidgraph_eligibility_rules():
-
     return list(RULES)

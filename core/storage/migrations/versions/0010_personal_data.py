@@ -16,6 +16,7 @@ Create Date: 2026-12-02 19:10:00
 
 import hashlib
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -54,7 +55,7 @@ SQLITE_TRIGGERS = [
 ]
 
 
-def _row_hash(prev: str, seq: int, row) -> str:
+def _row_hash(prev: str, seq: int, row: Any) -> str:
     # The same canonical form as aidgraph.core.graph.audit.row_hash (kept here so the migration never changes).
     at = row.at.isoformat(timespec="microseconds") if row.at is not None else None
     detail = row.detail
