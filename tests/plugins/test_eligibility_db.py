@@ -34,7 +34,8 @@ def households(sync_engine):
         obligor = add_household(s, "440507001003", [{"age": 45}], wages=8000)
         relate(s, obligor.person_ids[0], child.person_ids[0], "SUPPORT_OBLIGOR")
         rich = add_household(s, VILLAGE, [{"age": 40}], wages=500, deposits=1_000_000)
-        migrant = add_household(s, VILLAGE, [{"age": 30, "hospitalised": True}], hukou="620102")
+        migrant = add_household(s, VILLAGE, [{"age": 30, "hospitalised": True}], hukou="620102",
+                                emergencies=[("MAJOR_ILLNESS", dt.date(2025, 5, 20))])
     return {"poor": poor, "edge": edge, "enrolled": enrolled, "elderly": elderly, "child": child, "rich": rich,
             "migrant": migrant, "obligor": obligor, "rural_village": rural_village}
 

@@ -133,9 +133,16 @@ def test_hook_aidgraph_graphql_fields(pm):
 
     contributions = dict(graphql_contributions(pm))
     fields = [f.python_name for f in contributions["medical"].mutation.__strawberry_definition__.fields]
-    assert fields == ["settle_medical_aid"]
+    assert sorted(fields) == ["record_person_category", "settle_medical_aid"]
+    # the rule inputs of issue 11: each from the plugin whose rules read it
+    assert [f.python_name for f in contributions["education"].mutation.__strawberry_definition__.fields] == [
+        "record_student_status"]
+    assert sorted(f.python_name for f in contributions["temporary"].mutation.__strawberry_definition__.fields) == [
+        "explain_emergency", "record_emergency"]
     sdl = build_schema(pm=pm).as_str()
     assert "settleMedicalAid(input: MedicalClaimInput!): MedicalClaimPayload!" in sdl
+    assert "recordHousingNeed(input: HousingNeedInput!): HousingNeedPayload!" in sdl
+    assert "recordEmploymentSupport(input: EmploymentSupportInput!): EmploymentSupportPayload!" in sdl
 
 
 def test_plugin_field_colliding_with_the_core_is_a_startup_error(pm):
@@ -169,4 +176,5 @@ def test_hook_aidgraph_graphql_types(pm):
     from aidgraph.core.policy.host import graphql_types
 
     types = graphql_types(pm)
-    assert [t.__strawberry_definition__.name for t in types] == ["MedicalClaim"]
+    assert sorted(t.__strawberry_definition__.name for t in types) == [
+        "EmergencyEvent", "EmploymentSupport", "MedicalClaim", "StudentStatus"]
