@@ -115,7 +115,7 @@ COLUMNS: dict[str, DataClass] = {
     "person.hospitalised": HEALTH, "person.labour_capacity": HEALTH, "person.employment_status": PERSONAL,
     "person.student_stage": MINORS, "person.school_hardship_tier": MINORS, "person.school_year": MINORS,
     "person.veteran_student": PERSONAL, "person.employment_difficulty_level": PERSONAL,
-    "person.business_registered_on": PERSONAL, "person.phone": PHONE, "person.death_date": PERSONAL,
+    "person.business_registered_on": PERSONAL, "person.special_category": PERSONAL, "person.phone": PHONE, "person.death_date": PERSONAL,
     # household, membership, relationships
     "household.household_number": PERSONAL, "household.address": PERSONAL, "household.housing_need": PERSONAL,
     "membership.relation_to_head": PERSONAL, "membership.valid_from": PERSONAL, "membership.valid_to": PERSONAL,
@@ -309,7 +309,7 @@ FIELDS: dict[str, DataClass] = {
     "VerificationAuthorisation.validUntil": PERSONAL, "VerificationAuthorisation.documentRef": PERSONAL,
     "VerificationAuthorisation.membersCovered": PERSONAL, "VerificationPayload.verification": INTERNAL,
     "EmergencyPayload.event": INTERNAL, "HousingNeedPayload.housingNeed": PERSONAL,
-    "EmploymentSupportPayload.employment": INTERNAL, "StudentStatusPayload.student": INTERNAL,
+    "EmploymentSupportPayload.employment": INTERNAL, "PersonCategoryPayload.category": PERSONAL, "StudentStatusPayload.student": INTERNAL,
 }
 
 
