@@ -75,10 +75,10 @@ async def household_by_id(session, global_id: str) -> Household:
     return household
 
 
-def province_policy(info, region_code: str, program: str, field: str):
+def province_policy(info, region_code: str | None, program: str, field: str):
     """The province's policy where ``program`` is enabled, or a VALIDATION error on ``field``."""
     engine = policy_engine(info)
-    code = region_code[:2]
+    code = (region_code or "")[:2]
     if code not in engine.province_codes() or program not in engine.province(code).programs:
         raise invalid(field, f"{program} is not enabled in province {code}")
     return engine.province(code)

@@ -9,6 +9,8 @@ VALIDATION error on its field, and nothing is written.
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from aidgraph.plugin import GraphQLContribution, Info, UserError, run_mutation
@@ -54,7 +56,7 @@ class StudentStatusPayload:
 async def record_student_status(session, info, actor, input: StudentStatusInput) -> StudentStatus:
     previous = await replayed(session, actor, "recordStudentStatus", input.idempotency_key)
     if previous is not None:
-        return StudentStatus(**previous)
+        return _status(previous)
     person = await person_for_update(session, actor, input.person_id)
     policy = province_policy(info, person.region_code, "education", "personId")
     if input.stage is not None and input.stage not in STAGES:
@@ -73,14 +75,20 @@ async def record_student_status(session, info, actor, input: StudentStatusInput)
     person.school_year = input.school_year
     person.school_hardship_tier = input.hardship_tier
     person.veteran_student = bool(input.veteran_student)
-    result = {"person_id": input.person_id, "stage": input.stage, "school_year": input.school_year,
+    result: dict[str, Any] = {"person_id": input.person_id, "stage": input.stage, "school_year": input.school_year,
               "hardship_tier": input.hardship_tier, "veteran_student": bool(input.veteran_student)}
     changed_person(session, actor, person, "record_student_status", {k: v for k, v in result.items() if k != "person_id"},
                    await household_of(session, person.id),
                    f"教育救助 inputs recorded: stage {input.stage}, year {input.school_year}, hardship tier "
                    f"{input.hardship_tier}, veteran {bool(input.veteran_student)}", "education")
     remember(session, actor, "recordStudentStatus", input.idempotency_key, result)
-    return StudentStatus(**result)
+    return _status(result)
+
+
+def _status(values: dict[str, Any]) -> StudentStatus:
+    return StudentStatus(person_id=strawberry.ID(str(values["person_id"])), stage=values["stage"],
+                         school_year=values["school_year"], hardship_tier=values["hardship_tier"],
+                         veteran_student=bool(values["veteran_student"]))
 
 
 @strawberry.type

@@ -74,8 +74,11 @@ class CategoryMutation:
 def combined(base: GraphQLContribution) -> GraphQLContribution:
     """The medical plugin's mutations: claim settlement and category recording in one root piece."""
 
+    settle = base.mutation
+    assert settle is not None
+
     @strawberry.type(name="MedicalMutations")
-    class MedicalMutations(base.mutation, CategoryMutation):  # type: ignore[misc, valid-type]
+    class MedicalMutations(settle, CategoryMutation):  # type: ignore[misc, valid-type]
         pass
 
     return GraphQLContribution(query=base.query, mutation=MedicalMutations)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, func, or_, select
@@ -139,7 +140,7 @@ def terms_for(params: ProvinceParams, categories: list[str], on: dt.date) -> Cla
     """The most favourable terms among the person's categories on ``on`` (None: no category is covered)."""
     ratios = {k: Decimal(str(v)) for k, v in (params.value("medical.aid_ratio", on, default=None) or {}).items()}
     options: list[ClaimTerms] = []
-    common = dict(
+    common: dict[str, Any] = dict(
         cap=_dec(params.value("medical.annual_cap", on, default=None)),
         secondary_threshold=_dec(params.value("medical.secondary_threshold", on, default=None)),
         secondary_ratio=_dec(params.value("medical.secondary_ratio", on, default=None)),
