@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, ClassVar
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -50,6 +51,7 @@ Money = Numeric(14, 2)
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict: JSON, list: JSON}
+    __table__: ClassVar[Table]  # every model here maps one Table (SQLAlchemy types it as a FromClause)
 
 
 def utcnow() -> dt.datetime:
@@ -203,12 +205,22 @@ WARNING_SEVERITY: dict[str, int] = {WarningLevel.GREEN.value: 1, WarningLevel.BL
 definition the monitoring run, the reads, search and the API sort and compare by."""
 
 
+WARNING_SEVERITY: dict[str, int] = {WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2,
+                                    WarningLevel.YELLOW.value: 3, WarningLevel.ORANGE.value: 4,
+                                    WarningLevel.RED.value: 5}
+"""The order of warning levels (预警等级), higher is more severe, whichever subset a province uses: the one
+definition the monitoring run, the reads, search and the API sort and compare by."""
+
+
 class AlertStatus(str, enum.Enum):
     OPEN = "OPEN"
     VERIFYING = "VERIFYING"
     RESOLVED = "RESOLVED"
     DISMISSED = "DISMISSED"
 
+
+OPEN_ALERT_STATUSES: tuple[str, ...] = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
+"""Alerts still to be dealt with (not yet resolved or dismissed)."""
 
 OPEN_ALERT_STATUSES: tuple[str, ...] = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
 """Alerts still to be dealt with (not yet resolved or dismissed)."""
