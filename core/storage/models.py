@@ -205,22 +205,12 @@ WARNING_SEVERITY: dict[str, int] = {WarningLevel.GREEN.value: 1, WarningLevel.BL
 definition the monitoring run, the reads, search and the API sort and compare by."""
 
 
-WARNING_SEVERITY: dict[str, int] = {WarningLevel.GREEN.value: 1, WarningLevel.BLUE.value: 2,
-                                    WarningLevel.YELLOW.value: 3, WarningLevel.ORANGE.value: 4,
-                                    WarningLevel.RED.value: 5}
-"""The order of warning levels (预警等级), higher is more severe, whichever subset a province uses: the one
-definition the monitoring run, the reads, search and the API sort and compare by."""
-
-
 class AlertStatus(str, enum.Enum):
     OPEN = "OPEN"
     VERIFYING = "VERIFYING"
     RESOLVED = "RESOLVED"
     DISMISSED = "DISMISSED"
 
-
-OPEN_ALERT_STATUSES: tuple[str, ...] = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
-"""Alerts still to be dealt with (not yet resolved or dismissed)."""
 
 OPEN_ALERT_STATUSES: tuple[str, ...] = (AlertStatus.OPEN.value, AlertStatus.VERIFYING.value)
 """Alerts still to be dealt with (not yet resolved or dismissed)."""
