@@ -91,7 +91,10 @@ def seal(session: Session, batch: int = 50_000) -> int:
         for row in rows:
             seq += 1
             h = row_hash(prev, seq, row)
-            ids.append(row.id), seqs.append(seq), prevs.append(prev), hashes.append(h)
+            ids.append(row.id)
+            seqs.append(seq)
+            prevs.append(prev)
+            hashes.append(h)
             prev = h
         if len(rows) > 200:
             update_frame(session, AuditLog.__tablename__,
@@ -99,7 +102,7 @@ def seal(session: Session, batch: int = 50_000) -> int:
                                       schema={"id": pl.Int64, "seq": pl.Int64, "prev_hash": pl.Utf8,
                                               "row_hash": pl.Utf8}))
         else:
-            table = AuditLog.__table__
+            table = AuditLog.metadata.tables[AuditLog.__tablename__]
             session.execute(update(table).where(table.c.id == bindparam("k"))
                             .values(seq=bindparam("s"), prev_hash=bindparam("p"), row_hash=bindparam("h")),
                             [{"k": i, "s": s, "p": p, "h": h} for i, s, p, h in zip(ids, seqs, prevs, hashes)])

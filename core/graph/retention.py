@@ -189,7 +189,7 @@ def _enrollments(session, p: Periods, today, report: Report, dry_run: bool, step
                             Enrollment.decided_at < moment),
                        and_(Enrollment.end_date.is_(None), Enrollment.decided_at.is_(None),
                             Enrollment.updated_at < moment))
-    table = Enrollment.__table__
+    table = Base.metadata.tables["enrollment"]
     referencing = _referencing(table, {"payment", "enrollment_step"})
     base = [Enrollment.region_code.startswith(p.province_code), Enrollment.status.in_(ENDED_STATUSES),
             ended_before]
@@ -204,7 +204,8 @@ def _enrollments(session, p: Periods, today, report: Report, dry_run: bool, step
         rows = session.execute(select(Enrollment).where(Enrollment.id.in_(chunk))).scalars().all()
         for e in rows:
             end = e.end_date or (e.decided_at or e.updated_at).date()
-            keep_stored = hold is not None and months_after(end, hold) > today
+            hold_until = months_after(end, hold) if hold is not None else None
+            keep_stored = hold_until is not None and hold_until > today
             if keep_stored:
                 report.stored_only[key] += 1
             else:
@@ -216,10 +217,11 @@ def _enrollments(session, p: Periods, today, report: Report, dry_run: bool, step
                 steps = session.execute(select(EnrollmentStep).where(EnrollmentStep.enrollment_id == e.id)).scalars()
                 session.add(RetainedRecord(
                     record_class=key, object_type="enrollment", object_id=e.id, region_code=e.region_code,
-                    ended_on=end, hold_until=months_after(end, hold),
+                    ended_on=end, hold_until=hold_until,
                     payload={"enrollment": _row_dict(table, e),
-                             "payment": [_row_dict(Payment.__table__, x) for x in payments],
-                             "enrollment_step": [_row_dict(EnrollmentStep.__table__, s) for s in steps]}))
+                             "payment": [_row_dict(Base.metadata.tables["payment"], x) for x in payments],
+                             "enrollment_step": [_row_dict(Base.metadata.tables["enrollment_step"], s)
+                                                 for s in steps]}))
             payment_ids = [x.id for x in payments]
             session.execute(delete(AidChainEvent).where(or_(
                 and_(AidChainEvent.ref_type == "enrollment", AidChainEvent.ref_id == e.id),
@@ -234,7 +236,7 @@ def _enrollments(session, p: Periods, today, report: Report, dry_run: bool, step
 def _alerts(session, p: Periods, today, report: Report, dry_run: bool, step: Progress) -> None:
     key = CLOSED_ALERTS.key
     cutoff = dt.datetime.combine(months_before(today, p.keep[key]), dt.time())
-    table = Alert.__table__
+    table = Base.metadata.tables["alert"]
     referencing = _referencing(table, set())
     base = [Alert.region_code.startswith(p.province_code), Alert.status.in_(CLOSED_ALERT_STATUSES),
             Alert.updated_at < cutoff]
@@ -248,13 +250,14 @@ def _alerts(session, p: Periods, today, report: Report, dry_run: bool, step: Pro
         rows = session.execute(select(Alert).where(Alert.id.in_(chunk))).scalars().all()
         for a in rows:
             end = a.updated_at.date()
-            keep_stored = hold is not None and months_after(end, hold) > today
+            hold_until = months_after(end, hold) if hold is not None else None
+            keep_stored = hold_until is not None and hold_until > today
             (report.stored_only if keep_stored else report.deleted)[key] += 1
             if dry_run:
                 continue
             if keep_stored:
                 session.add(RetainedRecord(record_class=key, object_type="alert", object_id=a.id,
-                                           region_code=a.region_code, ended_on=end, hold_until=months_after(end, hold),
+                                           region_code=a.region_code, ended_on=end, hold_until=hold_until,
                                            payload={"alert": _row_dict(table, a)}))
         if not dry_run:
             session.execute(delete(AidChainEvent).where(AidChainEvent.ref_type == "alert",

@@ -24,7 +24,7 @@ import binascii
 import functools
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +51,9 @@ class Undecryptable(ValueError):
 
 def _decode_key(text: str, where: str) -> bytes:
     text = text.strip()
-    for decode in (lambda t: bytes.fromhex(t), lambda t: base64.b64decode(t, validate=True)):
+    for encoding in ("hex", "base64"):
         try:
-            key = decode(text)
+            key = bytes.fromhex(text) if encoding == "hex" else base64.b64decode(text, validate=True)
         except (ValueError, binascii.Error):
             continue
         if len(key) < KEY_BYTES:
@@ -134,7 +134,7 @@ class Keyring:
 
     # --- blind index ----------------------------------------------------------------------------------
 
-    def blind_indexer(self, column: str):
+    def blind_indexer(self, column: str) -> Callable[[str], str]:
         """:meth:`blind_index` for one column as a function, its key derived once (the feed import's hot path)."""
         key = _derive(self.keys[self.index_key_id], f"aidgraph blind index {column}".encode(), 32)
         digest = hmac.digest

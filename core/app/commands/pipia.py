@@ -105,8 +105,8 @@ def render(today: dt.date | None = None) -> str:
                 personal[table.name].append(column.name)
     w("| table | personal columns |")
     w("|---|---|")
-    for table, columns in personal.items():
-        w(f"| `{table}` | {', '.join(columns)} |")
+    for table_name, columns in personal.items():
+        w(f"| `{table_name}` | {', '.join(columns)} |")
     w("")
     w("## 4. How long it is kept (保存期限, PIPL Art. 19, 47)")
     w("")
