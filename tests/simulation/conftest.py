@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -50,4 +51,6 @@ def run(db_url, work):
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    # a thread of its own: asyncio.run() refuses to start where another test left an event loop running
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()

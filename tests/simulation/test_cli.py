@@ -14,7 +14,10 @@ from tests.simulation.conftest import ON
 
 @pytest.fixture
 def env(db_url, households, monkeypatch):
+    from aidgraph.core.app.commands import simulate
+
     monkeypatch.setenv("AIDGRAPH_DATABASE_URL", db_url)
+    monkeypatch.setattr(simulate.console, "width", 200)  # tables unwrapped whatever the terminal (or none)
     return db_url
 
 
