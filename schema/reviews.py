@@ -75,7 +75,7 @@ class Query:
             total = (await session.execute(select(func.count()).select_from(e).where(*where))).scalar_one()
             rows = list((await session.execute(select(e).where(*page_where).order_by(e.next_review_date, e.id)
                                                .limit(n + 1))).scalars())
-        edges = [Edge(cursor=encode_cursor(r.next_review_date.isoformat(), r.id), node=Enrollment.from_row(r))
+        edges = [Edge(cursor=encode_cursor(str(r.next_review_date), r.id), node=Enrollment.from_row(r))
                  for r in rows[:n]]
         return Connection(total_count=total, edges=edges,
                           page_info=PageInfo(has_next_page=len(rows) > n,

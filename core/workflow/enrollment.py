@@ -515,12 +515,12 @@ async def _review_batch(session: AsyncSession, actor: Actor, engine: PolicyEngin
     causes = await reviews.end_causes(session, todo, on)
     hids = sorted({e.household_id for e in todo if e.id not in causes})
     frame = await household_frame(session, on=on, household_ids=hids) if hids else None
-    decisions = reviews.evaluate(engine, frame, on, sorted({e.program_key for e in todo})) if hids else {}
-    rows = {r["household_id"]: r for r in frame.iter_rows(named=True)} if hids else {}
+    decisions = reviews.evaluate(engine, frame, on, sorted({e.program_key for e in todo})) if frame is not None else {}
+    rows = {r["household_id"]: r for r in frame.iter_rows(named=True)} if frame is not None else {}
     dead = await reviews.deceased_members(session, hids, on)
     leaving = [e for e in todo if e.id not in causes and not decisions.get((e.household_id, e.program_key),
                                                                              {}).get("eligible")]
-    lifts = await reviews.earnings_lifts(session, engine, frame, leaving, on) if leaving else {}
+    lifts = await reviews.earnings_lifts(session, engine, frame, leaving, on) if leaving and frame is not None else {}
     for enrollment in todo:
         policy, program = programs[enrollment.id]
         previous_amount, from_status = enrollment.monthly_amount, enrollment.status

@@ -107,9 +107,9 @@ async def end_causes(session: AsyncSession, enrollments: list[Enrollment], on: d
     for e in enrollments:
         current = members[e.household_id]
         living = [pid for pid, died in current.items() if died is None or died > on]
-        if e.person_id is not None and e.person_id in current and current[e.person_id] is not None \
-                and current[e.person_id] <= on:
-            causes[e.id] = (f"死亡: the enrolled person {e.person_id} died on {current[e.person_id]}: the enrolment "
+        died_on = current.get(e.person_id) if e.person_id is not None else None
+        if died_on is not None and died_on <= on:
+            causes[e.id] = (f"死亡: the enrolled person {e.person_id} died on {died_on}: the enrolment "
                             f"ends (the 渐退期 of GD-2021 is only for employed recipients whose earnings lift the "
                             f"household over the standard)")
         elif e.person_id is not None and e.person_id not in current:
