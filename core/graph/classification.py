@@ -94,7 +94,8 @@ HEALTH_INCOME = sensitive(Kind.HEALTH, Kind.INCOME)
 TABLES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "region": PUBLIC, "casbin_rule": INTERNAL, "outbox": INTERNAL, "audit_chain": INTERNAL,
     "household_counter": INTERNAL, "revoked_token": INTERNAL, "reserve_fund": INTERNAL,
-    "simulation_scenario": INTERNAL, "alembic_version": INTERNAL,
+    "simulation_scenario": INTERNAL, "alembic_version": INTERNAL, "service_provider": INTERNAL,
+    "charity_resource": INTERNAL,
 }
 """Tables that hold nothing about a person: one class for all their columns."""
 
@@ -189,6 +190,13 @@ COLUMNS: dict[str, DataClass] = {
     "economic_verification.authorisation_id": INTERNAL, "economic_verification.as_of": PERSONAL,
     "economic_verification.result": INCOME_ASSETS, "economic_verification.verified_by": PERSONAL,
     "economic_verification.verified_at": PERSONAL,
+    # service-type aid (服务类救助) and charity matching (慈善衔接)
+    "service_order.service": sensitive(Kind.HEALTH, Kind.DISABILITY), "service_order.provider_id": INTERNAL,
+    "service_order.visits": PERSONAL, "service_order.last_visit_on": PERSONAL,
+    "service_order.note": sensitive(Kind.HEALTH, Kind.DISABILITY), "service_order.created_by": PERSONAL,
+    "service_order.closed_at": PERSONAL,
+    "charity_match.resource_id": INTERNAL, "charity_match.amount": INCOME, "charity_match.note": PERSONAL,
+    "charity_match.matched_by": PERSONAL, "charity_match.matched_at": PERSONAL,
 }
 
 
@@ -207,13 +215,15 @@ TYPES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "WinnersLosers": INTERNAL, "PolicySimulation": INTERNAL, "ProgramSimulation": INTERNAL,
     "RegionSimulation": INTERNAL, "ReserveFund": INTERNAL, "MonthlyStatistics": INTERNAL,
     "ProgramMonthStats": INTERNAL, "RegionMonthStats": INTERNAL, "StatisticsExportPayload": INTERNAL,
+    "ServiceProvider": INTERNAL, "CharityResource": INTERNAL,
 }
 """Object types that describe no person (aggregates, reference data, errors): one class for all fields."""
 
 WRAPPER_SUFFIXES = ("Connection", "Edge", "Payload")
 """Pagination and mutation wrappers: their fields point at classified records (or at errors)."""
 WRAPPER_LINKS = frozenset({"edges", "node", "cursor", "pageInfo", "totalCount", "errors", "claim", "lead", "visit",
-                           "referral", "reserveFund", "case", "person", "household", "enrollment", "alert"})
+                           "referral", "reserveFund", "case", "person", "household", "enrollment", "alert",
+                           "provider", "order", "resource"})
 
 ANY_TYPE_FIELDS: dict[str, DataClass] = {
     "id": INTERNAL, "household": INTERNAL, "person": INTERNAL, "program": PUBLIC, "township": PUBLIC,
@@ -310,6 +320,8 @@ FIELDS: dict[str, DataClass] = {
     "VerificationAuthorisation.membersCovered": PERSONAL, "VerificationPayload.verification": INTERNAL,
     "EmergencyPayload.event": INTERNAL, "HousingNeedPayload.housingNeed": PERSONAL,
     "EmploymentSupportPayload.employment": INTERNAL, "PersonCategoryPayload.category": PERSONAL, "StudentStatusPayload.student": INTERNAL,
+    "ServiceOrder.service": sensitive(Kind.HEALTH, Kind.DISABILITY), "ServiceOrder.visits": PERSONAL,
+    "ServiceOrder.lastVisitOn": PERSONAL,
 }
 
 
