@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import strawberry
 from graphql import GraphQLError
@@ -85,7 +86,7 @@ class Query:
         edges = [Edge(cursor=encode_cursor(r.id), node=AuditEntry(
             id=strawberry.ID(str(r.id)), at=r.at, actor=r.actor, action=r.action, object_type=r.object_type,
             object_id=r.object_id, region_code=r.region_code, remote_addr=r.remote_addr,
-            detail=privacy.audit_detail(info.context, r.region_code, r.object_type, r.detail)))
+            detail=cast(JSON | None, privacy.audit_detail(info.context, r.region_code, r.object_type, r.detail))))
             for r in rows]
         return Connection(total_count=total, edges=edges,
                           page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None))

@@ -243,8 +243,10 @@ class DocumentLimits:
                 d = 1 + self.depth(selection.selection_set)
             elif isinstance(selection, InlineFragmentNode):
                 d = self.depth(selection.selection_set)
-            else:
+            elif isinstance(selection, FragmentSpreadNode):
                 d = self._spread("depth", selection.name.value, lambda s, t: self.depth(s))
+            else:
+                continue
             deepest = max(deepest, d)
         return deepest
 
@@ -257,7 +259,7 @@ class DocumentLimits:
                 total += (1 if selection.alias is not None else 0) + self.aliases(selection.selection_set)
             elif isinstance(selection, InlineFragmentNode):
                 total += self.aliases(selection.selection_set)
-            else:
+            elif isinstance(selection, FragmentSpreadNode):
                 total += self._spread("aliases", selection.name.value, lambda s, t: self.aliases(s))
             total = _cap(total, 10_000_000)
         return total
@@ -275,7 +277,7 @@ class DocumentLimits:
                 worst = max(worst, self.repeated(selection.selection_set))
             elif isinstance(selection, InlineFragmentNode):
                 worst = max(worst, self.repeated(selection.selection_set))
-            else:
+            elif isinstance(selection, FragmentSpreadNode):
                 worst = max(worst, self._spread("repeated", selection.name.value, lambda s, t: self.repeated(s)))
         return worst
 
@@ -291,8 +293,10 @@ class DocumentLimits:
                 continue
             if isinstance(selection, InlineFragmentNode):
                 inner = self._names(selection.selection_set)
-            else:
+            elif isinstance(selection, FragmentSpreadNode):
                 inner = self._spread("names", selection.name.value, lambda s, t: self._names(s))
+            else:
+                continue
             for key, n in inner.items():
                 counts[key] = min(counts.get(key, 0) + n, 10_000_000)
         return counts

@@ -191,11 +191,11 @@ async def _next_household_number(session: AsyncSession, region_code: str) -> str
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     bigger = func.greatest if dialect == "postgresql" else func.max
     stmt = insert(HouseholdCounter).values(region_code=region_code, last_seq=stored + 1)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[HouseholdCounter.region_code],
         set_={"last_seq": bigger(HouseholdCounter.last_seq + 1, stmt.excluded.last_seq)},
     ).returning(HouseholdCounter.last_seq)
-    seq = (await session.execute(stmt)).scalar_one()
+    seq = (await session.execute(upsert)).scalar_one()
     return f"{prefix}{seq:06d}"
 
 
@@ -264,7 +264,7 @@ async def register_household(session: AsyncSession, actor: Actor, *, region_code
     existing = await _existing_persons(session, [r.number for r in parsed if r is not None])
     errors = _placement_errors(actor, existing, [(f"members.{i}.idNumber", r.number) for i, r in enumerate(parsed)
                                                  if r is not None])
-    if errors:
+    if errors or region is None:  # region is None only with an error recorded above
         raise DomainError(errors)
 
     household = Household(household_number=await _next_household_number(session, region.code),
@@ -399,7 +399,7 @@ async def record_economic_item(session: AsyncSession, actor: Actor, item: Econom
         ).first()
         if member is None:
             errors.append(FieldError("personId", "person not found in this household", ErrorCode.NOT_FOUND))
-    if errors:
+    if errors or amount is None:  # amount is None only with an error recorded above
         raise DomainError(errors)
     row = EconomicItem(household_id=household.id, person_id=item.person_id, kind=item.kind, source=source,
                        amount=amount.quantize(Decimal("0.01")), period_start=item.period_start,
