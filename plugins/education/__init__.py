@@ -58,6 +58,10 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   required=False),
         ParamSpec("education.student_loan_max", "table", "助学贷款: yearly loan ceiling by stage", "yuan per year",
                   required=False),
+        ParamSpec("education.compulsory_age_min", "integer", "义务教育适龄: compulsory-school age from", "years",
+                  minimum=0),
+        ParamSpec("education.compulsory_age_max", "integer", "义务教育适龄: compulsory-school age below", "years",
+                  minimum=1),
         ParamSpec("education.veteran_grant", "number", "退役士兵学生: yearly grant of enrolled veteran undergraduates",
                   "yuan per student per year", minimum=0, required=False),
     ]
@@ -192,10 +196,22 @@ def _category(c: RuleContext):
         c.cite("education.tier_by_category"), warning, _offers(c))
 
 
+def _home_teaching(c: RuleContext):
+    """GD-2021 §9 因身心障碍等原因不方便入学接受义务教育的适龄残疾未成年人…送教上门: disabled children of
+    compulsory-school age recorded in no school stage, whatever the household's category."""
+    age = member("age")
+    n = count_members(member("disability_level").is_not_null() & member("student_stage").is_null()
+                      & (age >= c.p("education.compulsory_age_min")) & (age < c.p("education.compulsory_age_max")))
+    return n > 0, fmt("送教上门: {} disabled child(ren) aged {}-{} in no school stage ({})", n,
+                      c.p("education.compulsory_age_min"), c.p("education.compulsory_age_max") - 1,
+                      c.cite("education.compulsory_age_min"))
+
+
 @hookimpl
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [EligibilityRule("education", "students", _students),
-            EligibilityRule("education", "low_income_category", _category)]
+            EligibilityRule("education", "low_income_category", _category),
+            EligibilityRule("education", "home_teaching", _home_teaching, kind="alternative")]
 
 
 

@@ -331,3 +331,14 @@ def test_every_emergency_kind_of_the_sources_makes_emergency_aid_eligible(engine
     assert not evaluate(engine, "44", household_frame([{}], SHANTOU, emergencies=[{"kind": "UNKNOWN", "occurred_on":
                                                                                   dt.date(2025, 5, 1)}]),
                         "temporary_emergency")["eligible"]
+
+
+def test_disabled_children_of_school_age_out_of_school_get_teaching_at_home(engine):
+    # GD-2021 因身心障碍等原因不方便入学接受义务教育的适龄残疾未成年人…送教上门 (ages illustrative: 6-15)
+    home = [{}, {"relation_to_head": "CHILD", "age": 9, "disability_level": 1}]
+    result = evaluate(engine, "44", household_frame(home, SHANTOU), "education")
+    assert result["eligible"] and "送教上门: 1 disabled child(ren) aged 6-15 in no school stage" in text(result)
+    at_school = [{}, {**home[1], "student_stage": "COMPULSORY"}]
+    assert not evaluate(engine, "44", household_frame(at_school, SHANTOU), "education")["eligible"]  # no category
+    older = [{}, {**home[1], "age": 16}]
+    assert not evaluate(engine, "44", household_frame(older, SHANTOU), "education")["eligible"]
