@@ -117,7 +117,10 @@ def test_person_by_id_number_with_lower_case_x(live_server, village):
         "personByIdNumber"] is None
 
 
-def test_household_list_pages(live_server, family):
+def test_household_list_pages(live_server, family, village):
+    # a second household of its own, so the test does not rely on another test having registered one
+    live_server.data("RegisterHousehold", {"input": {"regionCode": village, "members": [
+        member("陈静", make("440106", dt.date(1981, 4, 4), 41))]}})
     first = live_server.data("HouseholdList", {"regionCode": "4401", "first": 1})["households"]
     assert first["totalCount"] >= 2 and first["pageInfo"]["hasNextPage"] is True
     second = live_server.data("HouseholdList", {"regionCode": "4401", "first": 1,
