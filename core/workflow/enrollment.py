@@ -46,6 +46,7 @@ from aidgraph.core.policy.engine import (
     default_engine,
     household_frame,
 )
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
@@ -235,8 +236,7 @@ async def conflict_of_interest(session: AsyncSession, approver_person_id: int, h
     or None. Two statements per step: the whole frontier at once (aidgraph.core.graph.relations's neighbour search)."""
 
     members = set((await session.execute(select(Membership.person_id).where(
-        Membership.household_id == household_id, Membership.valid_from <= on,
-        or_(Membership.valid_to.is_(None), Membership.valid_to > on)))).scalars())
+        Membership.household_id == household_id, valid_on(Membership, on)))).scalars())
     seen = {approver_person_id}
     frontier = {approver_person_id}
     if members & seen:

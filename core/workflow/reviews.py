@@ -25,11 +25,12 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.policy.parameters import ParamSpec
+from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.models import Enrollment, Household, Membership, Person
 
 SIGNIFICANT_CHANGE = "workflow.review_significant_change_percent"
@@ -100,8 +101,7 @@ async def end_causes(session: AsyncSession, enrollments: list[Enrollment], on: d
     members: dict[int, dict[int, dt.date | None]] = {hid: {} for hid in hids}
     for hid, pid, died in (await session.execute(
             select(Membership.household_id, Person.id, Person.death_date).join(Person, Person.id == Membership.person_id)
-            .where(Membership.household_id.in_(hids), Membership.valid_from <= on,
-                   or_(Membership.valid_to.is_(None), Membership.valid_to > on)))).all():
+            .where(Membership.household_id.in_(hids), valid_on(Membership, on)))).all():
         members[hid][pid] = died
     causes: dict[int, str] = {}
     for e in enrollments:
@@ -133,8 +133,7 @@ async def deceased_members(session: AsyncSession, household_ids: list[int], on: 
         return result
     rows = (await session.execute(
         select(Membership.household_id, Person.id, Person.death_date).join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id.in_(household_ids), Membership.valid_from <= on,
-               or_(Membership.valid_to.is_(None), Membership.valid_to > on), Person.death_date <= on)
+        .where(Membership.household_id.in_(household_ids), valid_on(Membership, on), Person.death_date <= on)
         .order_by(Person.id))).all()
     for hid, pid, died in rows:
         result[hid].append(f"死亡: member {pid} died on {died} and is still recorded as a member of household {hid}: "
