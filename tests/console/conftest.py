@@ -30,8 +30,10 @@ def pytest_configure(config):
     SCREENSHOTS.mkdir(exist_ok=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module scope: Playwright's sync API keeps an event loop running in this thread while it lives, which
+    would break any later test (on the same worker) that calls asyncio.run; it stops with the module."""
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
