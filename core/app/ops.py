@@ -32,6 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aidgraph.core.storage.migrate import head_revision
+
 MAX_OUTBOX_LAG_SECONDS = 300.0
 REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -81,14 +83,6 @@ def ops_middleware(components) -> list[Middleware]:
     return [Middleware(RequestIds), Middleware(RequestGuard, max_bytes=components.settings.max_request_bytes)]
 
 
-def _head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from aidgraph.core.storage.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
 async def readiness(components) -> tuple[bool, dict]:
     """(ready, report): database reachable and at head, outbox lag under the bound; search state reported."""
     from sqlalchemy import func, select, text
@@ -98,7 +92,7 @@ async def readiness(components) -> tuple[bool, dict]:
     report: dict = {"database": "ok", "migrations": None, "search": "off", "outbox": None}
     ready = True
     engine = components.engine
-    head = _head_revision()
+    head = head_revision()
     try:
         async with engine.connect() as conn:
             try:
@@ -204,7 +198,7 @@ def require_database(url: str) -> None:
         raise DatabaseNotReady(f"cannot open the database at {shown} ({type(e).__name__}): {fix}") from None
     finally:
         engine.dispose()
-    head = _head_revision()
+    head = head_revision()
     if current is None:
         raise DatabaseNotReady(f"the database at {shown} is not migrated: {fix}")
     if current != head:

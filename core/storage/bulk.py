@@ -93,6 +93,18 @@ def insert_sql(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
+def _async_executemany(conn: Connection, sql: str, frame: pl.DataFrame) -> int:
+    """The frame's rows through SQLAlchemy's adapted cursor, for a session on an async driver (aiosqlite,
+    psycopg's async connection) whose own connection object has no synchronous cursor to COPY or executemany
+    with. ``sql`` uses ``?`` placeholders; PostgreSQL gets them as ``%s``. One executemany, in the caller's
+    transaction: slower than COPY but the same rows and values."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(sql.replace("?", "%s"), list(frame.iter_rows()))
+    else:
+        conn.exec_driver_sql(sql, sqlite_rows(frame))
+    return frame.height
+
+
 def copy_sql(table: str, columns: Sequence[str]) -> str:
     return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
 
@@ -108,6 +120,8 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) ->
     if table == "audit_log" and isinstance(bind, Session):
         bind.info[AUDIT_PENDING] = True  # the session seals these rows into the audit chain at commit
     conn = _connection(bind)
+    if conn.dialect.is_async:
+        return _async_executemany(conn, insert_sql(table, frame.columns), frame)
     driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         with driver.cursor() as cur, cur.copy(copy_sql(table, frame.columns)) as copy:
@@ -162,6 +176,9 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
         return 0
     conn = _connection(bind)
     columns = [c for c in frame.columns if c != key]
+    if conn.dialect.is_async:
+        return _async_executemany(conn, f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} "
+                                        f"WHERE {key} = ?", frame.select(*columns, key))
     driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         staging = f"_update_{table}"

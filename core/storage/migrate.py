@@ -1,4 +1,10 @@
-"""Schema migrations through Alembic, for ``aidgraph init-db`` and the test fixtures."""
+"""Schema migrations through Alembic, for ``aidgraph init-db`` and the test fixtures.
+
+On SQLite, Alembic changes a table by copying it into a new one and dropping the old (batch mode). With foreign
+keys enforced (every aidgraph connection turns them on), dropping ``person`` would first delete every row that
+references it ``ON DELETE CASCADE`` (memberships, feed records, ...). Migrations therefore run on a connection
+with enforcement off, and the foreign keys are checked once at the end: a violation rolls the whole migration
+back, naming the table."""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from alembic.script import ScriptDirectory
+from collections.abc import Callable
+from sqlalchemy import Connection, Engine
 from alembic.runtime.migration import MigrationContext
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -20,14 +28,54 @@ def alembic_config(engine: Engine | None = None, url: str | None = None) -> Conf
     return cfg
 
 
+class MigrationError(RuntimeError):
+    """A migration would leave rows whose foreign keys point nowhere; nothing was changed."""
+
+
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
+    cfg = alembic_config()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # outside a transaction: SQLite ignores this pragma inside one
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                step(cfg)
+                if sqlite:
+                    _check_foreign_keys(connection)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({f"{row[0]} -> {row[2]}" for row in broken})
+        raise MigrationError(f"{len(broken)} row(s) would reference missing rows ({', '.join(tables)}); "
+                             "the migration was rolled back")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` (idempotent: an up-to-date database is left as it is)."""
-    cfg = alembic_config()
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    _migrate(engine, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database back to ``revision``, keeping the rows the older schema can hold."""
+    _migrate(engine, lambda cfg: command.downgrade(cfg, revision))
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision this installation ships (what ``upgrade(engine)`` brings a database to)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head

@@ -93,7 +93,8 @@ def test_concurrent_writers_extend_one_chain(fresh_engine):
         assert audit.verify(session).ok
 
 
-def test_async_sessions_seal_too(fresh_engine):
+@pytest.mark.parametrize("rows", [1, 250])  # 250: past the size where sealing updates through the bulk path
+def test_async_sessions_seal_too(fresh_engine, rows):
     url = fresh_engine.url.render_as_string(hide_password=False)
 
     async def go() -> None:
@@ -101,13 +102,14 @@ def test_async_sessions_seal_too(fresh_engine):
         factory = async_session_factory(engine)
         async with factory() as session:
             await session.execute(insert(AuditLog), [{"actor": "api", "action": "read_sensitive",
-                                                      "object_type": "person", "object_id": "7",
-                                                      "region_code": "4401", "detail": {"fields": ["phone"]}}])
+                                                      "object_type": "person", "object_id": str(i),
+                                                      "region_code": "4401", "detail": {"fields": ["phone"]}}
+                                                     for i in range(rows)])
             await session.commit()
         await engine.dispose()
 
     asyncio.run(go())
-    assert _seqs(fresh_engine) == [1]
+    assert _seqs(fresh_engine) == list(range(1, rows + 1))
     with session_scope(fresh_engine) as session:
         assert audit.verify(session).ok
 

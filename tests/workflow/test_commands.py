@@ -91,35 +91,64 @@ def status(sync_engine, eid: int) -> tuple[str, dt.date | None, dt.date | None]:
         return e.status, e.gradual_exit_until, e.next_review_date
 
 
-def test_reviews_run_is_rerunnable(sync_engine, db_url, enrolments):
-    first = cli(db_url, "reviews", "run", "--province", "44", "--as-of", str(REVIEWED), installed=True)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert figures(first.stdout) == {"due": 3, "unchanged": 1, "re-priced": 0, "gradual exit": 1, "ended": 1,
-                                     "not reviewed": 0, "gradual exits over and ended": 0}, first.stdout
-    assert status(sync_engine, enrolments["kept"]) == ("ACTIVE", None, dt.date(2026, 12, 2))
-    assert status(sync_engine, enrolments["exiting"]) == ("GRADUAL_EXIT", dt.date(2026, 12, 2), None)
-    assert status(sync_engine, enrolments["ended"])[0] == "ENDED"
-    assert status(sync_engine, enrolments["fujian"])[0] == "ACTIVE"  # --province 44 leaves Fujian alone
-    before = counts(sync_engine)
-    again = cli(db_url, "reviews", "run", "--province", "44", "--as-of", str(REVIEWED))
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert figures(again.stdout)["due"] == 0
-    assert counts(sync_engine) == before
+@dataclass
+class Step:
+    """One command of the operator's sequence: what it printed, the three statuses and the row counts after it."""
+    ran: Ran
+    statuses: dict[str, tuple[str, dt.date | None, dt.date | None]]
+    counts: dict
 
 
-def test_payments_run_is_rerunnable_and_pays_six_months_of_gradual_exit(sync_engine, db_url, enrolments):
+@pytest.fixture(scope="module")
+def operator_year(sync_engine, db_url, enrolments) -> dict[str, Step]:
+    """The commands an operator runs from the June 2026 review to the end of the gradual exit, in order, on this
+    module's own database. Each test reads the steps it checks, so no test depends on another having run."""
+    steps: dict[str, Step] = {}
+
+    def run(name: str, *args: str, installed: bool = False) -> None:
+        ran = cli(db_url, *args, installed=installed)
+        steps[name] = Step(ran, {k: status(sync_engine, v) for k, v in enrolments.items()}, counts(sync_engine))
+
+    run("review", "reviews", "run", "--province", "44", "--as-of", str(REVIEWED), installed=True)
+    run("review again", "reviews", "run", "--province", "44", "--as-of", str(REVIEWED))
+    for month in ("2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-12", "2027-01"):
+        run(f"pay {month}", "payments", "run", "--month", month, "--province", "44")
+    run("pay 2026-09 again", "payments", "run", "--month", "2026-09", "--province", "44", installed=True)
+    run("pay bad month", "payments", "run", "--month", "2026-13")
+    run("review 2026-12-01", "reviews", "run", "--province", "44", "--as-of", "2026-12-01")
+    run("review 2026-12-02", "reviews", "run", "--province", "44", "--as-of", "2026-12-02")
+    run("review 2026-12-02 again", "reviews", "run", "--province", "44", "--as-of", "2026-12-02")
+    return steps
+
+
+def test_reviews_run_is_rerunnable(operator_year):
+    first = operator_year["review"]
+    assert first.ran.returncode == 0, first.ran.stdout + first.ran.stderr
+    assert figures(first.ran.stdout) == {"due": 3, "unchanged": 1, "re-priced": 0, "gradual exit": 1, "ended": 1,
+                                         "not reviewed": 0, "gradual exits over and ended": 0}, first.ran.stdout
+    assert first.statuses["kept"] == ("ACTIVE", None, dt.date(2026, 12, 2))
+    assert first.statuses["exiting"] == ("GRADUAL_EXIT", dt.date(2026, 12, 2), None)
+    assert first.statuses["ended"][0] == "ENDED"
+    assert first.statuses["fujian"][0] == "ACTIVE"  # --province 44 leaves Fujian alone
+    again = operator_year["review again"]
+    assert again.ran.returncode == 0, again.ran.stdout + again.ran.stderr
+    assert figures(again.ran.stdout)["due"] == 0
+    assert again.counts == first.counts
+
+
+def test_payments_run_is_rerunnable_and_pays_six_months_of_gradual_exit(sync_engine, operator_year, enrolments):
     kept, exiting = enrolments["kept"], enrolments["exiting"]
     for month in ("2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-12", "2027-01"):
-        done = cli(db_url, "payments", "run", "--month", month, "--province", "44")
+        done = operator_year[f"pay {month}"].ran
         assert done.returncode == 0, done.stdout + done.stderr
         expected = 2 if month < "2027-01" else 1  # the exit is paid for the six months from July to December
         assert f"{expected} new payment(s)" in done.stdout, done.stdout
-    before = counts(sync_engine)
-    again = cli(db_url, "payments", "run", "--month", "2026-09", "--province", "44", installed=True)
-    assert again.returncode == 0 and "0 new payment(s)" in again.stdout, again.stdout
-    bad = cli(db_url, "payments", "run", "--month", "2026-13")
-    assert bad.returncode == 2 and "YYYY-MM" in bad.stdout
-    assert counts(sync_engine) == before
+    again = operator_year["pay 2026-09 again"]
+    assert again.ran.returncode == 0 and "0 new payment(s)" in again.ran.stdout, again.ran.stdout
+    assert again.counts == operator_year["pay 2027-01"].counts
+    bad = operator_year["pay bad month"]
+    assert bad.ran.returncode == 2 and "YYYY-MM" in bad.ran.stdout
+    assert bad.counts == again.counts
     with session_scope(sync_engine) as s:
         periods = lambda eid: sorted(s.execute(select(Payment.period).where(
             Payment.enrollment_id == eid, Payment.period >= "2026-07")).scalars())
@@ -131,18 +160,17 @@ def test_payments_run_is_rerunnable_and_pays_six_months_of_gradual_exit(sync_eng
                                                   Payment.period >= "2026-07")).first() is None
 
 
-def test_reviews_run_ends_gradual_exits_that_are_over(sync_engine, db_url, enrolments):
-    early = cli(db_url, "reviews", "run", "--province", "44", "--as-of", "2026-12-01")
-    assert early.returncode == 0 and figures(early.stdout)["gradual exits over and ended"] == 0, early.stdout
-    assert status(sync_engine, enrolments["exiting"])[0] == "GRADUAL_EXIT"
-    over = cli(db_url, "reviews", "run", "--province", "44", "--as-of", "2026-12-02")
-    assert over.returncode == 0, over.stdout + over.stderr
-    assert figures(over.stdout)["gradual exits over and ended"] == 1, over.stdout
-    assert status(sync_engine, enrolments["exiting"])[0] == "ENDED"
-    before = counts(sync_engine)
-    again = cli(db_url, "reviews", "run", "--province", "44", "--as-of", "2026-12-02")
-    assert figures(again.stdout)["due"] == 0 and figures(again.stdout)["gradual exits over and ended"] == 0
-    assert counts(sync_engine) == before
+def test_reviews_run_ends_gradual_exits_that_are_over(operator_year):
+    early = operator_year["review 2026-12-01"]
+    assert early.ran.returncode == 0 and figures(early.ran.stdout)["gradual exits over and ended"] == 0, early.ran.stdout
+    assert early.statuses["exiting"][0] == "GRADUAL_EXIT"
+    over = operator_year["review 2026-12-02"]
+    assert over.ran.returncode == 0, over.ran.stdout + over.ran.stderr
+    assert figures(over.ran.stdout)["gradual exits over and ended"] == 1, over.ran.stdout
+    assert over.statuses["exiting"][0] == "ENDED"
+    again = operator_year["review 2026-12-02 again"]
+    assert figures(again.ran.stdout)["due"] == 0 and figures(again.ran.stdout)["gradual exits over and ended"] == 0
+    assert again.counts == over.counts
 
 
 def test_bad_options_are_refused(db_url):

@@ -13,7 +13,6 @@ import json
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -22,9 +21,7 @@ from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.models import AuditLog
 from aidgraph.core.graph.privacy import audit_filter
 from aidgraph.core.access.scope import Scope, is_level_code
-
-console = Console()
-err = Console(stderr=True)
+from aidgraph.core.app.terminal import console, err
 
 
 def audit_command(

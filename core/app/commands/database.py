@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.migrate import upgrade
 from aidgraph.core.graph.regions import division_files, load_regions
-
-console = Console()
+from aidgraph.core.app.terminal import console
 
 
 def init_db() -> None:

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TransferSpeedColumn
 
 from aidgraph.core.policy.engine import default_engine
 from aidgraph.core.storage.config import load_settings
-
-console = Console()
-err = Console(stderr=True)
+from aidgraph.core.app.terminal import console, err
 
 
 def export_command(

@@ -10,14 +10,12 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.monitoring.feeds import FEEDS, FeedFileError, import_feed
-
-console = Console()
+from aidgraph.core.app.terminal import console
 
 
 def import_command(

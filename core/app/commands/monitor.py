@@ -9,7 +9,6 @@ import datetime as dt
 import time
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from aidgraph.core.access.actor import system_actor
@@ -19,8 +18,8 @@ from aidgraph.core.monitoring.cycle import MonitoringError, check_month, run_mon
 from aidgraph.core.policy.parameters import ParameterError
 from aidgraph.core.policy.provinces import load_province
 from aidgraph.core.policy.host import build_plugin_manager, flatten
+from aidgraph.core.app.terminal import console
 
-console = Console()
 monitor_app = typer.Typer(help="低收入人口动态监测: monthly scoring and alerts.", no_args_is_help=True)
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
-err = Console(stderr=True)
+from aidgraph.core.app.terminal import console, err
+
 
 TODO = "〔待省级民政部门填写 / to be completed by the province〕"
 

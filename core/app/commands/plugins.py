@@ -7,7 +7,6 @@ every one so that a deployment knows what it must configure before relying on th
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from aidgraph.core.storage.config import load_settings
@@ -15,8 +14,7 @@ from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.parameters import ParameterError
 from aidgraph.core.policy.provinces import available_provinces
 from aidgraph.core.policy.host import PluginError, build_plugin_manager, plugin_records
-
-console = Console()
+from aidgraph.core.app.terminal import console
 
 
 def plugins_command(province: str | None = typer.Option(None, "--province", "-p",

@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from aidgraph.core.storage.config import load_settings
-
-console = Console()
-err = Console(stderr=True)
+from aidgraph.core.app.terminal import console, err
 
 
 def run_command(

@@ -13,7 +13,6 @@ import threading
 
 import pluggy
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -24,8 +23,7 @@ from aidgraph.core.search.indexer import IndexMissing, drain, follow, pending_co
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
 from aidgraph.core.search.rebuild import reindex, row_counts, verify
 from aidgraph.core.policy.host import build_plugin_manager
-
-console = Console()
+from aidgraph.core.app.terminal import console
 
 
 def _plugin_manager() -> pluggy.PluginManager:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import datetime as dt
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.migrate import upgrade
 from aidgraph.core.app.seed import DEFAULT_CHUNK_HOUSEHOLDS, SeedError, seed_province, summary_lines
-
-console = Console()
+from aidgraph.core.app.terminal import console
 
 
 def seed_command(

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 import uvicorn
-from rich.console import Console
 
 from aidgraph.core.access.actor import system_actor
 from aidgraph.core.app.commands.monitor import load_monitoring
@@ -22,8 +21,8 @@ from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.migrate import upgrade
 from aidgraph.schema.build import schema_sdl
+from aidgraph.core.app.terminal import console
 
-console = Console()
 SCHEMA_FILE = Path("schema") / "schema.graphql"
 """Where ``export-schema`` writes by default: the product's ``schema/`` folder of the checkout it runs in."""
 

@@ -20,7 +20,6 @@ import json
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from aidgraph.core.access.actor import system_actor
@@ -39,8 +38,7 @@ from aidgraph.core.policy.simulation import (
 )
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
-
-console = Console()
+from aidgraph.core.app.terminal import console
 
 
 def parse_change(text: str) -> ParameterChange:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import NoReturn, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from aidgraph.core.access import authz
@@ -20,10 +19,9 @@ from aidgraph.core.access.authn import ConfigurationError, issue_token, parse_tt
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.migrate import upgrade
+from aidgraph.core.app.terminal import console, err
 from pathlib import Path
 
-console = Console()
-err = Console(stderr=True)
 
 users_app = typer.Typer(help="Platform users and their role grants (Casbin g lines).", no_args_is_help=True)
 policy_app = typer.Typer(help="Casbin policies from province_configs/<code>/policy.csv.", no_args_is_help=True)

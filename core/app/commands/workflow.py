@@ -18,7 +18,6 @@ import datetime as dt
 import time
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,8 +32,8 @@ from aidgraph.core.access.scope import Scope
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.storage.errors import DomainError
+from aidgraph.core.app.terminal import console
 
-console = Console()
 reviews_app = typer.Typer(help="复核: the periodic reviews of running enrolments.", no_args_is_help=True)
 payments_app = typer.Typer(help="发放: the monthly payments of receiving enrolments.", no_args_is_help=True)
 
