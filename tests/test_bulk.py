@@ -4,6 +4,7 @@ any length; the write lock taken before a batch reads."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import threading
@@ -15,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, update_frame
-from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
 from aidgraph.core.storage.models import AuditLog, Outbox, Region
 
 AT = dt.datetime(2025, 9, 3, 14, 5, 6, 123456)
@@ -117,4 +118,32 @@ def test_update_frame_sets_columns_by_key(sync_engine):
                                .where(Outbox.id.in_(ids)).order_by(Outbox.entity_id)).all()
         assert rows == [(9_001, 5, True, later), (9_002, 6, False, None), (9_003, 1, False, None)]
         session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
+        session.commit()
+
+
+def test_both_helpers_work_in_an_async_session(sync_engine):
+    """The server's sessions run on aiosqlite / psycopg's async connection, which have no synchronous cursor:
+    the helpers write through SQLAlchemy's adapted cursor there, with the same values."""
+    url = sync_engine.url.render_as_string(hide_password=False)
+    frame = pl.DataFrame({"entity": ["PERSON"] * 2, "entity_id": [9_101, 9_102], "version": [1, 1],
+                          "deleted": [False, True], "created_at": [AT] * 2})
+
+    async def go() -> None:
+        engine = make_async_engine(url)
+        async with async_session_factory(engine)() as session:
+            def write(sync_session: Session) -> None:
+                assert insert_frame(sync_session, "outbox", frame) == 2
+                ids = sync_session.scalars(select(Outbox.id).where(Outbox.entity_id.in_([9_101, 9_102]))
+                                           .order_by(Outbox.entity_id)).all()
+                assert update_frame(sync_session, "outbox", pl.DataFrame({"id": ids[:1], "version": [4]})) == 1
+            await session.run_sync(write)
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(go())
+    with Session(sync_engine) as session:
+        rows = session.execute(select(Outbox.entity_id, Outbox.version, Outbox.deleted, Outbox.created_at)
+                               .where(Outbox.entity_id.in_([9_101, 9_102])).order_by(Outbox.entity_id)).all()
+        assert rows == [(9_101, 4, False, AT), (9_102, 1, True, AT)]
+        session.execute(delete(Outbox).where(Outbox.entity_id.in_([9_101, 9_102])))
         session.commit()

@@ -15,7 +15,7 @@ stored) cannot change under it when two jobs run at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -89,19 +89,25 @@ def copy_text(frame: pl.DataFrame) -> bytes:
                            float_precision=MONEY_DECIMALS, null_value="").encode("utf-8")
 
 
-def insert_sql(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+def insert_sql(table: str, columns: Sequence[str], mark: str = "?") -> str:
+    """``INSERT`` of one row of ``columns``, with the driver's placeholder ``mark`` (``?`` sqlite3, ``%s`` psycopg)."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
-def _async_executemany(conn: Connection, sql: str, frame: pl.DataFrame) -> int:
+def update_sql(table: str, columns: Sequence[str], key: str, mark: str = "?") -> str:
+    """``UPDATE`` of ``columns`` on the row whose ``key`` matches; parameters in that order, the key last."""
+    return f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE {key} = {mark}"
+
+
+def _async_executemany(conn: Connection, build_sql: Callable[[str], str], frame: pl.DataFrame) -> int:
     """The frame's rows through SQLAlchemy's adapted cursor, for a session on an async driver (aiosqlite,
     psycopg's async connection) whose own connection object has no synchronous cursor to COPY or executemany
-    with. ``sql`` uses ``?`` placeholders; PostgreSQL gets them as ``%s``. One executemany, in the caller's
-    transaction: slower than COPY but the same rows and values."""
+    with. ``build_sql`` gets the driver's placeholder. One executemany, in the caller's transaction: slower
+    than COPY, the same rows and values."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(sql.replace("?", "%s"), list(frame.iter_rows()))
+        conn.exec_driver_sql(build_sql("%s"), list(frame.iter_rows()))
     else:
-        conn.exec_driver_sql(sql, sqlite_rows(frame))
+        conn.exec_driver_sql(build_sql("?"), sqlite_rows(frame))
     return frame.height
 
 
@@ -121,7 +127,7 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame) ->
         bind.info[AUDIT_PENDING] = True  # the session seals these rows into the audit chain at commit
     conn = _connection(bind)
     if conn.dialect.is_async:
-        return _async_executemany(conn, insert_sql(table, frame.columns), frame)
+        return _async_executemany(conn, lambda mark: insert_sql(table, frame.columns, mark), frame)
     driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         with driver.cursor() as cur, cur.copy(copy_sql(table, frame.columns)) as copy:
@@ -177,8 +183,8 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
     conn = _connection(bind)
     columns = [c for c in frame.columns if c != key]
     if conn.dialect.is_async:
-        return _async_executemany(conn, f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} "
-                                        f"WHERE {key} = ?", frame.select(*columns, key))
+        return _async_executemany(conn, lambda mark: update_sql(table, columns, key, mark),
+                                  frame.select(*columns, key))
     driver = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         staging = f"_update_{table}"
@@ -193,8 +199,7 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
     else:
         cur = driver.cursor()
         try:
-            cur.executemany(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {key} = ?",
-                            sqlite_rows(frame.select(*columns, key)))
+            cur.executemany(update_sql(table, columns, key), sqlite_rows(frame.select(*columns, key)))
         finally:
             cur.close()
     return frame.height

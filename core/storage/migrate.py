@@ -8,14 +8,14 @@ back, naming the table."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
-from collections.abc import Callable
-from sqlalchemy import Connection, Engine
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -77,5 +77,6 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str:
     """The newest revision this installation ships (what ``upgrade(engine)`` brings a database to)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "the migrations folder has no revision"
+    if head is None:
+        raise MigrationError(f"{MIGRATIONS_DIR} holds no revision: the installation is incomplete")
     return head

@@ -19,7 +19,6 @@ import typer
 
 from aidgraph.core.app.terminal import console, err
 
-
 TODO = "〔待省级民政部门填写 / to be completed by the province〕"
 
 

@@ -6,6 +6,7 @@ that names what is wrong.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
@@ -20,8 +21,6 @@ from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.migrate import upgrade
 from aidgraph.core.app.terminal import console, err
-from pathlib import Path
-
 
 users_app = typer.Typer(help="Platform users and their role grants (Casbin g lines).", no_args_is_help=True)
 policy_app = typer.Typer(help="Casbin policies from province_configs/<code>/policy.csv.", no_args_is_help=True)
