@@ -3,6 +3,8 @@ EligibilityGaps (政策找人), ApplyForAid and DecideEnrollment, plus transferE
 
 Reads go through the policy engine (``services["policy"]``), which evaluates rules set-at-a-time over polars
 frames built with a handful of SQL statements; the caller's read scope limits every household considered.
+EligibilityGaps reads the decisions kept current by :mod:`aidgraph.core.policy.decisions` (equal to a full
+recomputation after any write) instead of recomputing the region per request.
 Mutations run the services of :mod:`aidgraph.core.workflow.enrollment` in the request's write transaction: all or nothing, with
 DomainErrors returned as the payload's ``errors``.
 """
@@ -17,6 +19,7 @@ from graphql import GraphQLError
 from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import privacy
+from aidgraph.core.policy import decisions
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.errors import not_found
 from aidgraph.schema.errors import UserError, run_mutation
@@ -153,10 +156,9 @@ class Query:
         if position is not None and not position[0].isdigit():
             raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"})
         after_position = (int(position[0]), position[1]) if position is not None else None
-        async with info.context.db() as session:
-            total, page = await info.context.policy.gaps(session, region_code=region_code, scope=scope,
-                                                         program=program, on=dt.date.today(), limit=n + 1,
-                                                         after=after_position)
+        total, page = await decisions.gaps(info.context.session_factory, info.context.policy, region_code=region_code,
+                                           scope=scope, program=program, on=dt.date.today(), limit=n + 1,
+                                           after=after_position)
         has_next = page.height > n
         province = region_code[:2]
         shown = privacy.income_covers(info.context, scope)  # reasons and amounts name incomes

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from sqlalchemy import ClauseElement, Date, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import ClauseElement, ColumnElement, Date, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.graph.economics import WINDOW_MONTHS, _day_number, window_start
@@ -151,12 +151,16 @@ def _rural_flag():
 
 
 async def household_frame(session: AsyncSession, *, on: dt.date, region_code: str | None = None,
-                          scope: Scope | None = None, household_ids: list[int] | None = None) -> pl.DataFrame:
-    """The facts of every household under ``region_code`` (within ``scope``) or of ``household_ids``.
+                          scope: Scope | None = None, household_ids: list[int] | None = None,
+                          id_range: tuple[int, int] | None = None) -> pl.DataFrame:
+    """The facts of every household under ``region_code`` (within ``scope``) or of ``household_ids`` (and with
+    an id in ``id_range``, both ends included: a chunk of a province).
 
     Six statements whatever the number of households; everything else is columnar.
     """
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
+    if id_range is not None:
+        conditions.append(Household.id.between(*id_range))
     if region_code is not None:
         conditions.append(Scope.of([region_code]).predicate(Household.region_code))
     if scope is not None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -1173,3 +1174,63 @@ class CharityMatch(Base):
     note: Mapped[str | None] = mapped_column(Text)
     matched_by: Mapped[str] = mapped_column(String(64))
     matched_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+# --- eligibility decisions kept current (issue 15): 政策找人 without recomputing a province per request ------------
+
+
+class EligibilityDecision(Base):
+    """The policy engine's decision for one household and one program, as of its province's snapshot date.
+
+    Only rows that matter are kept: the household is eligible for the program, or enrolled in it (or both).
+    A household and program without a row is neither. ``gap`` (eligible and not enrolled) is what 政策找人 pages
+    through; reasons are not stored (a page explains its own rows). Written only by
+    :mod:`aidgraph.core.policy.decisions` (0011).
+    """
+
+    __tablename__ = "eligibility_decision"
+
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), primary_key=True)
+    program: Mapped[str] = mapped_column(String(40), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12), index=True)
+    eligible: Mapped[bool] = mapped_column(Boolean)
+    enrolled: Mapped[bool] = mapped_column(Boolean)
+    gap: Mapped[bool] = mapped_column(Boolean)
+    monthly_amount: Mapped[Decimal | None] = mapped_column(Money)
+    one_off_amount: Mapped[Decimal | None] = mapped_column(Money)
+    benefit_label: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        # The gap pages: by household then program over a whole province, or within a small region.
+        Index("ix_eligibility_decision_gap_order", "household_id", "program",
+              sqlite_where=text("gap"), postgresql_where=text("gap")),
+        Index("ix_eligibility_decision_gap_region", "region_code", "household_id", "program",
+              sqlite_where=text("gap"), postgresql_where=text("gap")),
+    )
+
+
+class DecisionSnapshot(Base):
+    """When a province's decisions were computed in full, for which date and under which policy version
+    (a digest of its parameters, enabled plugins and their versions). A read for another date or version
+    recomputes the province; in between, the households marked in ``decision_stale`` are recomputed (0011)."""
+
+    __tablename__ = "decision_snapshot"
+
+    province_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    households: Mapped[int] = mapped_column(Integer)
+    decisions: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class DecisionStale(Base):
+    """A household whose facts changed since its decisions were computed: one row per change, written by
+    database triggers on every table the household frame reads (0011), so no write path can forget it.
+    Consumed by the incremental refresh, which deletes exactly the rows it saw."""
+
+    __tablename__ = "decision_stale"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(BigInteger)
