@@ -174,3 +174,54 @@ def test_gansu_illness_impoverished_settlement_and_scope(live_server, gansu_toke
     assert c["aidAmount"] == pytest.approx(38500) and c["secondaryAidAmount"] == pytest.approx(10850)
     assert c["outOfPocket"] == pytest.approx(10650)
     assert any("annual deductible 5000.00" in r for r in c["reasons"])
+
+
+def test_gaps_over_http_equal_the_full_recomputation(live_server, db_url):
+    """EligibilityGaps reads the kept decisions (aidgraph.core.policy.decisions): over HTTP, page after page, its
+    answer equals the engine's full recomputation of the region for the caller's scope, also right after a
+    mutation; a bad cursor and a page above 100 get the same errors as before."""
+    import asyncio
+
+    from aidgraph.core.access.scope import Scope
+    from aidgraph.core.policy.engine import PolicyEngine
+    from aidgraph.core.storage.db import async_session_factory, make_async_engine
+    from aidgraph.schema.relay import db_id
+
+    def recomputed(region: str) -> list[tuple[int, str, float | None, list[str]]]:
+        async def work():
+            engine = make_async_engine(db_url)
+            try:
+                async with async_session_factory(engine)() as session:
+                    policy = PolicyEngine(live_server.components.settings)
+                    _, page = await policy.gaps(session, region_code=region, scope=Scope.of(["44"]), on=dt.date.today())
+                    return page
+            finally:
+                await engine.dispose()
+
+        page = asyncio.run(work())
+        return [(r["household_id"], r["program"], r["monthly_amount"], r["reasons"]) for r in page.iter_rows(named=True)]
+
+    def served(region: str) -> list[tuple[int, str, float | None, list[str]]]:
+        rows, after = [], None
+        while True:
+            data = live_server.data("EligibilityGaps", {"regionCode": region, "first": 7, "after": after})["eligibilityGaps"]
+            rows += [(db_id(e["node"]["household"]["id"], "Household"), e["node"]["program"]["key"],
+                      e["node"]["monthlyAmount"], e["node"]["reasons"]) for e in data["edges"]]
+            if not data["pageInfo"]["hasNextPage"]:
+                assert data["totalCount"] == len(rows)
+                return rows
+            after = data["pageInfo"]["endCursor"]
+
+    household = register(live_server, SHANTOU, [member("440507", 70, 61, labourCapacity="NONE")])
+    wages(live_server, household["id"], 100)
+    hid = db_id(household["id"], "Household")
+    before = served("4405")
+    assert before == recomputed("4405")
+    wages(live_server, household["id"], 5000)  # a mutation: the next read sees it
+    after = served("4405")
+    assert after == recomputed("4405")
+    assert [r for r in before if r[0] == hid] != [r for r in after if r[0] == hid]  # the mutation mattered
+    bad = live_server.op("EligibilityGaps", {"regionCode": "4405", "after": "not-a-cursor"})
+    assert bad["errors"][0]["extensions"]["code"] == "VALIDATION"
+    too_many = live_server.op("EligibilityGaps", {"regionCode": "4405", "first": 101})
+    assert too_many["errors"][0]["extensions"]["code"] == "VALIDATION"

@@ -231,3 +231,20 @@ def test_a_write_committed_during_a_refresh_is_not_lost(db_url, sync_engine, hou
     transaction.commit()
     connection.close()
     assert_equal(db_url, engine, region_code="44")
+
+
+def test_the_refresh_command(db_url, households, engine):
+    """``aidgraph decisions refresh`` recomputes the configured provinces in full (then the stale households),
+    ``status`` shows the snapshot, a wrong province or date is refused naming it; re-running writes the same."""
+    from tests.workflow.test_commands import cli
+
+    done = cli(db_url, "decisions", "refresh", "--province", "44", "--as-of", ON.isoformat())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "province 44 in full" in done.stdout and "households" in done.stdout
+    status = cli(db_url, "decisions", "status")
+    assert status.returncode == 0 and ON.isoformat() in status.stdout and "(current)" in status.stdout, status.stdout
+    assert_equal(db_url, engine, region_code="44")  # the snapshot is the one the read uses (same date, version)
+    refused = cli(db_url, "decisions", "refresh", "--province", "99")
+    assert refused.returncode == 2 and "99" in refused.stdout + refused.stderr
+    refused = cli(db_url, "decisions", "refresh", "--as-of", "2025-13-01")
+    assert refused.returncode == 2 and "--as-of" in refused.stdout + refused.stderr

@@ -138,6 +138,11 @@ END $$ LANGUAGE plpgsql""")
                 referencing = " ".join(f"{'NEW' if r == 'new_rows' else 'OLD'} TABLE AS {r}" for r in rows)
                 op.execute(f"CREATE TRIGGER {trigger} AFTER {event} ON {table} REFERENCING {referencing} "
                            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
+            elif table in DIRECT and event != "UPDATE":
+                # the monthly import inserts millions of items: one plain row insert each, nothing more
+                row = "NEW" if event == "INSERT" else "OLD"
+                op.execute(f"CREATE TRIGGER {trigger} AFTER {event} ON {table} WHEN {GUARD} BEGIN "
+                           f"INSERT INTO decision_stale (household_id) VALUES ({row}.{DIRECT[table]}); END")
             else:
                 touched = _touched(table, [_sqlite_row(r, table) for r in rows])
                 op.execute(f"CREATE TRIGGER {trigger} AFTER {event} ON {table} WHEN {GUARD} BEGIN "
