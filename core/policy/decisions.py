@@ -12,9 +12,10 @@ reference) takes seconds for 100,000 households and minutes for a province. Here
 - **an incremental refresh** (:func:`refresh_stale`) recomputes exactly those households at their province's
   snapshot date and consumes the stale rows it saw (rows written meanwhile stay for the next refresh);
 - **a read** (:func:`gaps`) first makes its province current (full refresh when there is no snapshot for the
-  date or the policy version changed, else the incremental one when anything is stale), then pages the gaps
-  with one indexed statement and the count with another, under the request's one compiled scope predicate, and
-  explains only the page's rows.
+  date or the policy version changed, else the incremental one when anything is stale), then sums the gap
+  counts kept per region code and program (``decision_count``, maintained by both refreshes) and pages the gaps
+  with one indexed statement, both under the request's one compiled scope predicate, and explains only the
+  page's rows.
 
 So the answer after any write equals a full recomputation (tests/plugins/test_decisions.py checks this after
 each kind of write, on both engines). Concurrency: a refresh takes the write lock on ``eligibility_decision``
@@ -36,20 +37,30 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aidgraph.core.access.scope import Scope
 from aidgraph.core.policy import contract as _contract
 from aidgraph.core.policy.engine import RESULT_SCHEMA, PolicyEngine, ProvincePolicy, household_frame
-from aidgraph.core.storage.bulk import insert_frame, lock_for_writing
-from aidgraph.core.storage.models import DecisionSnapshot, DecisionStale, EligibilityDecision, Household, utcnow
+from aidgraph.core.storage.bulk import any_of, insert_frame, lock_for_writing
+from aidgraph.core.storage.models import (
+    DecisionCount,
+    DecisionSnapshot,
+    DecisionStale,
+    EligibilityDecision,
+    Household,
+    utcnow,
+)
 
 CHUNK_HOUSEHOLDS = 50_000
 """Households per frame in a full refresh: bounds memory (a frame of 50,000 households is about 100 MB)."""
 
 Progress = Callable[[int, int], None]
 """``progress(households done, households in all)``."""
+
+BROAD_REGION_GAPS = 5000
+"""Above this many gaps under the region and scope, a page is found in household order rather than by region."""
 
 DECISION_COLUMNS = ("household_id", "program", "region_code", "eligible", "enrolled", "gap", "monthly_amount",
                     "one_off_amount", "benefit_label")
@@ -155,13 +166,20 @@ async def refresh_province(factory: async_sessionmaker[AsyncSession], engine: Po
             select(Household.id).where(_province_range(province_code)).order_by(Household.id))).all()]
         await session.execute(delete(EligibilityDecision).where(
             Scope.of([province_code]).predicate(EligibilityDecision.region_code)))
+        await session.execute(delete(DecisionCount).where(Scope.of([province_code]).predicate(DecisionCount.region_code)))
         written = 0
+        counts = []
         for start in range(0, len(ids), chunk):
             part = ids[start:start + chunk]
             frame = await household_frame(session, on=on, region_code=province_code, id_range=(part[0], part[-1]))
-            written += await _write(session, _decision_rows(policy, frame, on))
+            rows = _decision_rows(policy, frame, on)
+            written += await _write(session, rows)
+            counts.append(rows.filter(pl.col("gap")).group_by("region_code", "program").agg(gaps=pl.len()))
             if progress is not None:
                 progress(start + len(part), len(ids))
+        if counts:
+            total = pl.concat(counts).group_by("region_code", "program").agg(pl.col("gaps").sum().cast(pl.Int64))
+            await session.run_sync(lambda s: insert_frame(s, DecisionCount.__tablename__, total))
         await session.execute(delete(DecisionStale).where(
             DecisionStale.household_id.in_(select(Household.id).where(_province_range(province_code)))))
         seconds = time.perf_counter() - started
@@ -192,6 +210,9 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
             await session.rollback()
             return RefreshReport(None, 0, 0, time.perf_counter() - started, full=False)
         snapshots = {s.province_code: s for s in (await session.scalars(select(DecisionSnapshot))).all()}
+        # The regions whose gap counts change: where the stale households' rows were, and where they are now.
+        regions = set((await session.scalars(select(EligibilityDecision.region_code).distinct().where(
+            EligibilityDecision.household_id.in_(stale)))).all()) | {region for _, region in households}
         await session.execute(delete(EligibilityDecision).where(EligibilityDecision.household_id.in_(stale)))
         written = 0
         by_province: dict[str, list[int]] = {}
@@ -206,10 +227,24 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
             for start in range(0, len(ids), CHUNK_HOUSEHOLDS):
                 frame = await household_frame(session, on=snapshot.as_of, household_ids=ids[start:start + CHUNK_HOUSEHOLDS])
                 written += await _write(session, _decision_rows(policy, frame, snapshot.as_of))
+        await _recount(session, sorted(regions))
         # Under REPEATABLE READ (PostgreSQL) and the write lock (SQLite) this deletes exactly the marks read above.
         await session.execute(delete(DecisionStale))
         await session.commit()
     return RefreshReport(None, len(households), written, time.perf_counter() - started, full=False)
+
+
+async def _recount(session: AsyncSession, regions: list[str]) -> None:
+    """Recount the gaps of these region codes from the decisions (a village is a few hundred rows)."""
+    d = EligibilityDecision
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    for start in range(0, len(regions), 5000):
+        part = regions[start:start + 5000]
+        await session.execute(delete(DecisionCount).where(any_of(DecisionCount.region_code, part, dialect)))
+        await session.execute(insert(DecisionCount).from_select(
+            ["region_code", "program", "gaps"],
+            select(d.region_code, d.program, func.count()).where(d.gap, any_of(d.region_code, part, dialect))
+            .group_by(d.region_code, d.program)))
 
 
 def _current(snapshot: DecisionSnapshot | None, policy: ProvincePolicy, on: dt.date) -> bool:
@@ -240,30 +275,44 @@ async def gaps(factory: async_sessionmaker[AsyncSession], engine: PolicyEngine, 
                limit: int | None = None, after: tuple[int, str] | None = None) -> tuple[int, pl.DataFrame]:
     """政策找人 from the kept decisions: (total, page) exactly as :meth:`PolicyEngine.gaps` answers them.
 
-    The province is made current first; then the count and the page are two indexed statements under the
-    region and the caller's scope predicate, and only the page's households are explained (reasons).
+    The province is made current first; then the total is a sum over ``decision_count`` and the page one indexed
+    statement, both under the region and the caller's one compiled scope predicate, and only the page's
+    households are explained (reasons).
     """
     province = region_code[:2]
     if province not in engine.province_codes():
         return 0, pl.DataFrame(schema=RESULT_SCHEMA)
     await ensure_current(factory, engine, province, on)
-    d = EligibilityDecision
-    conditions = [d.gap, Scope.of([region_code]).predicate(d.region_code)]
-    if scope is not None:
-        conditions.append(scope.predicate(d.region_code))
-    if program is not None:
-        conditions.append(d.program == program)
-    page_conditions = list(conditions)
-    if after is not None:
-        page_conditions.append(or_(d.household_id > after[0], and_(d.household_id == after[0], d.program > after[1])))
+    d, c = EligibilityDecision, DecisionCount
+
+    def where(region_column: Any, program_column: Any) -> list[Any]:
+        conditions = [Scope.of([region_code]).predicate(region_column)]
+        if scope is not None:
+            conditions.append(scope.predicate(region_column))
+        if program is not None:
+            conditions.append(program_column == program)
+        return conditions
+
     async with factory() as session:
-        total = (await session.execute(select(func.count()).select_from(d).where(*conditions))).scalar_one()
-        query = (select(d.household_id, Household.household_number, d.region_code, d.program, d.eligible, d.enrolled,
-                        d.monthly_amount, d.one_off_amount, d.benefit_label)
-                 .join(Household, Household.id == d.household_id)
-                 .where(*page_conditions).order_by(d.household_id, d.program))
+        total = int((await session.execute(select(func.coalesce(func.sum(c.gaps), 0))
+                                           .where(*where(c.region_code, c.program)))).scalar_one())
+        # Few gaps: find them through the region index and sort them. Many (a city, a province): walk the
+        # household order index and filter by region, which stops after one page (the region written as an
+        # expression, so that neither engine sorts a million rows to return fifty).
+        region = d.region_code if total <= BROAD_REGION_GAPS else d.region_code + ""
+        page_conditions = [d.gap, *where(region, d.program)]
+        if after is not None:
+            page_conditions.append(or_(d.household_id > after[0],
+                                       and_(d.household_id == after[0], d.program > after[1])))
+        ordered = select(d).where(*page_conditions).order_by(d.household_id, d.program)
         if limit is not None:
-            query = query.limit(limit)
+            ordered = ordered.limit(limit)
+        chosen = ordered.subquery()
+        query = (select(chosen.c.household_id, Household.household_number, chosen.c.region_code, chosen.c.program,
+                        chosen.c.eligible, chosen.c.enrolled, chosen.c.monthly_amount, chosen.c.one_off_amount,
+                        chosen.c.benefit_label)
+                 .join(Household, Household.id == chosen.c.household_id)
+                 .order_by(chosen.c.household_id, chosen.c.program))
         rows = (await session.execute(query)).all()
         page = pl.DataFrame([(r[0], r[1], r[2], r[3], r[4], r[5], _money(r[6]), _money(r[7]), r[8]) for r in rows],
                             orient="row", schema={k: v for k, v in RESULT_SCHEMA.items() if k != "reasons"})

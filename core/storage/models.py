@@ -1190,7 +1190,9 @@ class EligibilityDecision(Base):
 
     __tablename__ = "eligibility_decision"
 
-    household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    """No foreign key: a deleted household's rows stay until the refresh that its stale mark causes removes them
+    (which also corrects the counts of its region); every read refreshes first."""
     program: Mapped[str] = mapped_column(String(40), primary_key=True)
     region_code: Mapped[str] = mapped_column(String(12), index=True)
     eligible: Mapped[bool] = mapped_column(Boolean)
@@ -1207,6 +1209,18 @@ class EligibilityDecision(Base):
         Index("ix_eligibility_decision_gap_region", "region_code", "household_id", "program",
               sqlite_where=text("gap"), postgresql_where=text("gap")),
     )
+
+
+class DecisionCount(Base):
+    """Gaps (eligible, not enrolled) per region code and program, kept with the decisions in the same
+    transactions: the totalCount of a province is a sum over its villages (tens of thousands of rows) instead of
+    a count over millions of decisions (0011)."""
+
+    __tablename__ = "decision_count"
+
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    program: Mapped[str] = mapped_column(String(40), primary_key=True)
+    gaps: Mapped[int] = mapped_column(Integer)
 
 
 class DecisionSnapshot(Base):

@@ -248,3 +248,16 @@ def test_the_refresh_command(db_url, households, engine):
     assert refused.returncode == 2 and "99" in refused.stdout + refused.stderr
     refused = cli(db_url, "decisions", "refresh", "--as-of", "2025-13-01")
     assert refused.returncode == 2 and "--as-of" in refused.stdout + refused.stderr
+
+
+def test_both_page_plans_give_the_same_answers(db_url, households, engine, monkeypatch):
+    """Many gaps under a region are paged in household order with the region filtered, few through the region
+    index and sorted: the threshold changes the plan, never the answer."""
+    for broad in (0, 10**9):
+        monkeypatch.setattr(decisions, "BROAD_REGION_GAPS", broad)
+        total, page = assert_equal(db_url, engine, region_code="44")
+        first = page.row(0, named=True)
+        for kwargs in ({"region_code": "4405", "limit": 2}, {"region_code": "44", "scope": Scope.of(["440507"])},
+                       {"region_code": "44", "program": "dibao"},
+                       {"region_code": "44", "limit": 3, "after": (first["household_id"], first["program"])}):
+            assert_equal(db_url, engine, **kwargs)

@@ -1,5 +1,5 @@
-"""Eligibility decisions kept current (政策找人 in under a second): ``eligibility_decision``, ``decision_snapshot``
-and ``decision_stale``, and the triggers that mark a household stale when any fact its decisions read changes.
+"""Eligibility decisions kept current (政策找人 in under a second): ``eligibility_decision``, ``decision_count``,
+``decision_snapshot`` and ``decision_stale``, and the triggers that mark a household stale when any fact its decisions read changes.
 
 The triggers are the write path's guarantee: whatever writes (a mutation, the feed import's COPY, a monitoring
 run, a migration, an administrator's SQL), the households it touched are marked, so the next read recomputes
@@ -93,8 +93,6 @@ def upgrade() -> None:
         sa.Column('monthly_amount', sa.Numeric(precision=14, scale=2), nullable=True),
         sa.Column('one_off_amount', sa.Numeric(precision=14, scale=2), nullable=True),
         sa.Column('benefit_label', sa.String(length=80), nullable=True),
-        sa.ForeignKeyConstraint(['household_id'], ['household.id'], ondelete='CASCADE',
-                                name=op.f('fk_eligibility_decision_household_id_household')),
         sa.PrimaryKeyConstraint('household_id', 'program', name=op.f('pk_eligibility_decision')),
     )
     op.create_index(op.f('ix_eligibility_decision_region_code'), 'eligibility_decision', ['region_code'])
@@ -103,6 +101,13 @@ def upgrade() -> None:
     op.create_index('ix_eligibility_decision_gap_region', 'eligibility_decision',
                     ['region_code', 'household_id', 'program'],
                     sqlite_where=sa.text('gap'), postgresql_where=sa.text('gap'))
+    op.create_table(
+        'decision_count',
+        sa.Column('region_code', sa.String(length=12), nullable=False),
+        sa.Column('program', sa.String(length=40), nullable=False),
+        sa.Column('gaps', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('region_code', 'program', name=op.f('pk_decision_count')),
+    )
     op.create_table(
         'decision_snapshot',
         sa.Column('province_code', sa.String(length=2), nullable=False),
@@ -162,6 +167,7 @@ def downgrade() -> None:
                 op.execute(f"DROP FUNCTION IF EXISTS {function}()")
     op.drop_table('decision_stale')
     op.drop_table('decision_snapshot')
+    op.drop_table('decision_count')
     op.drop_index('ix_eligibility_decision_gap_region', table_name='eligibility_decision')
     op.drop_index('ix_eligibility_decision_gap_order', table_name='eligibility_decision')
     op.drop_index(op.f('ix_eligibility_decision_region_code'), table_name='eligibility_decision')
