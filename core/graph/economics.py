@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import Date, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aidgraph.core.storage.validity import valid_on
+from aidgraph.core.storage.validity import alive_on, valid_on
 from aidgraph.core.storage.models import (
     EARNED_INCOME_KINDS,
     EXPENDITURE_KINDS,
@@ -24,6 +24,7 @@ from aidgraph.core.storage.models import (
     INCOME_KINDS,
     EconomicItem,
     Membership,
+    Person,
 )
 
 WINDOW_MONTHS = 12
@@ -116,8 +117,8 @@ async def economics_for(session: AsyncSession, household_ids: list[int], as_of: 
     assets = select(latest.c.household_id, func.sum(latest.c.amount)).where(latest.c.rn == 1).group_by(
         latest.c.household_id)
     members = (
-        select(Membership.household_id, func.count())
-        .where(Membership.household_id.in_(household_ids), valid_on(Membership, as_of))
+        select(Membership.household_id, func.count()).join(Person, Person.id == Membership.person_id)
+        .where(Membership.household_id.in_(household_ids), valid_on(Membership, as_of), alive_on(Person, as_of))
         .group_by(Membership.household_id)
     )
     flow_rows = {r[0]: r[1:] for r in (await session.execute(flows)).all()}

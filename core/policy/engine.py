@@ -60,7 +60,7 @@ from sqlalchemy import ClauseElement, ColumnElement, Date, and_, case, func, lit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.graph.economics import WINDOW_MONTHS, _day_number, window_start
-from aidgraph.core.storage.validity import valid_on
+from aidgraph.core.storage.validity import alive_on, valid_on
 from aidgraph.core.storage.bulk import FrameSchema
 from aidgraph.core.storage.models import (
     EARNED_INCOME_KINDS,
@@ -187,7 +187,7 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
                Person.hukou_region_code, Person.school_hardship_tier, Person.school_year, Person.veteran_student,
                Person.employment_difficulty_level, Person.business_registered_on)
         .join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id.in_(selected), valid_on(Membership, on)))
+        .where(Membership.household_id.in_(selected), valid_on(Membership, on), alive_on(Person, on)))
     mem = pl.DataFrame(members, orient="row", infer_schema_length=None, schema={
         "household_id": pl.Int64, "person_id": pl.Int64, "birth_date": None, "sex": pl.String,
         "relation_to_head": pl.String, "disability_level": pl.Int32, "disability_category": pl.String,
@@ -267,7 +267,8 @@ def _age_expr(column: str, on: dt.date) -> pl.Expr:
 
 async def _able_obligors(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
     """Living support obligors able to work, per member (same duties as :func:`aidgraph.core.graph.relations.support_obligors`)."""
-    member_ids = select(Membership.person_id).where(Membership.household_id.in_(selected), valid_on(Membership, on))
+    member_ids = (select(Membership.person_id).join(Person, Person.id == Membership.person_id)
+                  .where(Membership.household_id.in_(selected), valid_on(Membership, on), alive_on(Person, on)))
     r = Relationship
     # (member, other, duty kind): explicit obligors and spouses; parents of a minor; adult children of a parent.
     explicit = select(r.to_person_id.label("pid"), r.from_person_id.label("other"), r.kind.label("kind"),
@@ -286,7 +287,7 @@ async def _able_obligors(session: AsyncSession, selected, on: dt.date) -> pl.Dat
         select(edges.c.pid, edges.c.other, edges.c.kind, edges.c.dir, me.c.birth_date, other.c.birth_date,
                other.c.labour_capacity)
         .join(other, other.c.id == edges.c.other).join(me, me.c.id == edges.c.pid)
-        .where(other.c.death_date.is_(None)))
+        .where(alive_on(other, on)))
     df = pl.DataFrame(rows, orient="row", infer_schema_length=None, schema={
         "person_id": pl.Int64, "other": pl.Int64, "kind": pl.String, "dir": pl.String, "my_birth": None,
         "other_birth": None, "other_capacity": pl.String})

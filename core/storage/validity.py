@@ -2,7 +2,10 @@
 ``valid_from <= day`` and the row is open-ended (``valid_to`` null) or ends after that day (``valid_to > day``).
 
 Memberships and relationships are dated this way; every query that asks "who belongs / is related on this
-day" uses :func:`valid_on`, so the boundary (start inclusive, end exclusive) is written once.
+day" uses :func:`valid_on`, so the boundary (start inclusive, end exclusive) is written once. A person's death
+ends their being counted on the day of death (:func:`alive_on`), whether or not their membership was closed:
+the household register's death record (户籍 feed) sets ``death_date`` and leaves the membership to the
+caseworker, and a household's per-capita income must not keep counting a deceased member meanwhile.
 """
 
 from __future__ import annotations
@@ -18,3 +21,11 @@ def valid_on(model: Any, on: dt.date | ColumnElement[Any] | None = None) -> Colu
     ``on``: a date, or a date column of the statement; today when omitted."""
     day = dt.date.today() if on is None else on
     return and_(model.valid_from <= day, or_(model.valid_to.is_(None), model.valid_to > day))
+
+
+def alive_on(model: Any, on: dt.date | ColumnElement[Any] | None = None) -> ColumnElement[bool]:
+    """Persons of ``model`` (Person, or an alias of its table, with ``death_date``) alive on ``on``: no death
+    recorded, or a death after that day."""
+    day = dt.date.today() if on is None else on
+    death = model.death_date if hasattr(model, "death_date") else model.c.death_date
+    return or_(death.is_(None), death > day)

@@ -134,3 +134,34 @@ def test_region_evaluation_is_a_few_statements(db_url, households, engine):
         return count
 
     assert run(db_url, work) <= 8
+
+
+def test_a_deceased_member_is_no_longer_counted(db_url, sync_engine):
+    """The household register records a death (死亡, the 户籍 feed sets death_date) and leaves the membership to
+    the caseworker: from the day of death the person is neither a member in the per-capita income nor an able
+    support obligor of a relative, in the engine's frame and in the API's economics alike."""
+    from sqlalchemy import update
+
+    from aidgraph.core.graph.economics import economics_for
+    from aidgraph.core.policy.engine import household_frame
+    from aidgraph.core.storage.models import Person
+
+    with session_scope(sync_engine) as s:
+        two = add_household(s, VILLAGE, [{"age": 45}, {"age": 44, "relation_to_head": "SPOUSE"}], wages=1200)
+        old = add_household(s, VILLAGE, [{"age": 80, "labour_capacity": "NONE"}])
+        son = add_household(s, "440507001003", [{"age": 50}], wages=3000)
+        relate(s, son.person_ids[0], old.person_ids[0], "SUPPORT_OBLIGOR")
+        died = dt.date(2025, 3, 10)
+        s.execute(update(Person).where(Person.id.in_([two.person_ids[1], son.person_ids[0]])).values(death_date=died))
+
+    def frame(on):
+        return {r["household_id"]: r for r in run(db_url, lambda s: household_frame(
+            s, on=on, household_ids=[two.household_id, old.household_id])).iter_rows(named=True)}
+
+    before, after = frame(dt.date(2025, 3, 9)), frame(ON)
+    assert before[two.household_id]["member_count"] == 2 and after[two.household_id]["member_count"] == 1
+    assert [m["person_id"] for m in after[two.household_id]["members"]] == [two.person_ids[0]]
+    assert before[old.household_id]["members"][0]["able_obligors"] == 1
+    assert after[old.household_id]["members"][0]["able_obligors"] == 0
+    economics = run(db_url, lambda s: economics_for(s, [two.household_id], ON))[two.household_id]
+    assert economics.members == 1
