@@ -165,7 +165,8 @@ def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
 def aidgraph_review_interval_months(program: Program, params: ProvinceParams, facts: dict[str, Any]) -> int | None:
     """Months until the next periodic review (复核) of an active enrolment of ``program``.
 
-    ``facts`` describes the household (``unstable_income``, ``working_age_members``, ...). GD-2021: tekun and
+    ``facts`` describes the household (``on``, ``monthly_earned_income``, ``member_count``, ``members``: each member's
+    ``age`` and ``labour_capacity``). GD-2021: tekun and
     stable dibao households yearly, dibao households with unstable income and working-age members every six
     months. ``None`` from everyone: the program has no periodic review.
     """

@@ -353,8 +353,10 @@ def _facts_of(row: dict[str, Any] | None) -> dict[str, Any]:
     """What the review interval hook reads, from a household frame row."""
     if row is None:
         return {}
-    working = sum(1 for m in row["members"] if 16 <= m["age"] < 60 and m["labour_capacity"] in ("FULL", "PARTIAL"))
-    return {"monthly_earned_income": row["monthly_earned_income"], "working_age_members": working,
+    # The members themselves: what counts as a member able to work (劳动能力, an age band) is the program's
+    # rule, with its province's parameters, not the workflow's.
+    members = [{"age": m["age"], "labour_capacity": m["labour_capacity"]} for m in row["members"]]
+    return {"monthly_earned_income": row["monthly_earned_income"], "members": members,
             "member_count": row["member_count"]}
 
 

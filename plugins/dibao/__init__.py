@@ -248,12 +248,24 @@ def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
     return BenefitFormula("dibao", "gap_or_tiers", _benefit)
 
 
+def able_members(params, on, members: list[dict]) -> int:
+    """Members with labour capacity (家庭成员有劳动能力, GD-2021's reason for the half-yearly review): a labour
+    capacity of FULL or PARTIAL, and, where the province configures a working-age band (劳动年龄,
+    ``dibao.working_age_min``/``max``), an age within it. Without a band the sentence's own test applies:
+    the recorded labour capacity alone."""
+    low = params.value("dibao.working_age_min", on, default=None)
+    high = params.value("dibao.working_age_max", on, default=None)
+    return sum(1 for m in members if m.get("labour_capacity") in ("FULL", "PARTIAL")
+               and (low is None or m.get("age") is not None and m["age"] >= low)
+               and (high is None or m.get("age") is not None and m["age"] < high))
+
+
 @hookimpl(trylast=True)
 def aidgraph_review_interval_months(program: Program, params, facts: dict) -> int | None:
     if program.key != "dibao":
         return None
     on = facts["on"]
-    unstable = facts.get("monthly_earned_income", 0) > 0 and facts.get("working_age_members", 0) > 0
+    unstable = facts.get("monthly_earned_income", 0) > 0 and able_members(params, on, facts.get("members", [])) > 0
     key = "dibao.review_months_unstable" if unstable else "dibao.review_months_stable"
     return int(params.value(key, on))
 

@@ -80,10 +80,23 @@ def test_hook_aidgraph_review_interval_months(engine):
     on = dt.date(2025, 3, 1)
     hook = gd.plugins.hook.aidgraph_review_interval_months
     # GD-2021: yearly for stable households, six months with unstable income and working-age members
+    able = [{"age": 40, "labour_capacity": "FULL"}, {"age": 12, "labour_capacity": None}]
     assert hook(program=gd.programs["dibao"], params=gd.params,
-                facts={"on": on, "monthly_earned_income": 0, "working_age_members": 2}) == 12
+                facts={"on": on, "monthly_earned_income": 0, "members": able}) == 12
     assert hook(program=gd.programs["dibao"], params=gd.params,
-                facts={"on": on, "monthly_earned_income": 800, "working_age_members": 1}) == 6
+                facts={"on": on, "monthly_earned_income": 800, "members": able}) == 6
+    # nobody able to work: earnings alone do not make the income "unstable with able members"
+    assert hook(program=gd.programs["dibao"], params=gd.params, facts={
+        "on": on, "monthly_earned_income": 800, "members": [{"age": 70, "labour_capacity": "NONE"}]}) == 12
+    # Gansu configures a working-age band (劳动年龄, illustrative 16 to below 60): an able 65-year-old is outside it
+    gs = engine.province("62")
+    stable, unstable = (gs.params.value(k, on) for k in ("dibao.review_months_stable", "dibao.review_months_unstable"))
+    assert stable != unstable
+    gs_hook = gs.plugins.hook.aidgraph_review_interval_months
+    assert gs_hook(program=gs.programs["dibao"], params=gs.params, facts={
+        "on": on, "monthly_earned_income": 800, "members": [{"age": 65, "labour_capacity": "FULL"}]}) == stable
+    assert gs_hook(program=gs.programs["dibao"], params=gs.params, facts={
+        "on": on, "monthly_earned_income": 800, "members": [{"age": 59, "labour_capacity": "PARTIAL"}]}) == unstable
     assert hook(program=gd.programs["tekun"], params=gd.params, facts={"on": on}) == 12
     assert hook(program=gd.programs["housing"], params=gd.params, facts={"on": on}) is None
 
