@@ -96,6 +96,8 @@ TABLES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "household_counter": INTERNAL, "revoked_token": INTERNAL, "reserve_fund": INTERNAL,
     "simulation_scenario": INTERNAL, "alembic_version": INTERNAL, "service_provider": INTERNAL,
     "charity_resource": INTERNAL,
+    # 政策找人 bookkeeping: a province's snapshot dates, gap counts per village and program, stale household ids
+    "decision_snapshot": INTERNAL, "decision_count": INTERNAL, "decision_stale": INTERNAL,
 }
 """Tables that hold nothing about a person: one class for all their columns."""
 
@@ -151,6 +153,11 @@ COLUMNS: dict[str, DataClass] = {
     "idempotency_record.actor": PERSONAL, "idempotency_record.operation": INTERNAL, "idempotency_record.key": INTERNAL,
     "idempotency_record.result": PERSONAL, "idempotency_record.request_hash": INTERNAL,
     "login_failure.username": PERSONAL, "login_failure.address": PERSONAL,
+    # eligibility decisions kept for 政策找人: eligibility and amounts are decided on the household's income
+    "eligibility_decision.program": INTERNAL, "eligibility_decision.eligible": INCOME,
+    "eligibility_decision.enrolled": PERSONAL, "eligibility_decision.gap": INCOME,
+    "eligibility_decision.monthly_amount": INCOME, "eligibility_decision.one_off_amount": INCOME,
+    "eligibility_decision.benefit_label": INCOME,
     # storage only (retention)
     "retained_record.record_class": INTERNAL, "retained_record.object_type": INTERNAL,
     "retained_record.object_id": INTERNAL, "retained_record.ended_on": PERSONAL, "retained_record.hold_until": INTERNAL,
