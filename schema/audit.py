@@ -1,9 +1,10 @@
 """The audit side of the API: disclosures are written to the audit log, and auditors read it (``auditLog``).
 
 :class:`AuditDisclosures` runs around every operation: once the resolvers are done, the values handed out
-in full (ID numbers, phones, health, disability, income: noted by :mod:`aidgraph.core.graph.privacy`) become audit rows in
-the request's session, committed with the request's read transaction. If that write fails the response
-carries no data: nothing is disclosed without its audit record.
+in full (ID numbers, phones, health, disability, income: noted by :mod:`aidgraph.core.graph.privacy`) become audit rows,
+committed before the response leaves through the database's group-commit writer
+(:class:`aidgraph.core.graph.privacy.DisclosureWriter`: the rows of every request waiting at once in one
+transaction). If that write fails the response carries no data: nothing is disclosed without its audit record.
 
 ``auditLog`` lists the log for callers holding ``audit_read`` on ``audit`` (auditors, province
 administrators), limited to rows about records in their regions; each such read is itself logged.
@@ -39,9 +40,7 @@ class AuditDisclosures(SchemaExtension):
         if context is None or not hasattr(context, "db") or not privacy.disclosures(context):
             return
         try:
-            async with context.db() as session:
-                await privacy.flush_disclosures(context, session, ec.operation_name)
-                await session.commit()
+            await privacy.write_disclosures(context, ec.operation_name)
         except Exception:  # the cause is logged; the client learns only that nothing is returned
             log.exception("audit rows for disclosed values could not be written")
             if ec.result is not None:

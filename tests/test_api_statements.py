@@ -39,11 +39,16 @@ def thirty_households(live_server):
 
 
 def count_statements(live_server, query: str, variables: dict) -> int:
+    """Statements the request sends: the fewest of three runs, because the counter sees the whole engine and the
+    server's search indexer polls the outbox on it in the background (an extra statement now and then)."""
     engine = live_server.components.engine.sync_engine
-    with StatementCounter(engine) as counter:
-        response = live_server.post(query, variables)
-        assert response.status_code == 200 and "errors" not in response.json(), response.text
-    return counter.count
+    counts = []
+    for _ in range(3):
+        with StatementCounter(engine) as counter:
+            response = live_server.post(query, variables)
+            assert response.status_code == 200 and "errors" not in response.json(), response.text
+        counts.append(counter.count)
+    return min(counts)
 
 
 def test_statements_do_not_grow_with_page_size(live_server, thirty_households):

@@ -9,13 +9,15 @@ The rules, all decided from the actor's per-request scopes (never per row agains
   medical-insurance analyst may see health but not full ID numbers.
 
 Every value handed out in full is noted on the request context; at the end of the operation
-:func:`flush_disclosures` writes one audit row per record (who, what fields, which record, when, from where)
-in the request's session, and the response is withheld if that write fails (see ``schema/audit.py``).
+:func:`write_disclosures` commits one audit row per record (who, what fields, which record, when, from where)
+through the database's group-commit writer, and the response is withheld if that write fails (see
+``schema/audit.py``).
 ``context`` is anything with an ``actor`` attribute (the GraphQL request context).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, TypeVar
 
@@ -110,12 +112,66 @@ def audit_rows(context: Any, operation: str | None = None) -> list[dict[str, Any
     return rows
 
 
-async def flush_disclosures(context: Any, session, operation: str | None = None) -> int:
-    """Write the request's disclosure audit rows (one statement) in ``session``; the caller commits."""
+class DisclosureWriter:
+    """Group commit of disclosure audit rows: one writer per database and event loop.
+
+    Every request that disclosed values waits until its rows are committed (nothing is handed out without its
+    audit record), but the rows of all requests waiting at once go in one transaction: while a batch commits,
+    the next requests queue, and the next batch takes them all. On SQLite (one writer at a time) and for the
+    audit chain's head row (one sealer at a time) this turns N concurrent write transactions into one or two,
+    which is what kept readers waiting under load (issue 12). If a batch fails, every request in it fails.
+    """
+
+    def __init__(self, factory: Any):
+        self._factory = factory
+        self._queue: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, rows: list[dict[str, Any]]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((rows, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                async with self._factory() as session:
+                    await session.execute(insert(AuditLog), [row for rows, _ in batch for row in rows])
+                    await session.commit()  # sealed into the audit chain by this commit (aidgraph.core.graph.audit)
+            except Exception as exc:  # noqa: BLE001 - every waiting request learns it, none is answered
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+_WRITERS: dict[tuple[int, int], tuple[Any, DisclosureWriter]] = {}
+
+
+def disclosure_writer(factory: Any) -> DisclosureWriter:
+    """The writer of ``factory``'s database in the running event loop (created on first use)."""
+    key = (id(factory), id(asyncio.get_running_loop()))
+    found = _WRITERS.get(key)
+    if found is None or found[0] is not factory:
+        if len(_WRITERS) > 64:  # loops and engines of finished servers (tests start many)
+            _WRITERS.clear()
+        found = (factory, DisclosureWriter(factory))
+        _WRITERS[key] = found
+    return found[1]
+
+
+async def write_disclosures(context: Any, operation: str | None = None) -> int:
+    """Commit the request's disclosure audit rows through its database's group-commit writer."""
     rows = audit_rows(context, operation)
-    if rows:
-        await session.execute(insert(AuditLog), rows)
     disclosures(context).clear()
+    if rows:
+        await disclosure_writer(context.session_factory).write(rows)
     return len(rows)
 
 

@@ -269,3 +269,69 @@ def test_id_number_search_audit_is_filed_under_a_region(world, db_url):
     assert rows and all(region is not None for region, _ in rows)
     # The person found is filed under their own region (their auditors read it), otherwise the searcher's.
     assert all(region == (VILLAGE if oid else "44") for region, oid in rows), rows
+
+
+PERSON_ID_QUERY = "query($id: ID!) { household(id: $id) { members { person { idNumber } } } }"
+
+
+def test_concurrent_disclosures_are_each_audited_in_the_chain(world, db_url):
+    """Twenty requests at once, each shown a full ID number: the group-commit writer files one audit row per
+    request (all committed before each response), and the hash chain still verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from aidgraph.core.graph import audit
+    from aidgraph.schema.relay import to_global_id
+
+    engine = make_sync_engine(db_url)
+
+    def disclosed() -> int:
+        with session_scope(engine) as s:
+            return s.scalar(select(func.count()).select_from(AuditLog).where(
+                AuditLog.actor == "sec-admin", AuditLog.object_id == str(world.ids["head"]),
+                AuditLog.action == "read_sensitive"))
+
+    before = disclosed()
+    variables = {"id": to_global_id("Household", world.ids["household"])}
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: gql(world, "admin", PERSON_ID_QUERY, variables), range(20)))
+    assert all(HEAD_ID in [m["person"]["idNumber"] for m in a["household"]["members"]] for a in answers)
+    assert disclosed() == before + 20
+    with session_scope(engine) as s:
+        assert audit.verify(s).ok
+    engine.dispose()
+
+
+def test_no_data_leaves_when_its_audit_row_cannot_be_written(world, db_url):
+    """The audit log refuses inserts (a trigger standing in for a full disk or a revoked grant): the request
+    that would disclose a full ID number gets AUDIT_UNAVAILABLE and no data; once the log accepts rows again the
+    same request is answered and audited."""
+    from aidgraph.schema.relay import to_global_id
+
+    engine = make_sync_engine(db_url)
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if postgres:
+            conn.exec_driver_sql("CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN "
+                                 "RAISE EXCEPTION 'audit log unavailable'; END $$ LANGUAGE plpgsql")
+            conn.exec_driver_sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                                 "FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
+        else:
+            conn.exec_driver_sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                                 "BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END")
+    variables = {"id": to_global_id("Household", world.ids["household"])}
+    try:
+        body = world.post(PERSON_ID_QUERY, variables, token=world.tokens["admin"]).json()
+        assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
+        assert HEAD_ID not in str(body)
+        masked = world.post(PERSON_ID_QUERY, variables, token=world.tokens["assistant"]).json()
+        assert "errors" not in masked  # nothing disclosed, nothing to audit: answered
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse_audit" + (" ON audit_log" if postgres else ""))
+            if postgres:
+                conn.exec_driver_sql("DROP FUNCTION refuse_audit()")
+        engine.dispose()
+    answer = gql(world, "admin", PERSON_ID_QUERY, variables)["household"]["members"]
+    assert HEAD_ID in [m["person"]["idNumber"] for m in answer]
