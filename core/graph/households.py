@@ -142,26 +142,6 @@ def _new_person(m: MemberData, rid: idnumber.ResidentId, region_code: str) -> Pe
     )
 
 
-async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
-    """Deprecated: kept for callers written before :mod:`aidgraph.core.graph.idempotency`; use ``claim``
-    (which also refuses a key reused with another payload and makes concurrent repeats wait)."""
-    if not key:
-        return None
-    from aidgraph.core.storage.models import IdempotencyRecord
-
-    return (await session.execute(select(IdempotencyRecord.result).where(
-        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
-        IdempotencyRecord.key == key))).scalar_one_or_none()
-
-
-def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | None, result: dict) -> None:
-    """Deprecated companion of :func:`_replay`; use :func:`aidgraph.core.graph.idempotency.claim`."""
-    if key:
-        from aidgraph.core.storage.models import IdempotencyRecord
-
-        session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
-
-
 async def _begin_write(session: AsyncSession) -> None:
     """SQLite: take the write lock before the existence checks read (one writer at a time, so what they
     read stays true until commit). PostgreSQL needs nothing: unique indexes and the counter row decide."""
