@@ -9,17 +9,19 @@ DomainErrors answered as the payload's ``errors``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import enum
 from decimal import Decimal
 
 import strawberry
+from graphql import GraphQLError
 from sqlalchemy import func, select
 from strawberry.types import Info
 
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
-from aidgraph.core.storage.errors import not_found
+from aidgraph.core.storage.errors import DomainError, not_found
 from aidgraph.core.workflow import (
     casework,
     leads,
@@ -762,10 +764,6 @@ class _StatisticsQuery:
                                   "and ended cases per program; alerts raised and disposed, referrals overdue.")
     async def monthly_statistics(self, info: Info, region_code: str, month: str,
                                  program_key: str | None = None) -> MonthlyStatistics:
-        from graphql import GraphQLError
-
-        from aidgraph.core.storage.errors import DomainError
-
         try:
             async with info.context.db() as session:
                 return _stats(await statistics.monthly_statistics(session, info.context.actor.scope("read", "enrollment"),
@@ -780,8 +778,6 @@ class _StatisticsMutation:
     @strawberry.mutation(description="The monthly statistics as CSV (default) or XLSX; every export is audited.")
     async def export_monthly_statistics(self, info: Info, region_code: str, month: str,
                                         format: str = "CSV") -> StatisticsExportPayload:
-        import base64
-
         async def work(session):
             return await statistics.export_statistics(session, info.context.actor, region_code, month,
                                                       format.lower())
@@ -879,10 +875,6 @@ class _TransparencyQuery:
     @strawberry.field(description="公示 of a village (masked names, household size, program, monthly amount); a "
                                   "village outside the caller's scope is an error.")
     async def public_disclosure(self, info: Info, village_code: str) -> PublicDisclosure:
-        from graphql import GraphQLError
-
-        from aidgraph.core.storage.errors import DomainError
-
         try:
             async with info.context.db() as session:
                 return _disclosure(await transparency.disclosure(session, info.context.actor, policy_engine(info),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 import strawberry
+from graphql import GraphQLObjectType
 from strawberry.schema_directive import Location
 
 from aidgraph.core.graph.classification import field_class
@@ -27,8 +28,6 @@ class DataClassDirective:
 
 def annotate(schema: strawberry.Schema) -> int:
     """Put ``@dataClass`` on every classified field of the schema's object types; return how many fields."""
-    from graphql import GraphQLObjectType
-
     count = 0
     for name, gql_type in schema._schema.type_map.items():
         if not isinstance(gql_type, GraphQLObjectType) or name.startswith("__") or name in ("Query", "Mutation"):

@@ -53,6 +53,7 @@ from strawberry.extensions import (
 from strawberry.schema.schema import validate_document
 
 from aidgraph.core.storage.config import Settings
+from aidgraph.schema.metrics import OperationMetrics
 
 PAGE_ARGUMENT = "first"
 LIMIT_CODE = "QUERY_TOO_COMPLEX"
@@ -562,8 +563,6 @@ def hardening_extensions(settings: Settings) -> list[Callable[[], SchemaExtensio
     of :class:`BoundedDocuments`: do not add strawberry's ParserCache/ValidationCache (their validation runs
     before the limits and is bounded in entries only)."""
     s = settings
-    from aidgraph.schema.metrics import OperationMetrics
-
     factories: list[Callable[[], SchemaExtension]] = [
         OperationMetrics,  # first: it sees the codes ClientErrors gives (hooks after yield run in reverse)
         ClientErrors,

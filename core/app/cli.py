@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
 import aidgraph.core.app.commands
+from aidgraph.core.app.ops import COMMANDS_WITHOUT_DATABASE, DatabaseNotReady, require_database
+from aidgraph.core.storage.config import load_settings
 
 app = typer.Typer(help="aidgraph: the social-assistance data platform (社会救助).", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -20,13 +23,8 @@ app = typer.Typer(help="aidgraph: the social-assistance data platform (社会救
 @app.callback()
 def _database_guard(ctx: typer.Context) -> None:
     """Commands other than init-db and demo never create a database silently (aidgraph.core.app.ops)."""
-    from aidgraph.core.app.ops import COMMANDS_WITHOUT_DATABASE, DatabaseNotReady, require_database
-    from aidgraph.core.storage.config import load_settings
-
     if ctx.invoked_subcommand is None or ctx.invoked_subcommand in COMMANDS_WITHOUT_DATABASE:
         return
-    import sys
-
     if {"--help", "-h"} & set(ctx.args or ()) or {"--help", "-h"} & set(sys.argv[1:]):
         return
     try:

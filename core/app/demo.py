@@ -7,18 +7,32 @@ In the app floor because loading a province's Casbin policies needs the objects 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
+import secrets
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
-from aidgraph.core.access import authz, users
-from aidgraph.core.access.actor import RoleGrant
+from aidgraph.core.access import authz, passwords, users
+from aidgraph.core.access.actor import RoleGrant, system_actor
 from aidgraph.core.access.authn import DEMO_USERNAME, issue_token
+from aidgraph.core.access.scope import Scope
+from aidgraph.core.monitoring import cycle
+from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.host import casbin_objects
 from aidgraph.core.storage.config import Settings, load_settings
-from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage.errors import DomainError
+from aidgraph.core.storage.models import Alert, Enrollment, Membership, Payment
+from aidgraph.core.workflow.enrollment import apply_for_aid, decide_enrollment, disburse_month
+from aidgraph.schema.build import build_schema
+from aidgraph.schema.context import Context
+from aidgraph.schema.relay import to_global_id
 
 
 def ensure_demo_user(engine: Engine, settings: Settings | None = None, username: str = DEMO_USERNAME,
@@ -74,10 +88,6 @@ class DemoDay:
 
 def demo_password(settings: Settings) -> str:
     """The demo login's password: generated once per state directory (outside the repository), mode 0600."""
-    import os
-    import secrets
-    from pathlib import Path
-
     path = Path(settings.state_dir) / DEMO_PASSWORD_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -93,8 +103,6 @@ def demo_password(settings: Settings) -> str:
 
 def ensure_demo_login(engine: Engine, settings: Settings, username: str = DEMO_USERNAME) -> str:
     """Give the demo user its password (kept in the state directory) unless it has one; returns the password."""
-    from aidgraph.core.access import passwords
-
     password = demo_password(settings)
     with session_scope(engine) as session:
         user = users.get_user(session, username)
@@ -110,9 +118,6 @@ def seed_demo_day(settings: Settings, province: str, today: dt.date | None = Non
     at each step of the approval queue, and some alerts disposed (verified, no action needed). Written in small
     transactions (each household's steps whole); a province that already has enrolments is left as it is, so
     running the demo again changes nothing (an interrupted first run is not completed later: seed afresh)."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
     work = _seed_demo_day(settings, province, today or dt.date.today())
     try:
         asyncio.get_running_loop()
@@ -123,17 +128,6 @@ def seed_demo_day(settings: Settings, province: str, today: dt.date | None = Non
 
 
 async def _seed_demo_day(settings: Settings, province: str, today: dt.date) -> DemoDay:
-    from sqlalchemy import func, select
-
-    from aidgraph.core.access.actor import system_actor
-    from aidgraph.core.access.scope import Scope
-    from aidgraph.core.monitoring import cycle
-    from aidgraph.core.policy.engine import PolicyEngine
-    from aidgraph.core.storage.db import async_session_factory, make_async_engine
-    from aidgraph.core.storage.errors import DomainError
-    from aidgraph.core.storage.models import Alert, Enrollment, Payment
-    from aidgraph.core.workflow.enrollment import apply_for_aid, decide_enrollment, disburse_month
-
     policy = PolicyEngine(settings)
     actor = system_actor("demo")
     engine = make_async_engine(settings.database_url)
@@ -181,7 +175,7 @@ async def _seed_demo_day(settings: Settings, province: str, today: dt.date) -> D
                 await disburse_month(session, actor, f"{today:%Y-%m}", Scope.of([province]))
                 payments = (await session.execute(select(func.count()).select_from(Payment).where(
                     Payment.household_id.in_([h for _p, h, _s, _o in plan])))).scalar_one()
-        disposed = await _dispose_some_alerts(sessions, actor, policy, province, cycle, Alert)
+        disposed = await _dispose_some_alerts(sessions, actor, policy, province)
         claims = await _settle_some_claims(settings, policy, sessions, actor, province, today)
     finally:
         await engine.dispose()
@@ -198,14 +192,6 @@ synthetic bills below are demo data; the ratio, deductible and cap applied are t
 async def _settle_some_claims(settings: Settings, policy, sessions, actor, province: str, today: dt.date) -> int:
     """Through the public mutation (the medical plugin's settleMedicalAid), run in process: the claims, their
     audit and aid-chain rows are exactly what the console's form would write."""
-    from sqlalchemy import select
-
-    from aidgraph.core.access.scope import Scope
-    from aidgraph.core.storage.models import Enrollment, Membership
-    from aidgraph.schema.build import build_schema
-    from aidgraph.schema.context import Context
-    from aidgraph.schema.relay import to_global_id
-
     async with sessions() as session:
         heads = (await session.execute(
             select(Membership.person_id).join(Enrollment, Enrollment.household_id == Membership.household_id)
@@ -233,13 +219,9 @@ async def _settle_some_claims(settings: Settings, policy, sessions, actor, provi
     return settled
 
 
-async def _dispose_some_alerts(sessions, actor, policy, province: str, cycle, Alert) -> int:
+async def _dispose_some_alerts(sessions, actor, policy, province: str) -> int:
     """A few open alerts of each level that has at least eight: verified, and half of those closed as needing
     no action; every level keeps most of its alerts open for the inbox (verification runs the rules: ~0.3 s)."""
-    from sqlalchemy import select
-
-    from aidgraph.core.access.scope import Scope
-
     async def verify(s, household_id: int):
         return await cycle.policy_verification(s, policy, household_id)
 

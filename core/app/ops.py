@@ -17,6 +17,7 @@ one documented choice (schema/scalars or the types' resolvers); the database sto
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -25,14 +26,22 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
+from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aidgraph.core.app.guard import RequestGuard
+from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.migrate import head_revision
+from aidgraph.core.storage.models import Outbox
+from aidgraph.schema.metrics import OUTBOX_LAG, OUTBOX_PENDING
 
 MAX_OUTBOX_LAG_SECONDS = 300.0
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -78,17 +87,11 @@ class RequestIds:
 
 def ops_middleware(components) -> list[Middleware]:
     """The middleware every deployment gets (outermost first): request ids and logs, then the body guard."""
-    from aidgraph.core.app.guard import RequestGuard
-
     return [Middleware(RequestIds), Middleware(RequestGuard, max_bytes=components.settings.max_request_bytes)]
 
 
 async def readiness(components) -> tuple[bool, dict]:
     """(ready, report): database reachable and at head, outbox lag under the bound; search state reported."""
-    from sqlalchemy import func, select, text
-
-    from aidgraph.core.storage.models import Outbox
-
     report: dict = {"database": "ok", "migrations": None, "search": "off", "outbox": None}
     ready = True
     engine = components.engine
@@ -121,8 +124,6 @@ async def readiness(components) -> tuple[bool, dict]:
     if runtime is None and getattr(components, "search", "absent") is None:
         report["search"] = "degraded"  # configured, but it did not start: searches answer SEARCH_UNAVAILABLE
     elif runtime is not None:
-        import asyncio
-
         try:
             alive = await asyncio.wait_for(asyncio.to_thread(runtime.client.ping), timeout=2)
         except Exception:  # noqa: BLE001
@@ -139,18 +140,12 @@ def ops_routes(components) -> list:
         return JSONResponse({"status": "ready" if ready else "not ready", **report}, status_code=200 if ready else 503)
 
     async def metrics(_request: Request) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-
-        from aidgraph.schema.metrics import OUTBOX_LAG, OUTBOX_PENDING
-
         ready, report = await readiness(components)
         outbox = report.get("outbox") or {}
         OUTBOX_PENDING.set(outbox.get("pending", 0))
         OUTBOX_LAG.set(outbox.get("lag_seconds", 0.0))
         registry = REGISTRY
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -172,13 +167,6 @@ class DatabaseNotReady(RuntimeError):
 def require_database(url: str) -> None:
     """Raise :class:`DatabaseNotReady` (naming the URL and ``aidgraph init-db``) unless the database exists and
     is migrated to head. Opening a missing SQLite file would create it: the file is checked first."""
-    from pathlib import Path
-
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from aidgraph.core.storage.db import make_sync_engine
-
     u = make_url(url)
     shown = u.render_as_string(hide_password=True)
     fix = f"create it with `AIDGRAPH_DATABASE_URL={shown} aidgraph init-db` (or `aidgraph demo`)"

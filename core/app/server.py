@@ -29,6 +29,7 @@ from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.authn import Unauthenticated, check_configuration
 from aidgraph.core.app.auth import Forbidden, auth_routes, authenticate_request, cors_middleware
 from aidgraph.core.app.exports import export_route
+from aidgraph.core.app.ops import ops_middleware, ops_routes  # health, metrics, request ids, body guard
 from aidgraph.core.app.web import console_routes, graphiql_html
 from aidgraph.core.storage.config import Settings, load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
@@ -172,8 +173,6 @@ def create_app(components: AppComponents | None = None) -> Starlette:
             for hook in reversed(components.on_shutdown):
                 await hook(components)
             await engine.dispose()
-
-    from aidgraph.core.app.ops import ops_middleware, ops_routes  # health, metrics, request ids, body guard
 
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
                             Route("/healthz", health, methods=["GET"]),

@@ -13,12 +13,14 @@ import json
 from typing import Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.models import AuditLog
+from aidgraph.core.graph import audit
 from aidgraph.core.graph.privacy import audit_filter
 from aidgraph.core.access.scope import Scope, is_level_code
 from aidgraph.core.app.terminal import console, err
@@ -71,10 +73,6 @@ def verify_command(
     as_json: bool = typer.Option(False, "--json", help="the findings as one JSON object"),
 ) -> None:
     """Verify the audit log's hash chain: exit 1 naming every changed, deleted or inserted row."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from aidgraph.core.graph import audit
-
     engine = make_sync_engine(load_settings().database_url)
     try:
         with session_scope(engine) as session:
@@ -101,8 +99,6 @@ def verify_command(
 
 def seal_command() -> None:
     """Chain the audit rows that raw batch writers left unsealed (normally done when each write commits)."""
-    from aidgraph.core.graph import audit
-
     engine = make_sync_engine(load_settings().database_url)
     try:
         with session_scope(engine) as session:

@@ -15,8 +15,14 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TransferSpeedColumn
 
+import aidgraph.core.app.exports  # noqa: F401  (registers the gaps kind)
+from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.authz import authorizer_for
+from aidgraph.core.access.users import get_user, grants_of
+from aidgraph.core.graph import exports
 from aidgraph.core.policy.engine import default_engine
 from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope
 from aidgraph.core.app.terminal import console, err
 
 
@@ -29,13 +35,6 @@ def export_command(
     output: Path = typer.Option(..., "--output", "-o", help="file to write (not overwritten if it exists)"),
 ) -> None:
     """Export a list as CSV or XLSX, masked by the user's rights, watermarked and audited."""
-    from aidgraph.core.access.actor import Actor
-    from aidgraph.core.access.authz import authorizer_for
-    from aidgraph.core.access.users import get_user, grants_of
-    from aidgraph.core.graph import exports
-    from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope
-    import aidgraph.core.app.exports  # noqa: F401  (registers the gaps kind)
-
     params: dict[str, str] = {}
     for item in filters or []:
         key, sep, value = item.partition("=")

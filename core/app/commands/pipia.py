@@ -17,7 +17,16 @@ from typing import Optional
 
 import typer
 
+from aidgraph.core.access import authz
 from aidgraph.core.app.terminal import console, err
+from aidgraph.core.graph import classification
+from aidgraph.core.graph import privacy
+from aidgraph.core.graph.retention import AUDIT_MINIMUM_MONTHS, RECORD_CLASSES
+from aidgraph.core.policy.host import build_plugin_manager, casbin_objects
+from aidgraph.core.policy.provinces import available_provinces, load_province, province_dir
+from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.models import Base
+from aidgraph.core.workflow.retention_params import periods
 
 TODO = "〔待省级民政部门填写 / to be completed by the province〕"
 
@@ -29,16 +38,6 @@ def _roles_with(lines, action: str, obj: str) -> list[str]:
 
 def render(today: dt.date | None = None) -> str:
     """The draft as Markdown."""
-    from aidgraph.core.access import authz
-    from aidgraph.core.graph import classification as c
-    from aidgraph.core.graph import privacy
-    from aidgraph.core.graph.retention import AUDIT_MINIMUM_MONTHS, RECORD_CLASSES
-    from aidgraph.core.policy.host import build_plugin_manager, casbin_objects
-    from aidgraph.core.policy.provinces import available_provinces, load_province, province_dir
-    from aidgraph.core.storage.config import load_settings
-    from aidgraph.core.storage.models import Base
-    from aidgraph.core.workflow.retention_params import periods
-
     today = today or dt.date.today()
     settings = load_settings()
     pm = build_plugin_manager(settings)
@@ -50,7 +49,7 @@ def render(today: dt.date | None = None) -> str:
         names[code] = config.name
         policy_lines[code] = authz.parse_policy_file(province_dir(code, settings) / "policy.csv", code, objects)
         kept[code] = periods(config.params, today)
-    entries = c.sensitive_entries()
+    entries = classification.sensitive_entries()
     out: list[str] = []
     w = out.append
     w("# 个人信息保护影响评估 (PIPIA) — draft")
@@ -78,8 +77,8 @@ def render(today: dt.date | None = None) -> str:
     w("| kind | why it is processed | where it is stored (columns) | where the API shows it (fields) | "
       "who sees it in full |")
     w("|---|---|---|---|---|")
-    for kind in c.Kind:
-        guard = c.KIND_GUARD[kind]
+    for kind in classification.Kind:
+        guard = classification.KIND_GUARD[kind]
         if guard is None:
             who = "anyone who may read the person (no separate right; masking not applied) — a gap to close"
         else:
@@ -91,15 +90,15 @@ def render(today: dt.date | None = None) -> str:
             who = f"right `{action}` on `{obj}` — " + "; ".join(parts) + ". Others see it masked or withheld."
         cols = ", ".join(f"`{x}`" for x in sorted(entries[kind]["columns"])) or "—"
         fields = ", ".join(f"`{x}`" for x in sorted(entries[kind]["fields"])) or "—"
-        w(f"| {kind.value} | {c.KIND_PURPOSE[kind]} | {cols} | {fields} | {who} |")
+        w(f"| {kind.value} | {classification.KIND_PURPOSE[kind]} | {cols} | {fields} | {who} |")
     w("")
     w("## 3. Other personal information (个人信息)")
     w("")
     personal = defaultdict(list)
     for table in sorted(Base.metadata.tables.values(), key=lambda t: t.name):
         for column in table.columns:
-            cls = c.column_class(table.name, column.name)
-            if cls is not None and cls.level is c.Level.PERSONAL:
+            cls = classification.column_class(table.name, column.name)
+            if cls is not None and cls.level is classification.Level.PERSONAL:
                 personal[table.name].append(column.name)
     w("| table | personal columns |")
     w("|---|---|")

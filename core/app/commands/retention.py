@@ -17,8 +17,15 @@ from typing import Optional
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from sqlalchemy.orm import sessionmaker
 
+from aidgraph.core.access.actor import system_actor
+from aidgraph.core.graph import retention
+from aidgraph.core.policy.parameters import ParameterError
+from aidgraph.core.policy.provinces import available_provinces, load_province
 from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.db import make_sync_engine
+from aidgraph.core.workflow.retention_params import periods
 from aidgraph.core.app.terminal import console, err
 
 
@@ -31,14 +38,6 @@ def run_command(
                                                                          "(default: STATE_DIR/retention)"),
 ) -> None:
     """Apply the provinces' retention periods: delete what is due, keep for storage only what must be kept."""
-    from aidgraph.core.access.actor import system_actor
-    from aidgraph.core.graph import retention
-    from aidgraph.core.policy.parameters import ParameterError
-    from aidgraph.core.policy.provinces import available_provinces, load_province
-    from aidgraph.core.storage.db import make_sync_engine
-    from aidgraph.core.workflow.retention_params import periods
-    from sqlalchemy.orm import sessionmaker
-
     settings = load_settings()
     try:
         day = dt.date.fromisoformat(today) if today else dt.date.today()

@@ -11,9 +11,11 @@ import uvicorn
 
 from aidgraph.core.access.actor import system_actor
 from aidgraph.core.app.commands.monitor import load_monitoring
+from aidgraph.core.app.demo import ensure_demo_login, ensure_demo_user, seed_demo_day
 from aidgraph.core.app.seed import seed_province
 from aidgraph.core.app.server import create_app, default_components
 from aidgraph.core.app.synthetic_feeds import synthetic_feeds
+from aidgraph.core.graph.audit import seal
 from aidgraph.core.graph.regions import load_regions
 from aidgraph.core.monitoring.cycle import run_month
 from aidgraph.core.monitoring.feeds import import_feed
@@ -30,8 +32,6 @@ SCHEMA_FILE = Path("schema") / "schema.graphql"
 def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
           port: int = typer.Option(8000, help="TCP port")) -> None:
     """Serve the GraphQL API (POST /graphql; GraphiQL at GET /graphql in development) and the console (/console)."""
-
-
     settings = load_settings()
     components = default_components(settings)
     console.print(f"aidgraph on http://{host}:{port}/graphql, console http://{host}:{port}/console ({settings.env}; "
@@ -52,10 +52,6 @@ def demo(province: str = typer.Option("44", help="province to seed (44 Guangdong
     Every step is idempotent: running the demo again reuses what is there. Demo data is synthetic and the
     policy values marked illustrative in province_configs/ are not real ones.
     """
-
-    from aidgraph.core.app.demo import ensure_demo_login, ensure_demo_user, seed_demo_day
-    from aidgraph.core.graph.audit import seal
-
     settings = load_settings()
     engine = make_sync_engine(settings.database_url)
     with console.status("migrating the database"):

@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 
 from aidgraph.core.access.actor import system_actor
+from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.parameters import ParameterError
 from aidgraph.core.policy.simulation import (
     ParameterChange,
@@ -121,8 +122,6 @@ def print_comparison(title: str, first: dict, second: dict, labels: tuple[str, s
 async def _main(province: str | None, sets: list[str], region: str | None, as_of: dt.date | None, as_json: bool,
                 save: str | None, scenario: str | None, compare: list[str], list_only: bool, top: int) -> None:
     settings = load_settings()
-    from aidgraph.core.policy.engine import PolicyEngine
-
     engine = make_async_engine(settings.database_url)
     actor = system_actor("simulate")
     try:

@@ -6,6 +6,7 @@ that names what is wrong.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -70,8 +71,6 @@ def add(username: str = typer.Argument(..., help="login name"),
 
 def _read_password() -> str:
     """The first line of standard input, without its line end (never echoed, never an argument in ``ps``)."""
-    import sys
-
     line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:

@@ -26,12 +26,16 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from sqlalchemy import func, select
 
 from aidgraph.core.access.actor import system_actor
 from aidgraph.core.access.scope import Scope
+from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.storage.errors import DomainError
+from aidgraph.core.storage.models import Enrollment
+from aidgraph.core.workflow.enrollment import disburse_month, end_gradual_exits, review_due
 from aidgraph.core.app.terminal import console
 
 reviews_app = typer.Typer(help="复核: the periodic reviews of running enrolments.", no_args_is_help=True)
@@ -72,12 +76,6 @@ async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=Non
     """Review every enrolment due on ``on`` in ``scope``, set-at-a-time in batches of ``batch`` (one transaction
     each), then end the gradual exits that are over. Returns counts: due, kept (no change), repriced,
     gradual_exit, ended, failed, exits_ended."""
-    from sqlalchemy import func, select
-
-    from aidgraph.core.policy.engine import PolicyEngine
-    from aidgraph.core.storage.models import Enrollment
-    from aidgraph.core.workflow.enrollment import end_gradual_exits, review_due
-
     actor = system_actor("reviews-run")
     policy = PolicyEngine(load_settings())
     engine = make_async_engine(database_url)
@@ -131,8 +129,6 @@ async def run_reviews(database_url: str, scope: Scope, on: dt.date, progress=Non
 
 async def run_payments(database_url: str, scope: Scope, period: str) -> int:
     """Pay ``period`` (YYYY-MM) for every receiving enrolment in ``scope`` not yet paid for it; one transaction."""
-    from aidgraph.core.workflow.enrollment import disburse_month
-
     engine = make_async_engine(database_url)
     try:
         async with async_session_factory(engine)() as session:
