@@ -4,6 +4,8 @@ Read from the source (``ast``), every import counts: top-level, inside functions
 alike, so a cycle cannot hide in a function body. The floors, from the ground up, are listed in
 :data:`FLOORS`; siblings on one floor (workflow, monitoring, search) may not import each other unless
 :data:`SIBLING_IMPORTS` declares it. Plugins import only the facade :mod:`aidgraph.plugin` and other plugins.
+Imports stand at the top of their module: one inside a function body must be listed, with its reason, in
+:data:`FUNCTION_LEVEL_IMPORTS`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ FLOORS: list[tuple[str, ...]] = [
 
 SIBLING_IMPORTS: set[tuple[str, str]] = set()
 """(importer, imported) pairs of same-floor siblings allowed to import each other (none today)."""
+
+FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str, str], str] = {
+    ("aidgraph.core.graph.exports", "_xlsx", "xlsxwriter"):
+        "~20 ms at import and only XLSX exports use it: not paid by every CLI command and server start",
+    ("aidgraph.core.workflow.statistics", "to_xlsx", "xlsxwriter"):
+        "~20 ms at import and only the XLSX statistics use it: not paid by every CLI command and server start",
+}
+"""The imports allowed inside a function body: (module, function, imported module) -> why it cannot be at the top.
+Imports belong at the top of the module, where a reader sees what it depends on and an import error shows at start.
+An entry is for a cost (a heavy import only a rare path needs) or a real cycle; the floors above rule out cycles,
+so "it would be a cycle" means the floors are wrong. The import line itself carries a comment saying why."""
 
 
 def module_files() -> dict[str, Path]:
@@ -163,3 +176,45 @@ def test_the_facade_exports_what_it_imports():
 
     missing = [name for name in facade.__all__ if not hasattr(facade, name)]
     assert missing == [] and len(set(facade.__all__)) == len(facade.__all__)
+
+
+def function_level_imports(path: Path) -> list[tuple[str, str, int]]:
+    """(function's qualified name, imported module, line) of every import inside a function body of ``path``."""
+    found: list[tuple[str, str, int]] = []
+
+    def walk(node: ast.AST, where: str | None, scope: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                walk(child, f"{scope}{child.name}", f"{scope}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                walk(child, where, f"{scope}{child.name}.")
+            elif isinstance(child, (ast.Import, ast.ImportFrom)) and where is not None:
+                names = [a.name for a in child.names] if isinstance(child, ast.Import) else \
+                    ["." * child.level + (child.module or "")]
+                found.extend((where, name, child.lineno) for name in names)
+            else:
+                walk(child, where, scope)
+
+    walk(ast.parse(path.read_text(encoding="utf-8")), None, "")
+    return found
+
+
+def test_imports_are_at_module_level():
+    """No import inside a function body except the commented ones of :data:`FUNCTION_LEVEL_IMPORTS`."""
+    seen: set[tuple[str, str, str]] = set()
+    unlisted, uncommented = [], []
+    for module, path in sorted(MODULES.items()):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for function, imported, line in function_level_imports(path):
+            key = (module, function, imported)
+            seen.add(key)
+            if key not in FUNCTION_LEVEL_IMPORTS:
+                unlisted.append(f"{path.relative_to(ROOT)}:{line} {function}() imports {imported}")
+            elif "#" not in lines[line - 1]:
+                uncommented.append(f"{path.relative_to(ROOT)}:{line} {function}() imports {imported} without a "
+                                   "comment saying why")
+    assert unlisted == [], ("move these imports to the top of their module (or list them, with the reason, in "
+                            "FUNCTION_LEVEL_IMPORTS and comment the line):\n" + "\n".join(unlisted))
+    assert uncommented == [], "\n".join(uncommented)
+    assert sorted(set(FUNCTION_LEVEL_IMPORTS) - seen) == [], "stale FUNCTION_LEVEL_IMPORTS entries"
+    assert all(reason.strip() for reason in FUNCTION_LEVEL_IMPORTS.values())
