@@ -23,21 +23,18 @@ from aidgraph.plugin import (
     hookimpl,
     member,
     program_search_document,
-    receiving,
     receiving_any,
     yuan,
 )
 
 from aidgraph.plugins.education.graphql import StudentStatus, contribution
+from aidgraph.plugins.low_income import CATEGORY_OF_PROGRAM, LOW_INCOME_PROGRAMS, category_expr
 
 
 __version__ = "0.1.0"
 
 PROGRAM = Program(key="education", name="教育救助 education aid", domain="education", unit="person",
                   description="Grants, fee waivers and loans for students of low-income households.")
-LOW_INCOME = ("tekun", "dibao", "dibao_edge", "expenditure_hardship", "relapse_monitoring")
-CATEGORY_ORDER = (("tekun", "TEKUN"), ("dibao", "DIBAO"), ("dibao_edge", "DIBAO_EDGE"),
-                  ("expenditure_hardship", "EXPENDITURE_HARDSHIP"), ("relapse_monitoring", "RELAPSE_MONITORING"))
 STAGES = ("PRESCHOOL", "COMPULSORY", "HIGH_SCHOOL", "VOCATIONAL", "UNDERGRADUATE", "POSTGRADUATE")
 
 
@@ -90,13 +87,6 @@ def grant_for(grants: dict, tier_by_category: dict, stage: str, category: str) -
     return float(tiers[min(int(tier), len(tiers)) - 1])
 
 
-def _category_expr() -> pl.Expr:
-    expr: pl.Expr = pl.lit(None, dtype=pl.String)
-    for key, category in reversed(CATEGORY_ORDER):
-        expr = pl.when(receiving(key)).then(pl.lit(category)).otherwise(expr)
-    return expr
-
-
 def _member_grant(grants: dict, fallback_tier: int | None, veteran_grant: float | None) -> pl.Expr:
     """One student's yearly grant (an expression over a member): the tier the school's hardship recognition
     assigned (``school_hardship_tier``), else the category's tier (illustrative fallback); a veteran
@@ -120,9 +110,9 @@ def yearly_grants(c: RuleContext) -> pl.Expr:
     grants = c.p("education.grants")
     tiers = c.p("education.tier_by_category")
     veteran = c.p("education.veteran_grant", default=None)
-    category = _category_expr()
+    category = category_expr()
     total: pl.Expr = pl.lit(0.0)
-    for _, cat in reversed(CATEGORY_ORDER):
+    for cat in reversed(CATEGORY_OF_PROGRAM.values()):
         fallback = tiers.get(cat)
         per_member = pl.col("members").list.eval(_member_grant(grants, fallback, veteran)).list.sum().fill_null(0.0)
         total = pl.when(category == cat).then(per_member).otherwise(total)
@@ -189,10 +179,10 @@ def _category(c: RuleContext):
     out_of_range = tiers_out_of_range(c)
     warning = pl.when(out_of_range > 0).then(fmt("; {} student(s) with a hardship tier outside the configured tiers: "
                                                   "no grant for them", out_of_range)).otherwise(pl.lit(""))
-    return receiving_any(LOW_INCOME), fmt(
+    return receiving_any(LOW_INCOME_PROGRAMS), fmt(
         "low-income category {}; yearly grants up to {} yuan (tiers {}; {} student(s) with the school's hardship "
         "recognition, the others by category {}){}; {}",
-        _category_expr().fill_null("none"), grants.round(2), c.cite("education.grants"), recognised,
+        category_expr().fill_null("none"), grants.round(2), c.cite("education.grants"), recognised,
         c.cite("education.tier_by_category"), warning, _offers(c))
 
 

@@ -45,6 +45,7 @@ from aidgraph.plugin import (
 )
 
 from aidgraph.plugins.employment.graphql import EmploymentSupport, contribution
+from aidgraph.plugins.low_income import LOW_INCOME_PROGRAMS
 
 
 __version__ = "0.1.0"
@@ -52,7 +53,6 @@ __version__ = "0.1.0"
 PROGRAM = Program(key="employment", name="就业救助 employment aid", domain="employment",
                   description="Priority employment services for zero-employment and low-income households.")
 ABLE = ["FULL", "PARTIAL"]
-LOW_INCOME = ("tekun", "dibao", "dibao_edge", "expenditure_hardship", "relapse_monitoring")
 REFERRAL_DEPARTMENT = "human_resources"
 """人力资源社会保障: the department zero-employment households are referred to (GD-2021 落实部门责任)."""
 
@@ -154,7 +154,7 @@ def _entrepreneurship(c: RuleContext):
 
 def _entrepreneur(c: RuleContext):
     owners, one_year = business_owners(c)
-    low_income = receiving_any(LOW_INCOME)
+    low_income = receiving_any(LOW_INCOME_PROGRAMS)
     return low_income & (one_year > 0), fmt(
         "创业补贴: low-income household {}; {} member business(es) operating one year or more",
         pl.when(low_income).then(pl.lit("yes")).otherwise(pl.lit("no")), one_year)

@@ -26,17 +26,21 @@ from aidgraph.plugin import (
     fmt,
     hookimpl,
     program_search_document,
-    receiving,
     receiving_any,
 )
 
 from aidgraph.plugins.housing.graphql import contribution
+from aidgraph.plugins.low_income import category_expr
 
 
 __version__ = "0.1.0"
 
 PROGRAM = Program(key="housing", name="住房救助 housing aid", domain="housing",
                   description="Public rental housing, rent discounts and dangerous-house renovation for recipients.")
+COVERABLE = ("dibao", "tekun", "dibao_edge", "expenditure_hardship")
+"""The programs ``housing.covered_programs`` may name (GD-2021 §10: 低保家庭、分散供养特困人员、低收入家庭); the
+household's category in the reasons is the first of these it receives, in the order of precedence of
+:mod:`aidgraph.plugins.low_income`."""
 
 
 @hookimpl
@@ -52,7 +56,7 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "老旧小区改造: share of the personal contribution covered, by category", required=False),
         ParamSpec("housing.covered_programs", "list",
                   "住房困难的…: programs whose households in housing difficulty get housing aid",
-                  choices=("dibao", "tekun", "dibao_edge", "expenditure_hardship")),
+                  choices=COVERABLE),
     ]
 
 
@@ -88,9 +92,7 @@ def _recipient(c: RuleContext):
     measure = pl.when(pl.col("rural")).then(pl.lit("rural: " + measures.get("rural", ""))).otherwise(
         pl.lit("urban: " + measures.get("urban", "")))
     covered = list(c.p("housing.covered_programs"))
-    category = (pl.when(receiving("tekun")).then(pl.lit("TEKUN")).when(receiving("dibao")).then(pl.lit("DIBAO"))
-                .when(receiving("dibao_edge")).then(pl.lit("DIBAO_EDGE"))
-                .when(receiving("expenditure_hardship")).then(pl.lit("EXPENDITURE_HARDSHIP")))
+    category = category_expr(COVERABLE)
     return receiving_any(covered), fmt("category {} (covered: {}, {}); {} ({}); {}", category.fill_null("none"),
                                        ", ".join(covered), c.cite("housing.covered_programs"), measure,
                                        c.cite("housing.measures"), share_text)

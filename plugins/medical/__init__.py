@@ -36,7 +36,9 @@ from aidgraph.plugin import (
     yuan,
 )
 
+from aidgraph.plugins.low_income import CATEGORY_OF_PROGRAM
 from aidgraph.plugins.medical.categories import combined
+from aidgraph.plugins.medical.claims import PERSON_CATEGORIES
 from aidgraph.plugins.medical.graphql import MedicalClaimType, contribution
 from aidgraph.plugins.medical.models import MedicalClaim  # noqa: F401 - the plugin's table, declared on registration
 
@@ -46,11 +48,10 @@ __version__ = "0.1.0"
 PROGRAM = Program(key="medical", name="医疗救助 medical aid", domain="medical", unit="person",
                   description="Aid on compliant medical costs after insurance, and resident-insurance premium subsidies.")
 
-CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
-                       "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
-"""Program keys whose active enrolment gives a medical-aid category (the low-income categories)."""
-CATEGORIES = ("TEKUN", "ORPHAN", "UNATTENDED_CHILD", "DIBAO", "DIBAO_EDGE", "EXPENDITURE_HARDSHIP",
-              "RELAPSE_MONITORING", "RETURNED_TO_POVERTY", "TRANSITION_LIFTED", "ILLNESS_IMPOVERISHED")
+CATEGORIES = (*CATEGORY_OF_PROGRAM.values(), *(c for c in PERSON_CATEGORIES if c != "STABLY_LIFTED"))
+"""Categories ``medical.aid_ratio`` may give a ratio: the low-income categories (an active enrolment in the
+program, :mod:`aidgraph.plugins.low_income`) and the person-level ones but stably lifted persons, who get
+premium subsidies only (GS-2024)."""
 PREMIUM_CATEGORIES = CATEGORIES + ("RURAL_CLASS_1", "RURAL_CLASS_2", "RURAL_CLASS_3", "RURAL_CLASS_4", "URBAN_FULL",
                                    "URBAN_DIFFERENTIAL", "STABLY_LIFTED")
 

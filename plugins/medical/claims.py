@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from aidgraph.plugins.low_income import CATEGORY_OF_PROGRAM
 from aidgraph.plugins.medical.models import MedicalClaim
 from aidgraph.plugin import (
     Actor,
@@ -45,8 +46,6 @@ from aidgraph.plugin import (
 
 
 CENT = Decimal("0.01")
-CATEGORY_OF_PROGRAM = {"tekun": "TEKUN", "dibao": "DIBAO", "dibao_edge": "DIBAO_EDGE",
-                       "expenditure_hardship": "EXPENDITURE_HARDSHIP", "relapse_monitoring": "RELAPSE_MONITORING"}
 ILLNESS_IMPOVERISHED = "ILLNESS_IMPOVERISHED"
 PERSON_CATEGORIES = (ILLNESS_IMPOVERISHED, "ORPHAN", "UNATTENDED_CHILD", "RETURNED_TO_POVERTY",
                      "TRANSITION_LIFTED", "STABLY_LIFTED")

@@ -76,15 +76,17 @@ def aidgraph_province_validate(params):
 # --- the program (防止返贫监测对象) ------------------------------------------------------------------------
 
 
+PROGRAM = Program(
+    key="relapse_monitoring", name="防止返贫监测", domain="monitoring", unit="household",
+    category="RELAPSE_MONITORING", reviewed=True,
+    description="persons monitored against relapse into poverty (边缘易致贫户、脱贫不稳定户、突发严重困难户), "
+                "GD-2024, GS-2024: monitored and helped, no monthly cash amount of their own",
+)
+
+
 @hookimpl
 def aidgraph_programs():
-
-    return [Program(
-        key="relapse_monitoring", name="防止返贫监测", domain="monitoring", unit="household",
-        category="RELAPSE_MONITORING", reviewed=True,
-        description="persons monitored against relapse into poverty (边缘易致贫户、脱贫不稳定户、突发严重困难户), "
-                    "GD-2024, GS-2024: monitored and helped, no monthly cash amount of their own",
-    )]
+    return [PROGRAM]
 
 
 @hookimpl
