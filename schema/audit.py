@@ -39,6 +39,9 @@ class AuditDisclosures(SchemaExtension):
         context = ec.context
         if context is None or not hasattr(context, "db") or not privacy.disclosures(context):
             return
+        # The resolvers are done: give the request's connection back before waiting for the writer, which needs
+        # one of its own (twenty requests each holding theirs while they wait would empty the pool).
+        await context.close()
         try:
             await privacy.write_disclosures(context, ec.operation_name)
         except Exception:  # the cause is logged; the client learns only that nothing is returned
