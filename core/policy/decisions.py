@@ -37,13 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aidgraph.core.access.scope import Scope
 from aidgraph.core.policy import contract as _contract
 from aidgraph.core.policy.engine import RESULT_SCHEMA, PolicyEngine, ProvincePolicy, household_frame
-from aidgraph.core.storage.bulk import any_of, insert_frame, lock_for_writing
+from aidgraph.core.storage.bulk import insert_frame, lock_for_writing
 from aidgraph.core.storage.models import (
     DecisionCount,
     DecisionSnapshot,
@@ -174,11 +176,11 @@ async def refresh_province(factory: async_sessionmaker[AsyncSession], engine: Po
             frame = await household_frame(session, on=on, region_code=province_code, id_range=(part[0], part[-1]))
             rows = _decision_rows(policy, frame, on)
             written += await _write(session, rows)
-            counts.append(rows.filter(pl.col("gap")).group_by("region_code", "program").agg(gaps=pl.len()))
+            counts.append(_gap_counts(rows))
             if progress is not None:
                 progress(start + len(part), len(ids))
         if counts:
-            total = pl.concat(counts).group_by("region_code", "program").agg(pl.col("gaps").sum().cast(pl.Int64))
+            total = _rolled_up(pl.concat(counts))
             await session.run_sync(lambda s: insert_frame(s, DecisionCount.__tablename__, total))
         await session.execute(delete(DecisionStale).where(
             DecisionStale.household_id.in_(select(Household.id).where(_province_range(province_code)))))
@@ -210,9 +212,13 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
             await session.rollback()
             return RefreshReport(None, 0, 0, time.perf_counter() - started, full=False)
         snapshots = {s.province_code: s for s in (await session.scalars(select(DecisionSnapshot))).all()}
-        # The regions whose gap counts change: where the stale households' rows were, and where they are now.
-        regions = set((await session.scalars(select(EligibilityDecision.region_code).distinct().where(
-            EligibilityDecision.household_id.in_(stale)))).all()) | {region for _, region in households}
+        # The gap counts change by what the stale households' rows counted before and count now.
+        d = EligibilityDecision
+        before = pl.DataFrame((await session.execute(
+            select(d.region_code, d.program, func.count()).where(d.household_id.in_(stale), d.gap)
+            .group_by(d.region_code, d.program))).all(), orient="row",
+            schema={"region_code": pl.String, "program": pl.String, "gaps": pl.Int64})
+        deltas = [before.with_columns(-pl.col("gaps"))]
         await session.execute(delete(EligibilityDecision).where(EligibilityDecision.household_id.in_(stale)))
         written = 0
         by_province: dict[str, list[int]] = {}
@@ -226,25 +232,44 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
             policy = engine.province(code)
             for start in range(0, len(ids), CHUNK_HOUSEHOLDS):
                 frame = await household_frame(session, on=snapshot.as_of, household_ids=ids[start:start + CHUNK_HOUSEHOLDS])
-                written += await _write(session, _decision_rows(policy, frame, snapshot.as_of))
-        await _recount(session, sorted(regions))
+                rows = _decision_rows(policy, frame, snapshot.as_of)
+                written += await _write(session, rows)
+                deltas.append(_gap_counts(rows))
+        await _apply_deltas(session, _rolled_up(pl.concat(deltas)))
         # Under REPEATABLE READ (PostgreSQL) and the write lock (SQLite) this deletes exactly the marks read above.
         await session.execute(delete(DecisionStale))
         await session.commit()
     return RefreshReport(None, len(households), written, time.perf_counter() - started, full=False)
 
 
-async def _recount(session: AsyncSession, regions: list[str]) -> None:
-    """Recount the gaps of these region codes from the decisions (a village is a few hundred rows)."""
-    d = EligibilityDecision
+LEVELS = (2, 4, 6, 9, 12)
+"""The lengths of the NBS division codes (province, city, county, township, village): the prefixes gap counts are
+kept for, and the only ones a scope is made of."""
+
+
+def _gap_counts(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.filter(pl.col("gap")).group_by("region_code", "program").agg(gaps=pl.len().cast(pl.Int64))
+
+
+def _rolled_up(counts: pl.DataFrame) -> pl.DataFrame:
+    """Gap counts per (region code, program) summed to every level above: a village's gaps count for its
+    township, county, city and province too, so any region's total is one row per program."""
+    parts = [counts.filter(pl.col("region_code").str.len_chars() >= n)
+             .with_columns(pl.col("region_code").str.slice(0, n)) for n in LEVELS]
+    return (pl.concat(parts).group_by("region_code", "program").agg(pl.col("gaps").sum().cast(pl.Int64))
+            .filter(pl.col("gaps") != 0).sort("region_code", "program"))
+
+
+async def _apply_deltas(session: AsyncSession, deltas: pl.DataFrame) -> None:
+    """Add the changes of gap counts (rolled up) to ``decision_count``; rows that reach zero are removed."""
+    if deltas.is_empty():
+        return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    for start in range(0, len(regions), 5000):
-        part = regions[start:start + 5000]
-        await session.execute(delete(DecisionCount).where(any_of(DecisionCount.region_code, part, dialect)))
-        await session.execute(insert(DecisionCount).from_select(
-            ["region_code", "program", "gaps"],
-            select(d.region_code, d.program, func.count()).where(d.gap, any_of(d.region_code, part, dialect))
-            .group_by(d.region_code, d.program)))
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(DecisionCount)
+    statement = upsert.on_conflict_do_update(index_elements=["region_code", "program"],
+                                             set_={"gaps": DecisionCount.gaps + upsert.excluded.gaps})
+    await session.execute(statement, deltas.to_dicts())
+    await session.execute(delete(DecisionCount).where(DecisionCount.gaps == 0))
 
 
 def _current(snapshot: DecisionSnapshot | None, policy: ProvincePolicy, on: dt.date) -> bool:
@@ -293,9 +318,14 @@ async def gaps(factory: async_sessionmaker[AsyncSession], engine: PolicyEngine, 
             conditions.append(program_column == program)
         return conditions
 
+    # The prefixes the caller may read under the region (a scope's prefixes are division codes, LEVELS):
+    # one row per program each in decision_count.
+    prefixes = list((scope.narrow(region_code) if scope is not None else Scope.of([region_code])).prefixes)
     async with factory() as session:
-        total = int((await session.execute(select(func.coalesce(func.sum(c.gaps), 0))
-                                           .where(*where(c.region_code, c.program)))).scalar_one())
+        count = select(func.coalesce(func.sum(c.gaps), 0)).where(c.region_code.in_(prefixes))
+        if program is not None:
+            count = count.where(c.program == program)
+        total = int((await session.execute(count)).scalar_one()) if prefixes else 0
         # Few gaps: find them through the region index and sort them. Many (a city, a province): walk the
         # household order index and filter by region, which stops after one page (the region written as an
         # expression, so that neither engine sorts a million rows to return fifty).

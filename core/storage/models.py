@@ -1212,9 +1212,9 @@ class EligibilityDecision(Base):
 
 
 class DecisionCount(Base):
-    """Gaps (eligible, not enrolled) per region code and program, kept with the decisions in the same
-    transactions: the totalCount of a province is a sum over its villages (tens of thousands of rows) instead of
-    a count over millions of decisions (0011)."""
+    """Gaps (eligible, not enrolled) per region prefix (every division level: province, city, county, township,
+    village) and program, kept with the decisions in the same transactions: the totalCount of any region the
+    caller may read is one row per program instead of a count over millions of decisions (0011)."""
 
     __tablename__ = "decision_count"
 

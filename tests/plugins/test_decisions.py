@@ -101,7 +101,8 @@ def test_kept_answers_equal_the_full_recomputation(db_url, households, engine):
     assert households["enrolled"].household_id not in page.filter(pl.col("program") == "dibao")["household_id"]
     for kwargs in ({"region_code": "4405", "program": "dibao"}, {"region_code": "4405", "scope": Scope.of(["4401"])},
                    {"region_code": VILLAGE}, {"region_code": "44", "scope": Scope.of(["440106"])},
-                   {"region_code": "44", "limit": 2}, {"region_code": "4405", "program": "no_such_program"}):
+                   {"region_code": "44", "limit": 2}, {"region_code": "4405", "program": "no_such_program"},
+                   {"region_code": "4405", "scope": Scope.of(["440507001001", "440106"])}):
         assert_equal(db_url, engine, **kwargs)
     first = page.row(0, named=True)
     assert_equal(db_url, engine, region_code="44", limit=3, after=(first["household_id"], first["program"]))
