@@ -4,7 +4,8 @@ The index only finds: each hit's node is loaded from the database through the re
 caller's read scope and masking apply to what is shown exactly as on every other path (a hit whose record
 has since left the caller's read scope or the database is left out). Scoping of the search itself, facets,
 highlights and paging are :mod:`aidgraph.core.search.query`'s. A search for a full ID number is written to the audit
-log before the answer is returned. A search engine that is down, slow or erroring answers with a GraphQL
+log before the answer is returned (masked, with its blind index: an auditor finds the searches for a number by
+its index; the audit table holds no complete ID number). A search engine that is down, slow or erroring answers with a GraphQL
 error whose ``extensions.code`` is ``SEARCH_UNAVAILABLE``; bad arguments answer ``VALIDATION`` naming the
 argument.
 """
@@ -21,7 +22,9 @@ from graphql import GraphQLError
 from aidgraph.schema.context import Info
 
 from aidgraph.core.graph import audit
+from aidgraph.core.graph import idnumber
 from aidgraph.core.graph import privacy
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.storage.errors import DomainError
 from aidgraph.core.search.client import SearchUnavailable
 from aidgraph.core.search.query import SearchHit, SearchRequest
@@ -127,7 +130,8 @@ class Query:
             async with context.write() as session:
                 audit.record(session, context.actor, "search_id_number", "person",
                              persons[0] if len(persons) == 1 else None, region,
-                             {"idNumber": page.id_number_searched, "total": page.total})
+                             {"idNumber": idnumber.mask(page.id_number_searched),
+                              "idNumberIndex": id_number_index(page.id_number_searched), "total": page.total})
         edges = [SearchEdge(cursor=h.cursor, score=h.score, highlights=h.highlights, node=nodes[(h.kind, h.entity_id)])
                  for h in page.hits if (h.kind, h.entity_id) in nodes]
         return SearchConnection(

@@ -36,6 +36,25 @@ def _fixed_terminal_width():
     patch.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _data_key(tmp_path_factory):
+    """The suite's data key (ID numbers and phones are encrypted at rest, aidgraph.core.storage.encrypted): one
+    key file per session (per xdist worker), generated like a development key in a state directory of its own,
+    and named in ``AIDGRAPH_DATA_KEY_FILE`` so that every database, command and server of the session, in this
+    process or a child, reads and writes with the same key, whatever ``AIDGRAPH_STATE_DIR`` a test sets."""
+    from aidgraph.core.storage.crypto import load_keyring
+    from aidgraph.core.storage.encrypted import forget_keyring
+
+    state = tmp_path_factory.mktemp("data-key-state")
+    load_keyring({}, state_dir=state)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AIDGRAPH_DATA_KEY_FILE", str(state / "data.key"))
+    forget_keyring()
+    yield
+    patch.undo()
+    forget_keyring()
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """One embedded PostgreSQL server for the whole test session."""

@@ -60,6 +60,7 @@ import polars as pl
 from sqlalchemy import Engine, text
 
 from aidgraph.core.storage.bulk import copy_sql, copy_text, insert_sql, sqlite_rows
+from aidgraph.core.storage.encrypted import ID_NUMBER, PHONE, id_number_indexer, open_values, seal_values
 from aidgraph.core.monitoring.feeds import DISABILITY_CATEGORIES
 from aidgraph.core.graph.idnumber import CHECK_CHARS, WEIGHTS
 from aidgraph.core.graph.regions import DIVISIONS_DIR
@@ -209,7 +210,7 @@ SOURCE_MEDICAL_INSURANCE, SOURCE_EDUCATION = "MEDICAL_INSURANCE", "EDUCATION"
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "household": ("id", "household_number", "region_code", "address", "version", "created_at", "updated_at"),
-    "person": ("id", "id_number", "name", "sex", "birth_date", "hukou_region_code", "region_code",
+    "person": ("id", "id_number", "id_number_index", "name", "sex", "birth_date", "hukou_region_code", "region_code",
                "disability_category", "disability_level", "chronic_disease", "major_disease", "hospitalised",
                "labour_capacity", "employment_status", "student_stage", "phone", "version", "created_at",
                "updated_at"),
@@ -299,10 +300,12 @@ class UsedIdStems:
     @classmethod
     def load(cls, engine: Engine, province: str) -> "UsedIdStems":
         upper = f"{int(province) + 1:02d}"
+        # the ID number is stored encrypted: select by its address code (hukou_region_code, its first six
+        # digits), then decrypt
         with engine.connect() as conn:
-            numbers = conn.execute(text("SELECT id_number FROM person WHERE id_number >= :lo AND id_number < :hi"),
-                                   {"lo": province, "hi": upper}).scalars().all()
-        series = pl.Series(numbers, dtype=pl.Utf8).str.slice(0, 17).cast(pl.Int64, strict=False).drop_nulls()
+            stored = conn.execute(text("SELECT id_number FROM person WHERE hukou_region_code >= :lo "
+                                       "AND hukou_region_code < :hi"), {"lo": province, "hi": upper}).scalars().all()
+        series = pl.Series(open_values(stored, ID_NUMBER), dtype=pl.Utf8).str.slice(0, 17).cast(pl.Int64, strict=False).drop_nulls()
         return cls(series.to_numpy())
 
     def contains(self, stems: np.ndarray) -> np.ndarray:
@@ -872,12 +875,24 @@ def generate_chunk(plan: SeedPlan, start: int, stop: int, used: UsedIdStems,
     return frames
 
 
+def sealed_persons(persons: pl.DataFrame) -> pl.DataFrame:
+    """The person rows as stored: ID number and phone encrypted, the ID number's blind index beside it
+    (aidgraph.core.storage.encrypted; the seed writes with ``COPY``/``executemany``, past the ORM's column type)."""
+    numbers = persons["id_number"].to_list()
+    index = id_number_indexer()
+    return persons.with_columns(
+        pl.Series("id_number", seal_values(numbers, ID_NUMBER), dtype=pl.Utf8),
+        pl.Series("id_number_index", [index(n) for n in numbers], dtype=pl.Utf8),
+        pl.Series("phone", seal_values(persons["phone"].to_list(), PHONE), dtype=pl.Utf8))
+
+
 def with_ids(frames: ChunkFrames, bases: dict[str, int]) -> dict[str, pl.DataFrame]:
     """The chunk's table rows (columns in :data:`COLUMNS` order) with ids after ``bases`` (the current max ids)."""
     h, p, m, r, e = (bases[t] + 1 for t in TABLES)
     return {
         "household": frames.households.with_columns((pl.col("local") + h).alias("id")).select(COLUMNS["household"]),
-        "person": frames.persons.with_columns((pl.col("local") + p).alias("id")).select(COLUMNS["person"]),
+        "person": sealed_persons(frames.persons.with_columns((pl.col("local") + p).alias("id"))).select(
+            COLUMNS["person"]),
         "membership": frames.memberships.with_columns(
             (pl.col("local") + m).alias("id"), (pl.col("household_local") + h).alias("household_id"),
             (pl.col("person_local") + p).alias("person_id")).select(COLUMNS["membership"]),

@@ -28,6 +28,7 @@ import polars as pl
 from sqlalchemy import Engine, Float, and_, cast, or_, select
 
 from aidgraph.core.storage.bulk import read_frame
+from aidgraph.core.storage.encrypted import ID_NUMBER, open_values
 from aidgraph.core.monitoring.feeds import FEEDS
 from aidgraph.core.storage.models import EconomicItem, Membership, Person
 from aidgraph.core.access.scope import Scope
@@ -57,6 +58,8 @@ def synthetic_feeds(engine: Engine, province: str, month_start: dt.date, directo
                                     or_(Person.death_date.is_(None), Person.death_date >= month_start))
                              .order_by(Person.id),
                              {"id": pl.Int64, "id_number": pl.Utf8, "household_id": pl.Int64})
+        persons = persons.with_columns(pl.Series("id_number", open_values(persons["id_number"].to_list(), ID_NUMBER),
+                                                 dtype=pl.Utf8))
         income = read_frame(conn, select(EconomicItem.person_id, EconomicItem.household_id, EconomicItem.kind,
                                          EconomicItem.source, cast(EconomicItem.amount, Float))
                             .where(EconomicItem.period_start == previous.replace(day=1),

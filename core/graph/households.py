@@ -34,6 +34,7 @@ from aidgraph.core.graph import outbox
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError, not_found
+from aidgraph.core.storage.encrypted import id_number_indexer
 from aidgraph.core.storage.models import (
     AidChainKind,
     EconomicItem,
@@ -112,14 +113,16 @@ def _validate_member(m: MemberData, path: str, today: dt.date) -> tuple[list[Fie
 
 
 async def _existing_persons(session: AsyncSession, numbers: list[str]) -> dict[str, tuple[Person, int | None]]:
-    """Persons already known by ID number, with the id of their current household (if any)."""
+    """Persons already known by ID number (duplicate detection, through the blind index), with the id of their
+    current household (if any)."""
     if not numbers:
         return {}
+    index = id_number_indexer()
     rows = (
         await session.execute(
             select(Person, Membership.household_id)
             .outerjoin(Membership, (Membership.person_id == Person.id) & Membership.valid_to.is_(None))
-            .where(Person.id_number.in_(numbers))
+            .where(Person.id_number_index.in_(sorted({index(n) for n in numbers})))
         )
     ).all()
     return {p.id_number: (p, hid) for p, hid in rows}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.models import (
     WARNING_SEVERITY,
@@ -52,7 +53,8 @@ async def persons_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> 
 
 async def person_by_id_number(session: AsyncSession, scope: Scope, number: str) -> Person | None:
     return (
-        await session.execute(select(Person).where(Person.id_number == number, scope.predicate(Person.region_code)))
+        await session.execute(select(Person).where(Person.id_number_index == id_number_index(number),
+                                                   scope.predicate(Person.region_code)))
     ).scalar_one_or_none()
 
 

@@ -37,6 +37,7 @@ from aidgraph.core.access.actor import Actor, system_actor
 from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame
 from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.encrypted import id_number_indexer
 from aidgraph.core.graph.idnumber import CHECK_CHARS, EARLIEST_BIRTH, WEIGHTS, InvalidIdNumber
 from aidgraph.core.graph.idnumber import parse as parse_id_number
 from aidgraph.core.storage.models import (
@@ -587,7 +588,8 @@ def _row_digest_expr(schema: FeedSchema, digits: int = 64) -> pl.Expr:
 def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.DataFrame:
     """Persons by ID number, with their household on ``on``: two statements for the whole list.
 
-    First the ID numbers alone, probed in sorted order in the unique index (which holds the person's id, so no
+    First the ID numbers alone, by their blind indexes (HMAC, :mod:`aidgraph.core.storage.encrypted`: the numbers
+    are stored encrypted), probed in sorted order in the unique index (which holds the person's id, so no
     table row is read); then the persons' rows and current memberships by id, in ascending id order, which is
     the tables' own order. On a province-sized table this reads pages in sequence instead of jumping to a
     random page for each of millions of persons. ``person_region`` is where the person lives: their own
@@ -595,8 +597,14 @@ def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.D
     """
     dialect = dialect_of(session)
     conn = session.connection()
-    found = read_frame(conn, select(Person.id_number, Person.id).where(
-        any_of(Person.id_number, sorted(set(id_numbers)), dialect)), {"id_number": pl.Utf8, "person_id": pl.Int64})
+    index = id_number_indexer()
+    numbers = pl.DataFrame({"id_number": sorted(set(id_numbers))}, schema={"id_number": pl.Utf8})
+    numbers = numbers.with_columns(pl.Series("id_number_index", [index(n) for n in numbers["id_number"].to_list()],
+                                             dtype=pl.Utf8))
+    found = read_frame(conn, select(Person.id_number_index, Person.id).where(
+        any_of(Person.id_number_index, numbers["id_number_index"].sort().to_list(), dialect)),
+        {"id_number_index": pl.Utf8, "person_id": pl.Int64})
+    found = numbers.join(found, on="id_number_index").drop("id_number_index")
     current = and_(Membership.person_id == Person.id, valid_on(Membership, on))
     household_region = select(Household.region_code).where(Household.id == Membership.household_id) \
         .scalar_subquery()

@@ -9,8 +9,9 @@ Chinese names and addresses use an n-gram tokenizer of 1 and 2 characters: a sur
 part of a given name (``三丰``) finds the record, which the word-level ``cjk`` bigram analyzer cannot do for a
 single character and which needs no dictionary (``smartcn``/``ik`` are plugins a cluster may not have). Both
 OpenSearch and the bundled osmem-server run the ``ngram`` tokenizer. A gram span of 1 keeps within
-OpenSearch's default ``index.max_ngram_diff``. ID numbers and household numbers are exact keywords: the
-full number finds the record; a fragment of it does not (that would be a lookup by partial ID).
+OpenSearch's default ``index.max_ngram_diff``. Household numbers are exact keywords and ID numbers are stored
+only as their keyed blind index (``id_number_index``, HMAC; never the number, masked or not): the full number
+finds the record; a fragment of it does not (that would be a lookup by partial ID).
 
 Plugins add fields with the ``aidgraph_search_fields`` hook. Fields a plugin adds are treated as sensitive
 (health, disability, income are what plugins index): they are matched and filtered like any other, but never
@@ -59,7 +60,7 @@ CORE_PROPERTIES: dict[str, dict] = {
     "region_township": _KEYWORD,
     "name": _NGRAM_TEXT,
     "address": _NGRAM_TEXT,
-    "id_number": _KEYWORD,
+    "id_number_index": _KEYWORD,
     "household_number": _KEYWORD,
     "household_id": {"type": "long"},
     "warning_level": _KEYWORD,
@@ -74,8 +75,10 @@ CORE_PROPERTIES: dict[str, dict] = {
 REGION_LEVEL_FIELDS: dict[int, str] = {4: "region_city", 6: "region_county", 9: "region_township", 12: "region_code"}
 """Code width -> the document field holding the record's ancestor at that level (region facet buckets)."""
 
-CORE_SENSITIVE: frozenset[str] = frozenset({"id_number"})
-"""Core fields returned from the index only to callers who may read them in full (身份证号码)."""
+CORE_SENSITIVE: frozenset[str] = frozenset()
+"""Core fields returned from the index only to callers who may read them in full: none. The index holds no ID
+number (身份证号码), only its blind index ``id_number_index`` for exact search (aidgraph.core.storage.encrypted),
+which is never returned; a caller who may read the number gets it from the database, through the privacy layer."""
 
 SOURCE_FIELDS: tuple[str, ...] = ("kind", "entity_id", "uid", "region_code", "name", "household_number",
                                   "warning_level", "status", "program_key")

@@ -34,6 +34,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.core.storage.models import WARNING_SEVERITY
 from aidgraph.core.graph.idnumber import InvalidIdNumber, parse as parse_id_number
@@ -243,13 +244,15 @@ def build_body(layout: SearchLayout, actor: Actor, request: SearchRequest,
     filters = _visibility_filters(scopes)
     if levels:
         filters.append({"terms": {"warning_level": list(levels)}})
+    searched = searched_id_number(text) if text else None
     if text:
         keyword = text.upper()
         should: list[dict] = [
-            {"term": {"id_number": {"value": keyword, "boost": 10.0}}},
             {"term": {"household_number": {"value": keyword, "boost": 10.0}}},
             {"term": {"program_key": {"value": text.lower(), "boost": 2.0}}},
         ]
+        if searched is not None:  # the index holds no ID number, only its blind index (exact search)
+            should.append({"term": {"id_number_index": {"value": id_number_index(searched), "boost": 10.0}}})
         for name in layout.text_fields if not IDENTIFIER_LIKE.match(text) else ():
             boost = 3.0 if name == "name" else 1.0
             should.append({"match": {name: {"query": text, "operator": "and", "minimum_should_match": "100%",
@@ -259,7 +262,7 @@ def build_body(layout: SearchLayout, actor: Actor, request: SearchRequest,
         must = {"match_all": {}}
     sensitive_ok = _may_read_sensitive(actor, scopes)
     source = list(SOURCE_FIELDS) + (sorted(layout.sensitive) if sensitive_ok else [])
-    highlight_fields = list(HIGHLIGHT_FIELDS) + (["id_number"] if sensitive_ok else [])
+    highlight_fields = list(HIGHLIGHT_FIELDS)
     body: dict[str, Any] = {
         "query": {"bool": {"must": [must], "filter": filters}},
         # Without text every hit scores the same: order by uid alone (cheaper, and the cursor is shorter).
@@ -287,7 +290,7 @@ def build_body(layout: SearchLayout, actor: Actor, request: SearchRequest,
             body["from"] = position
         else:
             body["search_after"] = sort_values
-    facts = {"id_number": searched_id_number(text) if text else None, "sensitive": sensitive_ok, "first": first,
+    facts = {"id_number": searched, "sensitive": sensitive_ok, "first": first,
              "position": position}
     return body, facts
 

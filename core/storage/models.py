@@ -36,7 +36,10 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from aidgraph.core.storage.encrypted import (ID_NUMBER, INDEX_LENGTH, LEAD_ID_NUMBER, PHONE, EncryptedString,
+                                             id_number_index)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -265,7 +268,11 @@ class Person(Base):
     __tablename__ = "person"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    id_number: Mapped[str] = mapped_column(EncryptedString(ID_NUMBER))
+    """Encrypted at rest (migration 0012, aidgraph.core.storage.encrypted): read in clear through the ORM, never
+    compared in SQL; lookups and uniqueness use ``id_number_index``."""
+    id_number_index: Mapped[str] = mapped_column(String(INDEX_LENGTH), unique=True)
+    """The keyed blind index (HMAC) of the ID number; set with the number (see :meth:`_index_id_number`)."""
     name: Mapped[str] = mapped_column(String(50))
     sex: Mapped[str] = mapped_column(String(6))
     birth_date: Mapped[dt.date] = mapped_column(Date)
@@ -292,7 +299,7 @@ class Person(Base):
     """A person-level aid category recorded by the department that recognises it: 孤儿, 事实无人抚养儿童 (civil
     affairs; GD-2024 medical aid 100%), 农村返贫致贫人口, 过渡期内的已脱贫人口, 稳定脱贫人口 (rural revitalisation;
     GS-2024). Medical aid reads it (migration 0009)."""
-    phone: Mapped[str | None] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(EncryptedString(PHONE))
     death_date: Mapped[dt.date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
@@ -310,6 +317,12 @@ class Person(Base):
             name="employment_status_enum",
         ),
     )
+
+    @validates("id_number")
+    def _index_id_number(self, _key: str, number: str) -> str:
+        # the blind index follows the number on every ORM write, so no writer can leave them apart
+        self.id_number_index = id_number_index(number)
+        return number
 
 
 class Household(Base):
@@ -910,7 +923,7 @@ class Lead(Base):
     township_code: Mapped[str] = mapped_column(ForeignKey("region.code"), index=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id", ondelete="SET NULL"))
-    id_number: Mapped[str | None] = mapped_column(String(18))
+    id_number: Mapped[str | None] = mapped_column(EncryptedString(LEAD_ID_NUMBER))
     name: Mapped[str | None] = mapped_column(String(50))
     address: Mapped[str | None] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(20))

@@ -45,6 +45,7 @@ from aidgraph.core.storage.models import (
     Referral,
     ReferralStatus,
 )
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.workflow.defaults import REFERRAL_OBJECT
 from aidgraph.core.workflow.enrollment import OBJECT as ENROLLMENT_OBJECT, _policy_for, _record_step
 
@@ -274,7 +275,7 @@ async def accept_application(session: AsyncSession, actor: Actor, engine: Policy
                                                       "enrolments at your office", "idNumber")
     household = (await session.execute(select(Household).join(Membership, Membership.household_id == Household.id)
                                        .join(Person, Person.id == Membership.person_id).where(
-        Person.id_number == number, Membership.valid_to.is_(None)))).scalar_one_or_none()
+        Person.id_number_index == id_number_index(number), Membership.valid_to.is_(None)))).scalar_one_or_none()
     if household is None or household.region_code[:2] != office[:2]:
         raise DomainError.single(ErrorCode.NOT_FOUND, "no household registered in this province for this ID number: "
                                                       "register the household first", "idNumber")

@@ -45,6 +45,7 @@ from aidgraph.core.storage.models import (
     Region,
     Visit,
 )
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.workflow.casework import _remember, _replay, household_in_scope, province_params
 from aidgraph.core.workflow.defaults import LEAD_OBJECT
 
@@ -72,7 +73,7 @@ async def _person_in_scope(session: AsyncSession, actor: Actor, *, person_id: in
         return person, person.id_number
     if number is not None:
         # A person outside the caller's scope is treated as unknown: the lead keeps the number, routes by region.
-        person = (await session.execute(select(Person).where(Person.id_number == number,
+        person = (await session.execute(select(Person).where(Person.id_number_index == id_number_index(number),
                                                              scope.predicate(Person.region_code)))).scalar_one_or_none()
         return person, number
     return None, None

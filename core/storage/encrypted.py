@@ -1,0 +1,154 @@
+"""Encrypted columns: the one place where stored ID numbers and phones (身份证号码, 电话) are sealed and opened.
+
+PIPL Art. 51 asks for encryption of sensitive personal data at rest. :mod:`aidgraph.core.storage.crypto` has the
+cipher and the keyring; this module wires them to the tables:
+
+- :class:`EncryptedString` is the column type of ``person.id_number``, ``person.phone`` and ``lead.id_number``:
+  the ORM writes ``v1:<key>:<cipher>:<base64>`` and reads back the clear value, so every ORM read decrypts here.
+  Comparing such a column in SQL is an error (a fresh nonce per value: equality could never match); exact
+  lookup goes through the blind index.
+- ``person.id_number_index`` is the keyed blind index (HMAC) of the ID number: unique, and what lookups,
+  duplicate detection at registration, the feed import and the search index's exact ID search compare.
+- The batch paths that bypass the ORM's value processing (the seed's ``COPY``, the feed import, the synthetic
+  feeds, the migration and key rotation) seal and open whole columns with :func:`seal_values` /
+  :func:`open_values`, which call the same keyring.
+
+The keyring is the deployment's (``AIDGRAPH_DATA_KEY`` / ``AIDGRAPH_DATA_KEY_FILE``, or in development a key
+file generated in the state directory), loaded once per process and reloaded when those settings change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from aidgraph.core.storage.crypto import Keyring, load_keyring
+
+ID_NUMBER = "person.id_number"
+"""The associated data of a person's ID number, and the blind index's column name."""
+PHONE = "person.phone"
+LEAD_ID_NUMBER = "lead.id_number"
+ENCRYPTED_LENGTH = 160
+"""Room for ``v1:<key id>:<cipher>:`` and the base64 of nonce, a 20-character value and the tag (about 90)."""
+INDEX_LENGTH = 64
+"""A blind index: HMAC-SHA256 in hex."""
+
+_ENV = ("AIDGRAPH_DATA_KEY", "AIDGRAPH_DATA_KEY_FILE", "AIDGRAPH_DATA_CIPHER", "AIDGRAPH_ENV", "AIDGRAPH_STATE_DIR",
+        "XDG_STATE_HOME")
+_cached: tuple[tuple[str | None, ...], Keyring] | None = None
+
+
+def _state_dir() -> Path:
+    from aidgraph.core.storage.config import load_settings
+
+    return Path(load_settings().state_dir)
+
+
+def keyring() -> Keyring:
+    """The deployment's keyring, from the environment (see :func:`aidgraph.core.storage.crypto.load_keyring`).
+
+    Cached per process while the key settings stay the same; :func:`forget_keyring` after changing a key file.
+    Production without a key raises :class:`aidgraph.core.storage.crypto.DataKeyError`.
+    """
+    global _cached
+    signature = tuple(os.environ.get(name) for name in _ENV)
+    cached = _cached
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    production = (os.environ.get("AIDGRAPH_ENV") or "").strip().lower() == "production"
+    ring = load_keyring(os.environ, production=production, state_dir=_state_dir())
+    _cached = (signature, ring)
+    return ring
+
+
+def forget_keyring() -> None:
+    """Read the key settings again at the next use (after a key was added to the key file)."""
+    global _cached
+    _cached = None
+
+
+def require_keyring(production: bool) -> Keyring:
+    """The start-up check of the server and the command line: production without a usable key stops here, before
+    any request or batch, instead of at the first person written."""
+    ring = load_keyring(os.environ, production=production, state_dir=_state_dir())
+    keyring()
+    return ring
+
+
+# --- the blind index -----------------------------------------------------------------------------------------
+
+
+def id_number_index(number: str) -> str:
+    """The blind index of a (normalised) resident ID number: what ``person.id_number_index`` holds."""
+    return keyring().blind_index(number, ID_NUMBER)
+
+
+def id_number_indexer() -> Callable[[str], str]:
+    """:func:`id_number_index` as a function with its key derived once, for the batch paths."""
+    return keyring().blind_indexer(ID_NUMBER)
+
+
+# --- whole columns (batch paths) -------------------------------------------------------------------------------
+
+
+def seal_values(values: Iterable[str | None], column: str) -> list[str | None]:
+    """Encrypt a column's values (``None`` stays ``None``)."""
+    ring = keyring()
+    encrypt = ring.encrypt
+    return [None if v is None else encrypt(v, column) for v in values]
+
+
+def open_values(values: Iterable[str | None], column: str) -> list[str | None]:
+    """Decrypt a column's stored values (``None`` stays ``None``)."""
+    ring = keyring()
+    decrypt = ring.decrypt
+    return [None if v is None else decrypt(v, column) for v in values]
+
+
+def is_sealed(value: str) -> bool:
+    """Does a stored value have the encrypted format (and not a clear value written before migration 0012)?"""
+    return value.startswith("v1:")
+
+
+# --- the column type -------------------------------------------------------------------------------------------
+
+
+class EncryptedString(TypeDecorator[str]):
+    """A text column stored encrypted under the deployment's keyring, bound to its column by the associated data.
+
+    Equality and ``IN`` are refused in SQL: the ciphertext of a value differs at every write.
+    """
+
+    impl = String
+    cache_ok = True
+
+    class Comparator(TypeDecorator.Comparator[str]):
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+            from sqlalchemy.sql import operators
+
+            if op in (operators.is_, operators.is_not, operators.isnot):
+                return super().operate(op, *other, **kwargs)
+            raise TypeError("an encrypted column cannot be compared in SQL: compare its blind index "
+                            "(person.id_number_index)")
+
+    comparator_factory = Comparator
+
+    def __init__(self, column: str, length: int = ENCRYPTED_LENGTH):
+        super().__init__(length)
+        self.column = column
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring().encrypt(value, self.column)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring().decrypt(value, self.column)
