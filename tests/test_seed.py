@@ -18,6 +18,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from aidgraph.core.graph import idnumber
+from aidgraph.core.storage.encrypted import ID_NUMBER, PHONE, keyring
 from aidgraph.core.storage.db import make_async_engine, async_session_factory, make_sync_engine
 from aidgraph.core.graph.economics import economics_for
 from aidgraph.core.app.seed import (
@@ -38,9 +39,28 @@ CHUNK = 700
 PREFIX_44 = f"{HOUSEHOLD_NUMBER_PREFIX}4400007"
 
 
+def _opened(rows, ids: tuple[int, ...], phones: tuple[int, ...] = ()) -> list[tuple]:
+    """Raw rows with the encrypted ID numbers (at positions ``ids``) and phones decrypted: the seed writes them
+    sealed (aidgraph.core.storage.encrypted)."""
+    decrypt = keyring().decrypt
+    columns = [(i, ID_NUMBER) for i in ids] + [(i, PHONE) for i in phones]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, column in columns:
+            if values[i] is not None:
+                values[i] = decrypt(values[i], column)
+        out.append(tuple(values))
+    return out
+
+
+def _text(row) -> tuple[str, ...]:
+    return tuple(str(v) for v in row)
+
+
 def _persons(engine, prefix: str) -> list:
     with engine.connect() as conn:
-        return conn.execute(text(
+        return _opened(conn.execute(text(
             "SELECT p.id, p.id_number, p.name, p.sex, p.birth_date, p.hukou_region_code, p.region_code, "
             "p.disability_category, p.disability_level, p.chronic_disease, p.major_disease, p.labour_capacity, "
             "p.employment_status, p.student_stage, p.phone, p.version, h.region_code, h.household_number, "
@@ -48,7 +68,7 @@ def _persons(engine, prefix: str) -> list:
             "FROM household h JOIN membership m ON m.household_id = h.id AND m.valid_to IS NULL "
             "JOIN person p ON p.id = m.person_id "
             "WHERE h.household_number >= :lo AND h.household_number < :hi"),
-            {"lo": prefix, "hi": prefix + "A"}).all()
+            {"lo": prefix, "hi": prefix + "A"}).all(), (1,), (14,))
 
 
 def _date(value) -> dt.date:
@@ -65,26 +85,26 @@ def digest(engine, prefix: str) -> str:
     params = {"lo": prefix, "hi": prefix + "A"}
     scope = "h.household_number >= :lo AND h.household_number < :hi"
     h = hashlib.sha256()
+    # ID numbers and phones are stored encrypted (a fresh nonce per write): hash and order by the clear values
     with engine.connect() as conn:
-        for row in conn.execute(text(
+        for row in sorted(_opened(conn.execute(text(
                 f"SELECT h.household_number, h.region_code, h.address, m.relation_to_head, m.valid_from, p.id_number, "
                 f"p.name, p.sex, p.birth_date, p.disability_category, p.disability_level, p.chronic_disease, "
                 f"p.major_disease, p.hospitalised, p.labour_capacity, p.employment_status, p.student_stage, p.phone "
                 f"FROM household h JOIN membership m ON m.household_id = h.id JOIN person p ON p.id = m.person_id "
-                f"WHERE {scope} ORDER BY p.id_number"), params):
+                f"WHERE {scope}"), params), (5,), (17,)), key=_text):
             h.update(repr(tuple(str(v) for v in row)).encode())
-        for row in conn.execute(text(
+        for row in sorted(_opened(conn.execute(text(
                 f"SELECT a.id_number, b.id_number, r.kind, r.valid_from FROM relationship r "
                 f"JOIN person a ON a.id = r.from_person_id JOIN person b ON b.id = r.to_person_id "
                 f"JOIN membership m ON m.person_id = a.id JOIN household h ON h.id = m.household_id "
-                f"WHERE {scope} ORDER BY a.id_number, b.id_number, r.kind"), params):
+                f"WHERE {scope}"), params), (0, 1)), key=_text):
             h.update(repr(tuple(str(v) for v in row)).encode())
-        for row in conn.execute(text(
+        for row in sorted(_opened(conn.execute(text(
                 f"SELECT h.household_number, p.id_number, e.kind, e.source, e.amount, e.period_start, e.period_end "
                 f"FROM economic_item e JOIN household h ON h.id = e.household_id "
                 f"LEFT JOIN person p ON p.id = e.person_id "
-                f"WHERE {scope} ORDER BY h.household_number, p.id_number, e.kind, e.source, e.period_start, e.amount"),
-                params):
+                f"WHERE {scope}"), params), (1,)), key=_text):
             values = list(row)
             values[4] = f"{float(values[4]):.2f}"
             h.update(repr(tuple(str(v) for v in values)).encode())
@@ -279,8 +299,8 @@ def test_larger_n_and_other_seeds_add_without_duplicates(sync_engine):
     with sync_engine.connect() as conn:
         numbers = conn.execute(text("SELECT household_number FROM household WHERE household_number LIKE 'S35%'")
                                ).scalars().all()
-        total, distinct = conn.execute(text("SELECT count(*), count(DISTINCT id_number) FROM person")).one()
-        sequences_ok = conn.execute(text("SELECT count(*) FROM person WHERE id_number LIKE '35%'")).scalar_one()
+        total, distinct = conn.execute(text("SELECT count(*), count(DISTINCT id_number_index) FROM person")).one()
+        sequences_ok = conn.execute(text("SELECT count(*) FROM person WHERE hukou_region_code LIKE '35%'")).scalar_one()
     assert sorted(numbers) == sorted([household_number("35", 1, i) for i in range(450)]
                                      + [household_number("35", 2, i) for i in range(200)])
     assert total == distinct and sequences_ok == sum(r.written["person"] for r in (first, grown, other))
@@ -337,7 +357,7 @@ def test_province_without_villages_uses_townships(sync_engine):
             "WHERE h.household_number LIKE 'S1100005%'")).scalars().all()
         hukou = conn.execute(text(
             "SELECT DISTINCT r.level FROM person p JOIN region r ON r.code = p.hukou_region_code "
-            "WHERE p.id_number LIKE '11%'")).scalars().all()
+            "WHERE p.hukou_region_code LIKE '11%'")).scalars().all()
     assert levels == ["TOWNSHIP"] and hukou == ["COUNTY"]
 
 

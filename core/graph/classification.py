@@ -112,7 +112,9 @@ ANY_TABLE_COLUMNS: dict[str, DataClass] = {
 
 COLUMNS: dict[str, DataClass] = {
     # person (居民)
-    "person.id_number": ID, "person.name": PERSONAL, "person.sex": PERSONAL, "person.birth_date": ID,
+    # the ID number and the phone are stored encrypted (migration 0012); the blind index is a keyed pseudonym of
+    # the number, linkable by whoever holds the index key, so it keeps the number's class
+    "person.id_number": ID, "person.id_number_index": ID, "person.name": PERSONAL, "person.sex": PERSONAL, "person.birth_date": ID,
     "person.hukou_region_code": PERSONAL, "person.disability_category": DISABILITY,
     "person.disability_level": DISABILITY, "person.chronic_disease": HEALTH, "person.major_disease": HEALTH,
     "person.hospitalised": HEALTH, "person.labour_capacity": HEALTH, "person.employment_status": PERSONAL,

@@ -258,6 +258,10 @@ class Region(Base):
 # --- persons and households ------------------------------------------------------------------------------
 
 
+def _id_number_index_default(context: Any) -> str:
+    return id_number_index(context.get_current_parameters()["id_number"])
+
+
 class Person(Base):
     """A resident, identified once by the GB 11643 resident ID number (居民身份证号码).
 
@@ -271,8 +275,9 @@ class Person(Base):
     id_number: Mapped[str] = mapped_column(EncryptedString(ID_NUMBER))
     """Encrypted at rest (migration 0012, aidgraph.core.storage.encrypted): read in clear through the ORM, never
     compared in SQL; lookups and uniqueness use ``id_number_index``."""
-    id_number_index: Mapped[str] = mapped_column(String(INDEX_LENGTH), unique=True)
-    """The keyed blind index (HMAC) of the ID number; set with the number (see :meth:`_index_id_number`)."""
+    id_number_index: Mapped[str] = mapped_column(String(INDEX_LENGTH), unique=True, default=_id_number_index_default)
+    """The keyed blind index (HMAC) of the ID number; set with the number by every ORM write
+    (:meth:`_index_id_number`) and by a Core ``insert`` that gives the number alone (its default)."""
     name: Mapped[str] = mapped_column(String(50))
     sex: Mapped[str] = mapped_column(String(6))
     birth_date: Mapped[dt.date] = mapped_column(Date)

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from aidgraph.core.app.demo import ensure_demo_user
 from aidgraph.core.storage.db import make_sync_engine
-from aidgraph.core.graph.idnumber import make as make_id
+from aidgraph.core.graph.idnumber import make as make_id, mask
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.storage.models import AuditLog, Outbox
 
 
@@ -123,7 +124,10 @@ def test_id_number_search_is_audited(api, graph, db_url):
         rows = conn.execute(select(AuditLog.detail, AuditLog.object_id, AuditLog.actor)
                             .where(AuditLog.action == "search_id_number")).all()
     engine.dispose()
-    assert any(r.detail["idNumber"] == number and r.object_id == str(graph.persons["王五"]) and r.actor == "admin44"
+    # the audit table holds the number masked and its blind index, never in clear (issue 17)
+    assert all(number not in str(r.detail) for r in rows)
+    assert any(r.detail["idNumberIndex"] == id_number_index(number) and r.detail["idNumber"] == mask(number)
+               and r.object_id == str(graph.persons["王五"]) and r.actor == "admin44"
                for r in rows)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from aidgraph.core.graph import households as hh
 from aidgraph.core.graph.idnumber import make
 from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.storage.errors import ErrorCode
 from aidgraph.core.storage.models import AuditLog, Household, Membership, Person
 from tests.security.conftest import actor_for, run_all, run_one
@@ -92,9 +93,10 @@ def test_person_without_household_elsewhere_is_not_pulled_in(db_url, actors, syn
     _, e = run_one(db_url, register(actors["caseworker"], [hh.MemberData("王五", number, "SELF")]))
     assert codes(e) == [ErrorCode.TRANSFER_REQUIRED.value]
     with session_scope(sync_engine) as s:
-        assert s.execute(select(Person.region_code).where(Person.id_number == number)).scalar_one() == OTHER_VILLAGE
+        assert s.execute(select(Person.region_code).where(
+            Person.id_number_index == id_number_index(number))).scalar_one() == OTHER_VILLAGE
         assert s.execute(select(func.count()).select_from(Membership).join(Person).where(
-            Person.id_number == number)).scalar_one() == 0
+            Person.id_number_index == id_number_index(number))).scalar_one() == 0
     # Within the caller's own scope the person rejoins (nothing leaks: the caller can read them anyway).
     hid, err = run_one(db_url, register(actors["other"], [hh.MemberData("王五", number, "SELF")], region=OTHER_VILLAGE))
     assert err is None and hid
@@ -153,7 +155,7 @@ def test_ten_concurrent_repeats_execute_once(db_url, actors, sync_engine):
     assert len({hid for hid, _ in results}) == 1
     with session_scope(sync_engine) as s:
         n = s.execute(select(func.count()).select_from(Membership).join(Person).where(
-            Person.id_number == payload[0].id_number)).scalar_one()
+            Person.id_number_index == id_number_index(payload[0].id_number))).scalar_one()
     assert n == 1
 
 

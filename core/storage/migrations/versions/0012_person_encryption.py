@@ -49,9 +49,10 @@ def _convert(table: sa.TableClause, columns: dict[str, str], change: Callable[[s
             return
         updates = []
         for row in rows:
-            values = {c: (None if row[c] is None else change(row[c], aad)) for c, aad in columns.items()}
+            stored = row._mapping
+            values = {c: (None if stored[c] is None else change(stored[c], aad)) for c, aad in columns.items()}
             if index is not None:
-                values['id_number_index'] = index(row[first])
+                values['id_number_index'] = index(stored[first])
             updates.append({'k': row.id, **{f'v_{c}': v for c, v in values.items()}})
         names = list(columns) + (['id_number_index'] if index is not None else [])
         bind.execute(sa.update(table).where(table.c.id == sa.bindparam('k'))
