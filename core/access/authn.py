@@ -31,6 +31,7 @@ from aidgraph.core.access.actor import Actor, RoleGrant
 from aidgraph.core.access import authz
 from aidgraph.core.access.authz import authorizer_for, grants_query, policy_version_query
 from aidgraph.core.storage.config import Settings
+from aidgraph.core.storage.encrypted import require_keyring
 from aidgraph.core.storage.models import AppUser
 
 ALGORITHM = "HS256"
@@ -83,8 +84,10 @@ def _state_secret(state_dir: Path) -> str:
 
 
 def check_configuration(settings: Settings) -> None:
-    """Fail at startup rather than on the first request when tokens cannot be signed or checked."""
+    """Fail at startup rather than on the first request when tokens cannot be signed or checked, or when ID
+    numbers and phones cannot be decrypted (production without ``AIDGRAPH_DATA_KEY`` or a key file)."""
     signing_secret(settings)
+    require_keyring(settings.production, Path(settings.state_dir))
 
 
 # --- tokens ------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import typer
 import aidgraph.core.app.commands
 from aidgraph.core.app.ops import COMMANDS_WITHOUT_DATABASE, DatabaseNotReady, require_database
 from aidgraph.core.storage.config import load_settings
+from aidgraph.core.storage.crypto import DataKeyError
+from aidgraph.core.storage.encrypted import require_keyring
 
 app = typer.Typer(help="aidgraph: the social-assistance data platform (社会救助).", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -22,14 +24,17 @@ app = typer.Typer(help="aidgraph: the social-assistance data platform (社会救
 
 @app.callback()
 def _database_guard(ctx: typer.Context) -> None:
-    """Commands other than init-db and demo never create a database silently (aidgraph.core.app.ops)."""
+    """Commands other than init-db and demo never create a database silently (aidgraph.core.app.ops); commands
+    that open it refuse to run in production without the data key (aidgraph.core.storage.encrypted)."""
     if ctx.invoked_subcommand is None or ctx.invoked_subcommand in COMMANDS_WITHOUT_DATABASE:
         return
     if {"--help", "-h"} & set(ctx.args or ()) or {"--help", "-h"} & set(sys.argv[1:]):
         return
     try:
-        require_database(load_settings().database_url)
-    except DatabaseNotReady as e:
+        settings = load_settings()
+        require_database(settings.database_url)
+        require_keyring(settings.production, settings.state_dir)
+    except (DatabaseNotReady, DataKeyError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
 

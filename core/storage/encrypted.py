@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, ColumnElement, Engine, String, and_, bindparam, column, func, or_, select, table, \
+    update
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import TypeDecorator
 
-from aidgraph.core.storage.crypto import Keyring, load_keyring
+from aidgraph.core.storage.crypto import FORMAT, Keyring, load_keyring
 
 ID_NUMBER = "person.id_number"
 """The associated data of a person's ID number, and the blind index's column name."""
@@ -73,12 +75,11 @@ def forget_keyring() -> None:
     _cached = None
 
 
-def require_keyring(production: bool) -> Keyring:
-    """The start-up check of the server and the command line: production without a usable key stops here, before
-    any request or batch, instead of at the first person written."""
-    ring = load_keyring(os.environ, production=production, state_dir=_state_dir())
-    keyring()
-    return ring
+def require_keyring(production: bool, state_dir: Path) -> Keyring:
+    """The start-up check of the server and the command line: production without a usable key (absent, short,
+    malformed) raises :class:`aidgraph.core.storage.crypto.DataKeyError` here, before any request or batch,
+    instead of at the first person read or written. Development creates its key in ``state_dir`` if needed."""
+    return load_keyring(os.environ, production=production, state_dir=state_dir)
 
 
 # --- the blind index -----------------------------------------------------------------------------------------
@@ -152,3 +153,87 @@ class EncryptedString(TypeDecorator[str]):
         if value is None:
             return None
         return keyring().decrypt(value, self.column)
+
+
+# --- key rotation ------------------------------------------------------------------------------------------------
+
+ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {"person": ("id_number", "phone"), "lead": ("id_number",)}
+"""Every encrypted column, by table; a column's associated data is ``<table>.<column>``."""
+
+
+def _stale(column: ColumnElement[str], ring: Keyring) -> ColumnElement[bool]:
+    """Values written under another key or cipher than the current ones (key ids are alphanumeric and the cipher
+    names have no LIKE wildcard)."""
+    return and_(column.is_not(None), column.not_like(f"{FORMAT}:{ring.current}:{ring.cipher}:%"))
+
+
+def _table(name: str) -> TableClause:
+    return table(name, column("id", BigInteger()), *(column(c, String()) for c in ENCRYPTED_COLUMNS[name]))
+
+
+def stale_values(engine: Engine) -> dict[str, int]:
+    """Rows per table with a value not yet under the current key (what a rotation still has to do)."""
+    ring = keyring()
+    counts = {}
+    with engine.connect() as conn:
+        for name, columns in ENCRYPTED_COLUMNS.items():
+            t = _table(name)
+            counts[name] = conn.execute(select(func.count()).select_from(t).where(
+                or_(*(_stale(t.c[c], ring) for c in columns)))).scalar_one()
+    return counts
+
+
+def values_by_key(engine: Engine) -> dict[str, dict[str, int]]:
+    """Per ``table.column``, how many values each key id encrypted (``aidgraph keys status``)."""
+    out: dict[str, dict[str, int]] = {}
+    with engine.connect() as conn:
+        for name, columns in ENCRYPTED_COLUMNS.items():
+            t = _table(name)
+            for c in columns:
+                # "v1:<key id>:...": the key id is the text between the first and the second colon
+                key_id = func.substr(t.c[c], 4, func.instr(func.substr(t.c[c], 4), ":") - 1) \
+                    if engine.dialect.name == "sqlite" else func.split_part(t.c[c], ":", 2)
+                rows = conn.execute(select(key_id, func.count()).where(t.c[c].is_not(None)).group_by(key_id)).all()
+                out[f"{name}.{c}"] = {str(k): int(n) for k, n in rows}
+    return out
+
+
+def reencrypt(engine: Engine, batch_size: int = 2000, progress: Callable[[int], None] | None = None,
+              max_batches: int | None = None) -> int:
+    """Re-encrypt every value not under the current key, ``batch_size`` rows per transaction, in id order.
+
+    Resumable: a batch commits on its own, and the next run finds the rows still stale, so a run that stopped
+    (or was stopped after ``max_batches``) continues where it was; a value is never left unreadable, because the
+    old key stays in the key file. A row changed by the application between read and write is left alone (the
+    update compares the value it read; the application wrote that row under the current key anyway).
+    Returns the number of rows rewritten; ``progress`` gets each batch's row count.
+    """
+    ring = keyring()
+    done = batches = 0
+    for name, columns in ENCRYPTED_COLUMNS.items():
+        t = _table(name)
+        last_id = 0
+        while max_batches is None or batches < max_batches:
+            with engine.begin() as conn:
+                rows = conn.execute(select(t.c.id, *(t.c[c] for c in columns))
+                                    .where(t.c.id > last_id, or_(*(_stale(t.c[c], ring) for c in columns)))
+                                    .order_by(t.c.id).limit(batch_size)).all()
+                if not rows:
+                    break
+                updates = []
+                for row in rows:
+                    stored = row._mapping
+                    values = {f"v_{c}": None if stored[c] is None else ring.reencrypt(stored[c], f"{name}.{c}")
+                              for c in columns}
+                    updates.append({"k": row.id, **values, **{f"o_{c}": stored[c] for c in columns}})
+                unchanged = [or_(t.c[c] == bindparam(f"o_{c}", type_=String()),
+                                 and_(t.c[c].is_(None), bindparam(f"o_{c}", type_=String()).is_(None)))
+                             for c in columns]
+                conn.execute(update(t).where(t.c.id == bindparam("k"), *unchanged)
+                             .values({c: bindparam(f"v_{c}", type_=String()) for c in columns}), updates)
+                last_id = rows[-1].id
+            done += len(rows)
+            batches += 1
+            if progress is not None:
+                progress(len(rows))
+    return done
