@@ -14,7 +14,10 @@ Keys never live in the database or the repository: ``AIDGRAPH_DATA_KEY`` (one ke
 index key; older lines decrypt what they wrote). Production refuses to start without one, or with a short one;
 development generates a key file in the state directory (outside the checkout) on first use.
 
-Status: these primitives and their tests exist; the person table does not use them yet (see the issue's report).
+Status: wired. ``person.id_number``, ``person.phone`` and ``lead.id_number`` are stored encrypted and
+``person.id_number_index`` holds the blind index (migration 0012, which encrypts existing rows); the column type,
+the batch helpers and key rotation are in :mod:`aidgraph.core.storage.encrypted`, the command in
+``aidgraph keys``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def test_draft_names_every_sensitive_column_and_field_who_sees_it_and_how_long(t
     assert "village_assistant" not in identity  # a role without the right is not listed
     audit = next(line for line in text.splitlines() if line.startswith("| audit |"))
     assert audit.count("| 36 ") == 3  # the shipped periods of the three provinces
-    assert "Not yet in place: encryption" in text
+    assert "Encryption at rest: ID numbers and phones" in text and "Not yet in place: encryption" not in text
 
 
 def test_committed_draft_exists_and_covers_every_kind():

@@ -140,8 +140,13 @@ def render(today: dt.date | None = None) -> str:
         "Retention: `aidgraph retention run` deletes or moves to storage only what is due, with a report per run.",
         "Classification: every column and API field carries a class (the SDL's `@dataClass`); a test fails on an "
         "unclassified one.",
-        "Not yet in place: encryption of ID numbers and phones at rest (planned: AES-GCM or SM4-GCM with a blind "
-        "index); until then the database files and backups must be protected by the deployment.",
+        "Encryption at rest: ID numbers and phones (persons; ID numbers of leads) are stored encrypted with an "
+        "authenticated cipher (AES-256-GCM, or SM4-GCM where the province requires it: `AIDGRAPH_DATA_CIPHER`), "
+        "each value bound to its column; exact lookup and uniqueness use a keyed blind index (HMAC-SHA256); the "
+        "search index holds only that blind index, never the number. The keys live outside the database "
+        "(`AIDGRAPH_DATA_KEY` or `AIDGRAPH_DATA_KEY_FILE`; production refuses to start without one); "
+        "`aidgraph keys rotate` re-encrypts under a new key in resumable batches. The deployment still protects "
+        "the key file, the database files and backups.",
     ):
         w(f"- {line}")
     w("")

@@ -61,7 +61,8 @@ def _convert(table: sa.TableClause, columns: dict[str, str], change: Callable[[s
 
 
 def _person(with_index: bool) -> sa.TableClause:
-    columns = [sa.column('id', sa.BigInteger()), sa.column('id_number', sa.String()), sa.column('phone', sa.String())]
+    columns: list[sa.ColumnClause[object]] = [sa.column('id', sa.BigInteger()), sa.column('id_number', sa.String()),
+                                              sa.column('phone', sa.String())]
     if with_index:
         columns.append(sa.column('id_number_index', sa.String()))
     return sa.table('person', *columns)
