@@ -133,10 +133,12 @@ class EncryptedString(TypeDecorator[str]):
         def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
             from sqlalchemy.sql import operators
 
-            if op in (operators.is_, operators.is_not, operators.isnot):
+            # IS [NOT] NULL is meaningful; so is comparing the column with a column (SQLAlchemy itself does when it
+            # matches result columns); a value never equals its stored ciphertext
+            if op in (operators.is_, operators.is_not) or all(isinstance(o, ColumnElement) for o in other):
                 return super().operate(op, *other, **kwargs)
-            raise TypeError("an encrypted column cannot be compared in SQL: compare its blind index "
-                            "(person.id_number_index)")
+            raise TypeError("an encrypted column cannot be compared in SQL (a fresh nonce per value): compare "
+                            "the blind index instead (person.id_number_index for ID numbers)")
 
     comparator_factory = Comparator
 
