@@ -65,6 +65,15 @@ def _raw_text(engine) -> str:
     return "\n".join(parts)
 
 
+def _person_triggers(engine) -> set[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                         "AND tbl_name = 'person'")).scalars())
+        return set(conn.execute(text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'person'::regclass "
+                                     "AND NOT tgisinternal")).scalars())
+
+
 def _register(url: str, actor: Actor, members: list[hh.MemberData]) -> tuple[int | None, DomainError | None]:
     async def main():
         engine = make_async_engine(url)
@@ -164,7 +173,10 @@ def test_migration_encrypts_existing_rows_and_downgrade_restores_them(fresh_engi
 
     previous = ScriptDirectory.from_config(alembic_config()).get_revision("0012").down_revision
     assert isinstance(previous, str)
+    triggers = _person_triggers(fresh_engine)
+    assert triggers  # revision 0011's decision-staleness triggers
     downgrade(fresh_engine, previous)
+    assert _person_triggers(fresh_engine) == triggers  # SQLite's table copy keeps the person table's triggers
     assert "id_number_index" not in {c["name"] for c in inspect(fresh_engine).get_columns("person")}
     clear = [(make("440106", dt.date(1960, 1, 1) + dt.timedelta(days=i), i), f"1380000{i:04d}" if i % 3 else None)
              for i in range(1, 13)]
@@ -194,6 +206,7 @@ def test_migration_encrypts_existing_rows_and_downgrade_restores_them(fresh_engi
     upgrade(fresh_engine)
     with session_scope(fresh_engine) as session:
         assert {(p.id_number, p.phone) for p in session.scalars(select(Person))} == set(clear)
+    assert _person_triggers(fresh_engine) == triggers
 
 
 def test_rotation_reencrypts_in_batches_resumes_and_keeps_every_value_readable(fresh_engine, tmp_path, monkeypatch):

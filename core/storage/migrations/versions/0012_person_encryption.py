@@ -8,6 +8,11 @@
   format is left as it is, so a run that stopped half-way (a killed process on an engine whose DDL is not
   transactional, or rows a newer writer already sealed) continues where it stopped.
 
+On SQLite, changing a column copies the table (Alembic's batch mode), and dropping the old table drops its
+triggers (the decision-staleness triggers of revision 0011 on ``person``): they are read from ``sqlite_master``
+before and created again after, unchanged. The rewrite of every row fires those triggers where a decision
+snapshot exists, so decisions are recomputed once at their next read (key rotation does the same).
+
 The keys come from the deployment (``AIDGRAPH_DATA_KEY`` / ``AIDGRAPH_DATA_KEY_FILE``, or the development key in
 the state directory): the same keyring the application then reads with. Downgrade decrypts back into the old
 columns and restores the unique constraint on the number.
@@ -25,7 +30,7 @@ from alembic import op
 from aidgraph.core.storage.encrypted import ID_NUMBER, LEAD_ID_NUMBER, PHONE, keyring
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
@@ -60,6 +65,24 @@ def _convert(table: sa.TableClause, columns: dict[str, str], change: Callable[[s
         last_id = rows[-1].id
 
 
+def _triggers() -> list[str]:
+    """The SQL of the triggers on the tables this revision copies (SQLite only; PostgreSQL alters in place)."""
+    bind = op.get_bind()
+    if bind.dialect.name != 'sqlite':
+        return []
+    return [sql for (sql,) in bind.execute(sa.text(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('person', 'lead') ORDER BY name"))]
+
+
+def _restore(triggers: list[str]) -> None:
+    bind = op.get_bind()
+    for sql in triggers:
+        name = bind.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND sql = :s"),
+                            {"s": sql}).first()
+        if name is None:
+            op.execute(sql)
+
+
 def _person(with_index: bool) -> sa.TableClause:
     columns: list[sa.ColumnClause[object]] = [sa.column('id', sa.BigInteger()), sa.column('id_number', sa.String()),
                                               sa.column('phone', sa.String())]
@@ -73,6 +96,7 @@ def _lead() -> sa.TableClause:
 
 
 def upgrade() -> None:
+    triggers = _triggers()
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.drop_constraint('uq_person_id_number', type_='unique')
         batch_op.alter_column('id_number', existing_type=sa.String(length=18), type_=sa.String(length=ENCRYPTED),
@@ -94,9 +118,11 @@ def upgrade() -> None:
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.alter_column('id_number_index', existing_type=sa.String(length=64), nullable=False)
         batch_op.create_unique_constraint('uq_person_id_number_index', ['id_number_index'])
+    _restore(triggers)
 
 
 def downgrade() -> None:
+    triggers = _triggers()
     ring = keyring()
     decrypt = ring.decrypt
     sealed: Callable[[sa.ColumnElement[str]], sa.ColumnElement[bool]] = lambda c: c.startswith(SEALED_PREFIX)
@@ -113,3 +139,4 @@ def downgrade() -> None:
         batch_op.alter_column('id_number', existing_type=sa.String(length=ENCRYPTED), type_=sa.String(length=18),
                               existing_nullable=False)
         batch_op.create_unique_constraint('uq_person_id_number', ['id_number'])
+    _restore(triggers)
