@@ -27,9 +27,11 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Engine, String, and_, bindparam, column, func, or_, select, table, \
     update
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import TypeDecorator
 
+from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.crypto import FORMAT, Keyring, load_keyring
 
 ID_NUMBER = "person.id_number"
@@ -47,8 +49,6 @@ _cached: tuple[tuple[str | None, ...], Keyring] | None = None
 
 
 def _state_dir() -> Path:
-    from aidgraph.core.storage.config import load_settings
-
     return Path(load_settings().state_dir)
 
 
@@ -131,8 +131,6 @@ class EncryptedString(TypeDecorator[str]):
 
     class Comparator(TypeDecorator.Comparator[str]):
         def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
-            from sqlalchemy.sql import operators
-
             # IS [NOT] NULL is meaningful; so is comparing the column with a column (SQLAlchemy itself does when it
             # matches result columns); a value never equals its stored ciphertext
             if op in (operators.is_, operators.is_not) or all(isinstance(o, ColumnElement) for o in other):
