@@ -44,6 +44,7 @@ from aidgraph.core.policy import decisions  # noqa: E402
 from aidgraph.core.policy.engine import PolicyEngine  # noqa: E402
 from aidgraph.core.storage.config import load_settings  # noqa: E402
 from aidgraph.core.storage.bulk import insert_frame  # noqa: E402
+from aidgraph.core.storage.encrypted import id_number_indexer  # noqa: E402
 from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope  # noqa: E402
 from aidgraph.core.monitoring.feeds import import_feed  # noqa: E402
 from aidgraph.core.monitoring.indicators import IndicatorContext  # noqa: E402
@@ -72,6 +73,21 @@ def load_params(province: str):
             plugin.aidgraph_monitoring_indicators()
 
 
+def lookup_persons_raw(conn, ids: list[str], postgres: bool) -> pl.DataFrame:
+    """The file's ID numbers to (id_number, person_id, household_id) in one raw statement: the numbers are stored
+    encrypted, so like the platform it computes each number's blind index (HMAC) and joins on it."""
+    index = id_number_indexer()
+    by_index = {index(n): n for n in ids}
+    keys = sorted(by_index)
+    lookup = ("SELECT p.id_number_index, p.id, m.household_id FROM person p JOIN membership m "
+              "ON m.person_id = p.id AND m.valid_to IS NULL WHERE p.id_number_index = ANY(%s)" if postgres else
+              "SELECT p.id_number_index, p.id, m.household_id FROM json_each(?) j JOIN person p "
+              "ON p.id_number_index = j.value JOIN membership m ON m.person_id = p.id AND m.valid_to IS NULL")
+    rows = conn.exec_driver_sql(lookup, (keys if postgres else json.dumps(keys),)).all()
+    return pl.DataFrame([(by_index[k], p, h) for k, p, h in rows], orient="row",
+                        schema={"id_number": pl.Utf8, "person_id": pl.Int64, "household_id": pl.Int64})
+
+
 def baseline_import(engine, path: Path) -> float:
     """Plain work for one file: polars read, the file's ID numbers looked up in one raw statement, and raw bulk
     writes of the same rows the platform stores (the feed rows; for income, the economic items too) into
@@ -80,15 +96,9 @@ def baseline_import(engine, path: Path) -> float:
     started = time.perf_counter()
     frame = pl.read_csv(path, infer_schema=False)
     postgres = engine.dialect.name == "postgresql"
-    ids = sorted(frame["id_number"].unique().to_list())
+    ids = frame["id_number"].unique().to_list()
     with engine.begin() as conn:
-        lookup = ("SELECT p.id_number, p.id, m.household_id FROM person p JOIN membership m ON m.person_id = p.id "
-                  "AND m.valid_to IS NULL WHERE p.id_number = ANY(%s)" if postgres else
-                  "SELECT p.id_number, p.id, m.household_id FROM json_each(?) j JOIN person p ON p.id_number = j.value "
-                  "JOIN membership m ON m.person_id = p.id AND m.valid_to IS NULL")
-        found = pl.DataFrame(conn.exec_driver_sql(lookup, (ids if postgres else json.dumps(ids),)).all(),
-                             orient="row", schema={"id_number": pl.Utf8, "person_id": pl.Int64,
-                                                   "household_id": pl.Int64})
+        found = lookup_persons_raw(conn, ids, postgres)
         joined = frame.join(found, on="id_number", how="inner")
         feed_rows = joined.select("person_id", pl.struct(pl.exclude("id_number", "person_id", "household_id"))
                                   .struct.json_encode().alias("payload"))
@@ -118,16 +128,10 @@ def baseline_income_indexed(engine, path: Path) -> float:
     started = time.perf_counter()
     frame = pl.read_csv(path, infer_schema=False)
     postgres = engine.dialect.name == "postgresql"
-    ids = sorted(frame["id_number"].unique().to_list())
+    ids = frame["id_number"].unique().to_list()
     with engine.connect() as conn:
         transaction = conn.begin()
-        lookup = ("SELECT p.id_number, p.id, m.household_id FROM person p JOIN membership m ON m.person_id = p.id "
-                  "AND m.valid_to IS NULL WHERE p.id_number = ANY(%s)" if postgres else
-                  "SELECT p.id_number, p.id, m.household_id FROM json_each(?) j JOIN person p ON p.id_number = j.value "
-                  "JOIN membership m ON m.person_id = p.id AND m.valid_to IS NULL")
-        found = pl.DataFrame(conn.exec_driver_sql(lookup, (ids if postgres else json.dumps(ids),)).all(),
-                             orient="row", schema={"id_number": pl.Utf8, "person_id": pl.Int64,
-                                                   "household_id": pl.Int64})
+        found = lookup_persons_raw(conn, ids, postgres)
         now = dt.datetime.now()
         rows = frame.join(found, on="id_number", how="inner").with_columns(
             period=pl.col("period").str.to_date("%Y-%m"), amount=pl.col("amount").cast(pl.Float64),
