@@ -19,6 +19,7 @@ from aidgraph.core.graph.idnumber import age_on
 from aidgraph.core.monitoring.cycle import BANDS_KEY, Bands, MonitoringError
 from aidgraph.core.monitoring.indicators import IndicatorContext, as_hits
 from aidgraph.core.policy.contract import (
+    ABLE_TO_WORK,
     ADULT_AGE,
     PROGRAM_SEARCH_FIELDS,
     BenefitFormula,
@@ -64,7 +65,7 @@ from aidgraph.schema.programs import policy_engine
 from aidgraph.schema.relay import db_id
 
 __all__ = [
-    "ADULT_AGE", "BANDS_KEY", "EXPENDITURE_KINDS", "INCOME_KINDS", "AidChainKind", "Enrollment", "Household",
+    "ABLE_TO_WORK", "ADULT_AGE", "BANDS_KEY", "EXPENDITURE_KINDS", "INCOME_KINDS", "AidChainKind", "Enrollment", "Household",
     "IdempotencyRecord", "Membership", "Person", "PROGRAM_SEARCH_FIELDS", "Actor", "Bands", "Base", "BenefitFormula", "DomainError",
     "EligibilityRule", "EnrollmentEvent", "ErrorCode", "FieldError", "GraphQLContribution", "IncomeDeduction",
     "Indicator", "IndicatorContext", "Info", "Money", "MonitoringError", "ParamSpec", "Program", "ProvinceParams",

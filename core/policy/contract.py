@@ -24,6 +24,10 @@ from aidgraph.core.policy.parameters import ProvinceParams
 
 ADULT_AGE = 18
 
+ABLE_TO_WORK = ("FULL", "PARTIAL")
+"""Labour capacities (劳动能力) of a person able to work: full or partial (``NONE``: unable). What a rule means by
+"a member able to work" before any age band a province adds."""
+
 # --- what plugins register -------------------------------------------------------------------------------
 
 

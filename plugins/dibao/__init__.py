@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import polars as pl
 from aidgraph.plugin import (
+    ABLE_TO_WORK,
     BenefitFormula,
     EligibilityRule,
     PROGRAM_SEARCH_FIELDS,
@@ -255,7 +256,7 @@ def able_members(params, on, members: list[dict]) -> int:
     the recorded labour capacity alone."""
     low = params.value("dibao.working_age_min", on, default=None)
     high = params.value("dibao.working_age_max", on, default=None)
-    return sum(1 for m in members if m.get("labour_capacity") in ("FULL", "PARTIAL")
+    return sum(1 for m in members if m.get("labour_capacity") in ABLE_TO_WORK
                and (low is None or m.get("age") is not None and m["age"] >= low)
                and (high is None or m.get("age") is not None and m["age"] < high))
 

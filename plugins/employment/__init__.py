@@ -22,6 +22,7 @@ import datetime as dt
 import polars as pl
 from sqlalchemy import select
 from aidgraph.plugin import (
+    ABLE_TO_WORK,
     AidChainKind,
     BenefitFormula,
     EligibilityRule,
@@ -52,7 +53,6 @@ __version__ = "0.1.0"
 
 PROGRAM = Program(key="employment", name="就业救助 employment aid", domain="employment",
                   description="Priority employment services for zero-employment and low-income households.")
-ABLE = ["FULL", "PARTIAL"]
 REFERRAL_DEPARTMENT = "human_resources"
 """人力资源社会保障: the department zero-employment households are referred to (GD-2021 落实部门责任)."""
 
@@ -87,7 +87,7 @@ def _working_age(c: RuleContext):
 
 
 def _zero_employment(c: RuleContext):
-    able = count_members(_working_age(c) & member("labour_capacity").is_in(ABLE))
+    able = count_members(_working_age(c) & member("labour_capacity").is_in(list(ABLE_TO_WORK)))
     employed = count_members(member("employment_status") == "EMPLOYED")
     extras = []
     if c.has("employment.entrepreneurship_subsidy"):
@@ -190,7 +190,7 @@ async def aidgraph_enrollment_changed(event) -> None:
         .join(Membership, Membership.person_id == Person.id)
         .where(Membership.household_id == event.household_id, Membership.valid_to.is_(None))
     )).all()
-    able = [r for r in rows if low <= age_on(r[0], on) < high and r[1] in ABLE]
+    able = [r for r in rows if low <= age_on(r[0], on) < high and r[1] in ABLE_TO_WORK]
     if able and not any(r[2] == "EMPLOYED" for r in rows):
         aidchain.append(event.session, event.household_id, AidChainKind.REFERRAL,
                         f"零就业家庭 referred to employment services: {len(able)} working-age member(s) able to work, "
