@@ -132,6 +132,8 @@ class DisclosureWriter:
         self._queue.append((rows, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
+            _DRAINING.add(self._task)
+            self._task.add_done_callback(_DRAINING.discard)
         await done
 
     async def _drain(self) -> None:
@@ -152,6 +154,9 @@ class DisclosureWriter:
 
 
 _WRITERS: dict[tuple[int, int], tuple[Any, DisclosureWriter]] = {}
+_DRAINING: set[asyncio.Task[None]] = set()
+"""Strong references to the writers' running tasks (the event loop keeps only weak ones): a writer forgotten by
+:data:`_WRITERS` still finishes the batch its requests wait for."""
 
 
 def disclosure_writer(factory: Any) -> DisclosureWriter:

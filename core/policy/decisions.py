@@ -199,7 +199,7 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
     """Recompute the households marked stale, each at its province's snapshot date, and consume the marks seen.
 
     A household whose province has no snapshot gets no rows (the province's first read computes it in full); a
-    household that no longer exists has its rows removed by the foreign key already.
+    household that no longer exists loses its rows here (its deletion marked it), and its region's counts drop.
     """
     started = time.perf_counter()
     async with factory() as session:
