@@ -24,10 +24,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +42,7 @@ from aidgraph.core.policy.engine import PolicyEngine  # noqa: E402
 from aidgraph.core.storage.config import load_settings  # noqa: E402
 from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine  # noqa: E402
 from aidgraph.core.storage.migrate import upgrade  # noqa: E402
-from bench.bench_monitoring import start_postgres  # noqa: E402
+from bench.bench_monitoring import bench_folder, postgres_database  # noqa: E402
 from tests.live import run_live_server  # noqa: E402
 
 GAPS = """query EligibilityGaps($regionCode: String!, $program: String, $first: Int, $after: String) {
@@ -90,29 +88,13 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="keep the decisions of an earlier run when they are current (no full refresh)")
     args = parser.parse_args()
-    folder = args.workdir or Path(tempfile.mkdtemp(prefix="aidgraph-bench-decisions-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    pg = start_postgres(folder / "pgdata") if args.engine == "postgres" else None
-    try:
+    with bench_folder(args.workdir, args.engine, "aidgraph-bench-decisions-") as (folder, pg):
         run(args, folder, pg)
-    finally:
-        if pg is not None:
-            pg.cleanup()
-        if not args.workdir:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(args, folder: Path, pg) -> None:
     name = f"decisions_{args.province}_{args.households}"
-    if pg is not None:
-        admin = make_sync_engine(pg.get_uri("postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first():
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        url = pg.get_uri(name)
-    else:
-        url = f"sqlite:///{folder / (name + '.db')}"
+    url = postgres_database(pg, name) if pg is not None else f"sqlite:///{folder / (name + '.db')}"
     on = dt.date.today()
     engine = make_sync_engine(url)
     t = time.perf_counter()

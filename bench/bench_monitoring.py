@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -31,7 +32,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -232,17 +235,34 @@ def main() -> None:
                              "directory, removed at the end); every run starts its cycle from a fresh copy")
     args = parser.parse_args()
 
-    keep = args.workdir is not None
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    pg = start_postgres(workdir / "pgdata") if args.engine == "postgres" else None
-    try:
+    with bench_folder(args.workdir, args.engine, "bench-monitoring-") as (workdir, pg):
         run(args, workdir, pg)
+
+
+@contextlib.contextmanager
+def bench_folder(workdir: Path | None, engine: str, prefix: str) -> Iterator[tuple[Path, Any]]:
+    """The benchmark's folder (kept when given, else a temporary one removed at the end) and, for
+    ``engine == "postgres"``, the embedded server started in it (stopped at the end)."""
+    folder = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    pg = start_postgres(folder / "pgdata") if engine == "postgres" else None
+    try:
+        yield folder, pg
     finally:
         if pg is not None:
             pg.cleanup()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def postgres_database(pg, name: str) -> str:
+    """The URL of database ``name`` on the embedded server, created when missing."""
+    admin = make_sync_engine(pg.get_uri("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first():
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return pg.get_uri(name)
 
 
 POSTGRES_SETTINGS = {"shared_buffers": "4GB", "effective_cache_size": "16GB", "work_mem": "256MB",
@@ -280,15 +300,7 @@ def seeded_database(args, workdir: Path, pg) -> tuple[str, float]:
     copy of it for this run's cycle (SQLite: a file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
     name = f"seeded_{args.province}_{args.households}_{args.seed}_{args.month.replace('-', '')}"
     month_start = dt.date(int(args.month[:4]), int(args.month[5:]), 1)
-    if pg is not None:
-        admin = make_sync_engine(pg.get_uri("postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first()
-            if not exists:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        seeded_url = pg.get_uri(name)
-    else:
-        seeded_url = f"sqlite:///{workdir / (name + '.db')}"
+    seeded_url = postgres_database(pg, name) if pg is not None else f"sqlite:///{workdir / (name + '.db')}"
     engine = make_sync_engine(seeded_url)
     t = time.perf_counter()
     upgrade(engine)
@@ -305,6 +317,7 @@ def seeded_database(args, workdir: Path, pg) -> tuple[str, float]:
     engine.dispose()
     seeded_seconds = time.perf_counter() - t
     if pg is not None:
+        admin = make_sync_engine(pg.get_uri("postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.exec_driver_sql('DROP DATABASE IF EXISTS "cycle"')
             conn.exec_driver_sql(f'CREATE DATABASE "cycle" TEMPLATE "{name}"')
