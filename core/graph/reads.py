@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.storage.encrypted import id_number_index
-from aidgraph.core.storage.validity import valid_on
+from aidgraph.core.storage.validity import alive_on, valid_on
 from aidgraph.core.storage.models import (
     WARNING_SEVERITY,
     OPEN_ALERT_STATUSES,
@@ -104,10 +104,14 @@ async def members_by_household(session: AsyncSession, scope: Scope, ids: list[in
 
 
 async def member_counts(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, int]:
+    """Current living members per household: the count the per-capita figures divide by (a deceased member
+    stays in the member list, with the death date, until the membership is closed)."""
     rows = await session.execute(
         select(Membership.household_id, func.count())
         .join(Household, Household.id == Membership.household_id)
-        .where(Membership.household_id.in_(ids), valid_on(Membership), scope.predicate(Household.region_code))
+        .join(Person, Person.id == Membership.person_id)
+        .where(Membership.household_id.in_(ids), valid_on(Membership), alive_on(Person),
+               scope.predicate(Household.region_code))
         .group_by(Membership.household_id)
     )
     return dict(rows.all())

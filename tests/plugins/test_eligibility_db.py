@@ -165,3 +165,18 @@ def test_a_deceased_member_is_no_longer_counted(db_url, sync_engine):
     assert after[old.household_id]["members"][0]["able_obligors"] == 0
     economics = run(db_url, lambda s: economics_for(s, [two.household_id], ON))[two.household_id]
     assert economics.members == 1
+
+
+def test_member_count_leaves_out_the_deceased(db_url, sync_engine):
+    """memberCount (the API's loader) counts the same living members as the per-capita income."""
+    from sqlalchemy import update
+
+    from aidgraph.core.graph.reads import member_counts
+    from aidgraph.core.storage.models import Person
+
+    with session_scope(sync_engine) as s:
+        built = add_household(s, VILLAGE, [{"age": 60}, {"age": 58, "relation_to_head": "SPOUSE"}])
+    assert run(db_url, lambda s: member_counts(s, Scope.everything(), [built.household_id])) == {built.household_id: 2}
+    with session_scope(sync_engine) as s:
+        s.execute(update(Person).where(Person.id == built.person_ids[1]).values(death_date=dt.date(2025, 1, 5)))
+    assert run(db_url, lambda s: member_counts(s, Scope.everything(), [built.household_id])) == {built.household_id: 1}
