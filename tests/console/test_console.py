@@ -190,6 +190,25 @@ def test_alert_to_aid_path_of_a_township_caseworker(page, console_server, people
     engine.dispose()
 
 
+def test_a_slow_screen_never_paints_over_the_one_the_address_names(page, console_server):
+    """Leaving a screen before its list has arrived: the late answer must not replace the newer screen."""
+    log_in(page, console_server.url, "demo-admin")
+
+    def slow_queue(route):
+        if "query Queue" in (route.request.post_data or ""):
+            time.sleep(1.5)  # the queue's answer arrives after the alerts screen has rendered
+        route.continue_()
+
+    page.route("**/graphql", slow_queue)
+    page.evaluate("""() => { location.hash = '#/queue'; setTimeout(() => { location.hash = '#/alerts?region=44'; }, 50); }""")
+    ready(page, "/alerts")
+    page.wait_for_timeout(2500)  # long after the queue's answer
+    assert page.get_attribute("main", "data-ready") == "/alerts"
+    assert page.locator('[data-testid="alerts"]').count() == 1
+    assert page.locator('[data-testid="queue"]').count() == 0
+    page.unroute("**/graphql")
+
+
 def test_a_township_caseworker_sees_only_their_township(page, console_server, people):
     url, township = console_server.url, people["township"]
     log_in(page, url, "tw.caseworker")

@@ -493,9 +493,22 @@ const ROUTES = { "/dashboard": dashboard, "/search": searchScreen, "/household":
   "/gaps": gapsScreen, "/queue": queueScreen, "/medical": medicalScreen, "/audit": auditScreen, "/referrals": referralsScreen,
   "/simulate": simulateScreen, "/account": accountScreen };
 
-async function route() {
-  const { path, q } = params();
+// One screen renders at a time, in the order asked: a hash change while a screen is still loading (or a list
+// reloading after a mutation) waits for it, and a request overtaken by a newer one is dropped, so a slow
+// earlier answer can never paint over the screen the address now names. data-ready names the screen only
+// once the newest request has rendered.
+let routeSeq = 0;
+let routing = Promise.resolve();
+function route() {
+  const seq = ++routeSeq;
   main.dataset.ready = "";
+  routing = routing.then(() => (seq === routeSeq ? render(seq) : undefined)).catch((e) => console.error(e));
+  return routing;
+}
+
+async function render(seq) {
+  const { path, q } = params();
+  const done = (p) => { if (seq === routeSeq) main.dataset.ready = p; };
   try {
     if (!me && path !== "/login") me = (await gql("query Me { me { username displayName roles scopes { code name level } } }")).me;
   } catch (e) {
@@ -503,19 +516,19 @@ async function route() {
     chrome();
     if (path !== "/login") history.replaceState(null, "", "#/login?next=" + encodeURIComponent(location.hash.slice(1)));
     await loginScreen(e.status === 401 && document.cookie.includes("aidgraph_csrf") ? t("sessionEnded") : "");
-    main.dataset.ready = "/login";
+    done("/login");
     return;
   }
-  if (path === "/login") { chrome(); await loginScreen(); main.dataset.ready = "/login"; return; }
+  if (path === "/login") { chrome(); await loginScreen(); done("/login"); return; }
   const screen = ROUTES[path] || dashboard;
   chrome();
   main.innerHTML = `<p class="muted">${esc(t("loading"))}</p>`;
   try { await screen(q); }
   catch (e) {
-    if (e instanceof ApiError && e.status === 401) { me = null; chrome(); await loginScreen(t("sessionEnded")); return; }
+    if (e instanceof ApiError && e.status === 401) { me = null; chrome(); await loginScreen(t("sessionEnded")); done("/login"); return; }
     main.innerHTML = `<div class="error-box" data-testid="screen-error">${esc(errorText(e))}</div>`;
   }
-  main.dataset.ready = path;
+  done(path);
 }
 
 window.addEventListener("hashchange", route);
