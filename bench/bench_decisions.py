@@ -7,11 +7,11 @@
    timed once, beside the per-request recomputation it replaces (``PolicyEngine.gaps`` over the province).
 3. The read, median of ``--repeat``:
    - platform: the contract's ``EligibilityGaps`` over HTTP for the whole province (first 50, totalCount), with
-     a province administrator's token: authentication, the compiled scope predicate, the page's reasons
-     explained by the engine, and the disclosure audit rows;
+     a province administrator's token: authentication, the compiled scope predicate, the page's reasons (kept
+     with each gap row by the refresh), and the disclosure audit rows;
    - baseline: hand-written SQL (the total from the same kept counts, the first 50 rows from the same table,
-     indexes and plan, joined to the household numbers), serialised with json. It does not authenticate,
-     audit or explain the reasons (it cannot: the reasons are the rules' own text); that is the platform's
+     indexes and plan, joined to the household numbers, the same stored reasons decoded), serialised with
+     json. It does not authenticate, check the scope or write the disclosure audit; that is the platform's
      overhead.
 4. After a write: 1% of the households get a new income item (one INSERT ... SELECT, so the triggers mark
    them); the next EligibilityGaps read recomputes them first. Timed once, and the answer is checked equal to
@@ -65,13 +65,14 @@ def baseline_read(engine, province: str) -> float:
         total = conn.execute(text("SELECT coalesce(sum(gaps), 0) FROM decision_count WHERE region_code = :p"),
                              {"p": province}).scalar_one()
         rows = conn.execute(text(
-            "SELECT d.household_id, h.household_number, d.program, d.monthly_amount FROM (SELECT * FROM "
+            "SELECT d.household_id, h.household_number, d.program, d.monthly_amount, d.reasons FROM (SELECT * FROM "
             "eligibility_decision WHERE gap AND region_code || '' >= :l AND region_code || '' < :h "
             "ORDER BY household_id, program LIMIT :n) d JOIN household h ON h.id = d.household_id "
             "ORDER BY d.household_id, d.program"), {"l": low, "h": high, "n": PAGE + 1}).all()
         body = json.dumps({"totalCount": total, "edges": [
             {"household": {"id": r[0], "householdNumber": r[1]}, "program": r[2],
-             "monthlyAmount": None if r[3] is None else float(r[3])} for r in rows[:PAGE]]})
+             "monthlyAmount": None if r[3] is None else float(r[3]), "reasons": json.loads(r[4])}
+            for r in rows[:PAGE]]})
     assert body
     return time.perf_counter() - t
 

@@ -159,7 +159,7 @@ COLUMNS: dict[str, DataClass] = {
     "eligibility_decision.program": INTERNAL, "eligibility_decision.eligible": INCOME,
     "eligibility_decision.enrolled": PERSONAL, "eligibility_decision.gap": INCOME,
     "eligibility_decision.monthly_amount": INCOME, "eligibility_decision.one_off_amount": INCOME,
-    "eligibility_decision.benefit_label": INCOME,
+    "eligibility_decision.benefit_label": INCOME, "eligibility_decision.reasons": INCOME,
     # storage only (retention)
     "retained_record.record_class": INTERNAL, "retained_record.object_type": INTERNAL,
     "retained_record.object_id": INTERNAL, "retained_record.ended_on": PERSONAL, "retained_record.hold_until": INTERNAL,

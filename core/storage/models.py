@@ -1202,7 +1202,7 @@ class EligibilityDecision(Base):
 
     Only rows that matter are kept: the household is eligible for the program, or enrolled in it (or both).
     A household and program without a row is neither. ``gap`` (eligible and not enrolled) is what 政策找人 pages
-    through; reasons are not stored (a page explains its own rows). Written only by
+    through; a gap row keeps its reasons too (0013), so that a page is read, not re-explained. Written only by
     :mod:`aidgraph.core.policy.decisions` (0011).
     """
 
@@ -1219,6 +1219,9 @@ class EligibilityDecision(Base):
     monthly_amount: Mapped[Decimal | None] = mapped_column(Money)
     one_off_amount: Mapped[Decimal | None] = mapped_column(Money)
     benefit_label: Mapped[str | None] = mapped_column(String(80))
+    reasons: Mapped[str | None] = mapped_column(Text)
+    """The engine's reasons (a JSON list of strings) on gap rows, computed with the decision; null on the others
+    (an enrolled household's reasons are read from its enrolment's own evaluation)."""
 
     __table_args__ = (
         # The gap pages: by household then program over a whole province, or within a small region.
