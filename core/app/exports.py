@@ -19,31 +19,43 @@ from starlette.routing import Route
 from aidgraph.core.access.authn import Unauthenticated, actor_for_request
 from aidgraph.core.graph import exports, privacy
 from aidgraph.core.graph.exports import ExportJob, ExportKind, ExportRefused
+from aidgraph.core.policy import decisions
 from aidgraph.core.policy.engine import default_engine
+from aidgraph.core.storage.db import async_session_factory
 
 FORMAT_PARAM = "format"
 REGION_PARAM = "regionCode"
+GAP_PAGE = exports.PAGE
+"""Gaps read per statement when exporting."""
 
 
 async def _gap_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
+    """The gaps from the kept decisions (:mod:`aidgraph.core.policy.decisions`), page by page in household order
+    with their stored reasons, as EligibilityGaps pages them: memory stays one page whatever the region's size
+    (it used to recompute the whole region into one frame). A write between two pages shows in the later ones,
+    as when paging through the API."""
     policy = job.services.get("policy")
     if policy is None:
         policy = default_engine()
-    _total, frame = await policy.gaps(session, region_code=job.region_code, scope=job.scope,
-                                      program=job.filters.get("program"), on=dt.date.today())
+    factory = async_session_factory(session.bind)  # the export's database; a refresh needs its own transaction
     shown = privacy.income_covers(job.context, job.scope)  # reasons and amounts name incomes, as in the API
-    if frame.is_empty():
-        return
-    for start in range(0, frame.height, exports.PAGE):
-        part = frame.slice(start, exports.PAGE)
+    after: tuple[int, str] | None = None
+    while True:
+        _total, frame = await decisions.gaps(factory, policy, region_code=job.region_code, scope=job.scope,
+                                             program=job.filters.get("program"), on=dt.date.today(),
+                                             limit=GAP_PAGE, after=after)
         page = []
-        for r in part.iter_rows(named=True):
+        for r in frame.iter_rows(named=True):
             if shown:
                 privacy.note_disclosure(job.context, "household", r["household_id"], r["region_code"],
                                         "eligibilityReasons")
             page.append([r["household_id"], r["household_number"], r["region_code"], r["program"],
                          r["reasons"] if shown else None, r["monthly_amount"] if shown else None])
-        yield page
+        if page:
+            yield page
+        if frame.height < GAP_PAGE:
+            return
+        after = (int(frame["household_id"][-1]), str(frame["program"][-1]))
 
 
 GAPS = exports.register(ExportKind(

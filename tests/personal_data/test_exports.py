@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -11,10 +12,11 @@ from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from aidgraph.core.access import authn, authz, users
+from aidgraph.core.app import exports as app_exports
 from aidgraph.core.access.actor import RoleGrant
 from aidgraph.core.graph.idnumber import make, mask, mask_phone
 from aidgraph.core.policy.host import casbin_objects
-from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
 from aidgraph.core.storage.models import AuditLog, Household
 from tests.authz.conftest import CONFIGS
 
@@ -166,14 +168,30 @@ def test_auditors_export_the_audit_log_of_their_regions(server, sync_engine, hou
     assert audit_rows(sync_engine)[-1].actor == "aud44"
 
 
-def test_gap_and_alert_exports(server, sync_engine, households):
+def test_gap_and_alert_exports(server, sync_engine, households, monkeypatch):
     tok = server.token  # the province administrator
-    r = get(server, "gaps", tok, regionCode=COUNTY)
+    monkeypatch.setattr(app_exports, "GAP_PAGE", 2)  # several pages of kept decisions, resumed after the last
+    r = get(server, "gaps", tok, regionCode="44")
     assert r.status_code == 200, r.text
     _m, header, rows, _e = parse_csv(r.content)
     gaps = server.post("query($r: String!) { eligibilityGaps(regionCode: $r, first: 1) { totalCount } }",
-                       {"r": COUNTY}).json()["data"]["eligibilityGaps"]["totalCount"]
-    assert len(rows) == gaps and header[3] == "项目 program"
+                       {"r": "44"}).json()["data"]["eligibilityGaps"]["totalCount"]
+    assert len(rows) == gaps > 2 and header[3] == "项目 program"
+
+    async def recompute():  # the engine's own answer over the whole province, no kept decisions
+        engine = make_async_engine(server.components.settings.database_url)
+        try:
+            async with async_session_factory(engine)() as session:
+                return (await server.components.policy_engine.gaps(session, region_code="44",
+                                                                   on=dt.date.today()))[1]
+        finally:
+            await engine.dispose()
+
+    expected = asyncio.run(recompute())
+    assert [(int(row[0]), row[3]) for row in rows] == list(zip(expected["household_id"], expected["program"]))
+    amounts = [float(row[5]) if row[5] else None for row in rows]
+    assert amounts == expected["monthly_amount"].to_list()
+    assert all(row[4] for row in rows)  # the stored reasons, shown to the administrator
     r = get(server, "alerts", tok, regionCode=COUNTY, status="OPEN")
     assert r.status_code == 200, r.text
     assert audit_rows(sync_engine)[-1].detail["filter"] == {"regionCode": COUNTY, "status": "OPEN"}
