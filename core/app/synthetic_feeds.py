@@ -116,7 +116,7 @@ def synthetic_feeds(engine: Engine, province: str, month_start: dt.date, directo
     col = sample(RATES["college_admission"])
     files["college_admission"] = pl.DataFrame({
         "id_number": col["id_number"], "name": [""] * col.height, "admission_year": [month_start.year] * col.height,
-        "institution": ["省属高校"] * col.height, "stage": rng.choice(["UNDERGRADUATE", "VOCATIONAL"], col.height),
+        "institution": ["省属高校"] * col.height, "stage": rng.choice(["UNDERGRADUATE", "JUNIOR_COLLEGE"], col.height),
         "annual_tuition": np.round(rng.uniform(3000, 9000, col.height), 2)})
     ev = sample(RATES["death"] + RATES["household_event"])
     events = np.where(rng.random(ev.height) < RATES["death"] / (RATES["death"] + RATES["household_event"]), "DEATH",

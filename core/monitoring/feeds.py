@@ -131,8 +131,13 @@ FEEDS: dict[str, FeedSchema] = {
         ), "certified_date"),
         FeedSchema("college_admission", "教育 education department", (
             _ID, _NAME, Column("admission_year", "year"), Column("institution", "text"),
-            Column("stage", "enum", choices=("UNDERGRADUATE", "VOCATIONAL", "POSTGRADUATE"),
-                   aliases={"本科": "UNDERGRADUATE", "专科": "VOCATIONAL", "高职": "VOCATIONAL", "研究生": "POSTGRADUATE"}),
+            # A college admission is higher education: the contract's VOCATIONAL (高职) is a higher vocational
+            # college (JUNIOR_COLLEGE, one of GS-2024's 本专科生), not secondary vocational school.
+            Column("stage", "enum", choices=("UNDERGRADUATE", "JUNIOR_COLLEGE", "PREPARATORY", "SECOND_DEGREE",
+                                             "POSTGRADUATE"),
+                   aliases={"本科": "UNDERGRADUATE", "专科": "JUNIOR_COLLEGE", "高职": "JUNIOR_COLLEGE",
+                            "VOCATIONAL": "JUNIOR_COLLEGE", "vocational": "JUNIOR_COLLEGE", "预科": "PREPARATORY",
+                            "第二学士学位": "SECOND_DEGREE", "研究生": "POSTGRADUATE"}),
             Column("annual_tuition", "amount"),
         ), "admission_year"),
         FeedSchema("disability", "残联 disabled persons' federation", (

@@ -101,14 +101,22 @@ class LabourCapacity(str, enum.Enum):
 
 
 class StudentStage(str, enum.Enum):
-    """Education stages (GD-2021: pre-school, compulsory, high school incl. vocational, higher)."""
+    """Education stages (GD-2021: pre-school, compulsory, high school incl. vocational, higher).
 
-    PRESCHOOL = "PRESCHOOL"
-    COMPULSORY = "COMPULSORY"
-    HIGH_SCHOOL = "HIGH_SCHOOL"
-    VOCATIONAL = "VOCATIONAL"
-    UNDERGRADUATE = "UNDERGRADUATE"
-    POSTGRADUATE = "POSTGRADUATE"
+    Higher education below the postgraduate level is 本专科生, which GS-2024 defines as including 预科生, 高职生
+    and 第二学士学位学生: each has its own stage here, so that a caseworker records what the student is, and the
+    education plugin groups them (``aidgraph.plugins.education.stages``).
+    """
+
+    PRESCHOOL = "PRESCHOOL"            # 学前教育
+    COMPULSORY = "COMPULSORY"          # 义务教育
+    HIGH_SCHOOL = "HIGH_SCHOOL"        # 普通高中
+    VOCATIONAL = "VOCATIONAL"          # 中等职业教育 (secondary vocational)
+    PREPARATORY = "PREPARATORY"        # 预科生 (a preparatory year before 本专科)
+    JUNIOR_COLLEGE = "JUNIOR_COLLEGE"  # 专科 / 高职生 (higher vocational college)
+    UNDERGRADUATE = "UNDERGRADUATE"    # 本科生
+    SECOND_DEGREE = "SECOND_DEGREE"    # 第二学士学位学生
+    POSTGRADUATE = "POSTGRADUATE"      # 研究生
 
 
 class RelationToHead(str, enum.Enum):

@@ -28,6 +28,7 @@ from aidgraph.plugin import (
 )
 
 from aidgraph.plugins.education.graphql import StudentStatus, contribution
+from aidgraph.plugins.education.stages import STAGES, stage_reads, table_key, undergraduate
 from aidgraph.plugins.low_income import CATEGORY_OF_PROGRAM, LOW_INCOME_PROGRAMS, category_expr
 
 
@@ -35,7 +36,6 @@ __version__ = "0.1.0"
 
 PROGRAM = Program(key="education", name="教育救助 education aid", domain="education", unit="person",
                   description="Grants, fee waivers and loans for students of low-income households.")
-STAGES = ("PRESCHOOL", "COMPULSORY", "HIGH_SCHOOL", "VOCATIONAL", "UNDERGRADUATE", "POSTGRADUATE")
 
 
 @hookimpl
@@ -80,7 +80,8 @@ def aidgraph_province_validate(params) -> list[str] | None:
 
 def grant_for(grants: dict, tier_by_category: dict, stage: str, category: str) -> float | None:
     """The yearly grant of one student: the category's tier of the stage's tiers (capped at the highest)."""
-    tiers = grants.get(stage)
+    key = table_key(grants, stage)
+    tiers = grants.get(key) if key is not None else None
     tier = tier_by_category.get(category)
     if not tiers or tier is None:
         return None
@@ -90,17 +91,18 @@ def grant_for(grants: dict, tier_by_category: dict, stage: str, category: str) -
 def _member_grant(grants: dict, fallback_tier: int | None, veteran_grant: float | None) -> pl.Expr:
     """One student's yearly grant (an expression over a member): the tier the school's hardship recognition
     assigned (``school_hardship_tier``), else the category's tier (illustrative fallback); a veteran
-    undergraduate gets the flat veteran grant where the province has one (GS-2024 退役士兵学生 3,300). A tier
-    outside the stage's tiers gives no grant (null)."""
+    本专科生 (any undergraduate stage, :mod:`.stages`) gets the flat veteran grant where the province has one
+    (GS-2024 全日制在校退役士兵学生…3,300). A stage reads its own tiers, else (a 本专科生) the ``UNDERGRADUATE``
+    ones. A tier outside the stage's tiers gives no grant (null)."""
     tier = member("school_hardship_tier").fill_null(pl.lit(fallback_tier, dtype=pl.Int32))
     amount: pl.Expr = pl.lit(None, dtype=pl.Float64)
     for stage, tiers in grants.items():
         pick: pl.Expr = pl.lit(None, dtype=pl.Float64)
         for i, value in reversed(list(enumerate(tiers, start=1))):
             pick = pl.when(tier == i).then(pl.lit(float(value))).otherwise(pick)
-        amount = pl.when(member("student_stage") == stage).then(pick).otherwise(amount)
+        amount = pl.when(stage_reads(grants, stage)).then(pick).otherwise(amount)
     if veteran_grant is not None:
-        amount = pl.when(member("veteran_student").fill_null(False) & (member("student_stage") == "UNDERGRADUATE")
+        amount = pl.when(member("veteran_student").fill_null(False) & undergraduate()
                          ).then(pl.lit(float(veteran_grant))).otherwise(amount)
     return amount
 
@@ -124,16 +126,16 @@ def tiers_out_of_range(c: RuleContext) -> pl.Expr:
     grants = c.p("education.grants")
     bad = pl.lit(False)
     for stage, tiers in grants.items():
-        bad = bad | ((member("student_stage") == stage) & (member("school_hardship_tier") > len(tiers)))
+        bad = bad | (stage_reads(grants, stage) & (member("school_hardship_tier") > len(tiers)))
     return count_members(bad)
 
 
 def _students(c: RuleContext):
     """GD-2021 §9: education aid at every stage, pre-school to higher education (GD-2024: to postgraduate), by fee
     waivers, grants, work-study or teaching at home; a grant amount only where the province configures one."""
-    stages = list(c.p("education.grants"))
+    grants = c.p("education.grants")
     n = count_members(member("student_stage").is_in(list(STAGES)))
-    without = count_members(member("student_stage").is_in([s for s in STAGES if s not in stages]))
+    without = count_members(member("student_stage").is_in([s for s in STAGES if table_key(grants, s) is None]))
     return n > 0, fmt("{} student(s) from pre-school to postgraduate; {} in a stage without a configured grant amount "
                       "(aid by fee waivers and services there; grants: {})", n, without, c.cite("education.grants"))
 
@@ -144,15 +146,16 @@ def loan_ceilings(c: RuleContext) -> pl.Expr:
     ceilings = c.p("education.student_loan_max", default=None) or {}
     total = pl.lit(0.0)
     for stage, ceiling in ceilings.items():
-        total = total + count_members(member("student_stage") == stage) * float(ceiling)
+        total = total + count_members(stage_reads(ceilings, stage)) * float(ceiling)
     return total
 
 
 def freshman_candidates(c: RuleContext) -> pl.Expr:
-    """Undergraduate freshmen (year of study 1) who may claim the one-off freshman grant (GD-2024 广东户籍全日制
-    家庭经济困难本专科新生), with local hukou where the province limits it to its hukou."""
+    """本专科 freshmen (year of study 1 of any undergraduate stage, :mod:`.stages`) who may claim the one-off
+    freshman grant (GD-2024 广东户籍全日制家庭经济困难本专科新生), with local hukou where the province limits it
+    to its hukou."""
     local_only = bool(c.p("education.freshman_grant_local_hukou_only", default=False))
-    cond = (member("student_stage") == "UNDERGRADUATE") & (member("school_year") == 1)
+    cond = undergraduate() & (member("school_year") == 1)
     if local_only:
         cond = cond & member("local_hukou")
     return count_members(cond)

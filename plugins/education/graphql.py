@@ -14,6 +14,7 @@ from typing import Any
 import strawberry
 
 from aidgraph.plugin import GraphQLContribution, Info, UserError, run_mutation
+from aidgraph.plugins.education.stages import STAGES, table_key
 from aidgraph.plugins.rule_inputs import (
     changed_person,
     household_of,
@@ -25,7 +26,6 @@ from aidgraph.plugins.rule_inputs import (
     today,
 )
 
-STAGES = ("PRESCHOOL", "COMPULSORY", "HIGH_SCHOOL", "VOCATIONAL", "UNDERGRADUATE", "POSTGRADUATE")
 
 
 @strawberry.input(description="A student's stage, year of study, the school's hardship tier and veteran status.")
@@ -65,7 +65,8 @@ async def record_student_status(session, info, actor, input: StudentStatusInput)
         raise invalid("schoolYear", "the year of study is between 1 and 8")
     if input.hardship_tier is not None:
         grants = policy.params.value("education.grants", today(), default=None) or {}
-        tiers = grants.get(input.stage) if input.stage else None
+        key = table_key(grants, input.stage)
+        tiers = grants.get(key) if key is not None else None
         if not tiers:
             raise invalid("hardshipTier", f"province {policy.code} has no grant tiers for stage {input.stage}")
         if not 1 <= input.hardship_tier <= len(tiers):

@@ -172,6 +172,19 @@ def test_person_effects_disease_unemployment_death_and_province_filter(sync_engi
     assert summary.rejected == 1 and "outside province 62" in read_rejected(outside)[2]
 
 
+def test_college_admissions_record_higher_education_stages(sync_engine, world, tmp_path):
+    """A college admission's 高职 (the contract's VOCATIONAL) is a higher vocational college, one of GS-2024's
+    本专科生 (含预科生、高职生、第二学士学位学生), not secondary vocational school, whose grants are lower."""
+    people = [world.person(i) for i in range(9, 14)]
+    stages = ["VOCATIONAL", "高职", "预科", "第二学士学位", "本科"]
+    admissions = write_csv(tmp_path / "a.csv", FEEDS["college_admission"].names, [
+        [p.id_number, p.name, "2024", "兰州职业技术学院", stage, "4000"] for p, stage in zip(people, stages)])
+    assert import_feed(sync_engine, "college_admission", admissions).rejected == 0
+    with Session(sync_engine) as conn:
+        recorded = [conn.get(Person, p.id).student_stage for p in people]
+    assert recorded == ["JUNIOR_COLLEGE", "JUNIOR_COLLEGE", "PREPARATORY", "SECOND_DEGREE", "UNDERGRADUATE"]
+
+
 def test_cli_prints_summary_and_exits_nonzero_only_for_unreadable_files(db_url, world, tmp_path, monkeypatch):
     from aidgraph.core.app.cli import app
 

@@ -279,6 +279,30 @@ def test_grant_tier_follows_the_schools_hardship_recognition(engine):
                                                              "student_stage": "VOCATIONAL", "school_hardship_tier": 1}])
 
 
+def test_undergraduates_include_preparatory_higher_vocational_and_second_degree_students(engine):
+    """gs24-undergraduate-includes: 本专科生（含预科生、高职生、第二学士学位学生，不含退役士兵学生）国家助学金…按照每生每年
+    2000元、3300元、4500元三档确定; 全日制在校退役士兵学生…每生每年3300元; 中等职业教育…1000元、2000元、3000元."""
+    def grants(stage, **fields):
+        members = [{}, {"relation_to_head": "CHILD", "age": 19, "student_stage": stage, **fields}]
+        return text(evaluate(engine, "62", household_frame(members, LANZHOU, receiving=["tekun"]), "education"))
+
+    # tekun's illustrative fallback tier is the third: 4,500 for every 本专科生, 3,000 for secondary vocational
+    for stage in ("PREPARATORY", "JUNIOR_COLLEGE", "UNDERGRADUATE", "SECOND_DEGREE"):
+        assert "yearly grants up to 4500.0 yuan" in grants(stage), stage
+    assert "yearly grants up to 3000.0 yuan" in grants("VOCATIONAL")
+    # the school's recognised tiers read the undergraduate tiers: 2,000 / 3,300
+    assert "yearly grants up to 2000.0 yuan" in grants("PREPARATORY", school_hardship_tier=1)
+    assert "yearly grants up to 3300.0 yuan" in grants("SECOND_DEGREE", school_hardship_tier=2)
+    # veterans are outside the tiers: a flat 3,300 for a veteran 高职生 too, not the secondary vocational one
+    assert "yearly grants up to 3300.0 yuan" in grants("JUNIOR_COLLEGE", school_hardship_tier=3, veteran_student=True)
+    assert "yearly grants up to 3000.0 yuan" in grants("VOCATIONAL", school_hardship_tier=3, veteran_student=True)
+    # GD-2024 本专科生…不超过20000元: a 高职 freshman's loan ceiling and freshman grant are the undergraduate ones
+    members = [{}, {"relation_to_head": "CHILD", "age": 19, "student_stage": "JUNIOR_COLLEGE", "school_year": 1}]
+    guangdong = text(evaluate(engine, "44", household_frame(members, SHANTOU, receiving=["dibao"]), "education"))
+    assert "student loans up to 20000.00 yuan this year" in guangdong
+    assert "x 1 undergraduate freshman(men) with local hukou = up to 6000.00" in guangdong
+
+
 # --- employment: certified difficulty, tiered help; Gansu's entrepreneurship subsidy and loans ------------------
 
 
@@ -309,15 +333,16 @@ def test_gansu_entrepreneurship_subsidy_after_a_year_and_loan_offers(engine):
         "one_off_amount"] is None
 
 
-@pytest.mark.parametrize("stage", ["PRESCHOOL", "COMPULSORY", "HIGH_SCHOOL", "VOCATIONAL", "UNDERGRADUATE",
-                                   "POSTGRADUATE"])
+@pytest.mark.parametrize("stage", ["PRESCHOOL", "COMPULSORY", "HIGH_SCHOOL", "VOCATIONAL", "PREPARATORY",
+                                   "JUNIOR_COLLEGE", "UNDERGRADUATE", "SECOND_DEGREE", "POSTGRADUATE"])
 @pytest.mark.parametrize("category", ["dibao", "tekun"])
 def test_education_aid_at_every_stage_for_dibao_and_tekun_students(engine, stage, category):
     # GD-2021 对在学前教育、义务教育、高中阶段教育（含中等职业教育）和普通高等教育…就学的低保、特困等家庭学生
     child = [{}, {"relation_to_head": "CHILD", "age": 10, "student_stage": stage}]
     result = evaluate(engine, "44", household_frame(child, SHANTOU, receiving=[category]), "education")
     assert result["eligible"] and "1 student(s) from pre-school to postgraduate" in text(result)
-    configured = stage in ("UNDERGRADUATE", "POSTGRADUATE")  # GD-2024 gives amounts for higher education only
+    # GD-2024 gives amounts for higher education only (本专科生, which GS-2024 says includes 预科/高职/第二学士学位)
+    configured = stage in ("PREPARATORY", "JUNIOR_COLLEGE", "UNDERGRADUATE", "SECOND_DEGREE", "POSTGRADUATE")
     assert (f"0 in a stage without a configured grant amount" in text(result)) == configured
 
 
