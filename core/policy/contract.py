@@ -74,6 +74,17 @@ class RuleContext:
         """Value of ``key`` for each household's region (regional overrides applied)."""
         return self.params.column(key, self.on, default=default)
 
+    def per_region(self, key: str, build: Callable[[Any], pl.Expr]) -> pl.Expr:
+        """``build(value)`` for the value of ``key`` in force for each household's region: for parameters whose
+        value shapes the expression itself (a table of tiers by stage), where :meth:`col` gives one literal per
+        row. The most specific region prefix wins; without a province-wide value, households outside every
+        region of the parameter raise :class:`ParameterMissing` like :meth:`p`."""
+        values = self.params.by_region(key, self.on)
+        expr = build(values.pop(None)) if None in values else build(self.p(key))
+        for region in sorted((r for r in values if r is not None), key=len):
+            expr = pl.when(pl.col("region_code").str.starts_with(region)).then(build(values[region])).otherwise(expr)
+        return expr
+
     def has(self, key: str) -> bool:
         """``key`` has a value in force (province-wide) on the evaluation date."""
         return self.params.value(key, self.on, default=None) is not None

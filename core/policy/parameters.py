@@ -160,18 +160,21 @@ class ProvinceParams:
         One ``when/then`` per region override (a handful per province), applied shortest prefix first so that
         the most specific region wins, exactly as :meth:`Parameter.in_force` decides for one row.
         """
+        values = self.by_region(key, on)
+        expr = pl.lit(values.pop(None, default))
+        for region in sorted((r for r in values if r is not None), key=len):
+            expr = pl.when(pl.col(region_column).str.starts_with(region)).then(pl.lit(values[region])).otherwise(expr)
+        return expr
+
+    def by_region(self, key: str, on: dt.date) -> dict[str | None, Any]:
+        """The latest value in force on ``on`` per region prefix (None: the province-wide one), the choices that
+        :meth:`Parameter.in_force` makes for one region code; empty when ``key`` has no value."""
         p = self.parameters.get(key)
-        if p is None:
-            return pl.lit(default)
         latest: dict[str | None, DatedValue] = {}
-        for v in p.values:
+        for v in p.values if p is not None else []:
             if v.start <= on and (v.region not in latest or v.start > latest[v.region].start):
                 latest[v.region] = v
-        base = latest.pop(None, None)
-        expr = pl.lit(base.value if base is not None else default)
-        for region in sorted((r for r in latest if r is not None), key=len):
-            expr = pl.when(pl.col(region_column).str.starts_with(region)).then(pl.lit(latest[region].value)).otherwise(expr)
-        return expr
+        return {region: v.value for region, v in latest.items()}
 
     def source(self, key: str) -> str | None:
         p = self.parameters.get(key)

@@ -47,7 +47,8 @@ def aidgraph_programs() -> list[Program]:
 def aidgraph_parameter_schemas() -> list[ParamSpec]:
     return [
         ParamSpec("education.grants", "table", "助学金: yearly grant tiers by stage, lowest tier first "
-                  "({ UNDERGRADUATE = [2000, 3300, 4500] })", "yuan per student per year"),
+                  "({ UNDERGRADUATE = [2000, 3300, 4500] }); a city or county may set its own (GS-2024 市县具体标准)",
+                  "yuan per student per year", regional=True),
         ParamSpec("education.tier_by_category", "table", "which tier (1 = lowest) each low-income category receives"),
         ParamSpec("education.freshman_grant", "number", "新生入学资助: one-off grant for poor undergraduate freshmen",
                   "yuan once", minimum=0, required=False),
@@ -107,35 +108,50 @@ def _member_grant(grants: dict, fallback_tier: int | None, veteran_grant: float 
     return amount
 
 
+def per_region_grants(c: RuleContext, build) -> pl.Expr:
+    """``build(grants)`` with the grant tiers of each household's region: a city's or county's own value of
+    ``education.grants`` replaces the stages it names and keeps the province's for the others (a city sets its
+    high-school tiers; universities' tiers stay the province's)."""
+    province_wide = c.p("education.grants")
+    return c.per_region("education.grants", lambda regional: build({**province_wide, **regional}))
+
+
 def yearly_grants(c: RuleContext) -> pl.Expr:
-    """The household's yearly grants: the sum of its students' grants (see :func:`_member_grant`)."""
-    grants = c.p("education.grants")
+    """The household's yearly grants: the sum of its students' grants (see :func:`_member_grant`), with the
+    tiers of the household's city or county where it sets its own (GS-2024 市县具体标准由各地结合实际…确定)."""
     tiers = c.p("education.tier_by_category")
     veteran = c.p("education.veteran_grant", default=None)
     category = category_expr()
-    total: pl.Expr = pl.lit(0.0)
-    for cat in reversed(CATEGORY_OF_PROGRAM.values()):
-        fallback = tiers.get(cat)
-        per_member = pl.col("members").list.eval(_member_grant(grants, fallback, veteran)).list.sum().fill_null(0.0)
-        total = pl.when(category == cat).then(per_member).otherwise(total)
-    return total
+
+    def household_total(grants: dict) -> pl.Expr:
+        total: pl.Expr = pl.lit(0.0)
+        for cat in reversed(CATEGORY_OF_PROGRAM.values()):
+            fallback = tiers.get(cat)
+            per_member = pl.col("members").list.eval(_member_grant(grants, fallback, veteran)).list.sum().fill_null(0.0)
+            total = pl.when(category == cat).then(per_member).otherwise(total)
+        return total
+
+    return per_region_grants(c, household_total)
 
 
 def tiers_out_of_range(c: RuleContext) -> pl.Expr:
-    """Students whose recorded hardship tier is outside their stage's configured tiers."""
-    grants = c.p("education.grants")
-    bad = pl.lit(False)
-    for stage, tiers in grants.items():
-        bad = bad | (stage_reads(grants, stage) & (member("school_hardship_tier") > len(tiers)))
-    return count_members(bad)
+    """Students whose recorded hardship tier is outside their stage's configured tiers (those of the household's
+    region)."""
+    def count(grants: dict) -> pl.Expr:
+        bad = pl.lit(False)
+        for stage, tiers in grants.items():
+            bad = bad | (stage_reads(grants, stage) & (member("school_hardship_tier") > len(tiers)))
+        return count_members(bad)
+
+    return per_region_grants(c, count)
 
 
 def _students(c: RuleContext):
     """GD-2021 §9: education aid at every stage, pre-school to higher education (GD-2024: to postgraduate), by fee
     waivers, grants, work-study or teaching at home; a grant amount only where the province configures one."""
-    grants = c.p("education.grants")
     n = count_members(member("student_stage").is_in(list(STAGES)))
-    without = count_members(member("student_stage").is_in([s for s in STAGES if table_key(grants, s) is None]))
+    without = per_region_grants(c, lambda grants: count_members(
+        member("student_stage").is_in([s for s in STAGES if table_key(grants, s) is None])))
     return n > 0, fmt("{} student(s) from pre-school to postgraduate; {} in a stage without a configured grant amount "
                       "(aid by fee waivers and services there; grants: {})", n, without, c.cite("education.grants"))
 

@@ -64,7 +64,9 @@ async def record_student_status(session, info, actor, input: StudentStatusInput)
     if input.school_year is not None and not 1 <= input.school_year <= 8:
         raise invalid("schoolYear", "the year of study is between 1 and 8")
     if input.hardship_tier is not None:
-        grants = policy.params.value("education.grants", today(), default=None) or {}
+        # the province's tiers, with those the person's city or county sets itself (GS-2024 市县具体标准)
+        grants = {**(policy.params.value("education.grants", today(), default=None) or {}),
+                  **(policy.params.value("education.grants", today(), region=person.region_code, default=None) or {})}
         key = table_key(grants, input.stage)
         tiers = grants.get(key) if key is not None else None
         if not tiers:

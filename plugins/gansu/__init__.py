@@ -48,6 +48,13 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                       "农村低保分类施保: share of the rural standard paid per member, by class { \"1\" = ..., \"4\" = ... }")]
 
 
+SECONDARY_STAGES = ("HIGH_SCHOOL", "VOCATIONAL")
+"""中等职业教育 and 普通高中: the stages whose grants GS-2024 lets cities and counties set."""
+SECONDARY_CITY_COUNTY_RANGE = (1000.0, 3000.0)
+SECONDARY_CITY_COUNTY_TIERS = (2, 3)
+"""GS-2024: 中等职业教育国家助学金和普通高中国家助学金…市县具体标准由各地结合实际在1000-3000元范围内确定，可以分为2-3档."""
+
+
 @hookimpl
 def aidgraph_province_validate(params) -> list[str] | None:
     classes = params.parameters.get("gansu.rural_dibao_classes")
@@ -55,7 +62,39 @@ def aidgraph_province_validate(params) -> list[str] | None:
     for dated in classes.values if classes else []:
         if sorted(dated.value) != ["1", "2", "3", "4"]:
             problems.append(f"gansu.rural_dibao_classes: needs classes \"1\" to \"4\", got {sorted(dated.value)}")
+    problems += _city_county_secondary_grants(params)
     return problems or None
+
+
+def _city_county_secondary_grants(params) -> list[str]:
+    """A city's or county's own secondary-school grant tiers (a regional value of ``education.grants``) stay in
+    GS-2024's range: 1,000-3,000 yuan a year, in two or three tiers; and only cities and counties set them."""
+    grants = params.parameters.get("education.grants")
+    low, high = SECONDARY_CITY_COUNTY_RANGE
+    fewest, most = SECONDARY_CITY_COUNTY_TIERS
+    problems = []
+    for dated in grants.values if grants else []:
+        if dated.region is None:
+            continue
+        where = f"education.grants: the value for region {dated.region} from {dated.start.isoformat()}"
+        if len(dated.region) not in (4, 6):
+            problems.append(f"{where}: GS-2024 lets cities and counties (市县) set grant tiers, not a "
+                            f"{len(dated.region)}-digit region")
+        others = sorted(set(dated.value) - set(SECONDARY_STAGES))
+        if others:
+            problems.append(f"{where}: {', '.join(others)} tiers are set by the province or the schools; GS-2024 "
+                            "lets cities and counties set secondary-school tiers only")
+        for stage in SECONDARY_STAGES:
+            tiers = dated.value.get(stage)
+            if tiers is None:
+                continue
+            if not fewest <= len(tiers) <= most:
+                problems.append(f"{where}: {stage} has {len(tiers)} tier(s); GS-2024 allows {fewest}-{most} (可以分为2-3档)")
+            outside = [t for t in tiers if not low <= float(t) <= high]
+            if outside:
+                problems.append(f"{where}: {stage} tier(s) {outside} outside GS-2024's {low:.0f}-{high:.0f} yuan "
+                                "(在1000-3000元范围内确定)")
+    return problems
 
 
 def dibao_class(c: RuleContext) -> pl.Expr:

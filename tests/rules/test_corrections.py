@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from aidgraph.core.policy.engine import PolicyEngine, to_fen
+from aidgraph.core.policy.parameters import ParameterError
 from aidgraph.plugins.medical.claims import best_terms, premium_subsidy, settle_amounts, terms_for
 from tests.plugins.frames import household_frame
 
@@ -301,6 +302,51 @@ def test_undergraduates_include_preparatory_higher_vocational_and_second_degree_
     guangdong = text(evaluate(engine, "44", household_frame(members, SHANTOU, receiving=["dibao"]), "education"))
     assert "student loans up to 20000.00 yuan this year" in guangdong
     assert "x 1 undergraduate freshman(men) with local hukou = up to 6000.00" in guangdong
+
+
+def _gansu_with_city_grants(configs, copy_settings, value: str):
+    path = configs / "62" / "parameters" / "education.toml"
+    text_ = path.read_text(encoding="utf-8")
+    anchor = "VOCATIONAL = [1000, 2000, 3000] } },"
+    assert anchor in text_
+    path.write_text(text_.replace(anchor, anchor + f"\n  {{ from = 2024-01-01, region = \"6201\", value = {value}, "
+                                                    "source = \"illustrative (a city's own tiers)\" },"), encoding="utf-8")
+    return PolicyEngine(copy_settings).province("62")
+
+
+def test_cities_and_counties_set_secondary_grant_tiers_within_the_range(configs, copy_settings):
+    """gs24-secondary-city-county: 中等职业教育国家助学金和普通高中国家助学金…省属学校具体标准由学校按照每生每年1000元、
+    2000元、3000元三档确定，市县具体标准由各地结合实际在1000-3000元范围内确定，可以分为2-3档."""
+    policy = _gansu_with_city_grants(configs, copy_settings, "{ HIGH_SCHOOL = [1500, 3000] }")
+
+    def grants(village, stage, tier):
+        members = [{}, {"relation_to_head": "CHILD", "age": 16, "student_stage": stage, "school_hardship_tier": tier}]
+        result = policy.evaluate_frame(household_frame(members, village, receiving=["dibao"]), ON, ["education"])
+        return text(result.row(0, named=True))
+
+    tianshui = "620502001001"
+    # Lanzhou's own two tiers for high school; the province's three elsewhere and for the stages Lanzhou leaves
+    assert "yearly grants up to 1500.0 yuan" in grants(LANZHOU, "HIGH_SCHOOL", 1)
+    assert "yearly grants up to 3000.0 yuan" in grants(LANZHOU, "HIGH_SCHOOL", 2)
+    out = grants(LANZHOU, "HIGH_SCHOOL", 3)  # Lanzhou has two tiers
+    assert "yearly grants up to 0.0 yuan" in out and "1 student(s) with a hardship tier outside" in out
+    assert "yearly grants up to 1000.0 yuan" in grants(tianshui, "HIGH_SCHOOL", 1)
+    assert "yearly grants up to 3000.0 yuan" in grants(tianshui, "HIGH_SCHOOL", 3)
+    assert "yearly grants up to 1000.0 yuan" in grants(LANZHOU, "VOCATIONAL", 1)
+    assert "yearly grants up to 2000.0 yuan" in grants(LANZHOU, "UNDERGRADUATE", 1)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("{ HIGH_SCHOOL = [800, 2000] }", "HIGH_SCHOOL tier(s) [800] outside GS-2024's 1000-3000 yuan"),
+    ("{ VOCATIONAL = [1000, 3500] }", "VOCATIONAL tier(s) [3500] outside GS-2024's 1000-3000 yuan"),
+    ("{ HIGH_SCHOOL = [1000, 1500, 2000, 2500] }", "HIGH_SCHOOL has 4 tier(s); GS-2024 allows 2-3"),
+    ("{ HIGH_SCHOOL = [2000] }", "HIGH_SCHOOL has 1 tier(s); GS-2024 allows 2-3"),
+    ("{ UNDERGRADUATE = [2000, 3000] }", "UNDERGRADUATE tiers are set by the province or the schools"),
+])
+def test_city_grant_tiers_outside_the_source_are_refused_with_the_key(configs, copy_settings, value, problem):
+    with pytest.raises(ParameterError) as e:
+        _gansu_with_city_grants(configs, copy_settings, value)
+    assert "education.grants" in str(e.value) and "region 6201" in str(e.value) and problem in str(e.value)
 
 
 # --- employment: certified difficulty, tiered help; Gansu's entrepreneurship subsidy and loans ------------------
