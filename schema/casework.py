@@ -31,7 +31,7 @@ from aidgraph.core.workflow import (
     transparency,
     verification,
 )
-from aidgraph.core.workflow.defaults import LEAD_OBJECT, REFERRAL_OBJECT, RESERVE_FUND_OBJECT
+from aidgraph.core.workflow.defaults import LEAD_OBJECT, RESERVE_FUND_OBJECT
 from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
 from aidgraph.schema.relay import (
@@ -485,9 +485,9 @@ class _CaseworkQuery:
                         first: int | None = None, after: str | None = None) -> Connection[Referral]:
         n = page_size(first)
         after_id = _after(after)
-        scope = info.context.actor.scope("read", REFERRAL_OBJECT).narrow(region_code)
-        where = casework.referral_filters(scope, department=department, status=status.value if status else None,
-                                          overdue_only=bool(overdue_only))
+        visible = casework.referral_visibility(info.context.actor, casework.all_departments(policy_engine(info)))
+        where = casework.referral_filters(visible, region_code, department=department,
+                                          status=status.value if status else None, overdue_only=bool(overdue_only))
         stmt = select(models.Referral).where(*where)
         if after_id is not None:
             stmt = stmt.where(models.Referral.id < after_id)
@@ -707,7 +707,7 @@ class _OneWindow:
         if referral_id is None:
             return AcceptApplicationPayload(accepted=None, errors=errors)
         row = await _load(info, models.Referral, referral_id)
-        visible = info.context.actor.may("read", row.region_code, REFERRAL_OBJECT)
+        visible = casework.may_referral(info.context.actor, "read", row)
         return AcceptApplicationPayload(errors=errors, accepted=AcceptedApplication(
             routed_to=await load_region(info, row.region_code[:9]), due_date=row.due_date,
             documents=list(row.documents or []), referral=Referral.from_row(row) if visible else None))

@@ -66,8 +66,11 @@ CORE_OBJECTS: dict[str, frozenset[str]] = {
 }
 """Object types of the core and the actions that make sense on each; plugins add theirs by hook."""
 
-DOMAIN_OBJECT_PREFIX = "enrollment:"
-"""``enrollment:<aid domain>`` grants one aid domain's cases only (department analysts: 部门只看本部门数据)."""
+PARTITIONED_OBJECTS = {"enrollment": "aid domain", "referral": "department"}
+"""Objects that a policy line may grant one part of, as ``<object>:<part>`` with the object's actions:
+``enrollment:<aid domain>`` (one domain's cases: 部门只看本部门数据) and ``referral:<department key>`` (the referrals sent to one
+receiving department: a medical insurance analyst answers the medical insurance bureau's, and reads no other
+department's reasons)."""
 
 
 class PolicyError(ValueError):
@@ -132,16 +135,16 @@ def parse_policy_file(path: Path, province_code: str,
                 raise bad(f"unknown role {role!r} (known: {', '.join(ROLES)})")
             if action not in ACTIONS:
                 raise bad(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
-            if object_type.startswith(DOMAIN_OBJECT_PREFIX):
-                aid_domain = object_type[len(DOMAIN_OBJECT_PREFIX):]
-                if not aid_domain.replace("_", "").isalnum():
-                    raise bad(f"bad aid domain in object {object_type!r}")
-                allowed = CORE_OBJECTS["enrollment"]
+            base, colon, part = object_type.partition(":")
+            if colon and base in PARTITIONED_OBJECTS and base in objects:
+                if not part.replace("_", "").isalnum():
+                    raise bad(f"bad {PARTITIONED_OBJECTS[base]} in object {object_type!r}")
+                allowed = objects[base]
             elif object_type in objects:
                 allowed = objects[object_type]
             else:
-                raise bad(f"unknown object type {object_type!r} (known: {', '.join(sorted(objects))}, "
-                          f"{DOMAIN_OBJECT_PREFIX}<aid domain>)")
+                raise bad(f"unknown object type {object_type!r} (known: {', '.join(sorted(objects))}, " + ", ".join(
+                    f"{name}:<{what}>" for name, what in PARTITIONED_OBJECTS.items()) + ")")
             if action not in allowed:
                 raise bad(f"action {action!r} does not apply to object {object_type!r}")
             if not is_level_code(domain) or not domain.startswith(province_code):
@@ -367,17 +370,30 @@ def forget_authorizers() -> None:
 
 
 
+def partitioned_predicate(actor: Actor, object_type: str, region_column, part_column,
+                          parts: Mapping[str, Iterable[str]], action: str = "read"):
+    """Rows of a partitioned object (:data:`PARTITIONED_OBJECTS`) the actor may take ``action`` on: every row in
+    its ``<object>`` scope, plus the rows whose ``part_column`` is one of ``parts[part]`` in its
+    ``<object>:<part>`` scope. One SQL predicate, decided once per request like every scope."""
+    clauses = [actor.scope(action, object_type).predicate(region_column)]
+    for part, values in parts.items():
+        scope = actor.scope(action, f"{object_type}:{part}")
+        values = list(values)
+        if not scope.empty and values:
+            clauses.append(and_(part_column.in_(values), scope.predicate(region_column)))
+    return clauses[0] if len(clauses) == 1 else or_(*clauses)
+
+
+def may_partitioned(actor: Actor, action: str, region_code: str | None, object_type: str, part: str) -> bool:
+    """One row of a partitioned object: the whole object's grant, or the grant of the row's part."""
+    return actor.may(action, region_code, object_type) or actor.may(action, region_code, f"{object_type}:{part}")
+
+
 def enrollment_read_predicate(actor: Actor, region_column, program_key_column,
                               programs_by_domain: Mapping[str, Iterable[str]], action: str = "read"):
     """Cases the actor may see: all programs in its ``enrollment`` scope, plus one aid domain's programs in its
     ``enrollment:<domain>`` scope (department analysts). Decided once per request like every scope."""
-    clauses = [actor.scope(action, "enrollment").predicate(region_column)]
-    for aid_domain, keys in programs_by_domain.items():
-        scope = actor.scope(action, DOMAIN_OBJECT_PREFIX + aid_domain)
-        keys = list(keys)
-        if not scope.empty and keys:
-            clauses.append(and_(program_key_column.in_(keys), scope.predicate(region_column)))
-    return clauses[0] if len(clauses) == 1 else or_(*clauses)
+    return partitioned_predicate(actor, "enrollment", region_column, program_key_column, programs_by_domain, action)
 
 
 def check(actor: Actor, action: str, region_code: str | None, object_type: str = "household") -> bool:

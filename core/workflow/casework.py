@@ -20,12 +20,14 @@ disposition and the employment plugin's automatic referral (both through :func:`
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.authz import may_partitioned, partitioned_predicate
 from aidgraph.core.access.scope import Scope
 from aidgraph.core.graph import aidchain, audit
 from aidgraph.core.graph.idnumber import InvalidIdNumber, parse
@@ -202,12 +204,11 @@ async def answer_referral(session: AsyncSession, actor: Actor, *, referral_id: i
     """The contract's AnswerReferral: ACCEPT, COMPLETE or RETURN, with the department's answer."""
     if referral_id is None:
         raise not_found("referral", "referralId")
-    referral = (await session.execute(select(Referral).where(
-        Referral.id == referral_id, actor.scope("read", REFERRAL_OBJECT).predicate(Referral.region_code))
-        .with_for_update())).scalar_one_or_none()
-    if referral is None:
+    referral = (await session.execute(select(Referral).where(Referral.id == referral_id).with_for_update())
+                ).scalar_one_or_none()
+    if referral is None or not may_referral(actor, "read", referral):
         raise not_found("referral", "referralId")
-    if not actor.may("update", referral.region_code, REFERRAL_OBJECT):
+    if not may_referral(actor, "update", referral):
         raise DomainError.single(ErrorCode.FORBIDDEN, "answering a referral needs the 'update' permission on "
                                                       "referrals in its region", "referralId")
     if action not in {a for _, a in ANSWERS}:
@@ -234,10 +235,31 @@ async def answer_referral(session: AsyncSession, actor: Actor, *, referral_id: i
     return referral
 
 
-def referral_filters(scope: Scope, *, department: str | None = None, status: str | None = None,
+def may_referral(actor: Actor, action: str, referral: Referral) -> bool:
+    """``action`` on one referral: a grant on referrals in its region, or on its receiving department's
+    (``referral:<department key>``, a department analyst)."""
+    return may_partitioned(actor, action, referral.region_code, REFERRAL_OBJECT, referral.department)
+
+
+def referral_visibility(actor: Actor, department_keys: Iterable[str], action: str = "read") -> Any:
+    """The referrals the actor may take ``action`` on, as one SQL predicate: those in its ``referral`` scope, and
+    those sent to a department it holds ``referral:<department>`` for (a department sees its own referrals,
+    with their reasons, and no other department's)."""
+    return partitioned_predicate(actor, REFERRAL_OBJECT, Referral.region_code, Referral.department,
+                                 {key: [key] for key in department_keys}, action)
+
+
+def all_departments(engine: PolicyEngine, on: dt.date | None = None) -> list[str]:
+    """The receiving departments of every configured province (``workflow.departments`` keys)."""
+    day = on or today()
+    return sorted({key for code in engine.province_codes() for key in departments(engine.province(code).params, day)})
+
+
+def referral_filters(visible: Any, region_code: str, *, department: str | None = None, status: str | None = None,
                      overdue_only: bool = False, on: dt.date | None = None) -> list[Any]:
-    """The WHERE clauses of a referral list: the caller's scope (one predicate, in SQL) and the filters."""
-    where: list[Any] = [scope.predicate(Referral.region_code)]
+    """The WHERE clauses of a referral list: the region, what the caller may see (:func:`referral_visibility`,
+    one predicate in SQL) and the filters."""
+    where: list[Any] = [Scope.of([region_code]).predicate(Referral.region_code), visible]
     if department:
         where.append(Referral.department == department)
     if status:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.authz import may_partitioned
 from aidgraph.core.graph import aidchain, audit
 from aidgraph.core.graph.economics import economics_for
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
@@ -132,12 +133,12 @@ async def run_verification(session: AsyncSession, actor: Actor, *, household_id:
 
 async def share_verification(session: AsyncSession, actor: Actor, *, referral_id: int | None,
                              verification_id: int | None) -> Referral:
-    referral = (await session.execute(select(Referral).where(
-        Referral.id == referral_id, actor.scope("read", REFERRAL_OBJECT).predicate(Referral.region_code))
-        .with_for_update())).scalar_one_or_none() if referral_id is not None else None
-    if referral is None:
+    referral = (await session.execute(select(Referral).where(Referral.id == referral_id).with_for_update())
+                ).scalar_one_or_none() if referral_id is not None else None
+    if referral is None or not may_partitioned(actor, "read", referral.region_code, REFERRAL_OBJECT,
+                                               referral.department):
         raise not_found("referral", "referralId")
-    if not actor.may("create", referral.region_code, REFERRAL_OBJECT):
+    if not may_partitioned(actor, "create", referral.region_code, REFERRAL_OBJECT, referral.department):
         raise DomainError.single(ErrorCode.FORBIDDEN, "sharing a result with a referral needs the 'create' "
                                                       "permission on referrals here", "referralId")
     verification = await session.get(EconomicVerification, verification_id) if verification_id is not None else None

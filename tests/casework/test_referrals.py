@@ -213,3 +213,35 @@ def test_an_application_accepted_away_from_home_is_routed_to_the_deciding_townsh
                                token=auditor).json()["data"]["acceptApplication"]
     assert refused["errors"][0]["code"] == "FORBIDDEN"
     assert count(sync_engine, Enrollment) == before + 1
+
+
+def test_a_department_analyst_reads_and_answers_only_its_own_departments_referrals(live_server, world, sync_engine,
+                                                                                  db_url):
+    """部门只看本部门数据: the medical insurance analyst (referral:medical_insurance) sees and answers the referrals
+    sent to medical insurance, and neither sees nor can answer the education bureau's (whose reason names a
+    child's schooling); the county officer sees both."""
+    household = world.persons[24].household_id
+    region = world.households[household]
+    medical = refer(live_server, household)["referral"]
+    schooling = refer(live_server, household, department="education", reason="子女辍学，转教育部门落实资助")["referral"]
+    analyst = token_for(db_url, sync_engine, "medical-analyst", "department_analyst", region[:4])
+    county = token_for(db_url, sync_engine, "referral-county", "county_officer", region[:6])
+
+    def listed(token, **filters):
+        data = live_server.data("Referrals", {"regionCode": region, **filters}, token=token)["referrals"]
+        return data["totalCount"], {e["node"]["id"] for e in data["edges"]}
+
+    total, ids = listed(analyst)
+    assert medical["id"] in ids and schooling["id"] not in ids and total == len(ids)
+    assert listed(analyst, department="education") == (0, set())
+    total, ids = listed(county)
+    assert {medical["id"], schooling["id"]} <= ids
+
+    hidden = answer(live_server, schooling["id"], "ACCEPT", token=analyst)
+    assert hidden["referral"] is None and hidden["errors"][0]["code"] == "NOT_FOUND"
+    own = answer(live_server, medical["id"], "ACCEPT", "医保局已受理", token=analyst)
+    assert own["errors"] == [] and own["referral"]["status"] == "ACCEPTED"
+    with Session(sync_engine) as s:
+        statuses = dict(s.execute(select(Referral.department, Referral.status).where(
+            Referral.household_id == household)).all())
+    assert statuses == {"medical_insurance": "ACCEPTED", "education": "SENT"}
