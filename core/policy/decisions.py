@@ -127,6 +127,12 @@ def _decision_rows(policy: ProvincePolicy, frame: pl.DataFrame, on: dt.date) -> 
             .select(*DECISION_COLUMNS))
 
 
+def _bulk(statement: Any) -> Any:
+    """A bulk DELETE without the ORM's session synchronisation (which fetches every deleted key back with
+    RETURNING): a refresh holds no decision objects in its session."""
+    return statement.execution_options(synchronize_session=False)
+
+
 def _province_range(code: str) -> Any:
     return Scope.of([code]).predicate(Household.region_code)
 
@@ -174,9 +180,10 @@ async def refresh_province(factory: async_sessionmaker[AsyncSession], engine: Po
             return None
         ids = [row[0] for row in (await session.execute(
             select(Household.id).where(_province_range(province_code)).order_by(Household.id))).all()]
-        await session.execute(delete(EligibilityDecision).where(
-            Scope.of([province_code]).predicate(EligibilityDecision.region_code)))
-        await session.execute(delete(DecisionCount).where(Scope.of([province_code]).predicate(DecisionCount.region_code)))
+        await session.execute(_bulk(delete(EligibilityDecision).where(
+            Scope.of([province_code]).predicate(EligibilityDecision.region_code))))
+        await session.execute(_bulk(delete(DecisionCount).where(
+            Scope.of([province_code]).predicate(DecisionCount.region_code))))
         written = 0
         counts = []
         for start in range(0, len(ids), chunk):
@@ -190,8 +197,8 @@ async def refresh_province(factory: async_sessionmaker[AsyncSession], engine: Po
         if counts:
             total = _rolled_up(pl.concat(counts))
             await session.run_sync(lambda s: insert_frame(s, DecisionCount.__tablename__, total))
-        await session.execute(delete(DecisionStale).where(
-            DecisionStale.household_id.in_(select(Household.id).where(_province_range(province_code)))))
+        await session.execute(_bulk(delete(DecisionStale).where(
+            DecisionStale.household_id.in_(select(Household.id).where(_province_range(province_code))))))
         seconds = time.perf_counter() - started
         snapshot = await session.get(DecisionSnapshot, province_code)
         if snapshot is None:
@@ -227,7 +234,7 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
             .group_by(d.region_code, d.program))).all(), orient="row",
             schema={"region_code": pl.String, "program": pl.String, "gaps": pl.Int64})
         deltas = [before.with_columns(-pl.col("gaps"))]
-        await session.execute(delete(EligibilityDecision).where(EligibilityDecision.household_id.in_(stale)))
+        await session.execute(_bulk(delete(EligibilityDecision).where(EligibilityDecision.household_id.in_(stale))))
         written = 0
         by_province: dict[str, list[int]] = {}
         for household_id, region_code in households:
@@ -238,14 +245,19 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
             if snapshot is None or code not in configured:
                 continue
             policy = engine.province(code)
+            ids.sort()
             for start in range(0, len(ids), CHUNK_HOUSEHOLDS):
-                frame = await household_frame(session, on=snapshot.as_of, household_ids=ids[start:start + CHUNK_HOUSEHOLDS])
+                part = ids[start:start + CHUNK_HOUSEHOLDS]
+                # The chunk is the province's stale households between its first and last id: the stale marks
+                # as a subquery and an id range, not tens of thousands of ids sent to each statement.
+                frame = await household_frame(session, on=snapshot.as_of, region_code=code,
+                                              id_range=(part[0], part[-1]), household_query=stale)
                 rows = _decision_rows(policy, frame, snapshot.as_of)
                 written += await _write(session, rows)
                 deltas.append(_gap_counts(rows))
         await _apply_deltas(session, _rolled_up(pl.concat(deltas)))
         # Under REPEATABLE READ (PostgreSQL) and the write lock (SQLite) this deletes exactly the marks read above.
-        await session.execute(delete(DecisionStale))
+        await session.execute(_bulk(delete(DecisionStale)))
         await session.commit()
     return RefreshReport(None, len(households), written, time.perf_counter() - started, full=False)
 
@@ -277,7 +289,7 @@ async def _apply_deltas(session: AsyncSession, deltas: pl.DataFrame) -> None:
     statement = upsert.on_conflict_do_update(index_elements=["region_code", "program"],
                                              set_={"gaps": DecisionCount.gaps + upsert.excluded.gaps})
     await session.execute(statement, deltas.to_dicts())
-    await session.execute(delete(DecisionCount).where(DecisionCount.gaps == 0))
+    await session.execute(_bulk(delete(DecisionCount).where(DecisionCount.gaps == 0)))
 
 
 def _current(snapshot: DecisionSnapshot | None, policy: ProvincePolicy, on: dt.date) -> bool:

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from sqlalchemy import ClauseElement, ColumnElement, Date, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import ClauseElement, ColumnElement, Date, Select, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.graph.economics import WINDOW_MONTHS, _day_number, window_start
@@ -152,9 +152,12 @@ def _rural_flag():
 
 async def household_frame(session: AsyncSession, *, on: dt.date, region_code: str | None = None,
                           scope: Scope | None = None, household_ids: list[int] | None = None,
-                          id_range: tuple[int, int] | None = None) -> pl.DataFrame:
+                          id_range: tuple[int, int] | None = None,
+                          household_query: Select[Any] | None = None) -> pl.DataFrame:
     """The facts of every household under ``region_code`` (within ``scope``) or of ``household_ids`` (and with
-    an id in ``id_range``, both ends included: a chunk of a province).
+    an id in ``id_range``, both ends included: a chunk of a province; and in ``household_query``, a SELECT of
+    household ids such as the stale marks, which every statement reads as a subquery where a long id list
+    would be sent as bound values to each of them).
 
     Six statements whatever the number of households; everything else is columnar.
     """
@@ -167,6 +170,8 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         conditions.append(scope.predicate(Household.region_code))
     if household_ids is not None:
         conditions.append(Household.id.in_(household_ids))
+    if household_query is not None:
+        conditions.append(Household.id.in_(household_query))
     selected = select(Household.id).where(*conditions)
 
     households = await _fetch(session, select(Household.id, Household.household_number, Household.region_code, _rural_flag(),
