@@ -190,9 +190,9 @@ def test_alert_to_aid_path_of_a_township_caseworker(page, console_server, people
     engine.dispose()
 
 
-def test_a_slow_screen_never_paints_over_the_one_the_address_names(page, console_server):
+def test_a_slow_screen_never_paints_over_the_one_the_address_names(page, console_server, people):
     """Leaving a screen before its list has arrived: the late answer must not replace the newer screen."""
-    log_in(page, console_server.url, "demo-admin")
+    log_in(page, console_server.url, "tw.caseworker")
 
     def slow_queue(route):
         if "query Queue" in (route.request.post_data or ""):
@@ -200,7 +200,8 @@ def test_a_slow_screen_never_paints_over_the_one_the_address_names(page, console
         route.continue_()
 
     page.route("**/graphql", slow_queue)
-    page.evaluate("""() => { location.hash = '#/queue'; setTimeout(() => { location.hash = '#/alerts?region=44'; }, 50); }""")
+    page.evaluate("""township => { location.hash = '#/queue'; setTimeout(() => {
+        location.hash = '#/alerts?region=' + township; }, 50); }""", people["township"])
     ready(page, "/alerts")
     page.wait_for_timeout(2500)  # long after the queue's answer
     assert page.get_attribute("main", "data-ready") == "/alerts"
