@@ -71,15 +71,19 @@ class PolicySimulationInput:
     as_of: dt.date | None = None
 
 
-@strawberry.type(description="Households and persons eligible and the monthly cost (yuan).")
+@strawberry.type(description="Households and persons eligible and what they cost (yuan): the monthly amounts, the "
+                              "one-off grants (temporary aid, one-off subsidies) and a year, 12 x monthly + one-off.")
 class SimulationTotals:
     households: int
     persons: int
     monthly_cost: float
+    one_off_cost: float = strawberry.field(description="The one-off grants of the households eligible on asOf.")
+    annual_cost: float = strawberry.field(description="12 x monthlyCost + oneOffCost.")
 
     @classmethod
     def of(cls, totals: Totals) -> SimulationTotals:
-        return cls(households=totals.households, persons=totals.persons, monthly_cost=totals.monthly_cost)
+        return cls(households=totals.households, persons=totals.persons, monthly_cost=totals.monthly_cost,
+                   one_off_cost=totals.one_off_cost, annual_cost=totals.annual_cost)
 
 
 @strawberry.type
@@ -118,8 +122,11 @@ class AffectedHousehold:
     program: Program
     baseline_eligible: bool
     reform_eligible: bool
-    baseline_amount: float | None
+    baseline_amount: float | None = strawberry.field(description="The monthly amount (null for a one-off grant).")
     reform_amount: float | None
+    baseline_one_off_amount: float | None = strawberry.field(description="The one-off grant, where the program pays "
+                                                                         "once.")
+    reform_one_off_amount: float | None
     reasons: list[str] = strawberry.field(description="The reasons that changed: 'now: ...' and 'was: ...'.")
 
     @strawberry.field
@@ -136,7 +143,9 @@ class PolicySimulation:
     baseline: SimulationTotals
     reform: SimulationTotals
     monthly_cost_change: float
-    annual_cost_change: float = strawberry.field(description="12 x the monthly difference, yuan.")
+    one_off_cost_change: float = strawberry.field(description="The difference of the one-off grants, yuan.")
+    annual_cost_change: float = strawberry.field(description="The difference of the annual costs, 12 x the monthly "
+                                                             "difference + the one-off difference, yuan.")
     newly_eligible: SimulationCount
     no_longer_eligible: SimulationCount
     by_program: list[ProgramSimulation]
@@ -166,7 +175,9 @@ class PolicySimulation:
                 _household_id=r["household_id"], program=program_of(info, r["program"], province),
                 baseline_eligible=r["baseline_eligible"], reform_eligible=r["reform_eligible"],
                 baseline_amount=r["baseline_amount"] if shown else None,
-                reform_amount=r["reform_amount"] if shown else None, reasons=reasons.get(key, []))))
+                reform_amount=r["reform_amount"] if shown else None,
+                baseline_one_off_amount=r["baseline_one_off"] if shown else None,
+                reform_one_off_amount=r["reform_one_off"] if shown else None, reasons=reasons.get(key, []))))
         return Connection(total_count=result.affected.height, edges=edges, page_info=PageInfo(
             has_next_page=start + n < result.affected.height, end_cursor=edges[-1].cursor if edges else None))
 
@@ -175,7 +186,8 @@ class PolicySimulation:
         return cls(
             _result=result, as_of=result.on, households_in_scope=result.households_in_scope,
             baseline=SimulationTotals.of(result.baseline), reform=SimulationTotals.of(result.reform),
-            monthly_cost_change=result.monthly_cost_change, annual_cost_change=result.annual_cost_change,
+            monthly_cost_change=result.monthly_cost_change, one_off_cost_change=result.one_off_cost_change,
+            annual_cost_change=result.annual_cost_change,
             newly_eligible=SimulationCount(households=result.newly_eligible.households,
                                            persons=result.newly_eligible.persons),
             no_longer_eligible=SimulationCount(households=result.no_longer_eligible.households,

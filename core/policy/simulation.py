@@ -16,12 +16,16 @@ near-dibao line at 1.5x the standard, the tekun standard at 1.6x) move because t
 from the standard. Only the programs whose rules read a changed key are decided again (the keys each program
 reads are recorded once per policy and date, :meth:`Simulator.dependencies`); the others keep their baseline rows.
 
-Results (:class:`SimulationResult`): per program and in total, households and persons eligible and the
-monthly cost (sum of monthly amounts, yuan; one-off grants are not a monthly cost) under baseline and
-reform; newly and no longer eligible households; winners and losers by the change of per-capita income plus
-aid (gross monthly income plus monthly aid, per member); the same totals by child region; the (household,
-program) rows whose eligibility or amount changed, largest change first, explained on demand (reasons are the
-expensive part, so only a page is explained).
+Results (:class:`SimulationResult`): per program and in total, households and persons eligible, the monthly
+cost (sum of the monthly amounts, yuan), the one-off cost (sum of the one-off grants: temporary aid 临时救助,
+Gansu's entrepreneurship subsidy 一次性创业补贴, any formula a plugin declares with ``period="once"``; the
+amounts are the ``one_off_amount`` the plugins' formulas give in :meth:`ProvincePolicy.decide`) and the annual
+cost, 12 x monthly + one-off (each household eligible on the simulation date counted as receiving its one-off
+grant once in the year), under baseline and reform; newly and no longer eligible households; winners and losers
+by the change of per-capita income plus monthly aid (gross monthly income plus monthly aid, per member: a
+one-off grant is no monthly income and is left out of the bands); the same totals by child region; the
+(household, program) rows whose eligibility, monthly or one-off amount changed, largest annual change first,
+explained on demand (reasons are the expensive part, so only a page is explained).
 
 Speed: the household frame of a scope is kept in memory by :class:`FrameCache` together with the baseline
 decisions. The rule: an entry is reused while the database fingerprint is unchanged (the highest id of each
@@ -249,12 +253,21 @@ class FrameCache:
 
 @dataclass(frozen=True)
 class Totals:
+    """Households and persons eligible, and what they cost (yuan): monthly amounts, one-off grants, a year."""
+
     households: int
     persons: int
     monthly_cost: float
+    one_off_cost: float = 0.0
+
+    @property
+    def annual_cost(self) -> float:
+        """12 x the monthly cost + the one-off grants (each paid once in the year)."""
+        return round(12 * self.monthly_cost + self.one_off_cost, 2)
 
     def as_dict(self) -> dict:
-        return {"households": self.households, "persons": self.persons, "monthlyCost": round(self.monthly_cost, 2)}
+        return {"households": self.households, "persons": self.persons, "monthlyCost": round(self.monthly_cost, 2),
+                "oneOffCost": round(self.one_off_cost, 2), "annualCost": self.annual_cost}
 
 
 @dataclass(frozen=True)
@@ -278,7 +291,8 @@ class SimulationResult:
     bands: dict[str, int]
     affected: pl.DataFrame
     """household_id, household_number, region_code, program, baseline_eligible, reform_eligible, baseline_amount,
-    reform_amount, change: the rows whose eligibility or monthly amount changed, largest change first."""
+    reform_amount, change (monthly), baseline_one_off, reform_one_off, one_off_change: the rows whose eligibility,
+    monthly or one-off amount changed, largest annual change (12 x change + one_off_change) first."""
     households_in_scope: int
     timings: dict[str, float]
     cached: bool
@@ -298,8 +312,13 @@ class SimulationResult:
         return round(self.reform.monthly_cost - self.baseline.monthly_cost, 2)
 
     @property
+    def one_off_cost_change(self) -> float:
+        return round(self.reform.one_off_cost - self.baseline.one_off_cost, 2)
+
+    @property
     def annual_cost_change(self) -> float:
-        return round(12 * (self.reform.monthly_cost - self.baseline.monthly_cost), 2)
+        """12 x the monthly difference + the one-off difference."""
+        return round(self.reform.annual_cost - self.baseline.annual_cost, 2)
 
     def reasons(self, page: pl.DataFrame) -> dict[tuple[int, str], list[str]]:
         """The reasons that changed, for the (household_id, program) rows of ``page`` only: ``now: ...`` lines
@@ -325,6 +344,7 @@ class SimulationResult:
             "provinceCode": self.province_code, "regionCode": self.region_code, "asOf": self.on.isoformat(),
             "householdsInScope": self.households_in_scope,
             "baseline": self.baseline.as_dict(), "reform": self.reform.as_dict(),
+            "monthlyCostChange": self.monthly_cost_change, "oneOffCostChange": self.one_off_cost_change,
             "annualCostChange": self.annual_cost_change,
             "newlyEligible": dataclasses.asdict(self.newly_eligible),
             "noLongerEligible": dataclasses.asdict(self.no_longer_eligible),
@@ -341,8 +361,9 @@ def child_width(region_code: str) -> int:
     return widths[0] if widths else len(region_code)
 
 
-def _totals(eligible: pl.Series, persons: pl.Series, amount: pl.Series) -> Totals:
-    return Totals(int(eligible.sum()), int(persons.filter(eligible).sum() or 0), round(float(amount.sum() or 0.0), 2))
+def _totals(eligible: pl.Series, persons: pl.Series, amount: pl.Series, one_off: pl.Series) -> Totals:
+    return Totals(int(eligible.sum()), int(persons.filter(eligible).sum() or 0), round(float(amount.sum() or 0.0), 2),
+                  round(float(one_off.sum() or 0.0), 2))
 
 
 def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, programs: list[str], region_code: str,
@@ -360,19 +381,22 @@ def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, progr
     members = frame["member_count"].cast(pl.Int64)
     e_b, e_r = base["eligible"].fill_null(False), reform["eligible"].fill_null(False)
     a_b, a_r = base["monthly_amount"].fill_null(0.0), reform["monthly_amount"].fill_null(0.0)
+    o_b, o_r = base["one_off_amount"].fill_null(0.0), reform["one_off_amount"].fill_null(0.0)
     by_program = []
     no = pl.select(pl.repeat(False, h, dtype=pl.Boolean)).to_series()
     zero = pl.select(pl.repeat(0.0, h, dtype=pl.Float64)).to_series()
-    any_b, any_r, new_any, lost_any, aid_b, aid_r = no, no, no, no, zero, zero
+    any_b, any_r, new_any, lost_any, aid_b, aid_r, once_b, once_r = no, no, no, no, zero, zero, zero, zero
     for i, key in enumerate(programs):
         sb, sr = e_b.slice(i * h, h), e_r.slice(i * h, h)
         mb, mr = a_b.slice(i * h, h), a_r.slice(i * h, h)
-        by_program.append((key, _totals(sb, members, mb), _totals(sr, members, mr)))
+        ob, or_ = o_b.slice(i * h, h), o_r.slice(i * h, h)
+        by_program.append((key, _totals(sb, members, mb, ob), _totals(sr, members, mr, or_)))
         any_b, any_r = any_b | sb, any_r | sr
         new_any, lost_any = new_any | (sr & ~sb), lost_any | (sb & ~sr)
         aid_b, aid_r = aid_b + mb, aid_r + mr
+        once_b, once_r = once_b + ob, once_r + or_
     households = frame.select("household_id", "region_code", "monthly_income").with_columns(
-        members=members, any_b=any_b, any_r=any_r, aid_b=aid_b, aid_r=aid_r)
+        members=members, any_b=any_b, any_r=any_r, aid_b=aid_b, aid_r=aid_r, once_b=once_b, once_r=once_r)
     n = pl.max_horizontal(pl.col("members"), 1)
     before = (pl.col("monthly_income") + pl.col("aid_b")) / n
     delta = (pl.col("aid_r") - pl.col("aid_b")) / n
@@ -386,22 +410,27 @@ def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, progr
     width = child_width(region_code)
     regions = (households.group_by(child=pl.col("region_code").str.slice(0, width)).agg(
         hb=pl.col("any_b").sum(), pb=pl.col("members").filter(pl.col("any_b")).sum(), cb=pl.col("aid_b").sum(),
-        hr=pl.col("any_r").sum(), pr=pl.col("members").filter(pl.col("any_r")).sum(), cr=pl.col("aid_r").sum())
+        ob=pl.col("once_b").sum(),
+        hr=pl.col("any_r").sum(), pr=pl.col("members").filter(pl.col("any_r")).sum(), cr=pl.col("aid_r").sum(),
+        or_=pl.col("once_r").sum())
         .sort("child"))
-    by_region = [(r["child"], Totals(int(r["hb"]), int(r["pb"] or 0), round(float(r["cb"]), 2)),
-                  Totals(int(r["hr"]), int(r["pr"] or 0), round(float(r["cr"]), 2)))
+    by_region = [(r["child"], Totals(int(r["hb"]), int(r["pb"] or 0), round(float(r["cb"]), 2), round(float(r["ob"]), 2)),
+                  Totals(int(r["hr"]), int(r["pr"] or 0), round(float(r["cr"]), 2), round(float(r["or_"]), 2)))
                  for r in regions.iter_rows(named=True)]
     rows = base.select("household_id", "household_number", "region_code", "program").with_columns(
         baseline_eligible=e_b, reform_eligible=e_r, baseline_amount=base["monthly_amount"],
-        reform_amount=reform["monthly_amount"], change=(a_r - a_b).round(2))
+        reform_amount=reform["monthly_amount"], change=(a_r - a_b).round(2),
+        baseline_one_off=base["one_off_amount"], reform_one_off=reform["one_off_amount"],
+        one_off_change=(o_r - o_b).round(2))
     if changed is not None:
         blocks = [rows.slice(i * h, h) for i, key in enumerate(programs) if key in set(changed)]
         rows = pl.concat(blocks) if blocks else rows.clear()
-    affected = (rows.filter((pl.col("baseline_eligible") != pl.col("reform_eligible")) | (pl.col("change").abs() >= EPSILON))
-                .with_columns(size=pl.col("change").abs())
+    affected = (rows.filter((pl.col("baseline_eligible") != pl.col("reform_eligible"))
+                            | (pl.col("change").abs() >= EPSILON) | (pl.col("one_off_change").abs() >= EPSILON))
+                .with_columns(size=(12 * pl.col("change") + pl.col("one_off_change")).abs())
                 .sort(["size", "household_id", "program"], descending=[True, False, False]).drop("size"))
     return {
-        "baseline": _totals(any_b, members, aid_b), "reform": _totals(any_r, members, aid_r),
+        "baseline": _totals(any_b, members, aid_b, once_b), "reform": _totals(any_r, members, aid_r, once_r),
         "newly_eligible": Count(int(new_any.sum()), int(members.filter(new_any).sum() or 0)),
         "no_longer_eligible": Count(int(lost_any.sum()), int(members.filter(lost_any).sum() or 0)),
         "by_program": by_program, "by_region": by_region, "bands": bands, "affected": affected,
@@ -599,15 +628,22 @@ def scenario_changes(scenario: SimulationScenario) -> list[ParameterChange]:
     return [ParameterChange(c["key"], c["value"], c.get("region")) for c in scenario.changes]
 
 
+SUMMARY_FIGURES = ("households", "persons", "monthlyCost", "oneOffCost", "annualCost")
+
+
 def compare_summaries(first: dict, second: dict) -> list[tuple[str, Any, Any, Any]]:
-    """(figure, first, second, second - first) for the headline figures of two summaries."""
+    """(figure, first, second, second - first) for the headline figures of two summaries. A figure a summary
+    does not hold (one saved before one-off grants were costed) is None, and so is its difference."""
+
+    def row(name: str, a: Any, b: Any) -> tuple[str, Any, Any, Any]:
+        return name, a, b, None if a is None or b is None else round(b - a, 2)
+
     rows = []
     for side in ("baseline", "reform"):
-        for figure in ("households", "persons", "monthlyCost"):
-            a, b = first[side][figure], second[side][figure]
-            rows.append((f"{side} {figure}", a, b, round(b - a, 2)))
-    for figure in ("annualCostChange",):
-        rows.append((figure, first[figure], second[figure], round(second[figure] - first[figure], 2)))
+        for figure in SUMMARY_FIGURES:
+            rows.append(row(f"{side} {figure}", first[side].get(figure), second[side].get(figure)))
+    for figure in ("monthlyCostChange", "oneOffCostChange", "annualCostChange"):
+        rows.append(row(figure, first.get(figure), second.get(figure)))
     for figure in ("newlyEligible", "noLongerEligible"):
         a, b = first[figure]["households"], second[figure]["households"]
         rows.append((f"{figure} households", a, b, b - a))

@@ -236,3 +236,81 @@ def test_only_programs_reading_a_changed_key_are_decided_again(db_url, household
     deduction = run(db_url, lambda s: simulator.run(
         s, ACTOR, "44", [ParameterChange("guangdong.employment_cost_deduction", 900)], on=ON, record=False))
     assert deduction.reevaluated == list(simulator.engine.province("44").programs)
+
+
+# --- one-off grants (一次性救助): costed apart from the monthly amounts, annual = 12 x monthly + one-off -----------
+
+SHANTOU_ONE_OFF = "440507001003"  # a Shantou 社区 with no other test household: the totals are these households'
+LANZHOU_ONE_OFF = "620102001002"
+
+
+@pytest.fixture(scope="module")
+def one_off_households(sync_engine):
+    from aidgraph.core.storage.db import session_scope
+    from tests.plugins.db import add_household
+
+    with session_scope(sync_engine) as s:
+        built = {
+            # 2 members, per-capita income 1300; rigid (medical) expenditure 1000/month, 500 per member, leaves 800
+            # per member, below the urban standard 1200: temporary aid (临时救助, 支出型), paid once
+            "temporary": add_household(s, SHANTOU_ONE_OFF, [{"age": 45}, {"age": 15}], wages=2600, expenditure=1000,
+                                       on=ON),
+            # GS-2024 正常运营1年以上的，给予5000元一次性创业补贴: a near-dibao household whose head registered a
+            # business more than a year before ON
+            "entrepreneur": add_household(s, LANZHOU_ONE_OFF, [{"age": 40, "employment_status": "EMPLOYED",
+                                                                "business_registered_on": dt.date(2024, 5, 31)}],
+                                          wages=3000, on=ON, receiving=["dibao_edge"]),
+        }
+    return {k: v.household_id for k, v in built.items()}
+
+
+def test_temporary_aid_is_a_one_off_cost_moved_by_the_standard(db_url, households, one_off_households, simulator):
+    # the plugin's formula: months_of_standard (3, illustrative) x the local dibao standard x members
+    result = run(db_url, lambda s: simulator.run(s, ACTOR, "44", [ParameterChange("dibao.urban_standard", 1500)],
+                                                 region_code=SHANTOU_ONE_OFF, on=ON, record=False))
+    assert result.households_in_scope == 1
+    rows = {r["program"]: r for r in result.affected.iter_rows(named=True)}
+    temporary = rows["temporary"]
+    assert temporary["baseline_eligible"] and temporary["reform_eligible"]
+    assert temporary["baseline_amount"] is None and temporary["reform_amount"] is None  # not a monthly amount
+    assert temporary["baseline_one_off"] == 3 * 1200 * 2 == 7200
+    assert temporary["reform_one_off"] == 3 * 1500 * 2 == 9000
+    assert temporary["one_off_change"] == 1800
+    by_program = {k: (b, r) for k, b, r in result.by_program}
+    assert by_program["temporary"][0].one_off_cost == 7200 and by_program["temporary"][0].monthly_cost == 0
+    assert by_program["temporary"][1].one_off_cost == 9000
+    assert by_program["temporary"][1].annual_cost == 9000  # paid once in the year, not 12 times
+    # the totals: every one-off grant of the household (only temporary aid here), the monthly amounts apart
+    assert result.baseline.one_off_cost == 7200 and result.reform.one_off_cost == 9000
+    assert result.one_off_cost_change == 1800
+    for side in (result.baseline, result.reform):
+        assert side.annual_cost == pytest.approx(12 * side.monthly_cost + side.one_off_cost, abs=0.01)
+    assert result.annual_cost_change == pytest.approx(12 * result.monthly_cost_change + 1800, abs=0.01)
+    # dibao: per-capita 1300 < 1500, newly eligible at (1500 - 1300) x 2 = 400 a month
+    assert rows["dibao"]["reform_amount"] == 400 and not rows["dibao"]["baseline_eligible"]
+    summary = result.summary()
+    assert summary["baseline"]["oneOffCost"] == 7200 and summary["reform"]["annualCost"] == result.reform.annual_cost
+    assert summary["oneOffCostChange"] == 1800
+    # the decisions hold the same amounts as the plugin gives under Eligibility
+    reform_rows = result.reform_decisions.filter(pl.col("program") == "temporary")
+    assert reform_rows["one_off_amount"].to_list() == [9000.0] and reform_rows["monthly_amount"].to_list() == [None]
+
+
+def test_gansu_entrepreneurship_subsidy_is_costed_once(db_url, one_off_households, simulator):
+    # GS-2024: 5,000 yuan once after a year of operation; the reform raises it to 6,000: 1,000 more a year, nothing
+    # more a month
+    change = [ParameterChange("employment.entrepreneurship_subsidy", 6000)]
+    result = run(db_url, lambda s: simulator.run(s, ACTOR, "62", change, region_code=LANZHOU_ONE_OFF, on=ON,
+                                                 record=False))
+    assert result.households_in_scope == 1
+    by_program = {k: (b, r) for k, b, r in result.by_program}
+    baseline, reform = by_program["employment"]
+    assert (baseline.one_off_cost, reform.one_off_cost) == (5000, 6000)
+    assert baseline.monthly_cost == reform.monthly_cost == 0
+    assert result.monthly_cost_change == 0
+    assert result.one_off_cost_change == 1000 and result.annual_cost_change == 1000
+    assert result.reform.annual_cost - result.baseline.annual_cost == 1000
+    [row] = result.affected.iter_rows(named=True)
+    assert (row["program"], row["baseline_one_off"], row["reform_one_off"], row["change"]) == (
+        "employment", 5000, 6000, 0)
+    assert result.bands == {b: (1 if b == "NO_CHANGE" else 0) for b in BANDS}  # no monthly income changes

@@ -65,6 +65,16 @@ def _delta(a: float, b: float, money: bool = False) -> str:
     return ("+" if d > 0 else "") + text
 
 
+def _amount(eligible: bool, monthly: float | None, one_off: float | None) -> str:
+    if not eligible:
+        return "-"
+    if monthly is not None:
+        return f"{_money(monthly)}/month"
+    if one_off is not None:
+        return f"{_money(one_off)} once"
+    return "eligible"
+
+
 def print_result(result: SimulationResult, names: dict[str, tuple[str, str]], program_names: dict[str, str],
                  top: int) -> None:
     changes = ", ".join(f"{c.key}{'@' + c.region if c.region else ''}={json.dumps(c.value, ensure_ascii=False)}"
@@ -73,15 +83,19 @@ def print_result(result: SimulationResult, names: dict[str, tuple[str, str]], pr
                   f"({names.get(result.region_code, ('', ''))[0]}), from {result.on.isoformat()}: {changes}")
     console.print(f"{result.households_in_scope:,} households in scope; {result.timings['total']:.2f} s "
                   f"({'household facts from memory' if result.cached else 'household facts read from the database'})")
-    table = Table(title="eligible households, persons and monthly cost (yuan): baseline -> reform")
-    for column in ("program", "households", "", "persons", "", "monthly cost", "", "change"):
+    table = Table(title="eligible households, persons, monthly cost and one-off grants (yuan): baseline -> reform")
+    for column in ("program", "households", "", "persons", "", "monthly cost", "", "change", "one-off", "",
+                   "change "):
         table.add_column(column, justify="left" if column == "program" else "right")
     rows = [(program_names.get(k, k), b, r) for k, b, r in result.by_program] + [("total (any program)", result.baseline,
                                                                                   result.reform)]
     for label, b, r in rows:
         table.add_row(label, f"{b.households:,}", f"{r.households:,}", f"{b.persons:,}", f"{r.persons:,}",
-                      _money(b.monthly_cost), _money(r.monthly_cost), _delta(b.monthly_cost, r.monthly_cost, True))
+                      _money(b.monthly_cost), _money(r.monthly_cost), _delta(b.monthly_cost, r.monthly_cost, True),
+                      _money(b.one_off_cost), _money(r.one_off_cost), _delta(b.one_off_cost, r.one_off_cost, True))
     console.print(table)
+    console.print(f"annual cost (12 x monthly + one-off): {_money(result.baseline.annual_cost)} -> "
+                  f"{_money(result.reform.annual_cost)} yuan")
     console.print(f"annual cost change: [bold]{_delta(0, result.annual_cost_change, True)}[/bold] yuan; newly eligible "
                   f"{result.newly_eligible.households:,} households ({result.newly_eligible.persons:,} persons), no "
                   f"longer eligible {result.no_longer_eligible.households:,} ({result.no_longer_eligible.persons:,})")
@@ -102,10 +116,8 @@ def print_result(result: SimulationResult, names: dict[str, tuple[str, str]], pr
             affected.add_column(column)
         for row in page.iter_rows(named=True):
             affected.add_row(row["household_number"], row["program"],
-                             _money(row["baseline_amount"]) if row["baseline_eligible"] and row["baseline_amount"] is not None
-                             else ("eligible" if row["baseline_eligible"] else "-"),
-                             _money(row["reform_amount"]) if row["reform_eligible"] and row["reform_amount"] is not None
-                             else ("eligible" if row["reform_eligible"] else "-"),
+                             _amount(row["baseline_eligible"], row["baseline_amount"], row["baseline_one_off"]),
+                             _amount(row["reform_eligible"], row["reform_amount"], row["reform_one_off"]),
                              "\n".join(reasons.get((row["household_id"], row["program"]), [])))
         console.print(affected)
 
@@ -115,7 +127,8 @@ def print_comparison(title: str, first: dict, second: dict, labels: tuple[str, s
     for column in ("figure", labels[0], labels[1], "difference"):
         table.add_column(column, justify="left" if column == "figure" else "right")
     for figure, a, b, d in compare_summaries(first, second):
-        table.add_row(figure, f"{a:,}", f"{b:,}", f"{d:+,}")
+        table.add_row(figure, "-" if a is None else f"{a:,}", "-" if b is None else f"{b:,}",
+                      "-" if d is None else f"{d:+,}")
     console.print(table)
 
 
