@@ -6,12 +6,22 @@ narrowed to where the caller may run simulations (Casbin ``simulation``/``run``)
 (an unknown key, a wrong value, a date before the parameter's history, a region outside the province or the
 caller's scope, too many changes) is a GraphQL error whose ``extensions`` carry ``code``, ``field`` and ``key``;
 nothing runs. Each run writes one audit entry; it never writes enrolments or parameters.
+
+Saved scenarios (政策模拟方案): ``saveSimulationScenario`` runs the simulation and keeps it (name, changes, who,
+when, the summary) under the Casbin action ``simulation``/``save_scenario`` (province and city planners),
+audited, all or nothing, with the same errors as ``simulatePolicy`` in its payload. ``simulationScenarios`` and
+``simulationScenario`` read the scenarios whose region lies where the caller runs simulations and reads
+households (the predicate is in :mod:`aidgraph.core.policy.simulation`'s queries); one outside behaves as one that
+does not exist. ``rerunSimulationScenario`` runs one again on today's data and gives each headline figure saved,
+now and the difference; ``compareSimulationScenarios`` sets two saved summaries side by side.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
+
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -24,16 +34,26 @@ from aidgraph.core.policy.simulation import (
     SimulationResult,
     Simulator,
     Totals,
+    compare_summaries,
+    count_scenarios,
+    get_scenario,
+    list_scenarios,
+    scenario_scope,
 )
+from aidgraph.core.storage import models
+from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.schema.context import Info
+from aidgraph.schema.errors import UserError, run_mutation
 from aidgraph.schema.programs import policy_engine
 from aidgraph.schema.relay import (
     Connection,
     Edge,
     PageInfo,
+    db_id,
     decode_cursor,
     encode_cursor,
     page_size,
+    to_global_id,
 )
 from aidgraph.schema.types import Household, Program, Region, load_region, program_of
 
@@ -77,13 +97,20 @@ class SimulationTotals:
     households: int
     persons: int
     monthly_cost: float
-    one_off_cost: float = strawberry.field(description="The one-off grants of the households eligible on asOf.")
-    annual_cost: float = strawberry.field(description="12 x monthlyCost + oneOffCost.")
+    one_off_cost: float | None = strawberry.field(description="The one-off grants of the households eligible on "
+                                                              "asOf (null only in a scenario saved before one-off "
+                                                              "grants were costed).")
+    annual_cost: float | None = strawberry.field(description="12 x monthlyCost + oneOffCost.")
 
     @classmethod
     def of(cls, totals: Totals) -> SimulationTotals:
         return cls(households=totals.households, persons=totals.persons, monthly_cost=totals.monthly_cost,
                    one_off_cost=totals.one_off_cost, annual_cost=totals.annual_cost)
+
+    @classmethod
+    def of_summary(cls, totals: dict) -> SimulationTotals:
+        return cls(households=totals["households"], persons=totals["persons"], monthly_cost=totals["monthlyCost"],
+                   one_off_cost=totals.get("oneOffCost"), annual_cost=totals.get("annualCost"))
 
 
 @strawberry.type
@@ -201,8 +228,237 @@ class PolicySimulation:
         )
 
 
+def _error(e: SimulationError) -> GraphQLError:
+    return GraphQLError(e.message, extensions={"code": e.code, "field": e.field, "key": e.key})
+
+
+# --- saved scenarios -----------------------------------------------------------------------------------------
+
+
+@strawberry.input(description="Keep a simulation under a name (unique in the province): the simulation is run "
+                              "over regionCode (default: the province) narrowed to the caller's scope, which must "
+                              "be one region, and its summary is kept with the changes, who and when.")
+class SaveSimulationScenarioInput:
+    name: str
+    province_code: str
+    changes: list[ParameterChangeInput]
+    region_code: str | None = None
+    as_of: dt.date | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.type(description="A parameter change of a saved scenario.")
+class ScenarioChange:
+    key: str
+    value: JSON
+    region_code: str | None
+
+
+@strawberry.type(description="The headline figures a simulation gave when its scenario was saved.")
+class SimulationSummary:
+    _province: strawberry.Private[str]
+    _data: strawberry.Private[dict]
+
+    @strawberry.field
+    def households_in_scope(self) -> int:
+        return int(self._data["householdsInScope"])
+
+    @strawberry.field
+    def baseline(self) -> SimulationTotals:
+        return SimulationTotals.of_summary(self._data["baseline"])
+
+    @strawberry.field
+    def reform(self) -> SimulationTotals:
+        return SimulationTotals.of_summary(self._data["reform"])
+
+    @strawberry.field
+    def monthly_cost_change(self) -> float:
+        d = self._data
+        return d.get("monthlyCostChange", round(d["reform"]["monthlyCost"] - d["baseline"]["monthlyCost"], 2))
+
+    @strawberry.field(description="Null in a scenario saved before one-off grants were costed.")
+    def one_off_cost_change(self) -> float | None:
+        return self._data.get("oneOffCostChange")
+
+    @strawberry.field(description="12 x the monthly difference + the one-off difference (a scenario saved before "
+                                  "one-off grants were costed: 12 x the monthly difference).")
+    def annual_cost_change(self) -> float:
+        return float(self._data["annualCostChange"])
+
+    @strawberry.field
+    def newly_eligible(self) -> SimulationCount:
+        return SimulationCount(**self._data["newlyEligible"])
+
+    @strawberry.field
+    def no_longer_eligible(self) -> SimulationCount:
+        return SimulationCount(**self._data["noLongerEligible"])
+
+    @strawberry.field
+    def winners_losers(self) -> list[WinnersLosers]:
+        return [WinnersLosers(band=SimulationBand(b), households=n) for b, n in self._data["winnersLosers"].items()]
+
+    @strawberry.field(description="How many household-program rows changed.")
+    def affected_count(self) -> int:
+        return int(self._data["affected"])
+
+    @strawberry.field
+    def by_program(self, info: Info) -> list[ProgramSimulation]:
+        return [ProgramSimulation(program=program_of(info, key, self._province),
+                                  baseline=SimulationTotals.of_summary(v["baseline"]),
+                                  reform=SimulationTotals.of_summary(v["reform"]))
+                for key, v in self._data["byProgram"].items()]
+
+    @strawberry.field
+    def by_region(self) -> list[RegionSimulation]:
+        return [RegionSimulation(_code=code, baseline=SimulationTotals.of_summary(v["baseline"]),
+                                 reform=SimulationTotals.of_summary(v["reform"]))
+                for code, v in self._data["byRegion"].items()]
+
+
+@strawberry.type(description="政策模拟方案: a saved simulation, to run again and compare.")
+class SimulationScenario:
+    _row: strawberry.Private[models.SimulationScenario]
+    id: strawberry.ID
+    name: str
+    province_code: str
+    as_of: dt.date
+    created_by: str
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: models.SimulationScenario) -> SimulationScenario:
+        return cls(_row=row, id=to_global_id("SimulationScenario", row.id), name=row.name,
+                   province_code=row.province_code, as_of=row.as_of, created_by=row.created_by,
+                   created_at=row.created_at)
+
+    @strawberry.field(description="The region the scenario covers.")
+    async def region(self, info: Info) -> Region:
+        return await load_region(info, self._row.region_code)  # type: ignore[return-value]
+
+    @strawberry.field
+    def changes(self) -> list[ScenarioChange]:
+        return [ScenarioChange(key=c["key"], value=c["value"], region_code=c.get("region")) for c in self._row.changes]
+
+    @strawberry.field
+    def summary(self) -> SimulationSummary:
+        return SimulationSummary(_province=self._row.province_code, _data=self._row.summary)
+
+
+@strawberry.type
+class SaveSimulationScenarioPayload:
+    scenario: SimulationScenario | None
+    errors: list[UserError]
+
+
+@strawberry.type(description="One headline figure of two summaries: the first (saved), the second (now or the "
+                              "other scenario), and second - first (null where a summary does not hold it).")
+class ScenarioDelta:
+    figure: str
+    first: float | None
+    second: float | None
+    difference: float | None
+
+
+def _deltas(rows: list[tuple[str, Any, Any, Any]]) -> list[ScenarioDelta]:
+    return [ScenarioDelta(figure=f, first=a, second=b, difference=d) for f, a, b, d in rows]
+
+
+@strawberry.type(description="A saved scenario run again on today's data, against the summary it gave when saved.")
+class ScenarioRerun:
+    scenario: SimulationScenario
+    simulation: PolicySimulation
+    deltas: list[ScenarioDelta] = strawberry.field(description="first: saved; second: now.")
+
+
+@strawberry.type(description="Two saved scenarios side by side.")
+class ScenarioComparison:
+    scenario: SimulationScenario
+    other: SimulationScenario
+    deltas: list[ScenarioDelta] = strawberry.field(description="first: scenario; second: other.")
+
+
+def _scenario_id(value: str) -> int | None:
+    """The database id in a SimulationScenario global id; None for anything else (then: not found)."""
+    return db_id(value, "SimulationScenario")
+
+
+async def _visible(info: Info, session, value: str) -> models.SimulationScenario | None:
+    return await get_scenario(session, scenario_scope(info.context.actor), _scenario_id(value))
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="政策模拟方案: run a simulation and keep it under a name (province and city "
+                                     "planners; audited).")
+    async def save_simulation_scenario(self, info: Info, input: SaveSimulationScenarioInput
+                                       ) -> SaveSimulationScenarioPayload:
+        changes = [ParameterChange(c.key, c.value, c.region_code) for c in input.changes]
+
+        async def work(session):
+            try:
+                scenario = await simulator(info).save(session, info.context.actor, input.name, input.province_code,
+                                                      changes, region_code=input.region_code, on=input.as_of,
+                                                      idempotency_key=input.idempotency_key)
+            except SimulationError as e:
+                raise DomainError.single(ErrorCode(e.code), e.message, e.field) from None
+            return scenario
+
+        scenario, errors = await run_mutation(info, work)
+        return SaveSimulationScenarioPayload(scenario=SimulationScenario.from_row(scenario) if scenario else None,
+                                             errors=errors)
+
+
 @strawberry.type
 class Query:
+    @strawberry.field(description="Saved simulation scenarios of the regions where the caller runs simulations, by "
+                                  "province and name.")
+    async def simulation_scenarios(self, info: Info, province_code: str | None = None, first: int | None = None,
+                                   after: str | None = None) -> Connection[SimulationScenario]:
+        n = page_size(first)
+        position = decode_cursor(after, 1)
+        if position is not None and not position[0].isdigit():
+            raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"})
+        start = int(position[0]) + 1 if position is not None else 0
+        scope = scenario_scope(info.context.actor)
+        async with info.context.db() as session:
+            total = await count_scenarios(session, scope, province_code)
+            rows = await list_scenarios(session, scope, province_code, offset=start, limit=n)
+        edges = [Edge(cursor=encode_cursor(start + i), node=SimulationScenario.from_row(r)) for i, r in enumerate(rows)]
+        return Connection(total_count=total, edges=edges, page_info=PageInfo(
+            has_next_page=start + len(rows) < total, end_cursor=edges[-1].cursor if edges else None))
+
+    @strawberry.field(description="A saved scenario; null when none has this id in the caller's scope.")
+    async def simulation_scenario(self, info: Info, id: strawberry.ID) -> SimulationScenario | None:
+        async with info.context.db() as session:
+            row = await _visible(info, session, id)
+        return SimulationScenario.from_row(row) if row else None
+
+    @strawberry.field(description="Run a saved scenario again on today's data (its changes, region and date) and "
+                                  "compare with the summary it gave when saved. Audited like simulatePolicy.")
+    async def rerun_simulation_scenario(self, info: Info, id: strawberry.ID) -> ScenarioRerun:
+        async with info.context.db() as session:
+            try:
+                scenario, result, rows = await simulator(info).rerun(session, info.context.actor, _scenario_id(id))
+                await session.commit()  # the audit entry of the run
+            except SimulationError as e:
+                await session.rollback()
+                raise _error(e) from None
+        return ScenarioRerun(scenario=SimulationScenario.from_row(scenario), simulation=PolicySimulation.of(info, result),
+                             deltas=_deltas(rows))
+
+    @strawberry.field(description="Two saved scenarios' headline figures side by side (nothing is run).")
+    async def compare_simulation_scenarios(self, info: Info, id: strawberry.ID, other_id: strawberry.ID
+                                           ) -> ScenarioComparison:
+        async with info.context.db() as session:
+            first = await _visible(info, session, id)
+            second = await _visible(info, session, other_id)
+        for row, field in ((first, "id"), (second, "otherId")):
+            if row is None:
+                raise GraphQLError("simulation scenario not found", extensions={"code": "NOT_FOUND", "field": field})
+        assert first is not None and second is not None
+        return ScenarioComparison(scenario=SimulationScenario.from_row(first), other=SimulationScenario.from_row(second),
+                                  deltas=_deltas(compare_summaries(first.summary, second.summary)))
+
     @strawberry.field(description="政策模拟: what a change of parameters would cost and whom it reaches (baseline "
                                   "against reform over every household in the region and the caller's scope).")
     async def simulate_policy(self, info: Info, input: PolicySimulationInput) -> PolicySimulation:
@@ -214,5 +470,5 @@ class Query:
                 await session.commit()  # the audit entry of the run
             except SimulationError as e:
                 await session.rollback()
-                raise GraphQLError(e.message, extensions={"code": e.code, "field": e.field, "key": e.key}) from None
+                raise _error(e) from None
         return PolicySimulation.of(info, result)

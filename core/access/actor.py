@@ -12,10 +12,12 @@ from aidgraph.core.access.scope import Scope
 
 ACTIONS = (
     "read", "read_sensitive", "create", "update", "apply", "review", "approve", "disburse",
-    "dispose_alert", "search", "export", "audit_read", "run",
+    "dispose_alert", "search", "export", "audit_read", "run", "save_scenario",
     "export_households", "export_alerts", "export_gaps", "export_audit",
 )
-"""``run``: run a policy simulation (政策模拟, object ``simulation``): reads no record, writes none.
+"""``run``: run a policy simulation (政策模拟, object ``simulation``): reads no record, writes none; it also reads
+the saved scenarios (政策模拟方案) of the regions where it is granted. ``save_scenario`` (object ``simulation``): keep
+a simulation as a named scenario (writes the scenario and its audit entry only).
 ``export_<kind>`` (object ``export``): download that list as a file (aidgraph.core.graph.exports)."""
 
 

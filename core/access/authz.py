@@ -51,17 +51,19 @@ ROLES = (
 """Roles every province's policy may use (省级管理员, 市级/县级经办, 乡镇经办, 村级协理员, 部门分析员, 审计员)."""
 
 _EXPORT_ACTIONS = frozenset(a for a in ACTIONS if a.startswith("export_"))
+_SIMULATION_ACTIONS = frozenset({"run", "save_scenario"})
+"""政策模拟: run a simulation (and read the saved scenarios), save one as a scenario."""
 CORE_OBJECTS: dict[str, frozenset[str]] = {
-    "household": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
-    "person": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
-    "enrollment": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
-    "alert": frozenset(ACTIONS) - {"audit_read", "run"} - _EXPORT_ACTIONS,
+    "household": frozenset(ACTIONS) - {"audit_read"} - _SIMULATION_ACTIONS - _EXPORT_ACTIONS,
+    "person": frozenset(ACTIONS) - {"audit_read"} - _SIMULATION_ACTIONS - _EXPORT_ACTIONS,
+    "enrollment": frozenset(ACTIONS) - {"audit_read"} - _SIMULATION_ACTIONS - _EXPORT_ACTIONS,
+    "alert": frozenset(ACTIONS) - {"audit_read"} - _SIMULATION_ACTIONS - _EXPORT_ACTIONS,
     "payment": frozenset({"read", "create", "disburse", "export"}),
     "health": frozenset({"read"}),
     "disability": frozenset({"read"}),
     "income": frozenset({"read"}),
     "audit": frozenset({"audit_read", "export"}),
-    "simulation": frozenset({"run"}),
+    "simulation": _SIMULATION_ACTIONS,
     "export": frozenset({"export_households", "export_alerts", "export_gaps", "export_audit"}),
 }
 """Object types of the core and the actions that make sense on each; plugins add theirs by hook."""

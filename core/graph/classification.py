@@ -225,6 +225,8 @@ TYPES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "RegionSimulation": INTERNAL, "ReserveFund": INTERNAL, "MonthlyStatistics": INTERNAL,
     "ProgramMonthStats": INTERNAL, "RegionMonthStats": INTERNAL, "StatisticsExportPayload": INTERNAL,
     "ServiceProvider": INTERNAL, "CharityResource": INTERNAL,
+    "SimulationSummary": INTERNAL, "ScenarioChange": INTERNAL, "ScenarioDelta": INTERNAL, "ScenarioRerun": INTERNAL,
+    "ScenarioComparison": INTERNAL,
 }
 """Object types that describe no person (aggregates, reference data, errors): one class for all fields."""
 
@@ -232,7 +234,7 @@ WRAPPER_SUFFIXES = ("Connection", "Edge", "Payload")
 """Pagination and mutation wrappers: their fields point at classified records (or at errors)."""
 WRAPPER_LINKS = frozenset({"edges", "node", "cursor", "pageInfo", "totalCount", "errors", "claim", "lead", "visit",
                            "referral", "reserveFund", "case", "person", "household", "enrollment", "alert",
-                           "provider", "order", "resource"})
+                           "provider", "order", "resource", "scenario"})
 
 ANY_TYPE_FIELDS: dict[str, DataClass] = {
     "id": INTERNAL, "household": INTERNAL, "person": INTERNAL, "program": PUBLIC, "township": PUBLIC,
@@ -275,6 +277,11 @@ FIELDS: dict[str, DataClass] = {
     "AffectedHousehold.baselineEligible": INCOME, "AffectedHousehold.reformEligible": INCOME,
     "AffectedHousehold.baselineAmount": INCOME, "AffectedHousehold.reformAmount": INCOME,
     "AffectedHousehold.reasons": INCOME,
+    "AffectedHousehold.baselineOneOffAmount": INCOME, "AffectedHousehold.reformOneOffAmount": INCOME,
+    "SimulationScenario.name": INTERNAL, "SimulationScenario.provinceCode": INTERNAL,
+    "SimulationScenario.asOf": INTERNAL, "SimulationScenario.changes": INTERNAL,
+    "SimulationScenario.createdBy": PERSONAL, "SimulationScenario.createdAt": INTERNAL,
+    "SimulationScenario.summary": INTERNAL,
     "VerificationCandidate.programKey": PUBLIC, "VerificationCandidate.programName": PUBLIC,
     "VerificationCandidate.reasons": INCOME, "VerificationCandidate.monthlyAmount": INCOME,
     "Me.username": PERSONAL, "Me.displayName": PERSONAL, "Me.roles": INTERNAL, "Me.scopes": INTERNAL,

@@ -55,7 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.scope import LEVEL_WIDTHS, Scope, is_level_code
-from aidgraph.core.graph import audit
+from aidgraph.core.graph import audit, idempotency
 from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.policy.host import flatten
 from aidgraph.core.policy.parameters import (
@@ -79,6 +79,7 @@ from aidgraph.core.storage.models import (
 
 OBJECT = "simulation"
 ACTION = "run"
+SAVE_ACTION = "save_scenario"
 MAX_CHANGES = int(os.environ.get("AIDGRAPH_SIMULATION_MAX_CHANGES", "20"))
 """The most parameter changes one simulation may carry (``AIDGRAPH_SIMULATION_MAX_CHANGES``)."""
 CACHE_TTL_SECONDS = float(os.environ.get("AIDGRAPH_SIMULATION_CACHE_TTL", "600"))
@@ -476,8 +477,8 @@ class Simulator:
         return region, scope
 
     async def run(self, session: AsyncSession, actor: Actor, province_code: str, changes: list[ParameterChange],
-                  region_code: str | None = None, on: dt.date | None = None, *, record: bool = True
-                  ) -> SimulationResult:
+                  region_code: str | None = None, on: dt.date | None = None, *, record: bool = True,
+                  audit_detail: dict | None = None) -> SimulationResult:
         """Check the input, evaluate baseline and reform over the scope, audit the run (in ``session``; the
         caller commits). Raises :class:`SimulationError` before anything runs."""
         timings: dict[str, float] = {}
@@ -515,12 +516,70 @@ class Simulator:
             reform_decisions=decided, scope=scope, reevaluated=redo, _frame=frame,
             _baseline_policy=baseline, _reform_policy=reform, **parts)
         if record:
-            audit.record(session, actor, "simulate", OBJECT, None, region, {
-                "changes": [c.as_dict() for c in changes], "asOf": on.isoformat(),
-                "scope": list(scope.prefixes) or ["*"], "householdsInScope": frame.height,
-                "baseline": result.baseline.as_dict(), "reform": result.reform.as_dict(),
-                "annualCostChange": result.annual_cost_change})
+            record_run(session, actor, result, audit_detail)
         return result
+
+
+    def scenario_region(self, actor: Actor, province_code: str, region_code: str | None) -> str:
+        """The region a scenario saved by ``actor`` covers: the region asked, or the one region of the actor's
+        scope (where they may save scenarios, run simulations and read households) inside it."""
+        region, scope = self.scope_for(actor, province_code, region_code)
+        saving = intersect(actor.scope(SAVE_ACTION, OBJECT), scope).narrow(region)
+        if saving.empty:
+            raise SimulationError("regionCode", f"region {region} is outside the regions where you may save "
+                                                f"scenarios", code="FORBIDDEN")
+        if saving.unrestricted or saving.prefixes == (region,):
+            return region
+        if len(saving.prefixes) == 1:
+            return saving.prefixes[0]
+        raise SimulationError("regionCode", f"a scenario covers one region in your scope: name one of "
+                                            f"{', '.join(saving.prefixes)}")
+
+    async def save(self, session: AsyncSession, actor: Actor, name: str, province_code: str,
+                   changes: list[ParameterChange], region_code: str | None = None, on: dt.date | None = None,
+                   idempotency_key: str | None = None) -> SimulationScenario:
+        """Run the simulation over the scenario's region and keep it as ``name`` (in ``session``; the caller
+        commits): all or nothing. A repeated ``idempotency_key`` answers the first scenario."""
+        name = check_name(name)
+        region = self.scenario_region(actor, province_code, region_code)
+        payload = {"name": name, "provinceCode": province_code, "regionCode": region_code,
+                   "asOf": on.isoformat() if on else None, "changes": [c.as_dict() for c in changes]}
+        # simulate first (reads only), then claim the key: the claim is the transaction's first write, so on
+        # SQLite the write lock is not held while the simulation runs
+        result = await self.run(session, actor, province_code, changes, region_code=region, on=on, record=False)
+        claim = await idempotency.claim(session, actor, "saveSimulationScenario", idempotency_key, payload)
+        if claim.replay is not None:
+            replayed = await session.get(SimulationScenario, claim.replay["scenarioId"])
+            if replayed is None:
+                raise SimulationError("idempotencyKey", "the scenario this key saved no longer exists",
+                                      code="NOT_FOUND")
+            return replayed
+        record_run(session, actor, result)
+        scenario = await save_scenario(session, actor, name, result)
+        await claim.remember({"scenarioId": scenario.id})
+        return scenario
+
+    async def rerun(self, session: AsyncSession, actor: Actor, scenario_id: int | None
+                    ) -> tuple[SimulationScenario, SimulationResult, list[tuple[str, Any, Any, Any]]]:
+        """Run a saved scenario again on today's data (its changes, region and date) and compare the result with
+        the summary it gave when saved: (scenario, result, [(figure, saved, now, now - saved)])."""
+        scenario = await get_scenario(session, scenario_scope(actor), scenario_id)
+        if scenario is None:
+            raise SimulationError("id", "simulation scenario not found", code="NOT_FOUND")
+        result = await self.run(session, actor, scenario.province_code, scenario_changes(scenario),
+                                region_code=scenario.region_code, on=scenario.as_of,
+                                audit_detail={"scenarioId": scenario.id, "scenario": scenario.name})
+        return scenario, result, compare_summaries(scenario.summary, result.summary())
+
+
+def record_run(session: AsyncSession, actor: Actor, result: SimulationResult, detail: dict | None = None) -> None:
+    """The audit entry of a simulation: the changes, the scope and the headline figures."""
+    scope = result.scope or Scope.nothing()
+    audit.record(session, actor, "simulate", OBJECT, None, result.region_code, {
+        "changes": [c.as_dict() for c in result.changes], "asOf": result.on.isoformat(),
+        "scope": list(scope.prefixes) or ["*"], "householdsInScope": result.households_in_scope,
+        "baseline": result.baseline.as_dict(), "reform": result.reform.as_dict(),
+        "annualCostChange": result.annual_cost_change, **(detail or {})})
 
 
 class _RecordingParameters(Mapping):
@@ -587,14 +646,29 @@ def intersect(a: Scope, b: Scope) -> Scope:
 
 
 # --- saved scenarios -----------------------------------------------------------------------------------------
+#
+# A scenario (政策模拟方案) covers one region, all of it in the scope of whoever saved it: a city planner who asks
+# for the province keeps a scenario of their city. Who may run simulations in a region (``run``) and read its
+# households reads the scenarios of that region and runs them again; the scope predicate is applied here, in
+# the query, never by a resolver. Saving is an action of its own (``save_scenario``), audited.
+
+
+def scenario_scope(actor: Actor) -> Scope:
+    """Where the actor reads saved scenarios and runs them again: where they run simulations and read households."""
+    return intersect(actor.scope(ACTION, OBJECT), actor.scope("read", "household"))
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise SimulationError("name", "a scenario name has 1 to 100 characters")
+    return name
 
 
 async def save_scenario(session: AsyncSession, actor: Actor, name: str, result: SimulationResult) -> SimulationScenario:
     """Keep a simulation under ``name`` (unique per province): its changes, who, when and its summary."""
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise SimulationError("name", "a scenario name has 1 to 100 characters")
-    existing = await session.scalar(select(SimulationScenario).where(
+    name = check_name(name)
+    existing = await session.scalar(select(SimulationScenario.id).where(
         SimulationScenario.province_code == result.province_code, SimulationScenario.name == name))
     if existing is not None:
         raise SimulationError("name", f"province {result.province_code} already has a scenario named {name!r}",
@@ -605,11 +679,12 @@ async def save_scenario(session: AsyncSession, actor: Actor, name: str, result: 
     session.add(scenario)
     await session.flush()
     audit.record(session, actor, "save_scenario", OBJECT, scenario.id, result.region_code,
-                 {"name": name, "changes": scenario.changes})
+                 {"name": name, "changes": scenario.changes, "asOf": result.on.isoformat()})
     return scenario
 
 
 async def load_scenario(session: AsyncSession, province_code: str, name: str) -> SimulationScenario:
+    """A scenario by name, for system jobs (the CLI): no scope applies."""
     scenario = await session.scalar(select(SimulationScenario).where(
         SimulationScenario.province_code == province_code, SimulationScenario.name == name))
     if scenario is None:
@@ -617,11 +692,32 @@ async def load_scenario(session: AsyncSession, province_code: str, name: str) ->
     return scenario
 
 
-async def list_scenarios(session: AsyncSession, province_code: str | None = None) -> list[SimulationScenario]:
-    statement = select(SimulationScenario).order_by(SimulationScenario.province_code, SimulationScenario.name)
+def _scenarios(scope: Scope, province_code: str | None):
+    statement = select(SimulationScenario).where(scope.predicate(SimulationScenario.region_code))
     if province_code:
         statement = statement.where(SimulationScenario.province_code == province_code)
+    return statement
+
+
+async def list_scenarios(session: AsyncSession, scope: Scope, province_code: str | None = None,
+                         offset: int = 0, limit: int | None = None) -> list[SimulationScenario]:
+    """The scenarios whose region lies in ``scope``, by province and name."""
+    statement = _scenarios(scope, province_code).order_by(
+        SimulationScenario.province_code, SimulationScenario.name, SimulationScenario.id).offset(offset)
+    if limit is not None:
+        statement = statement.limit(limit)
     return list((await session.scalars(statement)).all())
+
+
+async def count_scenarios(session: AsyncSession, scope: Scope, province_code: str | None = None) -> int:
+    return int(await session.scalar(select(func.count()).select_from(_scenarios(scope, province_code).subquery())) or 0)
+
+
+async def get_scenario(session: AsyncSession, scope: Scope, scenario_id: int | None) -> SimulationScenario | None:
+    """The scenario if it exists and lies in ``scope``; None otherwise (the same answer for both)."""
+    if scenario_id is None:
+        return None
+    return await session.scalar(_scenarios(scope, None).where(SimulationScenario.id == scenario_id))
 
 
 def scenario_changes(scenario: SimulationScenario) -> list[ParameterChange]:

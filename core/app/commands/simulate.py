@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 
 from aidgraph.core.access.actor import system_actor
+from aidgraph.core.access.scope import Scope
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.parameters import ParameterError
 from aidgraph.core.policy.simulation import (
@@ -143,7 +144,7 @@ async def _main(province: str | None, sets: list[str], region: str | None, as_of
                 table = Table(title="saved simulation scenarios")
                 for column in ("province", "name", "region", "as of", "changes", "by", "at", "annual cost change"):
                     table.add_column(column)
-                for s in await list_scenarios(session, province):
+                for s in await list_scenarios(session, Scope.everything(), province):
                     table.add_row(s.province_code, s.name, s.region_code, s.as_of.isoformat(),
                                   json.dumps(s.changes, ensure_ascii=False), s.created_by, f"{s.created_at:%Y-%m-%d %H:%M}",
                                   _money(s.summary["annualCostChange"]))
