@@ -1,14 +1,17 @@
 """Benchmark: a policy simulation (政策模拟) over a whole province, against plain polars over the same frame.
 
-    python bench/bench_simulation.py --households 100000 [--province 44] [--repeat 3] [--keep DIR]
+    python bench/bench_simulation.py --households 100000 [--province 44] [--repeat 3] [--warm-repeat 1] [--keep DIR]
+    python bench/bench_simulation.py --database PATH [--province 44] [--repeat 1] [--warm-repeat 3]
 
 1. A SQLite database with the region tree, seeded by ``aidgraph.core.app.seed`` (what ``aidgraph seed`` runs)
-   with N households of the province (not timed).
+   with N households of the province (not timed); or ``--database``: a province seeded before (for example the
+   1,880,000-household province of ``bench_decisions.py``), used as it is and left in place (the simulation
+   writes nothing: no audit entry, ``record=False``).
 2. Platform: :class:`aidgraph.core.policy.simulation.Simulator` raising the rural dibao standard by 8% (the
    issue's example) over the whole province, every program, baseline against reform:
    - cold: a fresh simulator (household frame read from the database, baseline decided, reform decided);
    - warm: the household facts and baseline decisions in memory (the frame cache), a different reform each
-     run (+8%, +10%, ...): what a planner trying values waits for.
+     run (+8%, +10%, ...): what a planner trying values waits for (``--warm-repeat`` runs after each cold one).
 3. Baseline in the same run over the same household frame: plain polars (members exploded, group-bys, no plugin
    machinery) computing the same dibao and near-dibao (dibao_edge) rules and the dibao gap benefit with the same
    parameter values, baseline and reform. Its eligible households and dibao cost must equal the platform's
@@ -121,20 +124,27 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=100_000)
     parser.add_argument("--province", default="44")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="reuse or keep the seeded database in this folder")
+    parser.add_argument("--warm-repeat", type=int, default=1, help="warm runs after each cold one")
+    parser.add_argument("--keep", type=Path, help="keep the seeded database in this folder")
+    parser.add_argument("--database", type=Path, help="an SQLite database seeded before: no seeding, left in place")
     args = parser.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="aidgraph-bench-sim-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{folder / 'bench.db'}"
     on = dt.date.today()
-    engine = make_sync_engine(url)
-    started = time.perf_counter()
-    upgrade(engine)
-    load_regions(engine)
-    seed_province(engine, args.province, args.households, 1, as_of=on)
-    engine.dispose()
-    print(f"seeded {args.households:,} households of province {args.province} in {time.perf_counter() - started:.1f} s "
-          f"(SQLite {folder / 'bench.db'})")
+    if args.database:
+        folder = args.database.parent
+        url = f"sqlite:///{args.database}"
+        print(f"using the province seeded in {args.database} (not seeded again, not removed)")
+    else:
+        folder = args.keep or Path(tempfile.mkdtemp(prefix="aidgraph-bench-sim-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{folder / 'bench.db'}"
+        engine = make_sync_engine(url)
+        started = time.perf_counter()
+        upgrade(engine)
+        load_regions(engine)
+        seed_province(engine, args.province, args.households, 1, as_of=on)
+        engine.dispose()
+        print(f"seeded {args.households:,} households of province {args.province} in "
+              f"{time.perf_counter() - started:.1f} s (SQLite {folder / 'bench.db'})")
     settings = load_settings({}).with_(database_url=url, env="test", secret_key="bench-" + "0" * 32)
     policy = PolicyEngine(settings)
     baseline_params = policy.province(args.province).params
@@ -158,9 +168,10 @@ def main() -> None:
         simulator = Simulator(PolicyEngine(settings))  # a fresh cache: the frame is read from the database
         seconds, cold = asyncio.run(simulate(simulator, 1.08))
         cold_times.append(seconds)
-        seconds, warm = asyncio.run(simulate(simulator, 1.10 + 0.02 * i))
-        assert warm.cached
-        warm_times.append(seconds)
+        for j in range(args.warm_repeat):
+            seconds, warm = asyncio.run(simulate(simulator, 1.10 + 0.02 * (i * args.warm_repeat + j)))
+            assert warm.cached
+            warm_times.append(seconds)
         frame = warm._frame
         reform = reform_params(baseline_params, warm.changes, on)
         t = time.perf_counter()
@@ -176,7 +187,10 @@ def main() -> None:
     programs = len(cold.by_program)
     print(f"households in scope {n:,}; programs evaluated {programs}; change {KEY} {current:g} -> "
           f"{current * 1.08:g} (+8%) from {on}")
-    print(f"reform +8%: monthly cost {cold.baseline.monthly_cost:,.2f} -> {cold.reform.monthly_cost:,.2f}, annual change "
+    persons = int(cold._frame["member_count"].sum())
+    print(f"persons in scope {persons:,}")
+    print(f"reform +8%: monthly cost {cold.baseline.monthly_cost:,.2f} -> {cold.reform.monthly_cost:,.2f}, one-off "
+          f"{cold.baseline.one_off_cost:,.2f} -> {cold.reform.one_off_cost:,.2f}, annual change "
           f"{cold.annual_cost_change:+,.2f} yuan; newly eligible {cold.newly_eligible.households:,} households; "
           f"affected rows {cold.affected.height:,}")
 
@@ -197,7 +211,7 @@ def main() -> None:
     print(f"cold phases: {phases}")
     print("plain polars figures equal the platform's (dibao households and cost, near-dibao households; baseline and "
           "reform)" if not mismatches else "MISMATCH: " + "; ".join(mismatches))
-    if not args.keep:
+    if not args.keep and not args.database:
         shutil.rmtree(folder, ignore_errors=True)
     if mismatches:
         sys.exit(1)
