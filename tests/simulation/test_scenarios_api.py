@@ -239,3 +239,24 @@ def test_idempotency_key_replays_the_first_scenario(db_url, households, live_ser
     assert counts(db_url)["save_scenario"] == before["save_scenario"]
     reused = save(live_server, "keyed other", regionCode="4405", idempotencyKey="scenario-key-1")
     assert reused["scenario"] is None and reused["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_the_list_pages_follow_the_cursor(db_url, households, live_server):
+    for value in (1300, 1400):
+        assert save(live_server, f"page {value}", regionCode="4405",
+                    changes=[{"key": "dibao.urban_standard", "value": value}])["errors"] == []
+    everything = live_server.data("SimulationScenarios", {"provinceCode": "44", "first": 100})["simulationScenarios"]
+    assert everything["totalCount"] >= 2
+    seen, after = [], None
+    while True:
+        page = live_server.data("SimulationScenarios", {"provinceCode": "44", "first": 1, "after": after})
+        page = page["simulationScenarios"]
+        assert page["totalCount"] == everything["totalCount"] and len(page["edges"]) == 1
+        seen += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [e["node"]["id"] for e in everything["edges"]]
+    assert live_server.data("SimulationScenarios", {"provinceCode": "35"})["simulationScenarios"]["totalCount"] == 0
+    too_many = live_server.op("SimulationScenarios", {"first": 101})
+    assert too_many["errors"][0]["extensions"] == {"code": "VALIDATION", "field": "first"}
