@@ -34,6 +34,11 @@ a person, household or enrolment appends to, updates included) and it is younger
 600, ``AIDGRAPH_SIMULATION_CACHE_TTL``, for writes made outside the platform); any such write invalidates it on
 the next simulation. The audit log is not in the fingerprint: reads and simulations append to it too. A simulation never writes enrolments or parameters: the only
 rows it writes are its audit entry and, when asked, a saved scenario (``simulation_scenario``).
+
+Saved scenarios (政策模拟方案, see the section below): :meth:`Simulator.save` runs a simulation over one region of
+the caller's scope and keeps it (Casbin ``simulation``/``save_scenario``, audited); :meth:`Simulator.rerun` runs
+one again on today's data and compares it with its saved summary (:func:`compare_summaries`); the scenarios a
+caller reads are those whose region lies in :func:`scenario_scope`, the predicate applied in the query.
 """
 
 from __future__ import annotations
