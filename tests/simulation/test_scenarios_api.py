@@ -260,3 +260,20 @@ def test_the_list_pages_follow_the_cursor(db_url, households, live_server):
     assert live_server.data("SimulationScenarios", {"provinceCode": "35"})["simulationScenarios"]["totalCount"] == 0
     too_many = live_server.op("SimulationScenarios", {"first": 101})
     assert too_many["errors"][0]["extensions"] == {"code": "VALIDATION", "field": "first"}
+
+
+def test_a_saved_change_no_longer_valid_is_an_error_naming_the_key_and_nothing_runs(db_url, households, live_server,
+                                                                                   sync_engine):
+    """A scenario whose change the province no longer accepts (a plugin switched off, a bound tightened): the
+    re-run checks it as a new simulation would and runs nothing."""
+    saved = save(live_server, "to be outdated", regionCode="4405")["scenario"]
+    with session_scope(sync_engine) as s:
+        s.execute(text("UPDATE simulation_scenario SET changes = :c WHERE name = 'to be outdated'"),
+                  {"c": json.dumps([{"key": "dibao.retired_key", "value": 1, "region": None}])})
+    before = counts(db_url)
+    body = live_server.op("RerunSimulationScenario", {"id": saved["id"]})
+    assert body["data"] is None
+    error = body["errors"][0]
+    assert error["extensions"] == {"code": "VALIDATION", "field": "changes.0.key", "key": "dibao.retired_key"}
+    assert "dibao.retired_key" in error["message"]
+    assert counts(db_url) == before
