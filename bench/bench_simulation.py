@@ -190,8 +190,8 @@ def main() -> None:
     persons = int(cold._frame["member_count"].sum())
     print(f"persons in scope {persons:,}")
     print(f"reform +8%: monthly cost {cold.baseline.monthly_cost:,.2f} -> {cold.reform.monthly_cost:,.2f}, one-off "
-          f"{cold.baseline.one_off_cost:,.2f} -> {cold.reform.one_off_cost:,.2f}, annual change "
-          f"{cold.annual_cost_change:+,.2f} yuan; newly eligible {cold.newly_eligible.households:,} households; "
+          f"{cold.baseline.one_off_cost:,.2f} -> {cold.reform.one_off_cost:,.2f}, a year's cost change "
+          f"{cold.year_cost_change:+,.2f} yuan; newly eligible {cold.newly_eligible.households:,} households; "
           f"affected rows {cold.affected.height:,}")
 
     def line(name, times):

@@ -100,17 +100,18 @@ class SimulationTotals:
     one_off_cost: float | None = strawberry.field(description="The one-off grants of the households eligible on "
                                                               "asOf (null only in a scenario saved before one-off "
                                                               "grants were costed).")
-    annual_cost: float | None = strawberry.field(description="12 x monthlyCost + oneOffCost.")
+    year_cost: float | None = strawberry.field(description="A year's cost: 12 x monthlyCost + oneOffCost (null only "
+                                                           "in a scenario saved before one-off grants were costed).")
 
     @classmethod
     def of(cls, totals: Totals) -> SimulationTotals:
         return cls(households=totals.households, persons=totals.persons, monthly_cost=totals.monthly_cost,
-                   one_off_cost=totals.one_off_cost, annual_cost=totals.annual_cost)
+                   one_off_cost=totals.one_off_cost, year_cost=totals.year_cost)
 
     @classmethod
     def of_summary(cls, totals: dict) -> SimulationTotals:
         return cls(households=totals["households"], persons=totals["persons"], monthly_cost=totals["monthlyCost"],
-                   one_off_cost=totals.get("oneOffCost"), annual_cost=totals.get("annualCost"))
+                   one_off_cost=totals.get("oneOffCost"), year_cost=totals.get("yearCost"))
 
 
 @strawberry.type
@@ -171,8 +172,10 @@ class PolicySimulation:
     reform: SimulationTotals
     monthly_cost_change: float
     one_off_cost_change: float = strawberry.field(description="The difference of the one-off grants, yuan.")
-    annual_cost_change: float = strawberry.field(description="The difference of the annual costs, 12 x the monthly "
-                                                             "difference + the one-off difference, yuan.")
+    annual_cost_change: float = strawberry.field(description="12 x the monthly difference, yuan (one-off grants "
+                                                             "apart: oneOffCostChange; both: yearCostChange).")
+    year_cost_change: float = strawberry.field(description="The difference of a year's cost: 12 x the monthly "
+                                                           "difference + the one-off difference, yuan.")
     newly_eligible: SimulationCount
     no_longer_eligible: SimulationCount
     by_program: list[ProgramSimulation]
@@ -214,7 +217,7 @@ class PolicySimulation:
             _result=result, as_of=result.on, households_in_scope=result.households_in_scope,
             baseline=SimulationTotals.of(result.baseline), reform=SimulationTotals.of(result.reform),
             monthly_cost_change=result.monthly_cost_change, one_off_cost_change=result.one_off_cost_change,
-            annual_cost_change=result.annual_cost_change,
+            annual_cost_change=result.annual_cost_change, year_cost_change=result.year_cost_change,
             newly_eligible=SimulationCount(households=result.newly_eligible.households,
                                            persons=result.newly_eligible.persons),
             no_longer_eligible=SimulationCount(households=result.no_longer_eligible.households,
@@ -280,10 +283,15 @@ class SimulationSummary:
     def one_off_cost_change(self) -> float | None:
         return self._data.get("oneOffCostChange")
 
-    @strawberry.field(description="12 x the monthly difference + the one-off difference (a scenario saved before "
-                                  "one-off grants were costed: 12 x the monthly difference).")
+    @strawberry.field(description="12 x the monthly difference, yuan.")
     def annual_cost_change(self) -> float:
-        return float(self._data["annualCostChange"])
+        d = self._data
+        return round(12 * d.get("monthlyCostChange", d["reform"]["monthlyCost"] - d["baseline"]["monthlyCost"]), 2)
+
+    @strawberry.field(description="12 x the monthly difference + the one-off difference (null in a scenario saved "
+                                  "before one-off grants were costed).")
+    def year_cost_change(self) -> float | None:
+        return self._data.get("yearCostChange")
 
     @strawberry.field
     def newly_eligible(self) -> SimulationCount:

@@ -267,13 +267,13 @@ class Totals:
     one_off_cost: float = 0.0
 
     @property
-    def annual_cost(self) -> float:
-        """12 x the monthly cost + the one-off grants (each paid once in the year)."""
+    def year_cost(self) -> float:
+        """A year's cost: 12 x the monthly cost + the one-off grants (each paid once in the year)."""
         return round(12 * self.monthly_cost + self.one_off_cost, 2)
 
     def as_dict(self) -> dict:
         return {"households": self.households, "persons": self.persons, "monthlyCost": round(self.monthly_cost, 2),
-                "oneOffCost": round(self.one_off_cost, 2), "annualCost": self.annual_cost}
+                "oneOffCost": round(self.one_off_cost, 2), "yearCost": self.year_cost}
 
 
 @dataclass(frozen=True)
@@ -323,8 +323,14 @@ class SimulationResult:
 
     @property
     def annual_cost_change(self) -> float:
-        """12 x the monthly difference + the one-off difference."""
-        return round(self.reform.annual_cost - self.baseline.annual_cost, 2)
+        """12 x the monthly difference: the contract's ``annualCostChange`` (one-off grants apart, in
+        :attr:`one_off_cost_change`; both together in :attr:`year_cost_change`)."""
+        return round(12 * self.monthly_cost_change, 2)
+
+    @property
+    def year_cost_change(self) -> float:
+        """The difference of a year's cost: 12 x the monthly difference + the one-off difference."""
+        return round(self.reform.year_cost - self.baseline.year_cost, 2)
 
     def reasons(self, page: pl.DataFrame) -> dict[tuple[int, str], list[str]]:
         """The reasons that changed, for the (household_id, program) rows of ``page`` only: ``now: ...`` lines
@@ -351,7 +357,7 @@ class SimulationResult:
             "householdsInScope": self.households_in_scope,
             "baseline": self.baseline.as_dict(), "reform": self.reform.as_dict(),
             "monthlyCostChange": self.monthly_cost_change, "oneOffCostChange": self.one_off_cost_change,
-            "annualCostChange": self.annual_cost_change,
+            "annualCostChange": self.annual_cost_change, "yearCostChange": self.year_cost_change,
             "newlyEligible": dataclasses.asdict(self.newly_eligible),
             "noLongerEligible": dataclasses.asdict(self.no_longer_eligible),
             "winnersLosers": dict(self.bands),
@@ -729,7 +735,7 @@ def scenario_changes(scenario: SimulationScenario) -> list[ParameterChange]:
     return [ParameterChange(c["key"], c["value"], c.get("region")) for c in scenario.changes]
 
 
-SUMMARY_FIGURES = ("households", "persons", "monthlyCost", "oneOffCost", "annualCost")
+SUMMARY_FIGURES = ("households", "persons", "monthlyCost", "oneOffCost", "yearCost")
 
 
 def compare_summaries(first: dict, second: dict) -> list[tuple[str, Any, Any, Any]]:
@@ -743,7 +749,7 @@ def compare_summaries(first: dict, second: dict) -> list[tuple[str, Any, Any, An
     for side in ("baseline", "reform"):
         for figure in SUMMARY_FIGURES:
             rows.append(row(f"{side} {figure}", first[side].get(figure), second[side].get(figure)))
-    for figure in ("monthlyCostChange", "oneOffCostChange", "annualCostChange"):
+    for figure in ("monthlyCostChange", "oneOffCostChange", "annualCostChange", "yearCostChange"):
         rows.append(row(figure, first.get(figure), second.get(figure)))
     for figure in ("newlyEligible", "noLongerEligible"):
         a, b = first[figure]["households"], second[figure]["households"]

@@ -279,17 +279,18 @@ def test_temporary_aid_is_a_one_off_cost_moved_by_the_standard(db_url, household
     by_program = {k: (b, r) for k, b, r in result.by_program}
     assert by_program["temporary"][0].one_off_cost == 7200 and by_program["temporary"][0].monthly_cost == 0
     assert by_program["temporary"][1].one_off_cost == 9000
-    assert by_program["temporary"][1].annual_cost == 9000  # paid once in the year, not 12 times
+    assert by_program["temporary"][1].year_cost == 9000  # paid once in the year, not 12 times
     # the totals: every one-off grant of the household (only temporary aid here), the monthly amounts apart
     assert result.baseline.one_off_cost == 7200 and result.reform.one_off_cost == 9000
     assert result.one_off_cost_change == 1800
     for side in (result.baseline, result.reform):
-        assert side.annual_cost == pytest.approx(12 * side.monthly_cost + side.one_off_cost, abs=0.01)
-    assert result.annual_cost_change == pytest.approx(12 * result.monthly_cost_change + 1800, abs=0.01)
+        assert side.year_cost == pytest.approx(12 * side.monthly_cost + side.one_off_cost, abs=0.01)
+    assert result.year_cost_change == pytest.approx(12 * result.monthly_cost_change + 1800, abs=0.01)
+    assert result.annual_cost_change == pytest.approx(12 * result.monthly_cost_change, abs=0.01)  # the contract's
     # dibao: per-capita 1300 < 1500, newly eligible at (1500 - 1300) x 2 = 400 a month
     assert rows["dibao"]["reform_amount"] == 400 and not rows["dibao"]["baseline_eligible"]
     summary = result.summary()
-    assert summary["baseline"]["oneOffCost"] == 7200 and summary["reform"]["annualCost"] == result.reform.annual_cost
+    assert summary["baseline"]["oneOffCost"] == 7200 and summary["reform"]["yearCost"] == result.reform.year_cost
     assert summary["oneOffCostChange"] == 1800
     # the decisions hold the same amounts as the plugin gives under Eligibility
     reform_rows = result.reform_decisions.filter(pl.col("program") == "temporary")
@@ -308,8 +309,8 @@ def test_gansu_entrepreneurship_subsidy_is_costed_once(db_url, one_off_household
     assert (baseline.one_off_cost, reform.one_off_cost) == (5000, 6000)
     assert baseline.monthly_cost == reform.monthly_cost == 0
     assert result.monthly_cost_change == 0
-    assert result.one_off_cost_change == 1000 and result.annual_cost_change == 1000
-    assert result.reform.annual_cost - result.baseline.annual_cost == 1000
+    assert result.one_off_cost_change == 1000 and result.annual_cost_change == 0  # the contract's: 12 x monthly
+    assert result.reform.year_cost - result.baseline.year_cost == 1000 == result.year_cost_change
     [row] = result.affected.iter_rows(named=True)
     assert (row["program"], row["baseline_one_off"], row["reform_one_off"], row["change"]) == (
         "employment", 5000, 6000, 0)

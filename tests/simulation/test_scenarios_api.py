@@ -126,8 +126,8 @@ def test_save_read_rerun_and_compare(db_url, households, live_server, sync_engin
     assert (compared["scenario"]["name"], compared["other"]["name"]) == ("urban 1500", "urban 1300 tekun 1.7")
     figures = {d["figure"]: d for d in compared["deltas"]}
     first, second = summary, other["scenario"]["summary"]
-    assert figures["reform annualCost"]["first"] == first["reform"]["annualCost"]
-    assert figures["reform annualCost"]["second"] == second["reform"]["annualCost"]
+    assert figures["reform yearCost"]["first"] == first["reform"]["yearCost"]
+    assert figures["reform yearCost"]["second"] == second["reform"]["yearCost"]
     assert figures["annualCostChange"]["difference"] == pytest.approx(
         second["annualCostChange"] - first["annualCostChange"], abs=0.01)
     assert counts(db_url)["simulate"] == runs  # comparing saved summaries runs nothing

@@ -95,9 +95,11 @@ def print_result(result: SimulationResult, names: dict[str, tuple[str, str]], pr
                       _money(b.monthly_cost), _money(r.monthly_cost), _delta(b.monthly_cost, r.monthly_cost, True),
                       _money(b.one_off_cost), _money(r.one_off_cost), _delta(b.one_off_cost, r.one_off_cost, True))
     console.print(table)
-    console.print(f"annual cost (12 x monthly + one-off): {_money(result.baseline.annual_cost)} -> "
-                  f"{_money(result.reform.annual_cost)} yuan")
-    console.print(f"annual cost change: [bold]{_delta(0, result.annual_cost_change, True)}[/bold] yuan; newly eligible "
+    console.print(f"a year's cost (12 x monthly + one-off): {_money(result.baseline.year_cost)} -> "
+                  f"{_money(result.reform.year_cost)} yuan")
+    console.print(f"annual cost change (12 x monthly): [bold]{_delta(0, result.annual_cost_change, True)}[/bold] "
+                  f"yuan; a year's cost change (with one-off grants): {_delta(0, result.year_cost_change, True)} yuan")
+    console.print(f"newly eligible "
                   f"{result.newly_eligible.households:,} households ({result.newly_eligible.persons:,} persons), no "
                   f"longer eligible {result.no_longer_eligible.households:,} ({result.no_longer_eligible.persons:,})")
     console.print("winners and losers (per-capita income plus aid): "
