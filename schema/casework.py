@@ -820,6 +820,14 @@ class DisclosureNoticePayload:
 class InspectionSample:
     seed: str
     enrollments: list[Enrollment]
+    assignments: list[InspectionAssignment] = strawberry.field(description="The cases in draw order with the "
+                                                                         "inspectors drawn for each (双随机).")
+
+
+@strawberry.type(description="One sampled case and the usernames of the inspectors drawn for it.")
+class InspectionAssignment:
+    enrollment: Enrollment
+    inspectors: list[str]
 
 
 @strawberry.type
@@ -896,21 +904,27 @@ class _TransparencyMutation:
         return DisclosureNoticePayload(notice=notice, errors=errors)
 
     @strawberry.mutation(description="双随机: draw a reproducible sample of a county's receiving cases (seed default "
-                                     "<county>:<month>); audited with the seed and the cases.")
+                                     "<county>:<month>) and, with inspectorsPerCase, the inspectors of each case from "
+                                     "the users who may review the county's cases; audited with the seed, the "
+                                     "cases and the inspectors.")
     async def draw_inspection_sample(self, info: Info, county_code: str, size: int | None = None,
-                                     seed: str | None = None) -> InspectionSamplePayload:
+                                     seed: str | None = None, inspectors_per_case: int | None = None
+                                     ) -> InspectionSamplePayload:
         async def work(session):
-            drawn_seed, cases = await transparency.inspection_sample(session, info.context.actor, policy_engine(info),
-                                                                     county_code=county_code, size=size, seed=seed)
-            return drawn_seed, [c.id for c in cases]
+            drawn_seed, drawn = await transparency.inspection_sample(
+                session, info.context.actor, policy_engine(info), county_code=county_code, size=size, seed=seed,
+                inspectors_per_case=inspectors_per_case or 0)
+            return drawn_seed, [(d.enrollment.id, list(d.inspectors)) for d in drawn]
 
         result, errors = await run_mutation(info, work)
         if result is None:
             return InspectionSamplePayload(sample=None, errors=errors)
-        drawn_seed, ids = result
-        rows = [await info.context.enrollments_by_id.load(i) for i in ids]
+        drawn_seed, drawn = result
+        rows = [(await info.context.enrollments_by_id.load(i), inspectors) for i, inspectors in drawn]
+        assignments = [InspectionAssignment(enrollment=Enrollment.from_row(r), inspectors=inspectors)
+                       for r, inspectors in rows if r is not None]
         return InspectionSamplePayload(errors=errors, sample=InspectionSample(
-            seed=drawn_seed, enrollments=[Enrollment.from_row(r) for r in rows if r is not None]))
+            seed=drawn_seed, enrollments=[a.enrollment for a in assignments], assignments=assignments))
 
     @strawberry.mutation(description="追回: a recovery order against an enrolment's payments (county level).")
     async def issue_recovery_order(self, info: Info, input: IssueRecoveryOrderInput) -> RecoveryOrderPayload:

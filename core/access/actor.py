@@ -59,6 +59,11 @@ class Actor:
     def may(self, action: str, region_code: str | None, object_type: str = "household") -> bool:
         return self.scope(action, object_type).contains(region_code)
 
+    def peer(self, username: str, display_name: str, grants: tuple[RoleGrant, ...]) -> Actor:
+        """Another user judged by this actor's authorizer: what a roster may do (the inspectors a county can
+        draw), decided by the same Casbin policy as the caller's own rights."""
+        return Actor(username=username, display_name=display_name, grants=grants, _decide=self._decide)
+
 
 def system_actor(name: str = "system") -> Actor:
     return Actor(username=name, display_name=name, system=True)

@@ -11,8 +11,10 @@ none existed.
   a notice is audited. A village outside the caller's scope is an error (FORBIDDEN), not an empty notice.
 * :func:`inspection_sample`: a reproducible random sample of a county's receiving cases for re-verification:
   the order is sha256(seed, case id), the seed defaults to ``<county>:<month>``, so anyone can redraw it and get
-  the same cases; drawing it is audited with the seed and the ids. (The other "random", of inspectors, is left
-  to the county's roster.)
+  the same cases; drawing it is audited with the seed and the ids. The other "random" (随机选派检查人员):
+  with ``inspectors_per_case``, each case is given inspectors drawn from the county's roster, the active users
+  the province's Casbin policy lets review cases for the whole county (a township's own caseworkers do not
+  inspect its cases), in the order sha256(seed, case id, username): as reproducible as the cases.
 * :func:`issue_recovery_order` / :func:`record_recovery`: a recovery order against an enrolment's payments (never
   more than was paid, less what other orders claim), recovered in instalments until RECOVERED; county level;
   aid chain and audit.
@@ -28,13 +30,15 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aidgraph.core.access.actor import Actor
+from aidgraph.core.access.actor import Actor, RoleGrant
 from aidgraph.core.graph import aidchain, audit
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
     RECEIVING_ENROLLMENT_STATUSES,
     AidChainKind,
+    AppUser,
+    CasbinRule,
     Enrollment,
     Membership,
     Payment,
@@ -129,10 +133,37 @@ def _draw_key(seed: str, enrollment_id: int) -> str:
     return hashlib.sha256(f"{seed}:{enrollment_id}".encode()).hexdigest()
 
 
+def _inspector_key(seed: str, enrollment_id: int, username: str) -> str:
+    return hashlib.sha256(f"{seed}:{enrollment_id}:{username}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One sampled case and the inspectors drawn for it (usernames; empty when none were asked for)."""
+
+    enrollment: Enrollment
+    inspectors: tuple[str, ...] = ()
+
+
+async def county_inspectors(session: AsyncSession, actor: Actor, county_code: str) -> list[str]:
+    """双随机's roster: the active users whose grants let them review cases for the whole county, judged by the
+    caller's authorizer (the same Casbin policy as every right)."""
+    grants: dict[str, list[RoleGrant]] = {}
+    for username, role, region in await session.execute(
+            select(CasbinRule.v0, CasbinRule.v1, CasbinRule.v2).where(CasbinRule.ptype == "g")):
+        if username and role and region and (county_code.startswith(region) or region.startswith(county_code)):
+            grants.setdefault(username, []).append(RoleGrant(role, region))
+    users = (await session.execute(select(AppUser.username, AppUser.display_name).where(
+        AppUser.active, AppUser.username.in_(list(grants))))).all() if grants else []
+    return sorted(name for name, display in users
+                  if actor.peer(name, display, tuple(grants[name])).may("review", county_code, OBJECT))
+
+
 async def inspection_sample(session: AsyncSession, actor: Actor, engine: PolicyEngine | None = None, *,
                             county_code: str, size: int | None = None, seed: str | None = None,
-                            on: dt.date | None = None) -> tuple[str, list[Enrollment]]:
-    """(seed, the sampled receiving cases of the county in the caller's scope), ordered by draw."""
+                            on: dt.date | None = None, inspectors_per_case: int = 0) -> tuple[str, list[Inspection]]:
+    """(seed, the sampled receiving cases of the county in the caller's scope, ordered by draw, each with
+    ``inspectors_per_case`` inspectors drawn from :func:`county_inspectors`)."""
     on = on or dt.date.today()
     engine = engine or default_engine()
     if not county_code or len(county_code) != 6 or await session.get(Region, county_code) is None:
@@ -144,14 +175,25 @@ async def inspection_sample(session: AsyncSession, actor: Actor, engine: PolicyE
     size = size if size is not None else int(params.value("workflow.inspection_sample_size", on, default=10))
     if size < 1 or size > 1000:
         raise DomainError.single(ErrorCode.VALIDATION, "the sample size must be between 1 and 1000", "size")
+    if inspectors_per_case < 0:
+        raise DomainError.single(ErrorCode.VALIDATION, "inspectorsPerCase cannot be negative", "inspectorsPerCase")
+    roster = await county_inspectors(session, actor, county_code) if inspectors_per_case else []
+    if len(roster) < inspectors_per_case:
+        raise DomainError.single(ErrorCode.VALIDATION, f"county {county_code} has {len(roster)} user(s) who may "
+                                 f"review its cases; {inspectors_per_case} per case asked", "inspectorsPerCase")
     seed = seed or f"{county_code}:{on:%Y-%m}"
     ids = list((await session.execute(select(Enrollment.id).where(
         scope.predicate(Enrollment.region_code), Enrollment.status.in_(RECEIVING)))).scalars())
     chosen = sorted(ids, key=lambda i: _draw_key(seed, i))[:size]
     cases = {e.id: e for e in (await session.execute(select(Enrollment).where(Enrollment.id.in_(chosen)))).scalars()}
-    audit.record(session, actor, "inspection_sample", OBJECT, None, county_code,
-                 {"seed": seed, "size": size, "population": len(ids), "cases": chosen})
-    return seed, [cases[i] for i in chosen]
+    drawn = [Inspection(cases[i], tuple(sorted(roster, key=lambda name: _inspector_key(seed, i, name))
+                                        [:inspectors_per_case])) for i in chosen]
+    detail: dict = {"seed": seed, "size": size, "population": len(ids), "cases": chosen}
+    if inspectors_per_case:
+        detail["inspectors"] = {str(d.enrollment.id): list(d.inspectors) for d in drawn}
+        detail["roster"] = len(roster)
+    audit.record(session, actor, "inspection_sample", OBJECT, None, county_code, detail)
+    return seed, drawn
 
 
 # --- recovery orders ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from aidgraph.core.storage.models import AuditLog, Enrollment, Household, Payment, Person
-from aidgraph.schema.relay import to_global_id
+from aidgraph.schema.relay import from_global_id, to_global_id
 from tests.casework.conftest import seed_township, token_for
 
 DISCLOSURE = """query D($v: String!) { publicDisclosure(villageCode: $v) { villageCode villageName publishedOn until
@@ -103,6 +103,39 @@ def test_inspection_sample_is_reproducible_from_its_seed(live_server, village, s
     if not code.startswith("440106"):
         outside = live_server.post(SAMPLE, {"c": code[:6]}, token=other).json()["data"]["drawInspectionSample"]
         assert outside["errors"][0]["code"] == "FORBIDDEN"
+
+
+DRAW = """mutation S($c: String!, $n: Int, $s: String, $k: Int) {
+  drawInspectionSample(countyCode: $c, size: $n, seed: $s, inspectorsPerCase: $k) {
+    sample { seed assignments { enrollment { id } inspectors } } errors { code field message } } }"""
+
+
+def test_inspectors_are_drawn_from_the_countys_roster_reproducibly(live_server, village, sync_engine, db_url):
+    """双随机 (GD-2021 健全"双随机、一公开"监督机制): the cases and, for each, inspectors drawn at random from the users
+    who may review the whole county's cases; a caseworker of one of its townships is not on the roster."""
+    world, households, code, cases = village
+    officer = token_for(db_url, sync_engine, "county_draw", "county_officer", code[:6])
+    token_for(db_url, sync_engine, "county_draw_2", "county_officer", code[:6])
+    token_for(db_url, sync_engine, "township_in_county", "township_caseworker", code[:9])
+    token_for(db_url, sync_engine, "county_elsewhere", "county_officer", "440106" if code[:6] != "440106" else "440105")
+    variables = {"c": code[:6], "n": 4, "s": "2025-06 抽查", "k": 2}
+    first = live_server.post(DRAW, variables, token=officer).json()["data"]["drawInspectionSample"]
+    assert first["errors"] == []
+    again = live_server.post(DRAW, variables, token=officer).json()["data"]["drawInspectionSample"]
+    assert again == first  # the same seed draws the same cases and the same inspectors
+    assignments = first["sample"]["assignments"]
+    assert len(assignments) == 4
+    named = {name for a in assignments for name in a["inspectors"]}
+    assert all(len(set(a["inspectors"])) == 2 for a in assignments)
+    assert {"county_draw", "county_draw_2"} & named
+    assert "township_in_county" not in named and "county_elsewhere" not in named
+    with Session(sync_engine) as s:
+        audit = s.scalars(select(AuditLog).where(AuditLog.action == "inspection_sample")
+                          .order_by(AuditLog.id.desc())).first()
+    assert audit.detail["inspectors"] == {str(from_global_id(a["enrollment"]["id"])[1]): a["inspectors"]
+                                          for a in assignments}
+    too_many = live_server.post(DRAW, {**variables, "k": 500}, token=officer).json()["data"]["drawInspectionSample"]
+    assert too_many["sample"] is None and too_many["errors"][0]["field"] == "inspectorsPerCase"
 
 
 def test_recovery_orders_never_claim_more_than_was_paid(live_server, village, sync_engine, db_url):
