@@ -28,11 +28,14 @@ from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.graph.economics import economics_for
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.graph.idnumber import age_on
-from aidgraph.core.storage.models import AidChainEvent, Alert, Enrollment, Household, Membership, Person, Region
-from aidgraph.core.graph.reads import CATEGORY_PROGRAMS, LEVEL_SEVERITY, OPEN_ALERT_STATUSES, RECEIVING
+from aidgraph.core.storage.models import (OPEN_ALERT_STATUSES, WARNING_SEVERITY, AidChainEvent, Alert, Enrollment,
+                                          Household, LowIncomeCategory, Membership, Person, Region)
+from aidgraph.core.graph.reads import RECEIVING
 
 settings = load_settings()
 policy = PolicyEngine(settings)
+CATEGORY_PROGRAMS = policy.catalogue().category_programs()
+CATEGORY_ORDER = list(LowIncomeCategory.__members__)
 engine = make_async_engine(settings.database_url)
 sessions = async_session_factory(engine)
 
@@ -55,8 +58,10 @@ async def categories(conn, ids):
         Enrollment.program_key.in_(list(CATEGORY_PROGRAMS))).distinct())
     out: dict[int, list[str]] = {}
     for hid, key in rows.all():
-        out.setdefault(hid, []).append(CATEGORY_PROGRAMS[key])
-    return out
+        cats = out.setdefault(hid, [])
+        if CATEGORY_PROGRAMS[key] not in cats:
+            cats.append(CATEGORY_PROGRAMS[key])
+    return {hid: sorted(cats, key=CATEGORY_ORDER.index) for hid, cats in out.items()}
 
 
 async def levels(conn, ids):
@@ -64,9 +69,14 @@ async def levels(conn, ids):
         Alert.household_id.in_(ids), Alert.status.in_(OPEN_ALERT_STATUSES)))
     out: dict[int, str] = {}
     for hid, level in rows.all():
-        if hid not in out or LEVEL_SEVERITY[level] > LEVEL_SEVERITY[out[hid]]:
+        if hid not in out or WARNING_SEVERITY[level] > WARNING_SEVERITY[out[hid]]:
             out[hid] = level
     return out
+
+
+def utc(v: dt.datetime) -> str:
+    """Timestamps as the API answers them: naive UTC from the database, printed with its zone."""
+    return v.replace(tzinfo=dt.timezone.utc).isoformat()
 
 
 def money(v):
@@ -116,16 +126,16 @@ async def household_detail(hid: int) -> dict:
             "employmentStatus": m.employment_status, "labourCapacity": m.labour_capacity}} for m in members],
         "economics": {"perCapitaMonthlyIncome": float(econ.per_capita_monthly_income),
                       "totalFinancialAssets": float(econ.total_financial_assets),
-                      "assessedAt": econ.assessed_at.isoformat() if econ.assessed_at else None},
+                      "assessedAt": utc(econ.assessed_at) if econ.assessed_at else None},
         "enrollments": [{"id": gid("Enrollment", e.id), "status": e.status, "monthlyAmount": money(e.monthly_amount),
                          "startDate": e.start_date.isoformat() if e.start_date else None,
                          "endDate": e.end_date.isoformat() if e.end_date else None,
                          "program": {"key": e.program_key}} for e in enrols],
-        "aidChain": {"edges": [{"node": {"at": c.at.isoformat(), "kind": c.kind, "summary": c.summary,
+        "aidChain": {"edges": [{"node": {"at": utc(c.at), "kind": c.kind, "summary": c.summary,
                                          "program": {"key": c.program_key} if c.program_key else None}}
                                for c in chain[:50]]},
         "alerts": [{"id": gid("Alert", a.id), "level": a.level, "status": a.status, "score": float(a.score),
-                    "indicators": a.indicators, "raisedAt": a.raised_at.isoformat()} for a in alerts],
+                    "indicators": a.indicators, "raisedAt": utc(a.raised_at)} for a in alerts],
     }}
 
 
@@ -141,8 +151,10 @@ async def household_list(region_code: str, first: int, after: str | None) -> dic
                                    .limit(first + 1))).all()
         page = rows[:first]
         ids = [r.id for r in page]
-        counts = dict((await conn.execute(select(Membership.household_id, func.count()).where(
-            Membership.household_id.in_(ids), current(Membership, today)).group_by(Membership.household_id))).all())
+        counts = dict((await conn.execute(select(Membership.household_id, func.count())
+                                          .join(Person, Person.id == Membership.person_id).where(
+            Membership.household_id.in_(ids), current(Membership, today),
+            or_(Person.death_date.is_(None), Person.death_date > today)).group_by(Membership.household_id))).all())
         heads = {r.household_id: r for r in (await conn.execute(
             select(Membership.household_id, Person.id, Person.name, Person.id_number)
             .join(Person, Person.id == Membership.person_id)

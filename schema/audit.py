@@ -21,7 +21,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
-from aidgraph.schema.context import Info
+from aidgraph.schema.context import Context, Info
 
 from aidgraph.core.graph import audit
 from aidgraph.core.graph import privacy
@@ -37,19 +37,30 @@ class AuditDisclosures(SchemaExtension):
         yield
         ec = self.execution_context
         context = ec.context
-        if context is None or not hasattr(context, "db") or not privacy.disclosures(context):
+        if context is None or not hasattr(context, "db"):
             return
-        # The resolvers are done: give the request's connection back before waiting for the writer, which needs
-        # one of its own (twenty requests each holding theirs while they wait would empty the pool).
-        await context.close()
-        try:
-            await privacy.write_disclosures(context, ec.operation_name)
-        except Exception:  # the cause is logged; the client learns only that nothing is returned
-            log.exception("audit rows for disclosed values could not be written")
-            if ec.result is not None:
-                ec.result.data = None
-                ec.result.errors = [GraphQLError("the audit log could not be written: no data is returned",
-                                                 extensions={"code": "AUDIT_UNAVAILABLE"})]
+        error = await finish_disclosures(context, ec.operation_name)
+        if error is not None and ec.result is not None:
+            ec.result.data = None
+            ec.result.errors = [error]
+
+
+async def finish_disclosures(context: Context, operation_name: str | None) -> GraphQLError | None:
+    """Commit the request's disclosure audit rows once its values are built; the error to answer instead of
+    the data when they cannot be written (None: written, or nothing was disclosed). Used by the extension
+    above and by the compiled contract operations (schema/compiled.py), so both paths audit alike."""
+    if not privacy.disclosures(context):
+        return None
+    # The values are built: give the request's connection back before waiting for the writer, which needs
+    # one of its own (twenty requests each holding theirs while they wait would empty the pool).
+    await context.close()
+    try:
+        await privacy.write_disclosures(context, operation_name)
+    except Exception:  # the cause is logged; the client learns only that nothing is returned
+        log.exception("audit rows for disclosed values could not be written")
+        return GraphQLError("the audit log could not be written: no data is returned",
+                            extensions={"code": "AUDIT_UNAVAILABLE"})
+    return None
 
 
 @strawberry.type(description="One audit log entry: who did or saw what, on which record, when, from where.")

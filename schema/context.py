@@ -172,16 +172,18 @@ class Context:
 
     @property
     def economics(self) -> DataLoader[Any, Any]:
-        async def fetch(session: AsyncSession, ids: list[int]) -> dict[Any, Any]:
-            visible = await reads.households_by_id(session, self.scope("household"), ids)
-            found = await economics_for(session, list(visible))
-            if found:  # the province's deductions (employment costs, ...) apply
-                deductions = await self.policy.income_deductions(session, list(found))
-                found = {hid: replace(e, monthly_deduction=Decimal(str(round(deductions.get(hid, 0.0), 2))))
-                         for hid, e in found.items()}
-            return found
+        return self.loader("economics", self.economics_of)
 
-        return self.loader("economics", fetch)
+    async def economics_of(self, session: AsyncSession, ids: list[int]) -> dict[Any, Any]:
+        """Economic status of the households among ``ids`` in the read scope, after the province's deductions
+        (employment costs, ...): the loader above and the compiled HouseholdDetail (schema/compiled.py)."""
+        visible = await reads.households_by_id(session, self.scope("household"), ids)
+        found = await economics_for(session, list(visible))
+        if found:
+            deductions = await self.policy.income_deductions(session, list(found))
+            found = {hid: replace(e, monthly_deduction=Decimal(str(round(deductions.get(hid, 0.0), 2))))
+                     for hid, e in found.items()}
+        return found
 
 
 Info = strawberry.Info[Context, None]

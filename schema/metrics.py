@@ -2,7 +2,8 @@
 per operation without reading logs.
 
 ``aidgraph_graphql_requests_total{operation}``, ``aidgraph_graphql_request_seconds{operation}`` (histogram)
-and ``aidgraph_graphql_errors_total{code}`` are counted by :class:`OperationMetrics`; the outbox gauges are
+and ``aidgraph_graphql_errors_total{code}`` are counted by :class:`OperationMetrics` (and by the compiled
+contract operations, schema/compiled.py, which also count ``aidgraph_graphql_compiled_total{operation}``); the outbox gauges are
 set by ``/metrics`` itself (aidgraph.core.app.ops). The operation label is the GraphQL operation name
 (``anonymous`` without one), cut to 64 safe characters, and only names seen in the document count, so a
 client cannot grow the label set without bound beyond :data:`MAX_OPERATION_LABELS`.
@@ -26,6 +27,8 @@ REQUESTS = Counter("aidgraph_graphql_requests", "GraphQL operations answered", [
 LATENCY = Histogram("aidgraph_graphql_request_seconds", "GraphQL operation latency", ["operation"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 ERRORS = Counter("aidgraph_graphql_errors", "GraphQL errors answered, by code", ["code"])
+COMPILED_ANSWERS = Counter("aidgraph_graphql_compiled", "Operations answered by their compiled plan (schema/compiled.py)",
+                           ["operation"])
 OUTBOX_PENDING = Gauge("aidgraph_outbox_pending", "Outbox rows not yet indexed", multiprocess_mode="max")
 OUTBOX_LAG = Gauge("aidgraph_outbox_lag_seconds", "Age of the oldest outbox row not yet indexed",
                    multiprocess_mode="max")

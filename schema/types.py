@@ -12,7 +12,7 @@ import enum
 from typing import Annotated
 
 import strawberry
-from aidgraph.schema.context import Info
+from aidgraph.schema.context import Context, Info
 
 from aidgraph.core.storage import models
 from aidgraph.core.graph import privacy
@@ -340,6 +340,19 @@ class Alert(Node):
         return Household.from_row(row) if row else None
 
 
+def chain_summary(context: Context, summary: str, program_key: str | None, province_code: str | None,
+                  region_code: str | None) -> str:
+    """An aid-chain entry's summary as the caller may see it (the resolver below and schema/compiled.py)."""
+    classes: frozenset[str] = frozenset()
+    if program_key:
+        try:
+            domain = context.programs.get(program_key, province_code).domain
+        except Exception:  # an unknown program key says nothing more than its text
+            domain = None
+        classes = privacy.PROGRAM_DOMAIN_CLASSES.get(domain or "", frozenset())
+    return privacy.guarded_text(context, region_code, summary, classes) or ""
+
+
 @strawberry.type(description="One entry of the household's aid chain (一户一条救助链).")
 class AidChainEvent:
     at: dt.datetime
@@ -352,14 +365,8 @@ class AidChainEvent:
     @strawberry.field(description="What happened; '[withheld]' when it names health, disability or income the "
                                   "caller may not read; ID and phone numbers masked without the sensitive right.")
     def summary(self, info: Info) -> str:
-        classes: frozenset[str] = frozenset()
-        if self._program_key:
-            try:
-                domain = info.context.programs.get(self._program_key, self._province_code).domain
-            except Exception:  # an unknown program key says nothing more than its text
-                domain = None
-            classes = privacy.PROGRAM_DOMAIN_CLASSES.get(domain or "", frozenset())
-        return privacy.guarded_text(info.context, self._region_code, self._summary, classes) or ""
+        return chain_summary(info.context, self._summary, self._program_key, self._province_code,
+                             self._region_code)
 
     @strawberry.field
     def program(self, info: Info) -> Program | None:

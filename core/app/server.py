@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
@@ -37,6 +38,7 @@ from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.programs import ProgramCatalogue
 from aidgraph.core.search.runtime import SearchRuntime, install as install_search
 from aidgraph.schema.build import build_schema
+from aidgraph.schema.compiled import GENERAL_PATH_HEADER, CompiledOperations
 from aidgraph.schema.context import Context
 
 
@@ -86,6 +88,23 @@ class AidgraphGraphQL(GraphQL):
         super().__init__(components.schema, graphql_ide=None if settings.production else "graphiql",
                          allow_queries_via_get=False, multipart_uploads_enabled=False)
         self.components = components
+        self.compiled = CompiledOperations(components.schema._schema, settings) \
+            if settings.compiled_operations else None
+
+    async def execute_operation(  # type: ignore[override]
+            self, request: Request, request_adapter: Any, request_data: Any, context: Context,
+            root_value: Any, sub_response: Response) -> Any:
+        """The contract's household list and detail through their compiled plans (schema/compiled.py) when the
+        document is one of them; everything else, and whatever a plan leaves, through strawberry."""
+        if (self.compiled is not None and isinstance(request_data, GraphQLRequestData)
+                and request_data.protocol == "http" and request_adapter.method == "POST"
+                and request.headers.get(GENERAL_PATH_HEADER) != "general"):
+            result = await self.compiled.execute(context, request_data.query, request_data.operation_name,
+                                                 request_data.variables)
+            if result is not None:
+                return result
+        return await super().execute_operation(request, request_adapter, request_data, context, root_value,
+                                               sub_response)
 
     @property
     def graphql_ide_html(self) -> str:

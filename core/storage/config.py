@@ -57,6 +57,9 @@ class Settings:
     """Request bodies above this are refused with HTTP 400 before they are read in full (core/app/server.py)."""
     document_cache_bytes: int = 32 * 1024 * 1024
     """Budget of the parsed/validated operation cache, in bytes of operation text (schema/hardening.py)."""
+    compiled_operations: bool = True
+    """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
+    ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
 
     @property
     def production(self) -> bool:
@@ -92,6 +95,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         changes["secret_key"] = env["AIDGRAPH_SECRET_KEY"]
     if env.get("AIDGRAPH_STATE_DIR"):
         changes["state_dir"] = Path(env["AIDGRAPH_STATE_DIR"])
+    if env.get("AIDGRAPH_COMPILED_OPERATIONS"):
+        changes["compiled_operations"] = env["AIDGRAPH_COMPILED_OPERATIONS"].strip().lower() not in ("0", "false", "no")
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
