@@ -151,6 +151,12 @@ def _filter_clauses(context: Context, raw: Any) -> list[Any]:
                                           values["nameContains"], context.programs.category_programs())
 
 
+LIST_HOUSEHOLD = (models.Household.id, models.Household.household_number, models.Household.region_code)
+LIST_REGION = (models.Region.code, models.Region.name)
+LIST_HEAD = (models.Person.id, models.Person.name, models.Person.id_number, models.Person.region_code)
+"""The columns HouseholdList answers from (privacy.id_number reads ``id``, ``region_code``, ``id_number``)."""
+
+
 async def household_list(context: Context, variables: dict[str, Any]) -> dict[str, Any]:
     """HouseholdList: the resolver of ``Query.households`` and the fields of the contract's selection."""
     region_code = _string(variables, "regionCode", required=True)
@@ -167,15 +173,15 @@ async def household_list(context: Context, variables: dict[str, Any]) -> dict[st
     clauses = _filter_clauses(context, variables.get("filter"))
     async with context.db() as session:
         rows, has_next, total = await reads.household_page(session, context.scope(), region_code, clauses, n,
-                                                           after_id)
+                                                           after_id, LIST_HOUSEHOLD)
         ids = [r.id for r in rows]
         if ids:
             counts = await reads.member_counts(session, context.scope(), ids)
             categories = await reads.categories_by_household(session, context.enrollment_visibility, ids,
                                                              context.programs.category_programs())
             levels = await reads.warning_levels_by_household(session, context.scope("alert"), ids)
-            regions = await reads.regions_by_code(session, sorted({r.region_code for r in rows}))
-            heads = await reads.heads_by_household(session, context.scope("person"), ids)
+            regions = await reads.regions_by_code(session, sorted({r.region_code for r in rows}), LIST_REGION)
+            heads = await reads.heads_by_household(session, context.scope("person"), ids, LIST_HEAD)
     edges = []
     for r in rows:
         region = regions.get(r.region_code)

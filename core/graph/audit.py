@@ -21,15 +21,17 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 import polars as pl
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.bulk import AUDIT_PENDING, update_frame
-from aidgraph.core.storage.models import AuditChain, AuditLog
+from aidgraph.core.storage.models import AuditChain, AuditLog, utcnow
 
 CHAIN = "audit"
 GENESIS = "0" * 64
@@ -112,6 +114,36 @@ def seal(session: Session, batch: int = 50_000) -> int:
         if len(rows) < batch:
             break
     return sealed
+
+
+def append_sealed(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert audit rows already sealed, in one statement, for writers whose transaction writes only audit rows
+    (the disclosure writer, aidgraph.core.graph.privacy): the same ``seq``, ``prev_hash`` and ``row_hash`` as
+    :func:`seal` would give them at commit, without reading them back and updating each one.
+
+    The chain's head is held first (a no-op UPDATE takes SQLite's write lock and PostgreSQL's row lock before
+    the head is read, so no other sealer moves it in between); rows others left unsealed are sealed before
+    these, so the chain stays in id order."""
+    if not rows:
+        return 0
+    session.execute(update(AuditChain).where(AuditChain.name == CHAIN).values(seq=AuditChain.seq))
+    seal(session)
+    head = _head(session)
+    at = utcnow()
+    prev, seq = head.head_hash, head.seq
+    values = []
+    for row in rows:
+        seq += 1
+        full = {"at": at, "actor": None, "action": None, "object_type": None, "object_id": None,
+                "region_code": None, "remote_addr": None, "detail": None, **row}
+        h = row_hash(prev, seq, SimpleNamespace(**full))
+        values.append({**full, "seq": seq, "prev_hash": prev, "row_hash": h})
+        prev = h
+    session.execute(insert(AuditLog.__table__), values)
+    head.seq, head.head_hash = seq, prev
+    session.flush()
+    session.info.pop(_PENDING, None)  # nothing left to seal at commit
+    return len(values)
 
 
 @event.listens_for(Session, "before_flush")

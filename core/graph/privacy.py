@@ -21,7 +21,7 @@ import asyncio
 import re
 from typing import Any, TypeVar
 
-from sqlalchemy import insert
+from aidgraph.core.graph.audit import append_sealed
 
 from aidgraph.core.graph.idnumber import mask, mask_phone
 from aidgraph.core.storage.models import AuditLog
@@ -141,8 +141,10 @@ class DisclosureWriter:
             batch, self._queue = self._queue, []
             try:
                 async with self._factory() as session:
-                    await session.execute(insert(AuditLog), [row for rows, _ in batch for row in rows])
-                    await session.commit()  # sealed into the audit chain by this commit (aidgraph.core.graph.audit)
+                    # inserted already sealed into the audit chain (one INSERT, no update of each row after it)
+                    all_rows = [row for rows, _ in batch for row in rows]
+                    await session.run_sync(lambda s: append_sealed(s, all_rows))
+                    await session.commit()
             except Exception as exc:  # noqa: BLE001 - every waiting request learns it, none is answered
                 for _, done in batch:
                     if not done.done():

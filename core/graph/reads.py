@@ -13,6 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,8 +59,11 @@ async def person_by_id_number(session: AsyncSession, scope: Scope, number: str) 
     ).scalar_one_or_none()
 
 
-async def regions_by_code(session: AsyncSession, codes: list[str]) -> dict[str, Region]:
-    """Regions are public reference data (names of divisions); scoping applies to what lies in them."""
+async def regions_by_code(session: AsyncSession, codes: list[str], columns: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """Regions are public reference data (names of divisions); scoping applies to what lies in them.
+    ``columns``: rows of these Region columns (``code`` among them) instead of whole regions."""
+    if columns:
+        return {r.code: r for r in (await session.execute(select(*columns).where(Region.code.in_(codes)))).all()}
     rows = await session.execute(select(Region).where(Region.code.in_(codes)))
     return {r.code: r for r in rows.scalars()}
 
@@ -117,13 +121,18 @@ async def member_counts(session: AsyncSession, scope: Scope, ids: list[int]) -> 
     return dict(rows.all())
 
 
-async def heads_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Person]:
+async def heads_by_household(session: AsyncSession, scope: Scope, ids: list[int],
+                             columns: tuple[Any, ...] = ()) -> dict[int, Any]:
+    """The head (户主) of each household, in scope. ``columns``: rows of these Person columns instead of whole
+    persons (the compiled HouseholdList reads only what it answers; ID numbers decrypt per column)."""
     rows = await session.execute(
-        select(Membership.household_id, Person)
+        select(Membership.household_id, *(columns or (Person,)))
         .join(Person, Person.id == Membership.person_id)
         .where(Membership.household_id.in_(ids), Membership.relation_to_head == "SELF", valid_on(Membership),
                scope.predicate(Person.region_code))
     )
+    if columns:
+        return {r[0]: r for r in rows.all()}
     return {hid: p for hid, p in rows.all()}
 
 
@@ -252,15 +261,17 @@ def household_filter_clauses(category: str | None, warning_level: str | None, pr
 
 
 async def household_page(session: AsyncSession, scope: Scope, region_code: str, clauses: list, first: int,
-                         after_id: int | None) -> tuple[list[Household], bool, int]:
-    """A keyset page of households under ``region_code`` within the scope; returns (rows, has_next, total)."""
+                         after_id: int | None, columns: tuple[Any, ...] = ()) -> tuple[list[Any], bool, int]:
+    """A keyset page of households under ``region_code`` within the scope; returns (rows, has_next, total).
+    ``columns``: rows of these Household columns (``id`` among them) instead of whole households."""
     narrowed = scope.narrow(region_code)
     where = [narrowed.predicate(Household.region_code), *clauses]
     total = (await session.execute(select(func.count()).select_from(Household).where(*where))).scalar_one()
-    stmt = select(Household).where(*where)
+    stmt = select(*(columns or (Household,))).where(*where)
     if after_id is not None:
         stmt = stmt.where(Household.id > after_id)
-    rows = list((await session.execute(stmt.order_by(Household.id).limit(first + 1))).scalars())
+    result = await session.execute(stmt.order_by(Household.id).limit(first + 1))
+    rows = list(result.all() if columns else result.scalars())
     return rows[:first], len(rows) > first, total
 
 

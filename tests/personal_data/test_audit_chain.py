@@ -194,3 +194,40 @@ def test_rows_written_through_the_bulk_path_are_sealed_at_commit(fresh_engine):
     assert _seqs(fresh_engine) == [1, 2, 3]
     with session_scope(fresh_engine) as session:
         assert audit.verify(session).ok
+
+
+def test_the_disclosure_writer_appends_sealed_rows_between_other_writers(fresh_engine):
+    """The disclosure writer inserts its rows already sealed (audit.append_sealed): interleaved with other
+    committing writers and after rows a raw path left unsealed, every row gets its own position in one chain
+    (on PostgreSQL a writer whose rows are not yet committed is chained after those committed before it, as
+    between any two writers)."""
+    from aidgraph.core.graph import privacy
+
+    with fresh_engine.begin() as conn:  # left unsealed by a raw path: sealed before the writer's rows
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, object_type) "
+                          "VALUES (CURRENT_TIMESTAMP, 'seed', 'seed', 'household')"))
+    url = fresh_engine.url.render_as_string(hide_password=False)
+
+    async def go() -> None:
+        engine = make_async_engine(url)
+        writer = privacy.DisclosureWriter(async_session_factory(engine))
+        rows = [[{"actor": f"u{k}", "action": "read_sensitive", "object_type": "person", "object_id": str(i),
+                  "region_code": "440106", "remote_addr": "127.0.0.1",
+                  "detail": {"fields": ["idNumber"], "operation": "HouseholdList"}} for i in range(k % 3 + 1)]
+                for k in range(12)]
+        other = threading.Thread(target=_write, args=(fresh_engine, 4, "other"))
+        other.start()
+        await asyncio.gather(*(writer.write(r) for r in rows))
+        other.join()
+        await engine.dispose()
+
+    asyncio.run(go())
+    expected = 1 + sum(k % 3 + 1 for k in range(12)) + 4 * 2
+    with fresh_engine.connect() as conn:
+        seqs = dict(conn.execute(select(AuditLog.actor, func.min(AuditLog.seq)).group_by(AuditLog.actor)).all())
+    assert sorted(_seqs(fresh_engine)) == list(range(1, expected + 1))
+    assert seqs["seed"] == 1  # the row left unsealed comes first
+    with session_scope(fresh_engine) as session:
+        result = audit.verify(session)
+        assert result.ok and result.checked == expected and result.unsealed == 0
+        assert session.get(AuditChain, "audit").seq == expected
