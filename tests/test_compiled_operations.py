@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from aidgraph.core.app.demo import ensure_demo_user
 from aidgraph.core.graph.idnumber import make
 from aidgraph.core.storage.db import session_scope
-from aidgraph.core.storage.models import AidChainEvent, Alert, AuditLog, Enrollment, Household
+from aidgraph.core.storage.models import AidChainEvent, Alert, AuditLog, Enrollment, Household, Membership, Person
 from aidgraph.schema.compiled import COMPILED, GENERAL_PATH_HEADER
 from aidgraph.schema.relay import to_global_id
 from tests.live import OPERATION_TEXT
@@ -100,12 +100,21 @@ def households(live_server, sync_engine, other_village):
                         level=["ORANGE", "RED", "BLUE", "YELLOW"][n], score=Decimal("71.50"), status="OPEN",
                         indicators=["hospitalisation", "income_drop", "job_loss"], month="2026-11",
                         raised_at=now - dt.timedelta(hours=n + 1)))
+            if n == 0:  # more severe closed alerts: the level is the open one's
+                for level, status in (("RED", "DISMISSED"), ("RED", "RESOLVED")):
+                    s.add(Alert(household_id=h["db"], region_code=h["village"], township_code=h["village"][:9],
+                                level=level, score=Decimal("40"), status=status, indicators=["job_loss"],
+                                month="2026-10", raised_at=now - dt.timedelta(days=20)))
             s.add(AidChainEvent(household_id=h["db"], at=now - dt.timedelta(hours=3), kind="VERIFICATION",
                                 summary=f"核对 户主身份证 {h['head']}"))
             s.add(AidChainEvent(household_id=h["db"], at=now - dt.timedelta(hours=2), kind="APPLICATION",
                                 summary="住院 申请医疗救助", program_key=medical))
             s.add(AidChainEvent(household_id=h["db"], at=now - dt.timedelta(hours=1), kind="PAYMENT",
                                 summary="发放 512.30 元", program_key="dibao"))
+        # a member who died stays listed (with the death date) but no longer counts in memberCount
+        spouse = s.execute(select(Membership.person_id).where(Membership.household_id == made[1]["db"],
+                                                               Membership.relation_to_head == "SPOUSE")).scalar()
+        s.get(Person, spouse).death_date = dt.date.today() - dt.timedelta(days=3)
     return made
 
 
@@ -172,6 +181,10 @@ def test_household_list_pages_match_the_general_path(live_server, sync_engine, t
             after = page["pageInfo"]["endCursor"]
     assert (seen_ids > 0) == (user != "da-compiled")  # an analyst of medical aid reads no household
     body, audit = both(live_server, sync_engine, tokens[user], "HouseholdList", {"regionCode": "44"})
+    if user == "admin":
+        nodes = {e["node"]["id"]: e["node"] for e in body["data"]["households"]["edges"]}
+        assert [nodes[h["id"]]["memberCount"] for h in households] == [2, 1, 2, 2]
+        assert [nodes[h["id"]]["warningLevel"] for h in households] == ["ORANGE", "RED", "BLUE", "YELLOW"]
     if user in ("admin", "cw-compiled"):  # full ID numbers of the heads: one audit row per head shown
         assert len(audit) == len(body["data"]["households"]["edges"]) > 0
     else:

@@ -103,8 +103,9 @@ class AidgraphGraphQL(GraphQL):
                                                  request_data.variables)
             if result is not None:
                 return result
-        return await super().execute_operation(request, request_adapter, request_data, context, root_value,
-                                               sub_response)
+        return await super().execute_operation(request, request_adapter, request_data,
+                                               context,  # type: ignore[arg-type]  # (see get_context)
+                                               root_value, sub_response)
 
     @property
     def graphql_ide_html(self) -> str:
