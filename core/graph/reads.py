@@ -288,16 +288,19 @@ async def household_list_page(session: AsyncSession, scope: Scope, person_scope:
     worst = (select(func.max(severity)).where(Alert.household_id == Household.id,
                                               Alert.status.in_(OPEN_ALERT_STATUSES),
                                               alert_scope.predicate(Alert.region_code)).scalar_subquery())
+    keys = select(Household.id).where(*where)
+    if after_id is not None:
+        keys = keys.where(Household.id > after_id)
+    page = keys.order_by(Household.id).limit(first + 1).subquery()  # the page first: the rest per row of it
     stmt = (select(Household.id, Household.household_number, Household.region_code,
                    Region.name.label("region_name"), living.label("member_count"), worst.label("severity"),
                    Person.id.label("head_id"), Person.name.label("head_name"),
                    Person.id_number.label("head_id_number"), Person.region_code.label("head_region_code"))
+            .join(page, page.c.id == Household.id)
             .outerjoin(Region, Region.code == Household.region_code)
             .outerjoin(Person, Person.id == head_id)
-            .where(*where))
-    if after_id is not None:
-        stmt = stmt.where(Household.id > after_id)
-    rows = list((await session.execute(stmt.order_by(Household.id).limit(first + 1))).all())
+            .order_by(Household.id))
+    rows = list((await session.execute(stmt)).all())
     return rows[:first], len(rows) > first, total
 
 
