@@ -249,10 +249,10 @@ async def household_detail(context: Context, variables: dict[str, Any]) -> dict[
         level = (await reads.warning_levels_by_household(session, context.scope("alert"), ids)).get(h.id)
         region = (await reads.regions_by_code(session, [h.region_code])).get(h.region_code)
         members = (await reads.members_by_household(session, context.scope("person"), ids)).get(h.id, [])
-        economics = (await context.economics_of(session, ids)).get(h.id)
+        economics = (await context.economics_of(session, ids, in_scope=True)).get(h.id)
         enrollments = (await reads.enrollments_by_household(session, context.enrollment_visibility, ids)
                        ).get(h.id, [])
-        chain, _, _ = await reads.aid_chain_page(session, context.scope(), h.id, page_size(50), None)
+        chain, _, _ = await reads.aid_chain_page(session, context.scope(), h.id, page_size(50), None, count=False)
         alerts = (await reads.alerts_by_household(session, context.scope("alert"), ids)).get(h.id, [])
     if region is None:
         raise Fallback("region")

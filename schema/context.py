@@ -174,11 +174,12 @@ class Context:
     def economics(self) -> DataLoader[Any, Any]:
         return self.loader("economics", self.economics_of)
 
-    async def economics_of(self, session: AsyncSession, ids: list[int]) -> dict[Any, Any]:
+    async def economics_of(self, session: AsyncSession, ids: list[int], in_scope: bool = False) -> dict[Any, Any]:
         """Economic status of the households among ``ids`` in the read scope, after the province's deductions
-        (employment costs, ...): the loader above and the compiled HouseholdDetail (schema/compiled.py)."""
-        visible = await reads.households_by_id(session, self.scope("household"), ids)
-        found = await economics_for(session, list(visible))
+        (employment costs, ...): the loader above and the compiled HouseholdDetail (schema/compiled.py), which
+        passes ``in_scope`` for a household it has just read through the scope."""
+        visible = ids if in_scope else list(await reads.households_by_id(session, self.scope("household"), ids))
+        found = await economics_for(session, visible)
         if found:
             deductions = await self.policy.income_deductions(session, list(found))
             found = {hid: replace(e, monthly_deduction=Decimal(str(round(deductions.get(hid, 0.0), 2))))

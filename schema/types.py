@@ -448,6 +448,7 @@ class Household(Node):
         cursor_at = (position[0], int(position[1])) if position else None
         async with info.context.db() as session:
             rows, has_next, total = await aid_chain_page(session, info.context.scope(), self._row.id, n, cursor_at)
+            total = total or 0  # (counted: aid_chain_page counts unless told not to)
         province = self._row.region_code[:2]
         edges = [Edge(cursor=encode_cursor(r.at.isoformat(), r.id),
                       node=AidChainEvent(at=r.at, kind=models.AidChainKind(r.kind), _summary=r.summary,

@@ -121,16 +121,21 @@ def append_sealed(session: Session, rows: list[dict[str, Any]]) -> int:
     (the disclosure writer, aidgraph.core.graph.privacy): the same ``seq``, ``prev_hash`` and ``row_hash`` as
     :func:`seal` would give them at commit, without reading them back and updating each one.
 
-    The chain's head is held first (a no-op UPDATE takes SQLite's write lock and PostgreSQL's row lock before
-    the head is read, so no other sealer moves it in between); rows others left unsealed are sealed before
-    these, so the chain stays in id order."""
+    The chain's head is held before it is read (an UPDATE ... RETURNING takes SQLite's write lock and
+    PostgreSQL's row lock, so no other sealer moves it in between); rows others left unsealed are sealed
+    first, so they keep the earlier positions."""
     if not rows:
         return 0
-    session.execute(update(AuditChain).where(AuditChain.name == CHAIN).values(seq=AuditChain.seq))
-    seal(session)
-    head = _head(session)
+    chain = AuditChain.__table__
+    hold = update(chain).where(chain.c.name == CHAIN).values(seq=chain.c.seq).returning(chain.c.seq,
+                                                                                          chain.c.head_hash)
+    current = session.execute(hold).first()
+    if current is None or session.execute(select(AuditLog.id).where(AuditLog.seq.is_(None)).limit(1)).first():
+        seal(session)  # (a missing head row is created there)
+        _head(session)
+        current = session.execute(select(chain.c.seq, chain.c.head_hash).where(chain.c.name == CHAIN)).one()
+    seq, prev = current
     at = utcnow()
-    prev, seq = head.head_hash, head.seq
     values = []
     for row in rows:
         seq += 1
@@ -140,8 +145,7 @@ def append_sealed(session: Session, rows: list[dict[str, Any]]) -> int:
         values.append({**full, "seq": seq, "prev_hash": prev, "row_hash": h})
         prev = h
     session.execute(insert(AuditLog.__table__), values)
-    head.seq, head.head_hash = seq, prev
-    session.flush()
+    session.execute(update(chain).where(chain.c.name == CHAIN).values(seq=seq, head_hash=prev))
     session.info.pop(_PENDING, None)  # nothing left to seal at commit
     return len(values)
 

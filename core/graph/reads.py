@@ -209,11 +209,14 @@ async def alerts_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> d
 
 
 async def aid_chain_page(session: AsyncSession, scope: Scope, household_id: int, first: int,
-                         after: tuple[str, int] | None) -> tuple[list[AidChainEvent], bool, int]:
-    """Newest first, keyset-paged on (at, id); returns (events, has_next, total)."""
+                         after: tuple[str, int] | None, count: bool = True
+                         ) -> tuple[list[AidChainEvent], bool, int | None]:
+    """Newest first, keyset-paged on (at, id); returns (events, has_next, total); ``count=False``: no total
+    (None), for a caller that does not answer it."""
     in_scope = exists().where(Household.id == household_id, scope.predicate(Household.region_code))
     base = select(AidChainEvent).where(AidChainEvent.household_id == household_id, in_scope)
-    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one() \
+        if count else None
     stmt = base
     if after is not None:
         at, eid = dt.datetime.fromisoformat(after[0]), after[1]
