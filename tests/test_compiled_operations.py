@@ -303,3 +303,17 @@ def test_other_documents_go_to_the_general_path(live_server, sync_engine, tokens
     # a wrong operation name is the general path's error
     r = live_server.post(OPERATION_TEXT["HouseholdList"], {"regionCode": "4401"}, "Other", token=tokens["admin"])
     assert r.json()["errors"] and compiled_count("HouseholdList") == before + 1
+
+
+def test_the_setting_turns_the_compiled_plans_off(live_server):
+    from dataclasses import replace
+
+    from aidgraph.core.app.server import AidgraphGraphQL
+    from aidgraph.core.storage.config import load_settings
+
+    assert load_settings({"AIDGRAPH_COMPILED_OPERATIONS": "0"}).compiled_operations is False
+    assert load_settings({}).compiled_operations is True
+    components = live_server.components
+    assert AidgraphGraphQL(components).compiled is not None
+    off = replace(components, settings=components.settings.with_(compiled_operations=False))
+    assert AidgraphGraphQL(off).compiled is None
