@@ -5,8 +5,8 @@ social security, 公安/户籍 public security, and the economic-verification so
 real estate, vehicles, banks) send CSV files with a header row, or JSON lines with the same keys, often in
 GBK. Each kind has a declared schema (:data:`FEEDS`); every row is validated (ID number through
 :mod:`aidgraph.core.graph.idnumber`, dates, months, amounts, codes), rejected rows are reported with their line number and
-reason, and the good rows are kept. A row's ``row_hash`` (of its normalised values) makes re-importing the
-same row a no-op, whatever file it comes in.
+reason, and the good rows are kept. A row's ``row_hash`` (a keyed hash of its normalised values: the row holds
+an ID number) makes re-importing the same row a no-op, whatever file it comes in.
 
 The work is set-at-a-time: the whole file is validated as polars columns, persons are looked up by ID number
 in one statement, feed records and their effects (economic items, person flags, outbox rows) are written in
@@ -37,7 +37,7 @@ from aidgraph.core.access.actor import Actor, system_actor
 from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame
 from aidgraph.core.storage.db import session_scope
-from aidgraph.core.storage.encrypted import id_number_indexer
+from aidgraph.core.storage.encrypted import feed_row_hasher, id_number_indexer
 from aidgraph.core.graph.idnumber import CHECK_CHARS, EARLIEST_BIRTH, WEIGHTS, InvalidIdNumber
 from aidgraph.core.graph.idnumber import parse as parse_id_number
 from aidgraph.core.storage.models import (
@@ -557,23 +557,41 @@ def validate(raw: RawFeed, schema: FeedSchema, today: dt.date | None = None) -> 
     return Validated(good=good, rejected=rejected.sort("line"))
 
 
-ROW_HASH_DIGITS = 58
-"""Hex digits of the sha256 kept after the event month (232 bits), so that ``row_hash`` fits its 64 characters."""
+UNKEYED_DIGITS = 58
+"""Hex digits of the row's sha256 that the keyed hash is computed over (what revision 0003 left stored)."""
+ROW_HASH_MARK = "k"
+"""After the event month: marks a keyed row hash (not a hex digit, so an unkeyed one never looks keyed)."""
+ROW_HASH_DIGITS = 57
+"""Hex digits of the keyed hash kept (228 bits), so that month, mark and digits fit ``row_hash``'s 64 characters."""
 
 
 def _row_hash_expr(schema: FeedSchema) -> pl.Expr:
-    """The event month (YYYYMM), then the row's digest (:func:`_row_digest_expr`): the same row hashes the same
-    in any file or format.
+    """The event month (YYYYMM), the mark ``k``, then a keyed hash of the row: the same row hashes the same in
+    any file or format, and nobody without the key can tell which row (which ID number) a hash stands for.
+
+    A feed row holds the resident's ID number, and a region's ID numbers are few enough to try every one: an
+    unkeyed hash of the row would give the number back. The keyed hash is an HMAC
+    (:func:`aidgraph.core.storage.encrypted.feed_row_hasher`) of the first :data:`UNKEYED_DIGITS` digits of the
+    row's sha256 (:func:`_row_digest_expr`), so that revision 0013 could turn the hashes stored before it (those
+    very digits) into the keyed ones without the rows, whose ID number and name a feed record does not keep.
 
     The month comes first so that the unique index on ``row_hash`` keeps each month's rows together: a monthly
     import inserts into one region of the index, whose pages stay in cache across a batch, instead of into
     random pages of years of history (one page write per row on a province-sized table).
     """
-    return pl.concat_str([pl.col("event_date").dt.strftime("%Y%m"), _row_digest_expr(schema, ROW_HASH_DIGITS)])
+    keyed = feed_row_hasher()
+    sha256 = hashlib.sha256
+
+    def digests(values: pl.Series) -> pl.Series:
+        return pl.Series([keyed(sha256(v.encode()).hexdigest()[:UNKEYED_DIGITS])[:ROW_HASH_DIGITS]
+                          for v in values.to_list()], dtype=pl.Utf8)
+
+    return pl.concat_str([pl.col("event_date").dt.strftime("%Y%m"), pl.lit(ROW_HASH_MARK),
+                          _row_text_expr(schema).map_batches(digests, return_dtype=pl.Utf8)])
 
 
-def _row_digest_expr(schema: FeedSchema, digits: int = 64) -> pl.Expr:
-    """The first ``digits`` hex digits of the sha256 of the kind and every normalised value."""
+def _row_text_expr(schema: FeedSchema) -> pl.Expr:
+    """The kind and every normalised value, joined: what a row's hashes are computed over."""
     parts = [pl.lit(schema.kind)]
     for c in schema.columns:
         e = pl.col(c.name)
@@ -581,8 +599,12 @@ def _row_digest_expr(schema: FeedSchema, digits: int = 64) -> pl.Expr:
             # In fen, so that 100, 100.0 and 100.00 hash alike.
             e = (e * 100).round(0).cast(pl.Int64)
         parts.append(e.cast(pl.Utf8).fill_null(""))
-    joined = pl.concat_str(parts, separator="\x1f")
-    return joined.map_batches(
+    return pl.concat_str(parts, separator="\x1f")
+
+
+def _row_digest_expr(schema: FeedSchema, digits: int = 64) -> pl.Expr:
+    """The first ``digits`` hex digits of the (unkeyed) sha256 of the row: what revisions before 0013 stored."""
+    return _row_text_expr(schema).map_batches(
         lambda values: pl.Series([hashlib.sha256(v.encode()).hexdigest()[:digits] for v in values.to_list()],
                                  dtype=pl.Utf8), return_dtype=pl.Utf8)
 

@@ -15,7 +15,8 @@ index key; older lines decrypt what they wrote). Production refuses to start wit
 development generates a key file in the state directory (outside the checkout) on first use.
 
 Status: wired. ``person.id_number``, ``person.phone`` and ``lead.id_number`` are stored encrypted and
-``person.id_number_index`` holds the blind index (migration 0012, which encrypts existing rows); the column type,
+``person.id_number_index`` holds the blind index (migration 0012, which encrypts existing rows);
+``feed_record.row_hash`` is a keyed hash (migration 0013 rehashes existing rows); the column type,
 the batch helpers and key rotation are in :mod:`aidgraph.core.storage.encrypted`, the command in
 ``aidgraph keys``.
 """
@@ -146,6 +147,22 @@ class Keyring:
             return digest(key, value.strip().upper().encode("utf-8"), "sha256").hex()
 
         return index
+
+    def keyed_hasher(self, label: str) -> Callable[[str], str]:
+        """HMAC-SHA256 (hex) of a value as given, under a key derived from the index key for ``label``.
+
+        For values that are not looked up by themselves but must not be recomputable without the key (a feed
+        row's hash, whose row holds an ID number: an unkeyed hash of it could be inverted by trying every ID
+        number). Like the blind index it keeps its key across data-key rotations; each label derives its own key,
+        so no two uses share one.
+        """
+        key = _derive(self.keys[self.index_key_id], f"aidgraph keyed hash {label}".encode(), 32)
+        digest = hmac.digest
+
+        def keyed(value: str) -> str:
+            return digest(key, value.encode("utf-8"), "sha256").hex()
+
+        return keyed
 
     def blind_index(self, value: str, column: str) -> str:
         """HMAC-SHA256 of the normalised value under a key derived from the index key (stable across data-key

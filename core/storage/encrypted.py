@@ -9,6 +9,8 @@ cipher and the keyring; this module wires them to the tables:
   lookup goes through the blind index.
 - ``person.id_number_index`` is the keyed blind index (HMAC) of the ID number: unique, and what lookups,
   duplicate detection at registration, the feed import and the search index's exact ID search compare.
+- ``feed_record.row_hash`` (a feed row's fingerprint, whose row holds an ID number) is keyed too
+  (:func:`feed_row_hasher`), under a key of its own derived from the same index key.
 - The batch paths that bypass the ORM's value processing (the seed's ``COPY``, the feed import, the synthetic
   feeds, the migration and key rotation) seal and open whole columns with :func:`seal_values` /
   :func:`open_values`, which call the same keyring.
@@ -42,6 +44,8 @@ ENCRYPTED_LENGTH = 160
 """Room for ``v1:<key id>:<cipher>:`` and the base64 of nonce, a 20-character value and the tag (about 90)."""
 INDEX_LENGTH = 64
 """A blind index: HMAC-SHA256 in hex."""
+FEED_ROW_HASH = "feed_record.row_hash"
+"""The label of the key that ``feed_record.row_hash`` is computed under (:func:`feed_row_hasher`)."""
 
 _ENV = ("AIDGRAPH_DATA_KEY", "AIDGRAPH_DATA_KEY_FILE", "AIDGRAPH_DATA_CIPHER", "AIDGRAPH_ENV", "AIDGRAPH_STATE_DIR",
         "XDG_STATE_HOME")
@@ -93,6 +97,17 @@ def id_number_index(number: str) -> str:
 def id_number_indexer() -> Callable[[str], str]:
     """:func:`id_number_index` as a function with its key derived once, for the batch paths."""
     return keyring().blind_indexer(ID_NUMBER)
+
+
+def feed_row_hasher() -> Callable[[str], str]:
+    """The keyed hash (HMAC-SHA256, hex) behind ``feed_record.row_hash``, its key derived once.
+
+    A feed row holds the resident's ID number, and the ID numbers of a region are few enough to try them all: an
+    unkeyed hash of the row would give the number back. The key is derived from the index key under its own
+    label, so it is neither the blind index's key nor the data key, and a data-key rotation leaves it (and so
+    every stored row hash and the re-import's duplicate detection) unchanged, as it leaves the blind index.
+    """
+    return keyring().keyed_hasher(FEED_ROW_HASH)
 
 
 # --- whole columns (batch paths) -------------------------------------------------------------------------------

@@ -563,8 +563,8 @@ class Payment(Base):
 class FeedRecord(Base):
     """One validated row of a department feed (医保, 教育, 残联, 人社, 户籍, economic verification sources).
 
-    ``row_hash`` (the event month, then the row's sha256; see ``aidgraph.core.monitoring.feeds``) makes re-importing the same row
-    a no-op.
+    ``row_hash`` (the event month, then a keyed hash of the row, which holds an ID number; see
+    ``aidgraph.core.monitoring.feeds``) makes re-importing the same row a no-op.
     """
 
     __tablename__ = "feed_record"

@@ -143,7 +143,9 @@ def render(today: dt.date | None = None) -> str:
         "Encryption at rest: ID numbers and phones (persons; ID numbers of leads) are stored encrypted with an "
         "authenticated cipher (AES-256-GCM, or SM4-GCM where the province requires it: `AIDGRAPH_DATA_CIPHER`), "
         "each value bound to its column; exact lookup and uniqueness use a keyed blind index (HMAC-SHA256); the "
-        "search index holds only that blind index, never the number. The keys live outside the database "
+        "search index holds only that blind index, never the number; a feed record's row hash (its duplicate "
+        "check) is keyed too (HMAC-SHA256), so it cannot be traced back to the ID number in the row. The keys "
+        "live outside the database "
         "(`AIDGRAPH_DATA_KEY` or `AIDGRAPH_DATA_KEY_FILE`; production refuses to start without one); "
         "`aidgraph keys rotate` re-encrypts under a new key in resumable batches. The deployment still protects "
         "the key file, the database files and backups.",
