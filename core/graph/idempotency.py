@@ -22,8 +22,19 @@ How to use it, inside the mutation's one transaction (the boundary commits)::
     await claim.remember({"householdId": household.id})
 
 ``payload`` is whatever identifies the request (the mutation's input as plain JSON values, the key itself
-excluded); it is hashed canonically (sorted keys, dates as ISO text). ``remember`` needs a JSON-serialisable
-dict. Claiming takes the write lock on SQLite (``BEGIN IMMEDIATE``: the caller must not have written yet in
+excluded); it is hashed canonically (sorted keys, dates as ISO text). ``payload=None`` claims by the key
+alone: a retry whose other fields differ replays the first answer instead of being refused (the casework
+mutations' rule, which their clients rely on: a retry may resend a trimmed input). ``remember`` needs a
+JSON-serialisable dict. Where the answer is a row's id, :meth:`Claim.replayed_row` gives the replay back as that
+row (NOT_FOUND when it has gone since)::
+
+    claim = await idempotency.claim(session, actor, "referCase", key, None)
+    if (replayed := await claim.replayed_row(Referral, "referral_id", "referral")) is not None:
+        return replayed
+    ...
+    await claim.remember({"referral_id": referral.id})
+
+Claiming takes the write lock on SQLite (``BEGIN IMMEDIATE``: the caller must not have written yet in
 this transaction, which holds when the claim is the service's first write) and inserts the key row on
 PostgreSQL, where a concurrent transaction with the same key waits on the unique index until the first
 commits or rolls back.
@@ -37,7 +48,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -45,8 +56,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.bulk import lock_for_writing
-from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError
-from aidgraph.core.storage.models import IdempotencyRecord
+from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError, not_found
+from aidgraph.core.storage.models import Base, IdempotencyRecord
+
+_Row = TypeVar("_Row", bound=Base)
 
 MAX_KEY = 100
 KEY_FIELD = "idempotencyKey"
@@ -85,6 +98,21 @@ class Claim:
     replay: dict | None = None
     _owned: bool = field(default=False, repr=False)
 
+    async def replayed_row(self, model: type[_Row], name: str, what: str, field_path: str = KEY_FIELD
+                           ) -> _Row | None:
+        """The row the first request answered with (its primary key under ``name`` in the stored answer), or
+        ``None`` when this request is not a replay and executes.
+
+        When that row no longer exists (deleted since), the first answer cannot be given again and executing
+        again would write a second row under the same key: NOT_FOUND, naming ``what`` and ``field_path``.
+        """
+        if self.replay is None or self.session is None:
+            return None
+        found = await self.session.get(model, self.replay[name]) if name in self.replay else None
+        if found is None:
+            raise not_found(what, field_path)
+        return found
+
     async def remember(self, result: dict) -> None:
         """Store the first answer (in the caller's transaction: committed with the change it describes)."""
         if not self._owned or self.session is None:
@@ -109,12 +137,13 @@ async def claim(session: AsyncSession, actor: Actor, operation: str, key: str | 
                 field_path: str = KEY_FIELD) -> Claim:
     """Claim ``key`` for this request, or return the first answer given to it (see the module docstring).
 
-    Raises ``IDEMPOTENCY_KEY_REUSED`` when the key was used with another payload.
+    Raises ``IDEMPOTENCY_KEY_REUSED`` when the key was used with another payload (never with ``payload=None``:
+    the key alone identifies the request, and no request hash is stored).
     """
     if not key:
         return Claim(None, None, None, None)
     check_key(key, field_path)
-    digest = fingerprint(payload)
+    digest = None if payload is None else fingerprint(payload)
     username = actor.username
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -141,7 +170,7 @@ async def claim(session: AsyncSession, actor: Actor, operation: str, key: str | 
             actor=username, operation=operation, key=key, result={}, request_hash=digest,
             created_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
         return Claim(session, username, operation, key, _owned=True)
-    if row.request_hash is not None and row.request_hash != digest:
+    if digest is not None and row.request_hash is not None and row.request_hash != digest:
         raise DomainError(FieldError(field_path, "this idempotency key was already used with a different request; "
                                                  "use a new key for a new request", ErrorCode.IDEMPOTENCY_KEY_REUSED))
     return Claim(session, username, operation, key, replay=dict(row.result or {}))

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.authz import may_partitioned, partitioned_predicate
 from aidgraph.core.access.scope import Scope
-from aidgraph.core.graph import aidchain, audit
+from aidgraph.core.graph import aidchain, audit, idempotency
 from aidgraph.core.graph.idnumber import InvalidIdNumber, parse
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.policy.parameters import ProvinceParams
@@ -41,7 +41,6 @@ from aidgraph.core.storage.models import (
     Enrollment,
     EnrollmentStatus,
     Household,
-    IdempotencyRecord,
     Membership,
     Person,
     Referral,
@@ -151,19 +150,6 @@ def _office(actor: Actor) -> str | None:
     return actor.grants[0].region_code if actor.grants else None
 
 
-async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
-    if not key:
-        return None
-    return (await session.execute(select(IdempotencyRecord.result).where(
-        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
-        IdempotencyRecord.key == key))).scalar_one_or_none()
-
-
-def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | None, result: dict) -> None:
-    if key:
-        session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
-
-
 async def household_in_scope(session: AsyncSession, actor: Actor, household_id: int | None, field: str = "householdId"
                              ) -> Household:
     household = await session.get(Household, household_id) if household_id is not None else None
@@ -178,8 +164,8 @@ async def refer_case(session: AsyncSession, actor: Actor, engine: PolicyEngine |
                      idempotency_key: str | None = None, on: dt.date | None = None) -> Referral:
     """The contract's ReferCase: a caseworker refers a household (or one member) to a department."""
     engine = engine or default_engine()
-    replay = await _replay(session, actor, "referCase", idempotency_key)
-    if replay is not None and (replayed := await session.get(Referral, replay["referral_id"])) is not None:
+    claim = await idempotency.claim(session, actor, "referCase", idempotency_key, None)
+    if (replayed := await claim.replayed_row(Referral, "referral_id", "referral")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)
     if not actor.may("create", household.region_code, REFERRAL_OBJECT):
@@ -195,7 +181,7 @@ async def refer_case(session: AsyncSession, actor: Actor, engine: PolicyEngine |
     params = province_params(engine, household.region_code)
     referral = await create_referral(session, actor, params, household, department=department, reason=reason,
                                      documents=documents, due_date=due_date, person_id=person_id, on=on)
-    _remember(session, actor, "referCase", idempotency_key, {"referral_id": referral.id})
+    await claim.remember({"referral_id": referral.id})
     return referral
 
 
@@ -283,8 +269,8 @@ async def accept_application(session: AsyncSession, actor: Actor, engine: Policy
     never the household's records (they stay outside its scope). Returns the routing referral."""
     on = on or today()
     engine = engine or default_engine()
-    replay = await _replay(session, actor, "acceptApplication", idempotency_key)
-    if replay is not None and (replayed := await session.get(Referral, replay["referral_id"])) is not None:
+    claim = await idempotency.claim(session, actor, "acceptApplication", idempotency_key, None)
+    if (replayed := await claim.replayed_row(Referral, "referral_id", "referral")) is not None:
         return replayed
     try:
         number = parse(id_number).number
@@ -322,5 +308,5 @@ async def accept_application(session: AsyncSession, actor: Actor, engine: Policy
         reason=f"一门受理: application for {program.name} accepted at office {office}; decide it at {deciding}"
                + (f" ({note.strip()})" if note and note.strip() else ""),
         source="APPLICATION", source_id=enrollment.id, from_region_code=office, on=on)
-    _remember(session, actor, "acceptApplication", idempotency_key, {"referral_id": referral.id})
+    await claim.remember({"referral_id": referral.id})
     return referral

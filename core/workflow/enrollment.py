@@ -58,7 +58,6 @@ from aidgraph.core.storage.models import (
     EnrollmentStatus,
     EnrollmentStep,
     Household,
-    IdempotencyRecord,
     Membership,
     OutboxEntity,
     Payment,
@@ -161,25 +160,10 @@ async def _record_step(session: AsyncSession, actor: Actor, policy: ProvincePoli
             await result
 
 
-def _remember(session: AsyncSession, actor: Actor, operation: str, key: str | None, result: dict) -> None:
-    if key:
-        session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
-
-
-async def _replayed(session: AsyncSession, enrollment_id: int) -> Enrollment:
-    """The enrolment a replayed request wrote (it may have been deleted since: then NOT_FOUND)."""
-    found = await session.get(Enrollment, enrollment_id)
-    if found is None:
-        raise not_found("enrollment", "enrollmentId")
-    return found
-
-
-async def _replay(session: AsyncSession, actor: Actor, operation: str, key: str | None) -> dict | None:
-    if not key:
-        return None
-    return (await session.execute(select(IdempotencyRecord.result).where(
-        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
-        IdempotencyRecord.key == key))).scalar_one_or_none()
+async def _replayed(claim: idempotency.Claim) -> Enrollment | None:
+    """The enrolment a replayed request wrote, ``None`` when the request executes (NOT_FOUND when it has been
+    deleted since)."""
+    return await claim.replayed_row(Enrollment, "enrollment_id", "enrollment", "enrollmentId")
 
 
 # --- ApplyForAid ------------------------------------------------------------------------------------------
@@ -191,9 +175,9 @@ async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngin
     """An application for ``program_key`` by a household (or one member): status APPLIED."""
     on = on or dt.date.today()
     engine = engine or _default()
-    replay = await _replay(session, actor, "applyForAid", idempotency_key)
-    if replay is not None:
-        return await _replayed(session, replay["enrollment_id"])
+    claim = await idempotency.claim(session, actor, "applyForAid", idempotency_key, None)
+    if (replayed := await _replayed(claim)) is not None:
+        return replayed
     household = await _household_in_scope(session, actor, household_id, "householdId")
     policy, program = _policy_for(engine, household.region_code, program_key)
     _require(actor, "apply", household.region_code, "applying for aid", "programKey")
@@ -218,7 +202,7 @@ async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngin
     await session.flush()
     await _record_step(session, actor, policy, program, enrollment, "APPLY", None, note, on, AidChainKind.APPLICATION,
                        f"申请 application for {program.name}")
-    _remember(session, actor, "applyForAid", idempotency_key, {"enrollment_id": enrollment.id})
+    await claim.remember({"enrollment_id": enrollment.id})
     return enrollment
 
 
@@ -450,8 +434,8 @@ async def conduct_review(session: AsyncSession, actor: Actor, engine: PolicyEngi
     engine = engine or _default()
     claim = await idempotency.claim(session, actor, "conductReview", idempotency_key,
                                     {"enrollmentId": enrollment_id, "reviewDate": on, "note": note})
-    if claim.replay is not None:
-        return await _replayed(session, claim.replay["enrollment_id"])
+    if (replayed := await _replayed(claim)) is not None:
+        return replayed
     # one review at a time per enrolment: the row lock (PostgreSQL) or the write lock (SQLite) comes before
     # the status is read, so a concurrent second review finds the enrolment no longer ACTIVE
     await session.run_sync(lambda s: lock_for_writing(s, [Enrollment.__tablename__])

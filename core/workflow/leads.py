@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.graph import aidchain, audit, outbox
+from aidgraph.core.graph import aidchain, audit, idempotency, outbox
 from aidgraph.core.graph.idnumber import InvalidIdNumber, parse
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
@@ -46,7 +46,7 @@ from aidgraph.core.storage.models import (
     Visit,
 )
 from aidgraph.core.storage.encrypted import id_number_index
-from aidgraph.core.workflow.casework import _remember, _replay, household_in_scope, province_params
+from aidgraph.core.workflow.casework import household_in_scope, province_params
 from aidgraph.core.workflow.defaults import LEAD_OBJECT
 
 
@@ -130,8 +130,8 @@ async def report_lead(session: AsyncSession, actor: Actor, engine: PolicyEngine 
     address, an unknown channel or region, a region outside the caller's scope, an invalid ID number."""
     on = on or dt.date.today()
     engine = engine or default_engine()
-    replay = await _replay(session, actor, "reportLead", idempotency_key)
-    if replay is not None and (replayed := await session.get(Lead, replay["lead_id"])) is not None:
+    claim = await idempotency.claim(session, actor, "reportLead", idempotency_key, None)
+    if (replayed := await claim.replayed_row(Lead, "lead_id", "lead")) is not None:
         return replayed
     address = (address or "").strip() or None
     if person_id is None and not (id_number or "").strip() and address is None:
@@ -166,7 +166,7 @@ async def report_lead(session: AsyncSession, actor: Actor, engine: PolicyEngine 
                  {"channel": channel, "status": lead.status, "alert": lead.alert_id, "township": township.code,
                   "person_known": person is not None})
     await session.flush()
-    _remember(session, actor, "reportLead", idempotency_key, {"lead_id": lead.id})
+    await claim.remember({"lead_id": lead.id})
     return lead
 
 
@@ -206,8 +206,8 @@ async def record_visit(session: AsyncSession, actor: Actor, engine: PolicyEngine
     engine = engine or default_engine()
     today = dt.date.today()
     visited_on = visited_on or today
-    replay = await _replay(session, actor, "recordVisit", idempotency_key)
-    if replay is not None and (replayed := await session.get(Visit, replay["visit_id"])) is not None:
+    claim = await idempotency.claim(session, actor, "recordVisit", idempotency_key, None)
+    if (replayed := await claim.replayed_row(Visit, "visit_id", "visit")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)
     if not actor.may("create", household.region_code, LEAD_OBJECT):
@@ -235,5 +235,5 @@ async def record_visit(session: AsyncSession, actor: Actor, engine: PolicyEngine
                                  reported_by=actor.username, on=visited_on)
         visit.lead_id = lead.id
         await session.flush()
-    _remember(session, actor, "recordVisit", idempotency_key, {"visit_id": visit.id})
+    await claim.remember({"visit_id": visit.id})
     return visit

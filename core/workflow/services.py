@@ -25,7 +25,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.graph import aidchain, audit
+from aidgraph.core.graph import aidchain, audit, idempotency
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
@@ -37,7 +37,7 @@ from aidgraph.core.storage.models import (
     ServiceOrder,
     ServiceProvider,
 )
-from aidgraph.core.workflow.casework import _remember, _replay, household_in_scope, province_params
+from aidgraph.core.workflow.casework import household_in_scope, province_params
 from aidgraph.core.workflow.defaults import CHARITY_OBJECT, SERVICE_OBJECT
 from aidgraph.core.workflow.enrollment import _money
 
@@ -86,8 +86,8 @@ async def order_service(session: AsyncSession, actor: Actor, engine: PolicyEngin
                         on: dt.date | None = None) -> ServiceOrder:
     on = on or dt.date.today()
     engine = engine or default_engine()
-    replay = await _replay(session, actor, "orderService", idempotency_key)
-    if replay is not None and (replayed := await session.get(ServiceOrder, replay["order_id"])) is not None:
+    claim = await idempotency.claim(session, actor, "orderService", idempotency_key, None)
+    if (replayed := await claim.replayed_row(ServiceOrder, "order_id", "service order")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)
     _require(actor, "create", household.region_code, SERVICE_OBJECT, "householdId")
@@ -118,7 +118,7 @@ async def order_service(session: AsyncSession, actor: Actor, engine: PolicyEngin
                     ref_type="service_order", ref_id=order.id, actor=actor.username)
     audit.record(session, actor, "order_service", SERVICE_OBJECT, order.id, household.region_code,
                  {"service": service, "provider": provider.id})
-    _remember(session, actor, "orderService", idempotency_key, {"order_id": order.id})
+    await claim.remember({"order_id": order.id})
     return order
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
-from aidgraph.core.graph import aidchain, audit, outbox
+from aidgraph.core.graph import aidchain, audit, idempotency, outbox
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
@@ -45,7 +45,6 @@ from aidgraph.core.storage.models import (
     TemporaryAidApproval,
     TemporaryAidStage,
 )
-from aidgraph.core.workflow.casework import _remember, _replay
 from aidgraph.core.workflow.defaults import RESERVE_FUND_OBJECT
 from aidgraph.core.workflow.enrollment import (
     OBJECT,
@@ -97,8 +96,8 @@ async def reserve_balance(session: AsyncSession, township_code: str) -> Decimal:
 async def replenish_reserve(session: AsyncSession, actor: Actor, *, township_code: str, amount: float,
                             note: str | None = None, idempotency_key: str | None = None) -> ReserveFund:
     """Add ``amount`` to the township's reserve fund (created on first replenishment)."""
-    replay = await _replay(session, actor, "replenishReserveFund", idempotency_key)
-    if replay is not None and (replayed := await session.get(ReserveFund, replay["township_code"])) is not None:
+    claim = await idempotency.claim(session, actor, "replenishReserveFund", idempotency_key, None)
+    if (replayed := await claim.replayed_row(ReserveFund, "township_code", "reserve fund")) is not None:
         return replayed
     township = await _township(session, township_code)
     if not actor.may("create", township.code, RESERVE_FUND_OBJECT):
@@ -120,7 +119,7 @@ async def replenish_reserve(session: AsyncSession, actor: Actor, *, township_cod
                  {"amount": str(value), "balance": str(balance)})
     await session.flush()
     await session.refresh(fund)
-    _remember(session, actor, "replenishReserveFund", idempotency_key, {"township_code": township.code})
+    await claim.remember({"township_code": township.code})
     return fund
 
 

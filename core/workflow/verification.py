@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.authz import may_partitioned
-from aidgraph.core.graph import aidchain, audit
+from aidgraph.core.graph import aidchain, audit, idempotency
 from aidgraph.core.graph.economics import economics_for
 from aidgraph.core.policy.engine import PolicyEngine, default_engine
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
@@ -34,7 +34,7 @@ from aidgraph.core.storage.models import (
     Referral,
     VerificationAuthorisation,
 )
-from aidgraph.core.workflow.casework import _remember, _replay, household_in_scope, province_params
+from aidgraph.core.workflow.casework import household_in_scope, province_params
 from aidgraph.core.workflow.defaults import REFERRAL_OBJECT
 from aidgraph.core.workflow.enrollment import OBJECT
 
@@ -52,9 +52,9 @@ async def record_authorisation(session: AsyncSession, actor: Actor, engine: Poli
     engine = engine or default_engine()
     today = dt.date.today()
     signed_on = signed_on or today
-    replay = await _replay(session, actor, "recordVerificationAuthorisation", idempotency_key)
-    if replay is not None and (replayed := await session.get(VerificationAuthorisation,
-                                                             replay["authorisation_id"])) is not None:
+    claim = await idempotency.claim(session, actor, "recordVerificationAuthorisation", idempotency_key, None)
+    if (replayed := await claim.replayed_row(VerificationAuthorisation, "authorisation_id",
+                                             "verification authorisation")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)
     if not actor.may("apply", household.region_code, OBJECT):
@@ -88,8 +88,7 @@ async def record_authorisation(session: AsyncSession, actor: Actor, engine: Poli
                     ref_type="authorisation", ref_id=authorisation.id, actor=actor.username)
     audit.record(session, actor, "record_authorisation", OBJECT, authorisation.id, household.region_code,
                  {"household": household.id, "members": len(covered), "document": authorisation.document_ref})
-    _remember(session, actor, "recordVerificationAuthorisation", idempotency_key,
-              {"authorisation_id": authorisation.id})
+    await claim.remember({"authorisation_id": authorisation.id})
     return authorisation
 
 

@@ -10,14 +10,12 @@ imported before the revision is still "already stored" after it, and a second ru
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 import aidgraph.core.monitoring.feeds as feeds
