@@ -9,6 +9,11 @@ password and a deactivated user, and spends the same hashing time on each, so ne
 timing tells which usernames exist. Failed attempts are rows of ``login_failure``; :func:`rate_limited` counts
 them per username and per address over a sliding window (the limits below are security settings of this
 deployment, not policy numbers).
+
+An attempt is counted before its password is looked at (:func:`reserve_attempt`): counting and recording it are
+one step under a lock on the username and the address, so attempts sent at once cannot all read the count
+before any of them is recorded, and no more than the limit of them ever reach the password check. The row
+recorded is the failure if the password is wrong; a successful login deletes it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.models import AppUser, LoginFailure, RevokedToken, utcnow
 
 MIN_LENGTH = 10
@@ -111,8 +117,48 @@ def rate_limited(session: Session, username: str, address: str, now: dt.datetime
     return None
 
 
-def record_failure(session: Session, username: str, address: str, now: dt.datetime | None = None) -> None:
-    session.add(LoginFailure(username=username[:64], address=address[:64], at=now or utcnow()))
+LOCK_USERNAME, LOCK_ADDRESS = 0x6C6F6775, 0x6C6F6761
+"""PostgreSQL advisory-lock classes (the first key of the two-key form) of a login's username and address."""
+
+
+def _lock_attempts(session: Session, username: str, address: str) -> None:
+    """Serialise the attempts on this username and this address until the caller's transaction ends.
+
+    PostgreSQL: transaction-scoped advisory locks on the username, then the address (always in that order, so two
+    attempts never wait on each other in a circle); attempts on other usernames and addresses do not wait.
+    SQLite: the write lock (``BEGIN IMMEDIATE``), one writer at a time anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_USERNAME, func.hashtext(username))))
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_ADDRESS, func.hashtext(address))))
+    else:
+        lock_for_writing(session, [LoginFailure.__tablename__])
+
+
+def reserve_attempt(session: Session, username: str, address: str, now: dt.datetime | None = None) -> int | Limit:
+    """Count this attempt before its password is checked: the :class:`Limit` when the username or the address
+    has failed too often, else the id of the ``login_failure`` row now recorded for the attempt.
+
+    The check and the record are atomic (:func:`_lock_attempts`, taken first: call it at the start of its own
+    short transaction and commit before checking the password, so the lock is not held during the hashing).
+    A wrong password keeps the row as its failure; a right one deletes it (:func:`clear_failures`,
+    :func:`forget_attempt`).
+    """
+    now = now or utcnow()
+    username, address = username[:64], address[:64]
+    _lock_attempts(session, username, address)
+    limit = rate_limited(session, username, address, now)
+    if limit is not None:
+        return limit
+    row = LoginFailure(username=username, address=address, at=now)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def forget_attempt(session: Session, attempt_id: int) -> None:
+    """The attempt succeeded: it is not a failure."""
+    session.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
 
 
 def clear_failures(session: Session, username: str) -> None:

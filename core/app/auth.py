@@ -12,7 +12,8 @@ must carry the CSRF value in ``X-CSRF-Token`` (double submit, bound to the sessi
 help), else HTTP 403 with a JSON error and nothing runs. The header is demanded of every cookie-authenticated
 POST, queries included: simpler than parsing the document first, and the console sends it always.
 
-Failed logins are rate limited per username and per address (:mod:`aidgraph.core.access.passwords`), and every
+Failed logins are rate limited per username and per address (:mod:`aidgraph.core.access.passwords`; an attempt is
+counted before its password is checked, atomically, so a burst of attempts cannot outrun the limit), and every
 login, failure, refusal, logout and password change is written to the audit log. A wrong password, an unknown
 user and a deactivated user all get the same 401 answer. ``POST /auth/logout`` revokes the token's id (so the
 token stops working before its expiry) and clears the cookies; ``POST /auth/password`` lets a signed-in user
@@ -178,19 +179,22 @@ def auth_routes(components) -> list[Route]:
         username = username.strip()[:64]
         address = _address(request)
         async with components.session_factory() as session:
+            # The attempt is counted first, in a short transaction of its own (passwords.reserve_attempt): attempts
+            # sent at once cannot all pass the check before any of them is counted.
             async with session.begin():
-                limit = await session.run_sync(lambda s: passwords.rate_limited(s, username, address))
-                if limit is not None:
+                attempt = await session.run_sync(lambda s: passwords.reserve_attempt(s, username, address))
+                if isinstance(attempt, passwords.Limit):
                     audit.record(session, _actor(username, request), "login_refused", "app_user", None,
                                  await _home_region(session, username),
-                                 detail={"username": username, "rate_limited_by": limit.by})
+                                 detail={"username": username, "rate_limited_by": attempt.by})
                     return _error(429, "too many failed logins: try again later", "RATE_LIMITED",
-                                  headers={"Retry-After": str(limit.retry_after)})
+                                  headers={"Retry-After": str(attempt.retry_after)})
+            async with session.begin():
                 user = await session.scalar(select(AppUser).where(AppUser.username == username))
                 ok = await anyio.to_thread.run_sync(passwords.verify, user, password)
                 if not ok or user is None or not user.active:
+                    # the attempt's row stays: it is this failure
                     reason = "unknown user" if user is None else ("inactive" if ok else "wrong password")
-                    await session.run_sync(lambda s: passwords.record_failure(s, username, address))
                     audit.record(session, _actor(username, request), "login_failed", "app_user",
                                  user.id if user else None, await _home_region(session, username),
                                  detail={"username": username, "reason": reason})
@@ -247,21 +251,25 @@ def auth_routes(components) -> list[Route]:
             return _error(400, "send JSON {\"currentPassword\": ..., \"newPassword\": ...}", "VALIDATION")
         address = _address(request)
         async with components.session_factory() as session:
-            async with session.begin():
-                user = await session.scalar(select(AppUser).where(AppUser.username == claims["sub"]))
-                if user is None or user.id != claims.get("uid") or not user.active:
-                    return _error(401, "unknown or inactive user", "UNAUTHENTICATED")
-                limit = await session.run_sync(lambda s: passwords.rate_limited(s, user.username, address))
-                if limit is not None:
+            async with session.begin():  # the attempt is counted before the check, as a login attempt is
+                username = str(claims["sub"])
+                attempt = await session.run_sync(lambda s: passwords.reserve_attempt(s, username, address))
+                if isinstance(attempt, passwords.Limit):
                     return _error(429, "too many failed attempts: try again later", "RATE_LIMITED",
-                                  headers={"Retry-After": str(limit.retry_after)})
+                                  headers={"Retry-After": str(attempt.retry_after)})
+                attempt_id = attempt
+            async with session.begin():
+                user = await session.scalar(select(AppUser).where(AppUser.username == username))
+                if user is None or user.id != claims.get("uid") or not user.active:
+                    await session.run_sync(lambda s: passwords.forget_attempt(s, attempt_id))
+                    return _error(401, "unknown or inactive user", "UNAUTHENTICATED")
                 ok = await anyio.to_thread.run_sync(passwords.verify, user, current)
-                if not ok:
-                    await session.run_sync(lambda s: passwords.record_failure(s, user.username, address))
+                if not ok:  # the attempt's row stays: it is this failure
                     audit.record(session, _actor(user, request), "password_change_failed", "app_user", user.id,
                                  await _home_region(session, user.username))
                     error = _error(400, "the current password is wrong", "VALIDATION", field="currentPassword")
                 else:
+                    await session.run_sync(lambda s: passwords.forget_attempt(s, attempt_id))
                     try:
                         passwords.check_strength(new, user.username)
                     except passwords.PasswordError as exc:

@@ -7,6 +7,7 @@ Everything goes over real HTTP (httpx) to a uvicorn server on the module's datab
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt
@@ -159,6 +160,38 @@ def test_failed_logins_are_rate_limited_per_user_then_per_address(people, sync_e
             assert login(people, f"spray{i}", "guess").status_code == 401
         by_address = login(people, "li.clerk", PASSWORD)  # a username never tried, refused for the address
         assert by_address.status_code == 429
+    finally:
+        with session_scope(sync_engine) as session:
+            session.execute(delete(LoginFailure))
+    assert login(people, "li.clerk", PASSWORD).status_code == 200
+
+
+def _at_once(people, attempts: list[tuple[str, str]]) -> list[int]:
+    """Send every (username, password) login at once, each on its own connection; the status codes."""
+    def send(attempt: tuple[str, str]) -> int:
+        return httpx.post(f"{people.url}/auth/login", json={"username": attempt[0], "password": attempt[1]},
+                          timeout=60).status_code
+
+    with ThreadPoolExecutor(len(attempts)) as pool:
+        return list(pool.map(send, attempts))
+
+
+def test_concurrent_wrong_passwords_are_evaluated_no_more_often_than_the_limit(people, sync_engine):
+    """The count and the check are one step: attempts sent at once cannot all read the count before any of them
+    is counted, so no more than the limit of them reach the password check."""
+    try:
+        with session_scope(sync_engine) as session:
+            session.execute(delete(LoginFailure))
+        before = audit_count(sync_engine, "login_failed", "li.clerk")
+        codes = _at_once(people, [("li.clerk", f"guess number {i}") for i in range(20)])
+        assert sorted(codes) == [401] * passwords.MAX_FAILURES_PER_USER + [429] * (20 - passwords.MAX_FAILURES_PER_USER)
+        assert audit_count(sync_engine, "login_failed", "li.clerk") - before == passwords.MAX_FAILURES_PER_USER
+        with session_scope(sync_engine) as session:
+            assert session.scalar(select(func.count()).select_from(LoginFailure)) == passwords.MAX_FAILURES_PER_USER
+            session.execute(delete(LoginFailure))
+        # A password spray from one address: a different username each time, the address's limit holds.
+        codes = _at_once(people, [(f"burst{i}", "guess") for i in range(passwords.MAX_FAILURES_PER_ADDRESS + 10)])
+        assert codes.count(401) == passwords.MAX_FAILURES_PER_ADDRESS and codes.count(429) == 10
     finally:
         with session_scope(sync_engine) as session:
             session.execute(delete(LoginFailure))
