@@ -31,7 +31,7 @@ import inspect
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, exists, func, insert, literal, or_, select, true
+from sqlalchemy import String, and_, case, exists, func, insert, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access import authz
@@ -67,6 +67,10 @@ from aidgraph.core.workflow import reviews
 OBJECT = "enrollment"
 S = EnrollmentStatus
 ACTIONS = ("START_VERIFICATION", "REVIEW", "APPROVE", "REJECT", "ACTIVATE", "END", "WITHDRAW")
+FORWARD_ACTIONS = ("START_VERIFICATION", "REVIEW", "APPROVE", "ACTIVATE")
+"""The steps that move an application on towards payment: what the approval queue waits for."""
+TOWNSHIP_APPROVAL = "workflow.township_approval"
+"""审批权限下放: the programs whose approval the province delegates to townships, by region and date."""
 
 TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
     # (from status, action): (to status, Casbin action needed)
@@ -302,10 +306,10 @@ async def decide_enrollment(session: AsyncSession, actor: Actor, engine: PolicyE
 async def _check_approver(session: AsyncSession, actor: Actor, policy: ProvincePolicy, program: Program,
                           enrollment: Enrollment, on: dt.date) -> None:
     region = enrollment.region_code
-    delegated = program.key in (policy.params.value("workflow.township_approval", on, region=region, default=[]) or [])
+    delegated = program.key in (policy.params.value(TOWNSHIP_APPROVAL, on, region=region, default=[]) or [])
     if not delegated and not actor.scope("approve", OBJECT).contains(region[:6]):
         raise DomainError.single(ErrorCode.FORBIDDEN, f"approval of {program.key} in {region} is not delegated to "
-                                                      f"townships here ({policy.params.cite('workflow.township_approval')}"
+                                                      f"townships here ({policy.params.cite(TOWNSHIP_APPROVAL)}"
                                                       f"): a county-level approver must approve", "action")
     person_id = await _approver_person(session, actor)
     if person_id is not None:
@@ -315,6 +319,50 @@ async def _check_approver(session: AsyncSession, actor: Actor, policy: ProvinceP
                                                           f"connected to household member {member} within "
                                                           f"{CONFLICT_STEPS} relationship steps; the case needs "
                                                           f"approval at the next level up", "action")
+
+
+def _approval_level(actor: Actor, engine: PolicyEngine, on: dt.date) -> Any:
+    """SQL twin of :func:`_check_approver`'s level rule, for a whole queue: the caller holds ``approve`` in the
+    enrolment's region, and either holds it for the whole county (a county-level approver or above) or the
+    province delegates the program's approval to townships there on ``on`` (``workflow.township_approval``,
+    the most specific region prefix winning, as for one enrolment)."""
+    scope = actor.scope("approve", OBJECT)
+    county = scope if scope.unrestricted else Scope.of(p for p in scope.prefixes if len(p) <= 6)
+    delegated = []
+    for code in engine.province_codes():
+        by_region = engine.province(code).params.by_region(TOWNSHIP_APPROVAL, on)
+        base = by_region.pop(None, None) or []
+        overrides = sorted((r for r in by_region if r is not None), key=len, reverse=True)
+        programs = case(*((Enrollment.region_code.startswith(r), Enrollment.program_key.in_(by_region[r] or []))
+                          for r in overrides), else_=Enrollment.program_key.in_(base)) if overrides \
+            else Enrollment.program_key.in_(base)
+        delegated.append(and_(Enrollment.region_code.startswith(code), programs))
+    return and_(scope.predicate(Enrollment.region_code),
+                or_(county.predicate(Enrollment.region_code), *delegated))
+
+
+def awaiting(actor: Actor, engine: PolicyEngine, on: dt.date | None = None) -> Any:
+    """A SQL predicate on ``enrollment``: the enrolments whose next step towards payment (:data:`FORWARD_ACTIONS`
+    of the state machine) ``actor`` may take, by the same Casbin actions and approval-level rule that
+    :func:`decide_enrollment` enforces: the approval queue at the caller's level (a township sees what waits for
+    verification and review, and for approval only where approval is delegated to it; a county approver what
+    waits for approval and activation). Not applied here: the conflict-of-interest rule (one approver and one
+    household at a time, refused with its reason when the step is taken) and the eligibility on the day."""
+    on = on or dt.date.today()
+    aid_first = sorted({key for code in engine.province_codes()
+                        for key, program in engine.province(code).programs.items() if program.aid_first})
+    approve = _approval_level(actor, engine, on)
+    clauses = []
+    for (status, action), (_, permission) in {**TRANSITIONS, **AID_FIRST_TRANSITIONS}.items():
+        if action not in FORWARD_ACTIONS:
+            continue
+        allowed = approve if permission == "approve" else actor.scope(permission, OBJECT).predicate(
+            Enrollment.region_code)
+        clause = and_(Enrollment.status == status, allowed)
+        if (status, action) in AID_FIRST_TRANSITIONS and (status, action) not in TRANSITIONS:
+            clause = and_(clause, Enrollment.program_key.in_(aid_first))
+        clauses.append(clause)
+    return or_(*clauses)
 
 
 async def _schedule_review(session: AsyncSession, policy: ProvincePolicy, program: Program, enrollment: Enrollment,

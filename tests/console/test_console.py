@@ -12,8 +12,10 @@ import re
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
+from aidgraph.core.access import passwords, users
+from aidgraph.core.access.actor import RoleGrant
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.models import Alert, Enrollment, Household, Person
 from aidgraph.schema.relay import to_global_id
@@ -227,6 +229,42 @@ def test_a_township_caseworker_sees_only_their_township(page, console_server, pe
     ready(page, "/household")
     assert page.inner_text('[data-testid="not-found"]') == "未找到，或不在您的数据权限范围内。"
     shot(page, "household-out-of-scope")
+
+
+def test_the_approval_queue_holds_what_waits_at_the_callers_level(page, console_server, people):
+    """A township caseworker's queue holds what waits for a step they may take (verification, review, approval
+    where it is delegated to townships), never what waits for activation (the county's); the box shows every
+    waiting enrolment of the region."""
+    url = console_server.url
+    engine = make_sync_engine(people["engine_url"])
+    waiting = Enrollment.status.in_(["APPLIED", "VERIFYING", "REVIEWED", "APPROVED"])
+    town = func.substr(Enrollment.region_code, 1, 9)
+    with session_scope(engine) as session:  # of the townships with an enrolment waiting for activation, the busiest
+        township = session.scalar(select(town).where(waiting).group_by(town)
+                                  .having(func.sum(case((Enrollment.status == "APPROVED", 1), else_=0)) > 0)
+                                  .order_by(func.count().desc(), town).limit(1))
+        statuses = dict(session.execute(select(Enrollment.status, func.count()).where(
+            Enrollment.region_code.startswith(township), waiting).group_by(Enrollment.status)).all())
+        if users.get_user(session, "queue.caseworker") is None:
+            user = users.add_user(session, "queue.caseworker", [RoleGrant("township_caseworker", township)], "队列社工")
+            passwords.set_password(session, user, PASSWORD)
+    engine.dispose()
+    assert statuses.get("APPROVED", 0) > 0
+    log_in(page, url, "queue.caseworker")
+    page.goto(f"{url}/console#/queue?region={township}")
+    ready(page, "/queue")
+    mine = int(page.inner_text('[data-testid="queue-total"]'))
+    shown = [c.inner_text() for c in page.locator('table[data-testid="queue"] tr[data-enrollment] td:nth-child(3)').all()]
+    assert "已审批" not in shown  # APPROVED waits for activation, the county's step
+    assert statuses.get("APPLIED", 0) + statuses.get("VERIFYING", 0) <= mine <= sum(statuses.values()) - statuses[
+        "APPROVED"] < sum(statuses.values())
+    shot(page, "queue-township")
+    page.check('[data-testid="queue-all"]')
+    page.click("#queue-filter button[type=submit]")
+    page.wait_for_function("""n => location.hash.includes('all=1') && document.querySelector('main').dataset.ready
+        === '/queue' && document.querySelector('[data-testid="queue-total"]').textContent === String(n)""",
+                           arg=sum(statuses.values()), timeout=30_000)
+    assert page.is_checked('[data-testid="queue-all"]')
 
 
 def test_masked_id_numbers_stay_masked_in_the_page(page, console_server, people):

@@ -323,24 +323,25 @@ async function gapsScreen(q) {
   }));
 }
 
-const QUEUE = `query Queue($regionCode: String!, $status: [EnrollmentStatus!], $first: Int, $after: String) {
-  enrollments(regionCode: $regionCode, status: $status, first: $first, after: $after) {
+const QUEUE = `query Queue($regionCode: String!, $status: [EnrollmentStatus!], $awaitingMe: Boolean!, $first: Int, $after: String) {
+  enrollments(regionCode: $regionCode, status: $status, awaitingMe: $awaitingMe, first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor }
     edges { node { id status appliedAt monthlyAmount program { key name } household { id householdNumber region { name } head { name } } } } } }`;
 const DECIDE = `mutation DecideEnrollment($input: DecideEnrollmentInput!) { decideEnrollment(input: $input) { enrollment { id status monthlyAmount } errors { field message code } } }`;
 const NEXT_ACTIONS = { APPLIED: ["START_VERIFICATION", "REJECT", "WITHDRAW"], VERIFYING: ["REVIEW", "REJECT"], REVIEWED: ["APPROVE", "REJECT"], APPROVED: ["ACTIVATE"] };
 async function queueScreen(q) {
   const region = q.get("region") || defaultRegion();
-  const data = await gql(QUEUE, { regionCode: region, status: ["APPLIED", "VERIFYING", "REVIEWED", "APPROVED"], first: 50, after: q.get("after") });
+  const all = q.get("all") === "1";  // by default only what waits for a step at the caller's own level
+  const data = await gql(QUEUE, { regionCode: region, status: ["APPLIED", "VERIFYING", "REVIEWED", "APPROVED"], awaitingMe: !all, first: 50, after: q.get("after") });
   const c = data.enrollments;
   main.innerHTML = `<div data-screen="queue"><h1>${esc(t("queueTitle"))}</h1>
-    <form class="inline" id="queue-filter"><input name="region" value="${esc(region)}" size="14"><button class="secondary" type="submit">${esc(t("filter"))}</button> <b data-testid="queue-total">${c.totalCount}</b></form>
+    <form class="inline" id="queue-filter"><input name="region" value="${esc(region)}" size="14"><label><input type="checkbox" name="all" data-testid="queue-all" ${all ? "checked" : ""}> ${esc(t("queueAll"))}</label><button class="secondary" type="submit">${esc(t("filter"))}</button> <b data-testid="queue-total">${c.totalCount}</b></form>
     <table data-testid="queue"><tr><th>${esc(t("applicant"))}</th><th>${esc(t("program"))}</th><th>${esc(t("status"))}</th><th>${esc(t("appliedAt"))}</th><th>${esc(t("decide"))}</th></tr>
     ${c.edges.map(({ node: n }) => `<tr data-enrollment="${esc(n.id)}"><td>${n.household ? `<a href="#/household?id=${esc(n.household.id)}">${esc(n.household.householdNumber)}</a> ${esc(n.household.head ? n.household.head.name : "")} <span class="small muted">${esc(n.household.region.name)}</span>` : ""}</td>
       <td>${esc(n.program.name)}</td><td>${esc(t(n.status))}</td><td class="small">${esc(dateTime(n.appliedAt))}</td>
       <td>${(NEXT_ACTIONS[n.status] || []).map((a) => `<button class="act ${a === "REJECT" || a === "WITHDRAW" ? "secondary" : ""}" data-action="${a}">${esc(t(a))}</button>`).join(" ")}</td></tr>`).join("")}</table>
-    ${c.pageInfo.hasNextPage ? `<div class="pager"><a href="#/queue?region=${esc(region)}&after=${encodeURIComponent(c.pageInfo.endCursor)}">${esc(t("next"))}</a></div>` : ""}</div>`;
-  document.getElementById("queue-filter").addEventListener("submit", (ev) => { ev.preventDefault(); go("/queue", { region: ev.target.region.value.trim() }); });
+    ${c.pageInfo.hasNextPage ? `<div class="pager"><a href="#/queue?region=${esc(region)}${all ? "&all=1" : ""}&after=${encodeURIComponent(c.pageInfo.endCursor)}">${esc(t("next"))}</a></div>` : ""}</div>`;
+  document.getElementById("queue-filter").addEventListener("submit", (ev) => { ev.preventDefault(); go("/queue", { region: ev.target.region.value.trim(), all: ev.target.all.checked ? "1" : "" }); });
   main.querySelectorAll("tr[data-enrollment] button[data-action]").forEach((b) => b.addEventListener("click", async () => {
     b.disabled = true;
     try {
