@@ -58,7 +58,8 @@ from aidgraph.core.app.seed import seed_province  # noqa: E402
 from aidgraph.core.app.synthetic_feeds import synthetic_feeds  # noqa: E402
 
 def load_params(province: str):
-    """The province's parameters via the real loader when province.toml exists, else monitoring.toml alone."""
+    """The province's parameters, indicators and low-income table via the real loader when province.toml exists,
+    else monitoring.toml alone (and the plugins' table)."""
     from aidgraph.core.storage.config import builtin_province_configs
     from aidgraph.core.policy.parameters import ProvinceParams, parse_parameter_file
 
@@ -72,8 +73,10 @@ def load_params(province: str):
 
         specs = {s.key: s for s in plugin.aidgraph_parameter_schemas()}
         path = builtin_province_configs() / province / "parameters" / "monitoring.toml"
+        from aidgraph.core.policy.host import build_plugin_manager, category_programs
+
         return ProvinceParams(province, parse_parameter_file(path, province, specs), specs), \
-            plugin.aidgraph_monitoring_indicators()
+            plugin.aidgraph_monitoring_indicators(), category_programs(build_plugin_manager())
 
 
 def lookup_persons_raw(conn, ids: list[str], postgres: bool) -> pl.DataFrame:
@@ -343,7 +346,7 @@ def run(args, workdir: Path, pg) -> None:
           f"items (seed or check {seeded_seconds:.1f} s; not part of the monthly cycle)")
 
     feeds = synthetic_feeds(engine, args.province, month_start, workdir / "feeds", args.seed)
-    params, indicators = load_params(args.province)
+    params, indicators, categories = load_params(args.province)
     actor = system_actor("bench")
 
     if args.decisions:  # the decisions kept for 政策找人 exist, so the import's writes mark households stale
@@ -388,7 +391,7 @@ def run(args, workdir: Path, pg) -> None:
     for _ in range(args.repeat):
         with session_scope(engine) as session:
             started = time.perf_counter()
-            scores = score_month(IndicatorContext(session, args.province, args.month, params), indicators, weights)
+            scores = score_month(IndicatorContext(session, args.province, args.month, params, categories), indicators, weights)
             platform_times.append(time.perf_counter() - started)
         reference, took = baseline_scores(engine, args.province, month_start, month_end, weights, bands, thresholds)
         baseline_times.append(took)
@@ -397,11 +400,13 @@ def run(args, workdir: Path, pg) -> None:
 
     started = time.perf_counter()
     with session_scope(engine) as session:
-        summary = run_month(session, args.province, args.month, params=params, indicators=indicators, actor=actor)
+        summary = run_month(session, args.province, args.month, params=params, indicators=indicators,
+                            category_programs=categories, actor=actor)
     run_total = time.perf_counter() - started
     started = time.perf_counter()
     with session_scope(engine) as session:
-        again = run_month(session, args.province, args.month, params=params, indicators=indicators, actor=actor)
+        again = run_month(session, args.province, args.month, params=params, indicators=indicators,
+                          category_programs=categories, actor=actor)
     rerun = time.perf_counter() - started
     assert again.alerts_raised == 0 and again.alerts_updated == 0
 

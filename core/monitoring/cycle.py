@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -327,8 +327,12 @@ Progress = Callable[[str], None]
 
 
 def run_month(session: Session, province: str, month: str, *, params: Any, indicators: list[Indicator],
-              actor: Actor, today: dt.date | None = None, progress: Progress | None = None) -> RunSummary:
-    """Score the province for ``month`` and raise or update alerts; the caller owns the transaction."""
+              category_programs: Mapping[str, str], actor: Actor, today: dt.date | None = None,
+              progress: Progress | None = None) -> RunSummary:
+    """Score the province for ``month`` and raise or update alerts; the caller owns the transaction.
+
+    ``category_programs`` is the low-income table (program key -> category, from the plugins' declarations:
+    :func:`aidgraph.core.policy.host.category_programs`) the indicators read a household's identity from."""
     today = today or dt.date.today()
     if not (province.isdigit() and len(province) == 2):
         raise MonitoringError(f"--province must be a 2-digit province code, not {province!r}")
@@ -342,7 +346,7 @@ def run_month(session: Session, province: str, month: str, *, params: Any, indic
     summary.illustrative = sorted(k for k in [BANDS_KEY, *(i.weight_key for i in indicators)]
                                   if getattr(params, "is_illustrative", lambda _k: False)(k))
     step = time.perf_counter()
-    ctx = IndicatorContext(session, province, month, params)
+    ctx = IndicatorContext(session, province, month, params, category_programs)
     scores = score_month(ctx, indicators, weights)
     summary.seconds["scoring"] = time.perf_counter() - step
     summary.persons_scored = scores.persons.height

@@ -17,7 +17,7 @@ Indicators may also run their own SQL through :meth:`IndicatorContext.query`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,11 @@ class IndicatorContext:
     month: str
     params: Any
     """The province's parameters (:class:`aidgraph.core.policy.parameters.ProvinceParams`): ``value(key, on)``."""
+    category_programs: Mapping[str, str]
+    """Program key -> low-income category (低收入人口), for the programs that put a household in one: each
+    plugin's ``Program.category``, as the deployment's program catalogue collects them
+    (:func:`aidgraph.core.policy.host.category_programs`). What a low-income identity is to an indicator (GS-2024's
+    身份信息重合叠加), read from the one table instead of a copy of it."""
     scope: Scope = field(init=False)
     month_start: dt.date = field(init=False)
     month_end: dt.date = field(init=False)

@@ -212,6 +212,12 @@ def flatten(results: Iterable[list | None]) -> list:
     return [item for result in results for item in (result or [])]
 
 
+def category_programs(pm: pluggy.PluginManager) -> dict[str, str]:
+    """Program key -> low-income category (低收入人口) of every registered program that puts a household in one:
+    the plugins' ``Program.category``, the same table the program catalogue's ``category_programs()`` reads."""
+    return {p.key: p.category for p in flatten(pm.hook.aidgraph_programs()) if p.category is not None}
+
+
 def plugin_records(pm: pluggy.PluginManager) -> list[PluginRecord]:
     """Every registered plugin with its version and origin, for ``aidgraph plugins``."""
     try:

@@ -95,13 +95,11 @@ SIGNALS: list[Indicator] = [
               ("unemployment",), _feed_hits("unemployment", pl.col("status") == "REGISTERED")),
 ]
 
-LOW_INCOME_PROGRAMS = ("tekun", "dibao", "dibao_edge", "expenditure_hardship", "relapse_monitoring")
-
-
 def identity_overlay(ctx: IndicatorContext) -> pl.DataFrame:
     """身份信息重合叠加 (GS-2024 "监测系统根据监测指标数据与监测对象身份信息重合叠加情况打分"): a household whose
-    identity (an active or gradually exiting low-income enrolment: tekun, dibao, near-dibao, rigid expenditure,
-    relapse monitoring) coincides with any other indicator's hit in the month scores this weight on top. The
+    identity (an active or gradually exiting enrolment in a program with a low-income category: tekun, dibao,
+    near-dibao, rigid expenditure, relapse monitoring, as their ``Program.category`` says, read from the run's
+    ``ctx.category_programs``) coincides with any other indicator's hit in the month scores this weight on top. The
     other indicators are recomputed from the run's cached reads; a province that does not overlay identities
     gives the weight 0 and the indicator is skipped."""
     signals = [ind.compute(ctx).select("household_id") for ind in SIGNALS]
@@ -110,7 +108,7 @@ def identity_overlay(ctx: IndicatorContext) -> pl.DataFrame:
         return as_hits(hit, person=False)
     identity = ctx.query(
         select(Enrollment.household_id).where(Enrollment.status.in_(["ACTIVE", "GRADUAL_EXIT"]),
-                                              Enrollment.program_key.in_(LOW_INCOME_PROGRAMS),
+                                              Enrollment.program_key.in_(sorted(ctx.category_programs)),
                                               ctx.scope.predicate(Enrollment.region_code)).distinct(),
         {"household_id": pl.Int64})
     return as_hits(hit.join(identity, on="household_id", how="semi"), person=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aidgraph.core.storage.config import builtin_province_configs
 from aidgraph.core.monitoring.feeds import FEEDS
+from aidgraph.core.policy import host
 from aidgraph.core.policy.parameters import ProvinceParams, parse_parameter_file
 
 
@@ -26,6 +27,11 @@ def indicators():
     import aidgraph.plugins.relapse_monitoring as plugin
 
     return plugin.aidgraph_monitoring_indicators()
+
+
+def category_programs() -> dict[str, str]:
+    """The low-income table (program key -> category) of the installed plugins, as a monitoring run reads it."""
+    return host.category_programs(host.build_plugin_manager())
 
 
 def write_feed(path: Path, kind: str, rows: list[list]) -> Path:

@@ -15,7 +15,7 @@ from aidgraph.core.monitoring.feeds import import_feed
 from aidgraph.core.storage.models import AidChainEvent, Alert, AuditLog, Outbox
 from aidgraph.core.monitoring.cycle import Bands, MonitoringError, run_month
 from tests.monitoring.conftest import seed_world
-from tests.monitoring.helpers import indicators, monitoring_params, write_feed
+from tests.monitoring.helpers import category_programs, indicators, monitoring_params, write_feed
 
 TODAY = dt.date(2025, 6, 15)
 # Guangdong (illustrative): weights income_drop 35, expenditure_surge 35, household_change 20, hospitalisation 25,
@@ -74,7 +74,7 @@ def seeded(sync_engine, tmp_path_factory):
 def run(engine, month, params=None, today=TODAY):
     with session_scope(engine) as session:
         return run_month(session, "44", month, params=params or monitoring_params("44"), indicators=indicators(),
-                         actor=system_actor("monitor"), today=today)
+                         category_programs=category_programs(), actor=system_actor("monitor"), today=today)
 
 
 def alerts_by_household(engine, world):

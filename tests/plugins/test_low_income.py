@@ -3,7 +3,9 @@ declarations (``Program.category``), the same table the core's program catalogue
 
 from __future__ import annotations
 
+from aidgraph.core.policy import host
 from aidgraph.plugins import education, employment, housing, medical
+from aidgraph.plugins.relapse_monitoring import indicators as relapse_indicators
 from aidgraph.plugins.low_income import CATEGORY_OF_PROGRAM, LOW_INCOME_PROGRAMS, category_expr
 from aidgraph.plugins.medical import claims
 from tests.plugins.frames import frames, household_frame
@@ -16,9 +18,12 @@ def test_the_table_is_the_catalogue_of_declared_categories(engine):
 
 
 def test_no_plugin_keeps_a_copy():
-    for module in (education, employment, housing, medical, claims):
+    for module in (education, employment, housing, medical, claims, relapse_indicators):
         assert getattr(module, "CATEGORY_OF_PROGRAM", CATEGORY_OF_PROGRAM) is CATEGORY_OF_PROGRAM
         assert not hasattr(module, "LOW_INCOME") and not hasattr(module, "CATEGORY_ORDER")
+        assert not hasattr(module, "LOW_INCOME_PROGRAMS") or module.LOW_INCOME_PROGRAMS is LOW_INCOME_PROGRAMS
+    # the monitoring run's table (the identity overlay reads it): the same declarations, collected by the core
+    assert host.category_programs(host.build_plugin_manager()) == CATEGORY_OF_PROGRAM
     assert set(housing.COVERABLE) <= set(LOW_INCOME_PROGRAMS)
 
 

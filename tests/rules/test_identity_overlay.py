@@ -33,9 +33,13 @@ def test_identity_overlays_the_indicators_in_gansu(sync_engine):
                              start_date=dt.date(2024, 1, 1)))
     params = PolicyEngine(Settings()).province("62").params
     with Session(sync_engine) as s:
-        ctx = IndicatorContext(s, "62", "2025-03", params)
+        table = PolicyEngine(Settings()).catalogue().category_programs()
+        ctx = IndicatorContext(s, "62", "2025-03", params, table)
         hits = identity_overlay(ctx)
         assert hits["household_id"].to_list() == [households[0]]  # identity and a hit; not 1 (no identity), not 2
+        # the identity is what the programs' declared categories say: without dibao's, household 0 has none
+        without = IndicatorContext(s, "62", "2025-03", params, {k: v for k, v in table.items() if k != "dibao"})
+        assert identity_overlay(without).is_empty()
         weights = weights_for(params, "62", INDICATORS, ctx.month_end)
         assert weights["identity_overlay"] == 20  # illustrative: GS-2024 gives no weight
         scores = score_month(ctx, INDICATORS, weights).households

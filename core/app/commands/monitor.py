@@ -17,14 +17,15 @@ from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.monitoring.cycle import MonitoringError, check_month, run_month
 from aidgraph.core.policy.parameters import ParameterError
 from aidgraph.core.policy.provinces import load_province
-from aidgraph.core.policy.host import build_plugin_manager, flatten
+from aidgraph.core.policy.host import build_plugin_manager, category_programs, flatten
 from aidgraph.core.app.terminal import console
 
 monitor_app = typer.Typer(help="低收入人口动态监测: monthly scoring and alerts.", no_args_is_help=True)
 
 
 def load_monitoring(province: str, settings=None):
-    """The province's parameters and every registered indicator, from the plugins and province_configs/."""
+    """The province's parameters, every registered indicator and the low-income table (program key -> category),
+    from the plugins and province_configs/."""
 
     pm = build_plugin_manager(settings)
     try:
@@ -32,7 +33,7 @@ def load_monitoring(province: str, settings=None):
     except ParameterError as exc:
         raise MonitoringError(str(exc)) from None
     indicators = flatten(pm.hook.aidgraph_monitoring_indicators())
-    return config.params, indicators
+    return config.params, indicators, category_programs(pm)
 
 
 @monitor_app.command("run")
@@ -48,13 +49,13 @@ def run_command(
         if not (province.isdigit() and len(province) == 2):
             raise MonitoringError(f"--province must be a 2-digit province code, not {province!r}")
         check_month(month, dt.date.today())
-        params, indicators = load_monitoring(province, settings)
+        params, indicators, categories = load_monitoring(province, settings)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:
             task = bar.add_task(f"scoring province {province}, {month}", total=None)
             with session_scope(engine) as session:
                 summary = run_month(session, province, month, params=params, indicators=indicators,
-                                    actor=system_actor("monitor"),
+                                    category_programs=categories, actor=system_actor("monitor"),
                                     progress=lambda phase: bar.update(task, description=f"{phase}: {month}"))
     except MonitoringError as exc:
         console.print(f"[red]cannot run monitoring:[/red] {exc}")

@@ -97,10 +97,10 @@ def demo_monitoring_month(engine, settings, province: str, seed: int, today):
     with tempfile.TemporaryDirectory(prefix="aidgraph-demo-feeds-") as directory:
         for kind, path in synthetic_feeds(engine, province, month_start, Path(directory), seed, last_day=today).items():
             import_feed(engine, kind, path, province=province, actor=system_actor("demo"), today=today)
-    params, indicators = load_monitoring(province, settings)
+    params, indicators, categories = load_monitoring(province, settings)
     with session_scope(engine) as session:
         return run_month(session, province, f"{month_start:%Y-%m}", params=params, indicators=indicators,
-                         actor=system_actor("demo"), today=today)
+                         category_programs=categories, actor=system_actor("demo"), today=today)
 
 
 def export_schema(output: Path = typer.Option(SCHEMA_FILE, help="where to write the SDL")) -> None:
