@@ -53,7 +53,6 @@ from aidgraph.core.storage.models import (
     Base,
     Enrollment,
     Household,
-    IdempotencyRecord,
     Membership,
     Money,
     Person,
@@ -66,7 +65,7 @@ from aidgraph.schema.relay import db_id
 
 __all__ = [
     "ABLE_TO_WORK", "ADULT_AGE", "BANDS_KEY", "EXPENDITURE_KINDS", "INCOME_KINDS", "AidChainKind", "Enrollment", "Household",
-    "IdempotencyRecord", "Membership", "Person", "PROGRAM_SEARCH_FIELDS", "Actor", "Bands", "Base", "BenefitFormula", "DomainError",
+    "Membership", "Person", "PROGRAM_SEARCH_FIELDS", "Actor", "Bands", "Base", "BenefitFormula", "DomainError",
     "EligibilityRule", "EnrollmentEvent", "ErrorCode", "FieldError", "GraphQLContribution", "IncomeDeduction",
     "Indicator", "IndicatorContext", "Info", "Money", "MonitoringError", "ParamSpec", "Program", "ProvinceParams",
     "idempotency", "privacy",

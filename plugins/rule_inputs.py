@@ -22,7 +22,6 @@ from aidgraph.plugin import (
     ErrorCode,
     FieldError,
     Household,
-    IdempotencyRecord,
     Membership,
     Person,
     aidchain,
@@ -36,21 +35,6 @@ from aidgraph.plugin import (
 
 def invalid(field: str, message: str) -> DomainError:
     return DomainError([FieldError(field, message, ErrorCode.VALIDATION)])
-
-
-async def replayed(session, actor, operation: str, key: str | None) -> dict | None:
-    """The stored result of an earlier request with the same idempotency key (None: first time)."""
-    if not key:
-        return None
-    row = (await session.execute(select(IdempotencyRecord).where(
-        IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == operation,
-        IdempotencyRecord.key == key))).scalar_one_or_none()
-    return None if row is None else dict(row.result)
-
-
-def remember(session, actor, operation: str, key: str | None, result: dict) -> None:
-    if key:
-        session.add(IdempotencyRecord(actor=actor.username, operation=operation, key=key, result=result))
 
 
 async def person_for_update(session, actor, global_id: str) -> Person:

@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 
-from aidgraph.plugin import GraphQLContribution, Info, UserError, run_mutation
+from aidgraph.plugin import GraphQLContribution, Info, UserError, idempotency, run_mutation
 from aidgraph.plugins.education.stages import STAGES, table_key
 from aidgraph.plugins.rule_inputs import (
     changed_person,
@@ -21,8 +21,6 @@ from aidgraph.plugins.rule_inputs import (
     invalid,
     person_for_update,
     province_policy,
-    remember,
-    replayed,
     today,
 )
 
@@ -54,9 +52,9 @@ class StudentStatusPayload:
 
 
 async def record_student_status(session, info, actor, input: StudentStatusInput) -> StudentStatus:
-    previous = await replayed(session, actor, "recordStudentStatus", input.idempotency_key)
-    if previous is not None:
-        return _status(previous)
+    claim = await idempotency.claim(session, actor, "recordStudentStatus", input.idempotency_key, None)
+    if claim.replay is not None:
+        return _status(claim.replay)
     person = await person_for_update(session, actor, input.person_id)
     policy = province_policy(info, person.region_code, "education", "personId")
     if input.stage is not None and input.stage not in STAGES:
@@ -84,7 +82,7 @@ async def record_student_status(session, info, actor, input: StudentStatusInput)
                    await household_of(session, person.id),
                    f"教育救助 inputs recorded: stage {input.stage}, year {input.school_year}, hardship tier "
                    f"{input.hardship_tier}, veteran {bool(input.veteran_student)}", "education")
-    remember(session, actor, "recordStudentStatus", input.idempotency_key, result)
+    await claim.remember(result)
     return _status(result)
 
 

@@ -12,15 +12,13 @@ import datetime as dt
 
 import strawberry
 
-from aidgraph.plugin import GraphQLContribution, Info, UserError, run_mutation
+from aidgraph.plugin import GraphQLContribution, Info, UserError, idempotency, run_mutation
 from aidgraph.plugins.rule_inputs import (
     changed_person,
     household_of,
     invalid,
     person_for_update,
     province_policy,
-    remember,
-    replayed,
     today,
 )
 
@@ -47,8 +45,8 @@ class EmploymentSupportPayload:
 
 
 async def record_employment_support(session, info, actor, input: EmploymentSupportInput) -> EmploymentSupport:
-    previous = await replayed(session, actor, "recordEmploymentSupport", input.idempotency_key)
-    if previous is not None:
+    claim = await idempotency.claim(session, actor, "recordEmploymentSupport", input.idempotency_key, None)
+    if (previous := claim.replay) is not None:
         registered = previous["business_registered_on"]
         return EmploymentSupport(person_id=previous["person_id"], difficulty_level=previous["difficulty_level"],
                                  business_registered_on=dt.date.fromisoformat(registered) if registered else None)
@@ -66,9 +64,8 @@ async def record_employment_support(session, info, actor, input: EmploymentSuppo
                    await household_of(session, person.id),
                    f"就业救助 inputs recorded: difficulty level {input.difficulty_level}, business registered "
                    f"{registered}", "employment")
-    remember(session, actor, "recordEmploymentSupport", input.idempotency_key,
-             {"person_id": input.person_id, "difficulty_level": input.difficulty_level,
-              "business_registered_on": registered})
+    await claim.remember({"person_id": input.person_id, "difficulty_level": input.difficulty_level,
+                          "business_registered_on": registered})
     return EmploymentSupport(person_id=input.person_id, difficulty_level=input.difficulty_level,
                              business_registered_on=input.business_registered_on)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import strawberry
 
-from aidgraph.plugin import AidChainKind, GraphQLContribution, Info, UserError, aidchain, audit, models, not_found, run_mutation
-from aidgraph.plugins.rule_inputs import household_by_id, province_policy, remember, replayed
+from aidgraph.plugin import (AidChainKind, GraphQLContribution, Info, UserError, aidchain, audit, idempotency, models,
+                             not_found, run_mutation)
+from aidgraph.plugins.rule_inputs import household_by_id, province_policy
 
 
 @strawberry.input(description="Whether a household's housing was found below the local standard (住房困难).")
@@ -27,9 +28,9 @@ class HousingNeedPayload:
 
 
 async def record_housing_need(session, info, actor, input: HousingNeedInput) -> bool:
-    previous = await replayed(session, actor, "recordHousingNeed", input.idempotency_key)
-    if previous is not None:
-        return previous["housing_need"]
+    claim = await idempotency.claim(session, actor, "recordHousingNeed", input.idempotency_key, None)
+    if claim.replay is not None:
+        return claim.replay["housing_need"]
     household = await household_by_id(session, input.household_id)
     if not actor.may("update", household.region_code, "household"):
         raise not_found("household", "householdId")
@@ -43,7 +44,7 @@ async def record_housing_need(session, info, actor, input: HousingNeedInput) -> 
                     ref_type="household", ref_id=household.id, actor=actor.username)
     session.add(models.Outbox(entity=models.OutboxEntity.HOUSEHOLD.value, entity_id=household.id,
                               version=household.version))
-    remember(session, actor, "recordHousingNeed", input.idempotency_key, {"housing_need": input.housing_need})
+    await claim.remember({"housing_need": input.housing_need})
     return input.housing_need
 
 

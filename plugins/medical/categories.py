@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import strawberry
 
-from aidgraph.plugin import GraphQLContribution, Info, UserError, run_mutation
+from aidgraph.plugin import GraphQLContribution, Info, UserError, idempotency, run_mutation
 from aidgraph.plugins.medical.claims import PERSON_CATEGORIES
 from aidgraph.plugins.rule_inputs import (
     changed_person,
@@ -20,8 +20,6 @@ from aidgraph.plugins.rule_inputs import (
     invalid,
     person_for_update,
     province_policy,
-    remember,
-    replayed,
     today,
 )
 
@@ -42,9 +40,9 @@ class PersonCategoryPayload:
 
 
 async def record_person_category(session, info, actor, input: PersonCategoryInput) -> str | None:
-    previous = await replayed(session, actor, "recordPersonCategory", input.idempotency_key)
-    if previous is not None:
-        return previous["category"]
+    claim = await idempotency.claim(session, actor, "recordPersonCategory", input.idempotency_key, None)
+    if claim.replay is not None:
+        return claim.replay["category"]
     person = await person_for_update(session, actor, input.person_id)
     policy = province_policy(info, person.region_code, "medical", "personId")
     if input.category is not None:
@@ -57,7 +55,7 @@ async def record_person_category(session, info, actor, input: PersonCategoryInpu
     person.special_category = input.category
     changed_person(session, actor, person, "record_person_category", {"category": input.category},
                    await household_of(session, person.id), f"医疗救助 category recorded: {input.category}", "medical")
-    remember(session, actor, "recordPersonCategory", input.idempotency_key, {"category": input.category})
+    await claim.remember({"category": input.category})
     return input.category
 
 

@@ -33,13 +33,13 @@ from aidgraph.plugin import (
     Enrollment,
     ErrorCode,
     FieldError,
-    IdempotencyRecord,
     Membership,
     Person,
     ProvinceParams,
     aidchain,
     audit,
     authz,
+    idempotency,
     not_found,
     valid_on,
 )
@@ -295,15 +295,10 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
         problems.append(FieldError("insurancePaid", "exceeds the compliant cost", ErrorCode.VALIDATION))
     if problems:
         raise DomainError(problems)
-    if claim.idempotency_key:
-        previous = (await session.execute(select(IdempotencyRecord).where(
-            IdempotencyRecord.actor == actor.username, IdempotencyRecord.operation == "settleMedicalAid",
-            IdempotencyRecord.key == claim.idempotency_key))).scalar_one_or_none()
-        if previous is not None:
-            replayed = await session.get(MedicalClaim, previous.result["claim_id"])
-            if replayed is None:  # the claim the key wrote no longer exists
-                raise not_found("medical claim", "idempotencyKey")
-            return replayed
+    # A retry with the key gets the first settlement back; one sent at the same time waits for it: never paid twice.
+    key = await idempotency.claim(session, actor, "settleMedicalAid", claim.idempotency_key, None)
+    if (replayed := await key.replayed_row(MedicalClaim, "claim_id", "medical claim")) is not None:
+        return replayed
     person = await session.get(Person, claim.person_id)
     membership = (await session.execute(select(Membership).where(
         Membership.person_id == claim.person_id, valid_on(Membership, claim.admission_date)))).scalars().first()
@@ -345,7 +340,5 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
     audit.record(session, actor, "settle", "medical_claim", row.id, region,
                  {"category": settled.category, "aid": str(settled.aid_amount),
                   "secondary": str(settled.secondary_aid_amount)})
-    if claim.idempotency_key:
-        session.add(IdempotencyRecord(actor=actor.username, operation="settleMedicalAid", key=claim.idempotency_key,
-                                      result={"claim_id": row.id}))
+    await key.remember({"claim_id": row.id})
     return row

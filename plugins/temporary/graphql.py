@@ -23,11 +23,12 @@ from aidgraph.plugin import (
     aidchain,
     audit,
     db_id,
+    idempotency,
     models,
     not_found,
     run_mutation,
 )
-from aidgraph.plugins.rule_inputs import household_by_id, invalid, province_policy, remember, replayed, today
+from aidgraph.plugins.rule_inputs import household_by_id, invalid, province_policy, today
 
 
 @strawberry.input(description="An emergency (急难): kind, where (region code) and when it happened.")
@@ -68,9 +69,9 @@ def _view(row) -> EmergencyEventType:
 
 
 async def record_emergency(session, info, actor, input: EmergencyInput) -> EmergencyEventType:
-    previous = await replayed(session, actor, "recordEmergency", input.idempotency_key)
-    if previous is not None:
-        return _view(await session.get(models.EmergencyEvent, previous["event_id"]))
+    claim = await idempotency.claim(session, actor, "recordEmergency", input.idempotency_key, None)
+    if (replayed := await claim.replayed_row(models.EmergencyEvent, "event_id", "emergency event")) is not None:
+        return _view(replayed)
     region = await session.get(models.Region, input.region_code)
     if region is None:
         raise invalid("regionCode", f"unknown region {input.region_code!r}")
@@ -109,7 +110,7 @@ async def record_emergency(session, info, actor, input: EmergencyInput) -> Emerg
                     actor=actor.username)
     session.add(models.Outbox(entity=models.OutboxEntity.HOUSEHOLD.value, entity_id=household.id,
                               version=household.version))
-    remember(session, actor, "recordEmergency", input.idempotency_key, {"event_id": row.id})
+    await claim.remember({"event_id": row.id})
     return _view(row)
 
 

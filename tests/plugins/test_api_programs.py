@@ -4,8 +4,10 @@ SettleMedicalAid against a live server (both engines), sent unchanged from tests
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.graph.economics import window_start
@@ -57,7 +59,7 @@ def test_programs(live_server):
     assert live_server.data("Programs", {"provinceCode": "99"})["programs"] == []
 
 
-def test_eligibility_apply_decide_and_settle(live_server):
+def test_eligibility_apply_decide_and_settle(live_server, db_url):
     household = register(live_server, SHANTOU, [member("440507", 45, 11, labourCapacity="FULL",
                                                        employmentStatus="UNEMPLOYED"),
                                                 member("440507", 10, 13, "CHILD")])
@@ -118,6 +120,24 @@ def test_eligibility_apply_decide_and_settle(live_server):
     assert c["category"] == "DIBAO" and c["aidAmount"] == pytest.approx(4800)
     assert c["secondaryAidAmount"] == 0 and c["outOfPocket"] == pytest.approx(1200)
     assert any("aid ratio 80%" in r for r in c["reasons"])
+
+    # One settlement sent six times at once with one key (a client retrying while the first is still running):
+    # settled and paid once, and every sender gets that settlement.
+    engine = make_sync_engine(db_url)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM medical_claim")).scalar_one()
+
+    def settle(_: int) -> dict:
+        return live_server.data("SettleMedicalAid", {"input": {
+            "personId": head, "admissionDate": TODAY.isoformat(), "compliantCost": 3000, "insurancePaid": 1000,
+            "idempotencyKey": "claim-at-once"}})["settleMedicalAid"]
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(settle, range(6)))
+    assert [a["errors"] for a in answers] == [[]] * 6 and len({str(a["claim"]) for a in answers}) == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM medical_claim")).scalar_one() == before + 1
+    engine.dispose()
 
 
 def test_bad_input_errors(live_server):
