@@ -572,7 +572,7 @@ def _row_hash_expr(schema: FeedSchema) -> pl.Expr:
     A feed row holds the resident's ID number, and a region's ID numbers are few enough to try every one: an
     unkeyed hash of the row would give the number back. The keyed hash is an HMAC
     (:func:`aidgraph.core.storage.encrypted.feed_row_hasher`) of the first :data:`UNKEYED_DIGITS` digits of the
-    row's sha256 (:func:`_row_digest_expr`), so that revision 0013 could turn the hashes stored before it (those
+    row's sha256 (:func:`_row_digest_expr`), so that revision 0014 could turn the hashes stored before it (those
     very digits) into the keyed ones without the rows, whose ID number and name a feed record does not keep.
 
     The month comes first so that the unique index on ``row_hash`` keeps each month's rows together: a monthly
@@ -603,7 +603,7 @@ def _row_text_expr(schema: FeedSchema) -> pl.Expr:
 
 
 def _row_digest_expr(schema: FeedSchema, digits: int = 64) -> pl.Expr:
-    """The first ``digits`` hex digits of the (unkeyed) sha256 of the row: what revisions before 0013 stored."""
+    """The first ``digits`` hex digits of the (unkeyed) sha256 of the row: what revisions before 0014 stored."""
     return _row_text_expr(schema).map_batches(
         lambda values: pl.Series([hashlib.sha256(v.encode()).hexdigest()[:digits] for v in values.to_list()],
                                  dtype=pl.Utf8), return_dtype=pl.Utf8)

@@ -16,7 +16,7 @@ development generates a key file in the state directory (outside the checkout) o
 
 Status: wired. ``person.id_number``, ``person.phone`` and ``lead.id_number`` are stored encrypted and
 ``person.id_number_index`` holds the blind index (migration 0012, which encrypts existing rows);
-``feed_record.row_hash`` is a keyed hash (migration 0013 rehashes existing rows); the column type,
+``feed_record.row_hash`` is a keyed hash (migration 0014 rehashes existing rows); the column type,
 the batch helpers and key rotation are in :mod:`aidgraph.core.storage.encrypted`, the command in
 ``aidgraph keys``.
 """

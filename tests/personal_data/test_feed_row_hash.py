@@ -4,7 +4,7 @@ A feed row holds the resident's ID number, and a region's ID numbers are few eno
 unkeyed hash of the row would give the number back. These tests recompute, independently of the import code,
 the sha256 of each imported row (the hash the import used to store) and scan every ``feed_record`` column as the
 database holds it for it; they show that re-importing the same rows is still recognised (in another format, and
-after a data-key rotation), and that revision 0013 turns hashes stored before it into the keyed ones, so a file
+after a data-key rotation), and that revision 0014 turns hashes stored before it into the keyed ones, so a file
 imported before the revision is still "already stored" after it, and a second run of it hashes nothing twice.
 """
 
@@ -36,7 +36,7 @@ def _rows(people, month: int) -> list[list[str]]:
 
 
 def _unkeyed(row: list[str]) -> str:
-    """The sha256 of a row as the import hashed it before revision 0013: the kind and the values, 0x1f apart."""
+    """The sha256 of a row as the import hashed it before revision 0014: the kind and the values, 0x1f apart."""
     return hashlib.sha256("\x1f".join([KIND, *row]).encode()).hexdigest()
 
 
@@ -51,7 +51,7 @@ def _hashes(engine) -> dict[int, str]:
 
 
 def _unkeyed_import(monkeypatch, engine, path: Path) -> int:
-    """Import as an aidgraph before revision 0013 did: event month + the first 58 digits of the row's sha256."""
+    """Import as an aidgraph before revision 0014 did: event month + the first 58 digits of the row's sha256."""
     with monkeypatch.context() as m:
         m.setattr(feeds, "_row_hash_expr", lambda schema: feeds.pl.concat_str(
             [feeds.pl.col("event_date").dt.strftime("%Y%m"), feeds._row_digest_expr(schema, 58)]))
@@ -108,12 +108,12 @@ def test_no_feed_record_column_holds_an_unkeyed_hash_of_a_row_and_reimport_stays
     forget_keyring()
 
 
-def test_revision_0013_keys_the_stored_hashes_and_a_second_run_hashes_nothing_twice(fresh_engine, tmp_path,
+def test_revision_0014_keys_the_stored_hashes_and_a_second_run_hashes_nothing_twice(fresh_engine, tmp_path,
                                                                                     monkeypatch):
     people = seed_world(fresh_engine, "44", households=4).persons
     march = write_csv(tmp_path / "march.csv", FEEDS[KIND].names, _rows(people, 3))
     april = write_csv(tmp_path / "april.csv", FEEDS[KIND].names, _rows(people, 4))
-    downgrade(fresh_engine, "0012")
+    downgrade(fresh_engine, "0013")
     assert _unkeyed_import(monkeypatch, fresh_engine, march) == len(people)
     before = _hashes(fresh_engine)
     # What an import before the revision stored: the month and the row's sha256, which the test recomputes.
@@ -130,7 +130,7 @@ def test_revision_0013_keys_the_stored_hashes_and_a_second_run_hashes_nothing_tw
 
     # Half-done: rows already keyed and rows still unkeyed side by side (an interrupted run on an engine without
     # transactional DDL, or rows a newer import wrote). Running the revision again keys the unkeyed rows only.
-    downgrade(fresh_engine, "0012")
+    downgrade(fresh_engine, "0013")
     assert _hashes(fresh_engine) == keyed  # the downgrade cannot undo the keyed hash; it leaves them
     assert _unkeyed_import(monkeypatch, fresh_engine, april) == len(people)
     upgrade(fresh_engine)

@@ -15,8 +15,8 @@ newer import already wrote, are not hashed twice. The key, like the blind index'
 Downgrade leaves the keyed hashes: the unkeyed digits cannot be recovered from them, so re-importing an old file
 after a downgrade stores its rows again (as after revision 0003's).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03 07:30:00
 """
 
@@ -25,8 +25,8 @@ from alembic import op
 
 from aidgraph.core.storage.encrypted import feed_row_hasher
 
-revision = '0013'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
