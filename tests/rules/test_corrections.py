@@ -349,6 +349,29 @@ def test_city_grant_tiers_outside_the_source_are_refused_with_the_key(configs, c
     assert "education.grants" in str(e.value) and "region 6201" in str(e.value) and problem in str(e.value)
 
 
+# --- other assistance (GD-2021 §13 发展其他救助帮扶): who qualifies, no amount in the source --------------------
+
+
+def test_electricity_relief_for_dibao_and_tekun_households(engine):
+    """gd21-electricity: 对低保、特困对象减免电费."""
+    for receiving, expected in ((["dibao"], True), (["tekun"], True), (["dibao_edge"], False), ([], False)):
+        result = evaluate(engine, "44", household_frame([{}, {}], SHANTOU, receiving=receiving), "electricity_relief")
+        assert result["eligible"] is expected, receiving
+        assert result["monthly_amount"] is None and "amount not configured" in text(result)
+
+
+def test_rehabilitation_aid_for_every_disabled_child_residence_permit_holders_included(engine):
+    """gd21-disabled-child-rehab: 加强残疾儿童康复救助，实现持有居住证的残疾儿童康复救助全覆盖."""
+    migrant_child = [{"local_hukou": False}, {"relation_to_head": "CHILD", "age": 7, "disability_level": 3,
+                                              "local_hukou": False}]
+    # no income test: a household earning well above any standard
+    result = evaluate(engine, "44", household_frame(migrant_child, GZ, monthly_income=30000), "child_rehabilitation")
+    assert result["eligible"] and "1 disabled child(ren) under 18" in text(result)
+    assert "amount not configured" in text(result) and result["monthly_amount"] is None
+    adult = [{"age": 18, "disability_level": 3}]
+    assert not evaluate(engine, "44", household_frame(adult, GZ), "child_rehabilitation")["eligible"]
+
+
 # --- employment: certified difficulty, tiered help; Gansu's entrepreneurship subsidy and loans ------------------
 
 
