@@ -24,6 +24,7 @@ from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import DomainError, not_found
 from aidgraph.core.workflow import (
     casework,
+    charity,
     leads,
     services,
     statistics,
@@ -478,6 +479,29 @@ def _after(after: str | None) -> int | None:
 
 @strawberry.type
 class _CaseworkQuery:
+    @strawberry.field(description="慈善帮扶 candidates under a county (or smaller region): households whose rigid "
+                                  "expenditure exceeds their income plus the aid they receive, largest shortfall "
+                                  "first. Needs the charity and income read rights over the whole region.")
+    async def charity_candidates(self, info: Info, region_code: str, first: int | None = None,
+                                 after: str | None = None) -> Connection[CharityCandidate]:
+        n = page_size(first)
+        position = decode_cursor(after, 1)
+        if after is not None and (position is None or not position[0].isdigit()):
+            raise GraphQLError("invalid cursor", extensions={"code": "VALIDATION", "field": "after"})
+        start = int(position[0]) + 1 if position is not None else 0
+        try:
+            async with info.context.db() as session:
+                found = await charity.charity_candidates(session, info.context.actor, region_code=region_code)
+        except DomainError as e:
+            raise GraphQLError(e.errors[0].message, extensions={"code": e.errors[0].code.value,
+                                                                "field": e.errors[0].field}) from None
+        page = found[start:start + n]
+        for c in page:  # the shortfall names the household's income and expenditure
+            privacy.note_disclosure(info.context, "household", c.household_id, c.region_code, "charityCandidate")
+        edges = [Edge(cursor=encode_cursor(start + i), node=CharityCandidate.of(c)) for i, c in enumerate(page)]
+        return Connection(total_count=len(found), edges=edges, page_info=PageInfo(
+            has_next_page=start + n < len(found), end_cursor=edges[-1].cursor if edges else None))
+
     @strawberry.field(description="Referrals of households under a region in the caller's scope, newest first; "
                                   "overdueOnly: those still open after their due date (a county's watch list).")
     async def referrals(self, info: Info, region_code: str, department: str | None = None,
@@ -1082,6 +1106,28 @@ class ServiceOrder(Node):
     def from_row(cls, row: models.ServiceOrder) -> "ServiceOrder":
         return cls(id=to_global_id("ServiceOrder", row.id), service=row.service, status=row.status, visits=row.visits,
                    last_visit_on=row.last_visit_on, _household_id=row.household_id)
+
+    @strawberry.field
+    async def household(self, info: Info) -> Household | None:
+        return await _household(info, self._household_id)
+
+
+@strawberry.type(description="A household government aid leaves short (慈善帮扶 candidate), yuan a month: rigid "
+                              "expenditure above income plus aid by monthlyShortfall.")
+class CharityCandidate:
+    monthly_income: float
+    monthly_aid: float
+    monthly_rigid_expenditure: float
+    monthly_shortfall: float
+    receiving: list[str] = strawberry.field(description="Programs the household receives (ACTIVE or GRADUAL_EXIT).")
+    charity_matches: int = strawberry.field(description="Charity matches the household already has.")
+    _household_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, c: charity.CharityCandidate) -> "CharityCandidate":
+        return cls(monthly_income=c.monthly_income, monthly_aid=c.monthly_aid,
+                   monthly_rigid_expenditure=c.monthly_rigid_expenditure, monthly_shortfall=c.shortfall,
+                   receiving=list(c.receiving), charity_matches=c.charity_matches, _household_id=c.household_id)
 
     @strawberry.field
     async def household(self, info: Info) -> Household | None:

@@ -87,3 +87,54 @@ def test_service_orders_and_charity(live_server, world, sync_engine, db_url):
         actions = set(s.scalars(select(AuditLog.action).where(AuditLog.object_type.in_(["service", "charity"]))))
         assert {"add_provider", "order_service", "service_visit", "close_service", "add_charity",
                 "match_charity"} <= actions
+
+
+CANDIDATES = """query C($r: String!, $first: Int, $after: String) { charityCandidates(regionCode: $r, first: $first,
+  after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { household { id } monthlyIncome
+  monthlyAid monthlyRigidExpenditure monthlyShortfall receiving charityMatches } } } }"""
+
+
+def test_charity_candidates_are_the_households_aid_leaves_short(live_server, world, sync_engine, db_url):
+    """GD-2021 §18 政府救助与慈善救助衔接 / GD-2022 救助服务供给信息与困难群众需求有效对接: medical costs of 60,000 yuan
+    in the 12-month window (5,000 a month) against wages of 12,000 (1,000 a month) and dibao of 500 a month leave
+    3,500 a month short; a household without such costs is no candidate."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlalchemy import insert
+
+    from aidgraph.core.storage.models import EconomicItem, Enrollment
+
+    today = dt.date.today()
+    short, covered = world.persons[27], world.persons[21]  # two households (three members each)
+    with Session(sync_engine) as s, s.begin():
+        for person, kind, amount, days in ((short, "EXPENDITURE_MEDICAL", 60000, 30), (short, "WAGE", 12000, 360),
+                                           (covered, "WAGE", 12000, 360), (covered, "EXPENDITURE_MEDICAL", 6000, 30)):
+            s.execute(insert(EconomicItem), {"household_id": person.household_id, "person_id": person.id,
+                                             "kind": kind, "source": "test", "amount": Decimal(amount),
+                                             "period_start": today - dt.timedelta(days=days),
+                                             "period_end": today - dt.timedelta(days=1)})
+        s.execute(insert(Enrollment), {"household_id": short.household_id, "program_key": "dibao",
+                                       "province_code": "44", "region_code": short.region_code, "status": "ACTIVE",
+                                       "monthly_amount": Decimal(500), "start_date": today - dt.timedelta(days=90)})
+    county = short.region_code[:6]
+    officer = token_for(db_url, sync_engine, "county_charity", "county_officer", county)
+    data = live_server.post(CANDIDATES, {"r": county}, token=officer).json()["data"]["charityCandidates"]
+    mine = [e["node"] for e in data["edges"] if e["node"]["household"]["id"] == to_global_id("Household",
+                                                                                          short.household_id)]
+    assert mine == [{"household": {"id": to_global_id("Household", short.household_id)}, "monthlyIncome": 1000.0,
+                     "monthlyAid": 500.0, "monthlyRigidExpenditure": 5000.0, "monthlyShortfall": 3500.0,
+                     "receiving": ["dibao"], "charityMatches": 0}]
+    ids = [e["node"]["household"]["id"] for e in data["edges"]]
+    assert to_global_id("Household", covered.household_id) not in ids and data["totalCount"] == len(ids)
+    shortfalls = [e["node"]["monthlyShortfall"] for e in data["edges"]]
+    assert shortfalls == sorted(shortfalls, reverse=True)
+    # paging follows the cursor
+    first = live_server.post(CANDIDATES, {"r": county, "first": 1}, token=officer).json()["data"]["charityCandidates"]
+    assert [e["node"]["household"]["id"] for e in first["edges"]] == ids[:1]
+    # a province is refused (a county or smaller), and so is a role without the income right
+    broad = live_server.post(CANDIDATES, {"r": county[:2]}, token=officer).json()
+    assert broad["errors"][0]["extensions"] == {"code": "VALIDATION", "field": "regionCode"}
+    assistant = token_for(db_url, sync_engine, "va_charity", "village_assistant", short.region_code)
+    refused = live_server.post(CANDIDATES, {"r": short.region_code}, token=assistant).json()
+    assert refused["data"] is None and refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
