@@ -8,8 +8,10 @@ the first page is interactive in under a second. Every screen is photographed in
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import case, func, select
@@ -17,13 +19,14 @@ from sqlalchemy import case, func, select
 from aidgraph.core.access import passwords, users
 from aidgraph.core.access.actor import RoleGrant
 from aidgraph.core.storage.db import make_sync_engine, session_scope
-from aidgraph.core.storage.models import Alert, Enrollment, Household, Person
+from aidgraph.core.storage.models import Alert, EconomicItem, Enrollment, Household, Person, SimulationScenario
 from aidgraph.schema.relay import to_global_id
 from tests.console.conftest import PASSWORD, SCREENSHOTS, full_id_numbers, household_outside, record_timing
 
 MASKED = re.compile(r"^\d{6}\*{8}\d{3}[\dX]$")
 FULL_ID = re.compile(r"\b\d{17}[\dX]\b")
-SCREENS = ["dashboard", "search", "alerts", "gaps", "queue", "medical", "referrals", "simulate", "audit", "account"]
+SCREENS = ["dashboard", "search", "alerts", "gaps", "queue", "medical", "referrals", "charity", "simulate", "audit",
+           "account"]
 
 
 def ready(page, path: str, timeout: float = 60_000) -> None:
@@ -210,6 +213,48 @@ def test_a_slow_screen_never_paints_over_the_one_the_address_names(page, console
     assert page.locator('[data-testid="alerts"]').count() == 1
     assert page.locator('[data-testid="queue"]').count() == 0
     page.unroute("**/graphql")
+
+
+def test_simulate_save_a_scenario_and_list_charity_candidates(page, console_server, people):
+    """The planner's screen: a simulation with its one-off and year figures, saved as a scenario that the list then
+    shows (and the database holds); the charity screen lists what the API answers for the township."""
+    url, township = console_server.url, people["township"]
+    log_in(page, url, "demo-admin")
+    page.goto(f"{url}/console#/simulate?region={township[:6]}")
+    ready(page, "/simulate")
+    page.fill('#sim-form input[name="value"]', "1100")
+    page.click('#sim-form button[type="submit"]')
+    page.wait_for_selector('[data-testid="simulation"]')
+    assert page.inner_text('[data-testid="annual-change"]')
+    page.fill('#sim-form input[name="scenario"]', "农村标准1100（浏览器）")
+    page.click("#save-scenario")
+    toast(page, "已保存: 农村标准1100（浏览器）")
+    page.wait_for_selector('[data-testid="scenarios"] td:text("农村标准1100（浏览器）")')
+    shot(page, "simulate-scenario")
+    engine = make_sync_engine(people["engine_url"])
+    with session_scope(engine) as session:
+        saved = session.scalar(select(func.count()).select_from(SimulationScenario).where(
+            SimulationScenario.name == "农村标准1100（浏览器）"))
+    assert saved == 1
+
+    with session_scope(engine) as session:  # a month of medical costs no income or aid covers (10,000 a month)
+        short = session.scalar(select(Household.id).where(Household.region_code.startswith(township))
+                               .order_by(Household.id.desc()))
+        today = dt.date.today()
+        session.add(EconomicItem(household_id=short, kind="EXPENDITURE_MEDICAL", source="console test",
+                                 amount=Decimal(120000), period_start=today - dt.timedelta(days=30),
+                                 period_end=today - dt.timedelta(days=1)))
+    engine.dispose()
+    page.goto(f"{url}/console#/charity?region={township}")
+    ready(page, "/charity")
+    assert page.locator(f'[data-testid="charity"] tr[data-household="{to_global_id("Household", short)}"]').count() == 1
+    answer = page.evaluate("""async (region) => (await (await fetch('/graphql', {method: 'POST', headers:
+        {'Content-Type': 'application/json', 'X-CSRF-Token': document.cookie.match(/aidgraph_csrf=([^;]+)/)[1]}, body: JSON.stringify({query: 'query($r: String!) { charityCandidates(regionCode: $r) { totalCount } }',
+        variables: {r: region}})})).json())""", township)
+    assert int(page.inner_text('[data-testid="charity-total"]')) == answer["data"]["charityCandidates"]["totalCount"]
+    assert page.locator('[data-testid="charity"] tr[data-household]').count() == min(
+        50, answer["data"]["charityCandidates"]["totalCount"])
+    shot(page, "charity")
 
 
 def test_a_township_caseworker_sees_only_their_township(page, console_server, people):

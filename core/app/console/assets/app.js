@@ -46,7 +46,8 @@ const defaultRegion = () => (me && me.scopes.length ? me.scopes[0].code : "");
 // --- chrome ------------------------------------------------------------------------------------------------
 const SCREENS = [
   ["/dashboard", "nav_dashboard"], ["/search", "nav_search"], ["/alerts", "nav_alerts"], ["/gaps", "nav_gaps"],
-  ["/queue", "nav_queue"], ["/medical", "nav_medical"], ["/referrals", "nav_referrals"], ["/simulate", "nav_simulate"],
+  ["/queue", "nav_queue"], ["/medical", "nav_medical"], ["/referrals", "nav_referrals"], ["/charity", "nav_charity"],
+  ["/simulate", "nav_simulate"],
   ["/audit", "nav_audit"], ["/account", "nav_account"],
 ];
 function chrome() {
@@ -451,25 +452,85 @@ async function referralsScreen(q) {
   } catch (e) { out.innerHTML = `<div class="error-box" data-testid="not-available">${esc(errorText(e))}</div>`; }
 }
 
+const CHARITY = `query Charity($regionCode: String!, $first: Int, $after: String) {
+  charityCandidates(regionCode: $regionCode, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
+    edges { node { household { id householdNumber } monthlyIncome monthlyAid monthlyRigidExpenditure monthlyShortfall
+      receiving charityMatches } } } }`;
+async function charityScreen(q) {
+  const region = q.get("region") || defaultRegion();
+  main.innerHTML = `<div data-screen="charity"><h1>${esc(t("charityTitle"))}</h1>
+    <form class="inline" id="charity-filter"><input name="region" value="${esc(region)}" size="14" placeholder="${esc(t("region"))}">
+    <button type="submit">${esc(t("search"))}</button></form><div id="charity-out"></div></div>`;
+  document.getElementById("charity-filter").addEventListener("submit", (ev) => {
+    ev.preventDefault(); go("/charity", { region: ev.target.region.value.trim() });
+  });
+  const out = document.getElementById("charity-out");
+  try {
+    const c = (await gql(CHARITY, { regionCode: region, first: 50, after: q.get("after") })).charityCandidates;
+    out.innerHTML = `<p><b data-testid="charity-total">${c.totalCount}</b></p><table data-testid="charity"><tr><th>${esc(t("household"))}</th>
+      <th>${esc(t("monthlyIncome"))}</th><th>${esc(t("monthlyAid"))}</th><th>${esc(t("rigidExpenditure"))}</th><th>${esc(t("shortfall"))}</th>
+      <th>${esc(t("receiving"))}</th><th>${esc(t("charityMatches"))}</th></tr>
+      ${c.edges.map(({ node: n }) => `<tr data-household="${esc(n.household.id)}"><td><a href="#/household?id=${esc(n.household.id)}">${esc(n.household.householdNumber)}</a></td>
+        <td>${money(n.monthlyIncome)}</td><td>${money(n.monthlyAid)}</td><td>${money(n.monthlyRigidExpenditure)}</td><td><b>${money(n.monthlyShortfall)}</b></td>
+        <td class="small">${esc(n.receiving.join(", "))}</td><td>${n.charityMatches}</td></tr>`).join("")}</table>
+      ${c.pageInfo.hasNextPage ? `<div class="pager"><a href="#/charity?region=${esc(region)}&after=${encodeURIComponent(c.pageInfo.endCursor)}">${esc(t("next"))}</a></div>` : ""}`;
+  } catch (e) { out.innerHTML = `<div class="error-box" data-testid="not-available">${esc(errorText(e))}</div>`; }
+}
+
 const SIMULATE = `query SimulatePolicy($input: PolicySimulationInput!) { simulatePolicy(input: $input) {
-  baseline { households persons monthlyCost } reform { households persons monthlyCost } annualCostChange
+  baseline { households persons monthlyCost oneOffCost } reform { households persons monthlyCost oneOffCost }
+  annualCostChange yearCostChange
   byRegion { region { code name level } baseline { households monthlyCost } reform { households monthlyCost } } } }`;
+const SAVE_SCENARIO = `mutation SaveSimulationScenario($input: SaveSimulationScenarioInput!) { saveSimulationScenario(input: $input) {
+  scenario { id name } errors { field message code } } }`;
+const SCENARIOS = `query SimulationScenarios($provinceCode: String, $first: Int) { simulationScenarios(provinceCode: $provinceCode, first: $first) {
+  totalCount edges { node { id name region { code name } asOf createdBy changes { key value regionCode }
+    summary { annualCostChange yearCostChange newlyEligible { households } } } } } }`;
 async function simulateScreen(q) {
   const region = q.get("region") || defaultRegion();
   main.innerHTML = `<div data-screen="simulate"><h1>${esc(t("simulateTitle"))}</h1>
     <form class="inline" id="sim-form"><input name="key" value="dibao.rural_standard" size="28" placeholder="${esc(t("paramKey"))}">
-    <input name="value" size="10" placeholder="${esc(t("value"))}" required><button class="primary" type="submit">${esc(t("simulate"))}</button></form><div id="sim-out"></div></div>`;
+    <input name="value" size="10" placeholder="${esc(t("value"))}" required><button class="primary" type="submit">${esc(t("simulate"))}</button>
+    <input name="scenario" size="16" placeholder="${esc(t("scenarioName"))}"><button type="button" id="save-scenario">${esc(t("saveScenario"))}</button></form>
+    <div id="sim-out"></div><div class="card"><h2>${esc(t("scenarios"))}</h2><div id="scenarios"></div></div></div>`;
+  const form = document.getElementById("sim-form");
+  const changes = () => {
+    let value = form.value.value.trim();
+    try { value = JSON.parse(value); } catch (_) { /* a string */ }
+    return [{ key: form.key.value.trim(), value }];
+  };
+  const listScenarios = async () => {
+    const box = document.getElementById("scenarios");
+    try {
+      const s = (await gql(SCENARIOS, { provinceCode: region.slice(0, 2), first: 20 })).simulationScenarios;
+      box.innerHTML = `<table data-testid="scenarios"><tr><th>${esc(t("scenarioName"))}</th><th>${esc(t("region"))}</th><th>${esc(t("paramKey"))}</th>
+        <th>${esc(t("annualCostChange"))}</th><th>${esc(t("yearCostChange"))}</th><th>${esc(t("savedBy"))}</th></tr>
+        ${s.edges.map(({ node: n }) => `<tr data-scenario="${esc(n.id)}"><td>${esc(n.name)}</td><td>${esc(n.region ? n.region.name : "")}</td>
+          <td class="small">${n.changes.map((c) => `${esc(c.key)} = ${esc(JSON.stringify(c.value))}`).join("; ")}</td>
+          <td>${money(n.summary.annualCostChange)}</td><td>${n.summary.yearCostChange === null ? "–" : money(n.summary.yearCostChange)}</td>
+          <td>${esc(n.createdBy)}</td></tr>`).join("")}</table>`;
+    } catch (e) { box.innerHTML = `<div class="error-box" data-testid="not-available">${esc(errorText(e))}</div>`; }
+  };
+  document.getElementById("save-scenario").addEventListener("click", async () => {
+    const name = form.scenario.value.trim();
+    if (!name) { toast(t("scenarioName"), true); return; }
+    try {
+      const r = (await gql(SAVE_SCENARIO, { input: { name, provinceCode: region.slice(0, 2), regionCode: region, changes: changes(), idempotencyKey: key() } })).saveSimulationScenario;
+      if (r.errors.length) throw new Error(mutationErrors(r.errors));
+      toast(`${t("saved")}: ${r.scenario.name}`);
+      await listScenarios();
+    } catch (e) { toast(errorText(e), true); }
+  });
+  await listScenarios();
   document.getElementById("sim-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const f = ev.target, out = document.getElementById("sim-out");
-    let value = f.value.value.trim();
-    try { value = JSON.parse(value); } catch (_) { /* a string */ }
+    const out = document.getElementById("sim-out");
     try {
-      const s = (await gql(SIMULATE, { input: { provinceCode: region.slice(0, 2), regionCode: region, changes: [{ key: f.key.value.trim(), value }] } })).simulatePolicy;
-      out.innerHTML = `<table><tr><th></th><th>${esc(t("households"))}</th><th>${esc(t("persons"))}</th><th>${esc(t("monthlyCost"))}</th></tr>
-        <tr><td>${esc(t("baseline"))}</td><td>${s.baseline.households}</td><td>${s.baseline.persons}</td><td>${money(s.baseline.monthlyCost)}</td></tr>
-        <tr><td>${esc(t("reform"))}</td><td>${s.reform.households}</td><td>${s.reform.persons}</td><td>${money(s.reform.monthlyCost)}</td></tr></table>
-        <p>${esc(t("annualCostChange"))}: <b>${money(s.annualCostChange)}</b></p>`;
+      const s = (await gql(SIMULATE, { input: { provinceCode: region.slice(0, 2), regionCode: region, changes: changes() } })).simulatePolicy;
+      out.innerHTML = `<table data-testid="simulation"><tr><th></th><th>${esc(t("households"))}</th><th>${esc(t("persons"))}</th><th>${esc(t("monthlyCost"))}</th><th>${esc(t("oneOffCost"))}</th></tr>
+        <tr><td>${esc(t("baseline"))}</td><td>${s.baseline.households}</td><td>${s.baseline.persons}</td><td>${money(s.baseline.monthlyCost)}</td><td>${money(s.baseline.oneOffCost)}</td></tr>
+        <tr><td>${esc(t("reform"))}</td><td>${s.reform.households}</td><td>${s.reform.persons}</td><td>${money(s.reform.monthlyCost)}</td><td>${money(s.reform.oneOffCost)}</td></tr></table>
+        <p>${esc(t("annualCostChange"))}: <b data-testid="annual-change">${money(s.annualCostChange)}</b> · ${esc(t("yearCostChange"))}: <b>${money(s.yearCostChange)}</b></p>`;
     } catch (e) { out.innerHTML = `<div class="error-box" data-testid="not-available">${esc(errorText(e))}</div>`; }
   });
 }
@@ -492,7 +553,7 @@ async function accountScreen() {
 // --- router ------------------------------------------------------------------------------------------------
 const ROUTES = { "/dashboard": dashboard, "/search": searchScreen, "/household": householdScreen, "/alerts": alertsScreen,
   "/gaps": gapsScreen, "/queue": queueScreen, "/medical": medicalScreen, "/audit": auditScreen, "/referrals": referralsScreen,
-  "/simulate": simulateScreen, "/account": accountScreen };
+  "/simulate": simulateScreen, "/account": accountScreen, "/charity": charityScreen };
 
 // One screen renders at a time, in the order asked: a hash change while a screen is still loading (or a list
 // reloading after a mutation) waits for it, and a request overtaken by a newer one is dropped, so a slow
