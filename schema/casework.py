@@ -405,6 +405,29 @@ class VisitPayload:
     errors: list[UserError]
 
 
+@strawberry.enum(description="重大变化报告: what changed (GD-2021 家庭人口、经济状况重大变化).")
+class HouseholdChangeKind(enum.Enum):
+    POPULATION = "POPULATION"
+    ECONOMIC = "ECONOMIC"
+
+
+@strawberry.input(description="A recipient household's report of a major change, recorded by the township.")
+class ReportHouseholdChangeInput:
+    household_id: strawberry.ID
+    kind: HouseholdChangeKind
+    description: str
+    changed_on: dt.date | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.type
+class HouseholdChangePayload:
+    household: Household | None
+    review_brought_forward: list[Enrollment] = strawberry.field(
+        description="The ACTIVE enrolments now due for review (复核) on the day of the change.")
+    errors: list[UserError]
+
+
 @strawberry.type
 class ReserveFundPayload:
     reserve_fund: ReserveFund | None
@@ -634,6 +657,25 @@ class _CaseworkMutation:
         visit_id, errors = await run_mutation(info, work)
         row = await _load(info, models.Visit, visit_id) if visit_id else None
         return VisitPayload(visit=Visit.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="重大变化报告 (GD-2021): a recipient household reports a major change of its "
+                                     "population or economic situation; its ACTIVE enrolments become due for review "
+                                     "(复核) on the day of the change. Audited, on the aid chain.")
+    async def report_household_change(self, info: Info, input: ReportHouseholdChangeInput) -> HouseholdChangePayload:
+        async def work(session):
+            household, due = await leads.report_household_change(
+                session, info.context.actor, household_id=_required_id(input.household_id, "Household", "householdId"),
+                kind=input.kind.value, description=input.description, changed_on=input.changed_on,
+                idempotency_key=input.idempotency_key)
+            return household.id, [e.id for e in due]
+
+        result, errors = await run_mutation(info, work)
+        if result is None:
+            return HouseholdChangePayload(household=None, review_brought_forward=[], errors=errors)
+        household_id, ids = result
+        rows = [await info.context.enrollments_by_id.load(i) for i in ids]
+        return HouseholdChangePayload(household=await _household(info, household_id), errors=errors,
+                                      review_brought_forward=[Enrollment.from_row(r) for r in rows if r is not None])
 
     @strawberry.mutation(description="Replenish a township's temporary-aid reserve fund (备用金).")
     async def replenish_reserve_fund(self, info: Info, input: ReplenishReserveFundInput) -> ReserveFundPayload:

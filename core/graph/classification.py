@@ -330,6 +330,7 @@ FIELDS: dict[str, DataClass] = {
     "DisclosureNoticePayload.notice": INTERNAL, "InspectionSamplePayload.sample": INTERNAL,
     "InspectionSample.seed": INTERNAL, "InspectionSample.enrollments": INTERNAL,
     "InspectionSample.assignments": INTERNAL, "InspectionAssignment.inspectors": PERSONAL,
+    "HouseholdChangePayload.reviewBroughtForward": INTERNAL,
     "CharityCandidate.monthlyIncome": INCOME, "CharityCandidate.monthlyAid": INCOME,
     "CharityCandidate.monthlyRigidExpenditure": sensitive(Kind.INCOME, Kind.HEALTH),
     "CharityCandidate.monthlyShortfall": INCOME, "CharityCandidate.receiving": PERSONAL,

@@ -11,7 +11,9 @@ is deduplicated against its open alert (status OPEN or VERIFYING): it joins that
 (level ``workflow.lead_alert_level``, illustrative; indicator ``lead:<channel>``) routed to the township like
 the monitoring cycle's. A lead with only an address stays OPEN for the township to visit, and is closed with a
 reason (:func:`close_lead`). :func:`record_visit` records a regular visit (巡访) with its findings; a visit that
-finds the household needs help reports a VISIT lead in the same transaction.
+finds the household needs help reports a VISIT lead in the same transaction. :func:`report_household_change`
+records a recipient household's own report of a major change (重大变化报告, GD-2021) and brings its receiving
+enrolments forward to review (复核).
 
 Every write goes to the audit log, the aid chain where a household is concerned, and the outbox for alerts
 (search indexes alerts). Permissions: ``lead`` create (report, visit), update (close), read (lists).
@@ -35,6 +37,8 @@ from aidgraph.core.storage.models import (
     AidChainKind,
     Alert,
     AlertStatus,
+    Enrollment,
+    EnrollmentStatus,
     Household,
     Lead,
     LeadChannel,
@@ -48,6 +52,7 @@ from aidgraph.core.storage.models import (
 from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.workflow.casework import household_in_scope, province_params
 from aidgraph.core.workflow.defaults import LEAD_OBJECT
+from aidgraph.core.workflow.enrollment import OBJECT as ENROLLMENT_OBJECT
 
 
 TOWNSHIP_DIGITS = 9
@@ -237,3 +242,56 @@ async def record_visit(session: AsyncSession, actor: Actor, engine: PolicyEngine
         await session.flush()
     await claim.remember({"visit_id": visit.id})
     return visit
+
+
+# --- 重大变化报告: a recipient household reports a major change ------------------------------------------------
+
+CHANGE_KINDS = {"POPULATION": "家庭人口", "ECONOMIC": "经济状况"}
+"""GD-2021 落实救助对象家庭人口、经济状况重大变化报告机制: the two kinds of change the source names."""
+
+
+async def report_household_change(session: AsyncSession, actor: Actor, *, household_id: int | None, kind: str,
+                                  description: str, changed_on: dt.date | None = None,
+                                  idempotency_key: str | None = None) -> tuple[Household, list[Enrollment]]:
+    """A recipient household's report of a major change in its population or economic situation (重大变化报告,
+    GD-2021), recorded by the township for the household: the household's receiving enrolments are brought
+    forward to review (复核) on the day of the change (ACTIVE ones: a gradual exit already runs out), so the scheduled review run (``aidgraph reviews run``)
+    re-decides them on the facts recorded by then; aid chain and audit. Returns the household and the
+    enrolments brought forward (none when nothing is received: the report is still on the aid chain)."""
+    today = dt.date.today()
+    changed_on = changed_on or today
+    claim = await idempotency.claim(session, actor, "reportHouseholdChange", idempotency_key, None)
+    if claim.replay is not None:
+        household = await claim.replayed_row(Household, "household_id", "household")
+        assert household is not None
+        return household, list((await session.execute(select(Enrollment).where(
+            Enrollment.id.in_(claim.replay.get("enrollments", []))).order_by(Enrollment.id))).scalars())
+    household = await household_in_scope(session, actor, household_id)
+    if not actor.may("review", household.region_code, ENROLLMENT_OBJECT):
+        raise DomainError.single(ErrorCode.FORBIDDEN, "recording a change report needs the 'review' permission on "
+                                                      "enrolments here", "householdId")
+    if kind not in CHANGE_KINDS:
+        raise DomainError.single(ErrorCode.VALIDATION, f"unknown kind {kind!r} (known: {', '.join(CHANGE_KINDS)})",
+                                 "kind")
+    if not description or not description.strip():
+        raise DomainError.single(ErrorCode.VALIDATION, "say what changed", "description")
+    if changed_on > today:
+        raise DomainError.single(ErrorCode.VALIDATION, f"the change date {changed_on} is in the future", "changedOn")
+    receiving = list((await session.execute(select(Enrollment).where(
+        Enrollment.household_id == household.id,
+        Enrollment.status == EnrollmentStatus.ACTIVE.value)  # what the review run re-decides
+        .order_by(Enrollment.id).with_for_update())).scalars())
+    due = [e for e in receiving if e.next_review_date is None or e.next_review_date > changed_on]
+    for e in due:
+        e.next_review_date = changed_on
+        e.version += 1
+    await session.flush()
+    programs = ", ".join(e.program_key for e in due) or "none received"
+    aidchain.append(session, household.id, AidChainKind.VERIFICATION,
+                    f"重大变化报告 {CHANGE_KINDS[kind]} change on {changed_on}: {description.strip()}; 复核 brought "
+                    f"forward to {changed_on} for: {programs}", ref_type="household", ref_id=household.id,
+                    actor=actor.username)
+    audit.record(session, actor, "report_household_change", ENROLLMENT_OBJECT, household.id, household.region_code,
+                 {"kind": kind, "changed_on": changed_on.isoformat(), "enrollments": [e.id for e in due]})
+    await claim.remember({"household_id": household.id, "enrollments": [e.id for e in due]})
+    return household, due

@@ -134,3 +134,58 @@ def test_concurrent_leads_about_one_household_raise_one_alert(live_server, world
     with Session(sync_engine) as s:
         assert len(s.scalars(select(Alert).where(Alert.household_id == person.household_id)).all()) == 1
         assert len(s.scalars(select(Lead).where(Lead.household_id == person.household_id)).all()) == 3
+
+
+CHANGE = """mutation C($input: ReportHouseholdChangeInput!) { reportHouseholdChange(input: $input) {
+  household { id } reviewBroughtForward { id status } errors { code field } } }"""
+
+
+def test_a_reported_major_change_brings_the_households_review_forward(live_server, world, sync_engine, db_url):
+    """GD-2021 落实救助对象家庭人口、经济状况重大变化报告机制: the report is on the aid chain and in the audit log, and
+    the household's ACTIVE enrolments become due for review (复核) on the day of the change; a GRADUAL_EXIT one
+    and another household's are untouched; bad input writes nothing."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from aidgraph.core.storage.models import Enrollment
+
+    household, other = world.persons[15].household_id, world.persons[18].household_id
+    region = world.households[household]
+    later, changed = dt.date.today() + dt.timedelta(days=180), dt.date.today() - dt.timedelta(days=3)
+    with Session(sync_engine) as s, s.begin():
+        ids = [s.execute(insert(Enrollment).returning(Enrollment.id), {
+            "household_id": h, "program_key": key, "province_code": "44", "region_code": world.households[h],
+            "status": status, "monthly_amount": 300, "start_date": dt.date.today() - dt.timedelta(days=200),
+            "next_review_date": later}).scalar_one()
+            for h, key, status in ((household, "dibao", "ACTIVE"), (household, "dibao_edge", "GRADUAL_EXIT"),
+                                   (other, "dibao", "ACTIVE"))]
+    caseworker = token_for(db_url, sync_engine, "cw_change", "township_caseworker", region[:9])
+    hid = to_global_id("Household", household)
+    variables = {"input": {"householdId": hid, "kind": "POPULATION", "description": "长子外出务工，户内人口减少",
+                           "changedOn": changed.isoformat(), "idempotencyKey": "change-1"}}
+    done = live_server.post(CHANGE, variables, token=caseworker).json()["data"]["reportHouseholdChange"]
+    assert done["errors"] == [] and done["household"]["id"] == hid
+    assert [e["id"] for e in done["reviewBroughtForward"]] == [to_global_id("Enrollment", ids[0])]
+    again = live_server.post(CHANGE, variables, token=caseworker).json()["data"]["reportHouseholdChange"]
+    assert again == done  # the same key answers the first answer
+    with Session(sync_engine) as s:
+        due = dict(s.execute(select(Enrollment.id, Enrollment.next_review_date).where(Enrollment.id.in_(ids))).all())
+        chain = s.scalars(select(AidChainEvent.summary).where(AidChainEvent.household_id == household,
+                                                               AidChainEvent.summary.contains("重大变化报告"))).all()
+        audits = s.scalars(select(AuditLog).where(AuditLog.action == "report_household_change")).all()
+    assert due == {ids[0]: changed, ids[1]: later, ids[2]: later}
+    assert len(chain) == 1 and "家庭人口" in chain[0] and "dibao" in chain[0]
+    assert len(audits) == 1 and audits[0].detail["enrollments"] == [ids[0]]
+    for field, bad in (("description", {"description": " "}), ("changedOn", {"changedOn": "2999-01-01"})):
+        refused = live_server.post(CHANGE, {"input": {**variables["input"], "idempotencyKey": None, **bad}},
+                                   token=caseworker).json()["data"]["reportHouseholdChange"]
+        assert refused["household"] is None and refused["errors"][0]["field"] == field
+    outside = token_for(db_url, sync_engine, "cw_change_other", "township_caseworker",
+                        world.households[other][:9] if world.households[other][:9] != region[:9] else "440106001")
+    if world.households[other][:9] != region[:9]:
+        hidden = live_server.post(CHANGE, variables | {"input": {**variables["input"], "idempotencyKey": None}},
+                                  token=outside).json()["data"]["reportHouseholdChange"]
+        assert hidden["errors"][0]["code"] == "NOT_FOUND"
+    with Session(sync_engine) as s:
+        assert len(s.scalars(select(AuditLog).where(AuditLog.action == "report_household_change")).all()) == 1
