@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opensearchpy import OpenSearch
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from aidgraph.core.storage.models import Alert, Outbox
 from aidgraph.core.search import indexes
@@ -111,6 +111,27 @@ def apply_changes(engine: Engine, client: OpenSearch, target: str, changes: list
     return result, done
 
 
+PURGE_BATCH = 10_000
+PURGE_EVERY = dt.timedelta(minutes=10)
+"""How often the background indexer purges processed outbox rows."""
+
+
+def purge_processed(engine: Engine, keep: dt.timedelta, *, now: dt.datetime | None = None) -> int:
+    """Delete the outbox rows processed more than ``keep`` ago, in batches of :data:`PURGE_BATCH` (each its own
+    short transaction, so writers are not held up); pending rows are never touched. Safe to re-run. Returns the
+    number of rows deleted."""
+    cutoff = (now or _utcnow()) - keep
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            ids = conn.execute(select(Outbox.id).where(Outbox.processed_at.is_not(None), Outbox.processed_at < cutoff)
+                               .order_by(Outbox.id).limit(PURGE_BATCH)).scalars().all()
+            if not ids:
+                return deleted
+            conn.execute(delete(Outbox).where(Outbox.id.in_(ids), Outbox.processed_at.is_not(None)))
+        deleted += len(ids)
+
+
 def mark_processed(engine: Engine, outbox_ids: list[int]) -> None:
     if not outbox_ids:
         return
@@ -162,12 +183,15 @@ class BackgroundIndexer:
     """A daemon thread that drains the outbox every ``interval`` seconds (sooner after :meth:`wake`).
 
     While the engine is unavailable it waits with a doubling back-off up to ``max_backoff`` seconds; when
-    the alias is missing it calls ``rebuild`` (a full reindex from the database) before draining.
+    the alias is missing it calls ``rebuild`` (a full reindex from the database) before draining. With
+    ``keep``, it also purges the outbox rows processed more than ``keep`` ago, every :data:`PURGE_EVERY`, so the
+    table does not grow with every write ever made.
     """
 
     def __init__(self, engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS,
                  layout: SearchLayout | None = None, *, interval: float = 1.0, max_backoff: float = 5.0,
-                 rebuild: Callable[[], object] | None = None, refresh: bool = False):
+                 rebuild: Callable[[], object] | None = None, refresh: bool = False,
+                 keep: dt.timedelta | None = None):
         self.engine = engine
         self.client = client
         self.alias = alias
@@ -176,6 +200,9 @@ class BackgroundIndexer:
         self.max_backoff = max_backoff
         self.rebuild = rebuild
         self.refresh = refresh
+        self.keep = keep
+        self.purged = 0
+        self._last_purge: dt.datetime | None = None
         self.last_error: str | None = None
         self.last_result: DrainResult | None = None
         self.passes = 0
@@ -206,12 +233,17 @@ class BackgroundIndexer:
         if self.rebuild is not None and not indexes.alias_exists(self.client, self.alias):
             self._rebuild()
         try:
-            return drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh)
+            result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh)
         except IndexMissing:
             if self.rebuild is None:
                 raise
             self._rebuild()
-            return drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh)
+            result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh)
+        now = _utcnow()
+        if self.keep is not None and (self._last_purge is None or now - self._last_purge >= PURGE_EVERY):
+            self.purged += purge_processed(self.engine, self.keep, now=now)
+            self._last_purge = now
+        return result
 
     def _rebuild(self) -> None:
         log.warning("search alias %s is missing: rebuilding the index from the database", self.alias)

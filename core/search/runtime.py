@@ -11,6 +11,7 @@ indexer keeps the outbox until the engine is back.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -91,7 +92,8 @@ def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, a
     if background:
         runtime.indexer = BackgroundIndexer(runtime.engine, runtime.bulk_client, alias, runtime.layout,
                                             interval=interval, max_backoff=max_backoff,
-                                            rebuild=runtime.rebuild).start()
+                                            rebuild=runtime.rebuild,
+                                            keep=dt.timedelta(hours=settings.outbox_keep_hours)).start()
         deadline = time.monotonic() + ready_timeout
         while runtime.indexer.passes == 0 and runtime.indexer.last_error is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -57,6 +57,9 @@ class Settings:
     """Request bodies above this are refused with HTTP 400 before they are read in full (core/app/server.py)."""
     document_cache_bytes: int = 32 * 1024 * 1024
     """Budget of the parsed/validated operation cache, in bytes of operation text (schema/hardening.py)."""
+    outbox_keep_hours: int = 24
+    """Processed search-outbox rows older than this are purged by the indexer (``AIDGRAPH_OUTBOX_KEEP_HOURS``;
+    ``aidgraph index --purge`` on demand); pending rows are never purged."""
     compiled_operations: bool = True
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
@@ -100,7 +103,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
-                 "max_request_bytes", "document_cache_bytes"):
+                 "max_request_bytes", "document_cache_bytes", "outbox_keep_hours"):
         raw = env.get("AIDGRAPH_" + name.upper())
         if raw:
             if not raw.strip().isdigit() or int(raw) < 1:

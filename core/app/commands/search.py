@@ -9,7 +9,9 @@ bar and swaps the alias. All are safe to re-run.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+from typing import Optional
 
 import pluggy
 import typer
@@ -19,7 +21,7 @@ from rich.table import Table
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.search.client import BULK_TIMEOUT, CLIENT_ERRORS, SearchUnavailable, make_client, resolve_url, unavailable_from
-from aidgraph.core.search.indexer import IndexMissing, drain, follow, pending_count
+from aidgraph.core.search.indexer import IndexMissing, drain, follow, pending_count, purge_processed
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
 from aidgraph.core.search.rebuild import reindex, row_counts, verify
 from aidgraph.core.policy.host import build_plugin_manager
@@ -59,8 +61,22 @@ def index_command(
     repair: bool = typer.Option(True, "--repair/--no-repair", help="With --verify: repair what differs."),
     interval: float = typer.Option(1.0, help="With --follow: seconds between passes."),
     alias: str = typer.Option(DEFAULT_ALIAS, help="The index alias."),
+    purge: bool = typer.Option(False, "--purge", help="Delete outbox rows processed longer ago than --keep-hours."),
+    keep_hours: Optional[int] = typer.Option(None, "--keep-hours", min=0,
+                                             help="With --purge: hours to keep (default AIDGRAPH_OUTBOX_KEEP_HOURS)."),
 ) -> None:
-    """Drain the search outbox into the index (once, or with --follow), or --verify the index."""
+    """Drain the search outbox into the index (once, or with --follow), --verify the index, or --purge the
+    outbox rows already processed."""
+    if purge:
+        settings = load_settings()
+        engine = make_sync_engine(settings.database_url)
+        hours = settings.outbox_keep_hours if keep_hours is None else keep_hours
+        try:
+            deleted = purge_processed(engine, dt.timedelta(hours=hours))
+        finally:
+            engine.dispose()
+        console.print(f"purged {deleted} outbox row(s) processed more than {hours} hour(s) ago; pending rows kept")
+        return
     _, url, client, engine = _connect()
     layout = build_layout(_plugin_manager())
     rebuild = lambda: _reindex_with_progress(engine, client, alias, layout, 5000, False)  # noqa: E731
