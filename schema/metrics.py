@@ -30,6 +30,8 @@ ERRORS = Counter("aidgraph_graphql_errors", "GraphQL errors answered, by code", 
 COMPILED_ANSWERS = Counter("aidgraph_graphql_compiled", "Operations answered by their compiled plan (schema/compiled.py)",
                            ["operation"])
 OUTBOX_PENDING = Gauge("aidgraph_outbox_pending", "Outbox rows not yet indexed", multiprocess_mode="max")
+OUTBOX_DEAD_LETTERS = Gauge("aidgraph_outbox_dead_letters", "Outbox rows whose document the search engine refused "
+                            "too often (aidgraph index --dead-letters)", multiprocess_mode="max")
 OUTBOX_LAG = Gauge("aidgraph_outbox_lag_seconds", "Age of the oldest outbox row not yet indexed",
                    multiprocess_mode="max")
 

@@ -41,7 +41,8 @@ from aidgraph.core.app.guard import RequestGuard
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.migrate import head_revision
 from aidgraph.core.storage.models import Outbox
-from aidgraph.schema.metrics import OUTBOX_LAG, OUTBOX_PENDING
+from aidgraph.core.search.indexer import pending_clause
+from aidgraph.schema.metrics import OUTBOX_DEAD_LETTERS, OUTBOX_LAG, OUTBOX_PENDING
 
 MAX_OUTBOX_LAG_SECONDS = 300.0
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -110,11 +111,13 @@ async def readiness(components) -> tuple[bool, dict]:
                     "migrations pending: run `aidgraph init-db` (it upgrades to head)"
             else:
                 pending, oldest = (await conn.execute(select(func.count(), func.min(Outbox.created_at)).where(
-                    Outbox.processed_at.is_(None)))).one()
+                    pending_clause()))).one()
+                dead = (await conn.execute(select(func.count()).select_from(Outbox).where(
+                    Outbox.dead_at.is_not(None)))).scalar_one()
                 lag = 0.0
                 if oldest is not None:
                     lag = max((dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - oldest).total_seconds(), 0.0)
-                report["outbox"] = {"pending": pending, "lag_seconds": round(lag, 1)}
+                report["outbox"] = {"pending": pending, "lag_seconds": round(lag, 1), "dead_letters": dead}
                 if lag > MAX_OUTBOX_LAG_SECONDS:
                     ready = False
                     report["outbox"]["problem"] = f"lag above {MAX_OUTBOX_LAG_SECONDS:.0f} s"
@@ -144,6 +147,7 @@ def ops_routes(components) -> list:
         outbox = report.get("outbox") or {}
         OUTBOX_PENDING.set(outbox.get("pending", 0))
         OUTBOX_LAG.set(outbox.get("lag_seconds", 0.0))
+        OUTBOX_DEAD_LETTERS.set(outbox.get("dead_letters", 0))
         registry = REGISTRY
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()

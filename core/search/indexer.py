@@ -6,7 +6,9 @@ set-at-a-time (one statement per kind per batch), writes them with external vers
 item, and only then marks the rows processed. A failed item keeps its rows pending for the next pass; a
 search engine that is down or slow leaves every row pending, so writes keep succeeding while the backlog
 grows, and it drains when the engine returns. When the alias has vanished (a restarted in-memory engine, a
-cluster that lost the index) the indexer rebuilds from the database first.
+cluster that lost the index) the indexer rebuilds from the database first. A document the engine refuses
+(HTTP 400: a plugin's bad field) is retried on later passes and becomes a dead letter after
+``outbox_max_attempts`` of them; processed rows are purged after ``outbox_keep_hours``.
 
 It runs in the server process as a background thread (:func:`start_background_indexer` /
 :func:`stop_background_indexer`, started by :mod:`aidgraph.core.search.runtime`) and as ``aidgraph index --follow``.
@@ -52,6 +54,7 @@ class DrainResult:
     deleted: int = 0
     conflicts: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    dead_letters: int = 0
 
     def add(self, other: "DrainResult") -> None:
         self.rows += other.rows
@@ -60,11 +63,64 @@ class DrainResult:
         self.deleted += other.deleted
         self.conflicts += other.conflicts
         self.failed.update(other.failed)
+        self.dead_letters += other.dead_letters
+
+
+MAX_ATTEMPTS = 5
+"""Passes a refused document is retried before its outbox row becomes a dead letter (``outbox_max_attempts``)."""
+
+
+def pending_clause():
+    """Outbox rows still to index: not processed and not dead letters."""
+    return Outbox.processed_at.is_(None) & Outbox.dead_at.is_(None)
 
 
 def pending_count(engine: Engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(Outbox).where(Outbox.processed_at.is_(None))).scalar_one()
+        return conn.execute(select(func.count()).select_from(Outbox).where(pending_clause())).scalar_one()
+
+
+def record_refusals(engine: Engine, changes: list[tuple[int, str, int, bool]], failed: dict[str, str],
+                    max_attempts: int) -> int:
+    """Count one more refused pass on the outbox rows whose documents the engine refused (``failed``: document
+    key -> reason); a row refused ``max_attempts`` times becomes a dead letter. Returns the dead letters made."""
+    refused = [(outbox_id, failed[doc_id(kind, entity_id)]) for outbox_id, kind, entity_id, _ in changes
+               if doc_id(kind, entity_id) in failed]
+    if not refused:
+        return 0
+    now = _utcnow()
+    dead = 0
+    with engine.begin() as conn:
+        for outbox_id, reason in refused:
+            attempts = conn.execute(update(Outbox).where(Outbox.id == outbox_id, Outbox.processed_at.is_(None))
+                                    .values(attempts=Outbox.attempts + 1, last_error=reason[:2000])
+                                    .returning(Outbox.attempts)).scalar_one_or_none()
+            if attempts is not None and attempts >= max_attempts:
+                conn.execute(update(Outbox).where(Outbox.id == outbox_id).values(dead_at=now))
+                dead += 1
+                log.error("search outbox row %s is a dead letter after %s refused passes: %s", outbox_id, attempts,
+                          reason[:200])
+    return dead
+
+
+def dead_letters(engine: Engine, limit: int = 100) -> list[tuple]:
+    """(id, entity, entity id, attempts, last error, dead at) of the dead letters, oldest first."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(Outbox.id, Outbox.entity, Outbox.entity_id, Outbox.attempts, Outbox.last_error, Outbox.dead_at)
+            .where(Outbox.dead_at.is_not(None)).order_by(Outbox.id).limit(limit)).all()]
+
+
+def dead_letter_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Outbox).where(Outbox.dead_at.is_not(None))).scalar_one()
+
+
+def retry_dead_letters(engine: Engine) -> int:
+    """Queue every dead letter again (after the cause, a plugin's document or the mapping, is fixed)."""
+    with engine.begin() as conn:
+        return conn.execute(update(Outbox).where(Outbox.dead_at.is_not(None))
+                            .values(dead_at=None, attempts=0)).rowcount
 
 
 def apply_changes(engine: Engine, client: OpenSearch, target: str, changes: list[tuple[int, str, int, bool]],
@@ -143,11 +199,13 @@ def mark_processed(engine: Engine, outbox_ids: list[int]) -> None:
 
 
 def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout: SearchLayout | None = None, *,
-          batch: int = BATCH, refresh: bool = False, max_rows: int | None = None) -> DrainResult:
+          batch: int = BATCH, refresh: bool = False, max_rows: int | None = None,
+          max_attempts: int = MAX_ATTEMPTS) -> DrainResult:
     """One pass over the pending outbox, in id order, batch by batch.
 
     Rows whose documents failed stay pending and are retried by the next pass (not this one, so a row that
-    keeps failing never starves the rows behind it). Raises :class:`IndexMissing` when the alias is gone and
+    keeps failing never starves the rows behind it); after ``max_attempts`` refused passes a row becomes a dead
+    letter (:func:`record_refusals`). Raises :class:`IndexMissing` when the alias is gone and
     :class:`SearchUnavailable` when the engine cannot be reached; nothing is marked processed then.
     """
     layout = layout or build_layout()
@@ -158,7 +216,7 @@ def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout
         with engine.connect() as conn:
             rows = conn.execute(
                 select(Outbox.id, Outbox.entity, Outbox.entity_id, Outbox.deleted)
-                .where(Outbox.processed_at.is_(None), Outbox.id > last_id).order_by(Outbox.id).limit(batch)
+                .where(pending_clause(), Outbox.id > last_id).order_by(Outbox.id).limit(batch)
             ).all()
         if not rows:
             break
@@ -167,11 +225,12 @@ def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout
                 if not indexes.alias_exists(client, alias):
                     raise IndexMissing(alias)
                 checked_alias = True
-            result, done = apply_changes(engine, client, alias, [(r[0], r[1], r[2], r[3]) for r in rows], layout,
-                                         refresh=refresh)
+            changes = [(r[0], r[1], r[2], r[3]) for r in rows]
+            result, done = apply_changes(engine, client, alias, changes, layout, refresh=refresh)
         except CLIENT_ERRORS as e:
             raise unavailable_from(e) from e
         mark_processed(engine, done)
+        result.dead_letters = record_refusals(engine, changes, result.failed, max_attempts)
         total.add(result)
         last_id = rows[-1][0]
         if len(rows) < batch:
@@ -191,7 +250,7 @@ class BackgroundIndexer:
     def __init__(self, engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS,
                  layout: SearchLayout | None = None, *, interval: float = 1.0, max_backoff: float = 5.0,
                  rebuild: Callable[[], object] | None = None, refresh: bool = False,
-                 keep: dt.timedelta | None = None):
+                 keep: dt.timedelta | None = None, max_attempts: int = MAX_ATTEMPTS):
         self.engine = engine
         self.client = client
         self.alias = alias
@@ -201,6 +260,7 @@ class BackgroundIndexer:
         self.rebuild = rebuild
         self.refresh = refresh
         self.keep = keep
+        self.max_attempts = max_attempts
         self.purged = 0
         self._last_purge: dt.datetime | None = None
         self.last_error: str | None = None
@@ -233,12 +293,14 @@ class BackgroundIndexer:
         if self.rebuild is not None and not indexes.alias_exists(self.client, self.alias):
             self._rebuild()
         try:
-            result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh)
+            result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh,
+                           max_attempts=self.max_attempts)
         except IndexMissing:
             if self.rebuild is None:
                 raise
             self._rebuild()
-            result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh)
+            result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh,
+                           max_attempts=self.max_attempts)
         now = _utcnow()
         if self.keep is not None and (self._last_purge is None or now - self._last_purge >= PURGE_EVERY):
             self.purged += purge_processed(self.engine, self.keep, now=now)

@@ -93,7 +93,8 @@ def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, a
         runtime.indexer = BackgroundIndexer(runtime.engine, runtime.bulk_client, alias, runtime.layout,
                                             interval=interval, max_backoff=max_backoff,
                                             rebuild=runtime.rebuild,
-                                            keep=dt.timedelta(hours=settings.outbox_keep_hours)).start()
+                                            keep=dt.timedelta(hours=settings.outbox_keep_hours),
+                                            max_attempts=settings.outbox_max_attempts).start()
         deadline = time.monotonic() + ready_timeout
         while runtime.indexer.passes == 0 and runtime.indexer.last_error is None and time.monotonic() < deadline:
             time.sleep(0.05)

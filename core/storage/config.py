@@ -60,6 +60,9 @@ class Settings:
     outbox_keep_hours: int = 24
     """Processed search-outbox rows older than this are purged by the indexer (``AIDGRAPH_OUTBOX_KEEP_HOURS``;
     ``aidgraph index --purge`` on demand); pending rows are never purged."""
+    outbox_max_attempts: int = 5
+    """Passes a document the search engine refuses is retried before its outbox row becomes a dead letter
+    (``AIDGRAPH_OUTBOX_MAX_ATTEMPTS``; ``aidgraph index --dead-letters`` lists them)."""
     compiled_operations: bool = True
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
@@ -103,7 +106,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
-                 "max_request_bytes", "document_cache_bytes", "outbox_keep_hours"):
+                 "max_request_bytes", "document_cache_bytes", "outbox_keep_hours",
+                 "outbox_max_attempts"):
         raw = env.get("AIDGRAPH_" + name.upper())
         if raw:
             if not raw.strip().isdigit() or int(raw) < 1:

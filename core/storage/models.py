@@ -718,6 +718,12 @@ class Outbox(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    """Passes in which the search engine refused this row's document (0015)."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dead_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    """Set when the document was refused ``outbox_max_attempts`` times: a dead letter, no longer pending, kept
+    (never purged) until ``aidgraph index --retry-dead-letters`` queues it again."""
 
     __table_args__ = (
         _enum_check("entity", OutboxEntity),

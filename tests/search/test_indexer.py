@@ -6,6 +6,7 @@ keep succeeding, the outbox grows, searches answer SEARCH_UNAVAILABLE, and the b
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -37,7 +38,7 @@ def get_doc(client, kind: str, entity_id: int) -> dict | None:
 
 def pending(engine) -> int:
     with engine.connect() as conn:
-        return len(conn.execute(select(Outbox.id).where(Outbox.processed_at.is_(None))).all())
+        return len(conn.execute(select(Outbox.id).where(Outbox.processed_at.is_(None), Outbox.dead_at.is_(None))).all())
 
 
 @pytest.fixture
@@ -189,6 +190,40 @@ def test_a_refused_document_stays_pending_and_is_retried(graph_engine, client):
     result = drain(graph_engine, client, layout=layout, refresh=True)
     assert result.processed == 1 and pending(graph_engine) == 0
     assert get_doc(client, "PERSON", bad)["_source"]["support_score"] == 7
+
+
+def test_a_document_refused_too_often_becomes_a_dead_letter(graph_engine, client, db_url, monkeypatch):
+    """After max_attempts refused passes the row stops being retried: not pending, listed with the engine's
+    reason (CLI and readiness), never purged; --retry-dead-letters queues it again once the cause is fixed."""
+    from typer.testing import CliRunner
+
+    from aidgraph.core.app.cli import app
+    from aidgraph.core.search.indexer import dead_letter_count, dead_letters, purge_processed
+
+    plugin = ScorePlugin()
+    layout = build_layout(plugin_manager(plugin))
+    reindex(graph_engine, client, layout=layout)
+    drain(graph_engine, client, layout=layout)
+    with session_scope(graph_engine) as s:
+        bad = add_person(s, "440106003", "褚总被拒").id
+    plugin.refused = {bad}
+    results = [drain(graph_engine, client, layout=layout, refresh=True, max_attempts=3) for _ in range(3)]
+    assert [r.dead_letters for r in results] == [0, 0, 1] and pending(graph_engine) == 0
+    [(_, entity, entity_id, attempts, error, dead_at)] = dead_letters(graph_engine)
+    assert (entity, entity_id, attempts) == ("PERSON", bad, 3) and error.startswith("400") and dead_at is not None
+    assert drain(graph_engine, client, layout=layout, max_attempts=3).rows == 0  # no longer retried
+    purge_processed(graph_engine, dt.timedelta(0))
+    assert dead_letter_count(graph_engine) == 1  # a dead letter is kept until someone looks at it
+
+    monkeypatch.setenv("AIDGRAPH_DATABASE_URL", db_url)
+    listed = CliRunner().invoke(app, ["index", "--dead-letters"])
+    assert listed.exit_code == 0 and f"person {bad}" in listed.output and "1 dead letter(s)" in listed.output
+    plugin.refused = set()  # the cause is fixed
+    retried = CliRunner().invoke(app, ["index", "--retry-dead-letters"])
+    assert retried.exit_code == 0 and "1 dead letter(s) queued again" in retried.output
+    assert pending(graph_engine) == 1
+    assert drain(graph_engine, client, layout=layout, refresh=True).processed == 1
+    assert dead_letter_count(graph_engine) == 0 and get_doc(client, "PERSON", bad) is not None
 
 
 def test_verify_finds_and_repairs_every_kind_of_difference(graph_engine, graph, indexed):

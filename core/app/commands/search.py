@@ -21,7 +21,16 @@ from rich.table import Table
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.search.client import BULK_TIMEOUT, CLIENT_ERRORS, SearchUnavailable, make_client, resolve_url, unavailable_from
-from aidgraph.core.search.indexer import IndexMissing, drain, follow, pending_count, purge_processed
+from aidgraph.core.search.indexer import (
+    IndexMissing,
+    dead_letter_count,
+    dead_letters,
+    drain,
+    follow,
+    pending_count,
+    purge_processed,
+    retry_dead_letters,
+)
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
 from aidgraph.core.search.rebuild import reindex, row_counts, verify
 from aidgraph.core.policy.host import build_plugin_manager
@@ -62,11 +71,30 @@ def index_command(
     interval: float = typer.Option(1.0, help="With --follow: seconds between passes."),
     alias: str = typer.Option(DEFAULT_ALIAS, help="The index alias."),
     purge: bool = typer.Option(False, "--purge", help="Delete outbox rows processed longer ago than --keep-hours."),
+    dead_letters_: bool = typer.Option(False, "--dead-letters",
+                                       help="List the outbox rows whose documents the engine refused too often."),
+    retry_dead: bool = typer.Option(False, "--retry-dead-letters", help="Queue every dead letter again."),
     keep_hours: Optional[int] = typer.Option(None, "--keep-hours", min=0,
                                              help="With --purge: hours to keep (default AIDGRAPH_OUTBOX_KEEP_HOURS)."),
 ) -> None:
     """Drain the search outbox into the index (once, or with --follow), --verify the index, or --purge the
     outbox rows already processed."""
+    if dead_letters_ or retry_dead:
+        engine = make_sync_engine(load_settings().database_url)
+        try:
+            if retry_dead:
+                console.print(f"{retry_dead_letters(engine)} dead letter(s) queued again")
+                return
+            rows = dead_letters(engine)
+            table = Table("outbox id", "record", "refused passes", "last error", "dead since")
+            for outbox_id, entity, entity_id, attempts, error, dead_at in rows:
+                table.add_row(str(outbox_id), f"{entity.lower()} {entity_id}", str(attempts), (error or "")[:120],
+                              dead_at.isoformat(timespec="seconds") if dead_at else "")
+            console.print(table)
+            console.print(f"{dead_letter_count(engine)} dead letter(s)")
+        finally:
+            engine.dispose()
+        return
     if purge:
         settings = load_settings()
         engine = make_sync_engine(settings.database_url)
