@@ -487,6 +487,13 @@ async def _case(session, enrollment_id: int) -> TemporaryAidCase | None:
                                   paid_at=s.paid_at) for s in stages])
 
 
+def query_error(e: DomainError) -> GraphQLError:
+    """A query's domain error as the GraphQL error every query answers with (code and field in extensions);
+    mutations answer theirs in the payload instead."""
+    first = e.errors[0]
+    return GraphQLError(first.message, extensions={"code": first.code.value, "field": first.field})
+
+
 def _page(rows: list, n: int, total: int, node) -> Connection:
     has_next = len(rows) > n
     rows = rows[:n]
@@ -516,8 +523,7 @@ class _CaseworkQuery:
             async with info.context.db() as session:
                 found = await charity.charity_candidates(session, info.context.actor, region_code=region_code)
         except DomainError as e:
-            raise GraphQLError(e.errors[0].message, extensions={"code": e.errors[0].code.value,
-                                                                "field": e.errors[0].field}) from None
+            raise query_error(e) from None
         page = found[start:start + n]
         for c in page:  # the shortfall names the household's income and expenditure
             privacy.note_disclosure(info.context, "household", c.household_id, c.region_code, "charityCandidate")
@@ -835,8 +841,7 @@ class _StatisticsQuery:
                 return _stats(await statistics.monthly_statistics(session, info.context.actor.scope("read", "enrollment"),
                                                                   region_code, month, program_key))
         except DomainError as e:
-            raise GraphQLError(e.errors[0].message, extensions={"code": e.errors[0].code.value,
-                                                                "field": e.errors[0].field}) from None
+            raise query_error(e) from None
 
 
 @strawberry.type
@@ -954,8 +959,7 @@ class _TransparencyQuery:
                 return _disclosure(await transparency.disclosure(session, info.context.actor, policy_engine(info),
                                                                  village_code=village_code))
         except DomainError as e:
-            raise GraphQLError(e.errors[0].message, extensions={"code": e.errors[0].code.value,
-                                                                "field": e.errors[0].field}) from None
+            raise query_error(e) from None
 
 
 @strawberry.type
