@@ -21,14 +21,17 @@ How to use it, inside the mutation's one transaction (the boundary commits)::
     ...  # validate and write
     await claim.remember({"householdId": household.id})
 
-``payload`` is whatever identifies the request (the mutation's input as plain JSON values, the key itself
-excluded); it is hashed canonically (sorted keys, dates as ISO text). ``payload=None`` claims by the key
-alone: a retry whose other fields differ replays the first answer instead of being refused (the casework
-mutations' rule, which their clients rely on: a retry may resend a trimmed input). ``remember`` needs a
+``payload`` is the mutation's input as plain JSON values (the key itself excluded; dataclasses such as
+strawberry inputs are taken field by field); it is fingerprinted canonically (sorted keys, dates as ISO text)
+under a key of the deployment (:func:`aidgraph.core.storage.encrypted.request_hasher`), because inputs hold ID
+numbers. Every mutation passes its input, so a retry that changes any field is ``IDEMPOTENCY_KEY_REUSED``, never
+silently answered with the first request's result (a reserve fund replenished with 900 under the key of a
+1,500 credit must not report success). ``payload=None`` claims by the key alone; rows stored before fingerprints
+were keyed have none (migration 0020 cleared them) and are replayed by key. ``remember`` needs a
 JSON-serialisable dict. Where the answer is a row's id, :meth:`Claim.replayed_row` gives the replay back as that
 row (NOT_FOUND when it has gone since)::
 
-    claim = await idempotency.claim(session, actor, "referCase", key, None)
+    claim = await idempotency.claim(session, actor, "referCase", key, {"household_id": household_id, ...})
     if (replayed := await claim.replayed_row(Referral, "referral_id", "referral")) is not None:
         return replayed
     ...
@@ -43,7 +46,6 @@ commits or rolls back.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -56,6 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.bulk import lock_for_writing
+from aidgraph.core.storage.encrypted import request_hasher
 from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError, not_found
 from aidgraph.core.storage.models import Base, IdempotencyRecord
 
@@ -82,9 +85,11 @@ def _plain(value: Any) -> Any:
 
 
 def fingerprint(payload: Any) -> str:
-    """sha256 of the payload's canonical JSON (sorted keys, compact, dates and decimals as text)."""
+    """The payload's canonical JSON (sorted keys, compact, dates and decimals as text) under the deployment's
+    request-hash key (:func:`aidgraph.core.storage.encrypted.request_hasher`): a payload may hold ID numbers, and
+    an unkeyed hash of it could be inverted by trying them."""
     text = json.dumps(_plain(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return request_hasher()(text)
 
 
 @dataclass

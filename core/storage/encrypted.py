@@ -46,6 +46,8 @@ INDEX_LENGTH = 64
 """A blind index: HMAC-SHA256 in hex."""
 FEED_ROW_HASH = "feed_record.row_hash"
 """The label of the key that ``feed_record.row_hash`` is computed under (:func:`feed_row_hasher`)."""
+REQUEST_HASH = "idempotency_record.request_hash"
+"""The label of the key that an idempotency key's request fingerprint is computed under (:func:`request_hasher`)."""
 
 _ENV = ("AIDGRAPH_DATA_KEY", "AIDGRAPH_DATA_KEY_FILE", "AIDGRAPH_DATA_CIPHER", "AIDGRAPH_ENV", "AIDGRAPH_STATE_DIR",
         "XDG_STATE_HOME")
@@ -108,6 +110,14 @@ def feed_row_hasher() -> Callable[[str], str]:
     every stored row hash and the re-import's duplicate detection) unchanged, as it leaves the blind index.
     """
     return keyring().keyed_hasher(FEED_ROW_HASH)
+
+
+def request_hasher() -> Callable[[str], str]:
+    """The keyed hash behind ``idempotency_record.request_hash``: a mutation's input (a registration's members
+    with their ID numbers, a lead's ID number) fingerprinted so that a reused key with another input is refused.
+    Unkeyed, the stored fingerprint of a registration could be inverted by trying a region's ID numbers, as a
+    feed row's could; keyed like :func:`feed_row_hasher`, under its own label."""
+    return keyring().keyed_hasher(REQUEST_HASH)
 
 
 # --- whole columns (batch paths) -------------------------------------------------------------------------------

@@ -748,7 +748,8 @@ class IdempotencyRecord(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     request_hash: Mapped[str | None] = mapped_column(String(64))
-    """sha256 of the request's canonical payload: the same key with another payload is refused (0004)."""
+    """HMAC-SHA256 of the request's canonical payload under the deployment's request-hash key (0004; keyed since
+    0020): the same key with another payload is refused."""
 
     __table_args__ = (UniqueConstraint("actor", "operation", "key", name="uq_idempotency_actor_operation_key"),)
 

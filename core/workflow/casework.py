@@ -164,7 +164,9 @@ async def refer_case(session: AsyncSession, actor: Actor, engine: PolicyEngine |
                      idempotency_key: str | None = None, on: dt.date | None = None) -> Referral:
     """The contract's ReferCase: a caseworker refers a household (or one member) to a department."""
     engine = engine or default_engine()
-    claim = await idempotency.claim(session, actor, "referCase", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "referCase", idempotency_key, {
+        "household_id": household_id, "department": department, "reason": reason, "person_id": person_id,
+        "documents": documents, "due_date": due_date, "on": on})
     if (replayed := await claim.replayed_row(Referral, "referral_id", "referral")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)
@@ -269,7 +271,8 @@ async def accept_application(session: AsyncSession, actor: Actor, engine: Policy
     never the household's records (they stay outside its scope). Returns the routing referral."""
     on = on or today()
     engine = engine or default_engine()
-    claim = await idempotency.claim(session, actor, "acceptApplication", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "acceptApplication", idempotency_key, {
+        "id_number": id_number, "program_key": program_key, "documents": documents, "note": note, "on": on})
     if (replayed := await claim.replayed_row(Referral, "referral_id", "referral")) is not None:
         return replayed
     try:

@@ -179,7 +179,8 @@ async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngin
     """An application for ``program_key`` by a household (or one member): status APPLIED."""
     on = on or dt.date.today()
     engine = engine or _default()
-    claim = await idempotency.claim(session, actor, "applyForAid", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "applyForAid", idempotency_key, {
+        "household_id": household_id, "program_key": program_key, "person_id": person_id, "note": note, "on": on})
     if (replayed := await _replayed(claim)) is not None:
         return replayed
     household = await _household_in_scope(session, actor, household_id, "householdId")

@@ -135,7 +135,9 @@ async def report_lead(session: AsyncSession, actor: Actor, engine: PolicyEngine 
     address, an unknown channel or region, a region outside the caller's scope, an invalid ID number."""
     on = on or dt.date.today()
     engine = engine or default_engine()
-    claim = await idempotency.claim(session, actor, "reportLead", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "reportLead", idempotency_key, {
+        "region_code": region_code, "channel": channel, "description": description, "person_id": person_id,
+        "id_number": id_number, "name": name, "address": address, "reported_by": reported_by, "on": on})
     if (replayed := await claim.replayed_row(Lead, "lead_id", "lead")) is not None:
         return replayed
     address = (address or "").strip() or None
@@ -211,7 +213,8 @@ async def record_visit(session: AsyncSession, actor: Actor, engine: PolicyEngine
     engine = engine or default_engine()
     today = dt.date.today()
     visited_on = visited_on or today
-    claim = await idempotency.claim(session, actor, "recordVisit", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordVisit", idempotency_key, {
+        "household_id": household_id, "findings": findings, "visited_on": visited_on, "needs_help": needs_help})
     if (replayed := await claim.replayed_row(Visit, "visit_id", "visit")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)
@@ -260,7 +263,8 @@ async def report_household_change(session: AsyncSession, actor: Actor, *, househ
     enrolments brought forward (none when nothing is received: the report is still on the aid chain)."""
     today = dt.date.today()
     changed_on = changed_on or today
-    claim = await idempotency.claim(session, actor, "reportHouseholdChange", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "reportHouseholdChange", idempotency_key, {
+        "household_id": household_id, "kind": kind, "description": description, "changed_on": changed_on})
     if claim.replay is not None:
         household = await claim.replayed_row(Household, "household_id", "household")
         assert household is not None

@@ -86,7 +86,9 @@ async def order_service(session: AsyncSession, actor: Actor, engine: PolicyEngin
                         on: dt.date | None = None) -> ServiceOrder:
     on = on or dt.date.today()
     engine = engine or default_engine()
-    claim = await idempotency.claim(session, actor, "orderService", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "orderService", idempotency_key, {
+        "household_id": household_id, "service": service, "provider_id": provider_id, "person_id": person_id,
+        "note": note, "on": on})
     if (replayed := await claim.replayed_row(ServiceOrder, "order_id", "service order")) is not None:
         return replayed
     household = await household_in_scope(session, actor, household_id)

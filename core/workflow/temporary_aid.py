@@ -96,7 +96,8 @@ async def reserve_balance(session: AsyncSession, township_code: str) -> Decimal:
 async def replenish_reserve(session: AsyncSession, actor: Actor, *, township_code: str, amount: float,
                             note: str | None = None, idempotency_key: str | None = None) -> ReserveFund:
     """Add ``amount`` to the township's reserve fund (created on first replenishment)."""
-    claim = await idempotency.claim(session, actor, "replenishReserveFund", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "replenishReserveFund", idempotency_key,
+                                   {"township_code": township_code, "amount": amount, "note": note})
     if (replayed := await claim.replayed_row(ReserveFund, "township_code", "reserve fund")) is not None:
         return replayed
     township = await _township(session, township_code)

@@ -52,7 +52,9 @@ async def record_authorisation(session: AsyncSession, actor: Actor, engine: Poli
     engine = engine or default_engine()
     today = dt.date.today()
     signed_on = signed_on or today
-    claim = await idempotency.claim(session, actor, "recordVerificationAuthorisation", idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordVerificationAuthorisation", idempotency_key, {
+        "household_id": household_id, "signed_by_person_id": signed_by_person_id, "document_ref": document_ref,
+        "signed_on": signed_on, "person_ids": sorted(person_ids) if person_ids is not None else None})
     if (replayed := await claim.replayed_row(VerificationAuthorisation, "authorisation_id",
                                              "verification authorisation")) is not None:
         return replayed

@@ -52,7 +52,7 @@ class StudentStatusPayload:
 
 
 async def record_student_status(session, info, actor, input: StudentStatusInput) -> StudentStatus:
-    claim = await idempotency.claim(session, actor, "recordStudentStatus", input.idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordStudentStatus", input.idempotency_key, input)
     if claim.replay is not None:
         return _status(claim.replay)
     person = await person_for_update(session, actor, input.person_id)

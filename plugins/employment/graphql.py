@@ -45,7 +45,7 @@ class EmploymentSupportPayload:
 
 
 async def record_employment_support(session, info, actor, input: EmploymentSupportInput) -> EmploymentSupport:
-    claim = await idempotency.claim(session, actor, "recordEmploymentSupport", input.idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordEmploymentSupport", input.idempotency_key, input)
     if (previous := claim.replay) is not None:
         registered = previous["business_registered_on"]
         return EmploymentSupport(person_id=previous["person_id"], difficulty_level=previous["difficulty_level"],

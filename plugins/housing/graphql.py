@@ -28,7 +28,7 @@ class HousingNeedPayload:
 
 
 async def record_housing_need(session, info, actor, input: HousingNeedInput) -> bool:
-    claim = await idempotency.claim(session, actor, "recordHousingNeed", input.idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordHousingNeed", input.idempotency_key, input)
     if claim.replay is not None:
         return claim.replay["housing_need"]
     household = await household_by_id(session, input.household_id)

@@ -40,7 +40,7 @@ class PersonCategoryPayload:
 
 
 async def record_person_category(session, info, actor, input: PersonCategoryInput) -> str | None:
-    claim = await idempotency.claim(session, actor, "recordPersonCategory", input.idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordPersonCategory", input.idempotency_key, input)
     if claim.replay is not None:
         return claim.replay["category"]
     person = await person_for_update(session, actor, input.person_id)

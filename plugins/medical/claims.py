@@ -296,7 +296,7 @@ async def settle_claim(session: AsyncSession, actor: Actor, engine, claim: Claim
     if problems:
         raise DomainError(problems)
     # A retry with the key gets the first settlement back; one sent at the same time waits for it: never paid twice.
-    key = await idempotency.claim(session, actor, "settleMedicalAid", claim.idempotency_key, None)
+    key = await idempotency.claim(session, actor, "settleMedicalAid", claim.idempotency_key, claim)
     if (replayed := await key.replayed_row(MedicalClaim, "claim_id", "medical claim")) is not None:
         return replayed
     person = await session.get(Person, claim.person_id)

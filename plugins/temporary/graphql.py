@@ -69,7 +69,7 @@ def _view(row) -> EmergencyEventType:
 
 
 async def record_emergency(session, info, actor, input: EmergencyInput) -> EmergencyEventType:
-    claim = await idempotency.claim(session, actor, "recordEmergency", input.idempotency_key, None)
+    claim = await idempotency.claim(session, actor, "recordEmergency", input.idempotency_key, input)
     if (replayed := await claim.replayed_row(models.EmergencyEvent, "event_id", "emergency event")) is not None:
         return _view(replayed)
     region = await session.get(models.Region, input.region_code)

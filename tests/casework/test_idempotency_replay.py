@@ -1,7 +1,7 @@
 """Idempotency keys of the casework mutations (aidgraph.core.graph.idempotency, their one helper), over a live
-server on SQLite and PostgreSQL: a retry replays the first answer and writes nothing; the key alone identifies
-the request (a retry with other fields replays too); concurrent requests with one key write once; a retry whose
-first answer has been deleted since is NOT_FOUND, not a second row under the same key."""
+server on SQLite and PostgreSQL: a retry replays the first answer and writes nothing; the same key with another
+input is IDEMPOTENCY_KEY_REUSED and writes nothing; concurrent requests with one key write once; a retry whose first answer has been
+deleted since is NOT_FOUND, not a second row under the same key."""
 
 from __future__ import annotations
 
@@ -33,14 +33,20 @@ def test_a_visit_sent_again_with_its_key_is_recorded_once(live_server, world, sy
     first = post(live_server, VISIT, {"input": {"householdId": hid, "findings": "生活平稳", "idempotencyKey": "v-1"}},
                  token=caseworker)
     assert first["errors"] == []
-    # The retry resends a different text: the key alone identifies the request, the first answer comes back.
-    again = post(live_server, VISIT, {"input": {"householdId": hid, "findings": "重发", "idempotencyKey": "v-1"}},
+    # The retry resends the same input: the first answer comes back.
+    again = post(live_server, VISIT, {"input": {"householdId": hid, "findings": "生活平稳", "idempotencyKey": "v-1"}},
                  token=caseworker)
     assert again == first
+    # The same key with another text is another request: refused, nothing written.
+    reused = post(live_server, VISIT, {"input": {"householdId": hid, "findings": "重发", "idempotencyKey": "v-1"}},
+                  token=caseworker)
+    assert reused["visit"] is None
+    assert [(e["code"], e["field"]) for e in reused["errors"]] == [("IDEMPOTENCY_KEY_REUSED", "idempotencyKey")]
     assert count(sync_engine, Visit, Visit.household_id == household) == 1
     with Session(sync_engine) as s:
         record = s.scalars(select(IdempotencyRecord).where(IdempotencyRecord.key == "v-1")).one()
-    assert (record.operation, record.actor, record.request_hash) == ("recordVisit", "cw_idem", None)
+    assert (record.operation, record.actor) == ("recordVisit", "cw_idem")
+    assert record.request_hash is not None  # keyed: see tests/personal_data/test_request_fingerprint.py
     assert record.result == {"visit_id": int(from_global_id(first["visit"]["id"])[1])}
 
     # Six clients send one request at once: one visit, and every client gets its answer.
@@ -75,10 +81,14 @@ def test_a_reserve_fund_replenished_again_with_its_key_is_credited_once(live_ser
     first = post(live_server, REPLENISH, {"input": {"townshipCode": town, "amount": 1500, "idempotencyKey": "rf-1"}},
                  token=officer)
     assert first["errors"] == [] and first["reserveFund"]["balance"] == 1500
-    for amount in (1500, 900):  # a retry, and one with another amount: the key was for the first answer
-        again = post(live_server, REPLENISH, {"input": {"townshipCode": town, "amount": amount,
-                                                        "idempotencyKey": "rf-1"}}, token=officer)
-        assert again == first
+    again = post(live_server, REPLENISH, {"input": {"townshipCode": town, "amount": 1500, "idempotencyKey": "rf-1"}},
+                 token=officer)
+    assert again == first
+    # Another amount under the first credit's key: refused, never reported as credited.
+    reused = post(live_server, REPLENISH, {"input": {"townshipCode": town, "amount": 900, "idempotencyKey": "rf-1"}},
+                  token=officer)
+    assert reused["reserveFund"] is None
+    assert [(e["code"], e["field"]) for e in reused["errors"]] == [("IDEMPOTENCY_KEY_REUSED", "idempotencyKey")]
     assert count(sync_engine, ReserveFundEntry, ReserveFundEntry.township_code == town) == 1
     other = post(live_server, REPLENISH, {"input": {"townshipCode": town, "amount": 100, "idempotencyKey": "rf-2"}},
                  token=officer)

@@ -28,8 +28,12 @@ def test_a_lead_about_a_person_raises_an_alert_and_a_second_joins_it(live_server
     assert lead["township"]["code"] == person.region_code[:9] and lead["township"]["name"]
     assert lead["alert"]["level"] == "YELLOW"  # workflow.lead_alert_level (illustrative)
     replay = report(live_server, token=assistant, regionCode=person.region_code,
-                    personId=to_global_id("Person", person.id), idempotencyKey="l-1")
+                    personId=to_global_id("Person", person.id), reportedBy="村协理员王某", idempotencyKey="l-1")
     assert replay["lead"]["id"] == lead["id"]
+    # The same key without the reporter is another request: refused, not answered with the first lead.
+    trimmed = report(live_server, token=assistant, regionCode=person.region_code,
+                     personId=to_global_id("Person", person.id), idempotencyKey="l-1")
+    assert trimmed["lead"] is None and [e["code"] for e in trimmed["errors"]] == ["IDEMPOTENCY_KEY_REUSED"]
     # The hotline reports the same person by ID number: the lead joins the open alert, no second alert.
     second = report(live_server, regionCode=person.region_code[:9], idNumber=person.id_number.lower(),
                     channel="HOTLINE_12349", description="12349热线来电反映同一户困难")

@@ -38,8 +38,10 @@ def test_refer_case_defaults_the_due_date_and_moves_through_its_states(live_serv
     assert ref["status"] == "SENT" and ref["department"] == "medical_insurance" and not ref["overdue"]
     assert ref["dueDate"] == (TODAY + dt.timedelta(days=10)).isoformat()
     assert ref["household"]["id"] == to_global_id("Household", household)
-    again = refer(live_server, household, documents=["住院发票"], idempotencyKey="r-1")
+    again = refer(live_server, household, documents=["住院发票", "出院小结", "住院发票"], idempotencyKey="r-1")
     assert again["referral"]["id"] == ref["id"]
+    other = refer(live_server, household, documents=["住院发票"], idempotencyKey="r-1")
+    assert other["referral"] is None and [e["code"] for e in other["errors"]] == ["IDEMPOTENCY_KEY_REUSED"]
     assert count(sync_engine, Referral, Referral.household_id == household) == 1
 
     region = world.households[household]
