@@ -9,9 +9,10 @@ value to its column (``person.id_number``), so a ciphertext copied into another 
 Exact lookup and uniqueness use a keyed blind index (HMAC-SHA256 under a key derived with HKDF from the index
 key, never the data key), so equal ID numbers have equal indexes without the database learning the number.
 
-Keys never live in the database or the repository: ``AIDGRAPH_DATA_KEY`` (one key, base64 or hex, 32 bytes) or
-``AIDGRAPH_DATA_KEY_FILE`` (one ``<id>:<base64 key>`` per line; the last line is the current key, the first the
-index key; older lines decrypt what they wrote). Production refuses to start without one, or with a short one;
+Keys never live in the database or the repository: ``AIDGRAPH_DATA_KEY`` (one key, base64 or hex, 32 bytes; or
+a key list ``k1:<key> k2:<key>``, for deployments that hold secrets in the environment and still rotate) or
+``AIDGRAPH_DATA_KEY_FILE`` (one ``<id>:<base64 key>`` per line). In both lists the last entry is the current
+key, the first the index key, and older entries decrypt what they wrote. Production refuses to start without one, or with a short one;
 development generates a key file in the state directory (outside the checkout) on first use.
 
 Status: wired. ``person.id_number``, ``person.phone`` and ``lead.id_number`` are stored encrypted and
@@ -186,8 +187,13 @@ def load_keyring(environ: Mapping[str, str] | None = None, *, production: bool =
     env = os.environ if environ is None else environ
     cipher = env.get("AIDGRAPH_DATA_CIPHER", "AES-256-GCM").strip().upper()
     if env.get("AIDGRAPH_DATA_KEY"):
-        key = _decode_key(env["AIDGRAPH_DATA_KEY"], "AIDGRAPH_DATA_KEY")
-        return Keyring({"k1": key}, "k1", "k1", cipher)
+        text = env["AIDGRAPH_DATA_KEY"]
+        if ":" not in text:  # one key (hex or base64 never hold a colon): key k1
+            return Keyring({"k1": _decode_key(text, "AIDGRAPH_DATA_KEY")}, "k1", "k1", cipher)
+        # a key list, the key file's lines on one line: "k1:<key> k2:<key>" (spaces or commas between entries)
+        entries = [("AIDGRAPH_DATA_KEY, entry " + str(n), entry)
+                   for n, entry in enumerate(text.replace(",", " ").split(), 1)]
+        return _keyring_of(entries, "AIDGRAPH_DATA_KEY", cipher)
     path = Path(env["AIDGRAPH_DATA_KEY_FILE"]) if env.get("AIDGRAPH_DATA_KEY_FILE") else None
     if path is None:
         if production:
@@ -201,22 +207,43 @@ def load_keyring(environ: Mapping[str, str] | None = None, *, production: bool =
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(f"k1:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}\n")
+    lines = [(f"{path}, line {n}", line.strip())
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    return _keyring_of([(where, line) for where, line in lines if line and not line.startswith("#")], str(path),
+                       cipher)
+
+
+def _keyring_of(entries: list[tuple[str, str]], source: str, cipher: str) -> Keyring:
+    """A keyring from ``<id>:<base64 or hex key>`` entries in order: the last is the current key, the first the
+    index key (each entry named by ``where`` in errors)."""
     keys: dict[str, bytes] = {}
     order: list[str] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key_id, sep, text = line.partition(":")
+    for where, entry in entries:
+        key_id, sep, text = entry.partition(":")
         if not sep or not key_id.isalnum():
-            raise DataKeyError(f"{path}, line {n}: expected '<id>:<base64 key>'")
+            raise DataKeyError(f"{where}: expected '<id>:<base64 key>'")
         if key_id in keys:
-            raise DataKeyError(f"{path}, line {n}: key id {key_id!r} appears twice")
-        keys[key_id] = _decode_key(text, f"{path}, line {n}")
+            raise DataKeyError(f"{where}: key id {key_id!r} appears twice")
+        keys[key_id] = _decode_key(text, where)
         order.append(key_id)
     if not order:
-        raise DataKeyError(f"{path}: no key")
+        raise DataKeyError(f"{source}: no key")
     return Keyring(keys, order[-1], order[0], cipher)
+
+
+def next_key_entry(ring: Keyring) -> str:
+    """A fresh key as a key-list entry ``k<n>:<base64>``, its id the next one free in ``ring``."""
+    n = len(ring.keys) + 1
+    while f"k{n}" in ring.keys:
+        n += 1
+    return f"k{n}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
+
+
+def key_list(ring: Keyring) -> str:
+    """The keyring written as an ``AIDGRAPH_DATA_KEY`` key list, index key first and current key last."""
+    rest = [k for k in ring.keys if k not in (ring.index_key_id, ring.current)]
+    order = [ring.index_key_id, *rest] + ([ring.current] if ring.current != ring.index_key_id else [])
+    return " ".join(f"{k}:{base64.b64encode(ring.keys[k]).decode()}" for k in order)
 
 
 def add_key(path: Path) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import TypeDecorator
 
 from aidgraph.core.storage.config import load_settings
-from aidgraph.core.storage.crypto import FORMAT, Keyring, load_keyring
+from aidgraph.core.storage.crypto import FORMAT, DataKeyError, Keyring, load_keyring
 
 ID_NUMBER = "person.id_number"
 """The associated data of a person's ID number, and the blind index's column name."""
@@ -130,11 +130,38 @@ def seal_values(values: Iterable[str | None], column: str) -> list[str | None]:
     return [None if v is None else encrypt(v, column) for v in values]
 
 
+def _current_ring_for(stored: str) -> Keyring:
+    """The keyring, read again once if ``stored`` names a key it lacks: a rotation beside this process (``keys
+    rotate`` appending to the key file) writes values under a key this process loaded before it existed."""
+    ring = keyring()
+    if ring.key_id_of(stored) not in ring.keys:
+        forget_keyring()
+        ring = keyring()
+    return ring
+
+
+def decrypt(stored: str, column: str) -> str:
+    """Open one stored value (see :func:`_current_ring_for` for a key added since this process loaded its keys)."""
+    try:
+        return keyring().decrypt(stored, column)
+    except DataKeyError:
+        return _current_ring_for(stored).decrypt(stored, column)
+
+
 def open_values(values: Iterable[str | None], column: str) -> list[str | None]:
     """Decrypt a column's stored values (``None`` stays ``None``)."""
     ring = keyring()
-    decrypt = ring.decrypt
-    return [None if v is None else decrypt(v, column) for v in values]
+    opened: list[str | None] = []
+    for v in values:
+        if v is None:
+            opened.append(None)
+            continue
+        try:
+            opened.append(ring.decrypt(v, column))
+        except DataKeyError:
+            ring = _current_ring_for(v)
+            opened.append(ring.decrypt(v, column))
+    return opened
 
 
 def is_sealed(value: str) -> bool:
@@ -177,7 +204,7 @@ class EncryptedString(TypeDecorator[str]):
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return keyring().decrypt(value, self.column)
+        return decrypt(value, self.column)
 
 
 # --- key rotation ------------------------------------------------------------------------------------------------

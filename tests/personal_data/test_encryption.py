@@ -33,7 +33,7 @@ from aidgraph.core.graph.idnumber import make
 from aidgraph.core.policy.host import casbin_objects
 from aidgraph.core.search.documents import load_docs
 from aidgraph.core.storage.config import Settings, builtin_province_configs
-from aidgraph.core.storage.crypto import DataKeyError, add_key
+from aidgraph.core.storage.crypto import DataKeyError, add_key, load_keyring
 from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
 from aidgraph.core.storage.encrypted import (ID_NUMBER, PHONE, forget_keyring, id_number_index, keyring, reencrypt,
                                              stale_values, values_by_key)
@@ -250,7 +250,67 @@ def test_rotation_reencrypts_in_batches_resumes_and_keeps_every_value_readable(f
         assert {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))} == before
         assert session.scalars(select(Lead.id_number)).one() == _person(3).id_number
     single = runner.invoke(app, ["keys", "rotate"], env={**env, "AIDGRAPH_DATA_KEY": "00" * 32})
-    assert single.exit_code == 2 and "AIDGRAPH_DATA_KEY_FILE" in single.output
+    assert single.exit_code == 2 and "aidgraph keys generate" in " ".join(single.output.split())
+
+
+def test_keys_held_in_the_environment_rotate_as_a_key_list(fresh_engine, monkeypatch):
+    """A deployment whose one key is AIDGRAPH_DATA_KEY: `keys generate` prints the key list with a new key, the
+    processes run with it, `keys rotate --resume` re-encrypts; the blind index keeps its key."""
+    first_line = next(line for line in keyring_file().read_text().splitlines() if line.strip())
+    key_id, _, single_key = first_line.partition(":")
+    assert key_id == "k1"
+    env = {"AIDGRAPH_DATABASE_URL": _url(fresh_engine), "AIDGRAPH_DATA_KEY_FILE": "", "AIDGRAPH_DATA_KEY": single_key}
+    monkeypatch.delenv("AIDGRAPH_DATA_KEY_FILE")
+    monkeypatch.setenv("AIDGRAPH_DATA_KEY", single_key)
+    forget_keyring()
+    with session_scope(fresh_engine) as session:
+        session.add_all([_person(i, f"1390000{i:04d}") for i in range(1, 6)])
+    with session_scope(fresh_engine) as session:
+        before = {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))}
+    runner = CliRunner()
+    refused = runner.invoke(app, ["keys", "rotate"], env=env)
+    assert refused.exit_code == 2 and "aidgraph keys generate" in " ".join(refused.output.split())
+    generated = runner.invoke(app, ["keys", "generate"], env=env)
+    assert generated.exit_code == 0, generated.output
+    key_list = next(line for line in generated.output.splitlines() if line.startswith("k1:"))
+    assert key_list.split()[0] == first_line.strip() and key_list.split()[1].startswith("k2:")
+    monkeypatch.setenv("AIDGRAPH_DATA_KEY", key_list)
+    forget_keyring()
+    assert (keyring().current, keyring().index_key_id) == ("k2", "k1")
+    assert stale_values(fresh_engine) == {"person": 5, "lead": 0}
+    rotated = runner.invoke(app, ["keys", "rotate", "--resume"], env={**env, "AIDGRAPH_DATA_KEY": key_list})
+    assert rotated.exit_code == 0 and "0 left" in rotated.output, rotated.output
+    assert values_by_key(fresh_engine) == {"person.id_number": {"k2": 5}, "person.phone": {"k2": 5},
+                                           "lead.id_number": {}}
+    with session_scope(fresh_engine) as session:
+        assert {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))} == before
+    monkeypatch.setenv("AIDGRAPH_DATA_KEY", "k1:" + single_key + ", k2:not-a-key")
+    forget_keyring()
+    with pytest.raises(DataKeyError, match="AIDGRAPH_DATA_KEY, entry 2"):
+        keyring()
+
+
+def test_a_process_reads_values_under_a_key_added_after_it_loaded_its_keys(fresh_engine, tmp_path, monkeypatch):
+    """A server keeps reading while `keys rotate` runs beside it: values under the key file's new key (unknown
+    to the keys this process loaded) make it read the key file again, once, instead of failing."""
+    keys = tmp_path / "data.key"
+    shutil.copy(keyring_file(), keys)
+    monkeypatch.setenv("AIDGRAPH_DATA_KEY_FILE", str(keys))
+    forget_keyring()
+    loaded = keyring()
+    new = add_key(keys)  # what another process's rotation does; this process's keys stay cached
+    other = load_keyring({"AIDGRAPH_DATA_KEY_FILE": str(keys)})
+    person = _person(42, "13900000042")
+    with session_scope(fresh_engine) as session:
+        session.add(person)
+    with fresh_engine.begin() as connection:  # the other process re-encrypts the row under its new key
+        connection.execute(text("UPDATE person SET id_number = :i, phone = :p WHERE id = :id"), {
+            "i": other.encrypt(person.id_number, ID_NUMBER), "p": other.encrypt("13900000042", PHONE), "id": person.id})
+    assert keyring() is loaded and new not in loaded.keys
+    with session_scope(fresh_engine) as session:
+        again = session.get(Person, person.id)
+        assert again is not None and (again.id_number, again.phone) == (_person(42).id_number, "13900000042")
+    assert new in keyring().keys
 
 
 def keyring_file() -> Path:

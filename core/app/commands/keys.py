@@ -5,6 +5,11 @@ becomes the current key for every new write, then re-encrypts the stored values 
 progress bar. Each batch commits on its own: an interrupted rotation is finished with ``--resume``, and nothing is
 unreadable meanwhile, because the older keys stay in the file (remove one only after ``keys status`` shows no
 value under it). The blind index keeps its key (the file's first), so lookups and uniqueness are unaffected.
+
+Keys held in ``AIDGRAPH_DATA_KEY`` rotate too, as a key list: ``aidgraph keys generate`` prints the list with a
+fresh key appended, the operator sets it in every process, and ``keys rotate --resume`` re-encrypts. A running
+process that meets a value under a key it has not loaded reads its key settings again once (so a server keeps
+reading while a key file's rotation runs beside it).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aidgraph.core.storage.config import load_settings
-from aidgraph.core.storage.crypto import add_key
+from aidgraph.core.storage.crypto import add_key, key_list, next_key_entry
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.encrypted import forget_keyring, keyring, reencrypt, stale_values, values_by_key
 from aidgraph.core.app.terminal import console, err
@@ -26,14 +31,29 @@ from aidgraph.core.app.terminal import console, err
 def _key_file() -> Path:
     """The key file a rotation appends to: ``AIDGRAPH_DATA_KEY_FILE``, or development's in the state directory."""
     if os.environ.get("AIDGRAPH_DATA_KEY"):
-        err.print("[red]error:[/red] AIDGRAPH_DATA_KEY holds a single key, which cannot keep the old key beside the "
-                  "new one: move it to a key file (AIDGRAPH_DATA_KEY_FILE, one '<id>:<base64 key>' per line, "
-                  "e.g. 'k1:<the key>') and rotate then", highlight=False)
+        err.print("[red]error:[/red] the data keys come from AIDGRAPH_DATA_KEY, which this command cannot change. "
+                  "Run `aidgraph keys generate`, set AIDGRAPH_DATA_KEY to the key list it prints in every process "
+                  "(servers first), then run `aidgraph keys rotate --resume` to re-encrypt under the new key",
+                  highlight=False)
         raise typer.Exit(2)
     if os.environ.get("AIDGRAPH_DATA_KEY_FILE"):
         return Path(os.environ["AIDGRAPH_DATA_KEY_FILE"])
     keyring()  # development: creates the state directory's key file if there is none yet
     return Path(load_settings().state_dir) / "data.key"
+
+
+def generate_command() -> None:
+    """Print the deployment's key list with a fresh key appended (for keys held in AIDGRAPH_DATA_KEY).
+
+    The list is the only thing written to standard output, ready to become the new value of AIDGRAPH_DATA_KEY:
+    its last entry (the new key) encrypts every new value once the processes run with it, and the older entries
+    keep decrypting what they wrote until ``keys rotate --resume`` has re-encrypted it.
+    """
+    ring = keyring()
+    print(f"{key_list(ring)} {next_key_entry(ring)}")
+    err.print("set AIDGRAPH_DATA_KEY to the line above in every process (servers first; it holds secret keys: "
+              "keep it out of shells' history and logs), then run `aidgraph keys rotate --resume`",
+              highlight=False)
 
 
 def status_command() -> None:
@@ -59,10 +79,10 @@ def rotate_command(
     batch_size: int = typer.Option(2000, "--batch-size", min=1, max=100000, help="rows per transaction"),
 ) -> None:
     """Add a new data key and re-encrypt every stored ID number and phone under it, in batches."""
-    path = _key_file()
+    path = None if resume else _key_file()  # resuming adds no key: keys held in AIDGRAPH_DATA_KEY resume too
     engine = make_sync_engine(load_settings().database_url)
     try:
-        if not resume:
+        if path is not None:
             key_id = add_key(path)
             forget_keyring()
             console.print(f"new data key [bold]{key_id}[/bold] added to {path}; it encrypts every new value")
@@ -88,4 +108,5 @@ def register(app: typer.Typer) -> None:
                         no_args_is_help=True)
     group.command("status")(status_command)
     group.command("rotate")(rotate_command)
+    group.command("generate")(generate_command)
     app.add_typer(group, name="keys")
