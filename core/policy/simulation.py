@@ -677,12 +677,17 @@ def check_name(name: str) -> str:
 
 
 async def save_scenario(session: AsyncSession, actor: Actor, name: str, result: SimulationResult) -> SimulationScenario:
-    """Keep a simulation under ``name`` (unique per province): its changes, who, when and its summary."""
+    """Keep a simulation under ``name``: its changes, who, when and its summary.
+
+    Names are unique per region (the scenario's region, which lies in the caller's scope): a planner learns
+    nothing from a name taken in a region they cannot read, and two cities may each keep a "+8%".
+    """
     name = check_name(name)
     existing = await session.scalar(select(SimulationScenario.id).where(
-        SimulationScenario.province_code == result.province_code, SimulationScenario.name == name))
+        SimulationScenario.province_code == result.province_code, SimulationScenario.region_code == result.region_code,
+        SimulationScenario.name == name))
     if existing is not None:
-        raise SimulationError("name", f"province {result.province_code} already has a scenario named {name!r}",
+        raise SimulationError("name", f"region {result.region_code} already has a scenario named {name!r}",
                               code="CONFLICT")
     scenario = SimulationScenario(name=name, province_code=result.province_code, region_code=result.region_code,
                                   as_of=result.on, changes=[c.as_dict() for c in result.changes],
@@ -694,13 +699,22 @@ async def save_scenario(session: AsyncSession, actor: Actor, name: str, result: 
     return scenario
 
 
-async def load_scenario(session: AsyncSession, province_code: str, name: str) -> SimulationScenario:
-    """A scenario by name, for system jobs (the CLI): no scope applies."""
-    scenario = await session.scalar(select(SimulationScenario).where(
-        SimulationScenario.province_code == province_code, SimulationScenario.name == name))
-    if scenario is None:
-        raise SimulationError("name", f"province {province_code} has no scenario named {name!r}", code="NOT_FOUND")
-    return scenario
+async def load_scenario(session: AsyncSession, province_code: str, name: str,
+                        region_code: str | None = None) -> SimulationScenario:
+    """A scenario by name (and region, where several regions keep that name), for system jobs (the CLI): no
+    scope applies."""
+    query = select(SimulationScenario).where(SimulationScenario.province_code == province_code,
+                                             SimulationScenario.name == name)
+    if region_code is not None:
+        query = query.where(SimulationScenario.region_code == region_code)
+    found = list((await session.scalars(query.order_by(SimulationScenario.region_code))).all())
+    if not found:
+        where = f"region {region_code}" if region_code is not None else f"province {province_code}"
+        raise SimulationError("name", f"{where} has no scenario named {name!r}", code="NOT_FOUND")
+    if len(found) > 1:
+        raise SimulationError("--region", f"province {province_code} keeps a scenario named {name!r} for regions "
+                                          f"{', '.join(s.region_code for s in found)}: give --region")
+    return found[0]
 
 
 def _scenarios(scope: Scope, province_code: str | None):

@@ -856,7 +856,10 @@ class SimulationScenario(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (UniqueConstraint("province_code", "name", name="uq_simulation_scenario_province_name"),)
+    __table_args__ = (
+        # Unique per region, not per province: a name taken in a region outside a planner's scope must not be
+        # refused (that would tell the planner the other region's scenario exists) (0021).
+        UniqueConstraint("province_code", "region_code", "name", name="uq_simulation_scenario_region_name"),)
 
 
 # --- casework (issue 13): referrals, leads, visits, temporary-aid mechanics ----------------------------------

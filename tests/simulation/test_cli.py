@@ -60,9 +60,17 @@ def test_json_saved_scenario_rerun_and_compare(env, sync_engine):
     assert "annualCostChange" in compared.output and "difference" in compared.output
     listed = invoke("--list", "--province", "44")
     assert "urban 1500" in listed.output and "shantou 1300" in listed.output
-    duplicate = invoke("--province", "44", "--set", "dibao.urban_standard=1500", "--as-of", ON.isoformat(),
-                       "--save", "urban 1500")
-    assert duplicate.exit_code == 2 and "already has a scenario" in duplicate.output
+    duplicate = invoke("--province", "44", "--set", "dibao.urban_standard=1500", "--region", "4405", "--as-of",
+                       ON.isoformat(), "--save", "urban 1500")
+    assert duplicate.exit_code == 2 and "region 4405 already has a scenario" in " ".join(duplicate.output.split())
+    # names are unique per region: the province may keep its own "urban 1500", and then the name needs a region
+    province = invoke("--province", "44", "--set", "dibao.urban_standard=1500", "--as-of", ON.isoformat(),
+                      "--json", "--save", "urban 1500")
+    assert province.exit_code == 0, province.output
+    ambiguous = invoke("--province", "44", "--scenario", "urban 1500", "--json")
+    assert ambiguous.exit_code == 2 and "regions 44, 4405: give --region" in " ".join(ambiguous.output.split())
+    chosen = invoke("--province", "44", "--scenario", "urban 1500", "--region", "4405", "--json")
+    assert chosen.exit_code == 0 and json.loads(chosen.output)["annualCostChange"] == summary["annualCostChange"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -136,11 +136,25 @@ def test_save_read_rerun_and_compare(db_url, households, live_server, sync_engin
 def test_the_same_name_again_is_a_conflict_and_writes_nothing(db_url, households, live_server):
     assert save(live_server, "duplicate me", regionCode="4405")["errors"] == []
     before = counts(db_url)
-    again = save(live_server, "duplicate me", regionCode="4401")
+    again = save(live_server, "duplicate me", regionCode="4405")
     assert again["scenario"] is None
     assert again["errors"] == [{"field": "name", "code": "CONFLICT",
-                                "message": "province 44 already has a scenario named 'duplicate me'"}]
+                                "message": "region 4405 already has a scenario named 'duplicate me'"}]
     assert counts(db_url) == before
+
+
+def test_a_name_kept_outside_the_callers_scope_is_neither_refused_nor_revealed(db_url, households, live_server):
+    """Names are unique per region: another city's (or the province's) scenario of the same name does not make
+    a planner's save fail, which would tell the planner it exists."""
+    shantou = user_token(db_url, "planner4405n", "city_officer", "4405")
+    guangzhou = user_token(db_url, "planner4401n", "city_officer", "4401")
+    assert save(live_server, "raise 8%")["errors"] == []  # the province's, region 44
+    assert save(live_server, "raise 8%", token=guangzhou)["errors"] == []
+    mine = save(live_server, "raise 8%", token=shantou)
+    assert mine["errors"] == [] and mine["scenario"]["region"]["code"] == "4405"
+    again = save(live_server, "raise 8%", token=shantou)  # the planner's own region: a name they can read
+    assert [(e["field"], e["code"]) for e in again["errors"]] == [("name", "CONFLICT")]
+    assert "4401" not in again["errors"][0]["message"]
 
 
 TOO_MANY = [{"key": "dibao.urban_standard", "value": 1000 + i, "regionCode": f"44{i + 1:02d}"} for i in range(21)]

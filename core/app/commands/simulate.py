@@ -157,7 +157,7 @@ async def _main(province: str | None, sets: list[str], region: str | None, as_of
             if compare:
                 if len(compare) != 2:
                     raise SimulationError("--compare", "give --compare twice: two saved scenario names")
-                a, b = [await load_scenario(session, province, name) for name in compare]
+                a, b = [await load_scenario(session, province, name, region) for name in compare]
                 if as_json:
                     print(json.dumps({"first": a.summary, "second": b.summary}, ensure_ascii=False, indent=2))
                 else:
@@ -165,7 +165,7 @@ async def _main(province: str | None, sets: list[str], region: str | None, as_of
                 return
             saved = None
             if scenario:
-                saved = await load_scenario(session, province, scenario)
+                saved = await load_scenario(session, province, scenario, region)
                 changes = scenario_changes(saved)
                 region = region or saved.region_code
                 as_of = as_of or saved.as_of
