@@ -22,14 +22,32 @@ def new_index_name(alias: str) -> str:
     return f"{alias}-{dt.datetime.now(dt.timezone.utc):%Y%m%d%H%M%S%f}"
 
 
-def create_index(client: OpenSearch, alias: str, layout: SearchLayout, *, bulk_load: bool = False) -> str:
-    """Create a new concrete index for ``alias`` (not yet behind it); ``bulk_load`` turns refresh off."""
+OWNER_META = "aidgraph_database"
+"""The key of the index mapping's ``_meta`` that names the database the index was built from."""
+
+
+def create_index(client: OpenSearch, alias: str, layout: SearchLayout, *, bulk_load: bool = False,
+                 owner: str | None = None) -> str:
+    """Create a new concrete index for ``alias`` (not yet behind it); ``bulk_load`` turns refresh off;
+    ``owner`` (the database's identity) is stamped in the mapping's ``_meta``."""
     name = new_index_name(alias)
     body = layout.index_body()
     if bulk_load:
         body["settings"]["index"]["refresh_interval"] = "-1"
+    if owner is not None:
+        body.setdefault("mappings", {}).setdefault("_meta", {})[OWNER_META] = owner
     client.indices.create(index=name, body=body)
     return name
+
+
+def owners_of(client: OpenSearch, alias: str) -> dict[str, str | None]:
+    """{concrete index behind ``alias``: the database identity stamped on it, or None (built before stamps)}."""
+    names = indices_of(client, alias)
+    if not names:
+        return {}
+    mappings = client.indices.get_mapping(index=",".join(names))
+    return {name: ((mappings.get(name, {}).get("mappings") or {}).get("_meta") or {}).get(OWNER_META)
+            for name in names}
 
 
 def finish_bulk_load(client: OpenSearch, name: str) -> None:

@@ -26,8 +26,10 @@ import numpy as np
 from opensearchpy import OpenSearch
 from sqlalchemy import Engine, func, or_, select
 
+from aidgraph.core.storage.identity import database_identity
 from aidgraph.core.storage.models import Outbox
 from aidgraph.core.search import indexes
+from aidgraph.core.search.indexes import owners_of
 from aidgraph.core.search.documents import MODELS, load_docs, stream_docs, version_statement
 from aidgraph.core.search.indexer import apply_changes
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, KINDS, SearchLayout, build_layout, doc_id
@@ -38,6 +40,36 @@ Progress = Callable[[str, int], None]
 
 class ReindexError(RuntimeError):
     """Documents the engine refused while building a new index; the alias was not moved."""
+
+
+class ForeignIndexError(RuntimeError):
+    """The index behind the alias was built from another database (or its owner is unknown and the operation
+    would change it): nothing was touched. ``--force`` overrides, after the operator has checked."""
+
+
+class RepairTooLarge(RuntimeError):
+    """A repair would delete more than the configured share of the index: nothing was touched."""
+
+
+def check_owner(engine: Engine, client: OpenSearch, alias: str, *, unmarked_ok: bool) -> str:
+    """This database's identity, after checking that every index behind ``alias`` was built from it.
+
+    An index stamped by another database raises :class:`ForeignIndexError` naming both ids. An index without a
+    stamp (built before stamps existed) passes only where ``unmarked_ok`` (a reindex, which replaces it with a
+    stamped one; not a repair, which would write this database's image into it).
+    """
+    mine = database_identity(engine)
+    for name, owner in owners_of(client, alias).items():
+        if owner is None and not unmarked_ok:
+            raise ForeignIndexError(f"index {name} (alias {alias}) carries no database identity, so it cannot be "
+                                    f"shown to be this database's ({mine}): rebuild it with `aidgraph reindex` from "
+                                    "the installation that serves it, or give --force")
+        if owner is not None and owner != mine:
+            raise ForeignIndexError(f"index {name} (alias {alias}) was built from database {owner}, not from this "
+                                    f"one ({mine}): check AIDGRAPH_DATABASE_URL and the search engine's address "
+                                    "(AIDGRAPH_OPENSEARCH_URL, or the state directory's embedded engine); nothing "
+                                    "was changed")
+    return mine
 
 
 def _utcnow() -> dt.datetime:
@@ -64,14 +96,18 @@ def row_counts(engine: Engine) -> dict[str, int]:
 
 def reindex(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout: SearchLayout | None = None, *,
             batch: int = 5000, progress: Progress | None = None, keep_old: bool = False,
-            kinds: tuple[str, ...] = KINDS) -> ReindexResult:
-    """Build a new index from the database and swap ``alias`` to it (see the module docstring)."""
+            kinds: tuple[str, ...] = KINDS, force: bool = False) -> ReindexResult:
+    """Build a new index from the database and swap ``alias`` to it (see the module docstring).
+
+    Refuses (:class:`ForeignIndexError`) when the alias points at another database's index, unless ``force``;
+    the new index is stamped with this database's identity."""
     layout = layout or build_layout()
+    owner = database_identity(engine) if force else check_owner(engine, client, alias, unmarked_ok=True)
     started_clock = time.perf_counter()
     started = _utcnow()
     with engine.connect() as conn:
         high_water = conn.execute(select(func.coalesce(func.max(Outbox.id), 0))).scalar_one()
-    name = indexes.create_index(client, alias, layout, bulk_load=True)
+    name = indexes.create_index(client, alias, layout, bulk_load=True, owner=owner)
     counts: dict[str, int] = {kind: 0 for kind in kinds}
     try:
         for kind, docs in _prefetched(engine, kinds, batch, layout):
@@ -215,11 +251,20 @@ def index_versions(client: OpenSearch, alias: str, kind: str, page: int = 10_000
 
 
 def verify(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout: SearchLayout | None = None, *,
-           repair: bool = True, batch: int = 2000) -> VerifyResult:
-    """Compare ids and versions of every kind between database and index; repair differences if asked."""
+           repair: bool = True, batch: int = 2000, max_delete_share: float = 0.1, force: bool = False
+           ) -> VerifyResult:
+    """Compare ids and versions of every kind between database and index; repair differences if asked.
+
+    Never touches another database's index (:func:`check_owner`; with ``repair``, an unstamped one neither),
+    and never repairs by deleting more than ``max_delete_share`` of the index's documents (documents of rows
+    the database does not have): :class:`RepairTooLarge`, nothing changed. ``force`` lifts both, for an operator who has checked.
+    """
     layout = layout or build_layout()
+    if not force:
+        check_owner(engine, client, alias, unmarked_ok=not repair)
     client.indices.refresh(index=alias)
     checks: dict[str, KindCheck] = {}
+    plans = []
     for kind in KINDS:
         db_ids, db_versions = database_versions(engine, kind)
         ix_ids, ix_versions = index_versions(client, alias, kind)
@@ -232,6 +277,15 @@ def verify(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layou
         stale = common[db_v > ix_v]
         ahead = common[db_v < ix_v]
         check.missing, check.extra, check.stale, check.ahead = len(missing), len(extra), len(stale), len(ahead)
+        checks[kind] = check
+        plans.append((kind, check, missing, extra, stale))
+    in_index = sum(c.in_index for c in checks.values())
+    deleting = sum(c.extra for c in checks.values())
+    if repair and not force and in_index and deleting > max_delete_share * in_index:
+        raise RepairTooLarge(f"the repair would delete {deleting} of the index's {in_index} documents (documents of "
+                             f"rows this database does not have), more than {max_delete_share:.0%}: is this the "
+                             "database the index was built from? Nothing was changed; give --force to repair anyway")
+    for kind, check, missing, extra, stale in plans:
         if repair and check.differences:
             if len(extra):
                 removed = indexes.write(client, alias, [], [doc_id(kind, int(i)) for i in extra])
@@ -246,16 +300,14 @@ def verify(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layou
                     if version_type == "external_gte":
                         check.blocked += len(outcome.conflicted)
             check.repaired = check.missing + check.stale + check.extra - len(check.failed) - check.blocked
-        checks[kind] = check
     result = VerifyResult(checks)
     if repair and any(c.ahead or c.blocked for c in checks.values()):
         # External versions cannot go down, and a deleted document's version outlives it for a while
         # (index.gc_deletes): documents ahead of the database (a restored database), and missing documents
         # whose delete left a higher version behind, need a new index.
-        result.reindexed = reindex(engine, client, alias, layout)
+        result.reindexed = reindex(engine, client, alias, layout, force=force)
         for c in checks.values():
             c.repaired = c.differences
-        checks[kind] = check
     if repair:
         client.indices.refresh(index=alias)
     return result

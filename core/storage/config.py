@@ -63,6 +63,9 @@ class Settings:
     outbox_max_attempts: int = 5
     """Passes a document the search engine refuses is retried before its outbox row becomes a dead letter
     (``AIDGRAPH_OUTBOX_MAX_ATTEMPTS``; ``aidgraph index --dead-letters`` lists them)."""
+    search_repair_max_delete_percent: int = 10
+    """``aidgraph index --verify`` refuses a repair that would delete more than this share of the index's
+    documents without ``--force`` (``AIDGRAPH_SEARCH_REPAIR_MAX_DELETE_PERCENT``)."""
     compiled_operations: bool = True
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
@@ -107,7 +110,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
                  "max_request_bytes", "document_cache_bytes", "outbox_keep_hours",
-                 "outbox_max_attempts"):
+                 "outbox_max_attempts", "search_repair_max_delete_percent"):
         raw = env.get("AIDGRAPH_" + name.upper())
         if raw:
             if not raw.strip().isdigit() or int(raw) < 1:

@@ -1287,3 +1287,16 @@ class DecisionStale(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     household_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class Installation(Base):
+    """This database's identity: one row, a random id made when the schema is created (0022).
+
+    Whatever a process leaves for another outside the database (the search index above all) carries it, so a
+    command pointed at the wrong engine (another installation's, found through a shared state directory)
+    refuses to touch what belongs to another database instead of repairing it into this one's image."""
+
+    __tablename__ = "installation"
+
+    database_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)

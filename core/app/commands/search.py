@@ -32,9 +32,10 @@ from aidgraph.core.search.indexer import (
     retry_dead_letters,
 )
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, build_layout
-from aidgraph.core.search.rebuild import reindex, row_counts, verify
+from aidgraph.core.search.rebuild import ForeignIndexError, RepairTooLarge, check_owner, reindex, row_counts, verify
+from aidgraph.core.storage.identity import UnidentifiedDatabase
 from aidgraph.core.policy.host import build_plugin_manager
-from aidgraph.core.app.terminal import console
+from aidgraph.core.app.terminal import console, err
 
 
 def _plugin_manager() -> pluggy.PluginManager:
@@ -51,7 +52,7 @@ def _connect():
     return settings, url, make_client(url, settings, timeout=BULK_TIMEOUT), make_sync_engine(settings.database_url)
 
 
-def _reindex_with_progress(engine, client, alias, layout, batch: int, keep_old: bool):
+def _reindex_with_progress(engine, client, alias, layout, batch: int, keep_old: bool, force: bool = False):
     totals = row_counts(engine)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("docs"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -61,7 +62,7 @@ def _reindex_with_progress(engine, client, alias, layout, batch: int, keep_old: 
         def advance(kind: str, n: int) -> None:
             progress.update(task, advance=n, description=f"reindex {kind.lower()}")
 
-        return reindex(engine, client, alias, layout, batch=batch, progress=advance, keep_old=keep_old)
+        return reindex(engine, client, alias, layout, batch=batch, progress=advance, keep_old=keep_old, force=force)
 
 
 def index_command(
@@ -76,6 +77,9 @@ def index_command(
     retry_dead: bool = typer.Option(False, "--retry-dead-letters", help="Queue every dead letter again."),
     keep_hours: Optional[int] = typer.Option(None, "--keep-hours", min=0,
                                              help="With --purge: hours to keep (default AIDGRAPH_OUTBOX_KEEP_HOURS)."),
+    force: bool = typer.Option(False, "--force", help="Touch an index built from another database (or without an "
+                                                      "identity), or repair more than "
+                                                      "AIDGRAPH_SEARCH_REPAIR_MAX_DELETE_PERCENT of it."),
 ) -> None:
     """Drain the search outbox into the index (once, or with --follow), --verify the index, or --purge the
     outbox rows already processed."""
@@ -105,12 +109,13 @@ def index_command(
             engine.dispose()
         console.print(f"purged {deleted} outbox row(s) processed more than {hours} hour(s) ago; pending rows kept")
         return
-    _, url, client, engine = _connect()
+    settings, url, client, engine = _connect()
     layout = build_layout(_plugin_manager())
-    rebuild = lambda: _reindex_with_progress(engine, client, alias, layout, 5000, False)  # noqa: E731
+    rebuild = lambda: _reindex_with_progress(engine, client, alias, layout, 5000, False, force)  # noqa: E731
     try:
         if verify_:
-            checked = verify(engine, client, alias, layout, repair=repair)
+            checked = verify(engine, client, alias, layout, repair=repair, force=force,
+                             max_delete_share=settings.search_repair_max_delete_percent / 100)
             table = Table("kind", "database", "index", "missing", "stale", "ahead", "extra", "repaired", "failed")
             for k in checked.kinds.values():
                 table.add_row(k.kind.lower(), str(k.in_database), str(k.in_index), str(k.missing), str(k.stale),
@@ -125,6 +130,8 @@ def index_command(
             if checked.differences and not repair:
                 raise typer.Exit(1)
             return
+        if not force:
+            check_owner(engine, client, alias, unmarked_ok=True)  # never drain into another database's index
         if follow_:
             console.print(f"following the outbox into {url} (alias {alias}); Ctrl-C to stop")
 
@@ -156,6 +163,9 @@ def index_command(
     except (SearchUnavailable, *CLIENT_ERRORS) as e:
         console.print(f"[red]search unavailable:[/red] {unavailable_from(e)}; the outbox is kept")
         raise typer.Exit(3)
+    except (ForeignIndexError, RepairTooLarge, UnidentifiedDatabase) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
     finally:
         engine.dispose()
 
@@ -164,14 +174,18 @@ def reindex_command(
     batch: int = typer.Option(5000, "--batch-size", help="Rows read and documents sent per batch."),
     keep_old: bool = typer.Option(False, "--keep-old", help="Keep the previous index (no longer behind the alias)."),
     alias: str = typer.Option(DEFAULT_ALIAS, help="The index alias."),
+    force: bool = typer.Option(False, "--force", help="Replace an index built from another database."),
 ) -> None:
     """Build a new search index from the database and swap the alias to it."""
     _, url, client, engine = _connect()
     try:
-        result = _reindex_with_progress(engine, client, alias, build_layout(_plugin_manager()), batch, keep_old)
+        result = _reindex_with_progress(engine, client, alias, build_layout(_plugin_manager()), batch, keep_old, force)
     except (SearchUnavailable, *CLIENT_ERRORS) as e:
         console.print(f"[red]search unavailable:[/red] {unavailable_from(e)}")
         raise typer.Exit(3)
+    except (ForeignIndexError, UnidentifiedDatabase) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2)
     finally:
         engine.dispose()
     rate = result.documents / result.seconds if result.seconds else 0.0
