@@ -429,17 +429,23 @@ def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, progr
     by_region = [(r["child"], Totals(int(r["hb"]), int(r["pb"] or 0), round(float(r["cb"]), 2), round(float(r["ob"]), 2)),
                   Totals(int(r["hr"]), int(r["pr"] or 0), round(float(r["cr"]), 2), round(float(r["or_"]), 2)))
                  for r in regions.iter_rows(named=True)]
-    rows = base.select("household_id", "household_number", "region_code", "program").with_columns(
-        baseline_eligible=e_b, reform_eligible=e_r, baseline_amount=base["monthly_amount"],
-        reform_amount=reform["monthly_amount"], change=(a_r - a_b).round(2),
-        baseline_one_off=base["one_off_amount"], reform_one_off=reform["one_off_amount"],
-        one_off_change=(o_r - o_b).round(2))
-    if changed is not None:
-        blocks = [rows.slice(i * h, h) for i, key in enumerate(programs) if key in set(changed)]
-        rows = pl.concat(blocks) if blocks else rows.clear()
-    affected = (rows.filter((pl.col("baseline_eligible") != pl.col("reform_eligible"))
-                            | (pl.col("change").abs() >= EPSILON) | (pl.col("one_off_change").abs() >= EPSILON))
-                .with_columns(size=(12 * pl.col("change") + pl.col("one_off_change")).abs())
+    # The affected rows: only the blocks of programs that may differ are laid side by side (a province's blocks
+    # of unchanged programs would be millions of rows built to be filtered away).
+    wanted = [i for i, key in enumerate(programs) if changed is None or key in set(changed)]
+
+    def side_by_side(b: pl.DataFrame, r: pl.DataFrame) -> pl.DataFrame:
+        return b.select("household_id", "household_number", "region_code", "program").with_columns(
+            baseline_eligible=b["eligible"].fill_null(False), reform_eligible=r["eligible"].fill_null(False),
+            baseline_amount=b["monthly_amount"], reform_amount=r["monthly_amount"],
+            change=(r["monthly_amount"].fill_null(0.0) - b["monthly_amount"].fill_null(0.0)).round(2),
+            baseline_one_off=b["one_off_amount"], reform_one_off=r["one_off_amount"],
+            one_off_change=(r["one_off_amount"].fill_null(0.0) - b["one_off_amount"].fill_null(0.0)).round(2))
+
+    differs = ((pl.col("baseline_eligible") != pl.col("reform_eligible"))
+               | (pl.col("change").abs() >= EPSILON) | (pl.col("one_off_change").abs() >= EPSILON))
+    blocks = [side_by_side(base.slice(i * h, h), reform.slice(i * h, h)).filter(differs) for i in wanted]
+    rows = pl.concat(blocks) if blocks else side_by_side(base.clear(), reform.clear())
+    affected = (rows.with_columns(size=(12 * pl.col("change") + pl.col("one_off_change")).abs())
                 .sort(["size", "household_id", "program"], descending=[True, False, False]).drop("size"))
     return {
         "baseline": _totals(any_b, members, aid_b, once_b), "reform": _totals(any_r, members, aid_r, once_r),
