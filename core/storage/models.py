@@ -538,8 +538,18 @@ class EnrollmentStep(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
 
 
+REGULAR_INSTALLMENT = "REGULAR"
+
+
 class Payment(Base):
-    """A disbursement (发放) for an enrolment, computed by the program's rules in force for its period."""
+    """A disbursement (发放) for an enrolment, computed by the program's rules in force for its period.
+
+    ``installment`` says which of the period's payments this is: :data:`REGULAR_INSTALLMENT` for the period's
+    regular payment (the monthly run's, or a one-off decision's: one per enrolment and period, which keeps the
+    monthly run idempotent), ``STAGE-<stage id>`` for a scheduled temporary-aid stage or follow-up payment
+    (分阶段救助 / 跟进救助; the sources do not limit those to one a month, so two stages due in the same month are
+    two payments, and a stage can be paid only once).
+    """
 
     __tablename__ = "payment"
 
@@ -548,13 +558,20 @@ class Payment(Base):
     household_id: Mapped[int] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     period: Mapped[str] = mapped_column(String(7))
+    installment: Mapped[str] = mapped_column(String(32), default=REGULAR_INSTALLMENT,
+                                             server_default=REGULAR_INSTALLMENT)
     paid_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint("amount >= 0", name="amount_not_negative"),
-        UniqueConstraint("enrollment_id", "period", name="uq_payment_enrollment_period"),
+        UniqueConstraint("enrollment_id", "period", "installment", name="uq_payment_enrollment_period_installment"),
     )
+
+
+def stage_installment(stage_id: int) -> str:
+    """The ``Payment.installment`` of a temporary-aid stage's payment (one payment per stage)."""
+    return f"STAGE-{stage_id}"
 
 
 # --- monitoring ---------------------------------------------------------------------------------------------

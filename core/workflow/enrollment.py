@@ -51,6 +51,7 @@ from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.errors import DomainError, ErrorCode, not_found
 from aidgraph.core.storage.models import (
     OPEN_ENROLLMENT_STATUSES,
+    REGULAR_INSTALLMENT,
     AidChainEvent,
     AidChainKind,
     AppUser,
@@ -653,7 +654,9 @@ async def disburse_month(session: AsyncSession, actor: Actor, period: str, scope
     if allowed.empty:
         raise DomainError.single(ErrorCode.FORBIDDEN, "disbursing needs the 'disburse' permission", "period")
     e = Enrollment
-    paid = exists().where(Payment.enrollment_id == e.id, Payment.period == period)
+    # the period's regular payment only: a temporary-aid stage paid this month is another installment
+    paid = exists().where(Payment.enrollment_id == e.id, Payment.period == period,
+                          Payment.installment == REGULAR_INSTALLMENT)
     # 渐退期: a gradual exit is paid for the months that begin before it is over (six from the month after the
     # review in GD-2021), whether or not ``reviews run`` has ended it yet
     receiving = or_(e.status == S.ACTIVE.value,

@@ -9,7 +9,9 @@ Why: before this module temporary aid was one payment decided like dibao. The so
   with a county-level approver and a stated basis. The conflict-of-interest and township-delegation checks of
   the enrolment workflow apply as for any approval.
 * 一次审批、分阶段救助 / 跟进救助: one approval fixes a total; stages and later follow-up aid are scheduled
-  payments whose sum never exceeds it (checked under a lock on the approval row).
+  payments whose sum never exceeds it (checked under a lock on the approval row). The sources set no limit of one
+  payment a month: each stage is a payment installment of its own (``Payment.installment``), so two stages due
+  in the same month are both paid, and a stage is paid once.
 * 临时救助备用金: each township holds a reserve fund; an aid-first payment (先行救助) draws on it, a payment
   above the balance is refused, and the fund is replenished. The balance is updated by one conditional
   statement (``balance >= amount``) behind a CHECK constraint, so two concurrent draws cannot overspend it.
@@ -44,6 +46,7 @@ from aidgraph.core.storage.models import (
     ReserveFundEntry,
     TemporaryAidApproval,
     TemporaryAidStage,
+    stage_installment,
 )
 from aidgraph.core.workflow.defaults import RESERVE_FUND_OBJECT
 from aidgraph.core.workflow.enrollment import (
@@ -154,10 +157,6 @@ def _check_stages(stages: list[StageInput], on: dt.date, field: str = "stages") 
             raise DomainError.single(ErrorCode.VALIDATION, f"stage due date {stage.due_date} is in the past",
                                      f"{field}.{i}.dueDate")
         checked.append((stage.due_date, amount))
-    months = [d.strftime("%Y-%m") for d, _ in checked]
-    if len(set(months)) != len(months):
-        raise DomainError.single(ErrorCode.VALIDATION, "one payment per case per month: put each stage in its own "
-                                                       "month", field)
     return checked
 
 
@@ -271,11 +270,6 @@ async def schedule_follow_up(session: AsyncSession, actor: Actor, engine: Policy
     checked = _check_stages(stages, on)
     existing = list((await session.execute(select(TemporaryAidStage).where(
         TemporaryAidStage.enrollment_id == enrollment.id))).scalars())
-    taken = {s.due_date.strftime("%Y-%m") for s in existing}
-    clash = [d for d, _ in checked if d.strftime("%Y-%m") in taken]
-    if clash:
-        raise DomainError.single(ErrorCode.VALIDATION, f"the case already has a stage in {clash[0]:%Y-%m}: one "
-                                                       "payment per case per month", "stages")
     total = sum((s.amount for s in existing), Decimal("0.00")) + sum((a for _, a in checked), Decimal("0.00"))
     if total > approval.approved_total:
         raise DomainError.single(ErrorCode.VALIDATION, f"the stages would add up to {total} yuan, above the approved "
@@ -317,15 +311,16 @@ async def pay_stage(session: AsyncSession, actor: Actor, engine: PolicyEngine | 
         raise DomainError.single(ErrorCode.VALIDATION, f"the stage is due on {stage.due_date}, not yet", "stageId")
     if enrollment.status not in (S.APPROVED.value, S.ACTIVE.value):
         raise DomainError.single(ErrorCode.INVALID_TRANSITION, f"the case is {enrollment.status}", "stageId")
+    # Each stage is its own installment of the month (分阶段救助 / 跟进救助 set no monthly limit): two stages due in
+    # one month are two payments; the stage row's lock and status make each stage paid once, and the unique
+    # (enrolment, period, installment) is the second line.
     period = on.strftime("%Y-%m")
-    if (await session.execute(select(Payment.id).where(Payment.enrollment_id == enrollment.id,
-                                                       Payment.period == period))).first() is not None:
-        raise DomainError.single(ErrorCode.VALIDATION, f"the case already has a payment in {period}", "stageId")
     balance = None
     if from_reserve:
         balance = await _draw(session, actor, enrollment.region_code[:TOWNSHIP_DIGITS], stage.amount, enrollment.id)
     payment = Payment(enrollment_id=enrollment.id, household_id=enrollment.household_id, amount=stage.amount,
-                      period=period, details={"kind": "temporary_stage", "stage": stage.id, "stage_kind": stage.kind,
+                      period=period, installment=stage_installment(stage.id),
+                      details={"kind": "temporary_stage", "stage": stage.id, "stage_kind": stage.kind,
                                               "from_reserve": from_reserve, "on": on.isoformat()})
     session.add(payment)
     await session.flush()
