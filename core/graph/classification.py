@@ -95,7 +95,7 @@ TABLES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "region": PUBLIC, "casbin_rule": INTERNAL, "outbox": INTERNAL, "audit_chain": INTERNAL,
     "household_counter": INTERNAL, "revoked_token": INTERNAL, "reserve_fund": INTERNAL,
     "simulation_scenario": INTERNAL, "alembic_version": INTERNAL, "service_provider": INTERNAL,
-    "charity_resource": INTERNAL,
+    "charity_resource": INTERNAL, "volunteer_station": INTERNAL,
     # 政策找人 bookkeeping: a province's snapshot dates, gap counts per village and program, stale household ids
     "decision_snapshot": INTERNAL, "decision_count": INTERNAL, "decision_stale": INTERNAL,
 }
@@ -137,6 +137,7 @@ COLUMNS: dict[str, DataClass] = {
     "enrollment_step.action": PERSONAL, "enrollment_step.from_status": PERSONAL, "enrollment_step.to_status": PERSONAL,
     "enrollment_step.note": PERSONAL,
     "payment.amount": INCOME, "payment.period": PERSONAL, "payment.paid_at": PERSONAL, "payment.details": INCOME,
+    "payment.installment": INTERNAL,
     # monitoring
     "feed_record.event_date": PERSONAL, "feed_record.payload": HEALTH_INCOME, "feed_record.row_hash": INTERNAL,
     "feed_record.source_file": INTERNAL, "feed_record.line_number": INTERNAL, "feed_record.imported_at": INTERNAL,
@@ -206,6 +207,16 @@ COLUMNS: dict[str, DataClass] = {
     "service_order.closed_at": PERSONAL,
     "charity_match.resource_id": INTERNAL, "charity_match.amount": INCOME, "charity_match.note": PERSONAL,
     "charity_match.matched_by": PERSONAL, "charity_match.matched_at": PERSONAL,
+    # volunteer service (志愿服务): the volunteer's own name and phone (encrypted like person.phone), the tasks they
+    # offer; an assignment's notes and results are free text about a household (its health, its income)
+    "volunteer.station_id": INTERNAL, "volunteer.name": PERSONAL, "volunteer.phone": PHONE,
+    "volunteer.tasks": PERSONAL, "volunteer.active": INTERNAL, "volunteer.registered_by": PERSONAL,
+    "volunteer_assignment.volunteer_id": INTERNAL, "volunteer_assignment.task": PERSONAL,
+    "volunteer_assignment.visit_id": INTERNAL, "volunteer_assignment.note": sensitive(Kind.HEALTH, Kind.INCOME),
+    "volunteer_assignment.result": sensitive(Kind.HEALTH, Kind.INCOME),
+    "volunteer_assignment.satisfaction": PERSONAL, "volunteer_assignment.assigned_by": PERSONAL,
+    "volunteer_assignment.assigned_at": PERSONAL, "volunteer_assignment.completed_by": PERSONAL,
+    "volunteer_assignment.completed_at": PERSONAL,
 }
 
 
@@ -224,7 +235,7 @@ TYPES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "WinnersLosers": INTERNAL, "PolicySimulation": INTERNAL, "ProgramSimulation": INTERNAL,
     "RegionSimulation": INTERNAL, "ReserveFund": INTERNAL, "MonthlyStatistics": INTERNAL,
     "ProgramMonthStats": INTERNAL, "RegionMonthStats": INTERNAL, "StatisticsExportPayload": INTERNAL,
-    "ServiceProvider": INTERNAL, "CharityResource": INTERNAL,
+    "ServiceProvider": INTERNAL, "CharityResource": INTERNAL, "VolunteerStation": INTERNAL,
     "SimulationSummary": INTERNAL, "ScenarioChange": INTERNAL, "ScenarioDelta": INTERNAL, "ScenarioRerun": INTERNAL,
     "ScenarioComparison": INTERNAL,
 }
@@ -344,6 +355,17 @@ FIELDS: dict[str, DataClass] = {
     "EmploymentSupportPayload.employment": INTERNAL, "PersonCategoryPayload.category": PERSONAL, "StudentStatusPayload.student": INTERNAL,
     "ServiceOrder.service": sensitive(Kind.HEALTH, Kind.DISABILITY), "ServiceOrder.visits": PERSONAL,
     "ServiceOrder.lastVisitOn": PERSONAL,
+    "Volunteer.name": PERSONAL, "Volunteer.phone": PHONE, "Volunteer.tasks": PERSONAL, "Volunteer.active": INTERNAL,
+    "Volunteer.registeredAt": PERSONAL, "Volunteer.stationId": INTERNAL,
+    "VolunteerAssignment.task": PERSONAL, "VolunteerAssignment.taskName": PERSONAL,
+    "VolunteerAssignment.regionCode": PERSONAL, "VolunteerAssignment.volunteer": INTERNAL,
+    "VolunteerAssignment.visit": INTERNAL, "VolunteerAssignment.lead": INTERNAL,
+    "VolunteerAssignment.note": sensitive(Kind.HEALTH, Kind.INCOME),
+    "VolunteerAssignment.result": sensitive(Kind.HEALTH, Kind.INCOME), "VolunteerAssignment.satisfaction": PERSONAL,
+    "VolunteerAssignment.assignedBy": PERSONAL, "VolunteerAssignment.assignedAt": PERSONAL,
+    "VolunteerAssignment.completedAt": PERSONAL,
+    "VolunteerStationPayload.station": INTERNAL, "VolunteerPayload.volunteer": INTERNAL,
+    "VolunteerAssignmentPayload.assignment": INTERNAL,
 }
 
 
