@@ -34,6 +34,7 @@ CORE_SCHEMA_MODULES: tuple[str, ...] = (
     "aidgraph.schema.programs",
     "aidgraph.schema.simulation",
     "aidgraph.schema.casework",
+    "aidgraph.schema.volunteers",
     "aidgraph.schema.queue",
     "aidgraph.schema.relations",
     "aidgraph.schema.reviews",

@@ -50,7 +50,8 @@ assert all(g is None or g in GUARDS for g in KIND_GUARD.values())
 
 KIND_PURPOSE: dict[Kind, str] = {
     Kind.ID_NUMBER: "identify each resident once (GB 11643), match department feeds and avoid double enrolment",
-    Kind.PHONE: "contact applicants and recipients during verification, visits and referrals",
+    Kind.PHONE: "contact applicants and recipients during verification, visits and referrals; contact the "
+                "volunteers registered at community volunteer stations (志愿服务, GD-2022 §13)",
     Kind.HEALTH: "assess medical aid, expenditure-type hardship and monitoring indicators (hospitalisation, "
                  "chronic and major disease)",
     Kind.DISABILITY: "assess disability allowances (两项补贴) and rules that depend on disability level",
@@ -348,6 +349,7 @@ FIELDS: dict[str, DataClass] = {
     "CharityCandidate.charityMatches": PERSONAL,
     "RecoveryOrderPayload.order": INTERNAL, "RecoveryOrder.amount": INCOME, "RecoveryOrder.recovered": INCOME,
     "RecoveryOrder.reason": PERSONAL, "RecoveryOrder.issuedBy": PERSONAL, "RecoveryOrder.issuedAt": PERSONAL,
+    "Payment.period": PERSONAL, "Payment.installment": INTERNAL, "Payment.amount": INCOME, "Payment.paidAt": PERSONAL,
     "AuthorisationPayload.authorisation": INTERNAL, "VerificationAuthorisation.signedOn": PERSONAL,
     "VerificationAuthorisation.validUntil": PERSONAL, "VerificationAuthorisation.documentRef": PERSONAL,
     "VerificationAuthorisation.membersCovered": PERSONAL, "VerificationPayload.verification": INTERNAL,

@@ -3,7 +3,8 @@
 PIPL Art. 51 asks for encryption of sensitive personal data at rest. :mod:`aidgraph.core.storage.crypto` has the
 cipher and the keyring; this module wires them to the tables:
 
-- :class:`EncryptedString` is the column type of ``person.id_number``, ``person.phone`` and ``lead.id_number``:
+- :class:`EncryptedString` is the column type of ``person.id_number``, ``person.phone``, ``lead.id_number`` and
+  ``volunteer.phone``:
   the ORM writes ``v1:<key>:<cipher>:<base64>`` and reads back the clear value, so every ORM read decrypts here.
   Comparing such a column in SQL is an error (a fresh nonce per value: equality could never match); exact
   lookup goes through the blind index.
@@ -40,6 +41,7 @@ ID_NUMBER = "person.id_number"
 """The associated data of a person's ID number, and the blind index's column name."""
 PHONE = "person.phone"
 LEAD_ID_NUMBER = "lead.id_number"
+VOLUNTEER_PHONE = "volunteer.phone"
 ENCRYPTED_LENGTH = 160
 """Room for ``v1:<key id>:<cipher>:`` and the base64 of nonce, a 20-character value and the tag (about 90)."""
 INDEX_LENGTH = 64
@@ -209,7 +211,8 @@ class EncryptedString(TypeDecorator[str]):
 
 # --- key rotation ------------------------------------------------------------------------------------------------
 
-ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {"person": ("id_number", "phone"), "lead": ("id_number",)}
+ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {"person": ("id_number", "phone"), "lead": ("id_number",),
+                                                 "volunteer": ("phone",)}
 """Every encrypted column, by table; a column's associated data is ``<table>.<column>``."""
 
 

@@ -38,8 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
-from aidgraph.core.storage.encrypted import (ID_NUMBER, INDEX_LENGTH, LEAD_ID_NUMBER, PHONE, EncryptedString,
-                                             id_number_index)
+from aidgraph.core.storage.encrypted import (ID_NUMBER, INDEX_LENGTH, LEAD_ID_NUMBER, PHONE, VOLUNTEER_PHONE,
+                                             EncryptedString, id_number_index)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -1227,6 +1227,108 @@ class CharityMatch(Base):
     note: Mapped[str | None] = mapped_column(Text)
     matched_by: Mapped[str] = mapped_column(String(64))
     matched_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+# --- volunteers (志愿服务; GD-2022 §13) --------------------------------------------------------------------------
+
+
+class VolunteerTask(str, enum.Enum):
+    """What a volunteer assists with, as GD-2022 §13 lists it (a closed set: the source's words, nothing added).
+
+    协助开展 (assisting the caseworkers): 对象排查 LEAD_SCREENING, 受理评估 INTAKE_ASSESSMENT, 满意度调查
+    SATISFACTION_SURVEY, 家庭经济状况调查评估 ECONOMIC_ASSESSMENT, 建档访视 CASE_FILE_VISIT, 政策宣传
+    POLICY_OUTREACH; 提供服务 (services to recipients): 照料护理 CARE, 康复训练 REHABILITATION."""
+
+    LEAD_SCREENING = "LEAD_SCREENING"
+    INTAKE_ASSESSMENT = "INTAKE_ASSESSMENT"
+    SATISFACTION_SURVEY = "SATISFACTION_SURVEY"
+    ECONOMIC_ASSESSMENT = "ECONOMIC_ASSESSMENT"
+    CASE_FILE_VISIT = "CASE_FILE_VISIT"
+    POLICY_OUTREACH = "POLICY_OUTREACH"
+    CARE = "CARE"
+    REHABILITATION = "REHABILITATION"
+
+
+class AssignmentStatus(str, enum.Enum):
+    ASSIGNED = "ASSIGNED"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+
+class Satisfaction(str, enum.Enum):
+    """The answer of a satisfaction survey (满意度调查): 满意, 基本满意, 不满意."""
+
+    SATISFIED = "SATISFIED"
+    PARTLY_SATISFIED = "PARTLY_SATISFIED"
+    DISSATISFIED = "DISSATISFIED"
+
+
+class VolunteerStation(Base):
+    """A community volunteer service station (社区志愿服务站点; GD-2022 §13) of a township or village."""
+
+    __tablename__ = "volunteer_station"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"), index=True)
+    township_code: Mapped[str] = mapped_column(String(9))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (UniqueConstraint("region_code", "name", name="uq_volunteer_station_region_name"),)
+
+
+class Volunteer(Base):
+    """A volunteer registered at a station, with the tasks (:class:`VolunteerTask`) they offer. The phone is
+    personal data: stored encrypted, shown masked without the identity right."""
+
+    __tablename__ = "volunteer"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("volunteer_station.id", ondelete="CASCADE"), index=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(50))
+    phone: Mapped[str] = mapped_column(EncryptedString(VOLUNTEER_PHONE))
+    tasks: Mapped[list[Any]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    registered_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+
+class VolunteerAssignment(Base):
+    """A volunteer assigned to one task: assisting a visit (巡访) or a lead's screening (对象排查), a household's
+    assessment, survey or care, or policy outreach in a region; done with its result (a satisfaction survey with
+    its :class:`Satisfaction`). ``region_code`` is the target's region (data scope)."""
+
+    __tablename__ = "volunteer_assignment"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteer.id", ondelete="CASCADE"), index=True)
+    region_code: Mapped[str] = mapped_column(String(12))
+    task: Mapped[str] = mapped_column(String(24))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id", ondelete="CASCADE"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    satisfaction: Mapped[str | None] = mapped_column(String(20))
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    completed_by: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+    __table_args__ = (
+        _enum_check("task", VolunteerTask),
+        _enum_check("status", AssignmentStatus),
+        CheckConstraint("satisfaction IS NULL OR (satisfaction IN ('SATISFIED', 'PARTLY_SATISFIED', 'DISSATISFIED') "
+                        "AND task = 'SATISFACTION_SURVEY' AND status = 'DONE')", name="satisfaction_of_survey"),
+        Index("ix_volunteer_assignment_region_status", "region_code", "status"),
+    )
 
 
 # --- eligibility decisions kept current (issue 15): 政策找人 without recomputing a province per request ------------

@@ -30,6 +30,9 @@ LEAD_OBJECT = "lead"
 RESERVE_FUND_OBJECT = "reserve_fund"
 SERVICE_OBJECT = "service"
 CHARITY_OBJECT = "charity"
+VOLUNTEER_OBJECT = "volunteer"
+"""志愿服务 (GD-2022 §13): stations, volunteers and their assignments (read; create = add a station, register;
+update = assign, complete, deactivate)."""
 SERVICES = ("elderly_care", "disability_care", "rehabilitation", "counselling", "case_management", "home_education")
 """Service-type assistance the sources name (GD-2021 §2 照料护理、康复训练、心理疏导; §19 社会工作; GD-2024 失能老年人
 生活照护; 送教上门): the keys ``workflow.service_programs`` may enable."""
@@ -74,7 +77,8 @@ def aidgraph_casbin_objects() -> list[tuple[str, list[str]]]:
             (LEAD_OBJECT, ["read", "create", "update"]),
             (RESERVE_FUND_OBJECT, ["read", "create", "disburse"]),
             (SERVICE_OBJECT, ["read", "create", "update"]),
-            (CHARITY_OBJECT, ["read", "create", "update"])]
+            (CHARITY_OBJECT, ["read", "create", "update"]),
+            (VOLUNTEER_OBJECT, ["read", "create", "update"])]
 
 
 TEMPORARY_AID_DOMAIN = "emergency"

@@ -39,7 +39,7 @@ from aidgraph.core.storage.encrypted import (ID_NUMBER, PHONE, forget_keyring, i
                                              stale_values, values_by_key)
 from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.core.storage.migrate import downgrade, upgrade
-from aidgraph.core.storage.models import Base, Lead, Person
+from aidgraph.core.storage.models import Base, Lead, Person, Volunteer, VolunteerStation
 
 VILLAGE = "440106011004"  # a village of 天河区
 TOWNSHIP = VILLAGE[:9]
@@ -218,26 +218,31 @@ def test_rotation_reencrypts_in_batches_resumes_and_keeps_every_value_readable(f
         session.add_all([_person(i, f"1370000{i:04d}" if i % 2 else None) for i in range(1, 26)])
         session.add(Lead(region_code=VILLAGE, township_code=TOWNSHIP, id_number=_person(3).id_number,
                          channel="VISIT", description="x", status="OPEN", created_by="x"))
+        station = VolunteerStation(region_code=TOWNSHIP, township_code=TOWNSHIP, name="站", created_by="x")
+        session.add(station)
+        session.flush()
+        session.add(Volunteer(station_id=station.id, region_code=TOWNSHIP, name="志愿者", phone="13912345678",
+                              tasks=["CARE"], registered_by="x"))
     with session_scope(fresh_engine) as session:
         before = {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))}
     first = keyring().current
     new = add_key(keys)
     forget_keyring()
     assert keyring().current == new != first
-    assert stale_values(fresh_engine) == {"person": 25, "lead": 1}
+    assert stale_values(fresh_engine) == {"person": 25, "lead": 1, "volunteer": 1}
     # An interrupted rotation: one batch of 10 done, the rest under the old key, everything readable.
     assert reencrypt(fresh_engine, batch_size=10, max_batches=1) == 10
-    assert stale_values(fresh_engine) == {"person": 15, "lead": 1}
+    assert stale_values(fresh_engine) == {"person": 15, "lead": 1, "volunteer": 1}
     with session_scope(fresh_engine) as session:
         assert {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))} == before
     runner = CliRunner()
     env = {"AIDGRAPH_DATABASE_URL": _url(fresh_engine), "AIDGRAPH_DATA_KEY_FILE": str(keys)}
     result = runner.invoke(app, ["keys", "rotate", "--resume", "--batch-size", "7"], env=env)
     assert result.exit_code == 0, result.output
-    assert "16 row(s) re-encrypted" in result.output and "0 left" in result.output
-    assert stale_values(fresh_engine) == {"person": 0, "lead": 0}
+    assert "17 row(s) re-encrypted" in result.output and "0 left" in result.output
+    assert stale_values(fresh_engine) == {"person": 0, "lead": 0, "volunteer": 0}
     assert values_by_key(fresh_engine) == {"person.id_number": {new: 25}, "person.phone": {new: 13},
-                                           "lead.id_number": {new: 1}}
+                                           "lead.id_number": {new: 1}, "volunteer.phone": {new: 1}}
     result = runner.invoke(app, ["keys", "rotate"], env=env)  # a second rotation adds a third key
     assert result.exit_code == 0, result.output
     forget_keyring()
@@ -249,6 +254,7 @@ def test_rotation_reencrypts_in_batches_resumes_and_keeps_every_value_readable(f
         # the blind index keeps its key across rotations: lookups and uniqueness are unaffected
         assert {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))} == before
         assert session.scalars(select(Lead.id_number)).one() == _person(3).id_number
+        assert session.scalars(select(Volunteer.phone)).one() == "13912345678"
     single = runner.invoke(app, ["keys", "rotate"], env={**env, "AIDGRAPH_DATA_KEY": "00" * 32})
     assert single.exit_code == 2 and "aidgraph keys generate" in " ".join(single.output.split())
 
