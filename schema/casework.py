@@ -911,15 +911,55 @@ class InspectionSamplePayload:
 class RecoveryOrder(Node):
     amount: float
     recovered: float
-    status: str
+    status: str = strawberry.field(description="ISSUED, PARTIAL, RECOVERED or CANCELLED.")
     reason: str
     issued_by: str
     issued_at: dt.datetime
+    _enrollment_id: strawberry.Private[int]
+    _household_id: strawberry.Private[int]
 
     @classmethod
     def from_row(cls, row: models.RecoveryOrder) -> "RecoveryOrder":
         return cls(id=to_global_id("RecoveryOrder", row.id), amount=float(row.amount), recovered=float(row.recovered),
-                   status=row.status, reason=row.reason, issued_by=row.issued_by, issued_at=row.issued_at)
+                   status=row.status, reason=row.reason, issued_by=row.issued_by, issued_at=row.issued_at,
+                   _enrollment_id=row.enrollment_id, _household_id=row.household_id)
+
+    @strawberry.field(description="The enrolment whose payments the order claims back.")
+    async def enrollment(self, info: Info) -> Enrollment | None:
+        row = await info.context.enrollments_by_id.load(self._enrollment_id)
+        return Enrollment.from_row(row) if row else None
+
+    @strawberry.field
+    async def household(self, info: Info) -> Household | None:
+        return await _household(info, self._household_id)
+
+
+@strawberry.type(description="A payment (发放) of an enrolment: the period's regular payment or a temporary-aid "
+                             "stage's (installment STAGE-<id>).")
+class Payment(Node):
+    period: str
+    installment: str
+    amount: float
+    paid_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: models.Payment) -> "Payment":
+        return cls(id=to_global_id("Payment", row.id), period=row.period, installment=row.installment,
+                   amount=float(row.amount), paid_at=row.paid_at)
+
+
+@strawberry.enum(description="追回 status.")
+class RecoveryStatus(enum.Enum):
+    ISSUED = "ISSUED"
+    PARTIAL = "PARTIAL"
+    RECOVERED = "RECOVERED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.input
+class CancelRecoveryOrderInput:
+    order_id: strawberry.ID
+    reason: str
 
 
 @strawberry.type
@@ -951,6 +991,37 @@ def _disclosure(d: transparency.Disclosure) -> PublicDisclosure:
 
 @strawberry.type
 class _TransparencyQuery:
+    @strawberry.field(description="追回: recovery orders of enrolments under a region in the caller's scope, newest "
+                                  "first.")
+    async def recovery_orders(self, info: Info, region_code: str, status: RecoveryStatus | None = None,
+                              first: int | None = None, after: str | None = None) -> Connection[RecoveryOrder]:
+        n = page_size(first)
+        after_id = _after(after)
+        r = models.RecoveryOrder
+        where = [info.context.actor.scope("read", "household").narrow(region_code).predicate(r.region_code)]
+        if status is not None:
+            where.append(r.status == status.value)
+        stmt = select(r).where(*where)
+        if after_id is not None:
+            stmt = stmt.where(r.id < after_id)
+        async with info.context.db() as session:
+            total = (await session.execute(select(func.count()).select_from(r).where(*where))).scalar_one()
+            rows = list((await session.execute(stmt.order_by(r.id.desc()).limit(n + 1))).scalars())
+        return _page(rows, n, total, RecoveryOrder.from_row)
+
+    @strawberry.field(description="The payments of an enrolment, newest first (what a recovery order claims "
+                                  "against); empty when not found or outside the caller's payment scope.")
+    async def payments(self, info: Info, enrollment_id: strawberry.ID) -> list[Payment]:
+        key = db_id(enrollment_id, "Enrollment")
+        if key is None:
+            return []
+        p, e = models.Payment, models.Enrollment
+        async with info.context.db() as session:
+            rows = (await session.execute(select(p).join(e, e.id == p.enrollment_id).where(
+                p.enrollment_id == key, info.context.actor.scope("read", "payment").predicate(e.region_code))
+                .order_by(p.period.desc(), p.id.desc()).limit(240))).scalars()
+            return [Payment.from_row(row) for row in rows]
+
     @strawberry.field(description="公示 of a village (masked names, household size, program, monthly amount); a "
                                   "village outside the caller's scope is an error.")
     async def public_disclosure(self, info: Info, village_code: str) -> PublicDisclosure:
@@ -1014,6 +1085,19 @@ class _TransparencyMutation:
             order = await transparency.record_recovery(session, info.context.actor,
                                                        order_id=db_id(input.order_id, "RecoveryOrder"),
                                                        amount=input.amount)
+            return order.id
+
+        order_id, errors = await run_mutation(info, work)
+        row = await _load(info, models.RecoveryOrder, order_id) if order_id else None
+        return RecoveryOrderPayload(order=RecoveryOrder.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(description="Withdraw a recovery order nothing was recovered under yet (ISSUED -> "
+                                     "CANCELLED), with the reason (county level).")
+    async def cancel_recovery_order(self, info: Info, input: CancelRecoveryOrderInput) -> RecoveryOrderPayload:
+        async def work(session):
+            order = await transparency.cancel_recovery_order(session, info.context.actor,
+                                                             order_id=db_id(input.order_id, "RecoveryOrder"),
+                                                             reason=input.reason)
             return order.id
 
         order_id, errors = await run_mutation(info, work)

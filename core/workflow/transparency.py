@@ -15,9 +15,9 @@ none existed.
   with ``inspectors_per_case``, each case is given inspectors drawn from the county's roster, the active users
   the province's Casbin policy lets review cases for the whole county (a township's own caseworkers do not
   inspect its cases), in the order sha256(seed, case id, username): as reproducible as the cases.
-* :func:`issue_recovery_order` / :func:`record_recovery`: a recovery order against an enrolment's payments (never
-  more than was paid, less what other orders claim), recovered in instalments until RECOVERED; county level;
-  aid chain and audit.
+* :func:`issue_recovery_order` / :func:`record_recovery` / :func:`cancel_recovery_order`: a recovery order against an
+  enrolment's payments (never more than was paid, less what other orders claim), recovered in instalments until
+  RECOVERED, or withdrawn (CANCELLED) while nothing is recovered; county level; aid chain and audit.
 """
 
 from __future__ import annotations
@@ -262,3 +262,29 @@ async def record_recovery(session: AsyncSession, actor: Actor, *, order_id: int 
     await session.flush()
     return order
 
+
+
+async def cancel_recovery_order(session: AsyncSession, actor: Actor, *, order_id: int | None,
+                                reason: str) -> RecoveryOrder:
+    """Withdraw an order nothing was recovered under yet (issued in error, or its finding set aside on review):
+    ISSUED -> CANCELLED, with the reason; county level; aid chain and audit. Its amount is claimable again."""
+    order = (await session.execute(select(RecoveryOrder).where(RecoveryOrder.id == order_id).with_for_update())
+             ).scalar_one_or_none() if order_id is not None else None
+    if order is None or not actor.may("read", order.region_code, "household"):
+        raise not_found("recovery order", "orderId")
+    if not actor.scope("approve", OBJECT).contains(order.region_code[:6]):
+        raise DomainError.single(ErrorCode.FORBIDDEN, "recovery orders are cancelled at county level", "orderId")
+    if order.status != "ISSUED":
+        raise DomainError.single(ErrorCode.INVALID_TRANSITION, f"only an ISSUED order with nothing recovered is "
+                                                               f"cancelled; this one is {order.status}", "orderId")
+    if not reason or not reason.strip():
+        raise DomainError.single(ErrorCode.VALIDATION, "state why the order is withdrawn", "reason")
+    order.status = "CANCELLED"
+    order.version += 1
+    aidchain.append(session, order.household_id, AidChainKind.DECISION,
+                    f"追回 recovery order of {order.amount} yuan cancelled: {reason.strip()}", ref_type="recovery_order",
+                    ref_id=order.id, actor=actor.username)
+    audit.record(session, actor, "cancel_recovery", OBJECT, order.enrollment_id, order.region_code,
+                 {"order": order.id, "reason": reason.strip()})
+    await session.flush()
+    return order

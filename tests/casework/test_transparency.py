@@ -160,3 +160,55 @@ def test_recovery_orders_never_claim_more_than_was_paid(live_server, village, sy
     assert done["order"]["status"] == "RECOVERED"
     closed = live_server.post(RECOVER, {"input": {"orderId": order, "amount": 1}}).json()["data"]["recordRecovery"]
     assert closed["errors"][0]["code"] == "INVALID_TRANSITION"
+
+
+PAYMENTS = "query P($e: ID!) { payments(enrollmentId: $e) { period installment amount } }"
+ORDERS = """query O($r: String!, $s: RecoveryStatus) { recoveryOrders(regionCode: $r, status: $s) { totalCount
+    edges { node { id amount recovered status reason enrollment { id } household { id } } } } }"""
+CANCEL = """mutation C($input: CancelRecoveryOrderInput!) { cancelRecoveryOrder(input: $input) {
+    order { id status } errors { code field message } } }"""
+
+
+def test_recovery_orders_are_listed_by_region_and_withdrawn_while_nothing_is_recovered(live_server, village,
+                                                                                       sync_engine, db_url):
+    world, households, code, cases = village
+    case = to_global_id("Enrollment", cases[3])
+    gansu = token_for(db_url, sync_engine, "admin62_recover", "province_admin", "62")
+    with Session(sync_engine) as s, s.begin():
+        for period in ("2025-03", "2025-04"):
+            s.execute(insert(Payment), {"enrollment_id": cases[3], "household_id": households[2],
+                                        "amount": Decimal(600), "period": period})
+    paid = live_server.post(PAYMENTS, {"e": case}).json()["data"]["payments"]
+    assert paid == [{"period": "2025-04", "installment": "REGULAR", "amount": 600.0},
+                    {"period": "2025-03", "installment": "REGULAR", "amount": 600.0}]
+    assert live_server.post(PAYMENTS, {"e": case}, token=gansu).json()["data"]["payments"] == []
+
+    issued = live_server.post(ISSUE, {"input": {"enrollmentId": case, "amount": 700, "reason": "隐瞒经营收入"}}).json()
+    order = issued["data"]["issueRecoveryOrder"]["order"]["id"]
+    town = world.households[households[2]][:9]
+    listed = live_server.post(ORDERS, {"r": town, "s": "ISSUED"}).json()["data"]["recoveryOrders"]
+    node = next(e["node"] for e in listed["edges"] if e["node"]["id"] == order)
+    assert node["enrollment"]["id"] == case and node["household"]["id"] == to_global_id("Household", households[2])
+    assert live_server.post(ORDERS, {"r": "62"}, token=gansu).json()["data"]["recoveryOrders"]["totalCount"] == 0
+
+    caseworker = token_for(db_url, sync_engine, "cw_cancel", "township_caseworker", town)
+    refused = live_server.post(CANCEL, {"input": {"orderId": order, "reason": "复核认定无骗取"}},
+                               token=caseworker).json()["data"]["cancelRecoveryOrder"]
+    assert refused["errors"][0]["code"] == "FORBIDDEN"
+    no_reason = live_server.post(CANCEL, {"input": {"orderId": order, "reason": " "}}).json()["data"]["cancelRecoveryOrder"]
+    assert no_reason["errors"][0]["field"] == "reason"
+    cancelled = live_server.post(CANCEL, {"input": {"orderId": order, "reason": "复核认定无骗取"}}).json()
+    assert cancelled["data"]["cancelRecoveryOrder"]["order"]["status"] == "CANCELLED"
+    again = live_server.post(CANCEL, {"input": {"orderId": order, "reason": "x"}}).json()["data"]["cancelRecoveryOrder"]
+    assert again["errors"][0]["code"] == "INVALID_TRANSITION"
+    # withdrawn, its amount may be claimed again: the whole 1200 paid
+    full = live_server.post(ISSUE, {"input": {"enrollmentId": case, "amount": 1200, "reason": "隐瞒经营收入"}}).json()
+    second = full["data"]["issueRecoveryOrder"]["order"]["id"]
+    live_server.post(RECOVER, {"input": {"orderId": second, "amount": 100}})
+    partial = live_server.post(CANCEL, {"input": {"orderId": second, "reason": "x"}}).json()["data"]["cancelRecoveryOrder"]
+    assert partial["errors"][0]["code"] == "INVALID_TRANSITION"  # something was recovered under it already
+    statuses = {e["node"]["id"]: e["node"]["status"] for e in live_server.post(ORDERS, {"r": town}).json()[
+        "data"]["recoveryOrders"]["edges"]}
+    assert statuses[order] == "CANCELLED" and statuses[second] == "PARTIAL"
+    with Session(sync_engine) as s:
+        assert s.scalars(select(AuditLog.action).where(AuditLog.action == "cancel_recovery")).all() == ["cancel_recovery"]

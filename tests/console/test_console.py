@@ -25,7 +25,8 @@ from tests.console.conftest import PASSWORD, SCREENSHOTS, full_id_numbers, house
 
 MASKED = re.compile(r"^\d{6}\*{8}\d{3}[\dX]$")
 FULL_ID = re.compile(r"\b\d{17}[\dX]\b")
-SCREENS = ["dashboard", "search", "alerts", "gaps", "queue", "medical", "referrals", "charity", "simulate", "audit",
+SCREENS = ["dashboard", "search", "alerts", "gaps", "queue", "medical", "referrals", "charity", "simulate", "inspection",
+           "recovery", "audit",
            "account"]
 
 

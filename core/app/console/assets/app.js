@@ -47,7 +47,7 @@ const defaultRegion = () => (me && me.scopes.length ? me.scopes[0].code : "");
 const SCREENS = [
   ["/dashboard", "nav_dashboard"], ["/search", "nav_search"], ["/alerts", "nav_alerts"], ["/gaps", "nav_gaps"],
   ["/queue", "nav_queue"], ["/medical", "nav_medical"], ["/referrals", "nav_referrals"], ["/charity", "nav_charity"],
-  ["/simulate", "nav_simulate"],
+  ["/simulate", "nav_simulate"], ["/inspection", "nav_inspection"], ["/recovery", "nav_recovery"],
   ["/audit", "nav_audit"], ["/account", "nav_account"],
 ];
 function chrome() {
@@ -221,7 +221,7 @@ async function householdScreen(q) {
       <input name="reason" size="40" placeholder="${esc(t("reasons"))}" required>
       <button class="primary" type="submit">${esc(t("REFER"))}</button></form>
     <div class="grid2">
-      <div class="card"><h2>${esc(t("enrollments"))}</h2><table data-testid="enrollments">${h.enrollments.map((en) => `<tr><td>${esc(en.program.name)}</td><td>${esc(t(en.status))}</td><td>${money(en.monthlyAmount)}</td><td>${esc(en.startDate || "")} – ${esc(en.endDate || "")}</td></tr>`).join("") || `<tr><td>${esc(t("none"))}</td></tr>`}</table></div>
+      <div class="card"><h2>${esc(t("enrollments"))}</h2><table data-testid="enrollments">${h.enrollments.map((en) => `<tr><td>${esc(en.program.name)}</td><td>${esc(t(en.status))}</td><td>${money(en.monthlyAmount)}</td><td>${esc(en.startDate || "")} – ${esc(en.endDate || "")}</td><td><a href="#/recovery?enrollment=${esc(en.id)}" data-recover="${esc(en.id)}">${esc(t("recover"))}</a></td></tr>`).join("") || `<tr><td>${esc(t("none"))}</td></tr>`}</table></div>
       <div class="card"><h2>${esc(t("aidChain"))}</h2><ul class="timeline" data-testid="timeline">${h.aidChain.edges.map(({ node: n }) => `<li class="${esc(n.kind)}"><span class="small muted">${esc(dateTime(n.at))}</span> <b>${esc(n.kind)}</b> ${esc(n.summary)}</li>`).join("")}</ul></div>
     </div></div>`;
   wireReferForm(h.id);
@@ -535,6 +535,130 @@ async function simulateScreen(q) {
   });
 }
 
+// 双随机、一公开 (GD-2021 保障措施(四)): a reproducible random sample of a county's receiving cases, with the
+// inspectors drawn for each; the seed is shown so that anyone can draw the same sample again (the server audits
+// every draw with its seed).
+const DRAW = `mutation DrawInspectionSample($countyCode: String!, $size: Int, $seed: String, $inspectorsPerCase: Int) {
+  drawInspectionSample(countyCode: $countyCode, size: $size, seed: $seed, inspectorsPerCase: $inspectorsPerCase) {
+    sample { seed assignments { inspectors enrollment { id status monthlyAmount program { key name }
+      household { id householdNumber region { code name } head { name } } } } }
+    errors { field message code } } }`;
+async function inspectionScreen(q) {
+  const scope = defaultRegion();
+  const county = q.get("county") || (scope.length >= 6 ? scope.slice(0, 6) : "");
+  main.innerHTML = `<div data-screen="inspection"><h1>${esc(t("inspectionTitle"))}</h1>
+    <p class="small muted">${esc(t("inspectionNote"))}</p>
+    <form class="inline" id="draw-form">
+      <label>${esc(t("county"))} <input name="county" size="8" value="${esc(county)}" required></label>
+      <label>${esc(t("sampleSize"))} <input name="size" type="number" min="1" max="1000" size="4" value="${esc(q.get("size") || "10")}"></label>
+      <label>${esc(t("inspectorsPerCase"))} <input name="inspectors" type="number" min="0" max="10" size="3" value="${esc(q.get("inspectors") || "2")}"></label>
+      <label>${esc(t("seed"))} <input name="seed" size="18" value="${esc(q.get("seed") || "")}" placeholder="${esc(t("seedHint"))}"></label>
+      <button class="primary" type="submit">${esc(t("draw"))}</button></form>
+    <div id="draw-out"></div></div>`;
+  const form = document.getElementById("draw-form");
+  const out = document.getElementById("draw-out");
+  const draw = async (seed) => {
+    const vars = { countyCode: form.county.value.trim(), size: Number(form.size.value) || null,
+      seed: seed || null, inspectorsPerCase: Number(form.inspectors.value) || 0 };
+    try {
+      const r = (await gql(DRAW, vars)).drawInspectionSample;
+      if (r.errors.length) { out.innerHTML = `<div class="error-box" data-testid="draw-error">${esc(mutationErrors(r.errors))}</div>`; return; }
+      const s = r.sample;
+      form.seed.value = s.seed;
+      out.innerHTML = `<p>${esc(t("seed"))}: <b data-testid="seed">${esc(s.seed)}</b> · ${esc(t("sampled"))} <b data-testid="sample-count">${s.assignments.length}</b>
+        <button type="button" class="secondary" id="redraw">${esc(t("redraw"))}</button></p>
+        <table data-testid="sample"><tr><th>#</th><th>${esc(t("household"))}</th><th>${esc(t("region"))}</th><th>${esc(t("program"))}</th><th>${esc(t("status"))}</th><th>${esc(t("monthlyAmount"))}</th><th>${esc(t("inspectors"))}</th></tr>
+        ${s.assignments.map((a, i) => { const e = a.enrollment; const h = e.household;
+          return `<tr data-enrollment="${esc(e.id)}"><td>${i + 1}</td><td>${h ? `<a href="#/household?id=${esc(h.id)}">${esc(h.householdNumber)}</a> ${esc(h.head ? h.head.name : "")}` : ""}</td>
+          <td>${esc(h ? h.region.name : "")}</td><td>${esc(e.program.name)}</td><td>${esc(t(e.status))}</td><td>${money(e.monthlyAmount)}</td>
+          <td data-testid="inspectors">${a.inspectors.map(esc).join("、")}</td></tr>`; }).join("")}</table>`;
+      document.getElementById("redraw").addEventListener("click", () => draw(s.seed));
+      toast(`${t("draw")}: ${s.assignments.length} · ${t("seed")} ${s.seed}`);
+    } catch (e) { out.innerHTML = `<div class="error-box" data-testid="draw-error">${esc(errorText(e))}</div>`; }
+  };
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); draw(form.seed.value.trim()); });
+}
+
+// 追回 (GD-2021 保障措施(四) "依法依规追回骗取的社会救助资金"): recovery orders of the caller's region, an order
+// issued against an enrolment's payments (never more than was paid: the server checks), instalments recorded
+// until RECOVERED, an order with nothing recovered withdrawn with a reason.
+const RECOVERY_ORDERS = `query RecoveryOrders($regionCode: String!, $status: RecoveryStatus, $first: Int, $after: String) {
+  recoveryOrders(regionCode: $regionCode, status: $status, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id amount recovered status reason issuedBy issuedAt enrollment { id program { name } }
+      household { id householdNumber head { name } } } } } }`;
+const PAYMENTS = `query Payments($enrollmentId: ID!) { payments(enrollmentId: $enrollmentId) { id period installment amount paidAt } }`;
+const ISSUE_RECOVERY = `mutation IssueRecoveryOrder($input: IssueRecoveryOrderInput!) { issueRecoveryOrder(input: $input) {
+  order { id amount status } errors { field message code } } }`;
+const RECORD_RECOVERY = `mutation RecordRecovery($input: RecordRecoveryInput!) { recordRecovery(input: $input) {
+  order { id recovered status } errors { field message code } } }`;
+const CANCEL_RECOVERY = `mutation CancelRecoveryOrder($input: CancelRecoveryOrderInput!) { cancelRecoveryOrder(input: $input) {
+  order { id status } errors { field message code } } }`;
+const RECOVERY_STATUSES = ["ISSUED", "PARTIAL", "RECOVERED", "CANCELLED"];
+async function recoveryScreen(q) {
+  const region = q.get("region") || defaultRegion();
+  const status = q.get("status") || "";
+  const enrollment = q.get("enrollment");
+  main.innerHTML = `<div data-screen="recovery"><h1>${esc(t("recoveryTitle"))}</h1>
+    <div id="issue-box"></div>
+    <form class="inline" id="recovery-filter"><input name="region" value="${esc(region)}" size="14" placeholder="${esc(t("region"))}">
+      <select name="status"><option value="">*</option>${RECOVERY_STATUSES.map((s) => `<option value="${s}" ${s === status ? "selected" : ""}>${esc(t("rec_" + s))}</option>`).join("")}</select>
+      <button class="secondary" type="submit">${esc(t("filter"))}</button></form>
+    <div id="recovery-out"></div></div>`;
+  document.getElementById("recovery-filter").addEventListener("submit", (ev) => {
+    ev.preventDefault(); go("/recovery", { region: ev.target.region.value.trim(), status: ev.target.status.value });
+  });
+  if (enrollment) {
+    const box = document.getElementById("issue-box");
+    const payments = (await gql(PAYMENTS, { enrollmentId: enrollment })).payments;
+    const paid = payments.reduce((sum, p) => sum + p.amount, 0);
+    box.innerHTML = `<form class="card stack" id="issue-form"><h2>${esc(t("issueRecovery"))}</h2>
+      <table data-testid="payments"><tr><th>${esc(t("period"))}</th><th>${esc(t("installment"))}</th><th>${esc(t("amount"))}</th><th>${esc(t("paidAt"))}</th></tr>
+      ${payments.map((p) => `<tr><td>${esc(p.period)}</td><td>${esc(p.installment === "REGULAR" ? t("regular") : p.installment)}</td><td>${money(p.amount)}</td><td class="small">${esc(dateTime(p.paidAt))}</td></tr>`).join("") || `<tr><td>${esc(t("none"))}</td></tr>`}</table>
+      <p>${esc(t("paidTotal"))}: <b data-testid="paid-total">${money(paid)}</b></p>
+      <label>${esc(t("amount"))}</label><input name="amount" type="number" step="0.01" min="0.01" required>
+      <label>${esc(t("finding"))}</label><textarea name="reason" rows="2" cols="50" required></textarea>
+      <p><button class="primary" type="submit">${esc(t("issueRecovery"))}</button></p></form>`;
+    document.getElementById("issue-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = ev.target;
+      try {
+        const r = (await gql(ISSUE_RECOVERY, { input: { enrollmentId: enrollment, amount: Number(f.amount.value), reason: f.reason.value.trim() } })).issueRecoveryOrder;
+        if (r.errors.length) throw new Error(mutationErrors(r.errors));
+        toast(`${t("issueRecovery")}: ${money(r.order.amount)} · ${t("rec_" + r.order.status)}`);
+        await route();
+      } catch (e) { toast(errorText(e), true); }
+    });
+  }
+  const out = document.getElementById("recovery-out");
+  const o = (await gql(RECOVERY_ORDERS, { regionCode: region, status: status || null, first: 50, after: q.get("after") })).recoveryOrders;
+  out.innerHTML = `<p><b data-testid="recovery-total">${o.totalCount}</b></p><table data-testid="recovery-orders"><tr><th>${esc(t("household"))}</th><th>${esc(t("program"))}</th>
+    <th>${esc(t("amount"))}</th><th>${esc(t("recovered"))}</th><th>${esc(t("status"))}</th><th>${esc(t("finding"))}</th><th>${esc(t("issuedBy"))}</th><th></th></tr>
+    ${o.edges.map(({ node: n }) => `<tr data-order="${esc(n.id)}"><td>${n.household ? `<a href="#/household?id=${esc(n.household.id)}">${esc(n.household.householdNumber)}</a> ${esc(n.household.head ? n.household.head.name : "")}` : ""}</td>
+      <td>${esc(n.enrollment ? n.enrollment.program.name : "")}</td><td>${money(n.amount)}</td><td>${money(n.recovered)}</td>
+      <td data-testid="order-status">${esc(t("rec_" + n.status))}</td><td class="small">${esc(n.reason)}</td><td class="small">${esc(n.issuedBy)} ${esc(dateTime(n.issuedAt))}</td>
+      <td>${n.status === "ISSUED" || n.status === "PARTIAL" ? `<input class="amount" type="number" step="0.01" min="0.01" size="8" placeholder="${esc(t("amount"))}"> <button class="act" data-act="record">${esc(t("recordRecovery"))}</button>` : ""}
+        ${n.status === "ISSUED" ? `<input class="why" size="12" placeholder="${esc(t("cancelReason"))}"> <button class="act secondary" data-act="cancel">${esc(t("cancelOrder"))}</button>` : ""}</td></tr>`).join("")}</table>
+    ${o.pageInfo.hasNextPage ? `<div class="pager"><a href="#/recovery?region=${esc(region)}&status=${status}&after=${encodeURIComponent(o.pageInfo.endCursor)}">${esc(t("next"))}</a></div>` : ""}`;
+  out.querySelectorAll("button[data-act]").forEach((b) => b.addEventListener("click", async () => {
+    const row = b.closest("tr");
+    try {
+      let r;
+      if (b.dataset.act === "record") {
+        const amount = Number(row.querySelector("input.amount").value);
+        if (!amount) { toast(t("amount"), true); return; }
+        r = (await gql(RECORD_RECOVERY, { input: { orderId: row.dataset.order, amount } })).recordRecovery;
+      } else {
+        const reason = row.querySelector("input.why").value.trim();
+        if (!reason) { toast(t("noteRequired"), true); return; }
+        r = (await gql(CANCEL_RECOVERY, { input: { orderId: row.dataset.order, reason } })).cancelRecoveryOrder;
+      }
+      if (r.errors.length) throw new Error(mutationErrors(r.errors));
+      toast(`${t(b.dataset.act === "record" ? "recordRecovery" : "cancelOrder")}: ${t("rec_" + r.order.status)}`);
+      await route();
+    } catch (e) { toast(errorText(e), true); }
+  }));
+}
+
 async function accountScreen() {
   main.innerHTML = `<div data-screen="account"><h1>${esc(t("nav_account"))}</h1>
     <div class="card"><p>${esc(me.displayName)} (${esc(me.username)})</p><p>${esc(t("roles"))}: ${me.roles.map(esc).join(", ")}</p>
@@ -553,7 +677,8 @@ async function accountScreen() {
 // --- router ------------------------------------------------------------------------------------------------
 const ROUTES = { "/dashboard": dashboard, "/search": searchScreen, "/household": householdScreen, "/alerts": alertsScreen,
   "/gaps": gapsScreen, "/queue": queueScreen, "/medical": medicalScreen, "/audit": auditScreen, "/referrals": referralsScreen,
-  "/simulate": simulateScreen, "/account": accountScreen, "/charity": charityScreen };
+  "/simulate": simulateScreen, "/account": accountScreen, "/charity": charityScreen, "/inspection": inspectionScreen,
+  "/recovery": recoveryScreen };
 
 // One screen renders at a time, in the order asked: a hash change while a screen is still loading (or a list
 // reloading after a mutation) waits for it, and a request overtaken by a newer one is dropped, so a slow

@@ -1,6 +1,15 @@
 // Words of the console: Chinese (zh-CN) first, English available. Times are shown in China Standard Time.
 
 const zh = {
+  nav_inspection: "双随机抽查", nav_recovery: "追回", recover: "追回",
+  inspectionTitle: "双随机、一公开：随机抽取案件与检查人员",
+  inspectionNote: "按种子可复现：同一县、同一种子总是抽出同样的案件与检查人员；每次抽取均记入审计日志。",
+  county: "县（区）代码", sampleSize: "抽取案件数", inspectorsPerCase: "每案检查人员数", seed: "随机种子",
+  seedHint: "留空：县代码:当月", draw: "抽取", redraw: "用同一种子重抽", sampled: "抽中案件", inspectors: "检查人员",
+  recoveryTitle: "追回骗取的社会救助资金", issueRecovery: "下达追回决定", period: "期间", installment: "发放批次",
+  amount: "金额（元）", paidAt: "发放时间", regular: "按月发放", paidTotal: "已发放合计（元）", finding: "认定事实",
+  recovered: "已追回（元）", issuedBy: "下达", recordRecovery: "登记追回", cancelOrder: "撤销", cancelReason: "撤销理由",
+  rec_ISSUED: "已下达", rec_PARTIAL: "部分追回", rec_RECOVERED: "已追回", rec_CANCELLED: "已撤销",
   brand: "社会救助工作台", logout: "退出登录", login: "登录", username: "用户名", password: "密码",
   loginTitle: "登录社会救助工作台", loginFailed: "用户名或密码错误", rateLimited: "登录失败次数过多，请稍后再试",
   sessionEnded: "登录已失效，请重新登录", loading: "加载中…",
@@ -61,6 +70,16 @@ const zh = {
 };
 
 const en = {
+  nav_inspection: "Random inspection", nav_recovery: "Recovery", recover: "Recover",
+  inspectionTitle: "Double random, one public: a random sample of cases and inspectors",
+  inspectionNote: "Reproducible: the same county and seed always draw the same cases and inspectors; every draw is audited.",
+  county: "County code", sampleSize: "Cases", inspectorsPerCase: "Inspectors per case", seed: "Seed",
+  seedHint: "empty: county:month", draw: "Draw", redraw: "Draw again with this seed", sampled: "Cases drawn",
+  inspectors: "Inspectors", recoveryTitle: "Recovery of aid obtained by fraud", issueRecovery: "Issue a recovery order",
+  period: "Period", installment: "Installment", amount: "Amount (yuan)", paidAt: "Paid at", regular: "Monthly",
+  paidTotal: "Paid in total (yuan)", finding: "Finding", recovered: "Recovered (yuan)", issuedBy: "Issued",
+  recordRecovery: "Record recovery", cancelOrder: "Withdraw", cancelReason: "Why withdrawn",
+  rec_ISSUED: "Issued", rec_PARTIAL: "Partly recovered", rec_RECOVERED: "Recovered", rec_CANCELLED: "Withdrawn",
   brand: "Social assistance console", logout: "Log out", login: "Log in", username: "Username", password: "Password",
   loginTitle: "Log in to the social assistance console", loginFailed: "Wrong username or password",
   rateLimited: "Too many failed logins: try again later", sessionEnded: "Your session ended: log in again",
