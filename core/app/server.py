@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.authn import Unauthenticated, check_configuration
 from aidgraph.core.app.auth import Forbidden, auth_routes, authenticate_request, cors_middleware
+from aidgraph.core.app.oidc import oidc_routes
 from aidgraph.core.app.exports import export_route
 from aidgraph.core.app.ops import ops_middleware, ops_routes  # health, metrics, request ids, body guard
 from aidgraph.core.app.web import console_routes, graphiql_html
@@ -197,7 +198,8 @@ def create_app(components: AppComponents | None = None) -> Starlette:
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
                             Route("/healthz", health, methods=["GET"]),
                             export_route(components),
-                            *auth_routes(components), *console_routes(), *ops_routes(components)],
+                            *auth_routes(components), *oidc_routes(components), *console_routes(),
+                            *ops_routes(components)],
                     middleware=[*cors_middleware(), *ops_middleware(components)], lifespan=lifespan)
     app.state.components = components
     return app

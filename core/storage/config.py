@@ -70,6 +70,17 @@ class Settings:
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
 
+    oidc_issuer: str | None = None
+    """OpenID Connect login (``/auth/oidc/*``, core/app/oidc.py) against this issuer (``AIDGRAPH_OIDC_ISSUER``);
+    unset: no OIDC login. With it: ``AIDGRAPH_OIDC_CLIENT_ID``, ``AIDGRAPH_OIDC_CLIENT_SECRET``, optionally
+    ``AIDGRAPH_OIDC_REDIRECT_URI`` (default: this server's ``/auth/oidc/callback`` as the request reached it) and
+    ``AIDGRAPH_OIDC_USERNAME_CLAIM`` (the ID token claim holding the aidgraph username; default
+    ``preferred_username``)."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_redirect_uri: str | None = None
+    oidc_username_claim: str = "preferred_username"
+
     @property
     def production(self) -> bool:
         return self.env == "production"
@@ -108,6 +119,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         changes["compiled_operations"] = env["AIDGRAPH_COMPILED_OPERATIONS"].strip().lower() not in ("0", "false", "no")
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
+    for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_uri", "oidc_username_claim"):
+        if env.get("AIDGRAPH_" + name.upper()):
+            changes[name] = env["AIDGRAPH_" + name.upper()].strip()
+    if changes.get("oidc_issuer") and not (changes.get("oidc_client_id") and changes.get("oidc_client_secret")):
+        raise ValueError("AIDGRAPH_OIDC_ISSUER needs AIDGRAPH_OIDC_CLIENT_ID and AIDGRAPH_OIDC_CLIENT_SECRET")
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
                  "max_request_bytes", "document_cache_bytes", "outbox_keep_hours",
                  "outbox_max_attempts", "search_repair_max_delete_percent"):
