@@ -4,7 +4,7 @@ On SQLite, Alembic changes a table by copying it into a new one and dropping the
 keys enforced (every aidgraph connection turns them on), dropping ``person`` would first delete every row that
 references it ``ON DELETE CASCADE`` (memberships, feed records, ...). Migrations therefore run on a connection
 with enforcement off, and the foreign keys are checked once at the end: a violation rolls the whole migration
-back, naming the table."""
+back, naming the table. On SQLite the transaction is opened explicitly, so that its DDL is rolled back too."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
             connection.commit()
         try:
             with connection.begin():
+                if sqlite:
+                    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: a migration's DDL would run
+                    # outside it and stay done when a later step fails (a downgrade refusing, a broken foreign
+                    # key). Opened here, SQLite rolls the DDL back with everything else.
+                    connection.exec_driver_sql("BEGIN")
                 cfg.attributes["connection"] = connection
                 step(cfg)
                 if sqlite:
