@@ -1,4 +1,4 @@
-"""Temporary aid in stages within one month (issue 13; GD-2022 §15 一次审批、分阶段救助 / 跟进救助), against a live
+"""Temporary aid in stages within one month (issue 13; GD-2021 §15 一次审批、分阶段救助 / 跟进救助), against a live
 server on SQLite and PostgreSQL: two stages due in the same month are both paid, a follow-up stage of that month
 too; re-paying a stage is refused; the monthly payments run still pays each receiving enrolment once a period;
 monthly statistics and recovery orders count every installment."""

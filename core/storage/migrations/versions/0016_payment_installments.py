@@ -1,7 +1,7 @@
 """Payments by installment: two temporary-aid stages due in the same month are two payments (issue 13).
 
 ``payment`` was unique per (enrolment, period), so a case approved once and aided in stages (一次审批、分阶段救助)
-or given follow-up aid (跟进救助) could not be paid twice in one month, although the sources (GD-2022 §15) set no
+or given follow-up aid (跟进救助) could not be paid twice in one month, although the sources (GD-2021 §15) set no
 such limit. The new column ``installment`` says which of the period's payments a row is: ``REGULAR`` for the
 period's regular payment (every existing row; the monthly run's and a one-off decision's, still one per enrolment
 and period, so the monthly run stays idempotent) and ``STAGE-<stage id>`` for a stage's payment; the unique
