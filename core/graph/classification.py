@@ -99,6 +99,7 @@ TABLES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     "charity_resource": INTERNAL, "volunteer_station": INTERNAL,
     # 政策找人 bookkeeping: a province's snapshot dates, gap counts per village and program, stale household ids
     "decision_snapshot": INTERNAL, "decision_count": INTERNAL, "decision_stale": INTERNAL,
+    "installation": INTERNAL,  # the database's random identity (0022)
 }
 """Tables that hold nothing about a person: one class for all their columns."""
 

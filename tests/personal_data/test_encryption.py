@@ -283,11 +283,11 @@ def test_keys_held_in_the_environment_rotate_as_a_key_list(fresh_engine, monkeyp
     monkeypatch.setenv("AIDGRAPH_DATA_KEY", key_list)
     forget_keyring()
     assert (keyring().current, keyring().index_key_id) == ("k2", "k1")
-    assert stale_values(fresh_engine) == {"person": 5, "lead": 0}
+    assert stale_values(fresh_engine) == {"person": 5, "lead": 0, "volunteer": 0}
     rotated = runner.invoke(app, ["keys", "rotate", "--resume"], env={**env, "AIDGRAPH_DATA_KEY": key_list})
     assert rotated.exit_code == 0 and "0 left" in rotated.output, rotated.output
     assert values_by_key(fresh_engine) == {"person.id_number": {"k2": 5}, "person.phone": {"k2": 5},
-                                           "lead.id_number": {}}
+                                           "lead.id_number": {}, "volunteer.phone": {}}
     with session_scope(fresh_engine) as session:
         assert {p.id: (p.id_number, p.phone, p.id_number_index) for p in session.scalars(select(Person))} == before
     monkeypatch.setenv("AIDGRAPH_DATA_KEY", "k1:" + single_key + ", k2:not-a-key")
