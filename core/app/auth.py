@@ -25,12 +25,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -44,6 +46,8 @@ from aidgraph.core.access.authn import (Unauthenticated, actor_for_request, bear
                                         issue_token, signing_secret)
 from aidgraph.core.graph import audit
 from aidgraph.core.storage.models import AppUser
+
+log = logging.getLogger("aidgraph.auth")
 
 SESSION_COOKIE = "aidgraph_session"
 CSRF_COOKIE = "aidgraph_csrf"
@@ -61,6 +65,24 @@ def _error(status: int, message: str, code: str, headers: dict | None = None, fi
     if field:
         error["extensions"]["field"] = field
     return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
+
+
+def _busy_is_503(handler):
+    """A login that waited out the database's lock (SQLite's busy timeout when many logins and writes arrive at
+    once) answers 503 with Retry-After, never a 500 with a traceback: nothing was decided for it (its
+    transaction rolled back), and the client may send it again."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig).lower() and "busy" not in str(exc.orig).lower():
+                raise
+            log.warning("login: the database stayed locked; answered 503")
+            return _error(503, "the database is busy: try again in a moment", "UNAVAILABLE",
+                          headers={"Retry-After": "1"})
+
+    return guarded
 
 
 def csrf_for(settings, claims: dict) -> str:
@@ -281,7 +303,7 @@ def auth_routes(components) -> list[Route]:
                     error = None
         return error or JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
 
-    return [Route("/auth/login", login, methods=["POST"]), Route("/auth/logout", logout, methods=["POST"]),
+    return [Route("/auth/login", _busy_is_503(login), methods=["POST"]), Route("/auth/logout", logout, methods=["POST"]),
             Route("/auth/password", change_password, methods=["POST"])]
 
 

@@ -248,3 +248,22 @@ def test_cors_only_for_the_configured_origins(db_url, monkeypatch):
     with run_live_server(default_components(server_settings(db_url))) as live:  # none configured: no CORS at all
         none = httpx.options(f"{live.url}/graphql", headers={"Origin": allowed, **preflight})
         assert "access-control-allow-origin" not in none.headers
+
+
+def test_a_login_that_waits_out_the_database_lock_is_a_503_not_a_500(people, sync_engine, db_url):
+    """SQLite: while another writer holds the database past the busy timeout, a login answers 503 with
+    Retry-After (its attempt was not counted: the transaction rolled back), and succeeds once the lock is gone."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has row locks: a login waits for the rows it needs, never for the whole database")
+    import sqlite3
+
+    holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=1)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        answer = login(people, "li.clerk", "not the password")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1" and answer.json()["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
+    assert login(people, "li.clerk", PASSWORD).status_code == 200
