@@ -303,7 +303,14 @@ def auth_routes(components) -> list[Route]:
                     error = None
         return error or JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
 
-    return [Route("/auth/login", _busy_is_503(login), methods=["POST"]), Route("/auth/logout", logout, methods=["POST"]),
+    async def methods(request: Request) -> Response:
+        """How people may sign in here (the console's login screen asks): always a password; OpenID Connect at
+        the province's identity provider when one is configured."""
+        return JSONResponse({"password": True, "oidc": bool(settings.oidc_issuer)},
+                            headers={"Cache-Control": "no-store"})
+
+    return [Route("/auth/methods", methods, methods=["GET"]),
+            Route("/auth/login", _busy_is_503(login), methods=["POST"]), Route("/auth/logout", logout, methods=["POST"]),
             Route("/auth/password", change_password, methods=["POST"])]
 
 

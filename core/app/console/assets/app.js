@@ -76,7 +76,15 @@ async function loginScreen(message) {
       <label for="u">${esc(t("username"))}</label><input id="u" name="username" autocomplete="username" required>
       <label for="p">${esc(t("password"))}</label><input id="p" name="password" type="password" autocomplete="current-password" required>
       <p><button class="primary" type="submit">${esc(t("login"))}</button></p>
-    </form></div>`;
+    </form><p id="oidc-login"></p></div>`;
+  // The province's identity provider, when the server has one configured (GET /auth/methods).
+  fetch("/auth/methods", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : {})).then((m) => {
+    const slot = document.getElementById("oidc-login");
+    if (!m.oidc || !slot) return;
+    const next = params().q.get("next");
+    const target = "/console#" + (next && next !== "/login" ? next : "/dashboard");
+    slot.innerHTML = `<a class="button" data-testid="oidc-login" href="/auth/oidc/login?next=${encodeURIComponent(target)}">${esc(t("oidcLogin"))}</a>`;
+  }).catch(() => {});
   document.getElementById("login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
