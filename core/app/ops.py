@@ -5,7 +5,8 @@ traffic, and what it is doing.
 - ``/readyz``: the database answers and is migrated to head, and the outbox lag is under
   :data:`MAX_OUTBOX_LAG_SECONDS`; otherwise 503 JSON naming what is wrong. Search is reported as ``ok``,
   ``degraded`` (configured but not answering: the API still works, searches answer SEARCH_UNAVAILABLE) or
-  ``off``; a degraded search does not make the server unready.
+  ``off``; a degraded search does not make the server unready. With the embedded engine, ``search_engine``
+  says whether it runs, is being restarted after its death, or was given up (and how often it was restarted).
 - ``/metrics``: Prometheus text (prometheus-client): requests, latency and errors per GraphQL operation
   (aidgraph.schema.metrics), outbox rows pending and the age of the oldest.
 - Every response carries ``X-Request-Id`` (the client's when it sent a sane one, else a new one) and each
@@ -132,6 +133,9 @@ async def readiness(components) -> tuple[bool, dict]:
         except Exception:  # noqa: BLE001
             alive = False
         report["search"] = "ok" if alive else "degraded"
+        supervisor = getattr(runtime, "supervisor", None)
+        if supervisor is not None:  # the embedded engine: is it being restarted, or did the server give up?
+            report["search_engine"] = {"embedded": True, "state": supervisor.state, "restarts": supervisor.restarts}
     return ready, report
 
 

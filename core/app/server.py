@@ -69,13 +69,14 @@ class AppComponents:
         return self.policy
 
 
-def default_components(settings: Settings | None = None) -> AppComponents:
-    """Components for a deployment: settings from the environment, the schema with every contribution."""
+def default_components(settings: Settings | None = None, **search_options: Any) -> AppComponents:
+    """Components for a deployment: settings from the environment, the schema with every contribution.
+    ``search_options`` go to :func:`aidgraph.core.search.runtime.open_search` (tests shorten its delays)."""
     settings = settings or load_settings()
     policy = PolicyEngine(settings)  # plugins and every province's configuration, validated at start-up
     components = AppComponents(settings=settings, schema=build_schema(settings=settings, pm=policy.pm),
                                programs=policy.catalogue(), policy=policy)
-    install_search(components)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
+    install_search(components, **search_options)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
     return components
 
 

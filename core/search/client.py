@@ -8,9 +8,12 @@ a hung page; the indexer uses a longer timeout for bulk requests and retries on 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import (
@@ -35,9 +38,25 @@ class SearchUnavailable(Exception):
     code = "SEARCH_UNAVAILABLE"
 
 
+def database_identity(database_url: str) -> str:
+    """A short stable name of one database (its URL without the password; a SQLite file by its absolute path),
+    recorded with the embedded engine so that an engine is only ever used with the database it indexes."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(Path(str(url.database)).resolve()))
+    shown = url.set(password=None).render_as_string(hide_password=False)
+    return hashlib.sha256(shown.encode("utf-8")).hexdigest()[:16]
+
+
 def embedded_state_file(settings: Settings) -> Path:
-    """Where the server records the address of the embedded search engine it started (for the CLI)."""
-    return Path(settings.state_dir) / "embedded-search.json"
+    """Where the server records the address of the embedded search engine it started (for the CLI): beside a
+    SQLite database file (``aidgraph.db.search.json``), else in the state directory under the database's
+    identity. Two installations never share it, and a CLI run against one database never finds another's."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        db = Path(str(url.database))
+        return db.with_name(db.name + ".search.json")
+    return Path(settings.state_dir) / f"embedded-search-{database_identity(settings.database_url)}.json"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -51,7 +70,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def resolve_url(settings: Settings) -> str | None:
-    """The configured cluster, else the embedded engine of a running ``aidgraph serve``, else None."""
+    """The configured cluster, else the embedded engine of a running ``aidgraph serve`` of this database, else
+    None."""
     if settings.opensearch_url:
         return settings.opensearch_url
     path = embedded_state_file(settings)
@@ -59,7 +79,9 @@ def resolve_url(settings: Settings) -> str | None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if isinstance(state, dict) and state.get("url") and _pid_alive(int(state.get("server_pid", 0) or 0)):
+    if not isinstance(state, dict) or state.get("database") != database_identity(settings.database_url):
+        return None  # written by an engine of another database (or by a version that did not say)
+    if state.get("url") and _pid_alive(int(state.get("server_pid", 0) or 0)):
         return state["url"]
     return None
 

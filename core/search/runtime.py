@@ -6,6 +6,11 @@ database when the alias does not exist yet. :func:`install` adds start-up and sh
 server's components so that ``components.search`` holds the :class:`SearchRuntime` the Search field uses.
 The server starts even when the search engine is down: Search then answers SEARCH_UNAVAILABLE and the
 indexer keeps the outbox until the engine is back.
+
+Who brings the engine back differs: the embedded engine is this server's own process, so an
+:class:`~aidgraph.core.search.embedded.EngineSupervisor` restarts it when it dies and the indexer rebuilds the
+empty index from the database; a configured cluster (``AIDGRAPH_OPENSEARCH_URL``) is someone else's to run,
+so the server restarts nothing and the indexer only backs off and resumes when the cluster answers again.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.search.client import BULK_TIMEOUT, make_client
-from aidgraph.core.search.embedded import EmbeddedSearch
+from aidgraph.core.search.embedded import EmbeddedSearch, EngineSupervisor
 from aidgraph.core.search.indexer import BackgroundIndexer, stop_background_indexer
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout
 from aidgraph.core.search.query import EngineQuirks, SearchPage, SearchRequest, search
@@ -45,6 +50,8 @@ class SearchRuntime:
     indexer: BackgroundIndexer | None = None
     embedded: EmbeddedSearch | None = None
     quirks: EngineQuirks | None = None
+    supervisor: EngineSupervisor | None = None
+    settings: Settings | None = None
 
     def search(self, actor: Actor, request: SearchRequest) -> SearchPage:
         if self.quirks is None:  # decided on the first search that reaches the engine
@@ -62,7 +69,32 @@ class SearchRuntime:
         if self.indexer is not None:
             self.indexer.wake()
 
+    def engine_restarted(self, url: str) -> None:
+        """The supervisor's callback: a new, empty embedded engine answers at ``url``. Point the clients at it
+        (when the port changed) and wake the indexer, which finds the alias missing and rebuilds the index."""
+        if url != self.url:
+            old = (self.client, self.bulk_client)
+            self.url = url
+            self.client = make_client(url, self.settings)
+            self.bulk_client = make_client(url, self.settings, timeout=BULK_TIMEOUT)
+            if self.indexer is not None:
+                self.indexer.client = self.bulk_client
+            for c in old:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001 - the old engine is dead
+                    pass
+        self.wake()
+
+    @property
+    def engine_state(self) -> str | None:
+        """The embedded engine's state (``running``, ``restarting``, ``failed``); None with a configured cluster."""
+        return self.supervisor.state if self.supervisor is not None else None
+
     def close(self) -> None:
+        if self.supervisor is not None:  # first: stopping the engine must not look like its death
+            self.supervisor.stop()
+            self.supervisor = None
         stop_background_indexer(self.indexer)
         self.indexer = None
         for c in (self.client, self.bulk_client):
@@ -78,8 +110,13 @@ class SearchRuntime:
 
 def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, alias: str = DEFAULT_ALIAS,
                 background: bool = True, interval: float = 1.0, max_backoff: float = 5.0,
-                ready_timeout: float = 10.0) -> SearchRuntime:
-    """Connect (or start the embedded engine), then start the indexer and wait briefly for its first pass."""
+                ready_timeout: float = 10.0, supervise: bool = True,
+                restart: dict[str, float] | None = None) -> SearchRuntime:
+    """Connect (or start the embedded engine), then start the indexer and wait briefly for its first pass.
+
+    With the embedded engine and ``supervise``, an :class:`EngineSupervisor` restarts it when it dies
+    (``restart``: its keyword arguments, e.g. ``max_restarts``; ``AIDGRAPH_SEARCH_MAX_RESTARTS`` sets that one).
+    """
     url = url or settings.opensearch_url
     embedded = None
     if url is None:
@@ -88,7 +125,10 @@ def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, a
         log.info("embedded search engine (osmem-server) at %s", url)
     runtime = SearchRuntime(url=url, alias=alias, layout=build_layout(pm), client=make_client(url, settings),
                             bulk_client=make_client(url, settings, timeout=BULK_TIMEOUT),
-                            engine=make_sync_engine(settings.database_url), embedded=embedded)
+                            engine=make_sync_engine(settings.database_url), embedded=embedded, settings=settings)
+    if embedded is not None and supervise:
+        options: dict[str, Any] = {"max_restarts": settings.search_max_restarts, **(restart or {})}
+        runtime.supervisor = EngineSupervisor(embedded, runtime.engine_restarted, **options).start()
     if background:
         runtime.indexer = BackgroundIndexer(runtime.engine, runtime.bulk_client, alias, runtime.layout,
                                             interval=interval, max_backoff=max_backoff,

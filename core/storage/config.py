@@ -66,6 +66,9 @@ class Settings:
     search_repair_max_delete_percent: int = 10
     """``aidgraph index --verify`` refuses a repair that would delete more than this share of the index's
     documents without ``--force`` (``AIDGRAPH_SEARCH_REPAIR_MAX_DELETE_PERCENT``)."""
+    search_max_restarts: int = 5
+    """Restarts of a dead embedded search engine tried within ten minutes before the server gives up and serves
+    without search (``AIDGRAPH_SEARCH_MAX_RESTARTS``; core/search/embedded.py)."""
     compiled_operations: bool = True
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
@@ -126,7 +129,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError("AIDGRAPH_OIDC_ISSUER needs AIDGRAPH_OIDC_CLIENT_ID and AIDGRAPH_OIDC_CLIENT_SECRET")
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
                  "max_request_bytes", "document_cache_bytes", "outbox_keep_hours",
-                 "outbox_max_attempts", "search_repair_max_delete_percent"):
+                 "outbox_max_attempts", "search_repair_max_delete_percent", "search_max_restarts"):
         raw = env.get("AIDGRAPH_" + name.upper())
         if raw:
             if not raw.strip().isdigit() or int(raw) < 1:
