@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from sqlalchemy.exc import DBAPIError
 
-from aidgraph.core.storage.errors import DomainError, ErrorCode as CoreErrorCode
+from aidgraph.core.storage.errors import DomainError, ErrorCode as CoreErrorCode, is_storage_full
 
 strawberry.enum(CoreErrorCode, name="ErrorCode")  # marks the core enum in place: the alias is its GraphQL type
 ErrorCode = CoreErrorCode
@@ -41,6 +41,14 @@ async def run_mutation(info, work: Callable[[Any], Awaitable[Any]]) -> tuple[Any
     except DomainError as e:
         return None, user_errors(e)
     except DBAPIError as e:
+        if is_storage_full(e):
+            # The database's disk is full: the transaction rolled back, nothing was written. Say so (an operator
+            # must act; resending now fails again) without the database's text.
+            log.error("mutation refused: the database's disk is full (%s); nothing was written",
+                      type(e.orig).__name__ if e.orig else type(e).__name__)
+            return None, [UserError(field=None, message="the database has no space left: nothing was written; "
+                                                        "send it again once space has been freed",
+                                    code=CoreErrorCode.STORAGE_FULL)]
         # A unique index or a lock decided against this request (a concurrent change, a deadlock, a full
         # disk): nothing was written (the transaction rolled back). The client gets a code, never the
         # database's text or parameters; the log gets one line.

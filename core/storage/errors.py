@@ -27,6 +27,25 @@ class ErrorCode(str, Enum):
     them is the procedure; the answer says neither whether nor where they exist."""
     CONFLICT = "CONFLICT"
     """A concurrent change or a storage failure: nothing was written, the request may be sent again."""
+    STORAGE_FULL = "STORAGE_FULL"
+    """The database's disk is full: nothing was written; the request may be sent again once an operator has
+    freed space (reads keep working meanwhile)."""
+
+
+SQLITE_FULL = 13
+"""SQLite's result code for "database or disk is full"."""
+PG_DISK_FULL = "53100"
+"""PostgreSQL's SQLSTATE ``disk_full`` ("could not extend file ...: No space left on device")."""
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """Whether a database error (SQLAlchemy's, or the driver's own) says the disk is full, on either engine."""
+    orig = getattr(error, "orig", None) or error
+    if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+        return True
+    if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return True
+    return "database or disk is full" in str(orig)
 
 
 @dataclass
