@@ -10,6 +10,7 @@ through :class:`AppComponents`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -31,7 +32,8 @@ from aidgraph.core.access.authn import Unauthenticated, check_configuration
 from aidgraph.core.app.auth import Forbidden, auth_routes, authenticate_request, cors_middleware
 from aidgraph.core.app.oidc import oidc_routes
 from aidgraph.core.app.exports import export_route
-from aidgraph.core.app.ops import ops_middleware, ops_routes  # health, metrics, request ids, body guard
+from aidgraph.core.app.ops import ops_middleware, ops_routes, request_id  # health, metrics, request ids, body guard
+from aidgraph.core.app.tracing import CompiledOperationTracer, tracer_provider_for, tracing_extension
 from aidgraph.core.app.web import console_routes, graphiql_html
 from aidgraph.core.storage.config import Settings, load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
@@ -60,6 +62,8 @@ class AppComponents:
     on_shutdown: list[Callable[["AppComponents"], Awaitable[None]]] = field(default_factory=list)
     engine: AsyncEngine | None = None
     session_factory: async_sessionmaker[AsyncSession] | None = None
+    tracer_provider: Any = None
+    """The OpenTelemetry tracer provider when tracing is on (core/app/tracing.py); None: off, nothing traced."""
 
     @property
     def policy_engine(self) -> PolicyEngine:
@@ -69,13 +73,24 @@ class AppComponents:
         return self.policy
 
 
-def default_components(settings: Settings | None = None, **search_options: Any) -> AppComponents:
+def default_components(settings: Settings | None = None, *, tracer_provider: Any = None,
+                       **search_options: Any) -> AppComponents:
     """Components for a deployment: settings from the environment, the schema with every contribution.
-    ``search_options`` go to :func:`aidgraph.core.search.runtime.open_search` (tests shorten its delays)."""
+    ``tracer_provider``: trace operations with it (else with the OTLP exporter when ``AIDGRAPH_OTEL_ENDPOINT`` or
+    the standard OTEL variables are set, else not at all). ``search_options`` go to
+    :func:`aidgraph.core.search.runtime.open_search` (tests shorten its delays)."""
     settings = settings or load_settings()
     policy = PolicyEngine(settings)  # plugins and every province's configuration, validated at start-up
-    components = AppComponents(settings=settings, schema=build_schema(settings=settings, pm=policy.pm),
-                               programs=policy.catalogue(), policy=policy)
+    own_provider = tracer_provider is None
+    provider = tracer_provider if tracer_provider is not None else tracer_provider_for(settings)
+    extensions = [tracing_extension(provider, request_id.get)] if provider is not None else []
+    components = AppComponents(settings=settings, schema=build_schema(extensions=extensions, settings=settings, pm=policy.pm),
+                               programs=policy.catalogue(), policy=policy, tracer_provider=provider)
+    if provider is not None:
+        async def flush_traces(_c: AppComponents) -> None:
+            provider.shutdown() if own_provider else provider.force_flush()
+
+        components.on_shutdown.append(flush_traces)
     install_search(components, **search_options)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
     return components
 
@@ -92,6 +107,8 @@ class AidgraphGraphQL(GraphQL):
         self.components = components
         self.compiled = CompiledOperations(components.schema._schema, settings) \
             if settings.compiled_operations else None
+        self.compiled_tracer = CompiledOperationTracer(components.tracer_provider) \
+            if components.tracer_provider is not None else None
 
     async def execute_operation(  # type: ignore[override]
             self, request: Request, request_adapter: Any, request_data: Any, context: Context,
@@ -101,9 +118,13 @@ class AidgraphGraphQL(GraphQL):
         if (self.compiled is not None and isinstance(request_data, GraphQLRequestData)
                 and request_data.protocol == "http" and request_adapter.method == "POST"
                 and request.headers.get(GENERAL_PATH_HEADER) != "general"):
+            started = time.time_ns()
             result = await self.compiled.execute(context, request_data.query, request_data.operation_name,
                                                  request_data.variables)
             if result is not None:
+                if self.compiled_tracer is not None:
+                    self.compiled_tracer.record(started, request_data.operation_name, request_id.get(),
+                                                getattr(result, "errors", None))
                 return result
         return await super().execute_operation(request, request_adapter, request_data,
                                                context,  # type: ignore[arg-type]  # (see get_context)

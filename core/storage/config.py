@@ -69,6 +69,10 @@ class Settings:
     search_max_restarts: int = 5
     """Restarts of a dead embedded search engine tried within ten minutes before the server gives up and serves
     without search (``AIDGRAPH_SEARCH_MAX_RESTARTS``; core/search/embedded.py)."""
+    otel_endpoint: str | None = None
+    """Where GraphQL operations are traced (OTLP/HTTP traces URL; core/app/tracing.py): ``AIDGRAPH_OTEL_ENDPOINT``,
+    else the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` (+ ``/v1/traces``);
+    None (the default, or ``OTEL_SDK_DISABLED=true``): tracing off."""
     compiled_operations: bool = True
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
@@ -120,6 +124,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         changes["state_dir"] = Path(env["AIDGRAPH_STATE_DIR"])
     if env.get("AIDGRAPH_COMPILED_OPERATIONS"):
         changes["compiled_operations"] = env["AIDGRAPH_COMPILED_OPERATIONS"].strip().lower() not in ("0", "false", "no")
+    otel = env.get("AIDGRAPH_OTEL_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if not otel and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        otel = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"  # the OTLP/HTTP exporter's rule
+    if otel and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+        changes["otel_endpoint"] = otel
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
     for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_uri", "oidc_username_claim"):
