@@ -25,6 +25,7 @@ from aidgraph.schema.context import Context, Info
 
 from aidgraph.core.graph import audit
 from aidgraph.core.graph import privacy
+from aidgraph.core.storage.errors import ErrorCode, is_storage_full
 from aidgraph.schema.relay import Connection, Edge, PageInfo, decode_cursor, encode_cursor, page_size
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,14 @@ async def finish_disclosures(context: Context, operation_name: str | None) -> Gr
     await context.close()
     try:
         await privacy.write_disclosures(context, operation_name)
-    except Exception:  # the cause is logged; the client learns only that nothing is returned
+    except Exception as e:  # the cause is logged; the client learns only that nothing is returned (and why, if
+        # the disk is full: an operator must act, and a mutation answered this way may have been written: the
+        # client resends it with its idempotency key once space is back)
+        if is_storage_full(e):
+            log.error("audit rows for disclosed values could not be written: the database's disk is full")
+            return GraphQLError("the audit log could not be written because the database has no space left: no "
+                                "data is returned; send the request again once space has been freed",
+                                extensions={"code": "AUDIT_UNAVAILABLE", "reason": ErrorCode.STORAGE_FULL.value})
         log.exception("audit rows for disclosed values could not be written")
         return GraphQLError("the audit log could not be written: no data is returned",
                             extensions={"code": "AUDIT_UNAVAILABLE"})

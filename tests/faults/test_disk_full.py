@@ -3,8 +3,10 @@
 The database lives on a small tmpfs mounted for the test (SQLite: its file, WAL and all; PostgreSQL: the
 tables the write path touches, moved to a tablespace on it). A live server takes acknowledged writes, then the
 file system is filled to the last byte. Writes then fail with the STORAGE_FULL code (never the database's text,
-never a half-written household), nothing acknowledged before or during the fault is lost, reads keep working,
-and when space returns the server takes writes again without a restart; re-sending the refused writes with
+never a half-written household) or, where the mutation's own rows still fitted in allocated pages but the audit
+row of what its answer discloses did not, the answer is withheld (AUDIT_UNAVAILABLE with reason STORAGE_FULL:
+written but unacknowledged, which the ledger allows). Nothing acknowledged before or during the fault is lost,
+reads keep working, and when space returns the server takes writes again without a restart; re-sending the refused writes with
 their keys writes each exactly once. Mounting needs root (CAP_SYS_ADMIN): elsewhere the test is skipped,
 saying so; the fault is never imitated.
 """
