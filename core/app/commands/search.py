@@ -1,7 +1,7 @@
 """``aidgraph index`` and ``aidgraph reindex``: the search index from the command line.
 
 Both reach the cluster of ``AIDGRAPH_OPENSEARCH_URL``, or else the embedded engine of a running
-``aidgraph serve`` (its address is in the state directory). ``index`` drains the outbox once, or forever
+``aidgraph serve`` of this database (its address is in a state file beside it). ``index`` drains the outbox once, or forever
 with ``--follow``; ``index --verify`` compares ids and versions between database and index and repairs the
 differences (``--no-repair`` only reports). ``reindex`` builds a new index from the database with a progress
 bar and swaps the alias. All are safe to re-run.
@@ -20,7 +20,8 @@ from rich.table import Table
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
-from aidgraph.core.search.client import BULK_TIMEOUT, CLIENT_ERRORS, SearchUnavailable, make_client, resolve_url, unavailable_from
+from aidgraph.core.search.client import (BULK_TIMEOUT, CLIENT_ERRORS, SearchUnavailable, embedded_state_file,
+                                         make_client, resolve_url, unavailable_from)
 from aidgraph.core.search.indexer import (
     IndexMissing,
     dead_letter_count,
@@ -46,8 +47,8 @@ def _connect():
     settings = load_settings()
     url = resolve_url(settings)
     if url is None:
-        console.print("[red]no search engine:[/red] set AIDGRAPH_OPENSEARCH_URL, or start `aidgraph serve` "
-                      "(its embedded engine is found through the state directory)")
+        console.print("[red]no search engine:[/red] set AIDGRAPH_OPENSEARCH_URL, or start `aidgraph serve` on this "
+                      f"database (its embedded engine is found through {embedded_state_file(settings)})")
         raise typer.Exit(2)
     return settings, url, make_client(url, settings, timeout=BULK_TIMEOUT), make_sync_engine(settings.database_url)
 
