@@ -38,9 +38,11 @@ class SearchUnavailable(Exception):
     code = "SEARCH_UNAVAILABLE"
 
 
-def database_identity(database_url: str) -> str:
-    """A short stable name of one database (its URL without the password; a SQLite file by its absolute path),
-    recorded with the embedded engine so that an engine is only ever used with the database it indexes."""
+def database_url_key(database_url: str) -> str:
+    """A short stable name of a database URL (without the password; a SQLite file by its absolute path): where
+    the embedded engine's state file of that database is found, and recorded in it so that a CLI run against
+    another URL never uses the engine. (What ties an index to its database is the installation id,
+    :mod:`aidgraph.core.storage.identity`, which reindex and verify check.)"""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         url = url.set(database=str(Path(str(url.database)).resolve()))
@@ -51,12 +53,12 @@ def database_identity(database_url: str) -> str:
 def embedded_state_file(settings: Settings) -> Path:
     """Where the server records the address of the embedded search engine it started (for the CLI): beside a
     SQLite database file (``aidgraph.db.search.json``), else in the state directory under the database's
-    identity. Two installations never share it, and a CLI run against one database never finds another's."""
+    URL. Two installations never share it, and a CLI run against one database never finds another's."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         db = Path(str(url.database))
         return db.with_name(db.name + ".search.json")
-    return Path(settings.state_dir) / f"embedded-search-{database_identity(settings.database_url)}.json"
+    return Path(settings.state_dir) / f"embedded-search-{database_url_key(settings.database_url)}.json"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -79,7 +81,7 @@ def resolve_url(settings: Settings) -> str | None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("database") != database_identity(settings.database_url):
+    if not isinstance(state, dict) or state.get("database") != database_url_key(settings.database_url):
         return None  # written by an engine of another database (or by a version that did not say)
     if state.get("url") and _pid_alive(int(state.get("server_pid", 0) or 0)):
         return state["url"]

@@ -5,7 +5,7 @@ memory, so every start is a full reindex) and stops it on exit. The binary is to
 with us even if we die without cleaning up.
 
 The engine belongs to one database. Its address is written to a state file bound to that database (beside a
-SQLite file, or named by the database's identity in the state directory for PostgreSQL), so that
+SQLite file, or named after the database's URL in the state directory for PostgreSQL), so that
 ``aidgraph index`` and ``aidgraph reindex`` run from another shell reach the engine of the server of *their*
 database and never another installation's. The port is tied to the database too: a later start, or a restart,
 asks for the port the state file names first (a free one if it is taken).
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from osmem_server import OsmemError, OsmemServer
 
 from aidgraph.core.storage.config import Settings
-from aidgraph.core.search.client import database_identity, embedded_state_file
+from aidgraph.core.search.client import database_url_key, embedded_state_file
 
 log = logging.getLogger("aidgraph.search.embedded")
 
@@ -91,7 +91,7 @@ class EmbeddedSearch:
         """Start the bundled engine on loopback: on ``addr`` if given, else on the port this database's engine
         used before (from its state file) when free, else on a free port."""
         state_file = embedded_state_file(settings) if settings is not None else None
-        database = database_identity(settings.database_url) if settings is not None else None
+        database = database_url_key(settings.database_url) if settings is not None else None
         server = _start_server(addr or _recorded_addr(state_file), startup_timeout)
         embedded = cls(server, state_file, database, startup_timeout)
         embedded._write_state()
