@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aidgraph.core.access.scope import Scope
+from aidgraph.core.storage.rls import scope_setting
 
 ACTIONS = (
     "read", "read_sensitive", "create", "update", "apply", "review", "approve", "disburse",
@@ -55,6 +56,15 @@ class Actor:
             else:
                 self._scopes[key] = self._decide(self, action, object_type)  # type: ignore[operator]
         return self._scopes[key]
+
+    def row_scope(self) -> str:
+        """The value of the row-level security setting for this actor's transactions (core/storage/rls.py): the
+        region envelope, i.e. the regions of its grants. Every scope Casbin decides for it is a subset (a grant
+        that allows an action contributes its own region, nothing else), so the policies never hide a row the
+        application's predicate admits; unrestricted for system actors, nothing without grants."""
+        if self.system:
+            return scope_setting(None)
+        return scope_setting(Scope.of(g.region_code for g in self.grants).prefixes)
 
     def may(self, action: str, region_code: str | None, object_type: str = "household") -> bool:
         return self.scope(action, object_type).contains(region_code)

@@ -22,6 +22,7 @@ from aidgraph.core.graph.exports import ExportJob, ExportKind, ExportRefused
 from aidgraph.core.policy import decisions
 from aidgraph.core.policy.engine import default_engine
 from aidgraph.core.storage.db import async_session_factory
+from aidgraph.core.app.sessions import request_sessions
 
 FORMAT_PARAM = "format"
 REGION_PARAM = "regionCode"
@@ -37,7 +38,8 @@ async def _gap_rows(job: ExportJob, session) -> AsyncIterator[list[list]]:
     policy = job.services.get("policy")
     if policy is None:
         policy = default_engine()
-    factory = async_session_factory(session.bind)  # the export's database; a refresh needs its own transaction
+    # the export's database; a refresh needs its own transaction, with the request's row-level scope
+    factory = async_session_factory(session.bind, dict(session.info))
     shown = privacy.income_covers(job.context, job.scope)  # reasons and amounts name incomes, as in the API
     after: tuple[int, str] | None = None
     while True:
@@ -86,7 +88,7 @@ def export_route(components) -> Route:
         except ExportRefused as e:
             return _error(e)
         name = job.filename()
-        return StreamingResponse(exports.stream(job, components.session_factory), media_type=exports.FORMATS[fmt],
+        return StreamingResponse(exports.stream(job, request_sessions(components, actor)), media_type=exports.FORMATS[fmt],
                                  headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
                                           "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 

@@ -37,6 +37,8 @@ from aidgraph.core.app.tracing import CompiledOperationTracer, tracer_provider_f
 from aidgraph.core.app.web import console_routes, graphiql_html
 from aidgraph.core.storage.config import Settings, load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
+from aidgraph.core.storage.rls import install_app_role
+from aidgraph.core.app.sessions import request_sessions
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.programs import ProgramCatalogue
 from aidgraph.core.search.runtime import SearchRuntime, install as install_search
@@ -144,7 +146,7 @@ class AidgraphGraphQL(GraphQL):
         # Every operation arrives through GraphQLEndpoint, which set the actor; only GraphiQL's page (a GET in
         # development) is rendered without one, and it runs no resolver.
         actor = cast(Actor, getattr(request.state, "actor", None))
-        context = Context(actor=actor, settings=c.settings, session_factory=c.session_factory,
+        context = Context(actor=actor, settings=c.settings, session_factory=request_sessions(c, actor),
                           programs=c.programs, policy=c.policy_engine, search=c.search, request=request,
                           response=response, services=c.services)
         request.state.graphql_context = context
@@ -207,6 +209,8 @@ def create_app(components: AppComponents | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         engine = components.engine or make_async_engine(components.settings.database_url)
         components.engine = engine
+        if components.settings.row_level_security:
+            install_app_role(engine.sync_engine)  # PostgreSQL: every connection runs as aidgraph_app
         components.session_factory = async_session_factory(engine)
         for hook in components.on_startup:
             await hook(components)

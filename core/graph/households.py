@@ -32,6 +32,7 @@ from aidgraph.core.graph import idempotency
 from aidgraph.core.graph import idnumber
 from aidgraph.core.graph import outbox
 from aidgraph.core.access.actor import Actor
+from aidgraph.core.storage import rls
 from aidgraph.core.storage.bulk import lock_for_writing
 from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError, not_found
 from aidgraph.core.storage.encrypted import id_number_indexer
@@ -118,13 +119,17 @@ async def _existing_persons(session: AsyncSession, numbers: list[str]) -> dict[s
     if not numbers:
         return {}
     index = id_number_indexer()
-    rows = (
-        await session.execute(
-            select(Person, Membership.household_id)
-            .outerjoin(Membership, (Membership.person_id == Person.id) & Membership.valid_to.is_(None))
-            .where(Person.id_number_index.in_(sorted({index(n) for n in numbers})))
-        )
-    ).all()
+    # An ID number is unique everywhere, so this lookup is global by nature (PostgreSQL's row-level security
+    # would hide a person registered elsewhere and the insert would then collide): it alone runs with the
+    # system scope, and _placement_errors says nothing about a person the caller may not see.
+    async with rls.widened(session, "duplicate ID number check"):
+        rows = (
+            await session.execute(
+                select(Person, Membership.household_id)
+                .outerjoin(Membership, (Membership.person_id == Person.id) & Membership.valid_to.is_(None))
+                .where(Person.id_number_index.in_(sorted({index(n) for n in numbers})))
+            )
+        ).all()
     return {p.id_number: (p, hid) for p, hid in rows}
 
 

@@ -73,6 +73,11 @@ class Settings:
     """Where GraphQL operations are traced (OTLP/HTTP traces URL; core/app/tracing.py): ``AIDGRAPH_OTEL_ENDPOINT``,
     else the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` (+ ``/v1/traces``);
     None (the default, or ``OTEL_SDK_DISABLED=true``): tracing off."""
+    row_level_security: bool = True
+    """On PostgreSQL, the server's connections run as the application role ``aidgraph_app`` and every request
+    transaction sets the caller's region scope, which the row-level security policies of migration 0018 enforce
+    (core/storage/rls.py); ``AIDGRAPH_ROW_LEVEL_SECURITY=0`` runs requests as the login role, unbound by them
+    (the benchmark's comparison). SQLite has no row-level security."""
     compiled_operations: bool = True
     """Answer the contract's HouseholdList and HouseholdDetail through their compiled plans (schema/compiled.py);
     ``AIDGRAPH_COMPILED_OPERATIONS=0`` sends every operation through the general GraphQL executor."""
@@ -129,6 +134,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         otel = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"  # the OTLP/HTTP exporter's rule
     if otel and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
         changes["otel_endpoint"] = otel
+    if env.get("AIDGRAPH_ROW_LEVEL_SECURITY"):
+        changes["row_level_security"] = env["AIDGRAPH_ROW_LEVEL_SECURITY"].strip().lower() not in ("0", "false", "no")
     if env.get("AIDGRAPH_PROVINCE_CONFIGS"):
         changes["province_configs_dir"] = Path(env["AIDGRAPH_PROVINCE_CONFIGS"])
     for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_uri", "oidc_username_claim"):

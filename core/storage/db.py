@@ -75,8 +75,12 @@ def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def async_session_factory(engine: AsyncEngine, info: dict[str, Any] | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``info`` goes into every session's ``Session.info`` (a request's row-level scope,
+    :func:`aidgraph.core.storage.rls.session_info`)."""
+    if info is None:
+        return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 @contextmanager

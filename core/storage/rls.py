@@ -1,0 +1,139 @@
+"""PostgreSQL row-level security (行级安全): the second line behind the application's scope predicate.
+
+The first line is the scope predicate compiled once per request (:mod:`aidgraph.core.access.scope`) and applied
+by the data layer to every query. This module is the second: should a query forget or mis-build that
+predicate, PostgreSQL itself still returns no person-bearing row outside the caller's regions.
+
+How it is wired (migration ``0018_row_level_security`` creates the database side):
+
+- **The application role.** ``aidgraph_app`` (NOLOGIN) holds SELECT/INSERT/UPDATE/DELETE on the tables and
+  owns none of them, so the policies bind it (a table's owner and superusers bypass them; they are not FORCEd:
+  the owner is the system, see below). The server's pooled connections ``SET ROLE aidgraph_app`` when they
+  are made (:func:`install_app_role`), so every session of the server's engine runs as that role, whatever
+  code opens it. A deployment may instead log the server in as a LOGIN role that is a member of
+  ``aidgraph_app`` only; ``SET ROLE`` is then a no-op.
+- **The scope setting.** Each transaction of a request starts with
+  ``set_config('aidgraph.scope', <prefixes>, true)`` (transaction-local, like ``SET LOCAL``), run by a
+  session ``after_begin`` listener from the value the request's session carries in ``Session.info``
+  (:data:`SCOPE_KEY`). The value is the request's *region envelope*: the region codes of the caller's grants,
+  the same grants Casbin decides every scope from (``Authorizer.decide`` only ever returns a subset of them),
+  comma-separated; ``*`` is the unrestricted system scope. There is no second source of who sees what.
+- **Fail closed.** A transaction that set nothing sees an empty setting and the policies admit no row; a
+  caller without grants gets the empty envelope, which admits none either.
+- **Policies** (``aidgraph_scope_prefixes()`` / ``aidgraph_scope_unrestricted()`` read the setting once per
+  statement, as InitPlans): a table with a region column admits a row whose code starts with one of the
+  prefixes (``region_code ^@ ANY(...)``); tables without one admit a row whose household (or person, or
+  enrolment) is admitted, by an ``EXISTS`` on the parent's primary key. A person's ``region_code`` is its
+  current household's region (kept by every membership write), so persons need no join.
+- **System work** (migrations, ``aidgraph`` CLI commands, the seeder, the monitoring run, the search indexer's
+  own engine) connects as the owner and is not bound by the policies: it is not a request and has no caller.
+  Inside a request, the one lookup that is global by nature (is this ID number already known anywhere? The
+  answer is given neutrally, see ``households._placement_errors``) widens the transaction's scope with
+  :func:`widened`, which names its reason in the setting ``aidgraph.scope_reason`` and restores the request's
+  scope afterwards.
+
+What it does not do: the region envelope is coarser than the per-object, per-action scopes (a department
+analyst granted ``enrollment:medical`` in a city is bounded to that city's rows, not to medical cases; sensitive
+field classes are masked by the application). The setting is an ordinary configuration parameter: SQL injected
+into the application's own connection could change it; it guards against the application's mistakes, not
+against code execution inside the server. SQLite has no row-level security: there the application's predicate
+is the only line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+APP_ROLE = "aidgraph_app"
+"""The role request transactions run as (created by migration 0018; owns nothing)."""
+SCOPE_SETTING = "aidgraph.scope"
+"""The transaction-local setting the policies read: comma-separated region-code prefixes, or ``*``."""
+REASON_SETTING = "aidgraph.scope_reason"
+"""Who or what set the scope (the request's username, or the reason for a widened scope): for the logs."""
+UNRESTRICTED = "*"
+SCOPE_KEY = "aidgraph.scope"
+"""``Session.info`` key holding the scope setting a session's transactions start with."""
+REASON_KEY = "aidgraph.scope_reason"
+
+_SET_SCOPE = text("SELECT set_config('aidgraph.scope', :scope, true), set_config('aidgraph.scope_reason', :reason, true)")
+
+
+def scope_setting(prefixes: Iterable[str] | None) -> str:
+    """The setting's value for region-code ``prefixes`` (digits only); ``None`` means unrestricted."""
+    if prefixes is None:
+        return UNRESTRICTED
+    values = sorted(set(prefixes))
+    for p in values:
+        if not p.isdigit():
+            raise ValueError(f"scope prefix {p!r} is not a region code")
+    return ",".join(values)
+
+
+def session_info(setting: str, reason: str) -> dict[str, Any]:
+    """The ``Session.info`` that makes a session's transactions start with scope ``setting``."""
+    return {SCOPE_KEY: setting, REASON_KEY: reason}
+
+
+def _postgres(connection: Any) -> bool:
+    return bool(connection.dialect.name == "postgresql")
+
+
+@event.listens_for(Session, "after_begin")
+def _set_scope_on_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    """Every transaction of a session that carries a scope starts by setting it (transaction-local)."""
+    setting = session.info.get(SCOPE_KEY)
+    if setting is not None and _postgres(connection):
+        connection.execute(_SET_SCOPE, {"scope": setting, "reason": session.info.get(REASON_KEY, "")})
+
+
+def _set_app_role(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # Only where migration 0018 made the role: an older database answers "not migrated" through /readyz
+        # instead of failing every connection.
+        cursor.execute("SELECT set_config('role', %s, false) FROM pg_roles WHERE rolname = %s", (APP_ROLE, APP_ROLE))
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
+
+
+def install_app_role(engine: Engine) -> bool:
+    """Make every new connection of ``engine`` (PostgreSQL) run as :data:`APP_ROLE`; False on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return False
+    event.listen(engine, "connect", _set_app_role)
+    return True
+
+
+@asynccontextmanager
+async def widened(session: AsyncSession, reason: str) -> AsyncIterator[None]:
+    """Run the enclosed statements of the current transaction with the unrestricted system scope.
+
+    For lookups that are global by their nature (an ID number is unique everywhere); the caller must not
+    show what they find beyond what the application's own rules allow. ``reason`` is set beside the scope.
+    The request's scope is restored afterwards, also on error.
+    """
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        yield
+        return
+    before = (await session.execute(text("SELECT current_setting('aidgraph.scope', true), "
+                                         "current_setting('aidgraph.scope_reason', true)"))).one()
+    await session.execute(_SET_SCOPE, {"scope": UNRESTRICTED, "reason": reason})
+    restore = {"scope": before[0] or "", "reason": before[1] or ""}
+    try:
+        yield
+    except BaseException:
+        try:  # an aborted transaction refuses this too; its rollback resets the setting anyway
+            await session.execute(_SET_SCOPE, restore)
+        except DBAPIError:
+            pass
+        raise
+    await session.execute(_SET_SCOPE, restore)

@@ -1,0 +1,256 @@
+"""PostgreSQL row-level security as the second line (issue 12 item 15; core/storage/rls.py, migration 0018).
+
+The server's sessions are built here exactly as the server builds them (its engine with every connection set
+to the application role, and :func:`request_sessions` for a caller), then statements are sent that leave out
+the application's scope predicate on purpose: a raw ``SELECT`` of every person-bearing table inside a township
+caseworker's request transaction returns only that township's rows, a transaction that set no scope returns
+none, and writes outside the scope are refused by PostgreSQL. The registrations that make the data go through
+the real service in such sessions too, so writes under the policies work, including the global duplicate check
+(a person registered elsewhere answers TRANSFER_REQUIRED, not a collision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from aidgraph.core.access import authz
+from aidgraph.core.app.server import AppComponents
+from aidgraph.core.app.sessions import request_sessions
+from aidgraph.core.graph import households as hh
+from aidgraph.core.graph.idnumber import make
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope
+from aidgraph.core.storage.errors import DomainError, ErrorCode
+from aidgraph.core.storage.models import (AidChainEvent, Alert, EconomicItem, Enrollment, EnrollmentStep,
+                                          FeedRecord, Membership, Payment, Person, Relationship)
+from aidgraph.core.storage.rls import APP_ROLE, install_app_role
+from tests.conftest import make_database, server_settings
+from tests.authz.conftest import policies  # noqa: F401  (the module-scoped fixture, shared)
+from tests.security.conftest import actor_for
+
+VILLAGE = "440106011004"        # a village of 天河区 (Guangzhou)
+OTHER_VILLAGE = "440303001001"  # a village of 罗湖区 (Shenzhen)
+TOWNSHIP = VILLAGE[:9]
+
+IN_TOWNSHIP = {
+    # the rows of each person-bearing table that lie in TOWNSHIP, computed by the owner independently of the
+    # policies (the oracle the caseworker's raw reads are held to)
+    "household": "SELECT count(*) FROM household WHERE region_code LIKE :p",
+    "person": "SELECT count(*) FROM person WHERE region_code LIKE :p",
+    "membership": "SELECT count(*) FROM membership m JOIN household h ON h.id = m.household_id "
+                  "WHERE h.region_code LIKE :p",
+    "economic_item": "SELECT count(*) FROM economic_item e JOIN household h ON h.id = e.household_id "
+                     "WHERE h.region_code LIKE :p",
+    "enrollment": "SELECT count(*) FROM enrollment WHERE region_code LIKE :p",
+    "enrollment_step": "SELECT count(*) FROM enrollment_step s JOIN enrollment e ON e.id = s.enrollment_id "
+                       "WHERE e.region_code LIKE :p",
+    "payment": "SELECT count(*) FROM payment x JOIN household h ON h.id = x.household_id WHERE h.region_code LIKE :p",
+    "alert": "SELECT count(*) FROM alert WHERE region_code LIKE :p",
+    "aid_chain_event": "SELECT count(*) FROM aid_chain_event a JOIN household h ON h.id = a.household_id "
+                       "WHERE h.region_code LIKE :p",
+    "audit_log": "SELECT count(*) FROM audit_log WHERE region_code LIKE :p",
+    "feed_record": "SELECT count(*) FROM feed_record f JOIN person p ON p.id = f.person_id WHERE p.region_code LIKE :p",
+    "relationship": "SELECT count(*) FROM relationship r JOIN person a ON a.id = r.from_person_id "
+                    "JOIN person b ON b.id = r.to_person_id WHERE a.region_code LIKE :p OR b.region_code LIKE :p",
+}
+
+
+@pytest.fixture(scope="module")
+def db_url(request, tmp_path_factory) -> str:
+    """PostgreSQL only: SQLite has no row-level security (the application's predicate is its only line)."""
+    return make_database("postgres", request, tmp_path_factory)
+
+
+def member(seq: int, relation: str = "SELF", county: str = "440106") -> hh.MemberData:
+    return hh.MemberData(name="张三", id_number=make(county, dt.date(1975, 3, 9), seq), relation_to_head=relation)
+
+
+class Server:
+    """The server's database side: its engine (every connection as the application role) and its sessions."""
+
+    def __init__(self, db_url: str):
+        self.engine = make_async_engine(db_url)
+        install_app_role(self.engine.sync_engine)
+        self.components = AppComponents(settings=server_settings(db_url), engine=self.engine,
+                                        session_factory=async_session_factory(self.engine))
+
+    def sessions(self, actor):
+        return request_sessions(self.components, actor)
+
+
+def run(coro_fn):
+    return asyncio.run(coro_fn())
+
+
+async def _with_server(db_url: str, work):
+    server = Server(db_url)
+    try:
+        return await work(server)
+    finally:
+        await server.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def world(db_url, policies):
+    """Two households in the caseworker's township, one in another county, registered through the service in
+    request sessions of their own caseworkers; then (as the owner) economic items, a case with a step and a
+    payment, an alert, a feed record for each, and a relationship across the two regions."""
+    caseworker = actor_for(db_url, "cw-tianhe", ("township_caseworker", TOWNSHIP))
+    other = actor_for(db_url, "cw-luohu", ("township_caseworker", OTHER_VILLAGE[:9]))
+
+    async def register(server: Server):
+        ids = []
+        for actor, region, members in ((caseworker, VILLAGE, [member(11), member(12, "SPOUSE")]),
+                                       (caseworker, VILLAGE, [member(13)]),
+                                       (other, OTHER_VILLAGE, [member(21, county="440303"),
+                                                               member(22, "CHILD", county="440303")])):
+            async with server.sessions(actor)() as session:
+                ids.append(await hh.register_household(session, actor, region_code=region, address=None,
+                                                       members=members))
+                await session.commit()
+        return ids
+
+    household_ids = run(lambda: _with_server(db_url, register))
+    engine = make_sync_engine(db_url)
+    with session_scope(engine) as s:
+        for hid in household_ids:
+            region = s.execute(text("SELECT region_code FROM household WHERE id = :h"), {"h": hid}).scalar_one()
+            person_id = s.scalars(select(Membership.person_id).where(Membership.household_id == hid)).first()
+            s.add(EconomicItem(household_id=hid, person_id=person_id, kind="WAGE", source="TAX",
+                               amount=Decimal("1000"), period_start=dt.date(2026, 1, 1), period_end=dt.date(2026, 1, 31)))
+            enrollment = Enrollment(household_id=hid, program_key="dibao", province_code="44", region_code=region,
+                                    status="ACTIVE")
+            s.add(enrollment)
+            s.flush()
+            s.add(EnrollmentStep(enrollment_id=enrollment.id, action="apply", to_status="APPLIED", actor="x"))
+            s.add(Payment(enrollment_id=enrollment.id, household_id=hid, amount=Decimal("500"), period="2026-01"))
+            s.add(Alert(household_id=hid, person_id=person_id, region_code=region, township_code=region[:9],
+                        level="RED", score=90, status="OPEN", indicators=[], month="2026-01"))
+            s.add(AidChainEvent(household_id=hid, kind="ALERT", summary="alert"))
+            s.add(FeedRecord(kind="HOSPITALISATION", person_id=person_id, event_date=dt.date(2026, 1, 5), payload={},
+                             row_hash=f"h{hid}", source_file="f.csv", line_number=1))
+        mine = s.scalars(select(Person.id).where(Person.region_code.like(TOWNSHIP + "%")).order_by(Person.id)).all()
+        theirs = s.scalars(select(Person.id).where(Person.region_code.like("440303%")).order_by(Person.id)).all()
+        s.add(Relationship(from_person_id=theirs[0], to_person_id=mine[0], kind="SUPPORT_OBLIGOR",
+                           valid_from=dt.date(2020, 1, 1)))
+        s.add(Relationship(from_person_id=theirs[0], to_person_id=theirs[1], kind="PARENT",
+                           valid_from=dt.date(2010, 1, 1)))
+    with engine.connect() as conn:
+        expected = {t: conn.execute(text(q), {"p": TOWNSHIP + "%"}).scalar_one() for t, q in IN_TOWNSHIP.items()}
+        total = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in IN_TOWNSHIP}
+    engine.dispose()
+    return {"caseworker": caseworker, "other": other, "households": household_ids, "expected": expected,
+            "total": total}
+
+
+async def _counts(session) -> dict[str, int]:
+    # the application's scope predicate left out on purpose: a raw count of every table
+    return {t: (await session.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one() for t in IN_TOWNSHIP}
+
+
+def test_the_data_lies_on_both_sides(world):
+    """Every table the tests read has rows in the township and rows outside it (else they could not fail)."""
+    for table in IN_TOWNSHIP:
+        assert 0 < world["expected"][table] < world["total"][table], table
+
+
+def test_raw_reads_in_a_caseworkers_request_see_only_the_township(db_url, world):
+    async def work(server: Server):
+        async with server.sessions(world["caseworker"])() as session:
+            role = (await session.execute(text("SELECT current_user"))).scalar_one()
+            owner = (await session.execute(text("SELECT tableowner FROM pg_tables WHERE tablename = 'household'"))
+                     ).scalar_one()
+            counts = await _counts(session)
+            codes = (await session.execute(text("SELECT region_code FROM household UNION ALL "
+                                                "SELECT region_code FROM person"))).scalars().all()
+            await session.commit()
+            # a second transaction of the same request sets the scope again
+            again = await _counts(session)
+            return role, owner, counts, codes, again
+
+    role, owner, counts, codes, again = run(lambda: _with_server(db_url, work))
+    assert role == APP_ROLE and owner != APP_ROLE
+    assert counts == world["expected"]
+    assert again == world["expected"]
+    assert codes and all(c.startswith(TOWNSHIP) for c in codes)
+
+
+def test_a_transaction_without_a_scope_sees_nothing(db_url, world):
+    async def work(server: Server):
+        async with server.components.session_factory() as session:  # no request: no scope set
+            unset = await _counts(session)
+        async with server.sessions(None)() as session:  # a request without an actor
+            anonymous = await _counts(session)
+        async with server.sessions(actor_for(db_url, "nobody"))() as session:  # an actor without grants
+            no_grants = await _counts(session)
+        return unset, anonymous, no_grants
+
+    for counts in run(lambda: _with_server(db_url, work)):
+        assert counts == dict.fromkeys(IN_TOWNSHIP, 0)
+
+
+def test_writes_outside_the_scope_are_refused(db_url, world):
+    theirs = world["households"][2]
+
+    async def work(server: Server):
+        async with server.sessions(world["caseworker"])() as session:
+            updated = (await session.execute(text("UPDATE household SET address = 'x' WHERE id = :h"),
+                                             {"h": theirs})).rowcount
+            deleted = (await session.execute(text("DELETE FROM economic_item WHERE household_id = :h"),
+                                             {"h": theirs})).rowcount
+            await session.rollback()
+        async with server.sessions(world["caseworker"])() as session:
+            try:
+                await session.execute(text("UPDATE household SET region_code = :r WHERE region_code LIKE :p"),
+                                      {"r": OTHER_VILLAGE, "p": TOWNSHIP + "%"})
+                moved_out = "allowed"
+            except DBAPIError as e:
+                moved_out = str(e.orig)
+            await session.rollback()
+        async with server.sessions(world["caseworker"])() as session:
+            try:
+                await session.execute(text("UPDATE audit_log SET action = 'x'"))
+                audit = "allowed"
+            except DBAPIError as e:
+                audit = str(e.orig)
+            await session.rollback()
+        return updated, deleted, moved_out, audit
+
+    updated, deleted, moved_out, audit = run(lambda: _with_server(db_url, work))
+    assert (updated, deleted) == (0, 0)
+    assert "row-level security" in moved_out
+    assert "permission denied" in audit
+
+
+def test_the_global_duplicate_check_still_answers_transfer_required(db_url, world):
+    """The one global lookup (ID numbers are unique everywhere) runs widened; the answer stays neutral and the
+    request's own scope is in force again afterwards."""
+    known = member(21, county="440303")  # registered in 罗湖 by the other caseworker
+
+    async def work(server: Server):
+        async with server.sessions(world["caseworker"])() as session:
+            try:
+                await hh.register_household(session, world["caseworker"], region_code=VILLAGE, address=None,
+                                            members=[known])
+                error = None
+            except DomainError as e:
+                error = e
+            after = await _counts(session)
+            await session.rollback()
+            return error, after
+
+    error, after = run(lambda: _with_server(db_url, work))
+    assert error is not None and [e.code for e in error.errors] == [ErrorCode.TRANSFER_REQUIRED]
+    assert after == world["expected"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_authorizers():
+    authz.forget_authorizers()
+    yield
+    authz.forget_authorizers()
