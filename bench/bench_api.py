@@ -72,6 +72,10 @@ def main() -> None:
     parser.add_argument("--baseline-without-auth", action="store_true",
                         help="the baseline answers without authenticating (by default it runs the platform's "
                              "authentication, as issue 15 allows, to compare like with like)")
+    parser.add_argument("--rls-compare", action="store_true",
+                        help="PostgreSQL: time the platform with row-level security (the default) against a second "
+                             "platform server with AIDGRAPH_ROW_LEVEL_SECURITY=0, alternating, instead of the "
+                             "general path and the baseline (issue 12 item 15)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="prepare the database in this folder once and reuse it on later runs (SQLite)")
     args = parser.parse_args()
@@ -107,16 +111,24 @@ def main() -> None:
                                check=True)
     bearer = token.stdout.strip().splitlines()[-1]
 
-    p_port, b_port = free_port(), free_port()
+    p_port, b_port, n_port = free_port(), free_port(), free_port()
     platform = subprocess.Popen(aidgraph + ["serve", "--port", str(p_port)], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    no_rls = None
+    if args.rls_compare:  # the same platform, its requests run as the login role, unbound by the policies
+        no_rls = subprocess.Popen(aidgraph + ["serve", "--port", str(n_port)],
+                                  env=dict(env, AIDGRAPH_ROW_LEVEL_SECURITY="0"), cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     b_env = dict(env, AIDGRAPH_BASELINE_AUTH="0" if args.baseline_without_auth else "1")
     baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline_api", "--port", str(b_port)], env=b_env,
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     p_url, b_url = f"http://127.0.0.1:{p_port}/graphql", f"http://127.0.0.1:{b_port}/graphql"
+    n_url = f"http://127.0.0.1:{n_port}/graphql"
     try:
         wait_ready(p_url, platform, bearer)
         wait_ready(b_url, baseline, bearer)
+        if no_rls is not None:
+            wait_ready(n_url, no_rls, bearer)
         client = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {bearer}"})
 
         def post(url: str, name: str, variables: dict, general: bool = False) -> dict:
@@ -148,13 +160,21 @@ def main() -> None:
             assert fast == post(p_url, "HouseholdList", v, general=True), "paths disagree on a page"
             assert fast == post(b_url, "HouseholdList", v), "servers disagree on a page"
         print("answers identical on 20 details and 5 pages (compiled, general path, baseline)", flush=True)
+        if no_rls is not None:
+            for hid in detail_ids[:20]:
+                assert post(p_url, "HouseholdDetail", {"id": hid}) == post(n_url, "HouseholdDetail", {"id": hid})
+            for cur in pages[:5]:
+                v = {"regionCode": REGION, "first": 50, "after": cur}
+                assert post(p_url, "HouseholdList", v) == post(n_url, "HouseholdList", v)
+            print("row-level security on and off: answers identical", flush=True)
+        contenders = ((("platform", p_url, False), ("no-rls", n_url, False)) if no_rls is not None else
+                      (("platform", p_url, False), ("general", p_url, True), ("baseline", b_url, False)))
 
         rng = random.Random(1)
         results: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.rounds):
             for name in ("HouseholdDetail", "HouseholdList"):
-                for label, url, general in (("platform", p_url, False), ("general", p_url, True),
-                                            ("baseline", b_url, False)):
+                for label, url, general in contenders:
                     started = time.perf_counter()
                     for _ in range(args.requests):
                         if name == "HouseholdDetail":
@@ -162,6 +182,19 @@ def main() -> None:
                         else:
                             post(url, name, {"regionCode": REGION, "first": 50, "after": rng.choice(pages)}, general)
                     results.setdefault((name, label), []).append(args.requests / (time.perf_counter() - started))
+        if no_rls is not None:
+            print(f"\n{'operation':<16}{'RLS on req/s':>14}{'RLS off req/s':>15}{'ratio of medians':>18}"
+                  f"{'pairwise median':>17}")
+            for name in ("HouseholdDetail", "HouseholdList"):
+                on = statistics.median(results[(name, "platform")])
+                off = statistics.median(results[(name, "no-rls")])
+                pairwise = statistics.median(o / r for r, o in zip(results[(name, "platform")],
+                                                                   results[(name, "no-rls")]))
+                print(f"{name:<16}{on:>14.1f}{off:>15.1f}{off / on:>17.3f}x{pairwise:>16.3f}x")
+            print(f"(medians of {args.rounds} rounds x {args.requests} sequential requests, the two servers "
+                  f"alternating; ratio = time per request with row-level security / without; engine "
+                  f"{args.engine}, {args.households} households)")
+            return
         print(f"\n{'operation':<16}{'platform req/s':>16}{'general req/s':>15}{'baseline req/s':>16}"
               f"{'ratio (time)':>14}{'general ratio':>15}")
         for name in ("HouseholdDetail", "HouseholdList"):
@@ -178,7 +211,9 @@ def main() -> None:
               f"{args.households} households; baseline "
               f"{'without authentication' if args.baseline_without_auth else 'with the platform authentication'})")
     finally:
-        for proc in (platform, baseline):
+        for proc in (platform, baseline, no_rls):
+            if proc is None:
+                continue
             proc.terminate()
             try:
                 proc.wait(timeout=30)

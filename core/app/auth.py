@@ -45,6 +45,7 @@ from aidgraph.core.access.authz import grants_query
 from aidgraph.core.access.authn import (Unauthenticated, actor_for_request, bearer_token, decode_token,
                                         issue_token, signing_secret)
 from aidgraph.core.graph import audit
+from aidgraph.core.app.sessions import system_sessions
 from aidgraph.core.storage.models import AppUser
 
 log = logging.getLogger("aidgraph.auth")
@@ -200,7 +201,7 @@ def auth_routes(components) -> list[Route]:
             return _error(400, "send JSON {\"username\": ..., \"password\": ...}", "VALIDATION")
         username = username.strip()[:64]
         address = _address(request)
-        async with components.session_factory() as session:
+        async with system_sessions(components, "login")() as session:
             # The attempt is counted first, in a short transaction of its own (passwords.reserve_attempt): attempts
             # sent at once cannot all pass the check before any of them is counted.
             async with session.begin():
@@ -250,7 +251,7 @@ def auth_routes(components) -> list[Route]:
             claims = None
         if claims and claims.get("jti"):
             expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc).replace(tzinfo=None)
-            async with components.session_factory() as session:
+            async with system_sessions(components, "logout")() as session:
                 async with session.begin():
                     await session.run_sync(lambda s: passwords.revoke_token(s, claims["jti"], expires))
                     audit.record(session, _actor(claims["sub"], request), "logout", "app_user", claims.get("uid"),
@@ -272,7 +273,7 @@ def auth_routes(components) -> list[Route]:
         if not isinstance(current, str) or not isinstance(new, str):
             return _error(400, "send JSON {\"currentPassword\": ..., \"newPassword\": ...}", "VALIDATION")
         address = _address(request)
-        async with components.session_factory() as session:
+        async with system_sessions(components, "password change")() as session:
             async with session.begin():  # the attempt is counted before the check, as a login attempt is
                 username = str(claims["sub"])
                 attempt = await session.run_sync(lambda s: passwords.reserve_attempt(s, username, address))

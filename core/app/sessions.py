@@ -12,7 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.db import async_session_factory
-from aidgraph.core.storage.rls import session_info
+from aidgraph.core.storage.rls import UNRESTRICTED, session_info
+
+
+_FACTORIES: dict[tuple[int, str, str], tuple[Any, async_sessionmaker[AsyncSession]]] = {}
+_FACTORIES_LIMIT = 4096
 
 
 def request_sessions(components: Any, actor: Actor | None) -> async_sessionmaker[AsyncSession]:
@@ -22,6 +26,29 @@ def request_sessions(components: Any, actor: Actor | None) -> async_sessionmaker
     assert components.session_factory is not None and components.engine is not None
     if not components.settings.row_level_security or components.engine.dialect.name != "postgresql":
         return components.session_factory
-    if actor is None:
-        return async_session_factory(components.engine, session_info("", "anonymous"))
-    return async_session_factory(components.engine, session_info(actor.row_scope(), actor.username))
+    setting, reason = ("", "anonymous") if actor is None else (actor.row_scope(), actor.username)
+    # One factory per (engine, scope, user), kept: what is keyed by factory (the disclosure audit's group-commit
+    # writer, aidgraph.core.graph.privacy) then lives across that user's requests instead of one per request.
+    key = (id(components.engine), setting, reason)
+    found = _FACTORIES.get(key)
+    if found is None or found[0] is not components.engine:
+        if len(_FACTORIES) >= _FACTORIES_LIMIT:
+            _FACTORIES.clear()
+        found = (components.engine, async_session_factory(components.engine, session_info(setting, reason)))
+        _FACTORIES[key] = found
+    return found[1]
+
+
+def system_sessions(components: Any, reason: str) -> async_sessionmaker[AsyncSession]:
+    """Sessions for the server's own work outside any caller's request, with the explicit system scope named by
+    ``reason`` (the login routes: they write audit rows in the user's home region before there is a caller)."""
+    assert components.session_factory is not None and components.engine is not None
+    if not components.settings.row_level_security or components.engine.dialect.name != "postgresql":
+        return components.session_factory
+    key = (id(components.engine), UNRESTRICTED, "system:" + reason)
+    found = _FACTORIES.get(key)
+    if found is None or found[0] is not components.engine:
+        found = (components.engine, async_session_factory(components.engine,
+                                                          session_info(UNRESTRICTED, "system:" + reason)))
+        _FACTORIES[key] = found
+    return found[1]

@@ -9,10 +9,11 @@ that set no scope admits nothing. See :mod:`aidgraph.core.storage.rls` for why a
 A table with a region column is filtered on it; a table without one through its parent's key (household,
 person or enrolment), with an ``EXISTS`` on the parent's primary key, itself filtered by the parent's region.
 ``audit_log`` is append-only for the application: it may add rows anywhere (an audit row of a refused or
-global action still has to be written), read those in scope, and seal the rows its own transaction added (the
-hash chain of aidgraph.core.graph.audit is written at commit: an unsealed row, ``seq IS NULL``, exists only inside
-the transaction that wrote it, so it is readable and updatable there, and only its three chain columns); it
-never changes a sealed row or deletes one. The policies are
+global action still has to be written), read those in scope and those without a region (logins, logouts,
+password changes: no region's data; the application's own predicate shows them to unrestricted auditors only),
+and seal unsealed rows it can read (the hash chain of aidgraph.core.graph.audit is written at commit: only the
+three chain columns of a row whose ``seq`` is still empty); it never changes a sealed row or deletes one. A row a
+request wrote outside its regions stays unsealed until a wider transaction seals it (``aidgraph audit seal``). The policies are
 not FORCEd: the tables' owner is the system (migrations, CLI commands, the seeder, the monitoring run and the
 search indexer), which has no caller to be scoped to.
 
@@ -103,7 +104,7 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"CREATE POLICY {POLICY} ON {table} TO {ROLE} USING {expression} WITH CHECK {expression}")
     op.execute("ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY")
-    op.execute(f"CREATE POLICY {POLICY}_read ON audit_log FOR SELECT TO {ROLE} USING ({AUDIT_READ} OR seq IS NULL)")
+    op.execute(f"CREATE POLICY {POLICY}_read ON audit_log FOR SELECT TO {ROLE} USING ({AUDIT_READ} OR region_code IS NULL)")
     op.execute(f"CREATE POLICY {POLICY}_append ON audit_log FOR INSERT TO {ROLE} WITH CHECK (true)")
     op.execute(f"CREATE POLICY {POLICY}_seal ON audit_log FOR UPDATE TO {ROLE} USING (seq IS NULL) WITH CHECK (true)")
     op.execute(f"REVOKE UPDATE, DELETE ON audit_log FROM {ROLE}")
