@@ -291,7 +291,10 @@ async def household_list_page(session: AsyncSession, scope: Scope, person_scope:
     worst = (select(func.max(severity)).where(Alert.household_id == Household.id,
                                               Alert.status.in_(OPEN_ALERT_STATUSES),
                                               alert_scope.predicate(Alert.region_code)).scalar_subquery())
-    keys = select(Household.id).where(*where)
+    # The head's id is a column of the page, so the head is joined on a plain key equality: under PostgreSQL's
+    # row-level security (core/storage/rls.py) a join condition holding a subquery is not leakproof, cannot be
+    # pushed below the person policy and turned the head lookup into a hash join over every person.
+    keys = select(Household.id, head_id.label("head_id")).where(*where)
     if after_id is not None:
         keys = keys.where(Household.id > after_id)
     page = keys.order_by(Household.id).limit(first + 1).subquery()  # the page first: the rest per row of it
@@ -301,7 +304,7 @@ async def household_list_page(session: AsyncSession, scope: Scope, person_scope:
                    Person.id_number.label("head_id_number"), Person.region_code.label("head_region_code"))
             .join(page, page.c.id == Household.id)
             .outerjoin(Region, Region.code == Household.region_code)
-            .outerjoin(Person, Person.id == head_id)
+            .outerjoin(Person, Person.id == page.c.head_id)
             .order_by(Household.id))
     rows = list((await session.execute(stmt)).all())
     return rows[:first], len(rows) > first, total
