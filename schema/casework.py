@@ -19,8 +19,8 @@ from graphql import GraphQLError
 from sqlalchemy import func, select
 from strawberry.types import Info
 
-from aidgraph.core.graph import privacy
-from aidgraph.core.storage import models
+from aidgraph.core.graph import audit, privacy
+from aidgraph.core.storage import models, rls
 from aidgraph.core.storage.errors import DomainError, not_found
 from aidgraph.core.workflow import (
     casework,
@@ -769,16 +769,21 @@ class _OneWindow:
                                      "township with the documents told once.")
     async def accept_application(self, info: Info, input: AcceptApplicationInput) -> AcceptApplicationPayload:
         async def work(session):
-            referral = await casework.accept_application(
-                session, info.context.actor, policy_engine(info), id_number=input.id_number,
-                program_key=input.program_key, documents=input.documents, note=input.note,
-                idempotency_key=input.idempotency_key)
-            return referral.id
+            # 异地受理 reaches a household of any region of the province by design (the service checks the
+            # office and the province), and the answer names where it was routed: under PostgreSQL's row-level
+            # security (core/storage/rls.py) the caller's regions would hide both, so this mutation alone runs
+            # with the named system scope; what it shows of the referral is decided by may_referral below.
+            async with rls.widened(session, "one-window acceptance (一门受理)"):
+                referral = await casework.accept_application(
+                    session, info.context.actor, policy_engine(info), id_number=input.id_number,
+                    program_key=input.program_key, documents=input.documents, note=input.note,
+                    idempotency_key=input.idempotency_key)
+                await session.run_sync(audit.seal)  # its audit rows lie in the household's region
+            return referral
 
-        referral_id, errors = await run_mutation(info, work)
-        if referral_id is None:
+        row, errors = await run_mutation(info, work)
+        if row is None:
             return AcceptApplicationPayload(accepted=None, errors=errors)
-        row = await _load(info, models.Referral, referral_id)
         visible = casework.may_referral(info.context.actor, "read", row)
         return AcceptApplicationPayload(errors=errors, accepted=AcceptedApplication(
             routed_to=await load_region(info, row.region_code[:9]), due_date=row.due_date,

@@ -119,7 +119,7 @@ async def widened(session: AsyncSession, reason: str) -> AsyncIterator[None]:
 
     For lookups that are global by their nature (an ID number is unique everywhere); the caller must not
     show what they find beyond what the application's own rules allow. ``reason`` is set beside the scope.
-    The request's scope is restored afterwards, also on error.
+    Pending ORM changes are flushed before the request's scope is restored (also on error, without the flush).
     """
     if session.bind is None or session.bind.dialect.name != "postgresql":
         yield
@@ -136,4 +136,5 @@ async def widened(session: AsyncSession, reason: str) -> AsyncIterator[None]:
         except DBAPIError:
             pass
         raise
+    await session.flush()  # what the block added is written under the scope it was made in
     await session.execute(_SET_SCOPE, restore)
