@@ -233,6 +233,7 @@ def auth_routes(components) -> list[Route]:
                                  await _home_region(session, user.username), detail={"jti": claims["jti"]})
         if failed:
             return _error(401, BAD_CREDENTIALS, "UNAUTHENTICATED", headers={"WWW-Authenticate": "Bearer"})
+        assert user is not None  # (not failed: the user was found and active)
         expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
         response = JSONResponse({"token": token, "expiresAt": expires.isoformat().replace("+00:00", "Z"),
                                  "csrfToken": csrf_for(settings, claims), "username": user.username,
