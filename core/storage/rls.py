@@ -27,10 +27,17 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
   current household's region (kept by every membership write), so persons need no join.
 - **System work** (migrations, ``aidgraph`` CLI commands, the seeder, the monitoring run, the search indexer's
   own engine) connects as the owner and is not bound by the policies: it is not a request and has no caller.
-  Inside a request, the one lookup that is global by nature (is this ID number already known anywhere? The
-  answer is given neutrally, see ``households._placement_errors``) widens the transaction's scope with
-  :func:`widened`, which names its reason in the setting ``aidgraph.scope_reason`` and restores the request's
-  scope afterwards.
+  The login routes write their audit rows with a named system scope (``core/app/sessions.system_sessions``).
+  Inside a request, work that reaches beyond the caller's regions by design widens the transaction's scope with
+  :func:`widened`, which names its reason in the setting ``aidgraph.scope_reason``, flushes and restores the
+  request's scope afterwards. Two places do: the duplicate check of an ID number (unique everywhere; the answer
+  is given neutrally, see ``households._placement_errors``) and the one-window acceptance (一门受理, 异地受理:
+  any township office accepts an application for a household of the province and routes it home).
+
+Cost: one more statement per transaction (the ``set_config``) and the policies' checks on the rows a
+statement reads; the policies' own conditions use only leakproof operators, but a query whose join condition
+holds a subquery cannot be pushed below them and may change plan (the list page's head lookup had to be
+rewritten for that reason). Figures: bench/README.md.
 
 What it does not do: the region envelope is coarser than the per-object, per-action scopes (a department
 analyst granted ``enrollment:medical`` in a city is bounded to that city's rows, not to medical cases; sensitive

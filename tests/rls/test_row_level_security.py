@@ -249,6 +249,24 @@ def test_the_global_duplicate_check_still_answers_transfer_required(db_url, worl
     assert after == world["expected"]
 
 
+def test_the_envelope_covers_every_scope_casbin_decides(db_url, policies):
+    """The row-level setting (Actor.row_scope) is never narrower than a scope the application decides, so the
+    policies cannot hide a row the application's predicate admits: for actors of every role, in one region and
+    in several, every (action, object) scope lies inside it."""
+    from aidgraph.core.access.authz import CORE_OBJECTS, ROLES
+
+    objects = list(CORE_OBJECTS) + ["enrollment:medical", "referral:medical_insurance"]
+    for role in ROLES:
+        for regions in ((TOWNSHIP,), ("4401", OTHER_VILLAGE)):
+            actor = actor_for(db_url, f"u-{role}", *((role, r) for r in regions))
+            envelope = actor.row_scope().split(",")
+            assert sorted(envelope) == sorted(regions)
+            for action in ("read", "update", "audit_read"):
+                for obj in objects:
+                    for prefix in actor.scope(action, obj).prefixes:
+                        assert any(prefix.startswith(e) for e in envelope), (role, regions, action, obj, prefix)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _fresh_authorizers():
     authz.forget_authorizers()
