@@ -104,9 +104,10 @@ def _set_scope_on_begin(session: Session, _transaction: Any, connection: Any) ->
 def _set_app_role(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        # Only where migration 0018 made the role: an older database answers "not migrated" through /readyz
-        # instead of failing every connection.
-        cursor.execute("SELECT set_config('role', %s, false) FROM pg_roles WHERE rolname = %s", (APP_ROLE, APP_ROLE))
+        # Only where migration 0018 ran in this database (the role is cluster-wide, its grants and policies are
+        # per database): an older database answers "not migrated" through /readyz instead of failing every query.
+        cursor.execute("SELECT set_config('role', %s, false) FROM pg_roles WHERE rolname = %s "
+                       "AND to_regprocedure('aidgraph_scope_prefixes()') IS NOT NULL", (APP_ROLE, APP_ROLE))
     finally:
         cursor.close()
     dbapi_connection.commit()
