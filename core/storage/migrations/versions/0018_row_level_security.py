@@ -21,14 +21,14 @@ SQLite has no row-level security: this revision does nothing there (the applicat
 line).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-03 10:20:00
 """
 
 from alembic import op
 
 revision = '0018'
-down_revision = '0015'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
@@ -49,6 +49,7 @@ def parent_in_scope(parent: str, key: str, column: str = "region_code") -> str:
 REGION_TABLES = (
     "household", "person", "enrollment", "alert", "emergency_event", "referral", "lead", "visit", "recovery_order",
     "service_order", "charity_match", "eligibility_decision", "retained_record",
+    "volunteer", "volunteer_assignment",  # 0017: a volunteer's name and phone; an assignment names a household
 )
 """Tables with their own region code (the owning region for data scope)."""
 HOUSEHOLD_TABLES = (
