@@ -123,6 +123,7 @@ COLUMNS: dict[str, DataClass] = {
     "person.student_stage": MINORS, "person.school_hardship_tier": MINORS, "person.school_year": MINORS,
     "person.veteran_student": PERSONAL, "person.employment_difficulty_level": PERSONAL,
     "person.business_registered_on": PERSONAL, "person.special_category": PERSONAL, "person.phone": PHONE, "person.death_date": PERSONAL,
+    "person.diagnosis": HEALTH, "person.diagnosed_on": HEALTH,
     # household, membership, relationships
     "household.household_number": PERSONAL, "household.address": PERSONAL, "household.housing_need": PERSONAL,
     "membership.relation_to_head": PERSONAL, "membership.valid_from": PERSONAL, "membership.valid_to": PERSONAL,
@@ -332,6 +333,8 @@ FIELDS: dict[str, DataClass] = {
     "EmploymentSupport.businessRegisteredOn": PERSONAL,
     "StudentStatus.personId": INTERNAL, "StudentStatus.stage": MINORS, "StudentStatus.schoolYear": MINORS,
     "StudentStatus.hardshipTier": MINORS, "StudentStatus.veteranStudent": PERSONAL,
+    "Diagnosis.personId": INTERNAL, "Diagnosis.diagnosis": HEALTH, "Diagnosis.diagnosedOn": HEALTH,
+    "DiagnosisPayload.diagnosis": INTERNAL,
     "Referral.sharedVerification": INTERNAL,
     "EconomicVerificationResult.asOf": PERSONAL, "EconomicVerificationResult.members": PERSONAL,
     "EconomicVerificationResult.monthlyIncome": INCOME, "EconomicVerificationResult.perCapitaMonthlyIncome": INCOME,

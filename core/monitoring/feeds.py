@@ -115,6 +115,11 @@ _DISABILITY_ALIASES = {"视力": "VISUAL", "听力": "HEARING", "言语": "SPEEC
 
 FLOW_KINDS = tuple(sorted(k.value for k in INCOME_KINDS | EXPENDITURE_KINDS))
 ASSET_KIND_VALUES = tuple(sorted(k.value for k in ASSET_KINDS))
+_ASSET_ALIASES = {"存款": "DEPOSIT", "证券": "SECURITIES", "不动产": "REAL_ESTATE", "车辆": "VEHICLE",
+                  "住房公积金": "HOUSING_PROVIDENT_FUND", "商业保险": "COMMERCIAL_INSURANCE",
+                  "互联网金融资产": "INTERNET_FINANCE"}
+"""The registries' own words for the asset kinds (GD-2021 §5: 不动产登记、住房公积金缴存、车船登记，以及银行、商业保险、
+证券、互联网金融资产)."""
 
 FEEDS: dict[str, FeedSchema] = {
     s.kind: s
@@ -160,8 +165,9 @@ FEEDS: dict[str, FeedSchema] = {
                                  "结婚": "MARRIAGE", "离婚": "DIVORCE"}),
             Column("event_date", "date"), Column("household_number", "text", required=False, max_length=24),
         ), "event_date"),
-        FeedSchema("assets", "不动产/车管/银行/证券 real estate, vehicles, banks, securities", (
-            _ID, Column("kind", "enum", choices=ASSET_KIND_VALUES), Column("amount", "amount"),
+        FeedSchema("assets", "不动产/车管/公积金/银行/保险/证券/互联网金融 real estate, vehicles, provident fund, banks, "
+                             "insurance, securities, internet finance", (
+            _ID, Column("kind", "enum", choices=ASSET_KIND_VALUES, aliases=_ASSET_ALIASES), Column("amount", "amount"),
             Column("as_of", "date"), Column("source", "text", max_length=40),
         ), "as_of"),
     )

@@ -24,7 +24,9 @@ The household frame (what rules may read):
                                province), ``own_monthly_income`` (the member's own income items per month: what a
                                member included alone, 单人保, is assessed on), the rule inputs
                                ``school_hardship_tier``, ``school_year``, ``veteran_student``,
-                               ``employment_difficulty_level``, ``business_registered_on``, and ``able_obligors``
+                               ``employment_difficulty_level``, ``business_registered_on``, the person-level
+                               ``special_category`` (孤儿, 事实无人抚养儿童, ...) and ``diagnosis`` (两癌), and
+                               ``able_obligors``
                                (living support obligors able to work:
                                赡养/抚养/扶养义务人 as :func:`aidgraph.core.graph.relations.support_obligors` defines them,
                                plus the duties implied by the relations to the head inside the household)
@@ -40,6 +42,9 @@ The household frame (what rules may read):
 ``emergencies``                emergency events (急难) of the last 12 months up to the evaluation date: ``kind``,
                                ``region_code`` (where it happened), ``occurred_on``, ``explanation_due``,
                                ``explained_on``
+``deceased``                   members who died in the last 12 months up to the evaluation date (``members`` holds
+                               the living): ``person_id``, ``death_date``, ``aided`` (the household's programs
+                               enrolled on the day of death)
 ``enrolled``                   program keys with an open enrolment (applied ... gradual exit)
 ``receiving``                  program keys with an ACTIVE or GRADUAL_EXIT enrolment
 ``income_deduction``           added by the engine: the province's deductions, per month
@@ -111,11 +116,13 @@ MEMBER_SCHEMA: FrameSchema = {
     "employment_status": pl.String, "student_stage": pl.String, "local_hukou": pl.Boolean, "able_obligors": pl.Int32,
     "own_monthly_income": pl.Float64, "school_hardship_tier": pl.Int32, "school_year": pl.Int32,
     "veteran_student": pl.Boolean, "employment_difficulty_level": pl.Int32, "business_registered_on": pl.Date,
+    "special_category": pl.String, "diagnosis": pl.String,
 }
 OPTIONAL_MEMBER_FIELDS = ("own_monthly_income", "school_hardship_tier", "school_year", "veteran_student",
-                          "employment_difficulty_level", "business_registered_on")
+                          "employment_difficulty_level", "business_registered_on", "special_category", "diagnosis")
 EMERGENCY_SCHEMA: FrameSchema = {"kind": pl.String, "region_code": pl.String, "occurred_on": pl.Date,
                     "explanation_due": pl.Date, "explained_on": pl.Date}
+DECEASED_SCHEMA: FrameSchema = {"person_id": pl.Int64, "death_date": pl.Date, "aided": pl.List(pl.String)}
 FRAME_SCHEMA: FrameSchema = {
     "household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String, "province_code": pl.String,
     "rural": pl.Boolean, "member_count": pl.Int32, "members": pl.List(pl.Struct(MEMBER_SCHEMA)),
@@ -123,9 +130,9 @@ FRAME_SCHEMA: FrameSchema = {
     "financial_assets": pl.Float64, "per_capita_financial_assets": pl.Float64,
     "enrolled": pl.List(pl.String), "receiving": pl.List(pl.String),
     "income_verified": pl.Boolean, "assets_verified": pl.Boolean, "housing_need": pl.Boolean,
-    "emergencies": pl.List(pl.Struct(EMERGENCY_SCHEMA)),
+    "emergencies": pl.List(pl.Struct(EMERGENCY_SCHEMA)), "deceased": pl.List(pl.Struct(DECEASED_SCHEMA)),
 }
-OPTIONAL_COLUMNS = ("income_verified", "assets_verified", "housing_need", "emergencies")
+OPTIONAL_COLUMNS = ("income_verified", "assets_verified", "housing_need", "emergencies", "deceased")
 """Columns a frame built by hand (a simulation, a test) may leave out: missing means *not verified* (null), never
 a silent yes; :meth:`ProvincePolicy.evaluate_frame` adds them as nulls."""
 
@@ -190,7 +197,8 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
                Person.disability_level, Person.disability_category, Person.chronic_disease, Person.major_disease,
                Person.hospitalised, Person.labour_capacity, Person.employment_status, Person.student_stage,
                Person.hukou_region_code, Person.school_hardship_tier, Person.school_year, Person.veteran_student,
-               Person.employment_difficulty_level, Person.business_registered_on)
+               Person.employment_difficulty_level, Person.business_registered_on, Person.special_category,
+               Person.diagnosis)
         .join(Person, Person.id == Membership.person_id)
         .where(Membership.household_id.in_(selected), valid_on(Membership, on), alive_on(Person, on)))
     mem = pl.DataFrame(members, orient="row", infer_schema_length=None, schema={
@@ -199,7 +207,8 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         "chronic_disease": None, "major_disease": None, "hospitalised": None,
         "labour_capacity": pl.String, "employment_status": pl.String, "student_stage": pl.String,
         "hukou_region_code": pl.String, "school_hardship_tier": pl.Int32, "school_year": pl.Int32,
-        "veteran_student": None, "employment_difficulty_level": pl.Int32, "business_registered_on": None})
+        "veteran_student": None, "employment_difficulty_level": pl.Int32, "business_registered_on": None,
+        "special_category": pl.String, "diagnosis": pl.String})
     mem = _dates(mem, "birth_date", "business_registered_on").with_columns(
         [pl.col(c).cast(pl.Boolean) for c in ("chronic_disease", "major_disease", "hospitalised", "veteran_student")])
     mem = mem.with_columns(age=_age_expr("birth_date", on))
@@ -227,11 +236,13 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
         receiving=pl.col("program_key").filter(pl.col("status").is_in(receiving_values)).unique().sort(),
     )
     emergencies = await _emergencies(session, selected, on)
+    deceased = await _deceased(session, selected, on)
     frame = (
         hh.join(grouped, on="household_id", how="left")
         .join(flows, on="household_id", how="left")
         .join(enr, on="household_id", how="left")
         .join(emergencies, on="household_id", how="left")
+        .join(deceased, on="household_id", how="left")
         .with_columns(
             pl.col("member_count").fill_null(0),
             pl.col("members").fill_null(pl.lit([], dtype=FRAME_SCHEMA["members"])),
@@ -243,6 +254,7 @@ async def household_frame(session: AsyncSession, *, on: dt.date, region_code: st
             pl.col("assets_verified").fill_null(False),
             pl.col("housing_need").fill_null(False),
             pl.col("emergencies").fill_null(pl.lit([], dtype=FRAME_SCHEMA["emergencies"])),
+            pl.col("deceased").fill_null(pl.lit([], dtype=FRAME_SCHEMA["deceased"])),
         )
         .with_columns(per_capita_financial_assets=pl.col("financial_assets") / pl.max_horizontal(pl.col("member_count"), 1))
     )
@@ -262,6 +274,38 @@ async def _emergencies(session: AsyncSession, selected, on: dt.date) -> pl.DataF
     frame = _dates(frame, "occurred_on", "explanation_due", "explained_on")
     return frame.group_by("household_id").agg(
         emergencies=pl.struct([pl.col(c).cast(t) for c, t in EMERGENCY_SCHEMA.items()]))
+
+
+async def _deceased(session: AsyncSession, selected, on: dt.date) -> pl.DataFrame:
+    """Members who died in the 12 months up to ``on`` (the frame's ``members`` hold the living only), per
+    household, each with the programs the household was enrolled in on the day of death (an enrolment that
+    had started and not ended before it: a one-person tekun household's case ends with its member's death, and
+    the funeral waiver of GD-2021 §13 still concerns it). Two small statements: the dead, their households' cases."""
+    m, p = Membership, Person
+    rows = await _fetch(session, select(m.household_id, p.id, p.death_date).join(p, p.id == m.person_id).where(
+        m.household_id.in_(selected), p.death_date.is_not(None), p.death_date <= on, p.death_date >= window_start(on),
+        m.valid_from <= p.death_date, or_(m.valid_to.is_(None), m.valid_to >= p.death_date)))
+    dead = _dates(pl.DataFrame(rows, orient="row", infer_schema_length=None, schema={
+        "household_id": pl.Int64, "person_id": pl.Int64, "death_date": None}), "death_date").unique()
+    empty = pl.DataFrame(schema={"household_id": pl.Int64, "deceased": FRAME_SCHEMA["deceased"]})
+    if dead.is_empty():
+        return empty
+    e = Enrollment
+    cases = await _fetch(session, select(e.household_id, e.program_key, e.start_date, e.end_date).where(
+        e.household_id.in_(dead["household_id"].unique().to_list()), e.start_date.is_not(None),
+        e.status.in_([s.value for s in RECEIVING_ENROLLMENT_STATUSES] + ["ENDED"])))
+    enr = _dates(pl.DataFrame(cases, orient="row", infer_schema_length=None, schema={
+        "household_id": pl.Int64, "program_key": pl.String, "start_date": None, "end_date": None}),
+        "start_date", "end_date")
+    aided = (dead.join(enr, on="household_id", how="inner")
+             .filter((pl.col("start_date") <= pl.col("death_date"))
+                     & (pl.col("end_date").is_null() | (pl.col("end_date") >= pl.col("death_date"))))
+             .group_by("household_id", "person_id").agg(aided=pl.col("program_key").unique().sort()))
+    return (dead.join(aided, on=["household_id", "person_id"], how="left")
+            .with_columns(pl.col("aided").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+            .sort("household_id", "death_date", "person_id")
+            .group_by("household_id", maintain_order=True)
+            .agg(deceased=pl.struct([pl.col(c).cast(t) for c, t in DECEASED_SCHEMA.items()])))
 
 
 def _age_expr(column: str, on: dt.date) -> pl.Expr:

@@ -158,6 +158,16 @@ class EconomicItemKind(str, enum.Enum):
     SECURITIES = "SECURITIES"
     REAL_ESTATE = "REAL_ESTATE"
     VEHICLE = "VEHICLE"
+    HOUSING_PROVIDENT_FUND = "HOUSING_PROVIDENT_FUND"
+    """住房公积金: the balance of a housing provident fund account, as of period_end (GD-2021 §5 lists 住房公积金缴存
+    among the registries checked, beside real estate and vehicles): an asset, not a financial one (it is not freely
+    withdrawable), and no income (the contributions come out of wages already counted)."""
+    COMMERCIAL_INSURANCE = "COMMERCIAL_INSURANCE"
+    """商业保险: the cash value of a commercial insurance policy, as of period_end: a financial asset (GD-2021 §5 lists
+    it with 银行、证券、互联网金融资产, the financial institutions' information)."""
+    INTERNET_FINANCE = "INTERNET_FINANCE"
+    """互联网金融资产: money held on an internet-finance platform (wealth-management balances), as of period_end: a
+    financial asset like deposits and securities."""
 
 
 INCOME_KINDS = frozenset(
@@ -166,9 +176,10 @@ INCOME_KINDS = frozenset(
 )
 EARNED_INCOME_KINDS = frozenset({EconomicItemKind.WAGE, EconomicItemKind.BUSINESS})
 EXPENDITURE_KINDS = frozenset({EconomicItemKind.EXPENDITURE_MEDICAL, EconomicItemKind.EXPENDITURE_EDUCATION})
-FINANCIAL_ASSET_KINDS = frozenset({EconomicItemKind.DEPOSIT, EconomicItemKind.SECURITIES})
-ASSET_KINDS = frozenset(
-    {EconomicItemKind.DEPOSIT, EconomicItemKind.SECURITIES, EconomicItemKind.REAL_ESTATE, EconomicItemKind.VEHICLE}
+FINANCIAL_ASSET_KINDS = frozenset({EconomicItemKind.DEPOSIT, EconomicItemKind.SECURITIES,
+                                   EconomicItemKind.COMMERCIAL_INSURANCE, EconomicItemKind.INTERNET_FINANCE})
+ASSET_KINDS = FINANCIAL_ASSET_KINDS | frozenset(
+    {EconomicItemKind.REAL_ESTATE, EconomicItemKind.VEHICLE, EconomicItemKind.HOUSING_PROVIDENT_FUND}
 )
 
 
@@ -312,6 +323,11 @@ class Person(Base):
     """A person-level aid category recorded by the department that recognises it: 孤儿, 事实无人抚养儿童 (civil
     affairs; GD-2024 medical aid 100%), 农村返贫致贫人口, 过渡期内的已脱贫人口, 稳定脱贫人口 (rural revitalisation;
     GS-2024). Medical aid reads it (migration 0009)."""
+    diagnosis: Mapped[str | None] = mapped_column(String(24))
+    """A diagnosis recognised by the health department that a program decides on (migration 0022): the 两癌
+    (CERVICAL_CANCER 宫颈癌, BREAST_CANCER 乳腺癌) of GD-2021 §13's aid for poor rural women. The kinds a province
+    knows are its parameter ``other.two_cancers_diagnoses``."""
+    diagnosed_on: Mapped[dt.date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(EncryptedString(PHONE))
     death_date: Mapped[dt.date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))

@@ -15,7 +15,7 @@ MEMBER_DEFAULTS = {"person_id": 0, "age": 40, "sex": "MALE", "relation_to_head":
                    "hospitalised": False, "labour_capacity": "FULL", "employment_status": None, "student_stage": None,
                    "local_hukou": True, "able_obligors": 0, "own_monthly_income": 0.0, "school_hardship_tier": None,
                    "school_year": None, "veteran_student": False, "employment_difficulty_level": None,
-                   "business_registered_on": None}
+                   "business_registered_on": None, "special_category": None, "diagnosis": None}
 
 
 def household_frame(members: list[dict], region: str = "440106001001", *, household_id: int = 1,
@@ -23,7 +23,7 @@ def household_frame(members: list[dict], region: str = "440106001001", *, househ
                     monthly_rigid_expenditure: float = 0.0, financial_assets: float = 0.0,
                     receiving: list[str] = (), enrolled: list[str] | None = None, income_verified: bool = True,
                     assets_verified: bool = True, housing_need: bool = False,
-                    emergencies: list[dict] = ()) -> pl.DataFrame:
+                    emergencies: list[dict] = (), deceased: list[dict] = ()) -> pl.DataFrame:
     people = [{**MEMBER_DEFAULTS, "person_id": i + 1, **m} for i, m in enumerate(members)]
     n = len(people)
     row = {
@@ -37,6 +37,8 @@ def household_frame(members: list[dict], region: str = "440106001001", *, househ
         "emergencies": [{"kind": e["kind"], "region_code": e.get("region_code", region),
                          "occurred_on": e["occurred_on"], "explanation_due": e.get("explanation_due"),
                          "explained_on": e.get("explained_on")} for e in emergencies],
+        "deceased": [{"person_id": d.get("person_id", 100 + i), "death_date": d["death_date"],
+                      "aided": list(d.get("aided", receiving))} for i, d in enumerate(deceased)],
     }
     schema = dict(FRAME_SCHEMA)
     schema["members"] = pl.List(pl.Struct(MEMBER_SCHEMA))
