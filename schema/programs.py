@@ -44,6 +44,8 @@ class EnrollmentAction(Enum):
     ACTIVATE = "ACTIVATE"
     END = "END"
     WITHDRAW = "WITHDRAW"
+    DISPUTE = "DISPUTE"
+    DEMOCRATIC_REVIEW = "DEMOCRATIC_REVIEW"
 
 
 @strawberry.type(description="One program's eligibility for a household, with reasons naming the numbers used.")

@@ -44,6 +44,9 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
         ParamSpec("workflow.township_approval", "list",
                   "审批权限下放到乡镇: program keys whose approval is delegated to townships (GD-2021 Pearl "
                   "River Delta; FJ-2021 tekun, dibao and temporary aid)", regional=True),
+        ParamSpec("workflow.democratic_review", "string",
+                  "民主评议: DISPUTED_ONLY (only for applications with a recorded dispute, GD-2021 对没有争议的救助申请家庭"
+                  "不再进行民主评议) or ALL", required=False, regional=True, choices=("DISPUTED_ONLY", "ALL")),
         *review_parameter_schemas(),  # 复核: what counts as a significant change (core/workflow/reviews.py)
         *retention_parameter_schemas(),  # 保存期限 per record class (core/workflow/retention_params.py)
         ParamSpec("workflow.departments", "table",

@@ -11,6 +11,12 @@ either does everything or raises :class:`aidgraph.core.storage.errors.DomainErro
   act at county level or above. An approver connected to a household member within two relationship steps
   (关系保/人情保, GD-2022) cannot approve: the case needs the next level up. Amounts are computed by the rules in
   force on the decision date; activation records the first payment;
+* 民主评议 (democratic review, GD-2021 §7: 对没有争议的救助申请家庭不再进行民主评议): ``DISPUTE`` records a dispute
+  (争议) about an application being applied for or verified, ``DEMOCRATIC_REVIEW`` records the review held on it;
+  neither moves the status. Where the province configures ``workflow.democratic_review`` = ``DISPUTED_ONLY``
+  (Guangdong), a review is refused for an undisputed application and required before REVIEW for a disputed
+  one; ``ALL`` requires one for every application; a province that configures nothing is told so when it
+  records a review, and its REVIEW step is not gated (see :func:`_democratic_review_rule`);
 * :func:`transfer_enrollment`: a near-dibao or expenditure-hardship household that meets the dibao or tekun
   criteria moves over without a new application (GD-2022);
 * :func:`due_reviews` / :func:`conduct_review`: periodic reviews (复核, GD-2021) by the rules of
@@ -67,10 +73,13 @@ from aidgraph.core.workflow import reviews
 
 OBJECT = "enrollment"
 S = EnrollmentStatus
-ACTIONS = ("START_VERIFICATION", "REVIEW", "APPROVE", "REJECT", "ACTIVATE", "END", "WITHDRAW")
+ACTIONS = ("START_VERIFICATION", "REVIEW", "APPROVE", "REJECT", "ACTIVATE", "END", "WITHDRAW", "DISPUTE",
+           "DEMOCRATIC_REVIEW")
 FORWARD_ACTIONS = ("START_VERIFICATION", "REVIEW", "APPROVE", "ACTIVATE")
 """The steps that move an application on towards payment: what the approval queue waits for."""
 TOWNSHIP_APPROVAL = "workflow.township_approval"
+DEMOCRATIC_REVIEW = "workflow.democratic_review"
+"""民主评议: DISPUTED_ONLY (only for disputed applications, GD-2021) or ALL; unset: not configured."""
 """审批权限下放: the programs whose approval the province delegates to townships, by region and date."""
 
 TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -88,6 +97,10 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
     (S.VERIFYING.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
     (S.REVIEWED.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
     (S.APPROVED.value, "WITHDRAW"): (S.WITHDRAWN.value, "apply"),
+    # 争议 and 民主评议 are recorded on the application and leave its status as it is
+    (S.APPLIED.value, "DISPUTE"): (S.APPLIED.value, "review"),
+    (S.VERIFYING.value, "DISPUTE"): (S.VERIFYING.value, "review"),
+    (S.VERIFYING.value, "DEMOCRATIC_REVIEW"): (S.VERIFYING.value, "review"),
 }
 AID_FIRST_TRANSITIONS = {(S.APPLIED.value, "APPROVE"): (S.APPROVED.value, "approve")}
 """Emergency aid (急难型, 先行救助): approval straight from APPLIED; verification follows the aid."""
@@ -277,8 +290,10 @@ async def decide_enrollment(session: AsyncSession, actor: Actor, engine: PolicyE
     _require(actor, permission, region, f"{action} on a {program.key} enrolment", "action")
     from_status = enrollment.status
     kind, summary = AidChainKind.DECISION, f"{action} {program.name}: {from_status} -> {to_status}"
-    if action in ("START_VERIFICATION", "REVIEW"):
+    if action in ("START_VERIFICATION", "REVIEW", "DISPUTE", "DEMOCRATIC_REVIEW"):
         kind = AidChainKind.VERIFICATION
+    if action in ("DISPUTE", "DEMOCRATIC_REVIEW", "REVIEW"):
+        summary = _democratic_review_rule(policy, enrollment, action, on) or summary
     if action == "APPROVE":
         await _check_approver(session, actor, policy, program, enrollment, on)
         evaluation = await evaluate_one(session, engine, enrollment, on)
@@ -303,6 +318,43 @@ async def decide_enrollment(session: AsyncSession, actor: Actor, engine: PolicyE
     await session.flush()
     await _record_step(session, actor, policy, program, enrollment, action, from_status, note, on, kind, summary)
     return enrollment
+
+
+def _democratic_review_rule(policy: ProvincePolicy, enrollment: Enrollment, action: str, on: dt.date) -> str | None:
+    """民主评议 (GD-2021 §7 优化审核确认程序，对没有争议的救助申请家庭不再进行民主评议): check ``action`` against the
+    province's ``workflow.democratic_review`` for the enrolment's region and record it in ``details`` (a dispute:
+    ``dispute_raised_on``; a review: ``democratic_review_on``). Returns the aid-chain summary of a recorded
+    dispute or review; raises INVALID_TRANSITION (nothing written) when the rule forbids the step."""
+    details = dict(enrollment.details or {})
+    disputed = "dispute_raised_on" in details
+    reviewed = "democratic_review_on" in details
+    mode = policy.params.value(DEMOCRATIC_REVIEW, on, region=enrollment.region_code, default=None)
+
+    def refuse(message: str) -> DomainError:
+        return DomainError.single(ErrorCode.INVALID_TRANSITION, message, "action")
+
+    if action == "DISPUTE":
+        if disputed:
+            raise refuse(f"a dispute (争议) was already recorded on {details['dispute_raised_on']}")
+        enrollment.details = {**details, "dispute_raised_on": on.isoformat()}
+        return "争议 dispute recorded on the application"
+    if action == "DEMOCRATIC_REVIEW":
+        if mode is None:
+            raise refuse(f"not configured: {DEMOCRATIC_REVIEW} (when province {policy.code} holds a democratic "
+                         "review, 民主评议)")
+        if reviewed:
+            raise refuse(f"a democratic review (民主评议) was already held on {details['democratic_review_on']}")
+        if mode == "DISPUTED_ONLY" and not disputed:
+            raise refuse("no democratic review (民主评议) for an undisputed application: 对没有争议的救助申请家庭不再进行"
+                         f"民主评议 ({DEMOCRATIC_REVIEW} = DISPUTED_ONLY); record a dispute first")
+        enrollment.details = {**details, "democratic_review_on": on.isoformat()}
+        return "民主评议 democratic review held" + (" on the disputed application" if disputed else "")
+    # REVIEW: a disputed application (or every one, under ALL) is reviewed democratically first
+    needed = (mode == "DISPUTED_ONLY" and disputed) or mode == "ALL"
+    if needed and not reviewed:
+        raise refuse(f"a {'disputed ' if disputed else ''}application needs its democratic review (民主评议, "
+                     f"DEMOCRATIC_REVIEW) before REVIEW ({DEMOCRATIC_REVIEW} = {mode})")
+    return None
 
 
 async def _check_approver(session: AsyncSession, actor: Actor, policy: ProvincePolicy, program: Program,
