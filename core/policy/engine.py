@@ -41,7 +41,8 @@ The household frame (what rules may read):
 ``housing_need``               住房困难: the household's housing was found below the local standard
 ``emergencies``                emergency events (急难) of the last 12 months up to the evaluation date: ``kind``,
                                ``region_code`` (where it happened), ``occurred_on``, ``explanation_due``,
-                               ``explained_on``
+                               ``explained_on``, ``rural`` (the place is a village committee, 乡 or 镇: the standard
+                               of the place where it happened is urban or rural by it)
 ``deceased``                   members who died in the last 12 months up to the evaluation date (``members`` holds
                                the living): ``person_id``, ``death_date``, ``aided`` (the household's programs
                                enrolled on the day of death)
@@ -121,7 +122,7 @@ MEMBER_SCHEMA: FrameSchema = {
 OPTIONAL_MEMBER_FIELDS = ("own_monthly_income", "school_hardship_tier", "school_year", "veteran_student",
                           "employment_difficulty_level", "business_registered_on", "special_category", "diagnosis")
 EMERGENCY_SCHEMA: FrameSchema = {"kind": pl.String, "region_code": pl.String, "occurred_on": pl.Date,
-                    "explanation_due": pl.Date, "explained_on": pl.Date}
+                    "explanation_due": pl.Date, "explained_on": pl.Date, "rural": pl.Boolean}
 DECEASED_SCHEMA: FrameSchema = {"person_id": pl.Int64, "death_date": pl.Date, "aided": pl.List(pl.String)}
 FRAME_SCHEMA: FrameSchema = {
     "household_id": pl.Int64, "household_number": pl.String, "region_code": pl.String, "province_code": pl.String,
@@ -265,13 +266,14 @@ async def _emergencies(session: AsyncSession, selected, on: dt.date) -> pl.DataF
     """Emergency events of the last 12 months up to ``on``, per household (a list of structs)."""
     e = EmergencyEvent
     rows = await _fetch(session, select(e.household_id, e.kind, e.region_code, e.occurred_on, e.explanation_due,
-                                        e.explained_on)
+                                        e.explained_on, _rural_flag())
+                        .outerjoin(Region, Region.code == e.region_code)
                         .where(e.household_id.in_(selected), e.occurred_on <= on,
                                e.occurred_on >= window_start(on)).order_by(e.household_id, e.occurred_on, e.id))
     frame = pl.DataFrame(rows, orient="row", infer_schema_length=None, schema={
         "household_id": pl.Int64, "kind": pl.String, "region_code": pl.String, "occurred_on": None,
-        "explanation_due": None, "explained_on": None})
-    frame = _dates(frame, "occurred_on", "explanation_due", "explained_on")
+        "explanation_due": None, "explained_on": None, "rural": None})
+    frame = _dates(frame, "occurred_on", "explanation_due", "explained_on").with_columns(pl.col("rural").cast(pl.Boolean))
     return frame.group_by("household_id").agg(
         emergencies=pl.struct([pl.col(c).cast(t) for c, t in EMERGENCY_SCHEMA.items()]))
 

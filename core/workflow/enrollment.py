@@ -61,6 +61,7 @@ from aidgraph.core.storage.models import (
     AidChainEvent,
     AidChainKind,
     AppUser,
+    EmergencyEvent,
     Enrollment,
     EnrollmentStatus,
     EnrollmentStep,
@@ -197,9 +198,9 @@ async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngin
         "household_id": household_id, "program_key": program_key, "person_id": person_id, "note": note, "on": on})
     if (replayed := await _replayed(claim)) is not None:
         return replayed
-    household = await _household_in_scope(session, actor, household_id, "householdId")
+    household, region = await _applicant(session, actor, engine, household_id, program_key, on)
     policy, program = _policy_for(engine, household.region_code, program_key)
-    _require(actor, "apply", household.region_code, "applying for aid", "programKey")
+    _require(actor, "apply", region, "applying for aid", "programKey")
     if person_id is not None:
         member = (await session.execute(select(Membership.id).where(
             Membership.household_id == household_id, Membership.person_id == person_id, Membership.valid_to.is_(None)
@@ -214,15 +215,43 @@ async def apply_for_aid(session: AsyncSession, actor: Actor, engine: PolicyEngin
     if open_one is not None:
         raise DomainError.single(ErrorCode.VALIDATION, f"already has an open {program_key} enrolment "
                                                        f"({open_one.status})", "programKey")
+    details: dict[str, Any] = {"applied_on": on.isoformat()}
+    if region != household.region_code:
+        details["emergency_place"] = region
     enrollment = Enrollment(household_id=household_id, person_id=person_id, program_key=program_key,
-                            province_code=policy.code, region_code=household.region_code, status=S.APPLIED.value,
-                            version=1, details={"applied_on": on.isoformat()})
+                            province_code=policy.code, region_code=region, status=S.APPLIED.value,
+                            version=1, details=details)
     session.add(enrollment)
     await session.flush()
     await _record_step(session, actor, policy, program, enrollment, "APPLY", None, note, on, AidChainKind.APPLICATION,
                        f"申请 application for {program.name}")
     await claim.remember({"enrollment_id": enrollment.id})
     return enrollment
+
+
+async def _applicant(session: AsyncSession, actor: Actor, engine: PolicyEngine, household_id: int, program_key: str,
+                     on: dt.date) -> tuple[Household, str]:
+    """The household applying and the region the application belongs to: the household's residence, or, for an
+    aid-first (急难型) program, the place of the household's latest emergency (last 12 months) in the caller's
+    ``apply`` scope when the household itself is outside it: GD-2021 §15 取消户籍地、居住地申请限制，由急难发生地实施临时
+    救助 (the officer where it happened applies; that region's officers take the steps after). The place must lie
+    in the household's province (the rules in force are that province's). NOT_FOUND otherwise, as if the
+    household did not exist."""
+    household = await session.get(Household, household_id)
+    if household is not None and actor.may("read", household.region_code, "household"):
+        return household, household.region_code
+    code = household.region_code[:2] if household is not None else ""
+    program = engine.province(code).programs.get(program_key) if code in engine.province_codes() else None
+    if household is None or program is None or not program.aid_first:
+        raise not_found("household", "householdId")
+    e = EmergencyEvent
+    place = (await session.execute(select(e.region_code).where(
+        e.household_id == household_id, e.occurred_on <= on, e.occurred_on >= _add_months(on, -12),
+        e.region_code.startswith(code), actor.scope("apply", OBJECT).predicate(e.region_code))
+        .order_by(e.occurred_on.desc(), e.id.desc()).limit(1))).scalar_one_or_none()
+    if place is None:
+        raise not_found("household", "householdId")
+    return household, place
 
 
 # --- DecideEnrollment ----------------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ gate unless a province configures one (``temporary.no_hukou_limit``). Two progra
   with the event, its deadline ``temporary.explanation_days`` after the event (illustrative).
 
 Both pay once (一次审批、分阶段救助: approve once, aid in stages): the one-off amount is a number of months of the
-local dibao standard per member (``temporary.months_of_standard``, not in the sources: illustrative).
+local dibao standard per member (``temporary.months_of_standard``, not in the sources: illustrative). "Local" is
+where the hardship is: the household's residence for expenditure-type aid, the place of the latest counted
+emergency for emergency aid (GD-2021 §15 取消户籍地、居住地申请限制，由急难发生地实施临时救助: that place's urban or
+rural standard, its city's or county's override included), whatever the household's registration.
 """
 
 from __future__ import annotations
@@ -98,12 +101,19 @@ def _months_before(on, months: int):
     return on.replace(year=year, month=month + 1, day=min(on.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def _emergency(c: RuleContext):
+def _counted(c: RuleContext) -> pl.Expr:
+    """Inside ``emergencies``: an event of a kind the province aids, recent enough, not after the date."""
     kinds = list(c.p("temporary.emergency_kinds"))
     since = _months_before(c.on, int(c.p("temporary.emergency_months")))
     event = pl.element().struct
-    counts = (event.field("kind").is_in(kinds) & (event.field("occurred_on") >= since)
-              & (event.field("occurred_on") <= c.on))
+    return (event.field("kind").is_in(kinds) & (event.field("occurred_on") >= since)
+            & (event.field("occurred_on") <= c.on))
+
+
+def _emergency(c: RuleContext):
+    kinds = list(c.p("temporary.emergency_kinds"))
+    since = _months_before(c.on, int(c.p("temporary.emergency_months")))
+    counts = _counted(c)
     n = pl.col("emergencies").list.eval(counts.cast(pl.Int32)).list.sum().fill_null(0)
     described = pl.col("emergencies").list.eval(
         pl.element().filter(counts).struct.field("kind")
@@ -135,10 +145,42 @@ def _one_off(c: RuleContext):
                        pl.col("member_count"), yuan(amount), c.cite("temporary.months_of_standard"))
 
 
+def _standard_at(c: RuleContext, region: pl.Expr, rural: pl.Expr) -> pl.Expr:
+    """The dibao standard in force for ``region`` (a code), urban or rural by ``rural``: the most specific region
+    prefix of the province's values wins, as :meth:`RuleContext.col` does for the household's own region."""
+    def value(key: str) -> pl.Expr:
+        values = c.params.by_region(key, c.on)
+        base = values.pop(None, None)
+        expr = pl.lit(None if base is None else float(base), dtype=pl.Float64)
+        for prefix in sorted((r for r in values if r is not None), key=len):
+            expr = pl.when(region.str.starts_with(prefix)).then(pl.lit(float(values[prefix]))).otherwise(expr)
+        return expr
+    return pl.when(rural.fill_null(False)).then(value("dibao.rural_standard")).otherwise(value("dibao.urban_standard"))
+
+
+def _emergency_one_off(c: RuleContext):
+    """由急难发生地实施临时救助: the months of the standard of the place of the latest counted emergency; where the
+    province has no standard for that place (an event outside it), the household's own, said so."""
+    latest = pl.col("emergencies").list.eval(pl.element().filter(_counted(c))).list.last()
+    place, rural = latest.struct.field("region_code"), latest.struct.field("rural")
+    at_place = pl.when(place.is_not_null()).then(_standard_at(c, place, rural))
+    std = at_place.fill_null(dibao_standard(c))
+    months = float(c.p("temporary.months_of_standard"))
+    amount = std * months * pl.col("member_count")
+    where = pl.when(at_place.is_not_null()).then(pl.format(
+        "the {} standard of the emergency's place {} (由急难发生地实施临时救助)",
+        pl.when(rural.fill_null(False)).then(pl.lit("rural")).otherwise(pl.lit("urban")), place)).otherwise(
+        pl.lit("the standard where the household lives (no standard of this province for the emergency's place)"))
+    return amount, fmt("one-off {} months x {} {} x {} member(s) = {} yuan ({})", months, where, yuan(std),
+                       pl.col("member_count"), yuan(amount), c.cite("temporary.months_of_standard"))
+
+
 @hookimpl(trylast=True)
 def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
-    if program.key in ("temporary", "temporary_emergency"):
+    if program.key == "temporary":
         return BenefitFormula(program.key, "one_off", _one_off, period="once")
+    if program.key == "temporary_emergency":
+        return BenefitFormula(program.key, "one_off", _emergency_one_off, period="once")
     return None
 
 

@@ -36,7 +36,7 @@ def household_frame(members: list[dict], region: str = "440106001001", *, househ
         "income_verified": income_verified, "assets_verified": assets_verified, "housing_need": housing_need,
         "emergencies": [{"kind": e["kind"], "region_code": e.get("region_code", region),
                          "occurred_on": e["occurred_on"], "explanation_due": e.get("explanation_due"),
-                         "explained_on": e.get("explained_on")} for e in emergencies],
+                         "explained_on": e.get("explained_on"), "rural": e.get("rural", rural)} for e in emergencies],
         "deceased": [{"person_id": d.get("person_id", 100 + i), "death_date": d["death_date"],
                       "aided": list(d.get("aided", receiving))} for i, d in enumerate(deceased)],
     }

@@ -264,3 +264,71 @@ def test_assets_feed_takes_the_new_kinds_by_their_chinese_names():
     assert {"HOUSING_PROVIDENT_FUND", "COMMERCIAL_INSURANCE", "INTERNET_FINANCE"} <= set(kind.choices)
     assert kind.aliases["住房公积金"] == "HOUSING_PROVIDENT_FUND" and kind.aliases["商业保险"] == "COMMERCIAL_INSURANCE"
     assert kind.aliases["互联网金融资产"] == "INTERNET_FINANCE"
+
+
+# --- gd21-temporary-event-place: 取消户籍地、居住地申请限制，由急难发生地实施临时救助 ------------------------------------
+
+
+EMERGENCY = """mutation E($input: EmergencyInput!) { recordEmergency(input: $input) {
+  event { id regionCode } errors { field message code } } }"""
+APPLY = """mutation A($input: ApplyForAidInput!) { applyForAid(input: $input) {
+  enrollment { id status program { key } } errors { field message code } } }"""
+DECIDE = """mutation D($input: DecideEnrollmentInput!) { decideEnrollment(input: $input) {
+  enrollment { status } errors { field message code } } }"""
+
+
+def test_emergency_aid_applied_for_and_priced_where_it_happened(live_server, sync_engine, db_url):
+    from tests.casework.conftest import token_for
+
+    tianhe = "440106001001"  # 广州 天河区, urban: Guangzhou's urban standard 1,400 (Shantou's: 1,200)
+    officer = token_for(db_url, sync_engine, "county_tianhe_event", "county_officer", tianhe[:6])
+    # a two-person household registered in 汕头, where the Guangzhou officer has no scope
+    household = register(live_server, SHANTOU, [member("440507", 40, 111), member("440507", 12, 113, "CHILD")])
+    hid = household["id"]
+
+    def post(query, variables, token=officer):
+        body = live_server.post(query, {"input": variables}, token=token).json()
+        assert "errors" not in body, body
+        return next(iter(body["data"].values()))
+
+    # no emergency yet: to the Guangzhou officer the household does not exist
+    hidden = post(APPLY, {"householdId": hid, "programKey": "temporary_emergency"})
+    assert hidden["enrollment"] is None and hidden["errors"][0]["code"] == "NOT_FOUND"
+    # an accident in 天河, recorded by the officer there
+    event = post(EMERGENCY, {"householdId": hid, "kind": "ACCIDENT", "regionCode": tianhe,
+                             "occurredOn": (TODAY - dt.timedelta(days=2)).isoformat()})
+    assert event["errors"] == [], event
+    # the amount goes by the place's standard: 3 months (illustrative) x 1,400 x 2 members = 8,400 (not 7,200)
+    eligible, reasons = _reasons(live_server, hid, "temporary_emergency")
+    assert eligible and any(f"the urban standard of the emergency's place {tianhe}" in r and "1400.00 x 2 member(s) "
+                            "= 8400.00 yuan" in r for r in reasons), reasons
+    # only aid-first (急难) programs follow the event: dibao stays with the household's registration
+    other = post(APPLY, {"householdId": hid, "programKey": "dibao"})
+    assert other["errors"][0]["code"] == "NOT_FOUND"
+    # the officer of the place applies and approves (aid first) for the household registered elsewhere
+    applied = post(APPLY, {"householdId": hid, "programKey": "temporary_emergency"})
+    assert applied["errors"] == [] and applied["enrollment"]["status"] == "APPLIED", applied
+    approved = post(DECIDE, {"enrollmentId": applied["enrollment"]["id"], "action": "APPROVE"})
+    assert approved == {"enrollment": {"status": "APPROVED"}, "errors": []}, approved
+    engine = make_sync_engine(live_server.components.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            region, details = conn.execute(select(Enrollment.region_code, Enrollment.details).where(
+                Enrollment.id == db_id(applied["enrollment"]["id"], "Enrollment"))).one()
+    finally:
+        engine.dispose()
+    assert region == tianhe and details["emergency_place"] == tianhe
+    assert details["one_off_amount"] == pytest.approx(8400.0)
+
+
+def test_emergency_aid_uses_the_rural_standard_of_a_rural_place(engine):
+    # registered in a Guangzhou 社区 (urban 1,400), the emergency in a Shantou 村委会 (rural 1,000): 3 x 1,000 x 1
+    frame = household_frame([{}], GZ, emergencies=[{"kind": "ACCIDENT", "occurred_on": dt.date(2025, 5, 20),
+                                                    "region_code": SHANTOU_VILLAGE, "rural": True}])
+    result = evaluate(engine, frame, "temporary_emergency")
+    assert result["eligible"] and result["one_off_amount"] == pytest.approx(3000.0)
+    assert f"the rural standard of the emergency's place {SHANTOU_VILLAGE}" in text(result)
+    # expenditure-type aid stays with the household's residence
+    spent = household_frame([{}], GZ, monthly_rigid_expenditure=2000, emergencies=[
+        {"kind": "ACCIDENT", "occurred_on": dt.date(2025, 5, 20), "region_code": SHANTOU_VILLAGE, "rural": True}])
+    assert evaluate(engine, spent, "temporary")["one_off_amount"] == pytest.approx(4200.0)
