@@ -19,6 +19,12 @@ local dibao standard per member (``temporary.months_of_standard``, not in the so
 where the hardship is: the household's residence for expenditure-type aid, the place of the latest counted
 emergency for emergency aid (GD-2021 §15 取消户籍地、居住地申请限制，由急难发生地实施临时救助: that place's urban or
 rural standard, its city's or county's override included), whatever the household's registration.
+
+A third program, ``epidemic_one_off`` (疫情一次性生活补贴, FJ-2021 向莆田等受新冠疫情影响地区的困难群众发放一次性生活
+补贴): every household of the low-income population (困难群众: receiving one of
+:data:`aidgraph.plugins.low_income.LOW_INCOME_PROGRAMS`) living in an area the province declares affected on the
+date (``temporary.epidemic_areas``, region prefixes, dated: Fujian's 3503 莆田 for 2021); the amount per member is
+``temporary.epidemic_one_off_amount``, which no source gives: unset, the reasons say "amount not configured".
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ from aidgraph.plugin import (
     hookimpl,
     member,
     program_search_document,
+    receiving_any,
     yuan,
 )
 from aidgraph.plugins.dibao.standard import dibao_standard, economic_verification
+from aidgraph.plugins.low_income import LOW_INCOME_PROGRAMS
 from aidgraph.plugins.temporary.graphql import EmergencyEventType, contribution
 
 
@@ -53,13 +61,20 @@ EMERGENCY = Program(key="temporary_emergency", name="临时救助（急难型）
                     description="One-off aid for a sudden emergency, given first and verified after (先行救助).")
 
 
+EPIDEMIC = Program(key="epidemic_one_off", name="疫情一次性生活补贴 one-off living subsidy in epidemic-affected areas",
+                   domain="emergency",
+                   description="A one-off living subsidy for low-income households in areas the province declares "
+                               "affected by an epidemic (FJ-2021).")
+EPIDEMIC_AREAS = "temporary.epidemic_areas"
+EPIDEMIC_AMOUNT = "temporary.epidemic_one_off_amount"
+
 EMERGENCY_KINDS = ("SUDDEN_EVENT", "ACCIDENT", "MAJOR_ILLNESS", "EPIDEMIC", "DISASTER", "OTHER")
 """突发事件, 意外伤害, 重大疾病, 传染病疫情等突发公共卫生事件, 自然灾害 (因灾, GD-2022), 其他特殊原因 (GD-2021)."""
 
 
 @hookimpl
 def aidgraph_programs() -> list[Program]:
-    return [TEMPORARY, EMERGENCY]
+    return [TEMPORARY, EMERGENCY, EPIDEMIC]
 
 
 @hookimpl
@@ -75,6 +90,10 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
                   "months", minimum=1, maximum=12),
         ParamSpec("temporary.explanation_days", "integer",
                   "先行救助，事后补充说明情况: days after the event by which the explanation is due", "days", minimum=1),
+        ParamSpec(EPIDEMIC_AREAS, "list", "疫情一次性生活补贴: region prefixes declared affected by an epidemic (an "
+                  "empty list ends the declaration)", required=False),
+        ParamSpec(EPIDEMIC_AMOUNT, "number", "疫情一次性生活补贴: the one-off amount per member", "yuan",
+                  required=False, minimum=0),
     ]
 
 
@@ -126,6 +145,30 @@ def _emergency(c: RuleContext):
         c.cite("temporary.emergency_kinds")))
 
 
+def _epidemic(c: RuleContext):
+    declared = c.p(EPIDEMIC_AREAS, default=None)
+    if declared is None:
+        return pl.lit(False), pl.lit(f"not configured: {EPIDEMIC_AREAS}")
+    areas = [str(a) for a in declared]
+    if not areas:
+        return pl.lit(False), fmt("no area declared affected by an epidemic on {} ({})", c.on, c.cite(EPIDEMIC_AREAS))
+    inside = pl.any_horizontal([pl.col("region_code").str.starts_with(a) for a in areas])
+    poor = receiving_any(LOW_INCOME_PROGRAMS)
+    return inside & poor, fmt("lives in an area declared affected by the epidemic ({}; {}): {}; in the low-income "
+                              "population (困难群众): {} (FJ-2021 向莆田等受新冠疫情影响地区的困难群众发放一次性生活补贴)",
+                              ", ".join(areas), c.cite(EPIDEMIC_AREAS), inside, poor)
+
+
+def _epidemic_amount(c: RuleContext):
+    per_member = c.p(EPIDEMIC_AMOUNT, default=None)
+    if per_member is None:
+        return pl.lit(None, dtype=pl.Float64), pl.lit(f"amount not configured: {EPIDEMIC_AMOUNT} (the source gives "
+                                                      "no amount)")
+    amount = pl.lit(float(per_member)) * pl.col("member_count")
+    return amount, fmt("one-off {} x {} member(s) = {} yuan ({})", yuan(float(per_member)), pl.col("member_count"),
+                       yuan(amount), c.cite(EPIDEMIC_AMOUNT))
+
+
 @hookimpl
 def aidgraph_eligibility_rules() -> list[EligibilityRule]:
     return [
@@ -134,6 +177,7 @@ def aidgraph_eligibility_rules() -> list[EligibilityRule]:
         EligibilityRule("temporary", "expenditure", _expenditure),
         EligibilityRule("temporary_emergency", "where_it_happens", _where, kind="gate"),
         EligibilityRule("temporary_emergency", "emergency", _emergency),
+        EligibilityRule(EPIDEMIC.key, "low_income_in_affected_area", _epidemic),
     ]
 
 
@@ -181,6 +225,8 @@ def aidgraph_benefit_formula(program: Program, params) -> BenefitFormula | None:
         return BenefitFormula(program.key, "one_off", _one_off, period="once")
     if program.key == "temporary_emergency":
         return BenefitFormula(program.key, "one_off", _emergency_one_off, period="once")
+    if program.key == EPIDEMIC.key:
+        return BenefitFormula(program.key, "one_off", _epidemic_amount, period="once")
     return None
 
 
@@ -192,7 +238,7 @@ def aidgraph_search_fields() -> dict:
 
 @hookimpl
 def aidgraph_search_document(entity: str, record: dict) -> dict | None:
-    return program_search_document([TEMPORARY, EMERGENCY], entity, record)
+    return program_search_document([TEMPORARY, EMERGENCY, EPIDEMIC], entity, record)
 
 
 @hookimpl

@@ -332,3 +332,31 @@ def test_emergency_aid_uses_the_rural_standard_of_a_rural_place(engine):
     spent = household_frame([{}], GZ, monthly_rigid_expenditure=2000, emergencies=[
         {"kind": "ACCIDENT", "occurred_on": dt.date(2025, 5, 20), "region_code": SHANTOU_VILLAGE, "rural": True}])
     assert evaluate(engine, spent, "temporary")["one_off_amount"] == pytest.approx(4200.0)
+
+
+# --- fj21-epidemic-one-off: 向莆田等受新冠疫情影响地区的困难群众发放一次性生活补贴 ---------------------------------------
+
+
+def test_epidemic_one_off_for_low_income_households_in_putian(engine, copy_settings, configs, pm):
+    putian, fuzhou = "350302001001", "350102001001"
+    in_2021 = dt.date(2021, 10, 1)
+    poor = household_frame([{}, {"relation_to_head": "SPOUSE"}], putian, receiving=["dibao"])
+    result = evaluate(engine, poor, "epidemic_one_off", code="35", on=in_2021)
+    assert result["eligible"] and "declared affected by the epidemic (3503" in text(result)
+    # the source gives no amount: none is paid, and the reasons say so
+    assert result["one_off_amount"] is None and "amount not configured: temporary.epidemic_one_off_amount" in text(result)
+    # 困难群众 only, in the declared area only, and in 2021 only
+    assert not evaluate(engine, household_frame([{}], putian), "epidemic_one_off", code="35", on=in_2021)["eligible"]
+    fz = household_frame([{}], fuzhou, receiving=["tekun"])
+    assert not evaluate(engine, fz, "epidemic_one_off", code="35", on=in_2021)["eligible"]
+    later = evaluate(engine, poor, "epidemic_one_off", code="35", on=dt.date(2022, 3, 1))
+    assert not later["eligible"] and "no area declared affected by an epidemic on 2022-03-01" in text(later)
+    # Guangdong declares nothing: not configured
+    gd = evaluate(engine, household_frame([{}], SHANTOU, receiving=["dibao"]), "epidemic_one_off")
+    assert not gd["eligible"] and "not configured: temporary.epidemic_areas" in text(gd)
+    # a province that configures an amount gets it per member (the figure here is the test's, not a policy's)
+    with open(configs / "35" / "parameters" / "temporary.toml", "a", encoding="utf-8") as f:
+        f.write('\n["temporary.epidemic_one_off_amount"]\ndescription = "test"\nunit = "yuan"\n'
+                'source = "illustrative (test)"\nvalues = [ { from = 2021-01-01, value = 500 } ]\n')
+    paid = evaluate(PolicyEngine(copy_settings, pm), poor, "epidemic_one_off", code="35", on=in_2021)
+    assert paid["one_off_amount"] == pytest.approx(1000.0) and "500.00 x 2 member(s) = 1000.00 yuan" in text(paid)
