@@ -6,7 +6,10 @@ household's ``housing_need``, an input) get housing aid: urban ones public renta
 discount, rural ones dangerous-house renovation first (GD-2021). Dispersed and centralised tekun support are
 not distinguished. Fujian's old-community renovation covers the
 personal contribution of tekun 100% and dibao 70% (FJ-2021): ``housing.renovation_contribution_share``;
-:func:`renovation_aid` computes the amount from the household's contribution.
+:func:`renovation_aid` computes the amount from the household's contribution. FJ-2021's 住房保障覆盖中低收入家庭
+also covers middle-income households in housing difficulty: a line no source gives
+(``housing.middle_income_multiple``, a multiple of the urban standard); a province without it covers none of
+them and its reasons say "not configured".
 No monthly amount.
 """
 
@@ -27,6 +30,7 @@ from aidgraph.plugin import (
     hookimpl,
     program_search_document,
     receiving_any,
+    yuan,
 )
 
 from aidgraph.plugins.housing.graphql import contribution
@@ -38,6 +42,8 @@ __version__ = "0.1.0"
 PROGRAM = Program(key="housing", name="住房救助 housing aid", domain="housing",
                   description="Public rental housing, rent discounts and dangerous-house renovation for recipients.")
 COVERABLE = ("dibao", "tekun", "dibao_edge", "expenditure_hardship")
+MIDDLE_INCOME = "housing.middle_income_multiple"
+"""中低收入: FJ-2021's middle-income households, by a line no source gives (configured, or "not configured")."""
 """The programs ``housing.covered_programs`` may name (GD-2021 §10: 低保家庭、分散供养特困人员、低收入家庭); the
 household's category in the reasons is the first of these it receives, in the order of precedence of
 :mod:`aidgraph.plugins.low_income`."""
@@ -57,6 +63,10 @@ def aidgraph_parameter_schemas() -> list[ParamSpec]:
         ParamSpec("housing.covered_programs", "list",
                   "住房困难的…: programs whose households in housing difficulty get housing aid",
                   choices=COVERABLE),
+        ParamSpec(MIDDLE_INCOME, "number",
+                  "住房保障覆盖中低收入家庭: a household in no covered program is middle-income (中低收入) for housing "
+                  "security when its verified per-capita income is below this multiple of the urban dibao standard",
+                  "x urban standard", required=False, minimum=0),
     ]
 
 
@@ -84,6 +94,20 @@ def renovation_aid(shares: dict | None, categories: list[str], contribution) -> 
     return aid, f"{best}: {share:.0%} of the personal contribution {amount} = {aid}"
 
 
+def _middle_income(c: RuleContext) -> tuple[pl.Expr, pl.Expr]:
+    """FJ-2021 住房保障覆盖中低收入家庭: middle-income households by the province's line; no source gives one, so
+    a province without ``housing.middle_income_multiple`` covers none and says so."""
+    multiple = c.p(MIDDLE_INCOME, default=None)
+    if multiple is None:
+        return pl.lit(False), pl.lit(f"middle-income (中低收入) households: not configured: {MIDDLE_INCOME}")
+    line = c.col("dibao.urban_standard").cast(pl.Float64) * float(multiple)
+    verified = pl.col("income_verified").fill_null(False)
+    below = verified & (pl.col("per_capita_income") < line)
+    return below, fmt("middle-income (中低收入): verified per-capita income {} below {} x urban standard = {} ({}): {}",
+                      pl.when(verified).then(yuan(pl.col("per_capita_income"))).otherwise(pl.lit("not verified")),
+                      multiple, yuan(line), c.cite(MIDDLE_INCOME), below)
+
+
 def _recipient(c: RuleContext):
     measures = c.p("housing.measures")
     shares = c.p("housing.renovation_contribution_share", default=None) or {}
@@ -93,9 +117,11 @@ def _recipient(c: RuleContext):
         pl.lit("urban: " + measures.get("urban", "")))
     covered = list(c.p("housing.covered_programs"))
     category = category_expr(COVERABLE)
-    return receiving_any(covered), fmt("category {} (covered: {}, {}); {} ({}); {}", category.fill_null("none"),
-                                       ", ".join(covered), c.cite("housing.covered_programs"), measure,
-                                       c.cite("housing.measures"), share_text)
+    middle, middle_text = _middle_income(c)
+    return receiving_any(covered) | middle, fmt("category {} (covered: {}, {}); {}; {} ({}); {}",
+                                                category.fill_null("none"), ", ".join(covered),
+                                                c.cite("housing.covered_programs"), middle_text, measure,
+                                                c.cite("housing.measures"), share_text)
 
 
 def _housing_need(c: RuleContext):

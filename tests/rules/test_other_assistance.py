@@ -360,3 +360,31 @@ def test_epidemic_one_off_for_low_income_households_in_putian(engine, copy_setti
                 'source = "illustrative (test)"\nvalues = [ { from = 2021-01-01, value = 500 } ]\n')
     paid = evaluate(PolicyEngine(copy_settings, pm), poor, "epidemic_one_off", code="35", on=in_2021)
     assert paid["one_off_amount"] == pytest.approx(1000.0) and "500.00 x 2 member(s) = 1000.00 yuan" in text(paid)
+
+
+# --- fj21-housing-low-middle: 住房保障覆盖中低收入家庭 -------------------------------------------------------------------
+
+
+def test_housing_covers_middle_income_households_only_by_a_configured_line(engine, copy_settings, configs, pm):
+    fuzhou = "350102001001"  # Fuzhou urban standard 900 (illustrative)
+    # a household in no low-income program, in housing difficulty, per-capita income 1,500 (2 members, 3,000)
+    middle = household_frame([{}, {"relation_to_head": "SPOUSE"}], fuzhou, monthly_income=3000, housing_need=True)
+    unset = evaluate(engine, middle, "housing", code="35")
+    assert not unset["eligible"]
+    assert "middle-income (中低收入) households: not configured: housing.middle_income_multiple" in text(unset)
+    # the low-income households of the sentence are covered as before
+    low = household_frame([{}], fuzhou, receiving=["dibao_edge"], housing_need=True)
+    assert evaluate(engine, low, "housing", code="35")["eligible"]
+    # with a line configured (2 x the urban standard here: the test's figure, no source's) they are covered
+    with open(configs / "35" / "parameters" / "housing.toml", "a", encoding="utf-8") as f:
+        f.write('\n["housing.middle_income_multiple"]\ndescription = "test"\nsource = "illustrative (test)"\n'
+                'values = [ { from = 2021-01-01, value = 2 } ]\n')
+    configured = PolicyEngine(copy_settings, pm)
+    result = evaluate(configured, middle, "housing", code="35")
+    assert result["eligible"] and "per-capita income 1500.00 below 2 x urban standard = 1800.00" in text(result)
+    above = household_frame([{}], fuzhou, monthly_income=1900, housing_need=True)
+    assert not evaluate(configured, above, "housing", code="35")["eligible"]
+    unverified = household_frame([{}], fuzhou, monthly_income=0, income_verified=False, housing_need=True)
+    assert not evaluate(configured, unverified, "housing", code="35")["eligible"]
+    no_need = household_frame([{}, {"relation_to_head": "SPOUSE"}], fuzhou, monthly_income=3000)
+    assert not evaluate(configured, no_need, "housing", code="35")["eligible"]
