@@ -155,7 +155,7 @@ def test_transition_not_allowed_writes_nothing(db_url, sync_engine, engine, hh):
     e = apply(db_url, engine, hh["gz"].household_id, "dibao")
     before = count(sync_engine, EnrollmentStep)
     err = error_of(lambda: step(db_url, engine, e.id, "APPROVE"))
-    assert err.errors[0].code.value == "INVALID_TRANSITION" and "allowed: REJECT, START_VERIFICATION, WITHDRAW" in str(err)
+    assert err.errors[0].code.value == "INVALID_TRANSITION" and "allowed: DISPUTE, REJECT, START_VERIFICATION, WITHDRAW" in str(err)
     assert count(sync_engine, EnrollmentStep) == before
     err = error_of(lambda: step(db_url, engine, e.id, "ACTIVATE"))
     assert err.errors[0].code.value == "INVALID_TRANSITION"

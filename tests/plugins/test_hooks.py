@@ -190,4 +190,4 @@ def test_hook_aidgraph_graphql_types(pm):
 
     types = graphql_types(pm)
     assert sorted(t.__strawberry_definition__.name for t in types) == [
-        "EmergencyEvent", "EmploymentSupport", "MedicalClaim", "StudentStatus"]
+        "Diagnosis", "EmergencyEvent", "EmploymentSupport", "MedicalClaim", "StudentStatus"]
