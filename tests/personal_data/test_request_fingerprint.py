@@ -56,12 +56,12 @@ def _hashes(engine) -> dict[str, str | None]:
 
 
 def test_revision_0020_clears_unkeyed_fingerprints(fresh_engine):
-    downgrade(fresh_engine, "0017")
+    downgrade(fresh_engine, "0019")
     unkeyed = hashlib.sha256(_canonical(PAYLOAD).encode()).hexdigest()
     _record(fresh_engine, "before", unkeyed)
     upgrade(fresh_engine)
     assert _hashes(fresh_engine) == {"before": None}
     _record(fresh_engine, "after", idempotency.fingerprint(PAYLOAD))
-    downgrade(fresh_engine, "0017")  # an older release computes unkeyed fingerprints: the keyed ones go too
+    downgrade(fresh_engine, "0019")  # an older release computes unkeyed fingerprints: the keyed ones go too
     assert _hashes(fresh_engine) == {"before": None, "after": None}
     upgrade(fresh_engine)

@@ -9,7 +9,7 @@ as a key without a fingerprint always was. Downgrading clears the keyed ones the
 computes unkeyed fingerprints, which would never match them).
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-03 10:20:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0020'
-down_revision = '0017'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

@@ -11,19 +11,16 @@ is re-created on both engines (SQLite copies the table in batch mode).
 SQLite rebuilds a table in batch mode (copy, drop, rename), which drops its triggers: the decision-stale
 triggers of 0011 on ``economic_item`` (and ``person`` on downgrade) are read before and re-created after.
 
-Numbered 0022 (0016-0021 are taken on main and in other branches); it revises 0015, this branch's head: the lead
-re-chains it at merge.
-
-Revision ID: 0022
-Revises: 0015
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-03 10:40:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0022'
-down_revision = '0015'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
