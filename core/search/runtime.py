@@ -33,7 +33,7 @@ from aidgraph.core.search.embedded import EmbeddedSearch, EngineSupervisor
 from aidgraph.core.search.indexer import BackgroundIndexer, stop_background_indexer
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout
 from aidgraph.core.search.query import EngineQuirks, SearchPage, SearchRequest, search
-from aidgraph.core.search.rebuild import reindex
+from aidgraph.core.search.rebuild import ForeignIndexError, check_owner, reindex
 
 log = logging.getLogger("aidgraph.search")
 
@@ -126,6 +126,16 @@ def open_search(settings: Settings, *, url: str | None = None, pm: Any = None, a
     runtime = SearchRuntime(url=url, alias=alias, layout=build_layout(pm), client=make_client(url, settings),
                             bulk_client=make_client(url, settings, timeout=BULK_TIMEOUT),
                             engine=make_sync_engine(settings.database_url), embedded=embedded, settings=settings)
+    if embedded is None:
+        # A configured cluster may hold another installation's index under the same alias: never search it or
+        # drain this database's changes into it (the server then serves without search and logs why).
+        try:
+            check_owner(runtime.engine, runtime.client, alias, unmarked_ok=True)
+        except ForeignIndexError:
+            runtime.close()
+            raise
+        except Exception:  # noqa: BLE001 - an unreachable cluster: the indexer backs off and checks nothing yet
+            log.warning("search: could not check which database the index at %s belongs to", url)
     if embedded is not None and supervise:
         options: dict[str, Any] = {"max_restarts": settings.search_max_restarts, **(restart or {})}
         runtime.supervisor = EngineSupervisor(embedded, runtime.engine_restarted, **options).start()

@@ -12,9 +12,11 @@ from aidgraph.core.app.cli import app
 from aidgraph.core.search import indexes
 from aidgraph.core.search.client import make_client
 from aidgraph.core.search.mapping import DEFAULT_ALIAS
+from aidgraph.core.search.rebuild import ForeignIndexError
+from aidgraph.core.search.runtime import open_search
 from aidgraph.core.storage.db import make_sync_engine, session_scope
 from aidgraph.core.storage.identity import database_identity
-from tests.conftest import make_database
+from tests.conftest import make_database, server_settings
 from tests.search.conftest import add_person
 
 
@@ -112,3 +114,19 @@ def test_an_index_built_from_another_database_is_never_touched(env, graph, graph
     assert forced.exit_code == 0, forced.output
     client.indices.refresh(index=DEFAULT_ALIAS)
     assert client.count(index=DEFAULT_ALIAS)["count"] == total
+
+
+def test_a_server_never_serves_or_feeds_another_databases_index(env, graph, graph_engine, db_url, request,
+                                                                tmp_path_factory):
+    """With a configured cluster whose alias holds another installation's index, the server's search does not
+    start (it serves without search and logs why) instead of answering from, or draining into, that index."""
+    assert CliRunner().invoke(app, ["reindex"]).exit_code == 0
+    other_url = make_database("sqlite" if db_url.startswith("sqlite") else "postgres", request, tmp_path_factory)
+    other = make_sync_engine(other_url)
+    with other.begin() as conn:
+        conn.execute(text("UPDATE installation SET database_id = :id"), {"id": str(uuid.uuid4())})
+    other.dispose()
+    with pytest.raises(ForeignIndexError, match="was built from database"):
+        open_search(server_settings(other_url, opensearch_url=env.url), background=False)
+    mine = open_search(server_settings(db_url, opensearch_url=env.url), background=False)
+    mine.close()
