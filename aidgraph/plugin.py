@@ -45,6 +45,7 @@ from aidgraph.core.policy.parameters import ParamSpec, ProvinceParams
 from aidgraph.core.storage import models
 from aidgraph.core.storage.errors import DomainError, ErrorCode, FieldError, not_found
 from aidgraph.core.storage.validity import valid_on
+from aidgraph.core.storage.rls import widened
 from aidgraph.core.workflow import casework
 from aidgraph.core.storage.models import (
     EXPENDITURE_KINDS,
@@ -71,6 +72,6 @@ __all__ = [
     "idempotency", "privacy",
     "RuleContext", "UserError", "age_on", "aidchain", "any_member", "as_hits", "audit", "authz", "count_members",
     "db_id", "fmt", "hookimpl", "member", "models", "not_found", "policy_engine", "program_search_document",
-    "receiving", "receiving_any", "run_mutation", "text", "utcnow", "valid_on", "yuan",
+    "receiving", "receiving_any", "run_mutation", "text", "utcnow", "valid_on", "widened", "yuan",
     "casework",
 ]

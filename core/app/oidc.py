@@ -45,6 +45,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from aidgraph.core.access.authn import decode_token, issue_token, signing_secret
+from aidgraph.core.app.sessions import system_sessions
 from aidgraph.core.app.auth import SESSION_TTL, _actor, _error, _home_region, _secure, _set_session_cookies
 from aidgraph.core.graph import audit
 from aidgraph.core.storage.models import AppUser
@@ -206,7 +207,7 @@ def oidc_routes(components) -> list[Route]:
 
     async def refuse(request: Request, e: OidcError, username: str | None = None,
                      user: AppUser | None = None) -> Response:
-        async with components.session_factory() as session:
+        async with system_sessions(components, "oidc login")() as session:
             async with session.begin():
                 audit.record(session, _actor(username or "oidc", request), "login_failed", "app_user",
                              user.id if user else None, await _home_region(session, username) if username else None,
@@ -243,7 +244,7 @@ def oidc_routes(components) -> list[Route]:
         if not isinstance(username, str) or not username:
             return await refuse(request, OidcError(403, f"the ID token has no {settings.oidc_username_claim!r} claim "
                                                         "naming an aidgraph user", "FORBIDDEN", "no username claim"))
-        async with components.session_factory() as session:
+        async with system_sessions(components, "oidc login")() as session:
             async with session.begin():
                 user = await session.scalar(select(AppUser).where(AppUser.username == username))
                 if user is not None and user.active:

@@ -46,6 +46,19 @@ def parent_in_scope(parent: str, key: str, column: str = "region_code") -> str:
     return f"({UNRESTRICTED} OR EXISTS (SELECT 1 FROM {parent} p WHERE p.id = {key} AND {in_scope('p.' + column)}))"
 
 
+def emergency_here(household_key: str) -> str:
+    """The household has an emergency (急难) recorded at a place in scope: 由急难发生地实施临时救助 (GD-2021) lets
+    the officers of that place act for a household registered elsewhere, which the application allows; the
+    second line must not hide that household from them."""
+    return (f"EXISTS (SELECT 1 FROM emergency_event e WHERE e.household_id = {household_key} AND "
+            f"{in_scope('e.region_code')})")
+
+
+def household_reach(key: str) -> str:
+    """A row keyed by household ``key``: its household is in scope, or has an emergency recorded in scope."""
+    return f"({parent_in_scope('household', key)} OR {emergency_here(key)})"
+
+
 REGION_TABLES = (
     "household", "person", "enrollment", "alert", "emergency_event", "referral", "lead", "visit", "recovery_order",
     "service_order", "charity_match", "eligibility_decision", "retained_record",
@@ -61,7 +74,11 @@ ENROLLMENT_TABLES = ("enrollment_step", "temporary_aid_approval", "temporary_aid
 
 POLICIES: dict[str, str] = {
     **{t: in_scope(f"{t}.region_code") for t in REGION_TABLES},
-    **{t: parent_in_scope("household", f"{t}.household_id") for t in HOUSEHOLD_TABLES},
+    **{t: household_reach(f"{t}.household_id") for t in HOUSEHOLD_TABLES},
+    "household": f"({in_scope('household.region_code')} OR {emergency_here('household.id')})",
+    "person": (f"({in_scope('person.region_code')} OR EXISTS (SELECT 1 FROM membership m JOIN emergency_event e "
+               f"ON e.household_id = m.household_id WHERE m.person_id = person.id AND m.valid_to IS NULL AND "
+               f"{in_scope('e.region_code')}))"),
     **{t: parent_in_scope("enrollment", f"{t}.enrollment_id") for t in ENROLLMENT_TABLES},
     "feed_record": parent_in_scope("person", "feed_record.person_id"),
     # an edge is the business of either end: shown with a visible person (the other end stays as it is)
@@ -69,7 +86,11 @@ POLICIES: dict[str, str] = {
                     f"{parent_in_scope('person', 'relationship.to_person_id')})",
 }
 """The policy expression of every person-bearing table (``USING`` and ``WITH CHECK``)."""
-AUDIT_READ = in_scope("audit_log.region_code")
+AUDIT_READ = (f"({in_scope('audit_log.region_code')} OR "
+              "audit_log.actor = current_setting('aidgraph.scope_reason', true))")
+"""Audit rows in scope, or written by the caller (whose username the request's ``aidgraph.scope_reason`` holds):
+an INSERT ... RETURNING must see the row it adds, and a planner's simulation of a city outside their own, or an
+officer's action at an emergency's place, is audited in that region."""
 POLICY = "aidgraph_scope"
 
 
