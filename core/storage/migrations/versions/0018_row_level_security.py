@@ -49,9 +49,10 @@ def parent_in_scope(parent: str, key: str, column: str = "region_code") -> str:
 def emergency_here(household_key: str) -> str:
     """The household has an emergency (急难) recorded at a place in scope: 由急难发生地实施临时救助 (GD-2021) lets
     the officers of that place act for a household registered elsewhere, which the application allows; the
-    second line must not hide that household from them."""
-    return (f"EXISTS (SELECT 1 FROM emergency_event e WHERE e.household_id = {household_key} AND "
-            f"{in_scope('e.region_code')})")
+    second line must not hide that household from them. The households are listed once per statement by a
+    SECURITY DEFINER function (an InitPlan, evaluated only for rows outside the caller's regions), not by a
+    subquery per row."""
+    return f"{household_key} = ANY ((SELECT aidgraph_emergency_households())::bigint[])"
 
 
 def household_reach(key: str) -> str:
@@ -76,9 +77,7 @@ POLICIES: dict[str, str] = {
     **{t: in_scope(f"{t}.region_code") for t in REGION_TABLES},
     **{t: household_reach(f"{t}.household_id") for t in HOUSEHOLD_TABLES},
     "household": f"({in_scope('household.region_code')} OR {emergency_here('household.id')})",
-    "person": (f"({in_scope('person.region_code')} OR EXISTS (SELECT 1 FROM membership m JOIN emergency_event e "
-               f"ON e.household_id = m.household_id WHERE m.person_id = person.id AND m.valid_to IS NULL AND "
-               f"{in_scope('e.region_code')}))"),
+    "person": f"({in_scope('person.region_code')} OR person.id = ANY ((SELECT aidgraph_emergency_persons())::bigint[]))",
     **{t: parent_in_scope("enrollment", f"{t}.enrollment_id") for t in ENROLLMENT_TABLES},
     "feed_record": parent_in_scope("person", "feed_record.person_id"),
     # an edge is the business of either end: shown with a visible person (the other end stays as it is)
@@ -122,6 +121,20 @@ def upgrade() -> None:
         CREATE FUNCTION aidgraph_scope_unrestricted() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
             SELECT coalesce(current_setting('aidgraph.scope', true) = '*', false)
         $$""")
+    # Owned by the migrating (owner) role and SECURITY DEFINER: they read emergency_event and membership unbound
+    # by the policies, with the transaction's scope setting, once per statement.
+    op.execute("""
+        CREATE FUNCTION aidgraph_emergency_households() RETURNS bigint[] LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = public AS $$
+            SELECT coalesce(array_agg(DISTINCT e.household_id), '{}'::bigint[]) FROM emergency_event e
+            WHERE aidgraph_scope_unrestricted() OR e.region_code::text ^@ ANY (aidgraph_scope_prefixes())
+        $$""")
+    op.execute("""
+        CREATE FUNCTION aidgraph_emergency_persons() RETURNS bigint[] LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = public AS $$
+            SELECT coalesce(array_agg(DISTINCT m.person_id), '{}'::bigint[]) FROM membership m
+            WHERE m.valid_to IS NULL AND m.household_id = ANY (aidgraph_emergency_households())
+        $$""")
     for table, expression in POLICIES.items():
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"CREATE POLICY {POLICY} ON {table} TO {ROLE} USING {expression} WITH CHECK {expression}")
@@ -143,6 +156,8 @@ def downgrade() -> None:
     for table in POLICIES:
         op.execute(f"DROP POLICY IF EXISTS {POLICY} ON {table}")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    op.execute("DROP FUNCTION IF EXISTS aidgraph_emergency_persons()")
+    op.execute("DROP FUNCTION IF EXISTS aidgraph_emergency_households()")
     op.execute("DROP FUNCTION IF EXISTS aidgraph_scope_unrestricted()")
     op.execute("DROP FUNCTION IF EXISTS aidgraph_scope_prefixes()")
     # the role is cluster-wide (other databases may use it): its grants here go, the role stays
