@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from strawberry.types import Info
 
 from aidgraph.core.graph import privacy
-from aidgraph.core.graph.idnumber import mask_phone
 from aidgraph.core.storage import models
 from aidgraph.core.workflow import volunteers
 from aidgraph.core.workflow.defaults import VOLUNTEER_OBJECT
@@ -72,10 +71,7 @@ class Volunteer(Node):
     @strawberry.field(description="Masked (138****1234) unless the caller may see phones in the station's region; a "
                                   "full read is audited.")
     def phone(self, info: Info) -> str:
-        if privacy.may_read_sensitive(info.context, self._row.region_code):
-            privacy.note_disclosure(info.context, "volunteer", self._row.id, self._row.region_code, "phone")
-            return self._row.phone
-        return mask_phone(self._row.phone)
+        return privacy.phone(info.context, self._row, "volunteer") or ""
 
     @strawberry.field(description="The tasks the volunteer offers.")
     def tasks(self) -> list[VolunteerTask]:

@@ -64,13 +64,15 @@ def id_number(context: Any, person: Any) -> str:
     return mask(person.id_number)
 
 
-def phone(context: Any, person) -> str | None:
-    if person.phone is None:
+def phone(context: Any, row, object_type: str = "person") -> str | None:
+    """A row's phone (a person's, a volunteer's): in full for a caller who may read sensitive data in the row's
+    region (the read is disclosure-audited against ``object_type``), masked (138****1234) for anyone else."""
+    if row.phone is None:
         return None
-    if may_read_sensitive(context, person.region_code):
-        note_disclosure(context, "person", person.id, person.region_code, "phone")
-        return person.phone
-    return mask_phone(person.phone)
+    if may_read_sensitive(context, row.region_code):
+        note_disclosure(context, object_type, row.id, row.region_code, "phone")
+        return row.phone
+    return mask_phone(row.phone)
 
 
 def _gated(context: Any, person, value: T, group: str, field: str) -> T | None:
