@@ -30,6 +30,7 @@ from aidgraph.core.graph import reads
 from aidgraph.core.graph.economics import economics_for
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.config import Settings
+from aidgraph.core.storage.db import close_session
 from aidgraph.core.storage.models import Enrollment
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.programs import ProgramCatalogue
@@ -80,8 +81,8 @@ class Context:
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await close_session(session)
 
     def loader(self, name: str, fetch: Callable[[AsyncSession, list[Any]], Awaitable[dict[Any, Any]]],
                default: Any = None) -> DataLoader[Any, Any]:

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from aidgraph.core.access.actor import Actor, RoleGrant
 from aidgraph.core.access import authz
 from aidgraph.core.access.authz import authorizer_for, grants_query, policy_version_query
+from aidgraph.core.storage.db import read_session
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.encrypted import require_keyring
 from aidgraph.core.storage.models import AppUser
@@ -173,7 +174,7 @@ async def actor_for_request(request: Request, settings: Settings, session_factor
     """
     claims = decode_token(settings, bearer_token(request.headers.get("authorization")))
     authorizer = authorizer_for(settings.database_url)
-    async with session_factory() as session:
+    async with read_session(session_factory) as session:
         user = await session.scalar(select(AppUser).where(AppUser.username == claims["sub"]))
         if user is None or user.id != claims["uid"] or _created(user) != claims.get("uct") or not user.active:
             raise Unauthenticated("unknown or inactive user")

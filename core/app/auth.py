@@ -46,6 +46,7 @@ from aidgraph.core.access.authn import (Unauthenticated, actor_for_request, bear
                                         issue_token, signing_secret)
 from aidgraph.core.graph import audit
 from aidgraph.core.app.sessions import system_sessions
+from aidgraph.core.storage.db import read_session
 from aidgraph.core.storage.models import AppUser
 
 log = logging.getLogger("aidgraph.auth")
@@ -168,7 +169,7 @@ async def _revoked(session_factory, claims: dict) -> bool:
     jti = claims.get("jti")
     if not jti:
         return False
-    async with session_factory() as session:
+    async with read_session(session_factory) as session:
         return (await session.scalar(passwords.revoked_query(jti))) is not None
 
 

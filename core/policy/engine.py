@@ -138,11 +138,26 @@ OPTIONAL_COLUMNS = ("income_verified", "assets_verified", "housing_need", "emerg
 a silent yes; :meth:`ProvincePolicy.evaluate_frame` adds them as nulls."""
 
 
+_BOUND_PARAMETERS_LIMIT = 64
+"""Up to this many values, a PostgreSQL frame statement is sent with bound parameters (see :func:`_fetch`)."""
+
+
 async def _fetch(session: AsyncSession, statement: ClauseElement) -> Sequence[Any]:
     """Rows as plain tuples straight from the driver: a region is hundreds of thousands of rows, and building
-    typed ORM rows costs as much as running the query. Values are bound as literals (dates, codes, keys)."""
+    typed ORM rows costs as much as running the query.
+
+    Values are bound as literals (dates, codes, keys), except on PostgreSQL for a statement with few values
+    (one household's frame: the detail page, a write's refresh): there they are sent as parameters, so the
+    statement's text is the same for every household and the driver prepares it after a few executions
+    (psycopg's ``prepare_threshold``): the server then skips planning, which under row-level security, with
+    the policies' conditions to plan, is most of such a statement's cost."""
     connection = await session.connection()
-    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        if 0 < len(compiled.params) <= _BOUND_PARAMETERS_LIMIT:
+            return (await connection.exec_driver_sql(compiled.string, compiled.params)).fetchall()
+    sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     return (await connection.exec_driver_sql(sql)).fetchall()
 
 

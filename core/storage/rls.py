@@ -37,7 +37,11 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
 Cost: one more statement per transaction (the ``set_config``) and the policies' checks on the rows a
 statement reads; the policies' own conditions use only leakproof operators, but a query whose join condition
 holds a subquery cannot be pushed below them and may change plan (the list page's head lookup had to be
-rewritten for that reason). Figures: bench/README.md.
+rewritten for that reason). Most of a short statement's added cost is *planning* the policies' conditions, so
+request transactions that wrote nothing end with COMMIT (:func:`aidgraph.core.storage.db.close_session`): the
+driver then keeps the statements it prepared on a pooled connection, which are not planned again; the policies
+read the scope when a plan runs, so a plan made for one caller serves the next with the next caller's scope
+(tests/rls checks this). Figures: bench/README.md.
 
 What it does not do: the region envelope is coarser than the per-object, per-action scopes (a department
 analyst granted ``enrollment:medical`` in a city is bounded to that city's rows, not to medical cases; sensitive

@@ -24,7 +24,8 @@ from aidgraph.core.app.server import AppComponents
 from aidgraph.core.app.sessions import request_sessions
 from aidgraph.core.graph import households as hh
 from aidgraph.core.graph.idnumber import make
-from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope
+from aidgraph.core.storage.db import (async_session_factory, close_session, make_async_engine, make_sync_engine,
+                                      session_scope)
 from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.core.storage.models import (AidChainEvent, Alert, EconomicItem, Enrollment, EnrollmentStep,
                                           FeedRecord, Membership, Payment, Person, Relationship)
@@ -73,8 +74,8 @@ def member(seq: int, relation: str = "SELF", county: str = "440106") -> hh.Membe
 class Server:
     """The server's database side: its engine (every connection as the application role) and its sessions."""
 
-    def __init__(self, db_url: str):
-        self.engine = make_async_engine(db_url)
+    def __init__(self, db_url: str, **engine_options):
+        self.engine = make_async_engine(db_url, **engine_options)
         install_app_role(self.engine.sync_engine)
         self.components = AppComponents(settings=server_settings(db_url), engine=self.engine,
                                         session_factory=async_session_factory(self.engine))
@@ -87,8 +88,8 @@ def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
-async def _with_server(db_url: str, work):
-    server = Server(db_url)
+async def _with_server(db_url: str, work, **engine_options):
+    server = Server(db_url, **engine_options)
     try:
         return await work(server)
     finally:
@@ -225,6 +226,52 @@ def test_writes_outside_the_scope_are_refused(db_url, world):
     assert (updated, deleted) == (0, 0)
     assert "row-level security" in moved_out
     assert "permission denied" in audit
+
+
+PREPARED = "SELECT count(*) FROM person WHERE id > %(floor)s"
+"""A statement with a bound value: the driver prepares it on a connection after a few executions."""
+
+
+def test_prepared_statements_keep_each_callers_scope(db_url, world):
+    """Request transactions that wrote nothing end with COMMIT (core/storage/db.close_session), so the driver
+    keeps the statements it prepared on the pooled connection from one request to the next. A prepared plan is
+    then run for callers of other regions: the policies read the scope when the plan runs, not when it was
+    made, so each caller still counts only its own rows, and a transaction without a scope none."""
+    async def work(server: Server):
+        counts = []
+        for actor in [world["caseworker"]] * 8 + [world["other"]] * 3 + [None]:
+            session = server.sessions(actor)()
+            connection = await session.connection()
+            counts.append((await connection.exec_driver_sql(PREPARED, {"floor": 0})).scalar_one())
+            await close_session(session)
+        session = server.sessions(world["caseworker"])()
+        prepared = (await session.execute(text("SELECT count(*) FROM pg_prepared_statements"))).scalar_one()
+        await close_session(session)
+        return counts, prepared
+
+    # one pooled connection: every session above reuses it and the statement it prepared
+    counts, prepared = run(lambda: _with_server(db_url, work, pool_size=1, max_overflow=0))
+    assert prepared >= 1
+    mine, theirs = world["expected"]["person"], world["total"]["person"] - world["expected"]["person"]
+    assert counts == [mine] * 8 + [theirs] * 3 + [0]
+
+
+def test_closing_a_request_that_wrote_rolls_its_write_back(db_url, world):
+    """Only a transaction that wrote nothing ends with COMMIT: a write left uncommitted is rolled back as before,
+    whatever statement made it (PostgreSQL is asked whether the transaction holds a transaction id)."""
+    mine = world["households"][0]
+
+    async def work(server: Server):
+        session = server.sessions(world["caseworker"])()
+        await session.execute(text("UPDATE household SET address = 'left uncommitted' WHERE id = :h"), {"h": mine})
+        await close_session(session)
+        session = server.sessions(world["caseworker"])()
+        address = (await session.execute(text("SELECT address FROM household WHERE id = :h"), {"h": mine})
+                   ).scalar_one()
+        await close_session(session)
+        return address
+
+    assert run(lambda: _with_server(db_url, work)) != "left uncommitted"
 
 
 def test_the_global_duplicate_check_still_answers_transfer_required(db_url, world):
