@@ -46,6 +46,7 @@ from aidgraph.core.access.scope import Scope
 from aidgraph.core.policy import contract as _contract
 from aidgraph.core.policy.engine import RESULT_SCHEMA, PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.storage.bulk import insert_frame, lock_for_writing
+from aidgraph.core.storage.rls import system_transaction
 from aidgraph.core.storage.models import (
     DecisionCount,
     DecisionSnapshot,
@@ -147,11 +148,14 @@ def _province_range(code: str) -> Any:
 
 async def _begin_refresh(session: AsyncSession) -> None:
     """Open the refresh's transaction: a REPEATABLE READ snapshot on PostgreSQL, taken after the lock that
-    serialises refreshes (the lock is the transaction's first statement, so the snapshot starts after it)."""
+    serialises refreshes (the lock is the transaction's first statement, so the snapshot starts after it), with
+    the system scope for the rest of it."""
     postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
     connection = await session.connection(
         execution_options={"isolation_level": "REPEATABLE READ"} if postgres else {})
     await connection.run_sync(lambda c: lock_for_writing(c, [EligibilityDecision.__tablename__]))
+    # Whichever request's read set the refresh off, it recomputes the whole province (row-level security).
+    await system_transaction(session, "kept decisions refresh")
 
 
 async def _write(session: AsyncSession, rows: pl.DataFrame) -> int:

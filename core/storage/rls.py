@@ -125,6 +125,18 @@ def install_app_role(engine: Engine) -> bool:
     return True
 
 
+async def system_transaction(session: AsyncSession, reason: str) -> None:
+    """Run the rest of the session's current transaction with the unrestricted system scope, named ``reason``.
+
+    For a transaction of its own that does system work on behalf of whichever request set it off: the kept
+    decisions' refresh (政策找人) recomputes a whole province when any caller's read finds it out of date, and
+    consumes the stale marks of every household it recomputed; under the caller's scope it would see (and keep)
+    only the caller's households. The setting is transaction-local: it ends with the transaction.
+    """
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(_SET_SCOPE, {"scope": UNRESTRICTED, "reason": "system:" + reason})
+
+
 @asynccontextmanager
 async def widened(session: AsyncSession, reason: str) -> AsyncIterator[None]:
     """Run the enclosed statements of the current transaction with the unrestricted system scope.

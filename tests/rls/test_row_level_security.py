@@ -319,3 +319,34 @@ def _fresh_authorizers():
     authz.forget_authorizers()
     yield
     authz.forget_authorizers()
+
+
+def test_a_scoped_callers_read_refreshes_the_kept_decisions_of_the_whole_province(db_url, world):
+    """The kept decisions (政策找人, core/policy/decisions.py) are refreshed by whichever read finds them out of
+    date, here a township caseworker's. The refresh is system work: it must recompute every household of the
+    province, not only those the caller's row-level scope shows, and consume no stale mark of a household it did
+    not recompute (it used to run under the caller's scope: the other county's decisions were missing after it)."""
+    from aidgraph.core.policy import decisions
+    from aidgraph.core.policy.engine import default_engine
+
+    policy = default_engine()
+    today = dt.date.today()
+
+    owner = make_sync_engine(db_url)  # the tables' owner, unbound by the policies: the oracle
+
+    async def work(server: Server):
+        factory = server.sessions(world["caseworker"])
+        await decisions.gaps(factory, policy, region_code=TOWNSHIP, on=today, limit=10)
+        # a change to the other county's household, then the caseworker's next read refreshes what is stale
+        with owner.begin() as conn:
+            conn.execute(text("UPDATE household SET address = 'moved flat' WHERE id = :h"),
+                         {"h": world["households"][2]})
+        await decisions.gaps(factory, policy, region_code=TOWNSHIP, on=today, limit=10)
+
+    run(lambda: _with_server(db_url, work))
+    with owner.connect() as conn:
+        kept = set(conn.execute(text("SELECT DISTINCT household_id FROM eligibility_decision")).scalars())
+        stale = conn.execute(text("SELECT count(*) FROM decision_stale")).scalar_one()
+    owner.dispose()
+    assert set(world["households"]) <= kept  # the enrolled households of both counties keep their rows
+    assert stale == 0
