@@ -100,6 +100,7 @@ TABLES_NOT_ABOUT_PERSONS: dict[str, DataClass] = {
     # 政策找人 bookkeeping: a province's snapshot dates, gap counts per village and program, stale household ids
     "decision_snapshot": INTERNAL, "decision_count": INTERNAL, "decision_stale": INTERNAL,
     "installation": INTERNAL,  # the database's random identity (0022)
+    "household_frame_set": INTERNAL,  # which (province, date) household frames are kept, their versions (0023)
 }
 """Tables that hold nothing about a person: one class for all their columns."""
 
@@ -164,6 +165,10 @@ COLUMNS: dict[str, DataClass] = {
     "eligibility_decision.enrolled": PERSONAL, "eligibility_decision.gap": INCOME,
     "eligibility_decision.monthly_amount": INCOME, "eligibility_decision.one_off_amount": INCOME,
     "eligibility_decision.benefit_label": INCOME, "eligibility_decision.reasons": INCOME,
+    # kept household frames (政策模拟, 0023): each chunk's bytes are the household facts of up to 20,000 households
+    "household_frame_chunk.first_household_id": INTERNAL, "household_frame_chunk.as_of": INTERNAL,
+    "household_frame_chunk.households": INTERNAL,
+    "household_frame_chunk.data": sensitive(Kind.HEALTH, Kind.DISABILITY, Kind.INCOME, Kind.ASSETS, Kind.MINORS),
     # storage only (retention)
     "retained_record.record_class": INTERNAL, "retained_record.object_type": INTERNAL,
     "retained_record.object_id": INTERNAL, "retained_record.ended_on": PERSONAL, "retained_record.hold_until": INTERNAL,

@@ -11,6 +11,8 @@ reference) takes seconds for 100,000 households and minutes for a province. Here
   frame reads to ``decision_stale``, whatever wrote it (mutation, feed COPY, monitoring run, SQL by hand);
 - **an incremental refresh** (:func:`refresh_stale`) recomputes exactly those households at their province's
   snapshot date and consumes the stale rows it saw (rows written meanwhile stay for the next refresh);
+- **the kept household frames** of policy simulation (:mod:`aidgraph.core.policy.frames`) consume the same
+  marks in the same transaction, before a refresh deletes them;
 - **a read** (:func:`gaps`) first makes its province current (full refresh when there is no snapshot for the
   date or the policy version changed, else the incremental one when anything is stale), then sums the gap
   counts kept per region code and program (``decision_count``, maintained by both refreshes) and pages the gaps
@@ -44,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aidgraph.core.access.scope import Scope
 from aidgraph.core.policy import contract as _contract
+from aidgraph.core.policy import frames
 from aidgraph.core.policy.engine import RESULT_SCHEMA, PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.storage.bulk import insert_frame, lock_for_writing
 from aidgraph.core.storage.rls import system_transaction
@@ -209,8 +212,9 @@ async def refresh_province(factory: async_sessionmaker[AsyncSession], engine: Po
         if counts:
             total = _rolled_up(pl.concat(counts))
             await session.run_sync(lambda s: insert_frame(s, DecisionCount.__tablename__, total))
-        await session.execute(_bulk(delete(DecisionStale).where(
-            DecisionStale.household_id.in_(select(Household.id).where(_province_range(province_code))))))
+        consumed = DecisionStale.household_id.in_(select(Household.id).where(_province_range(province_code)))
+        await frames.apply_stale(session, select(DecisionStale.household_id).where(consumed).distinct())
+        await session.execute(_bulk(delete(DecisionStale).where(consumed)))
         seconds = time.perf_counter() - started
         snapshot = await session.get(DecisionSnapshot, province_code)
         if snapshot is None:
@@ -268,10 +272,28 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
                 written += await _write(session, rows)
                 deltas.append(_gap_counts(rows))
         await _apply_deltas(session, _rolled_up(pl.concat(deltas)))
+        await frames.apply_stale(session, stale)  # the kept household frames (政策模拟) consume the same marks
         # Under REPEATABLE READ (PostgreSQL) and the write lock (SQLite) this deletes exactly the marks read above.
         await session.execute(_bulk(delete(DecisionStale)))
         await session.commit()
     return RefreshReport(None, len(households), written, time.perf_counter() - started, full=False)
+
+
+async def keep_frames(factory: async_sessionmaker[AsyncSession], province_code: str, on: dt.date, *,
+                      progress: Progress | None = None) -> int:
+    """Build the kept household frames of a province for ``on`` (:mod:`aidgraph.core.policy.frames`) in a
+    transaction of their own, under the refresh's lock and system scope, so that the stale marks written while it
+    reads are applied by the next refresh and none is lost between the two. Returns the kept set's version."""
+    async with factory() as session:
+        await _begin_refresh(session)
+        kept = await frames.build(session, province_code, on, progress=progress)
+        await session.commit()
+    return kept
+
+
+async def any_stale(factory: async_sessionmaker[AsyncSession]) -> bool:
+    async with factory() as session:
+        return (await session.execute(select(DecisionStale.id).limit(1))).first() is not None
 
 
 LEVELS = (2, 4, 6, 9, 12)
@@ -313,13 +335,13 @@ async def ensure_current(factory: async_sessionmaker[AsyncSession], engine: Poli
     """Make a province's decisions equal a full recomputation for ``on``; None when they already were."""
     async with factory() as session:
         current = _current(await session.get(DecisionSnapshot, province_code), engine.province(province_code), on)
-        any_stale = (await session.execute(select(DecisionStale.id).limit(1))).first() is not None
+        stale = (await session.execute(select(DecisionStale.id).limit(1))).first() is not None
     if not current:
         report = await refresh_province(factory, engine, province_code, on, force=False)
         if report is not None:
             return report
-        any_stale = True  # another request refreshed the province meanwhile: catch up with what it left
-    if any_stale:
+        stale = True  # another request refreshed the province meanwhile: catch up with what it left
+    if stale:
         return await refresh_stale(factory, engine)
     return None
 

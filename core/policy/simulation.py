@@ -27,13 +27,14 @@ one-off grant is no monthly income and is left out of the bands); the same total
 (household, program) rows whose eligibility, monthly or one-off amount changed, largest annual change first,
 explained on demand (reasons are the expensive part, so only a page is explained).
 
-Speed: the household frame of a scope is kept in memory by :class:`FrameCache` together with the baseline
-decisions. The rule: an entry is reused while the database fingerprint is unchanged (the highest id of each
-table the frame reads, of the search outbox and of the aid chain, which every write of the platform that changes
-a person, household or enrolment appends to, updates included) and it is younger than ``ttl`` seconds (default
-600, ``AIDGRAPH_SIMULATION_CACHE_TTL``, for writes made outside the platform); any such write invalidates it on
-the next simulation. The audit log is not in the fingerprint: reads and simulations append to it too. A simulation never writes enrolments or parameters: the only
-rows it writes are its audit entry and, when asked, a saved scenario (``simulation_scenario``).
+Speed: the household facts of a province for a date are kept in the database (:mod:`aidgraph.core.policy.frames`:
+compressed columnar chunks, rewritten from the stale marks database triggers write for every change, whatever
+made it) and in this process's memory by :class:`FrameCache`, with the baseline decisions of each region and
+scope cut from them. Before each run the marks are applied (the kept decisions' incremental refresh), and the
+memory copy is reused while the kept set's version is unchanged; so the frame a simulation uses always equals a
+fresh read of the tables. The first simulation of a province for a date reads the tables and keeps the result.
+A simulation never writes enrolments or parameters: the only rows it writes are its audit entry, when asked a
+saved scenario (``simulation_scenario``), and the kept frames.
 
 Saved scenarios (政策模拟方案, see the section below): :meth:`Simulator.save` runs a simulation over one region of
 the caller's scope and keeps it (Casbin ``simulation``/``save_scenario``, audited); :meth:`Simulator.rerun` runs
@@ -56,11 +57,12 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.access.scope import LEVEL_WIDTHS, Scope, is_level_code
 from aidgraph.core.graph import audit, idempotency
+from aidgraph.core.policy import decisions, frames
 from aidgraph.core.policy.engine import PolicyEngine, ProvincePolicy, household_frame
 from aidgraph.core.policy.host import flatten
 from aidgraph.core.policy.parameters import (
@@ -69,16 +71,9 @@ from aidgraph.core.policy.parameters import (
     ProvinceParams,
     _type_ok,
 )
+from aidgraph.core.storage.db import async_session_factory
 from aidgraph.core.storage.models import (
-    AidChainEvent,
-    EconomicItem,
-    Enrollment,
-    Household,
-    Membership,
-    Outbox,
-    Person,
     Region,
-    Relationship,
     SimulationScenario,
 )
 
@@ -87,8 +82,10 @@ ACTION = "run"
 SAVE_ACTION = "save_scenario"
 MAX_CHANGES = int(os.environ.get("AIDGRAPH_SIMULATION_MAX_CHANGES", "20"))
 """The most parameter changes one simulation may carry (``AIDGRAPH_SIMULATION_MAX_CHANGES``)."""
-CACHE_TTL_SECONDS = float(os.environ.get("AIDGRAPH_SIMULATION_CACHE_TTL", "600"))
-CACHE_ENTRIES = 4
+CACHE_ENTRIES = 2
+"""Province frames a process keeps in memory (a province of 1,880,000 households is about 2 GB)."""
+CACHE_VIEWS = 8
+"""Regions and scopes cut from one province frame that keep their baseline decisions in memory."""
 BANDS = ("GAIN_MORE_THAN_5", "GAIN_UP_TO_5", "NO_CHANGE", "LOSS_UP_TO_5", "LOSS_MORE_THAN_5")
 """Winners and losers: change of per-capita income plus aid, in percent (> 5, (0, 5], 0, [-5, 0), < -5)."""
 EPSILON = 0.005
@@ -200,54 +197,86 @@ def reform_policy(baseline: ProvincePolicy, params: ProvinceParams) -> ProvinceP
 # --- the frame cache ---------------------------------------------------------------------------------------
 
 
-FINGERPRINT_TABLES = (Household, Membership, Person, Relationship, EconomicItem, Enrollment, Outbox, AidChainEvent)
-
-
-async def fingerprint(session: AsyncSession) -> tuple:
-    """The highest id of every table the household frame reads, of the outbox and of the aid chain (one
-    statement, each an index lookup)."""
-    row = (await session.execute(select(*[select(func.max(t.id)).scalar_subquery() for t in FINGERPRINT_TABLES]))).one()
-    return tuple(row)
-
-
 @dataclass
 class _Entry:
+    """The households of one region and scope, cut from a province frame, with their baseline decisions."""
     frame: pl.DataFrame
-    fingerprint: tuple
-    built_at: float
     baseline: dict[str, tuple[ProvincePolicy, pl.DataFrame]] = field(default_factory=dict)
 
 
-class FrameCache:
-    """Household frames of recent scopes with their baseline decisions, in memory (see the module's rule)."""
+@dataclass
+class _Province:
+    frame: pl.DataFrame
+    version: int
+    views: OrderedDict[tuple, _Entry] = field(default_factory=OrderedDict)
 
-    def __init__(self, ttl: float = CACHE_TTL_SECONDS, entries: int = CACHE_ENTRIES):
-        self.ttl = ttl
+
+class FrameCache:
+    """Province frames in memory, each with the version of the kept set it was read at (see the module's rule).
+
+    Where the facts come from, in order: this process's memory while the kept set's version is unchanged (one
+    indexed statement); else the kept household frames in the database (:mod:`aidgraph.core.policy.frames`,
+    seconds for a province); else, the first time a province is simulated for a date, the tables, whose frame is
+    then kept. Before any of these, the stale marks of every write (database triggers) are applied by the kept
+    decisions' incremental refresh, so the frame used always equals a fresh read of the tables.
+    """
+
+    def __init__(self, entries: int = CACHE_ENTRIES, views: int = CACHE_VIEWS):
         self.entries = entries
-        self._data: OrderedDict[tuple, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
+        self.views = views
+        self._data: OrderedDict[tuple, _Province] = OrderedDict()
+        self._lock = threading.RLock()  # _view is called with it held
         self.hits = 0
         self.misses = 0
 
-    async def get(self, session: AsyncSession, on: dt.date, region_code: str, scope: Scope) -> tuple[_Entry, bool]:
-        url = str((await session.connection()).engine.url)
-        key = (url, on, region_code, scope.prefixes, scope.unrestricted)
-        stamp = await fingerprint(session)
+    async def get(self, session: AsyncSession, engine: PolicyEngine, on: dt.date, region_code: str,
+                  scope: Scope) -> tuple[_Entry, str]:
+        """The households under ``region_code`` within ``scope`` for ``on``, and where the facts came from:
+        ``memory``, ``kept`` (the kept frames) or ``tables`` (read from the tables, then kept)."""
+        bind = session.bind
+        assert isinstance(bind, AsyncEngine), "simulations run in sessions bound to an engine"
+        factory = async_session_factory(bind, dict(session.info))  # the request's scope, in transactions of its own
+        province = region_code[:2]
+        if await decisions.any_stale(factory):
+            await decisions.refresh_stale(factory, engine)
+        async with factory() as s:
+            current = await frames.version(s, province, on)
+        key = (str(bind.url), province, on)
         with self._lock:
-            entry = self._data.get(key)
-            if entry is not None and entry.fingerprint == stamp and time.monotonic() - entry.built_at < self.ttl:
+            held = self._data.get(key)
+            if held is not None and held.version == current:
                 self._data.move_to_end(key)
                 self.hits += 1
-                return entry, True
-        frame = await household_frame(session, on=on, region_code=region_code, scope=scope)
-        entry = _Entry(frame, stamp, time.monotonic())
+                return self._view(held, region_code, scope), "memory"
+        source = "kept"
+        if current is None:
+            await decisions.keep_frames(factory, province, on)
+            source = "tables"
+        async with factory() as s:
+            loaded = await frames.load(s, province, on)
+        if loaded is None:  # dropped meanwhile by another process building a fourth date: read the tables
+            async with factory() as s:
+                frame = await household_frame(s, on=on, region_code=province)
+            loaded, source = (frame, -1), "tables"
+        held = _Province(loaded[0], loaded[1])
         with self._lock:
             self.misses += 1
-            self._data[key] = entry
+            self._data[key] = held
             self._data.move_to_end(key)
             while len(self._data) > self.entries:
                 self._data.popitem(last=False)
-        return entry, False
+        return self._view(held, region_code, scope), source
+
+    def _view(self, held: _Province, region_code: str, scope: Scope) -> _Entry:
+        key = (region_code, scope.prefixes, scope.unrestricted)
+        with self._lock:
+            view = held.views.get(key)
+            if view is None:
+                view = held.views[key] = _Entry(frames.within(held.frame, region_code, scope))
+                while len(held.views) > self.views:
+                    held.views.popitem(last=False)
+            held.views.move_to_end(key)
+            return view
 
     def clear(self) -> None:
         with self._lock:
@@ -301,7 +330,8 @@ class SimulationResult:
     monthly or one-off amount changed, largest annual change (12 x change + one_off_change) first."""
     households_in_scope: int
     timings: dict[str, float]
-    cached: bool
+    frame_source: str
+    """Where the household facts came from: ``memory``, ``kept`` (the kept frames in the database) or ``tables``."""
     scope: Scope | None = None
     """Where the totals were counted: the region asked, narrowed to the caller's scope."""
     reevaluated: list[str] = field(default_factory=list)
@@ -312,6 +342,11 @@ class SimulationResult:
     _frame: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
     _baseline_policy: ProvincePolicy | None = field(repr=False, default=None)
     _reform_policy: ProvincePolicy | None = field(repr=False, default=None)
+
+    @property
+    def cached(self) -> bool:
+        """The household facts came from this process's memory."""
+        return self.frame_source == "memory"
 
     @property
     def monthly_cost_change(self) -> float:
@@ -507,7 +542,7 @@ class Simulator:
         reform = reform_policy(baseline, params)
         timings["reform"] = time.perf_counter() - started
         t = time.perf_counter()
-        entry, cached = await self.cache.get(session, on, region, scope)
+        entry, source = await self.cache.get(session, self.engine, on, region, scope)
         frame = entry.frame
         timings["frame"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -529,7 +564,7 @@ class Simulator:
         timings["total"] = time.perf_counter() - started
         result = SimulationResult(
             province_code=province_code, region_code=region, on=on, changes=list(changes),
-            households_in_scope=frame.height, timings=timings, cached=cached, baseline_decisions=base,
+            households_in_scope=frame.height, timings=timings, frame_source=source, baseline_decisions=base,
             reform_decisions=decided, scope=scope, reevaluated=redo, _frame=frame,
             _baseline_policy=baseline, _reform_policy=reform, **parts)
         if record:

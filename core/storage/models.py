@@ -19,12 +19,14 @@ from decimal import Decimal
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -1411,6 +1413,39 @@ class DecisionSnapshot(Base):
     households: Mapped[int] = mapped_column(Integer)
     decisions: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float] = mapped_column(Float)
+
+
+class HouseholdFrameSet(Base):
+    """A province's household facts kept for one date (政策模拟 reads them instead of the tables): which
+    (province, date) pairs are kept, and a version that every change of their parts increments (0023)."""
+
+    __tablename__ = "household_frame_set"
+
+    province_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    households: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class HouseholdFrameChunk(Base):
+    """The household frame of the households of a province whose ids lie in [first_household_id, the next
+    chunk's first id), for one date, as compressed Arrow IPC (aidgraph.core.policy.frames). A copy of personal
+    data: rewritten when any of its households changes, so no older value outlives its source (0023)."""
+
+    __tablename__ = "household_frame_chunk"
+
+    province_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    first_household_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    households: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (ForeignKeyConstraint(["province_code", "as_of"],
+                                           ["household_frame_set.province_code", "household_frame_set.as_of"],
+                                           ondelete="CASCADE"),)
 
 
 class DecisionStale(Base):

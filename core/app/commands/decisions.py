@@ -1,4 +1,5 @@
-"""``aidgraph decisions refresh`` and ``aidgraph decisions status``: the eligibility decisions kept for 政策找人.
+"""``aidgraph decisions refresh`` and ``aidgraph decisions status``: the eligibility decisions kept for 政策找人;
+``aidgraph decisions keep-frames`` / ``frames`` / ``drop-frames``: the household frames kept for 政策模拟.
 
 Reads keep the decisions current by themselves (:mod:`aidgraph.core.policy.decisions`), but the first read of
 a day, or after a parameter change, would otherwise recompute a whole province while a caseworker waits. The
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from aidgraph.core.app.terminal import console, err
-from aidgraph.core.policy import decisions
+from aidgraph.core.policy import decisions, frames
 from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.policy.simulation import first_of_next_month
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 
@@ -105,6 +108,91 @@ def status() -> None:
                       f"UTC in {s.seconds:.1f} s, {s.households:,} households, {s.decisions:,} decisions, policy "
                       f"version {s.policy_version[:12]} "
                       + ("(current)" if current else "[yellow](parameters or plugins changed since)[/yellow]"))
+
+
+@decisions_app.command("keep-frames")
+def keep_frames(
+    province: str = typer.Option(..., "--province", help="2-digit province code"),
+    as_of: str | None = typer.Option(None, "--as-of", help="the facts of this date, YYYY-MM-DD (default: the first "
+                                                           "of next month, the simulations' default date)"),
+) -> None:
+    """Read a province's household facts for a date and keep them, so that its simulations start in seconds
+    (the first simulation of a province for a date does this by itself; run it ahead, after the monthly import)."""
+    settings = load_settings()
+    policy = PolicyEngine(settings)
+    on = _as_of(as_of) if as_of is not None else first_of_next_month()
+    try:
+        (code,) = decisions.provinces_of(policy, [province])
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def work(bar: Progress) -> int:
+        engine = make_async_engine(settings.database_url)
+        try:
+            task = bar.add_task(f"province {code}, facts of {on}", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return await decisions.keep_frames(async_session_factory(engine), code, on, progress=progress)
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        asyncio.run(work(bar))
+    console.print(f"[green]province {code}: household facts of {on} kept[/green] in "
+                  f"{time.perf_counter() - started:.1f} s")
+
+
+@decisions_app.command("frames")
+def list_frames() -> None:
+    """The household frames kept: province, date, households, version (changes applied), when built."""
+    settings = load_settings()
+
+    async def work():
+        engine = make_async_engine(settings.database_url)
+        try:
+            async with async_session_factory(engine)() as session:
+                return list(await frames.kept_sets(session))
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(work())
+    if not rows:
+        console.print("no household frames kept: the first simulation of a province for a date keeps them")
+        return
+    for k in rows:
+        console.print(f"province {k.province_code}: facts of {k.as_of}, {k.households:,} households, version "
+                      f"{k.version}, built {k.built_at:%Y-%m-%d %H:%M:%S} UTC in {k.seconds:.1f} s, last changed "
+                      f"{k.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@decisions_app.command("drop-frames")
+def drop_frames(
+    province: str = typer.Option(..., "--province", help="2-digit province code"),
+    as_of: str = typer.Option(..., "--as-of", help="the kept date, YYYY-MM-DD"),
+) -> None:
+    """Stop keeping a province's household frame for a date (each kept date costs every refresh a little)."""
+    settings = load_settings()
+    on = _as_of(as_of)
+
+    async def work() -> bool:
+        engine = make_async_engine(settings.database_url)
+        try:
+            async with async_session_factory(engine)() as session:
+                dropped = await frames.drop(session, province, on)
+                await session.commit()
+                return dropped
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(work()):
+        err.print(f"[red]no household frame of province {province!r} is kept for {on}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]province {province}: the household frame of {on} is no longer kept[/green]")
 
 
 def register(app: typer.Typer) -> None:

@@ -43,6 +43,10 @@ from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.app.terminal import console
 
 
+FRAME_SOURCES = {"memory": "from memory", "kept": "from the kept frames",
+                 "tables": "read from the tables (now kept)"}
+
+
 def parse_change(text: str) -> ParameterChange:
     """``KEY=VALUE`` or ``KEY@REGION=VALUE``; the value as JSON when it parses, else as a string."""
     target, sep, raw = text.partition("=")
@@ -83,7 +87,7 @@ def print_result(result: SimulationResult, names: dict[str, tuple[str, str]], pr
     console.print(f"[bold]政策模拟[/bold] province {result.province_code}, region {result.region_code} "
                   f"({names.get(result.region_code, ('', ''))[0]}), from {result.on.isoformat()}: {changes}")
     console.print(f"{result.households_in_scope:,} households in scope; {result.timings['total']:.2f} s "
-                  f"({'household facts from memory' if result.cached else 'household facts read from the database'})")
+                  f"(household facts {FRAME_SOURCES.get(result.frame_source, result.frame_source)})")
     table = Table(title="eligible households, persons, monthly cost and one-off grants (yuan): baseline -> reform")
     for column in ("program", "households", "", "persons", "", "monthly cost", "", "change", "one-off", "",
                    "change "):

@@ -1,0 +1,208 @@
+"""Kept household frames (家庭信息快照): a province's household facts for one date, kept in the database.
+
+Why: a policy simulation (政策模拟, :mod:`aidgraph.core.policy.simulation`) evaluates every household of a
+province under the baseline and the reform. Reading their facts from the tables
+(:func:`aidgraph.core.policy.engine.household_frame`: members, incomes, assets, enrolments, emergencies) is most
+of a cold simulation: about half an hour for the 1,880,000-household benchmark province on SQLite. Kept as
+compressed Arrow IPC chunks in ``household_frame_chunk`` (migration 0023), the same frame is read back in seconds.
+
+The rule that keeps them equal to a fresh read:
+
+- **A kept set** (``household_frame_set``) is one (province, date). It is built in full on first use
+  (:func:`build`, in chunks of :data:`CHUNK_HOUSEHOLDS` households by id) or by ``aidgraph frames build``; at most
+  :data:`SETS_PER_PROVINCE` dates are kept per province (building another drops the oldest).
+- **A chunk** holds the households of the province whose ids lie in [its first id, the next chunk's first id).
+- **Changes** reach the frames through the stale marks that database triggers write for every change of a table
+  the frame reads (``decision_stale``, migration 0011), whatever made it. Whoever consumes marks (the kept
+  decisions' refresh, :mod:`aidgraph.core.policy.decisions`) first calls :func:`apply_stale` in the same
+  transaction: every chunk that holds or would hold a marked household is decoded, loses the marked households,
+  gains their facts read afresh at the set's date (a household now in another province, or deleted, is simply
+  gone) and is written back. So no older value of a household outlives its source in a chunk (a copy of
+  personal data must not survive an erasure), and a set never lags behind what the refresh consumed.
+- **A version** per set, incremented by every change, lets a process keep a set in memory and know with one
+  indexed statement whether it is still current (:func:`version`).
+
+The chunks hold a whole province; the application narrows a loaded frame to the caller's regions
+(:func:`within`, the same prefixes as the scope's SQL predicate) before anything is computed from it. On
+PostgreSQL, row-level security admits a chunk only to a request whose scope lies in its province.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import polars as pl
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aidgraph.core.access.scope import Scope
+from aidgraph.core.policy.engine import FRAME_SCHEMA, household_frame
+from aidgraph.core.storage.models import (
+    DecisionStale,
+    Household,
+    HouseholdFrameChunk,
+    HouseholdFrameSet,
+    utcnow,
+)
+
+CHUNK_HOUSEHOLDS = 20_000
+"""Households per chunk when a set is built: a change rewrites its chunk (about 0.1 s), a load reads them all."""
+SETS_PER_PROVINCE = 3
+"""Dates kept per province: each kept date costs every refresh a read of the changed households at that date."""
+
+Progress = Callable[[int, int], None]
+
+
+def encode(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> pl.DataFrame:
+    frame = pl.read_ipc(io.BytesIO(data))
+    return frame.select([pl.col(c).cast(t) for c, t in FRAME_SCHEMA.items()])
+
+
+def _province(code: str) -> Any:
+    return Scope.of([code]).predicate(Household.region_code)
+
+
+async def version(session: AsyncSession, province_code: str, on: dt.date) -> int | None:
+    """The kept set's version, None when the province's frame is not kept for ``on``."""
+    return (await session.execute(select(HouseholdFrameSet.version).where(
+        HouseholdFrameSet.province_code == province_code, HouseholdFrameSet.as_of == on))).scalar_one_or_none()
+
+
+async def load(session: AsyncSession, province_code: str, on: dt.date) -> tuple[pl.DataFrame, int] | None:
+    """(frame of every household of the province on ``on``, the set's version), or None when it is not kept."""
+    kept = await version(session, province_code, on)
+    if kept is None:
+        return None
+    chunks = (await session.execute(select(HouseholdFrameChunk.data).where(
+        HouseholdFrameChunk.province_code == province_code, HouseholdFrameChunk.as_of == on)
+        .order_by(HouseholdFrameChunk.first_household_id))).scalars().all()
+    parts = [decode(c) for c in chunks]
+    frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=FRAME_SCHEMA)
+    return frame, kept
+
+
+def within(frame: pl.DataFrame, region_code: str, scope: Scope) -> pl.DataFrame:
+    """The households of ``frame`` under ``region_code`` and inside ``scope``: the scope's predicate, on a frame."""
+    narrowed = scope.narrow(region_code)
+    if narrowed.empty:
+        return frame.head(0)
+    prefixes = [region_code] if narrowed.unrestricted else list(narrowed.prefixes)
+    condition = pl.lit(False)
+    for prefix in prefixes:
+        condition = condition | pl.col("region_code").str.starts_with(prefix)
+    return frame.filter(condition)
+
+
+async def _write_chunk(session: AsyncSession, province_code: str, on: dt.date, first_id: int,
+                       frame: pl.DataFrame) -> None:
+    session.add(HouseholdFrameChunk(province_code=province_code, as_of=on, first_household_id=first_id,
+                                    households=frame.height, data=encode(frame)))
+
+
+async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk: int = CHUNK_HOUSEHOLDS,
+                progress: Progress | None = None) -> int:
+    """Read the province's households for ``on`` from the tables and keep them (replacing a kept set of that
+    date), in the caller's transaction, which should hold the refresh lock (the decisions' ``_begin_refresh``):
+    stale marks written meanwhile are then applied by the next refresh. Returns the set's version."""
+    started = time.perf_counter()
+    await session.execute(delete(HouseholdFrameChunk).where(HouseholdFrameChunk.province_code == province_code,
+                                                            HouseholdFrameChunk.as_of == on))
+    await session.execute(delete(HouseholdFrameSet).where(HouseholdFrameSet.province_code == province_code,
+                                                          HouseholdFrameSet.as_of == on))
+    older = (await session.execute(select(HouseholdFrameSet.as_of).where(
+        HouseholdFrameSet.province_code == province_code).order_by(HouseholdFrameSet.as_of.desc()))).scalars().all()
+    for as_of in older[SETS_PER_PROVINCE - 1:]:
+        await drop(session, province_code, as_of)
+    ids = [row[0] for row in (await session.execute(
+        select(Household.id).where(_province(province_code)).order_by(Household.id))).all()]
+    kept = HouseholdFrameSet(province_code=province_code, as_of=on, version=1, households=len(ids), seconds=0.0)
+    session.add(kept)
+    await session.flush()
+    for start in range(0, max(len(ids), 1), chunk):
+        part = ids[start:start + chunk]
+        frame = (await household_frame(session, on=on, region_code=province_code, id_range=(part[0], part[-1]))
+                 if part else pl.DataFrame(schema=FRAME_SCHEMA))
+        # the first chunk also covers ids below the province's first household (a household registered later
+        # with a smaller id cannot exist, but one moved in from another province can)
+        await _write_chunk(session, province_code, on, 0 if start == 0 else part[0], frame)
+        await session.flush()
+        if progress is not None:
+            progress(start + len(part), len(ids))
+    kept.seconds = round(time.perf_counter() - started, 3)
+    await session.flush()
+    return kept.version
+
+
+async def drop(session: AsyncSession, province_code: str, on: dt.date) -> bool:
+    """Stop keeping the province's frame for ``on``; False when it was not kept."""
+    await session.execute(delete(HouseholdFrameChunk).where(HouseholdFrameChunk.province_code == province_code,
+                                                            HouseholdFrameChunk.as_of == on))
+    result = await session.execute(delete(HouseholdFrameSet).where(HouseholdFrameSet.province_code == province_code,
+                                                                   HouseholdFrameSet.as_of == on))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def kept_sets(session: AsyncSession) -> Sequence[HouseholdFrameSet]:
+    return (await session.scalars(select(HouseholdFrameSet).order_by(HouseholdFrameSet.province_code,
+                                                                      HouseholdFrameSet.as_of))).all()
+
+
+def _chunks_of(firsts: list[int], household_ids: pl.Series) -> pl.Series:
+    """For each id, the first id of the chunk whose range holds it (the last first id not above it)."""
+    index = pl.Series(firsts, dtype=pl.Int64).search_sorted(household_ids.cast(pl.Int64), side="right") - 1
+    return pl.Series(firsts, dtype=pl.Int64).gather(index.clip(lower_bound=0))
+
+
+async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
+    """Bring every kept set up to date with the households marked stale (``stale``: a SELECT of their ids; by
+    default every mark in ``decision_stale``), in the caller's transaction, before the caller consumes the marks.
+    Returns the number of chunks rewritten."""
+    sets = await kept_sets(session)
+    if not sets:
+        return 0
+    stale = stale if stale is not None else select(DecisionStale.household_id).distinct()
+    marked = sorted({row[0] for row in (await session.execute(stale)).all()})
+    if not marked:
+        return 0
+    rewritten = 0
+    for kept in sets:
+        code, on = kept.province_code, kept.as_of
+        firsts = list((await session.execute(select(HouseholdFrameChunk.first_household_id).where(
+            HouseholdFrameChunk.province_code == code, HouseholdFrameChunk.as_of == on)
+            .order_by(HouseholdFrameChunk.first_household_id))).scalars().all())
+        if not firsts:
+            continue
+        fresh = await household_frame(session, on=on, region_code=code, id_range=(marked[0], marked[-1]),
+                                      household_query=stale)
+        marks = pl.DataFrame({"household_id": marked}, schema={"household_id": pl.Int64})
+        marks = marks.with_columns(chunk=_chunks_of(firsts, marks["household_id"]))
+        fresh = fresh.with_columns(chunk=_chunks_of(firsts, fresh["household_id"]))
+        for (first,), ids in marks.group_by("chunk", maintain_order=True):
+            row = await session.get(HouseholdFrameChunk, (code, on, first))
+            if row is None:
+                continue
+            current = decode(row.data)
+            added = fresh.filter(pl.col("chunk") == first).drop("chunk")
+            replaced = (pl.concat([current.filter(~pl.col("household_id").is_in(ids["household_id"].to_list())),
+                                   added], how="vertical").sort("household_id"))
+            row.data, row.households = encode(replaced), replaced.height
+            rewritten += 1
+        await session.flush()
+        households = (await session.execute(select(func.coalesce(func.sum(HouseholdFrameChunk.households), 0))
+                                            .where(HouseholdFrameChunk.province_code == code,
+                                                   HouseholdFrameChunk.as_of == on))).scalar_one()
+        await session.execute(update(HouseholdFrameSet).where(
+            HouseholdFrameSet.province_code == code, HouseholdFrameSet.as_of == on).values(
+            version=HouseholdFrameSet.version + 1, households=households, updated_at=utcnow()))
+    await session.flush()
+    return rewritten

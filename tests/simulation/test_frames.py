@@ -1,0 +1,169 @@
+"""Kept household frames (core/policy/frames.py, migration 0023) on both engines: after every kind of write the
+kept frame equals a fresh read of the tables, chunk by chunk, once the stale marks are applied; nothing the
+write removed survives in a chunk; at most three dates are kept per province; on PostgreSQL a request outside
+the province reads no chunk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from sqlalchemy import func, select, text
+
+from aidgraph.core.policy import decisions, frames
+from aidgraph.core.policy.engine import default_engine, household_frame
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage.models import EconomicItem, HouseholdFrameChunk, HouseholdFrameSet
+from tests.conftest import make_database
+from tests.plugins.db import add_household, relate
+
+ON = dt.date(2025, 6, 1)
+SHANTOU = "440507001001"
+GUANGZHOU = "440106011004"
+FUJIAN = "350102001001"  # 福州 鼓楼区: another province
+
+
+@pytest.fixture
+def fresh_url(request, tmp_path_factory, db_url):
+    """A database of its own per test (the kept sets and chunk layout are the thing under test)."""
+    kind = "postgres" if db_url.startswith("postgresql") else "sqlite"
+    return make_database(kind, request, tmp_path_factory)
+
+
+def sync(url):
+    from aidgraph.core.storage.db import make_sync_engine
+
+    return make_sync_engine(url)
+
+
+async def _keep(url: str, on: dt.date = ON, chunk: int | None = None) -> None:
+    engine = make_async_engine(url)
+    try:
+        factory = async_session_factory(engine)
+        if chunk is None:
+            await decisions.keep_frames(factory, "44", on)
+        else:
+            async with factory() as session:
+                await frames.build(session, "44", on, chunk=chunk)
+                await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def _catch_up_and_compare(url: str, on: dt.date = ON) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    engine = make_async_engine(url)
+    try:
+        factory = async_session_factory(engine)
+        await decisions.refresh_stale(factory, default_engine())
+        async with factory() as session:
+            kept, version = await frames.load(session, "44", on)
+            fresh = await household_frame(session, on=on, region_code="44")
+            stale = (await session.execute(text("SELECT count(*) FROM decision_stale"))).scalar_one()
+        return kept, fresh, stale
+    finally:
+        await engine.dispose()
+
+
+def check(url: str) -> pl.DataFrame:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        kept, fresh, stale = pool.submit(asyncio.run, _catch_up_and_compare(url)).result()
+    assert stale == 0
+    assert_frame_equal(kept.sort("household_id"), fresh.sort("household_id"))
+    return kept
+
+
+def keep(url: str, **kw) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _keep(url, **kw)).result()
+
+
+def test_the_kept_frame_follows_every_kind_of_write(fresh_url):
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        built = [add_household(s, SHANTOU if i % 2 else GUANGZHOU, [{"age": 30 + i}, {"age": 8}], wages=800 + 100 * i,
+                               on=ON) for i in range(7)]
+    keep(fresh_url, chunk=3)  # three chunks: writes land in the first, a middle and the last one
+    kept = check(fresh_url)
+    assert kept.height == 7
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(HouseholdFrameChunk)).scalar_one() == 3
+
+    with session_scope(engine) as s:  # an income changes, a new household is registered
+        s.add(EconomicItem(household_id=built[1].household_id, kind="WAGE", source="tax", amount=Decimal("6000"),
+                           period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 1, 31)))
+        add_household(s, SHANTOU, [{"age": 70, "labour_capacity": "NONE"}], on=ON)
+    assert check(fresh_url).height == 8
+    with session_scope(engine) as s:  # a person's facts, a relationship across households
+        s.execute(text("UPDATE person SET disability_level = 1 WHERE id = :p"), {"p": built[3].person_ids[0]})
+        relate(s, built[4].person_ids[0], built[5].person_ids[0], "SUPPORT_OBLIGOR")
+    check(fresh_url)
+    with session_scope(engine) as s:  # a household moves to another province, another is deleted
+        s.execute(text("UPDATE household SET region_code = :r WHERE id = :h"), {"r": FUJIAN, "h": built[2].household_id})
+        s.execute(text("UPDATE person SET region_code = :r WHERE id IN (SELECT person_id FROM membership "
+                       "WHERE household_id = :h)"), {"r": FUJIAN, "h": built[2].household_id})
+        s.execute(text("DELETE FROM household WHERE id = :h"), {"h": built[6].household_id})
+    kept = check(fresh_url)
+    assert built[2].household_id not in kept["household_id"] and built[6].household_id not in kept["household_id"]
+    with engine.connect() as conn:  # nothing removed survives in any chunk's bytes
+        chunks = conn.execute(select(HouseholdFrameChunk.data)).scalars().all()
+        held = pl.concat([frames.decode(c) for c in chunks])["household_id"].to_list()
+        version = conn.execute(select(HouseholdFrameSet.version)).scalar_one()
+    assert built[6].household_id not in held and built[2].household_id not in held
+    assert version >= 4  # each catching-up changed the set
+    engine.dispose()
+
+
+def test_at_most_three_dates_are_kept_per_province(fresh_url):
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        add_household(s, SHANTOU, [{"age": 40}], wages=900, on=ON)
+    for months in range(4):
+        keep(fresh_url, on=dt.date(2025, 6 + months, 1))
+    with engine.connect() as conn:
+        dates = conn.execute(select(HouseholdFrameSet.as_of).order_by(HouseholdFrameSet.as_of)).scalars().all()
+        orphans = conn.execute(text("SELECT count(*) FROM household_frame_chunk c WHERE NOT EXISTS (SELECT 1 FROM "
+                                    "household_frame_set s WHERE s.province_code = c.province_code "
+                                    "AND s.as_of = c.as_of)")).scalar_one()
+    assert dates == [dt.date(2025, 7, 1), dt.date(2025, 8, 1), dt.date(2025, 9, 1)] and orphans == 0
+    engine.dispose()
+
+
+def test_a_request_outside_the_province_reads_no_chunk(fresh_url):
+    if not fresh_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row-level security: the application's scope is its only line")
+    from aidgraph.core.storage.rls import install_app_role, session_info
+
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        add_household(s, SHANTOU, [{"age": 40}], wages=900, on=ON)
+    keep(fresh_url)
+    engine.dispose()
+
+    async def counts():
+        app = make_async_engine(fresh_url)
+        install_app_role(app.sync_engine)
+        try:
+            found = {}
+            for setting in ("35", "4405", "", "*"):
+                async with async_session_factory(app, session_info(setting, "test"))() as session:
+                    found[setting] = (await session.execute(
+                        select(func.count()).select_from(HouseholdFrameChunk))).scalar_one()
+            return found
+        finally:
+            await app.dispose()
+
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        found = pool.submit(asyncio.run, counts()).result()
+    assert found == {"35": 0, "4405": 1, "": 0, "*": 1}
