@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -125,7 +126,10 @@ async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk
         await drop(session, province_code, as_of)
     ids = [row[0] for row in (await session.execute(
         select(Household.id).where(_province(province_code)).order_by(Household.id))).all()]
-    kept = HouseholdFrameSet(province_code=province_code, as_of=on, version=1, households=len(ids), seconds=0.0)
+    # a version never seen for this set before (a process holding a dropped set's frame must not take it for
+    # the new one); each change adds one
+    kept = HouseholdFrameSet(province_code=province_code, as_of=on, version=secrets.randbelow(1 << 30) + 1,
+                             households=len(ids), seconds=0.0)
     session.add(kept)
     await session.flush()
     for start in range(0, max(len(ids), 1), chunk):
@@ -195,8 +199,13 @@ async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
             added = fresh.filter(pl.col("chunk") == first).drop("chunk")
             replaced = (pl.concat([current.filter(~pl.col("household_id").is_in(ids["household_id"].to_list())),
                                    added], how="vertical").sort("household_id"))
-            row.data, row.households = encode(replaced), replaced.height
-            rewritten += 1
+            # new households land in the last chunk: one grown past twice the size is split where it holds them
+            parts = ([replaced.slice(i, CHUNK_HOUSEHOLDS) for i in range(0, replaced.height, CHUNK_HOUSEHOLDS)]
+                     if replaced.height > 2 * CHUNK_HOUSEHOLDS else [replaced])
+            row.data, row.households = encode(parts[0]), parts[0].height
+            for part in parts[1:]:
+                await _write_chunk(session, code, on, int(part["household_id"][0]), part)
+            rewritten += len(parts)
         await session.flush()
         households = (await session.execute(select(func.coalesce(func.sum(HouseholdFrameChunk.households), 0))
                                             .where(HouseholdFrameChunk.province_code == code,

@@ -92,6 +92,8 @@ def test_the_kept_frame_follows_every_kind_of_write(fresh_url):
         built = [add_household(s, SHANTOU if i % 2 else GUANGZHOU, [{"age": 30 + i}, {"age": 8}], wages=800 + 100 * i,
                                on=ON) for i in range(7)]
     keep(fresh_url, chunk=3)  # three chunks: writes land in the first, a middle and the last one
+    with engine.connect() as conn:
+        built_version = conn.execute(select(HouseholdFrameSet.version)).scalar_one()
     kept = check(fresh_url)
     assert kept.height == 7
     with engine.connect() as conn:
@@ -118,7 +120,7 @@ def test_the_kept_frame_follows_every_kind_of_write(fresh_url):
         held = pl.concat([frames.decode(c) for c in chunks])["household_id"].to_list()
         version = conn.execute(select(HouseholdFrameSet.version)).scalar_one()
     assert built[6].household_id not in held and built[2].household_id not in held
-    assert version >= 4  # each catching-up changed the set
+    assert version == built_version + 3  # each of the three catching-ups changed the set once
     engine.dispose()
 
 
@@ -167,3 +169,24 @@ def test_a_request_outside_the_province_reads_no_chunk(fresh_url):
     with ThreadPoolExecutor(1) as pool:
         found = pool.submit(asyncio.run, counts()).result()
     assert found == {"35": 0, "4405": 1, "": 0, "*": 1}
+
+
+def test_a_chunk_grown_by_new_households_is_split(fresh_url, monkeypatch):
+    monkeypatch.setattr(frames, "CHUNK_HOUSEHOLDS", 2)
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        for i in range(2):
+            add_household(s, SHANTOU, [{"age": 40 + i}], wages=900, on=ON)
+    keep(fresh_url, chunk=2)
+    with session_scope(engine) as s:  # new households all fall in the last (here the only) chunk: 7 > 2 x 2
+        for i in range(5):
+            add_household(s, GUANGZHOU, [{"age": 50 + i}], wages=700, on=ON)
+    assert check(fresh_url).height == 7
+    with engine.connect() as conn:
+        sizes = conn.execute(select(HouseholdFrameChunk.households).order_by(
+            HouseholdFrameChunk.first_household_id)).scalars().all()
+    assert sizes == [2, 2, 2, 1]
+    with session_scope(engine) as s:  # and changes after the split still land in the right chunk
+        add_household(s, SHANTOU, [{"age": 33}], wages=100, on=ON)
+    assert check(fresh_url).height == 8
+    engine.dispose()
