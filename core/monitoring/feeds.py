@@ -772,8 +772,8 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
     if rows.is_empty():
         return 0, 0, 0, 0
     lock_for_writing(session, [FeedRecord.__tablename__])
-    known = existing_hashes(session, rows["row_hash"].to_list(), rows["event_date"].min(),  # type: ignore[arg-type]
-                            rows["event_date"].max())  # type: ignore[arg-type]  # min() is any scalar to polars
+    days = rows["event_date"].unique().sort().to_list()
+    known = existing_hashes(session, rows["row_hash"].to_list(), days[0], days[-1])
     new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
     if new.is_empty():
         return 0, len(rows), 0, 0
