@@ -666,6 +666,8 @@ class ImportSummary:
     rejected: int = 0
     persons_updated: int = 0
     economic_items: int = 0
+    partitions_created: list[str] = field(default_factory=list)
+    """Monthly partitions (PostgreSQL) made for the months the file writes (:func:`prepare_partitions`)."""
     rejected_file: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each phase: read, validate, persons (lookup), store (records and effects)."""
@@ -888,7 +890,7 @@ def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None =
     if not bad.is_empty():
         rejected_parts.append(bad.join(raw.frame, on="line", how="left"))
     total = good.height
-    prepare_partitions(engine, schema, good, today)
+    summary.partitions_created = prepare_partitions(engine, schema, good, today).created
     if progress:
         progress("persons found", 0, total)
     for start in range(0, total, batch_size):
