@@ -32,6 +32,10 @@ from tests.conftest import make_database
 from tests.monitoring.conftest import seed_world
 
 TODAY = dt.date.today()
+IMPORTED = add_months(month_of(TODAY), -21)
+"""The month the import test writes: past (income of a future month is refused), within the partitions' window."""
+STRAY = add_months(month_of(TODAY), -25)
+"""The month the command test's row waits in the default partition for."""
 
 
 @pytest.fixture(scope="module")
@@ -98,19 +102,20 @@ def test_migration_partitions_both_tables_keeping_keys_triggers_policies_and_gra
 
 def test_an_import_creates_its_months_partitions_and_its_rows_land_there(sync_engine, world, tmp_path):
     people = world.persons[:6]
-    path = income_file(tmp_path, people, "2025-03")
+    path = income_file(tmp_path, people, f"{IMPORTED:%Y-%m}")
+    records, items = partition_name("feed_record", IMPORTED), partition_name("economic_item", IMPORTED)
     with sync_engine.connect() as conn:
-        assert partition_name("feed_record", dt.date(2025, 3, 1)) not in {
+        assert records not in {
             p.name for p in list_partitions(conn, "feed_record")}
     summary = import_feed(sync_engine, "income", path)
     assert (summary.stored, summary.economic_items) == (6, 6)
-    assert summary.partitions_created == ["feed_record_p202503", "economic_item_p202503"]
-    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {"feed_record_p202503": 6}
-    assert where(sync_engine, "economic_item", "period_start = '2025-03-01'") == {"economic_item_p202503": 6}
+    assert summary.partitions_created == [records, items]
+    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {records: 6}
+    assert where(sync_engine, "economic_item", "period_start = :m", {"m": IMPORTED}) == {items: 6}
     again = import_feed(sync_engine, "income", path)  # re-importing the same rows is a no-op
     assert (again.stored, again.already_stored, again.economic_items) == (0, 6, 0)
     assert again.partitions_created == []
-    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {"feed_record_p202503": 6}
+    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {records: 6}
 
 
 def test_the_unique_row_hash_still_refuses_a_second_copy(sync_engine, world, tmp_path):
@@ -192,14 +197,15 @@ def test_the_cli_ensures_months_ahead_and_strays_and_lists_them(sync_engine, db_
     person = world.person(1)
     with session_scope(sync_engine) as s:
         s.add(EconomicItem(household_id=person.household_id, person_id=person.id, kind="PENSION", source="SI",
-                           amount=Decimal("900"), period_start=dt.date(2024, 11, 1), period_end=dt.date(2024, 11, 30)))
-    result = CliRunner().invoke(app, ["partitions", "ensure", "--months-ahead", "5", "--today", "2026-12-15"])
+                           amount=Decimal("900"), period_start=STRAY, period_end=add_months(STRAY, 1) - dt.timedelta(days=1)))
+    result = CliRunner().invoke(app, ["partitions", "ensure", "--months-ahead", "5", "--today", TODAY.isoformat()])
     assert result.exit_code == 0, result.output
-    assert "economic_item_p202705" in result.output and "economic_item_p202411" in result.output
-    assert where(sync_engine, "economic_item", "period_start = '2024-11-01'") == {"economic_item_p202411": 1}
+    stray = partition_name("economic_item", STRAY)
+    assert partition_name("economic_item", add_months(month_of(TODAY), 5)) in result.output and stray in result.output
+    assert where(sync_engine, "economic_item", "period_start = :m", {"m": STRAY}) == {stray: 1}
     listed = CliRunner().invoke(app, ["partitions", "list", "--table", "economic_item", "--exact"])
     assert listed.exit_code == 0, listed.output
-    assert "economic_item_p202411" in listed.output and "2024-11" in listed.output and "default" in listed.output
+    assert stray in listed.output and f"{STRAY:%Y-%m}" in listed.output and "default" in listed.output
     wrong = CliRunner().invoke(app, ["partitions", "list", "--table", "person"])
     assert wrong.exit_code == 1 and "not partitioned" in wrong.output
 
@@ -208,8 +214,9 @@ def test_downgrade_restores_plain_tables_with_every_row_and_upgrade_partitions_t
                                                                                           tmp_path):
     engine = make_sync_engine(make_database("postgres", request, tmp_path_factory))
     people = seed_world(engine, households=3, start=80).persons
-    for month in ("2025-01", "2025-02"):
-        import_feed(engine, "income", income_file(tmp_path, people, month))
+    months = [add_months(month_of(TODAY), -23), add_months(month_of(TODAY), -22)]
+    for month in months:
+        import_feed(engine, "income", income_file(tmp_path, people, f"{month:%Y-%m}"))
 
     def snapshot():
         with engine.connect() as conn:
@@ -230,9 +237,8 @@ def test_downgrade_restores_plain_tables_with_every_row_and_upgrade_partitions_t
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert snapshot() == before
-    assert where(engine, "economic_item", "true") == {"economic_item_p202501": len(people),
-                                                      "economic_item_p202502": len(people)}
-    again = import_feed(engine, "income", income_file(tmp_path, people, "2025-02"))
+    assert where(engine, "economic_item", "true") == {partition_name("economic_item", m): len(people) for m in months}
+    again = import_feed(engine, "income", income_file(tmp_path, people, f"{months[1]:%Y-%m}"))
     assert (again.stored, again.already_stored) == (0, len(people))
     with session_scope(engine) as s:  # the sequence went along: a new item gets the next id
         item = EconomicItem(household_id=people[0].household_id, kind="WAGE", source="TAX", amount=Decimal(1),
