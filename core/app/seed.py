@@ -61,6 +61,7 @@ from sqlalchemy import Engine, text
 
 from aidgraph.core.storage.bulk import copy_sql, copy_text, insert_sql, sqlite_rows
 from aidgraph.core.storage.encrypted import ID_NUMBER, PHONE, id_number_indexer, open_values, seal_values
+from aidgraph.core.storage.partitions import add_months, ensure_months, month_of, months_of
 from aidgraph.core.monitoring.feeds import DISABILITY_CATEGORIES
 from aidgraph.core.graph.idnumber import CHECK_CHARS, WEIGHTS
 from aidgraph.core.graph.regions import DIVISIONS_DIR
@@ -1081,6 +1082,12 @@ def seed_province(engine: Engine, province: str, households: int, seed: int, *, 
     validate(province, households, seed, as_of, chunk_size)
     started = time.perf_counter()
     plan = SeedPlan(load_province(engine, province, seed), households, seed, as_of, chunk_size, profile)
+    if engine.dialect.name == "postgresql":
+        # The economic items start in the twelve months before as_of's month: their monthly partitions first
+        # (aidgraph.core.storage.partitions), in a transaction of their own.
+        with engine.begin() as conn:
+            ensure_months(conn, "economic_item", months_of(
+                [add_months(month_of(as_of), -n) for n in range(1, 13)], dt.date.today()))
     writer = writer_for(engine)
     timings = Timings()
     written = dict.fromkeys(TABLES, 0)

@@ -38,6 +38,7 @@ from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.storage.encrypted import feed_row_hasher, id_number_indexer
+from aidgraph.core.storage.partitions import Ensured, ensure_months, months_of
 from aidgraph.core.graph.idnumber import CHECK_CHARS, EARLIEST_BIRTH, WEIGHTS, InvalidIdNumber
 from aidgraph.core.graph.idnumber import parse as parse_id_number
 from aidgraph.core.storage.models import (
@@ -665,6 +666,8 @@ class ImportSummary:
     rejected: int = 0
     persons_updated: int = 0
     economic_items: int = 0
+    partitions_created: list[str] = field(default_factory=list)
+    """Monthly partitions (PostgreSQL) made for the months the file writes (:func:`prepare_partitions`)."""
     rejected_file: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each phase: read, validate, persons (lookup), store (records and effects)."""
@@ -676,10 +679,17 @@ class ImportSummary:
                 "economic_items": self.economic_items}
 
 
-def existing_hashes(session: Session, hashes: list[str]) -> set[str]:
-    """The row hashes among ``hashes`` already stored: one statement."""
-    return set(session.scalars(select(FeedRecord.row_hash).where(
-        any_of(FeedRecord.row_hash, hashes, dialect_of(session)))))
+def existing_hashes(session: Session, hashes: list[str], first: dt.date | None = None,
+                    last: dt.date | None = None) -> set[str]:
+    """The row hashes among ``hashes`` already stored: one statement.
+
+    ``first`` / ``last``: the event dates of the rows hashed. A row's hash covers its event date, so a stored
+    row with the same hash has a date in that range; on PostgreSQL, where ``feed_record`` is partitioned by
+    month (:mod:`aidgraph.core.storage.partitions`), the lookup then probes only those months' partitions."""
+    found = any_of(FeedRecord.row_hash, hashes, dialect_of(session))
+    if first is not None and last is not None:
+        found = and_(found, FeedRecord.event_date >= first, FeedRecord.event_date <= last)
+    return set(session.scalars(select(FeedRecord.row_hash).where(found)))
 
 
 def _payload_columns(schema: FeedSchema) -> list[str]:
@@ -764,7 +774,8 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
     if rows.is_empty():
         return 0, 0, 0, 0
     lock_for_writing(session, [FeedRecord.__tablename__])
-    known = existing_hashes(session, rows["row_hash"].to_list())
+    days = rows["event_date"].unique().sort().to_list()
+    known = existing_hashes(session, rows["row_hash"].to_list(), days[0], days[-1])
     new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
     if new.is_empty():
         return 0, len(rows), 0, 0
@@ -781,6 +792,24 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
                  {"kind": schema.kind, "file": source_file, "rows": len(new),
                   "lines": [int(new["line"].min()), int(new["line"].max())]})  # type: ignore[arg-type]  # min() is any scalar to polars
     return len(new), len(rows) - len(new), persons, items
+
+
+def prepare_partitions(engine: Engine, schema: FeedSchema, rows: pl.DataFrame, today: dt.date) -> Ensured:
+    """Create the monthly partitions (PostgreSQL) of the months the rows are about to be written to, in a short
+    transaction of its own before the batches: the feed records by event date, and for the income and asset
+    feeds the economic items, whose ``period_start`` is the row's event date (the month, or the valuation date).
+    A month outside the partitions' window goes to the default partition
+    (:mod:`aidgraph.core.storage.partitions`). Nothing on SQLite."""
+    if engine.dialect.name != "postgresql" or rows.is_empty():
+        return Ensured([])
+    months = months_of(rows["event_date"].unique().to_list(), today)
+    with engine.begin() as conn:
+        done = ensure_months(conn, FeedRecord.__tablename__, months)
+    if schema.kind in ("income", "assets"):
+        with engine.begin() as conn:
+            items = ensure_months(conn, EconomicItem.__tablename__, months)
+        done = Ensured(done.created + items.created, done.moved + items.moved)
+    return done
 
 
 def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, province: str | None,
@@ -861,6 +890,7 @@ def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None =
     if not bad.is_empty():
         rejected_parts.append(bad.join(raw.frame, on="line", how="left"))
     total = good.height
+    summary.partitions_created = prepare_partitions(engine, schema, good, today).created
     if progress:
         progress("persons found", 0, total)
     for start in range(0, total, batch_size):

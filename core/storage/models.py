@@ -476,6 +476,10 @@ class EconomicItem(Base):
 
     Income and expenditure amounts are for the period [period_start, period_end]; asset amounts are values
     as of period_end.
+
+    On PostgreSQL the table is partitioned by month of ``period_start`` (migration 0023,
+    :mod:`aidgraph.core.storage.partitions`), and its primary key there is (``id``, ``period_start``), as
+    PostgreSQL requires; ``id`` alone stays the ORM's identity (one sequence numbers every partition's rows).
     """
 
     __tablename__ = "economic_item"
@@ -600,6 +604,10 @@ class FeedRecord(Base):
 
     ``row_hash`` (the event month, then a keyed hash of the row, which holds an ID number; see
     ``aidgraph.core.monitoring.feeds``) makes re-importing the same row a no-op.
+
+    On PostgreSQL the table is partitioned by month of ``event_date`` (migration 0023,
+    :mod:`aidgraph.core.storage.partitions`): its primary key there is (``id``, ``event_date``) and the unique
+    ``row_hash`` is unique (``row_hash``, ``event_date``), the same rule (a row's hash covers its event date).
     """
 
     __tablename__ = "feed_record"

@@ -29,6 +29,7 @@ from aidgraph.core.storage.db import (async_session_factory, close_session, make
 from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.core.storage.models import (AidChainEvent, Alert, EconomicItem, Enrollment, EnrollmentStep,
                                           FeedRecord, Membership, Payment, Person, Relationship)
+from aidgraph.core.storage.partitions import ensure_month_partitions
 from aidgraph.core.storage.rls import APP_ROLE, install_app_role
 from tests.conftest import make_database, server_settings
 from tests.authz.conftest import policies  # noqa: F401  (the module-scoped fixture, shared)
@@ -312,6 +313,40 @@ def test_the_envelope_covers_every_scope_casbin_decides(db_url, policies):
                 for obj in objects:
                     for prefix in actor.scope(action, obj).prefixes:
                         assert any(prefix.startswith(e) for e in envelope), (role, regions, action, obj, prefix)
+
+
+def test_partitioned_tables_are_bound_through_the_parent_and_closed_partitions(db_url, world):
+    """economic_item and feed_record are partitioned by month (migration 0023): the world's rows of January 2026
+    wait in the default partitions until the month is created, then sit in its partitions; through the parent a
+    caseworker still sees only the township's, and naming a partition directly is refused (its rows would
+    otherwise be read past the parent's policies)."""
+    engine = make_sync_engine(db_url)
+    with engine.begin() as conn:
+        moved = sum(ensure_month_partitions(conn, t, dt.date(2026, 1, 1), dt.date(2026, 1, 1)).moved
+                    for t in ("economic_item", "feed_record"))
+        homes = set(conn.execute(text("SELECT tableoid::regclass::text FROM economic_item UNION "
+                                      "SELECT tableoid::regclass::text FROM feed_record")).scalars())
+    engine.dispose()
+    assert moved == world["total"]["economic_item"] + world["total"]["feed_record"]
+    assert homes == {"economic_item_p202601", "feed_record_p202601"}
+
+    async def work(server: Server):
+        async with server.sessions(world["caseworker"])() as session:
+            counts = {t: (await session.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one()
+                      for t in ("economic_item", "feed_record")}
+            await session.commit()
+        refused = []
+        for partition in ("economic_item_p202601", "feed_record_p202601", "feed_record_default"):
+            async with server.sessions(world["caseworker"])() as session:
+                try:
+                    await session.execute(text(f"SELECT count(*) FROM {partition}"))
+                except DBAPIError as exc:
+                    refused.append("permission denied" in str(exc))
+        return counts, refused
+
+    counts, refused = run(lambda: _with_server(db_url, work))
+    assert counts == {t: world["expected"][t] for t in ("economic_item", "feed_record")}
+    assert refused == [True, True, True]
 
 
 @pytest.fixture(autouse=True, scope="module")

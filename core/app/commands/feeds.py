@@ -50,6 +50,8 @@ def import_command(
         f"economic items {summary.economic_items}"
     )
     console.print("time by phase: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in summary.seconds.items()))
+    if summary.partitions_created:
+        console.print("monthly partitions created: " + ", ".join(summary.partitions_created), highlight=False)
     if summary.rejected_file:
         console.print(f"rejected rows with line numbers and reasons: {summary.rejected_file}")
 
