@@ -5,7 +5,7 @@
 
 What is built (untimed), on an embedded PostgreSQL server:
 
-1. ``plain12``: a database migrated to revision 0022 (the plain tables, with every index, constraint, trigger and
+1. ``plain12``: a database migrated to revision 0023 (the plain tables, with every index, constraint, trigger and
    row-level security policy they have before 0023), the region tree, ``--households`` synthetic households
    seeded with their economic items of the twelve months before the measured month M (the last full month), and
    the synthetic department feeds (``aidgraph.core.app.synthetic_feeds``) of each of those twelve months
@@ -109,7 +109,7 @@ def build(pg, args, month: dt.date, workdir: Path) -> dict[str, Path]:
     admin_run(pg, 'DROP DATABASE IF EXISTS "plain12"', 'CREATE DATABASE "plain12"')
     engine = make_sync_engine(pg.get_uri("plain12"))
     started = time.perf_counter()
-    upgrade(engine, "0022")
+    upgrade(engine, "0023")
     load_regions(engine)
     # Seeded up to M-2 (items of M-13..M-2): each history month's synthetic income is drawn from the month before.
     seed_province(engine, args.province, args.households, args.seed, as_of=add_months(month, -1))

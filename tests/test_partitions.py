@@ -1,4 +1,4 @@
-"""Monthly partitions of economic_item and feed_record on PostgreSQL (migration 0023, core/storage/partitions.py,
+"""Monthly partitions of economic_item and feed_record on PostgreSQL (migration 0024, core/storage/partitions.py,
 ``aidgraph partitions``), on a real embedded PostgreSQL server; SQLite keeps its plain tables."""
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def test_downgrade_restores_plain_tables_with_every_row_and_upgrade_partitions_t
 
     before = snapshot()
     assert len(before[0]) == len(before[1]) == 2 * len(people)
-    downgrade(engine, "0022")
+    downgrade(engine, "0023")
     with engine.connect() as conn:
         assert not is_partitioned(conn, "economic_item") and not is_partitioned(conn, "feed_record")
         assert conn.execute(text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = "

@@ -2,7 +2,7 @@
 
 Why: the monitoring run and the monthly import touch one month (and a short baseline window) of
 ``economic_item`` and ``feed_record``, tables that otherwise grow by a province's month every month. On
-PostgreSQL (migration ``0023_monthly_partitions``) both are declaratively partitioned by range of month, on the
+PostgreSQL (migration ``0024_monthly_partitions``) both are declaratively partitioned by range of month, on the
 column the monthly work filters by: ``economic_item.period_start`` (the monitoring run's flow read,
 ``IndicatorContext.economic_flows``, ranges over it; income items start on the first of their month) and
 ``feed_record.event_date`` (the month's records of a kind; a feed row's ``row_hash`` starts with that month). A
@@ -97,7 +97,7 @@ def _check_table(table: str) -> str:
 
 
 def is_partitioned(conn: Connection, table: str) -> bool:
-    """``table`` is a partitioned table in this database (PostgreSQL after migration 0023)."""
+    """``table`` is a partitioned table in this database (PostgreSQL after migration 0024)."""
     if conn.dialect.name != "postgresql":
         return False
     return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM pg_partitioned_table p JOIN pg_class c "
@@ -251,7 +251,7 @@ def list_partitions(conn: Connection, table: str, exact: bool = False) -> list[P
 
 
 PARTITION_KEY_UNIQUE = {"uq_feed_record_row_hash": ["row_hash", "event_date"]}
-"""Unique constraints that hold the partition key on PostgreSQL beside the model's columns (migration 0023)."""
+"""Unique constraints that hold the partition key on PostgreSQL beside the model's columns (migration 0024)."""
 
 
 def include_in_comparison(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

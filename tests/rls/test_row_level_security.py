@@ -316,7 +316,7 @@ def test_the_envelope_covers_every_scope_casbin_decides(db_url, policies):
 
 
 def test_partitioned_tables_are_bound_through_the_parent_and_closed_partitions(db_url, world):
-    """economic_item and feed_record are partitioned by month (migration 0023): the world's rows of January 2026
+    """economic_item and feed_record are partitioned by month (migration 0024): the world's rows of January 2026
     wait in the default partitions until the month is created, then sit in its partitions; through the parent a
     caseworker still sees only the township's, and naming a partition directly is refused (its rows would
     otherwise be read past the parent's policies)."""

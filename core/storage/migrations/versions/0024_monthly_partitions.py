@@ -41,8 +41,8 @@ table, in this transaction.
 Downgrade rebuilds the plain tables (primary key ``id``, unique ``row_hash``) with the same rows and the same
 constraints, indexes, triggers, policies and grants. SQLite: nothing (its tables stay as they are).
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -63,8 +63,8 @@ from aidgraph.core.storage.partitions import (
     revoke_direct_access,
 )
 
-revision = '0023'
-down_revision = '0022'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
@@ -120,7 +120,7 @@ def _rebuild(conn: Connection, table: str, partitioned: bool) -> None:
     """Re-create ``table`` partitioned by month (or plain again), with its rows and everything on it."""
     column = PARTITIONED[table]
     kept = _dependents(conn, table)
-    old = f"{table}_before_0023" if partitioned else f"{table}_partitioned"
+    old = f"{table}_before_0024" if partitioned else f"{table}_partitioned"
     if kept.sequence:
         conn.exec_driver_sql(f"ALTER SEQUENCE {kept.sequence} OWNED BY NONE")
     conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {old}")
