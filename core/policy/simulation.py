@@ -202,6 +202,8 @@ class _Entry:
     """The households of one region and scope, cut from a province frame, with their baseline decisions."""
     frame: pl.DataFrame
     baseline: dict[str, tuple[ProvincePolicy, pl.DataFrame]] = field(default_factory=dict)
+    compared: dict = field(default_factory=dict)
+    """The baseline's side of :func:`compare`, by the programs decided again (valid for ``baseline``'s decisions)."""
 
 
 @dataclass
@@ -413,35 +415,82 @@ def _totals(eligible: pl.Series, persons: pl.Series, amount: pl.Series, one_off:
                   round(float(one_off.sum() or 0.0), 2))
 
 
+@dataclass
+class _BaselineSide:
+    """What :func:`compare` computes from the baseline alone, for one set of programs decided again: kept with
+    the baseline decisions, so that a planner trying values of the same key pays only for the reform's side."""
+    members: pl.Series
+    by_program: dict[str, Totals]
+    unchanged_any: pl.Series
+    unchanged_aid: pl.Series
+    unchanged_once: pl.Series
+    any_b: pl.Series
+    aid_b: pl.Series
+    once_b: pl.Series
+
+
+def _baseline_side(frame: pl.DataFrame, base: pl.DataFrame, programs: list[str], changed: set[str]) -> _BaselineSide:
+    h = frame.height
+    members = frame["member_count"].cast(pl.Int64)
+    e_b, a_b, o_b = (base["eligible"].fill_null(False), base["monthly_amount"].fill_null(0.0),
+                     base["one_off_amount"].fill_null(0.0))
+    no = pl.select(pl.repeat(False, h, dtype=pl.Boolean)).to_series()
+    zero = pl.select(pl.repeat(0.0, h, dtype=pl.Float64)).to_series()
+    by_program: dict[str, Totals] = {}
+    unchanged = [no, zero, zero]
+    moved = [no, zero, zero]
+    # the programs decided again are summed last, in the same order on both sides: a household whose rows did not
+    # change gets exactly the same sums under the reform (no rounding residue counted as a change)
+    for i, key in enumerate(programs):
+        sb, mb, ob = e_b.slice(i * h, h), a_b.slice(i * h, h), o_b.slice(i * h, h)
+        by_program[key] = _totals(sb, members, mb, ob)
+        if key not in changed:
+            unchanged = [unchanged[0] | sb, unchanged[1] + mb, unchanged[2] + ob]
+    moved = list(unchanged)
+    for i, key in enumerate(programs):
+        if key in changed:
+            moved = [moved[0] | e_b.slice(i * h, h), moved[1] + a_b.slice(i * h, h), moved[2] + o_b.slice(i * h, h)]
+    return _BaselineSide(members, by_program, unchanged[0], unchanged[1], unchanged[2], moved[0], moved[1], moved[2])
+
+
 def compare(frame: pl.DataFrame, base: pl.DataFrame, reform: pl.DataFrame, programs: list[str], region_code: str,
-            changed: list[str] | None = None) -> dict[str, Any]:
+            changed: list[str] | None = None, memo: dict | None = None) -> dict[str, Any]:
     """Totals, bands, regions and affected rows from two decisions over the same frame.
 
     ``decide`` lays its rows out as one block per program, each in the frame's household order, so both sides
     line up row by row without a join; household totals are sums over the blocks. ``changed``: the programs
-    whose rows may differ (default: all); the affected rows are looked for in their blocks only.
+    whose rows may differ (default: all): only their blocks are read on the reform's side, the others are the
+    baseline's. ``memo``: where the baseline's side is kept between calls over the same frame and baseline.
     """
     h = frame.height
     if base.height != reform.height or base.height != h * len(programs) or any(
             side["program"][i * h] != key for side in (base, reform) for i, key in enumerate(programs) if h):
         raise RuntimeError("baseline and reform decisions do not line up")
-    members = frame["member_count"].cast(pl.Int64)
+    redo = set(programs if changed is None else changed)
+    memo_key = tuple(sorted(redo))
+    side = memo.get(memo_key) if memo is not None else None
+    if side is None:
+        side = _baseline_side(frame, base, programs, redo)
+        if memo is not None:
+            if len(memo) >= 8:
+                memo.clear()
+            memo[memo_key] = side
+    members = side.members
     e_b, e_r = base["eligible"].fill_null(False), reform["eligible"].fill_null(False)
-    a_b, a_r = base["monthly_amount"].fill_null(0.0), reform["monthly_amount"].fill_null(0.0)
-    o_b, o_r = base["one_off_amount"].fill_null(0.0), reform["one_off_amount"].fill_null(0.0)
+    a_r, o_r = reform["monthly_amount"].fill_null(0.0), reform["one_off_amount"].fill_null(0.0)
     by_program = []
-    no = pl.select(pl.repeat(False, h, dtype=pl.Boolean)).to_series()
-    zero = pl.select(pl.repeat(0.0, h, dtype=pl.Float64)).to_series()
-    any_b, any_r, new_any, lost_any, aid_b, aid_r, once_b, once_r = no, no, no, no, zero, zero, zero, zero
+    any_b, aid_b, once_b = side.any_b, side.aid_b, side.once_b
+    any_r, aid_r, once_r = side.unchanged_any, side.unchanged_aid, side.unchanged_once
+    new_any = lost_any = pl.select(pl.repeat(False, h, dtype=pl.Boolean)).to_series()
     for i, key in enumerate(programs):
+        if key not in redo:
+            by_program.append((key, side.by_program[key], side.by_program[key]))
+            continue
         sb, sr = e_b.slice(i * h, h), e_r.slice(i * h, h)
-        mb, mr = a_b.slice(i * h, h), a_r.slice(i * h, h)
-        ob, or_ = o_b.slice(i * h, h), o_r.slice(i * h, h)
-        by_program.append((key, _totals(sb, members, mb, ob), _totals(sr, members, mr, or_)))
-        any_b, any_r = any_b | sb, any_r | sr
+        mr, or_ = a_r.slice(i * h, h), o_r.slice(i * h, h)
+        by_program.append((key, side.by_program[key], _totals(sr, members, mr, or_)))
+        any_r, aid_r, once_r = any_r | sr, aid_r + mr, once_r + or_
         new_any, lost_any = new_any | (sr & ~sb), lost_any | (sb & ~sr)
-        aid_b, aid_r = aid_b + mb, aid_r + mr
-        once_b, once_r = once_b + ob, once_r + or_
     households = frame.select("household_id", "region_code", "monthly_income").with_columns(
         members=members, any_b=any_b, any_r=any_r, aid_b=aid_b, aid_r=aid_r, once_b=once_b, once_r=once_r)
     n = pl.max_horizontal(pl.col("members"), 1)
@@ -550,6 +599,7 @@ class Simulator:
         held = entry.baseline.get(province_code)
         if held is None or held[0] is not baseline:  # the baseline decisions of this frame, kept with it
             held = entry.baseline[province_code] = (baseline, await asyncio.to_thread(baseline.decide, frame, on))
+            entry.compared.clear()
         base = held[1]
         timings["baseline"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -559,7 +609,7 @@ class Simulator:
         decided = await asyncio.to_thread(_reform_decisions, reform, frame, on, base, programs, redo)
         timings["reform_decide"] = time.perf_counter() - t
         t = time.perf_counter()
-        parts = await asyncio.to_thread(compare, frame, base, decided, programs, region, redo)
+        parts = await asyncio.to_thread(compare, frame, base, decided, programs, region, redo, entry.compared)
         timings["compare"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         result = SimulationResult(
