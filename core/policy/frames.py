@@ -21,6 +21,9 @@ The rule that keeps them equal to a fresh read:
   personal data must not survive an erasure), and a set never lags behind what the refresh consumed.
 - **A version** per set, incremented by every change, lets a process keep a set in memory and know with one
   indexed statement whether it is still current (:func:`version`).
+- **A format** per set: a digest of the code that reads the facts (:mod:`aidgraph.core.policy.engine`) and of
+  the frame's columns. A set kept by another release (a new member field, a fact derived differently) counts
+  as not kept and is built again on first use.
 
 The chunks hold a whole province; the application narrows a loaded frame to the caller's regions
 (:func:`within`, the same prefixes as the scope's SQL predicate) before anything is computed from it. On
@@ -30,10 +33,12 @@ PostgreSQL, row-level security admits a chunk only to a request whose scope lies
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -41,6 +46,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access.scope import Scope
+from aidgraph.core.policy import engine as engine_module
 from aidgraph.core.policy.engine import FRAME_SCHEMA, household_frame
 from aidgraph.core.storage.models import (
     DecisionStale,
@@ -56,6 +62,9 @@ SETS_PER_PROVINCE = 3
 """Dates kept per province: each kept date costs every refresh a read of the changed households at that date."""
 
 Progress = Callable[[int, int], None]
+
+FORMAT = hashlib.sha256(Path(engine_module.__file__).read_bytes() + repr(FRAME_SCHEMA).encode()).hexdigest()
+"""The kept frames' format: the source of the household frame's reader and its columns (see the module doc)."""
 
 
 def encode(frame: pl.DataFrame) -> bytes:
@@ -74,9 +83,11 @@ def _province(code: str) -> Any:
 
 
 async def version(session: AsyncSession, province_code: str, on: dt.date) -> int | None:
-    """The kept set's version, None when the province's frame is not kept for ``on``."""
-    return (await session.execute(select(HouseholdFrameSet.version).where(
-        HouseholdFrameSet.province_code == province_code, HouseholdFrameSet.as_of == on))).scalar_one_or_none()
+    """The kept set's version, None when the province's frame is not kept for ``on`` (or was kept in another
+    format: by another release's code)."""
+    row = (await session.execute(select(HouseholdFrameSet.version, HouseholdFrameSet.format).where(
+        HouseholdFrameSet.province_code == province_code, HouseholdFrameSet.as_of == on))).one_or_none()
+    return None if row is None or row[1] != FORMAT else int(row[0])
 
 
 async def load(session: AsyncSession, province_code: str, on: dt.date) -> tuple[pl.DataFrame, int] | None:
@@ -129,7 +140,7 @@ async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk
     # a version never seen for this set before (a process holding a dropped set's frame must not take it for
     # the new one); each change adds one
     kept = HouseholdFrameSet(province_code=province_code, as_of=on, version=secrets.randbelow(1 << 30) + 1,
-                             households=len(ids), seconds=0.0)
+                             format=FORMAT, households=len(ids), seconds=0.0)
     session.add(kept)
     await session.flush()
     for start in range(0, max(len(ids), 1), chunk):
@@ -181,6 +192,9 @@ async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
     rewritten = 0
     for kept in sets:
         code, on = kept.province_code, kept.as_of
+        if kept.format != FORMAT:  # kept by another release: not maintained, built again on first use
+            await drop(session, code, on)
+            continue
         firsts = list((await session.execute(select(HouseholdFrameChunk.first_household_id).where(
             HouseholdFrameChunk.province_code == code, HouseholdFrameChunk.as_of == on)
             .order_by(HouseholdFrameChunk.first_household_id))).scalars().all())

@@ -190,3 +190,36 @@ def test_a_chunk_grown_by_new_households_is_split(fresh_url, monkeypatch):
         add_household(s, SHANTOU, [{"age": 33}], wages=100, on=ON)
     assert check(fresh_url).height == 8
     engine.dispose()
+
+
+def test_frames_kept_by_another_release_are_built_again(fresh_url):
+    """A kept set whose format (the frame reader's code and columns) is not this release's counts as not kept:
+    the next refresh drops it instead of mixing two layouts, and the next simulation reads the tables again."""
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        built = add_household(s, SHANTOU, [{"age": 40}], wages=900, on=ON)
+    keep(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE household_frame_set SET format = 'an older release'"))
+    with session_scope(engine) as s:  # a change: its mark reaches the refresh
+        s.execute(text("UPDATE household SET address = 'x' WHERE id = :h"), {"h": built.household_id})
+
+    async def after_refresh():
+        aengine = make_async_engine(fresh_url)
+        try:
+            factory = async_session_factory(aengine)
+            await decisions.refresh_stale(factory, default_engine())
+            async with factory() as session:
+                return await frames.version(session, "44", ON), len(await frames.kept_sets(session))
+        finally:
+            await aengine.dispose()
+
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        kept_version, sets = pool.submit(asyncio.run, after_refresh()).result()
+    assert kept_version is None and sets == 0
+    keep(fresh_url)
+    assert check(fresh_url).height == 1
+    engine.dispose()

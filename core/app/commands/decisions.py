@@ -167,7 +167,9 @@ def list_frames() -> None:
     for k in rows:
         console.print(f"province {k.province_code}: facts of {k.as_of}, {k.households:,} households, version "
                       f"{k.version}, built {k.built_at:%Y-%m-%d %H:%M:%S} UTC in {k.seconds:.1f} s, last changed "
-                      f"{k.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+                      f"{k.updated_at:%Y-%m-%d %H:%M:%S} UTC"
+                      + ("" if k.format == frames.FORMAT else " [yellow](kept by another release: built again on "
+                                                              "first use)[/yellow]"))
 
 
 @decisions_app.command("drop-frames")
