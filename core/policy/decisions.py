@@ -28,6 +28,7 @@ interleave, and readers keep reading the previous decisions until it commits.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import inspect
@@ -56,6 +57,7 @@ from aidgraph.core.storage.models import (
     DecisionStale,
     EligibilityDecision,
     Household,
+    HouseholdFrameSet,
     utcnow,
 )
 
@@ -279,14 +281,51 @@ async def refresh_stale(factory: async_sessionmaker[AsyncSession], engine: Polic
     return RefreshReport(None, len(households), written, time.perf_counter() - started, full=False)
 
 
+BUILD_STALLED = dt.timedelta(minutes=10)
+"""A build of kept frames that made no progress for this long is taken over by the next process that needs it."""
+
+
 async def keep_frames(factory: async_sessionmaker[AsyncSession], province_code: str, on: dt.date, *,
+                      chunk: int = frames.CHUNK_HOUSEHOLDS, force: bool = True,
                       progress: Progress | None = None) -> int:
-    """Build the kept household frames of a province for ``on`` (:mod:`aidgraph.core.policy.frames`) in a
-    transaction of their own, under the refresh's lock and system scope, so that the stale marks written while it
-    reads are applied by the next refresh and none is lost between the two. Returns the kept set's version."""
+    """Build the kept household frames of a province for ``on`` (:mod:`aidgraph.core.policy.frames`) and return
+    the kept set's version.
+
+    One short transaction per chunk, each under the refresh's lock and system scope: on SQLite, whose write lock
+    is the whole database's, writers wait for one chunk (a few seconds), not for the province (minutes). The
+    stale marks a refresh consumes between two chunks reach the chunks built and those not built yet (which are
+    then read afresh), so none is lost. Without ``force``, a set already kept is returned as it is, and a build
+    under way in another process is waited for (unless it made no progress for :data:`BUILD_STALLED`).
+    """
+    started = time.perf_counter()
+    while True:
+        async with factory() as session:
+            await _begin_refresh(session)
+            current = await frames.version(session, province_code, on)
+            since = await frames.building_since(session, province_code, on)
+            if not force and current is not None:
+                await session.rollback()
+                return current
+            if not force and since is not None and utcnow() - since < BUILD_STALLED:
+                await session.rollback()
+                await asyncio.sleep(1.0)
+                continue
+            firsts = await frames.begin_build(session, province_code, on, chunk=chunk)
+            total = (await session.get(HouseholdFrameSet, (province_code, on)))
+            households = total.households if total is not None else 0
+            await session.commit()
+            break
+    done = 0
+    for index in range(len(firsts)):
+        async with factory() as session:
+            await _begin_refresh(session)
+            done += await frames.build_chunk(session, province_code, on, firsts, index)
+            await session.commit()
+        if progress is not None:
+            progress(min(done, households), households)
     async with factory() as session:
         await _begin_refresh(session)
-        kept = await frames.build(session, province_code, on, progress=progress)
+        kept = await frames.finish_build(session, province_code, on, time.perf_counter() - started)
         await session.commit()
     return kept
 

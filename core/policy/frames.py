@@ -121,16 +121,19 @@ async def _write_chunk(session: AsyncSession, province_code: str, on: dt.date, f
                                     households=frame.height, data=encode(frame)))
 
 
-async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk: int = CHUNK_HOUSEHOLDS,
-                progress: Progress | None = None) -> int:
-    """Read the province's households for ``on`` from the tables and keep them (replacing a kept set of that
-    date), in the caller's transaction, which should hold the refresh lock (the decisions' ``_begin_refresh``):
-    stale marks written meanwhile are then applied by the next refresh. Returns the set's version."""
-    started = time.perf_counter()
-    await session.execute(delete(HouseholdFrameChunk).where(HouseholdFrameChunk.province_code == province_code,
-                                                            HouseholdFrameChunk.as_of == on))
-    await session.execute(delete(HouseholdFrameSet).where(HouseholdFrameSet.province_code == province_code,
-                                                          HouseholdFrameSet.as_of == on))
+BUILDING = "building:"
+"""Prefix of a set's format while it is being built: not yet kept for readers, already maintained by refreshes."""
+LAST_ID = 2**62
+"""The upper end of the last chunk's range (households registered after the build fall in it)."""
+
+
+async def begin_build(session: AsyncSession, province_code: str, on: dt.date, *,
+                      chunk: int = CHUNK_HOUSEHOLDS) -> list[int]:
+    """Start keeping the province's frame for ``on`` (replacing a set of that date, dropping the oldest beyond
+    :data:`SETS_PER_PROVINCE`): the set, in the building state, and one empty chunk per :data:`CHUNK_HOUSEHOLDS`
+    households, whose ranges are fixed here. Returns the chunks' first ids. Readers see no set until
+    :func:`finish_build`; refreshes maintain it from now on (a change to a chunk not built yet is read with it)."""
+    await drop(session, province_code, on)
     older = (await session.execute(select(HouseholdFrameSet.as_of).where(
         HouseholdFrameSet.province_code == province_code).order_by(HouseholdFrameSet.as_of.desc()))).scalars().all()
     for as_of in older[SETS_PER_PROVINCE - 1:]:
@@ -139,23 +142,64 @@ async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk
         select(Household.id).where(_province(province_code)).order_by(Household.id))).all()]
     # a version never seen for this set before (a process holding a dropped set's frame must not take it for
     # the new one); each change adds one
-    kept = HouseholdFrameSet(province_code=province_code, as_of=on, version=secrets.randbelow(1 << 30) + 1,
-                             format=FORMAT, households=len(ids), seconds=0.0)
-    session.add(kept)
+    session.add(HouseholdFrameSet(province_code=province_code, as_of=on, version=secrets.randbelow(1 << 30) + 1,
+                                  format=BUILDING + FORMAT, households=len(ids), seconds=0.0))
     await session.flush()
-    for start in range(0, max(len(ids), 1), chunk):
-        part = ids[start:start + chunk]
-        frame = (await household_frame(session, on=on, region_code=province_code, id_range=(part[0], part[-1]))
-                 if part else pl.DataFrame(schema=FRAME_SCHEMA))
-        # the first chunk also covers ids below the province's first household (a household registered later
-        # with a smaller id cannot exist, but one moved in from another province can)
-        await _write_chunk(session, province_code, on, 0 if start == 0 else part[0], frame)
-        await session.flush()
-        if progress is not None:
-            progress(start + len(part), len(ids))
-    kept.seconds = round(time.perf_counter() - started, 3)
+    # the first chunk also covers ids below the province's first household (one moved in from another province)
+    firsts = [0] + [ids[i] for i in range(chunk, len(ids), chunk)]
+    empty = pl.DataFrame(schema=FRAME_SCHEMA)
+    for first in firsts:
+        await _write_chunk(session, province_code, on, first, empty)
+    await session.flush()
+    return firsts
+
+
+async def build_chunk(session: AsyncSession, province_code: str, on: dt.date, firsts: list[int], index: int) -> int:
+    """Read the households of chunk ``index`` from the tables into it; returns how many."""
+    first = firsts[index]
+    last = firsts[index + 1] - 1 if index + 1 < len(firsts) else LAST_ID
+    frame = await household_frame(session, on=on, region_code=province_code, id_range=(first, last))
+    row = await session.get(HouseholdFrameChunk, (province_code, on, first))
+    if row is None:  # the set was dropped or rebuilt meanwhile
+        raise LookupError(f"the household frame of province {province_code} for {on} is no longer being built")
+    row.data, row.households = encode(frame), frame.height
+    await session.execute(update(HouseholdFrameSet).where(
+        HouseholdFrameSet.province_code == province_code, HouseholdFrameSet.as_of == on).values(updated_at=utcnow()))
+    await session.flush()
+    return frame.height
+
+
+async def finish_build(session: AsyncSession, province_code: str, on: dt.date, seconds: float) -> int:
+    """Make the built set visible to readers; returns its version."""
+    households = (await session.execute(select(func.coalesce(func.sum(HouseholdFrameChunk.households), 0)).where(
+        HouseholdFrameChunk.province_code == province_code, HouseholdFrameChunk.as_of == on))).scalar_one()
+    kept = await session.get(HouseholdFrameSet, (province_code, on))
+    if kept is None:
+        raise LookupError(f"the household frame of province {province_code} for {on} is no longer being built")
+    kept.format, kept.households, kept.seconds, kept.updated_at = FORMAT, households, round(seconds, 3), utcnow()
     await session.flush()
     return kept.version
+
+
+async def building_since(session: AsyncSession, province_code: str, on: dt.date) -> dt.datetime | None:
+    """When a build of the province's frame for ``on`` last made progress, None when none is under way."""
+    row = (await session.execute(select(HouseholdFrameSet.format, HouseholdFrameSet.updated_at).where(
+        HouseholdFrameSet.province_code == province_code, HouseholdFrameSet.as_of == on))).one_or_none()
+    return row[1] if row is not None and row[0] == BUILDING + FORMAT else None
+
+
+async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk: int = CHUNK_HOUSEHOLDS,
+                progress: Progress | None = None) -> int:
+    """The whole build in the caller's transaction (see :func:`aidgraph.core.policy.decisions.keep_frames` for
+    the build in one short transaction per chunk). Returns the set's version."""
+    started = time.perf_counter()
+    firsts = await begin_build(session, province_code, on, chunk=chunk)
+    done = 0
+    for index in range(len(firsts)):
+        done += await build_chunk(session, province_code, on, firsts, index)
+        if progress is not None:
+            progress(done, 0)
+    return await finish_build(session, province_code, on, time.perf_counter() - started)
 
 
 async def drop(session: AsyncSession, province_code: str, on: dt.date) -> bool:
@@ -192,7 +236,7 @@ async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
     rewritten = 0
     for kept in sets:
         code, on = kept.province_code, kept.as_of
-        if kept.format != FORMAT:  # kept by another release: not maintained, built again on first use
+        if kept.format not in (FORMAT, BUILDING + FORMAT):  # another release's: not maintained, built again
             await drop(session, code, on)
             continue
         firsts = list((await session.execute(select(HouseholdFrameChunk.first_household_id).where(

@@ -252,7 +252,7 @@ class FrameCache:
                 return self._view(held, region_code, scope), "memory"
         source = "kept"
         if current is None:
-            await decisions.keep_frames(factory, province, on)
+            await decisions.keep_frames(factory, province, on, force=False)
             source = "tables"
         async with factory() as s:
             loaded = await frames.load(s, province, on)

@@ -1432,7 +1432,7 @@ class HouseholdFrameSet(Base):
     province_code: Mapped[str] = mapped_column(String(2), primary_key=True)
     as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    format: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(80))
     households: Mapped[int] = mapped_column(Integer)
     built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)

@@ -42,13 +42,8 @@ def sync(url):
 async def _keep(url: str, on: dt.date = ON, chunk: int | None = None) -> None:
     engine = make_async_engine(url)
     try:
-        factory = async_session_factory(engine)
-        if chunk is None:
-            await decisions.keep_frames(factory, "44", on)
-        else:
-            async with factory() as session:
-                await frames.build(session, "44", on, chunk=chunk)
-                await session.commit()
+        await decisions.keep_frames(async_session_factory(engine), "44", on,
+                                    **({} if chunk is None else {"chunk": chunk}))
     finally:
         await engine.dispose()
 
@@ -222,4 +217,47 @@ def test_frames_kept_by_another_release_are_built_again(fresh_url):
     assert kept_version is None and sets == 0
     keep(fresh_url)
     assert check(fresh_url).height == 1
+    engine.dispose()
+
+
+def test_a_refresh_between_two_chunks_of_a_build_loses_nothing(fresh_url):
+    """The build runs one short transaction per chunk (SQLite's writers wait for a chunk, not the province).
+    Changes consumed by a refresh between two chunks reach the chunk built and the one not built yet; readers see
+    no kept set until the build is finished."""
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        built = [add_household(s, SHANTOU, [{"age": 40 + i}], wages=900, on=ON) for i in range(4)]
+
+    async def interleaved():
+        aengine = make_async_engine(fresh_url)
+        try:
+            factory = async_session_factory(aengine)
+            async with factory() as session:
+                firsts = await frames.begin_build(session, "44", ON, chunk=2)
+                await session.commit()
+            async with factory() as session:
+                await frames.build_chunk(session, "44", ON, firsts, 0)
+                await session.commit()
+                hidden = await frames.version(session, "44", ON)
+            with session_scope(engine) as s:  # one change in the chunk built, one in the chunk still empty
+                for b in (built[0], built[3]):
+                    s.execute(text("UPDATE person SET disability_level = 2 WHERE id = :p"), {"p": b.person_ids[0]})
+            await decisions.refresh_stale(factory, default_engine())
+            async with factory() as session:
+                await frames.build_chunk(session, "44", ON, firsts, 1)
+                await frames.finish_build(session, "44", ON, 0.0)
+                await session.commit()
+            return firsts, hidden
+        finally:
+            await aengine.dispose()
+
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        firsts, hidden = pool.submit(asyncio.run, interleaved()).result()
+    assert len(firsts) == 2 and hidden is None
+    kept = check(fresh_url)
+    levels = {row["household_id"]: row["members"][0]["disability_level"] for row in kept.iter_rows(named=True)}
+    assert levels[built[0].household_id] == levels[built[3].household_id] == 2
     engine.dispose()

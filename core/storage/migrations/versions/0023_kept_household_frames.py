@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column('province_code', sa.String(length=2), nullable=False),
         sa.Column('as_of', sa.Date(), nullable=False),
         sa.Column('version', sa.Integer(), nullable=False),
-        sa.Column('format', sa.String(length=64), nullable=False),
+        sa.Column('format', sa.String(length=80), nullable=False),
         sa.Column('households', sa.Integer(), nullable=False),
         sa.Column('built_at', sa.DateTime(), nullable=False),
         sa.Column('updated_at', sa.DateTime(), nullable=False),
