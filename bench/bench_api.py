@@ -10,7 +10,7 @@ rounds) for each and the ratio platform/baseline. The answers are compared first
 time two servers that disagree.
 
     python -m bench.bench_api --households 20000 --rounds 5 --requests 200 [--engine sqlite|postgres]
-                              [--baseline-without-auth]
+                              [--baseline-without-auth] [--rls-compare] [--settle SECONDS]
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ def main() -> None:
                         help="PostgreSQL: time the platform with row-level security (the default) against a second "
                              "platform server with AIDGRAPH_ROW_LEVEL_SECURITY=0, alternating, instead of the "
                              "general path and the baseline (issue 12 item 15)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds to wait after the servers answer, before timing: each server's embedded search "
+                             "engine keeps its index in memory and rebuilds it at start, which otherwise competes "
+                             "with the first rounds")
     parser.add_argument("--keep", type=Path, default=None,
                         help="prepare the database in this folder once and reuse it on later runs (SQLite)")
     args = parser.parse_args()
@@ -167,6 +171,9 @@ def main() -> None:
                 v = {"regionCode": REGION, "first": 50, "after": cur}
                 assert post(p_url, "HouseholdList", v) == post(n_url, "HouseholdList", v)
             print("row-level security on and off: answers identical", flush=True)
+        if args.settle:
+            print(f"letting the servers settle for {args.settle:g} s (search index rebuilt at start)", flush=True)
+            time.sleep(args.settle)
         contenders = ((("platform", p_url, False), ("no-rls", n_url, False)) if no_rls is not None else
                       (("platform", p_url, False), ("general", p_url, True), ("baseline", b_url, False)))
 
