@@ -222,6 +222,13 @@ def _chunks_of(firsts: list[int], household_ids: pl.Series) -> pl.Series:
     return pl.Series(firsts, dtype=pl.Int64).gather(index.clip(lower_bound=0))
 
 
+def _same(held: pl.DataFrame, fresh: pl.DataFrame) -> bool:
+    """The marked households' rows as kept equal their rows read afresh (both in household order)."""
+    if held.height != fresh.height:
+        return False
+    return held.sort("household_id").equals(fresh.sort("household_id"))
+
+
 async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
     """Bring every kept set up to date with the households marked stale (``stale``: a SELECT of their ids; by
     default every mark in ``decision_stale``), in the caller's transaction, before the caller consumes the marks.
@@ -246,6 +253,7 @@ async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
             continue
         fresh = await household_frame(session, on=on, region_code=code, id_range=(marked[0], marked[-1]),
                                       household_query=stale)
+        changed = False
         marks = pl.DataFrame({"household_id": marked}, schema={"household_id": pl.Int64})
         marks = marks.with_columns(chunk=_chunks_of(firsts, marks["household_id"]))
         fresh = fresh.with_columns(chunk=_chunks_of(firsts, fresh["household_id"]))
@@ -255,8 +263,10 @@ async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
                 continue
             current = decode(row.data)
             added = fresh.filter(pl.col("chunk") == first).drop("chunk")
-            replaced = (pl.concat([current.filter(~pl.col("household_id").is_in(ids["household_id"].to_list())),
-                                   added], how="vertical").sort("household_id"))
+            marked_here = pl.col("household_id").is_in(ids["household_id"].to_list())
+            if _same(current.filter(marked_here), added):
+                continue  # nothing the frame holds changed (an address, another province's households)
+            replaced = pl.concat([current.filter(~marked_here), added], how="vertical").sort("household_id")
             # new households land in the last chunk: one grown past twice the size is split where it holds them
             parts = ([replaced.slice(i, CHUNK_HOUSEHOLDS) for i in range(0, replaced.height, CHUNK_HOUSEHOLDS)]
                      if replaced.height > 2 * CHUNK_HOUSEHOLDS else [replaced])
@@ -264,6 +274,9 @@ async def apply_stale(session: AsyncSession, stale: Any | None = None) -> int:
             for part in parts[1:]:
                 await _write_chunk(session, code, on, int(part["household_id"][0]), part)
             rewritten += len(parts)
+            changed = True
+        if not changed:
+            continue  # the version stays: processes keep the frame they hold
         await session.flush()
         households = (await session.execute(select(func.coalesce(func.sum(HouseholdFrameChunk.households), 0))
                                             .where(HouseholdFrameChunk.province_code == code,
