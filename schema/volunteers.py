@@ -11,7 +11,6 @@ run :mod:`aidgraph.core.workflow.volunteers` in the request's write transaction,
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import strawberry
 from sqlalchemy import func, select
@@ -19,6 +18,8 @@ from strawberry.types import Info
 
 from aidgraph.core.graph import privacy
 from aidgraph.core.storage import models
+from aidgraph.core.storage.models import AssignmentStatus as VolunteerAssignmentStatus
+from aidgraph.core.storage.models import Satisfaction, VolunteerTask
 from aidgraph.core.workflow import volunteers
 from aidgraph.core.workflow.defaults import VOLUNTEER_OBJECT
 from aidgraph.schema.casework import Lead, Visit, _after, _page, _required_id
@@ -27,33 +28,16 @@ from aidgraph.schema.relay import Connection, Node, db_id, page_size, to_global_
 from aidgraph.schema.types import Household, Region, load_region
 
 
-@strawberry.enum(description="What a volunteer assists with (GD-2022 §13, the source's list): 对象排查 LEAD_SCREENING "
-                             "(a lead), 受理评估 INTAKE_ASSESSMENT, 满意度调查 SATISFACTION_SURVEY, 家庭经济状况调查评估 "
-                             "ECONOMIC_ASSESSMENT, 照料护理 CARE, 康复训练 REHABILITATION (a household), 建档访视 "
-                             "CASE_FILE_VISIT (a visit, 巡访), 政策宣传 POLICY_OUTREACH (a township or village).")
-class VolunteerTask(enum.Enum):
-    LEAD_SCREENING = "LEAD_SCREENING"
-    INTAKE_ASSESSMENT = "INTAKE_ASSESSMENT"
-    SATISFACTION_SURVEY = "SATISFACTION_SURVEY"
-    ECONOMIC_ASSESSMENT = "ECONOMIC_ASSESSMENT"
-    CASE_FILE_VISIT = "CASE_FILE_VISIT"
-    POLICY_OUTREACH = "POLICY_OUTREACH"
-    CARE = "CARE"
-    REHABILITATION = "REHABILITATION"
-
-
-@strawberry.enum(description="满意度调查: 满意 SATISFIED, 基本满意 PARTLY_SATISFIED, 不满意 DISSATISFIED.")
-class Satisfaction(enum.Enum):
-    SATISFIED = "SATISFIED"
-    PARTLY_SATISFIED = "PARTLY_SATISFIED"
-    DISSATISFIED = "DISSATISFIED"
-
-
-@strawberry.enum
-class VolunteerAssignmentStatus(enum.Enum):
-    ASSIGNED = "ASSIGNED"
-    DONE = "DONE"
-    CANCELLED = "CANCELLED"
+# The storage layer's closed sets, marked in place as GraphQL enums (as schema/errors.py marks ErrorCode): one
+# definition of each, whatever the API adds to it.
+strawberry.enum(VolunteerTask, name="VolunteerTask", description=(
+    "What a volunteer assists with (GD-2022 §13, the source's list): 对象排查 LEAD_SCREENING (a lead), 受理评估 "
+    "INTAKE_ASSESSMENT, 满意度调查 SATISFACTION_SURVEY, 家庭经济状况调查评估 ECONOMIC_ASSESSMENT, 照料护理 CARE, 康复训练 "
+    "REHABILITATION (a household), 建档访视 CASE_FILE_VISIT (a visit, 巡访), 政策宣传 POLICY_OUTREACH (a township or "
+    "village)."))
+strawberry.enum(Satisfaction, name="Satisfaction",
+                description="满意度调查: 满意 SATISFIED, 基本满意 PARTLY_SATISFIED, 不满意 DISSATISFIED.")
+strawberry.enum(VolunteerAssignmentStatus, name="VolunteerAssignmentStatus")
 
 
 @strawberry.type(description="A volunteer registered at a station.")
