@@ -31,6 +31,16 @@ def _split_operations(source: str) -> dict[str, str]:
 OPERATION_TEXT = _split_operations(OPERATIONS)
 
 
+def wait_for(predicate, timeout: float = 60.0, step: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

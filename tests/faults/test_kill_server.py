@@ -21,15 +21,7 @@ from tests.faults.ledger import Ledger, Write, Writers, check_database, send
 from tests.faults.process import ServerProcess
 
 import httpx
-
-
-def wait_for(predicate, timeout: float = 60.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
+from tests.live import wait_for
 
 
 def server_env(db_url: str, tmp_path) -> tuple[dict[str, str], str]:

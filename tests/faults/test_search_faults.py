@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 
 from aidgraph.core.app.demo import ensure_demo_user
@@ -19,18 +18,9 @@ from aidgraph.core.app.server import default_components
 from aidgraph.core.storage.db import make_sync_engine
 from tests.conftest import server_settings
 from tests.faults.ledger import Ledger, Writers, check_database
-from tests.live import run_live_server
+from tests.live import run_live_server, wait_for
 
 FAST = {"interval": 0.2, "max_backoff": 1.0, "restart": {"check_interval": 0.2, "first_delay": 0.3}}
-
-
-def wait_for(predicate, timeout: float = 60.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def test_writes_go_on_while_the_engine_hangs_and_dies(db_url):

@@ -19,7 +19,6 @@ import signal
 import socket
 import time
 
-import pytest
 from osmem_server import OsmemServer
 
 from aidgraph.core.app.demo import ensure_demo_user
@@ -29,22 +28,13 @@ from aidgraph.core.search.client import embedded_state_file, resolve_url
 from aidgraph.core.search.embedded import EmbeddedSearch, EngineSupervisor
 from aidgraph.core.storage.db import make_sync_engine
 from tests.conftest import server_settings
-from tests.live import run_live_server
+from tests.live import run_live_server, wait_for
 
 FAST = {"interval": 0.2, "max_backoff": 1.0,
         "restart": {"check_interval": 0.2, "first_delay": 0.3, "max_delay": 1.0}}
 """Short delays for the tests (the defaults: a pass a second, back-off to 5 s, restarts 1 s apart doubling)."""
 
 _numbers = itertools.count(1)
-
-
-def wait_for(predicate, timeout: float = 60.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def register(live, name: str) -> dict:

@@ -21,15 +21,7 @@ from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.graph.idnumber import make as make_id, mask
 from aidgraph.core.storage.encrypted import id_number_index
 from aidgraph.core.storage.models import AuditLog, Outbox
-
-
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
+from tests.live import wait_for
 
 
 def search(live, query: str, token=..., **variables) -> dict:
