@@ -9,7 +9,8 @@ compressed Arrow IPC chunks in ``household_frame_chunk`` (migration 0023), the s
 The rule that keeps them equal to a fresh read:
 
 - **A kept set** (``household_frame_set``) is one (province, date). It is built in full on first use
-  (:func:`build`, in chunks of :data:`CHUNK_HOUSEHOLDS` households by id) or by ``aidgraph frames build``; at most
+  (:func:`aidgraph.core.policy.decisions.keep_frames`: :func:`begin_build`, then one short transaction per chunk
+  of :data:`CHUNK_HOUSEHOLDS` households by id, then :func:`finish_build`) or by ``aidgraph decisions keep-frames``; at most
   :data:`SETS_PER_PROVINCE` dates are kept per province (building another drops the oldest).
 - **A chunk** holds the households of the province whose ids lie in [its first id, the next chunk's first id).
 - **Changes** reach the frames through the stale marks that database triggers write for every change of a table
@@ -36,8 +37,7 @@ import datetime as dt
 import hashlib
 import io
 import secrets
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,6 @@ CHUNK_HOUSEHOLDS = 20_000
 """Households per chunk when a set is built: a change rewrites its chunk (about 0.1 s), a load reads them all."""
 SETS_PER_PROVINCE = 3
 """Dates kept per province: each kept date costs every refresh a read of the changed households at that date."""
-
-Progress = Callable[[int, int], None]
 
 FORMAT = hashlib.sha256(Path(engine_module.__file__).read_bytes() + repr(FRAME_SCHEMA).encode()).hexdigest()
 """The kept frames' format: the source of the household frame's reader and its columns (see the module doc)."""
@@ -108,9 +106,8 @@ def within(frame: pl.DataFrame, region_code: str, scope: Scope) -> pl.DataFrame:
     narrowed = scope.narrow(region_code)
     if narrowed.empty:
         return frame.head(0)
-    prefixes = [region_code] if narrowed.unrestricted else list(narrowed.prefixes)
     condition = pl.lit(False)
-    for prefix in prefixes:
+    for prefix in narrowed.prefixes:  # narrowing never leaves the scope unrestricted: at least the region
         condition = condition | pl.col("region_code").str.starts_with(prefix)
     return frame.filter(condition)
 
@@ -186,20 +183,6 @@ async def building_since(session: AsyncSession, province_code: str, on: dt.date)
     row = (await session.execute(select(HouseholdFrameSet.format, HouseholdFrameSet.updated_at).where(
         HouseholdFrameSet.province_code == province_code, HouseholdFrameSet.as_of == on))).one_or_none()
     return row[1] if row is not None and row[0] == BUILDING + FORMAT else None
-
-
-async def build(session: AsyncSession, province_code: str, on: dt.date, *, chunk: int = CHUNK_HOUSEHOLDS,
-                progress: Progress | None = None) -> int:
-    """The whole build in the caller's transaction (see :func:`aidgraph.core.policy.decisions.keep_frames` for
-    the build in one short transaction per chunk). Returns the set's version."""
-    started = time.perf_counter()
-    firsts = await begin_build(session, province_code, on, chunk=chunk)
-    done = 0
-    for index in range(len(firsts)):
-        done += await build_chunk(session, province_code, on, firsts, index)
-        if progress is not None:
-            progress(done, 0)
-    return await finish_build(session, province_code, on, time.perf_counter() - started)
 
 
 async def drop(session: AsyncSession, province_code: str, on: dt.date) -> bool:

@@ -438,7 +438,6 @@ def _baseline_side(frame: pl.DataFrame, base: pl.DataFrame, programs: list[str],
     zero = pl.select(pl.repeat(0.0, h, dtype=pl.Float64)).to_series()
     by_program: dict[str, Totals] = {}
     unchanged = [no, zero, zero]
-    moved = [no, zero, zero]
     # the programs decided again are summed last, in the same order on both sides: a household whose rows did not
     # change gets exactly the same sums under the reform (no rounding residue counted as a change)
     for i, key in enumerate(programs):
