@@ -12,14 +12,22 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
   are made (:func:`install_app_role`), so every session of the server's engine runs as that role, whatever
   code opens it. A deployment may instead log the server in as a LOGIN role that is a member of
   ``aidgraph_app`` only; ``SET ROLE`` is then a no-op.
-- **The scope setting.** Each transaction of a request starts with
-  ``set_config('aidgraph.scope', <prefixes>, true)`` (transaction-local, like ``SET LOCAL``), run by a
-  session ``after_begin`` listener from the value the request's session carries in ``Session.info``
-  (:data:`SCOPE_KEY`). The value is the request's *region envelope*: the region codes of the caller's grants,
+- **The scope setting.** Each transaction of a request runs with ``aidgraph.scope`` set to the value the
+  request's session carries in ``Session.info`` (:data:`SCOPE_KEY`), put in place by a session
+  ``after_begin`` listener. On the server's connections (:func:`install_app_role`) the setting is kept at
+  session level and sent only when a transaction needs a value other than the one the pooled connection
+  already holds (see *Kept per connection* below); elsewhere it is set transaction-local (``SET LOCAL``). The value is the request's *region envelope*: the region codes of the caller's grants,
   the same grants Casbin decides every scope from (``Authorizer.decide`` only ever returns a subset of them),
   comma-separated; ``*`` is the unrestricted system scope. There is no second source of who sees what.
 - **Fail closed.** A transaction that set nothing sees an empty setting and the policies admit no row; a
-  caller without grants gets the empty envelope, which admits none either.
+  caller without grants gets the empty envelope, which admits none either. On the server's connections a
+  transaction that no scoped session began (a session without a scope, or a Core ``engine.connect()``) is
+  given the empty setting before its first statement, so it never inherits the previous caller's scope.
+- **Kept per connection.** ``set_config(..., false)`` made inside a transaction is undone by its rollback, so
+  the value a connection is known to hold is recorded (in the pool record's ``info``) only when the
+  transaction that set it commits; a rollback, a reset by the pool or any error forgets the pending value
+  (an error forgets the known one too), and the next transaction sets it again. A transaction that widens
+  (:func:`widened`, :func:`system_transaction`) does so transaction-locally on top, which its end undoes.
 - **Policies** (``aidgraph_scope_prefixes()`` / ``aidgraph_scope_unrestricted()`` read the setting once per
   statement, as InitPlans): a table with a region column admits a row whose code starts with one of the
   prefixes (``region_code ^@ ANY(...)``); tables without one admit a row whose household (or person, or
@@ -34,8 +42,9 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
   is given neutrally, see ``households._placement_errors``) and the one-window acceptance (一门受理, 异地受理:
   any township office accepts an application for a household of the province and routes it home).
 
-Cost: one more statement per transaction (the ``set_config``) and the policies' checks on the rows a
-statement reads; the policies' own conditions use only leakproof operators, but a query whose join condition
+Cost: one more statement for a transaction whose caller differs from the connection's last one (the
+``set_config``; none when the same caller's requests follow each other on a connection) and the policies'
+checks on the rows a statement reads; the policies' own conditions use only leakproof operators, but a query whose join condition
 holds a subquery cannot be pushed below them and may change plan (the list page's head lookup had to be
 rewritten for that reason). Most of a short statement's added cost is *planning* the policies' conditions, so
 request transactions that wrote nothing end with COMMIT (:func:`aidgraph.core.storage.db.close_session`): the
@@ -75,6 +84,18 @@ SCOPE_KEY = "aidgraph.scope"
 REASON_KEY = "aidgraph.scope_reason"
 
 _SET_SCOPE = text("SELECT set_config('aidgraph.scope', :scope, true), set_config('aidgraph.scope_reason', :reason, true)")
+_SET_SESSION_SCOPE = ("SELECT set_config('aidgraph.scope', %(scope)s, false), "
+                      "set_config('aidgraph.scope_reason', %(reason)s, false)")
+
+# Keys of a pooled connection's ``info`` (its pool record's: it lives as long as the database connection).
+_MANAGED = "aidgraph.rls.managed"
+"""The connection is the server's (made by an engine given :func:`install_app_role`): its scope is kept."""
+_HELD = "aidgraph.rls.held"
+"""(scope, reason) the connection holds at session level, known because the transaction that set it committed."""
+_PENDING = "aidgraph.rls.pending"
+"""(scope, reason) set at session level in the open transaction: held only once that transaction commits."""
+_IN_PLACE = "aidgraph.rls.in_place"
+"""The open transaction's scope has been put in place (False from its begin until then)."""
 
 
 def scope_setting(prefixes: Iterable[str] | None) -> str:
@@ -99,13 +120,72 @@ def _postgres(connection: Any) -> bool:
 
 @event.listens_for(Session, "after_begin")
 def _set_scope_on_begin(session: Session, _transaction: Any, connection: Any) -> None:
-    """Every transaction of a session that carries a scope starts by setting it (transaction-local)."""
+    """Every transaction of a session that carries a scope starts with it in place; on the server's
+    connections a session without one gets the empty (fail-closed) setting."""
     setting = session.info.get(SCOPE_KEY)
-    if setting is not None and _postgres(connection):
+    if connection.info.get(_MANAGED):
+        if setting is None:
+            _hold(connection, "", "")
+        else:
+            _hold(connection, setting, session.info.get(REASON_KEY, ""))
+    elif setting is not None and _postgres(connection):
         connection.execute(_SET_SCOPE, {"scope": setting, "reason": session.info.get(REASON_KEY, "")})
 
 
-def _set_app_role(dbapi_connection: Any, _record: Any) -> None:
+def _hold(connection: Any, setting: str, reason: str) -> None:
+    """Make the open transaction of a server connection run with (setting, reason), sending it only if the
+    connection does not hold that value already."""
+    info = connection.info
+    info[_IN_PLACE] = True
+    wanted = (setting, reason)
+    if info.get(_PENDING, info.get(_HELD)) == wanted:
+        return
+    connection.exec_driver_sql(_SET_SESSION_SCOPE, {"scope": setting, "reason": reason})
+    info[_PENDING] = wanted
+
+
+def _on_begin(connection: Any) -> None:
+    connection.info[_IN_PLACE] = False
+
+
+def _before_execute(connection: Any, _cursor: Any, _statement: str, _parameters: Any, _context: Any,
+                    _executemany: bool) -> None:
+    """A transaction no scoped session began (a Core connection, a session without a scope) runs with the
+    empty setting: the first statement puts it in place, so it cannot inherit a previous caller's scope."""
+    if connection.info.get(_IN_PLACE) is False:
+        _hold(connection, "", "")
+
+
+def _on_commit(connection: Any) -> None:
+    info = connection.info
+    info[_IN_PLACE] = None
+    pending = info.pop(_PENDING, None)
+    if pending is not None:
+        info[_HELD] = pending
+
+
+def _on_rollback(connection: Any) -> None:
+    info = connection.info
+    info[_IN_PLACE] = None
+    info.pop(_PENDING, None)
+
+
+def _on_error(context: Any) -> None:
+    """Any error (a failed COMMIT included) leaves what the connection holds unknown: set it again next time."""
+    connection = context.connection
+    if connection is not None and not connection.closed:
+        connection.info.pop(_PENDING, None)
+        connection.info.pop(_HELD, None)
+
+
+def _on_reset(_dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
+    """The pool rolls back a connection given back inside a transaction: what it set there is undone."""
+    record.info.pop(_PENDING, None)
+    record.info[_IN_PLACE] = None
+
+
+def _set_app_role(dbapi_connection: Any, record: Any) -> None:
+    record.info[_MANAGED] = True
     cursor = dbapi_connection.cursor()
     try:
         # Only where migration 0018 ran in this database (the role is cluster-wide, its grants and policies are
@@ -118,10 +198,17 @@ def _set_app_role(dbapi_connection: Any, _record: Any) -> None:
 
 
 def install_app_role(engine: Engine) -> bool:
-    """Make every new connection of ``engine`` (PostgreSQL) run as :data:`APP_ROLE`; False on SQLite."""
+    """Make every new connection of ``engine`` (PostgreSQL) run as :data:`APP_ROLE`, with the scope kept per
+    connection and every transaction's scope in place before its first statement; False on SQLite."""
     if engine.dialect.name != "postgresql":
         return False
     event.listen(engine, "connect", _set_app_role)
+    event.listen(engine, "begin", _on_begin)
+    event.listen(engine, "before_cursor_execute", _before_execute)
+    event.listen(engine, "commit", _on_commit)
+    event.listen(engine, "rollback", _on_rollback)
+    event.listen(engine, "handle_error", _on_error)
+    event.listen(engine.pool, "reset", _on_reset)
     return True
 
 

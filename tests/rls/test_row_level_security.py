@@ -18,19 +18,20 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.access import authz
 from aidgraph.core.app.server import AppComponents
 from aidgraph.core.app.sessions import request_sessions
 from aidgraph.core.graph import households as hh
 from aidgraph.core.graph.idnumber import make
-from aidgraph.core.storage.db import (async_session_factory, close_session, make_async_engine, make_sync_engine,
-                                      session_scope)
+from aidgraph.core.storage.db import (StatementCounter, async_session_factory, close_session, make_async_engine,
+                                      make_sync_engine, session_scope)
 from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.core.storage.models import (AidChainEvent, Alert, EconomicItem, Enrollment, EnrollmentStep,
                                           FeedRecord, Membership, Payment, Person, Relationship)
 from aidgraph.core.storage.partitions import ensure_month_partitions
-from aidgraph.core.storage.rls import APP_ROLE, install_app_role
+from aidgraph.core.storage.rls import APP_ROLE, install_app_role, session_info
 from tests.conftest import make_database, server_settings
 from tests.authz.conftest import policies  # noqa: F401  (the module-scoped fixture, shared)
 from tests.security.conftest import actor_for
@@ -255,6 +256,93 @@ def test_prepared_statements_keep_each_callers_scope(db_url, world):
     assert prepared >= 1
     mine, theirs = world["expected"]["person"], world["total"]["person"] - world["expected"]["person"]
     assert counts == [mine] * 8 + [theirs] * 3 + [0]
+
+
+def _scope_sets(counter: StatementCounter) -> int:
+    return sum("set_config('aidgraph.scope'" in st for st in counter.statements)
+
+
+def test_the_scope_is_sent_only_when_the_connections_caller_changes(db_url, world):
+    """The server's connections keep the scope at session level: a caller's second request on the same pooled
+    connection sends no set_config, another caller's sends one, and each still counts only its own rows."""
+    async def work(server: Server):
+        sets, counts = [], []
+        with StatementCounter(server.engine.sync_engine) as counter:
+            for actor in [world["caseworker"]] * 3 + [world["other"]] * 2 + [world["caseworker"]]:
+                counter.reset()
+                session = server.sessions(actor)()
+                counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+                await close_session(session)
+                sets.append(_scope_sets(counter))
+        return sets, counts
+
+    sets, counts = run(lambda: _with_server(db_url, work, pool_size=1, max_overflow=0))
+    mine, theirs = world["expected"]["person"], world["total"]["person"] - world["expected"]["person"]
+    assert counts == [mine] * 3 + [theirs] * 2 + [mine]
+    assert sets == [1, 0, 0, 1, 0, 1]
+
+
+def test_a_scope_set_in_a_transaction_that_rolled_back_is_set_again(db_url, world):
+    """A session-level set_config is undone by its transaction's rollback (and by an error): the connection
+    then holds the previous caller's scope again, and the next transaction of the new caller must send its own
+    (else it would run with the previous caller's regions)."""
+    async def work(server: Server):
+        counts = []
+        async with server.sessions(world["caseworker"])() as session:
+            counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+            await session.commit()
+        async with server.sessions(world["other"])() as session:  # sets the other scope, then rolls back
+            counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+            await session.rollback()
+        async with server.sessions(world["other"])() as session:  # sets it, then fails and is closed
+            counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+            with pytest.raises(DBAPIError):
+                await session.execute(text("SELECT 1 / 0"))
+        async with server.sessions(world["other"])() as session:
+            counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+            await session.commit()
+        async with server.engine.connect() as conn:  # the same connection throughout: no reset by the pool
+            for actor in (world["caseworker"], world["other"]):
+                info = session_info(actor.row_scope(), actor.username)
+                async with AsyncSession(bind=conn, info=info) as session:
+                    counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+                    await session.commit() if actor is world["caseworker"] else await session.rollback()
+                    counts.append((await session.execute(text("SELECT count(*) FROM person"))).scalar_one())
+                    await session.rollback()
+        return counts
+
+    counts = run(lambda: _with_server(db_url, work, pool_size=1, max_overflow=0))
+    mine, theirs = world["expected"]["person"], world["total"]["person"] - world["expected"]["person"]
+    assert counts == [mine, theirs, theirs, theirs, mine, mine, theirs, theirs]
+
+
+def test_a_core_connection_after_a_request_inherits_no_scope(db_url, world):
+    """A transaction on the server's engine that no scoped session began (a Core connection, a session without
+    a scope, a savepoint first) runs with the empty setting, not with the scope the pooled connection held for
+    the request before it."""
+    async def work(server: Server):
+        async with server.sessions(world["caseworker"])() as session:
+            before = (await session.execute(text("SELECT count(*) FROM person"))).scalar_one()
+            await session.commit()
+        async with server.engine.connect() as conn:
+            core = {t: (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one() for t in IN_TOWNSHIP}
+            await conn.commit()
+        async with server.sessions(world["caseworker"])() as session:
+            await session.commit()
+        async with server.engine.connect() as conn:
+            async with conn.begin_nested():
+                nested = (await conn.execute(text("SELECT count(*) FROM person"))).scalar_one()
+        async with server.sessions(world["caseworker"])() as session:
+            await session.execute(text("SELECT 1"))
+            await session.commit()
+        async with server.components.session_factory() as session:
+            unscoped = (await session.execute(text("SELECT count(*) FROM person"))).scalar_one()
+        return before, core, nested, unscoped
+
+    before, core, nested, unscoped = run(lambda: _with_server(db_url, work, pool_size=1, max_overflow=0))
+    assert before == world["expected"]["person"] > 0
+    assert core == dict.fromkeys(IN_TOWNSHIP, 0)
+    assert (nested, unscoped) == (0, 0)
 
 
 def test_closing_a_request_that_wrote_rolls_its_write_back(db_url, world):
