@@ -356,7 +356,8 @@ def run(args, workdir: Path, pg) -> None:
     print(f"\nimport ({engine.dialect.name}), rows per file, platform s, baseline s, ratio")
     import_total = baseline_total = 0.0
     rows_total = 0
-    indexed, income_seconds = None, 0.0
+    indexed: float | None = None
+    income_seconds = 0.0
     for kind, path in feeds.items():
         if kind == "income":
             indexed = baseline_income_indexed(engine, path)
@@ -365,6 +366,8 @@ def run(args, workdir: Path, pg) -> None:
         took = time.perf_counter() - started
         if kind == "income":
             income_seconds = took
+        if kind == "income":  # again once the platform ran: neither side alone pays for a cold cache
+            indexed = min(indexed, baseline_income_indexed(engine, path))
         base = baseline_import(engine, path)
         import_total += took
         baseline_total += base
@@ -376,8 +379,9 @@ def run(args, workdir: Path, pg) -> None:
           f"{import_total / baseline_total:6.1f}x")
     if indexed is not None:
         income = income_seconds
-        print(f"  income against raw writes into the same indexed tables (rolled back): platform {income:.2f} s, "
-              f"baseline {indexed:.2f} s, ratio {income / indexed:.2f}x")
+        print(f"  income against raw writes into the same indexed tables (rolled back; the faster of a run before "
+              f"and one after the platform's): platform {income:.2f} s, baseline {indexed:.2f} s, "
+              f"ratio {income / indexed:.2f}x")
 
     on = min(month_end, dt.date.today())
     weights = weights_for(params, args.province, indicators, on)
