@@ -38,6 +38,7 @@ from aidgraph.core.app.web import console_routes, graphiql_html
 from aidgraph.core.storage.config import Settings, load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 from aidgraph.core.storage.rls import install_app_role
+from aidgraph.core.app.maintenance import install as install_partition_keeper
 from aidgraph.core.app.sessions import request_sessions
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.programs import ProgramCatalogue
@@ -94,6 +95,7 @@ def default_components(settings: Settings | None = None, *, tracer_provider: Any
 
         components.on_shutdown.append(flush_traces)
     install_search(components, **search_options)  # AIDGRAPH_OPENSEARCH_URL, or the embedded osmem-server; indexer in the background
+    install_partition_keeper(components)  # PostgreSQL: the months ahead of the history tables, made in the background
     return components
 
 

@@ -60,6 +60,9 @@ class Settings:
     outbox_keep_hours: int = 24
     """Processed search-outbox rows older than this are purged by the indexer (``AIDGRAPH_OUTBOX_KEEP_HOURS``;
     ``aidgraph index --purge`` on demand); pending rows are never purged."""
+    partition_check_minutes: int = 360
+    """How often the server makes the months ahead of the partitioned history tables, and gives rows stranded in
+    a default partition their month (PostgreSQL; ``AIDGRAPH_PARTITION_CHECK_MINUTES``; core/app/maintenance.py)."""
     outbox_max_attempts: int = 5
     """Passes a document the search engine refuses is retried before its outbox row becomes a dead letter
     (``AIDGRAPH_OUTBOX_MAX_ATTEMPTS``; ``aidgraph index --dead-letters`` lists them)."""
@@ -144,7 +147,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if changes.get("oidc_issuer") and not (changes.get("oidc_client_id") and changes.get("oidc_client_secret")):
         raise ValueError("AIDGRAPH_OIDC_ISSUER needs AIDGRAPH_OIDC_CLIENT_ID and AIDGRAPH_OIDC_CLIENT_SECRET")
     for name in ("max_query_depth", "max_query_aliases", "max_query_tokens", "max_query_cost", "max_repeated_fields",
-                 "max_request_bytes", "document_cache_bytes", "outbox_keep_hours",
+                 "max_request_bytes", "document_cache_bytes", "outbox_keep_hours", "partition_check_minutes",
                  "outbox_max_attempts", "search_repair_max_delete_percent", "search_max_restarts"):
         raw = env.get("AIDGRAPH_" + name.upper())
         if raw:

@@ -220,6 +220,15 @@ def stranded_months(conn: Connection, table: str) -> list[dt.date]:
                                   "ORDER BY 1")).scalars())
 
 
+def keep_ahead(conn: Connection, table: str, today: dt.date, months_ahead: int = MONTHS_AHEAD) -> Ensured:
+    """What ``aidgraph partitions ensure`` and the server's partition keeper do for ``table``, in the caller's
+    transaction: the current month and ``months_ahead`` after it, and every month whose rows wait in the default
+    partition (within the window), each get their own partition."""
+    wanted = [add_months(month_of(today), n) for n in range(months_ahead + 1)]
+    wanted += months_of(stranded_months(conn, table), today)
+    return ensure_months(conn, table, wanted)
+
+
 @dataclass(frozen=True)
 class PartitionInfo:
     """One partition: its name, its month (``None`` for the default partition), rows and size on disk."""

@@ -2,8 +2,9 @@
 
 Why a command: the feed import and the seeder create the partitions of the months they write
 (:mod:`aidgraph.core.storage.partitions`), but rows also arrive one at a time (the ``recordEconomicItem``
-mutation runs as the application role, which may not create tables) and land in the default partition. Run
-monthly (cron, or before the month's imports), ``ensure`` creates the current month and ``--months-ahead`` after
+mutation runs as the application role, which may not create tables) and land in the default partition. The
+server runs the same work by itself (:mod:`aidgraph.core.app.maintenance`); run by hand or from cron (where the
+server does not log in as the tables' owner), ``ensure`` creates the current month and ``--months-ahead`` after
 it, and gives every month whose rows wait in the default partition (within the partitions' window) its own
 partition, moving the rows; ``list`` shows each partition's month, rows and size. On SQLite both say there is
 nothing to do: its tables are not partitioned.
@@ -24,13 +25,9 @@ from aidgraph.core.storage.partitions import (
     MONTHS_AHEAD,
     PARTITIONED,
     Ensured,
-    add_months,
-    ensure_months,
     is_partitioned,
+    keep_ahead,
     list_partitions,
-    month_of,
-    months_of,
-    stranded_months,
 )
 from aidgraph.core.app.terminal import console, err
 
@@ -71,9 +68,7 @@ def ensure_command(
                     err.print(f"[red]error:[/red] {name} is not partitioned: run aidgraph init-db first",
                               highlight=False)
                     raise typer.Exit(1)
-                wanted = [add_months(month_of(day), n) for n in range(months_ahead + 1)]
-                wanted += months_of(stranded_months(conn, name), day)
-                done: Ensured = ensure_months(conn, name, wanted)
+                done: Ensured = keep_ahead(conn, name, day, months_ahead)
             report.add_row(name, ", ".join(done.created) or "none", str(done.moved))
         console.print(report)
     finally:
