@@ -213,7 +213,8 @@ def test_the_disclosure_writer_appends_sealed_rows_between_other_writers(fresh_e
         writer = privacy.DisclosureWriter(async_session_factory(engine))
         rows = [[{"actor": f"u{k}", "action": "read_sensitive", "object_type": "person", "object_id": str(i),
                   "region_code": "440106", "remote_addr": "127.0.0.1",
-                  "detail": {"fields": ["idNumber"], "operation": "HouseholdList"}} for i in range(k % 3 + 1)]
+                  "detail": {"fields": ["idNumber"], "operation": "HouseholdList", "note": "户主"} if k % 2 else None}
+                 for i in range(k % 3 + 1)]
                 for k in range(12)]
         other = threading.Thread(target=_write, args=(fresh_engine, 4, "other"))
         other.start()
