@@ -173,7 +173,8 @@ def _on_rollback(connection: Any) -> None:
 def _on_error(context: Any) -> None:
     """Any error (a failed COMMIT included) leaves what the connection holds unknown: set it again next time."""
     connection = context.connection
-    if connection is not None and not connection.closed:
+    # an invalidated connection gets a new database connection, with an empty info, before it is used again
+    if connection is not None and not connection.closed and not connection.invalidated:
         connection.info.pop(_PENDING, None)
         connection.info.pop(_HELD, None)
 
