@@ -218,7 +218,8 @@ def main() -> None:
             ratios = [bb / pp for pp, bb in zip(results[(name, "platform")], results[(name, "baseline")])]
             general_ratios = [bb / gg for gg, bb in zip(results[(name, "general")], results[(name, "baseline")])]
             print(f"{name:<16}{p:>16.1f}{g:>15.1f}{b:>16.1f}{statistics.median(ratios):>13.2f}x"
-                  f"{statistics.median(general_ratios):>14.2f}x")
+                  f"{statistics.median(general_ratios):>14.2f}x   (ratio of medians {b / p:.2f}x; rounds: "
+                  + " ".join(f"{r:.2f}" for r in ratios) + ")")
         print(f"(medians of {args.rounds} rounds x {args.requests} sequential requests; ratio = platform time / "
               f"baseline time per request, pairwise per round; 'general' = the same server with "
               f"X-Aidgraph-Execution: general, every field through strawberry; engine {args.engine}, "
