@@ -266,3 +266,33 @@ def test_a_refresh_between_two_chunks_of_a_build_loses_nothing(fresh_url):
     levels = {row["household_id"]: row["members"][0]["disability_level"] for row in kept.iter_rows(named=True)}
     assert levels[built[0].household_id] == levels[built[3].household_id] == 2
     engine.dispose()
+
+
+def test_the_cli_keeps_lists_and_drops_a_provinces_frames(fresh_url, monkeypatch):
+    """``aidgraph decisions keep-frames`` / ``frames`` / ``drop-frames`` against the configured database."""
+    from typer.testing import CliRunner
+
+    from aidgraph.core.app.cli import app
+
+    monkeypatch.setenv("AIDGRAPH_DATABASE_URL", fresh_url)
+    engine = sync(fresh_url)
+    with session_scope(engine) as s:
+        add_household(s, SHANTOU, [{"age": 40}], wages=900, on=ON)
+        add_household(s, GUANGZHOU, [{"age": 30}, {"age": 5}], wages=1500, on=ON)
+    runner = CliRunner()
+    none = runner.invoke(app, ["decisions", "frames"])
+    assert none.exit_code == 0 and "no household frames kept" in none.output
+    kept = runner.invoke(app, ["decisions", "keep-frames", "--province", "44", "--as-of", ON.isoformat()])
+    assert kept.exit_code == 0, kept.output
+    assert f"province 44: household facts of {ON} kept" in kept.output
+    listed = runner.invoke(app, ["decisions", "frames"])
+    assert listed.exit_code == 0 and f"province 44: facts of {ON}, 2 households" in listed.output
+    wrong = runner.invoke(app, ["decisions", "keep-frames", "--province", "99"])
+    assert wrong.exit_code == 2
+    dropped = runner.invoke(app, ["decisions", "drop-frames", "--province", "44", "--as-of", ON.isoformat()])
+    assert dropped.exit_code == 0 and "no longer kept" in dropped.output
+    again = runner.invoke(app, ["decisions", "drop-frames", "--province", "44", "--as-of", ON.isoformat()])
+    assert again.exit_code == 1 and "no household frame of province '44'" in again.output
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(HouseholdFrameSet)).scalar_one() == 0
+    engine.dispose()

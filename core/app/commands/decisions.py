@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aidgraph.core.app.terminal import console, err
 from aidgraph.core.policy import decisions, frames
@@ -25,6 +28,16 @@ from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import async_session_factory, make_async_engine
 
 decisions_app = typer.Typer(help="政策找人: the eligibility decisions kept current.", no_args_is_help=True)
+
+
+@asynccontextmanager
+async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the configured database for one command, the engine disposed after it."""
+    engine = make_async_engine(load_settings().database_url)
+    try:
+        yield async_session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
 def _as_of(value: str | None) -> dt.date:
@@ -55,10 +68,8 @@ def refresh(
         raise typer.Exit(2) from None
 
     async def work(bar: Progress) -> list[decisions.RefreshReport]:
-        engine = make_async_engine(settings.database_url)
         reports = []
-        try:
-            factory = async_session_factory(engine)
+        async with _sessions() as factory:
             for code in codes:
                 task = bar.add_task(f"province {code}, {on}", total=None)
 
@@ -69,8 +80,6 @@ def refresh(
                 if report is not None:
                     reports.append(report)
             reports.append(await decisions.refresh_stale(factory, policy))
-        finally:
-            await engine.dispose()
         return reports
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -88,11 +97,8 @@ def status() -> None:
     settings = load_settings()
 
     async def work():
-        engine = make_async_engine(settings.database_url)
-        try:
-            return await decisions.snapshots(async_session_factory(engine))
-        finally:
-            await engine.dispose()
+        async with _sessions() as factory:
+            return await decisions.snapshots(factory)
 
     rows = asyncio.run(work())
     if not rows:
@@ -128,16 +134,13 @@ def keep_frames(
         raise typer.Exit(2) from None
 
     async def work(bar: Progress) -> int:
-        engine = make_async_engine(settings.database_url)
-        try:
-            task = bar.add_task(f"province {code}, facts of {on}", total=None)
+        task = bar.add_task(f"province {code}, facts of {on}", total=None)
 
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
-            return await decisions.keep_frames(async_session_factory(engine), code, on, progress=progress)
-        finally:
-            await engine.dispose()
+        async with _sessions() as factory:
+            return await decisions.keep_frames(factory, code, on, progress=progress)
 
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -150,15 +153,10 @@ def keep_frames(
 @decisions_app.command("frames")
 def list_frames() -> None:
     """The household frames kept: province, date, households, version (changes applied), when built."""
-    settings = load_settings()
 
     async def work():
-        engine = make_async_engine(settings.database_url)
-        try:
-            async with async_session_factory(engine)() as session:
-                return list(await frames.kept_sets(session))
-        finally:
-            await engine.dispose()
+        async with _sessions() as factory, factory() as session:
+            return list(await frames.kept_sets(session))
 
     rows = asyncio.run(work())
     if not rows:
@@ -178,18 +176,13 @@ def drop_frames(
     as_of: str = typer.Option(..., "--as-of", help="the kept date, YYYY-MM-DD"),
 ) -> None:
     """Stop keeping a province's household frame for a date (each kept date costs every refresh a little)."""
-    settings = load_settings()
     on = _as_of(as_of)
 
     async def work() -> bool:
-        engine = make_async_engine(settings.database_url)
-        try:
-            async with async_session_factory(engine)() as session:
-                dropped = await frames.drop(session, province, on)
-                await session.commit()
-                return dropped
-        finally:
-            await engine.dispose()
+        async with _sessions() as factory, factory() as session:
+            dropped = await frames.drop(session, province, on)
+            await session.commit()
+            return dropped
 
     if not asyncio.run(work()):
         err.print(f"[red]no household frame of province {province!r} is kept for {on}[/red]")
