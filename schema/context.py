@@ -30,7 +30,7 @@ from aidgraph.core.graph import reads
 from aidgraph.core.graph.economics import economics_for
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.config import Settings
-from aidgraph.core.storage.db import close_session
+from aidgraph.core.storage.db import close_session, committing
 from aidgraph.core.storage.models import Enrollment
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.policy.programs import ProgramCatalogue
@@ -71,12 +71,8 @@ class Context:
         async with self.db() as session:
             if session.in_transaction():
                 await session.commit()  # end the read snapshot so the write sees the latest data
-            try:
+            async with committing(session):
                 yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
         self._loaders.clear()
 
     async def close(self) -> None:

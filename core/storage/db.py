@@ -111,17 +111,23 @@ async def close_session(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
+async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """The enclosed work on ``session`` committed when the block ends, rolled back if it raises."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+@asynccontextmanager
 async def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session for a few reads (a request's authentication): committed on success, rolled back on error, like
     :func:`session_scope`. Its reads end with COMMIT rather than the ROLLBACK of a bare close, which would make
     the driver forget its prepared statements (see :func:`close_session`)."""
-    async with factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with factory() as session, committing(session):
+        yield session
 
 
 @contextmanager
