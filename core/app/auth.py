@@ -45,7 +45,7 @@ from aidgraph.core.access.authz import grants_query
 from aidgraph.core.access.authn import (Unauthenticated, actor_for_request, bearer_token, decode_token,
                                         issue_token, signing_secret)
 from aidgraph.core.graph import audit
-from aidgraph.core.app.sessions import system_sessions
+from aidgraph.core.app.sessions import identity_sessions, system_sessions
 from aidgraph.core.storage.db import read_session
 from aidgraph.core.storage.models import AppUser
 
@@ -178,7 +178,7 @@ async def authenticate_request(request: Request, components) -> Actor:
     :class:`Unauthenticated` (401) or :class:`Forbidden` (403)."""
     settings = components.settings
     token, claims, from_cookie = request_token(request, settings)
-    if await _revoked(components.session_factory, claims):
+    if await _revoked(identity_sessions(components), claims):
         raise Unauthenticated("session ended: log in again")
     if from_cookie:
         # The access floor reads the bearer header; hand it the cookie's token the same way.
@@ -186,7 +186,7 @@ async def authenticate_request(request: Request, components) -> Actor:
         scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"authorization"] + [
             (b"authorization", b"Bearer " + token.encode())]
         request = Request(scope, request.receive)
-    return await actor_for_request(request, components.settings, components.session_factory)
+    return await actor_for_request(request, components.settings, identity_sessions(components))
 
 
 # --- the /auth routes ----------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def auth_routes(components) -> list[Route]:
     async def change_password(request: Request) -> Response:
         try:
             _token, claims, _ = request_token(request, settings)
-            if await _revoked(components.session_factory, claims):
+            if await _revoked(identity_sessions(components), claims):
                 raise Unauthenticated("session ended: log in again")
         except Unauthenticated as exc:
             return _error(401, str(exc), "UNAUTHENTICATED", headers={"WWW-Authenticate": "Bearer"})

@@ -22,7 +22,7 @@ from aidgraph.core.graph.exports import ExportJob, ExportKind, ExportRefused
 from aidgraph.core.policy import decisions
 from aidgraph.core.policy.engine import default_engine
 from aidgraph.core.storage.db import async_session_factory
-from aidgraph.core.app.sessions import request_sessions
+from aidgraph.core.app.sessions import identity_sessions, request_sessions
 
 FORMAT_PARAM = "format"
 REGION_PARAM = "regionCode"
@@ -74,7 +74,7 @@ def _error(e: ExportRefused) -> JSONResponse:
 def export_route(components) -> Route:
     async def export(request: Request) -> Response:
         try:
-            actor = await actor_for_request(request, components.settings, components.session_factory)
+            actor = await actor_for_request(request, components.settings, identity_sessions(components))
         except Unauthenticated as e:
             return JSONResponse({"errors": [{"message": str(e), "field": None, "code": "UNAUTHENTICATED"}]},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})

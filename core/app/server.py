@@ -65,6 +65,14 @@ class AppComponents:
     on_shutdown: list[Callable[["AppComponents"], Awaitable[None]]] = field(default_factory=list)
     engine: AsyncEngine | None = None
     session_factory: async_sessionmaker[AsyncSession] | None = None
+    identity_engine: AsyncEngine | None = None
+    """PostgreSQL with row-level security: a small pool of its own for the authentication lookups (users, grants,
+    revoked tokens; no person-bearing table), whose transactions carry no caller. Apart from the request pool so
+    that a request's connections keep their caller's scope across requests instead of switching to the empty
+    scope for each authentication and back (two more statements a request; core/storage/rls.py)."""
+    identity_sessions: async_sessionmaker[AsyncSession] | None = None
+    """Sessions for the authentication lookups: on :attr:`identity_engine` when there is one, else the
+    unscoped :attr:`session_factory`."""
     tracer_provider: Any = None
     """The OpenTelemetry tracer provider when tracing is on (core/app/tracing.py); None: off, nothing traced."""
 
@@ -214,6 +222,13 @@ def create_app(components: AppComponents | None = None) -> Starlette:
         if components.settings.row_level_security:
             install_app_role(engine.sync_engine)  # PostgreSQL: every connection runs as aidgraph_app
         components.session_factory = async_session_factory(engine)
+        identity = components.identity_engine
+        if identity is None and components.settings.row_level_security and engine.dialect.name == "postgresql":
+            identity = make_async_engine(components.settings.database_url, pool_size=4, max_overflow=16)
+            install_app_role(identity.sync_engine)
+        components.identity_engine = identity
+        components.identity_sessions = (components.session_factory if identity is None
+                                        else async_session_factory(identity))
         for hook in components.on_startup:
             await hook(components)
         try:
@@ -222,6 +237,8 @@ def create_app(components: AppComponents | None = None) -> Starlette:
             for hook in reversed(components.on_shutdown):
                 await hook(components)
             await engine.dispose()
+            if identity is not None:
+                await identity.dispose()
 
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"]),
                             Route("/healthz", health, methods=["GET"]),

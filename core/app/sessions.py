@@ -39,6 +39,15 @@ def request_sessions(components: Any, actor: Actor | None) -> async_sessionmaker
     return found[1]
 
 
+def identity_sessions(components: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions for authenticating a request (the user, the grants, a revoked token): no caller yet, so no scope.
+    On PostgreSQL with row-level security they run on a pool of their own (``AppComponents.identity_engine``),
+    which leaves the request pool's connections holding their callers' scopes."""
+    found = components.identity_sessions or components.session_factory
+    assert found is not None, "the server has not started: no session factory"
+    return found
+
+
 def system_sessions(components: Any, reason: str) -> async_sessionmaker[AsyncSession]:
     """Sessions for the server's own work outside any caller's request, with the explicit system scope named by
     ``reason`` (the login routes: they write audit rows in the user's home region before there is a caller)."""

@@ -42,6 +42,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from aidgraph.core.storage.rls import POLICY_COLUMNS
+
 PARTITIONED: dict[str, str] = {"economic_item": "period_start", "feed_record": "event_date"}
 """The partitioned tables (PostgreSQL) and the date column each is partitioned by, one month per partition."""
 
@@ -265,10 +267,13 @@ PARTITION_KEY_UNIQUE = {"uq_feed_record_row_hash": ["row_hash", "event_date"]}
 
 def include_in_comparison(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic ``include_object`` hook (autogenerate and the models-match-migrations test): the partitions are
-    not model tables, and a unique constraint widened by the partition key (:data:`PARTITION_KEY_UNIQUE`) is the
-    model's, whose meaning it keeps."""
+    not model tables, a unique constraint widened by the partition key (:data:`PARTITION_KEY_UNIQUE`) is the
+    model's, whose meaning it keeps, and the columns the row-level policies alone use are not the models'
+    (:data:`aidgraph.core.storage.rls.POLICY_COLUMNS`)."""
     if type_ == "table" and name is not None and is_partition_name(name):
         return False
+    if type_ == "column" and reflected and compare_to is None and (obj.table.name, name) in POLICY_COLUMNS:
+        return False  # kept by the database for row-level security only (migration 0025)
     if type_ == "unique_constraint" and name in PARTITION_KEY_UNIQUE:
         widened = PARTITION_KEY_UNIQUE[name]
         return not any([c.name for c in o.columns] == widened for o in (obj, compare_to) if o is not None)

@@ -32,7 +32,10 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
   statement, as InitPlans): a table with a region column admits a row whose code starts with one of the
   prefixes (``region_code ^@ ANY(...)``); tables without one admit a row whose household (or person, or
   enrolment) is admitted, by an ``EXISTS`` on the parent's primary key. A person's ``region_code`` is its
-  current household's region (kept by every membership write), so persons need no join.
+  current household's region (kept by every membership write), so persons need no join; a membership row
+  carries its household's region in ``rls_region_code``, a copy the database keeps by trigger (migration 0025:
+  a list page reads two membership rows or more per household, and the ``EXISTS`` probe of each was the largest
+  part of what the policies cost it).
 - **System work** (migrations, ``aidgraph`` CLI commands, the seeder, the monitoring run, the search indexer's
   own engine) connects as the owner and is not bound by the policies: it is not a request and has no caller.
   The login routes write their audit rows with a named system scope (``core/app/sessions.system_sessions``).
@@ -43,7 +46,9 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
   any township office accepts an application for a household of the province and routes it home).
 
 Cost: one more statement for a transaction whose caller differs from the connection's last one (the
-``set_config``; none when the same caller's requests follow each other on a connection) and the policies'
+``set_config``; none when the same caller's requests follow each other on a connection: the server
+authenticates on a small pool of its own, ``AppComponents.identity_engine``, so that the authentication
+lookups, which have no caller, do not switch a request connection to the empty scope and back) and the policies'
 checks on the rows a statement reads; the policies' own conditions use only leakproof operators, but a query whose join condition
 holds a subquery cannot be pushed below them and may change plan (the list page's head lookup had to be
 rewritten for that reason). Most of a short statement's added cost is *planning* the policies' conditions, so
@@ -82,6 +87,8 @@ UNRESTRICTED = "*"
 SCOPE_KEY = "aidgraph.scope"
 """``Session.info`` key holding the scope setting a session's transactions start with."""
 REASON_KEY = "aidgraph.scope_reason"
+POLICY_COLUMNS = frozenset({("membership", "rls_region_code")})
+"""(table, column) kept by the database for the policies alone (migration 0025), not mapped by the models."""
 
 _SET_SCOPE = text("SELECT set_config('aidgraph.scope', :scope, true), set_config('aidgraph.scope_reason', :reason, true)")
 _SET_SESSION_SCOPE = ("SELECT set_config('aidgraph.scope', %(scope)s, false), "

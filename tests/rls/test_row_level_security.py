@@ -282,6 +282,36 @@ def test_the_scope_is_sent_only_when_the_connections_caller_changes(db_url, worl
     assert sets == [1, 0, 0, 1, 0, 1]
 
 
+def test_authentication_leaves_the_request_pools_scope_in_place(db_url, world):
+    """The server authenticates on a pool of its own (``AppComponents.identity_engine``): its lookups carry no
+    caller, so on the request pool they would switch each connection to the empty scope and the request back to
+    its caller's, two more statements a request. One caller's requests on a one-connection request pool send
+    the scope once. (The identity pool's connections run as the application role with no scope, like any
+    session without a caller: test_a_transaction_without_a_scope_sees_nothing.)"""
+    from aidgraph.core.app.demo import ensure_demo_user
+    from aidgraph.core.app.server import default_components
+    from tests.live import run_live_server
+
+    settings = server_settings(db_url)
+    owner = make_sync_engine(db_url)
+    token = ensure_demo_user(owner, settings, username="rls-admin44", region_codes=("44",))
+    owner.dispose()
+    components = default_components(settings)
+    components.engine = make_async_engine(db_url, pool_size=1, max_overflow=0)
+    with run_live_server(components) as live:
+        live.token = token
+        sets = []
+        with StatementCounter(components.engine.sync_engine) as counter:
+            for _ in range(4):
+                counter.reset()
+                body = live.data("HouseholdList", {"regionCode": "44", "first": 5})
+                sets.append(_scope_sets(counter))
+        assert body["households"]["totalCount"] == world["total"]["household"]
+        assert components.identity_engine is not None and components.identity_engine is not components.engine
+
+    assert sets[1:] == [0, 0, 0], sets
+
+
 def test_a_scope_set_in_a_transaction_that_rolled_back_is_set_again(db_url, world):
     """A session-level set_config is undone by its transaction's rollback (and by an error): the connection
     then holds the previous caller's scope again, and the next transaction of the new caller must send its own
@@ -343,6 +373,57 @@ def test_a_core_connection_after_a_request_inherits_no_scope(db_url, world):
     assert before == world["expected"]["person"] > 0
     assert core == dict.fromkeys(IN_TOWNSHIP, 0)
     assert (nested, unscoped) == (0, 0)
+
+
+def test_a_membership_carries_its_households_region_whatever_is_written(db_url, world):
+    """The membership policy reads the copy of the household's region the database keeps on each row (migration
+    0025): nobody can make the copy lie. A value sent by the application role is overwritten; a membership
+    written into another region's household is refused; a household whose region changes takes its rows'
+    copies along (as the owner, in a transaction rolled back)."""
+    mine, theirs = world["households"][0], world["households"][2]
+    tianhe_person = "SELECT person_id FROM membership WHERE household_id = %d LIMIT 1" % mine
+
+    async def work(server: Server):
+        async with server.sessions(world["caseworker"])() as session:
+            await session.execute(text("UPDATE membership SET rls_region_code = :r WHERE household_id = :h"),
+                                  {"r": OTHER_VILLAGE, "h": mine})
+            kept = set((await session.execute(text("SELECT rls_region_code FROM membership WHERE household_id = :h"),
+                                               {"h": mine})).scalars())
+            await session.rollback()
+        async with server.sessions(world["caseworker"])() as session:
+            try:  # a row of the Luohu household, with a copy claiming the caseworker's village
+                await session.execute(text(
+                    "INSERT INTO membership (household_id, person_id, relation_to_head, valid_from, rls_region_code) "
+                    f"VALUES (:h, ({tianhe_person}), 'OTHER', '2026-01-01', :r)"), {"h": theirs, "r": VILLAGE})
+                forged = "allowed"
+            except DBAPIError as e:
+                forged = str(e.orig)
+            await session.rollback()
+        return kept, forged
+
+    kept, forged = run(lambda: _with_server(db_url, work))
+    assert kept == {VILLAGE}
+    assert "row-level security" in forged
+
+    engine = make_sync_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            stale = conn.execute(text("SELECT count(*) FROM membership m JOIN household h ON h.id = m.household_id "
+                                      "WHERE m.rls_region_code IS DISTINCT FROM h.region_code")).scalar_one()
+            conn.rollback()
+            conn.execute(text("UPDATE household SET region_code = :r WHERE id = :h"), {"r": OTHER_VILLAGE, "h": mine})
+            moved = set(conn.execute(text("SELECT rls_region_code FROM membership WHERE household_id = :h"),
+                                     {"h": mine}).scalars())
+            conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+            conn.execute(text("SELECT set_config('aidgraph.scope', :s, true)"), {"s": TOWNSHIP})
+            seen = conn.execute(text("SELECT count(*) FROM membership")).scalar_one()
+            conn.rollback()
+    finally:
+        engine.dispose()
+    assert stale == 0
+    assert moved == {OTHER_VILLAGE}
+    members_of_mine = 2
+    assert seen == world["expected"]["membership"] - members_of_mine
 
 
 def test_closing_a_request_that_wrote_rolls_its_write_back(db_url, world):
