@@ -186,7 +186,7 @@ async def household_list(region_code: str, first: int, after: str | None) -> dic
 AUTHENTICATE = os.environ.get("AIDGRAPH_BASELINE_AUTH", "1") != "0"
 """Authenticate each request as the platform does (the same function: bearer token, revocation, user, grants;
 like with like, as issue 15 allows); ``AIDGRAPH_BASELINE_AUTH=0`` answers without it."""
-_components = SimpleNamespace(settings=settings, session_factory=sessions)
+_components = SimpleNamespace(settings=settings, session_factory=sessions, identity_sessions=sessions)
 
 
 async def endpoint(request: Request) -> Response:

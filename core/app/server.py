@@ -224,7 +224,7 @@ def create_app(components: AppComponents | None = None) -> Starlette:
         components.session_factory = async_session_factory(engine)
         identity = components.identity_engine
         if identity is None and components.settings.row_level_security and engine.dialect.name == "postgresql":
-            identity = make_async_engine(components.settings.database_url, pool_size=4, max_overflow=16)
+            identity = make_async_engine(components.settings.database_url, pool_size=4, max_overflow=4)
             install_app_role(identity.sync_engine)
         components.identity_engine = identity
         components.identity_sessions = (components.session_factory if identity is None
