@@ -364,9 +364,9 @@ def run(args, workdir: Path, pg) -> None:
         started = time.perf_counter()
         summary = import_feed(engine, kind, path, province=args.province, actor=actor)
         took = time.perf_counter() - started
-        if kind == "income":
+        if kind == "income" and indexed is not None:
             income_seconds = took
-        if kind == "income":  # again once the platform ran: neither side alone pays for a cold cache
+            # the baseline again once the platform ran: neither side alone pays for a cold cache
             indexed = min(indexed, baseline_income_indexed(engine, path))
         base = baseline_import(engine, path)
         import_total += took

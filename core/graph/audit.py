@@ -136,15 +136,20 @@ def append_sealed(session: Session, rows: list[dict[str, Any]]) -> int:
         current = session.execute(select(chain.c.seq, chain.c.head_hash).where(chain.c.name == CHAIN)).one()
     seq, prev = current
     at = utcnow()
+    postgres = session.connection().dialect.name == "postgresql"
+    stored_at = at if postgres else at.strftime(_SQLITE_TIME)
     values = []
     for row in rows:
         seq += 1
         full = {"at": at, "actor": None, "action": None, "object_type": None, "object_id": None,
                 "region_code": None, "remote_addr": None, "detail": None, **row}
         h = row_hash(prev, seq, SimpleNamespace(**full))
-        values.append((*(full[c] for c in _SEALED_COLUMNS[:-3]), seq, prev, h))
+        detail = full["detail"]
+        values.append((stored_at, full["actor"], full["action"], full["object_type"], full["object_id"],
+                       full["region_code"], full["remote_addr"], None if detail is None else json.dumps(detail),
+                       seq, prev, h))
         prev = h
-    _insert_sealed(session, values)
+    _insert_sealed(session, values, postgres)
     session.execute(update(chain).where(chain.c.name == CHAIN).values(seq=seq, head_hash=prev))
     session.info.pop(_PENDING, None)  # nothing left to seal at commit
     return len(values)
@@ -156,30 +161,17 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 """How SQLAlchemy's SQLite ``DateTime`` stores a time (with the microseconds always written)."""
 
 
-def _insert_sealed(session: Session, values: list[tuple[Any, ...]]) -> None:
-    """Insert sealed rows through the driver's ``executemany``, as the ORM would store them.
+def _insert_sealed(session: Session, rows: list[tuple[Any, ...]], postgres: bool) -> None:
+    """Insert sealed rows (values of :data:`_SEALED_COLUMNS`, in order) through the driver's ``executemany``.
 
     A disclosure batch is 50 rows a list page; through the ORM's insert each row's eleven parameters pass the
-    statement's bind processing one by one, which cost more than the database's work. The values here are
-    already what the column types would send: the detail as JSON text (the same ``json.dumps`` as the JSON
-    type's, read back the same, so the row hash checks), the time in SQLite's stored form there."""
-    connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    columns = ", ".join(_SEALED_COLUMNS)
-    if postgres:
-        marks = ", ".join("%s::json" if c == "detail" else "%s" for c in _SEALED_COLUMNS)
-    else:
-        marks = ", ".join("?" for _ in _SEALED_COLUMNS)
-    detail = _SEALED_COLUMNS.index("detail")
-    at = _SEALED_COLUMNS.index("at")
-    rows = []
-    for v in values:
-        row = list(v)
-        row[detail] = None if row[detail] is None else json.dumps(row[detail])
-        if not postgres:
-            row[at] = row[at].strftime(_SQLITE_TIME)
-        rows.append(tuple(row))
-    connection.exec_driver_sql(f"INSERT INTO {AuditLog.__tablename__} ({columns}) VALUES ({marks})", rows)
+    statement's bind processing one by one, which cost more than the database's work. The rows therefore come
+    already in the form the column types would send (:func:`append_sealed` builds them so): the detail as JSON
+    text (the same ``json.dumps`` as the JSON type's, read back the same, so the row hash checks), the time in
+    SQLite's stored form there."""
+    marks = ", ".join(("%s::json" if c == "detail" else "%s") if postgres else "?" for c in _SEALED_COLUMNS)
+    session.connection().exec_driver_sql(
+        f"INSERT INTO {AuditLog.__tablename__} ({', '.join(_SEALED_COLUMNS)}) VALUES ({marks})", rows)
 
 
 @event.listens_for(Session, "before_flush")
