@@ -5,7 +5,8 @@ It is decided once per request (by Casbin, see :mod:`aidgraph.core.access.authz`
 - a SQLAlchemy predicate on a region-code column: ``code >= prefix AND code < successor(prefix)`` for each
   prefix, an index-friendly range on both SQLite and PostgreSQL (a ``LIKE 'prefix%'`` needs special
   collations or operator classes to use an index);
-- an OpenSearch filter on a keyword field (``prefix`` queries), so search totals and facets are scoped too.
+- an OpenSearch filter on the documents' ancestor-code fields (``terms`` per level), so search totals and facets
+  are scoped too.
 
 A record out of scope behaves exactly as a record that does not exist; nothing here raises.
 """
@@ -13,7 +14,7 @@ A record out of scope behaves exactly as a record that does not exist; nothing h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
@@ -123,11 +124,17 @@ class Scope:
                 merged.append((p, high))
         return merged
 
-    def opensearch_filter(self, field: str = "region_code") -> dict:
-        """The same scope as an OpenSearch query clause for a keyword field."""
+    def opensearch_filter(self, level_fields: Mapping[int, str]) -> dict:
+        """The same scope as an OpenSearch query clause: ``terms`` on the keyword field that holds each document's
+        ancestor code at the prefix's level (``level_fields``: code width -> field name, every width of
+        :data:`LEVEL_WIDTHS`). A document lies under prefix ``p`` exactly when its field for ``len(p)`` equals
+        ``p``; an exact term is what every engine answers from its term dictionary, unlike a ``prefix`` query."""
         if self.unrestricted:
             return {"match_all": {}}
         if not self.prefixes:
             return {"bool": {"must_not": {"match_all": {}}}}
-        clauses = [{"prefix": {field: p}} for p in self.prefixes]
-        return {"bool": {"should": clauses, "minimum_should_match": 1}}
+        by_field: dict[str, list[str]] = {}
+        for p in self.prefixes:
+            by_field.setdefault(level_fields[len(p)], []).append(p)
+        clauses = [{"terms": {name: codes}} for name, codes in by_field.items()]
+        return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}

@@ -46,6 +46,27 @@ class IndexMissing(Exception):
     """The alias does not exist on the search engine: the index must be rebuilt from the database."""
 
 
+class IndexOutdated(IndexMissing):
+    """The index behind the alias lacks fields of this release's layout: it must be rebuilt from the database
+    (every handler of :class:`IndexMissing` does so). The message names the index and the fields."""
+
+    def __init__(self, alias: str, gaps: dict[str, list[str]]):
+        self.gaps = gaps
+        described = "; ".join(f"{name} lacks {', '.join(fields)}" for name, fields in gaps.items())
+        super().__init__(f"the index behind alias {alias} predates this release's layout ({described})")
+
+
+def check_index(client: OpenSearch, alias: str, layout: SearchLayout) -> None:
+    """Raise :class:`IndexMissing` when ``alias`` does not exist, :class:`IndexOutdated` when an index behind it
+    lacks the layout's fields; return when the index can take this release's documents and filters."""
+    names = indexes.indices_of(client, alias)
+    if not names:
+        raise IndexMissing(alias)
+    gaps = indexes.layout_gaps(client, names, layout)
+    if gaps:
+        raise IndexOutdated(alias, gaps)
+
+
 @dataclass
 class DrainResult:
     rows: int = 0
@@ -205,7 +226,8 @@ def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout
 
     Rows whose documents failed stay pending and are retried by the next pass (not this one, so a row that
     keeps failing never starves the rows behind it); after ``max_attempts`` refused passes a row becomes a dead
-    letter (:func:`record_refusals`). Raises :class:`IndexMissing` when the alias is gone and
+    letter (:func:`record_refusals`). Raises :class:`IndexMissing` when the alias is gone (:class:`IndexOutdated`
+    when its index predates the layout) and
     :class:`SearchUnavailable` when the engine cannot be reached; nothing is marked processed then.
     """
     layout = layout or build_layout()
@@ -222,8 +244,7 @@ def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout
             break
         try:
             if not checked_alias:
-                if not indexes.alias_exists(client, alias):
-                    raise IndexMissing(alias)
+                check_index(client, alias, layout)
                 checked_alias = True
             changes = [(r[0], r[1], r[2], r[3]) for r in rows]
             result, done = apply_changes(engine, client, alias, changes, layout, refresh=refresh)
@@ -267,6 +288,8 @@ class BackgroundIndexer:
         self.last_result: DrainResult | None = None
         self.passes = 0
         self.rebuilds = 0
+        self.outdated: str | None = None
+        """Why the index behind the alias cannot serve this release's searches while it is rebuilt, or None."""
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="aidgraph-search-indexer", daemon=True)
@@ -288,17 +311,21 @@ class BackgroundIndexer:
         return self._thread.is_alive()
 
     def run_once(self) -> DrainResult:
-        # The engine may have come back empty (an in-memory engine restarted, a lost index): check the alias
-        # on every pass, even with an empty outbox, so search recovers without waiting for a write.
-        if self.rebuild is not None and not indexes.alias_exists(self.client, self.alias):
-            self._rebuild()
+        # The engine may have come back empty (an in-memory engine restarted, a lost index), or hold an index an
+        # earlier release built: check on every pass, even with an empty outbox, so search recovers without
+        # waiting for a write.
+        if self.rebuild is not None:
+            try:
+                check_index(self.client, self.alias, self.layout)
+            except IndexMissing as e:
+                self._rebuild(e)
         try:
             result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh,
                            max_attempts=self.max_attempts)
-        except IndexMissing:
+        except IndexMissing as e:
             if self.rebuild is None:
                 raise
-            self._rebuild()
+            self._rebuild(e)
             result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh,
                            max_attempts=self.max_attempts)
         now = _utcnow()
@@ -307,11 +334,18 @@ class BackgroundIndexer:
             self._last_purge = now
         return result
 
-    def _rebuild(self) -> None:
-        log.warning("search alias %s is missing: rebuilding the index from the database", self.alias)
+    def _rebuild(self, reason: IndexMissing) -> None:
+        if isinstance(reason, IndexOutdated):
+            # Until the new index is behind the alias, the old one would answer this release's scope filter
+            # wrongly: searches say SEARCH_UNAVAILABLE meanwhile (see SearchRuntime.search).
+            self.outdated = str(reason)
+            log.warning("%s: rebuilding the index from the database", reason)
+        else:
+            log.warning("search alias %s is missing: rebuilding the index from the database", self.alias)
         assert self.rebuild is not None
         self.rebuild()
         self.rebuilds += 1
+        self.outdated = None
 
     def _run(self) -> None:
         delay = self.interval

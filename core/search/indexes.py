@@ -63,8 +63,21 @@ def indices_of(client: OpenSearch, alias: str) -> list[str]:
         return []
 
 
-def alias_exists(client: OpenSearch, alias: str) -> bool:
-    return bool(client.indices.exists_alias(name=alias))
+def layout_gaps(client: OpenSearch, names: list[str], layout: SearchLayout) -> dict[str, list[str]]:
+    """{concrete index: the layout's fields its mapping lacks}, for the indices that lack any.
+
+    An index built by an earlier release (or before a plugin added its fields) cannot take this release's
+    documents (its mapping is ``strict``) and does not answer this release's filters: it must be rebuilt."""
+    if not names:
+        return {}
+    mappings = client.indices.get_mapping(index=",".join(names))
+    gaps = {}
+    for name in names:
+        have = (mappings.get(name, {}).get("mappings") or {}).get("properties") or {}
+        missing = sorted(f for f in layout.properties if f not in have)
+        if missing:
+            gaps[name] = missing
+    return gaps
 
 
 def swap_alias(client: OpenSearch, alias: str, new_index: str) -> list[str]:

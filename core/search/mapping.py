@@ -3,7 +3,10 @@
 Persons (人员), households (家庭), enrolments (救助申请/案件) and alerts (预警) share one index behind an alias
 so that one query ranks, pages and facets across kinds (the contract's Search operation). Every document has
 ``kind``, ``entity_id``, ``uid`` (``KIND:id``, the unique sort tie-breaker for ``search_after`` paging) and
-``region_code`` (the scope filter's field) with its ancestors at each level (the region facet).
+``region_code`` with its ancestors at each level (``region_province`` .. ``region_township``): the scope filter is a
+``terms`` clause on the field of each scope prefix's level, and the region facet groups by one of them. (A
+``prefix`` query on ``region_code`` means the same, but the embedded engine evaluates it against every document:
+0.3 s a search at 20,000 households, against 0.04 s for the level field.)
 
 Chinese names and addresses use an n-gram tokenizer of 1 and 2 characters: a surname alone (``张``) or any
 part of a given name (``三丰``) finds the record, which the word-level ``cjk`` bigram analyzer cannot do for a
@@ -55,6 +58,7 @@ CORE_PROPERTIES: dict[str, dict] = {
     "entity_id": {"type": "long"},
     "uid": _KEYWORD,
     "region_code": _KEYWORD,
+    "region_province": _KEYWORD,
     "region_city": _KEYWORD,
     "region_county": _KEYWORD,
     "region_township": _KEYWORD,
@@ -72,8 +76,9 @@ CORE_PROPERTIES: dict[str, dict] = {
     "birth_year": {"type": "integer"},
 }
 
-REGION_LEVEL_FIELDS: dict[int, str] = {4: "region_city", 6: "region_county", 9: "region_township", 12: "region_code"}
-"""Code width -> the document field holding the record's ancestor at that level (region facet buckets)."""
+REGION_LEVEL_FIELDS: dict[int, str] = {2: "region_province", 4: "region_city", 6: "region_county",
+                                       9: "region_township", 12: "region_code"}
+"""Code width -> the document field holding the record's ancestor at that level (scope filter, region facet)."""
 
 CORE_SENSITIVE: frozenset[str] = frozenset()
 """Core fields returned from the index only to callers who may read them in full: none. The index holds no ID
@@ -148,7 +153,7 @@ def doc_id(kind: str, entity_id: int) -> str:
 
 
 def region_levels(code: str | None) -> dict[str, str]:
-    """The ancestor codes of ``code`` at city, county and township level, for the region facet."""
+    """The ancestor codes of ``code`` at province, city, county and township level (scope filter, region facet)."""
     if not code:
         return {}
     return {fieldname: code[:width] for width, fieldname in REGION_LEVEL_FIELDS.items()

@@ -2,7 +2,7 @@
 
 Everything a caller may not see is excluded inside the OpenSearch query, never by dropping hits afterwards:
 each requested kind is restricted by the caller's scope for ``search`` on that kind
-(``scope.opensearch_filter("region_code")``), so the total, every page and every facet count are scoped.
+(``scope.opensearch_filter(REGION_LEVEL_FIELDS)``), so the total, every page and every facet count are scoped.
 A region argument narrows that scope (a region outside it finds nothing, exactly like a region without
 records). Filters by kind, region and warning level; facets by kind, region (one level below the region
 searched) and warning level; HTML highlights; Relay paging by ``search_after`` on (score, uid), so a deep
@@ -228,7 +228,7 @@ def _visibility_filters(scopes: dict[str, Scope]) -> list[dict]:
     for scope, group in groups.items():
         clauses = [] if set(group) == set(KINDS) else [{"terms": {"kind": sorted(group)}}]
         if not scope.unrestricted:
-            clauses.append(scope.opensearch_filter("region_code"))
+            clauses.append(scope.opensearch_filter(REGION_LEVEL_FIELDS))
         alternatives.append(clauses)
     if len(alternatives) == 1:
         return alternatives[0]

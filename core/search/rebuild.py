@@ -211,10 +211,12 @@ class KindCheck:
 class VerifyResult:
     kinds: dict[str, KindCheck]
     reindexed: ReindexResult | None = None
+    outdated: dict[str, list[str]] = field(default_factory=dict)
+    """Indices behind the alias whose mapping lacks this release's fields (repaired by a reindex)."""
 
     @property
     def differences(self) -> int:
-        return sum(k.differences for k in self.kinds.values())
+        return sum(k.differences for k in self.kinds.values()) + len(self.outdated)
 
 
 def database_versions(engine: Engine, kind: str, batch: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
@@ -300,11 +302,12 @@ def verify(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layou
                     if version_type == "external_gte":
                         check.blocked += len(outcome.conflicted)
             check.repaired = check.missing + check.stale + check.extra - len(check.failed) - check.blocked
-    result = VerifyResult(checks)
-    if repair and any(c.ahead or c.blocked for c in checks.values()):
+    result = VerifyResult(checks, outdated=indexes.layout_gaps(client, indexes.indices_of(client, alias), layout))
+    if repair and (result.outdated or any(c.ahead or c.blocked for c in checks.values())):
         # External versions cannot go down, and a deleted document's version outlives it for a while
         # (index.gc_deletes): documents ahead of the database (a restored database), and missing documents
-        # whose delete left a higher version behind, need a new index.
+        # whose delete left a higher version behind, need a new index; so does an index built for an earlier
+        # layout (its strict mapping refuses this release's documents).
         result.reindexed = reindex(engine, client, alias, layout, force=force)
         for c in checks.values():
             c.repaired = c.differences

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from aidgraph.core.access.actor import Actor
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.db import make_sync_engine
-from aidgraph.core.search.client import BULK_TIMEOUT, make_client
+from aidgraph.core.search.client import BULK_TIMEOUT, SearchUnavailable, make_client
 from aidgraph.core.search.embedded import EmbeddedSearch, EngineSupervisor
 from aidgraph.core.search.indexer import BackgroundIndexer, stop_background_indexer
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchLayout, build_layout
@@ -54,6 +54,9 @@ class SearchRuntime:
     settings: Settings | None = None
 
     def search(self, actor: Actor, request: SearchRequest) -> SearchPage:
+        outdated = self.indexer.outdated if self.indexer is not None else None
+        if outdated is not None:
+            raise SearchUnavailable(f"the search index is being rebuilt for this release; {outdated}")
         if self.quirks is None:  # decided on the first search that reaches the engine
             self.quirks = EngineQuirks.detect(self.client)
         return search(self.client, self.alias, self.layout, actor, request, self.quirks or EngineQuirks())

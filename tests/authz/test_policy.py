@@ -16,6 +16,7 @@ from aidgraph.core.access.actor import Actor, RoleGrant
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.storage.models import AppUser, CasbinRule, Region
 from aidgraph.core.access.scope import Scope
+from aidgraph.core.search.mapping import REGION_LEVEL_FIELDS, region_levels
 from tests.authz.conftest import CONFIGS
 
 
@@ -202,6 +203,20 @@ def codes(sync_engine):
         return sorted(c.execute(select(Region.code).where(Region.code >= "4401", Region.code < "4402")).scalars())
 
 
+def _admits(clause: dict, doc: dict) -> bool:
+    """Evaluate the clauses Scope.opensearch_filter builds (match_all, terms, bool should / must_not) on a doc."""
+    (kind, body), = clause.items()
+    if kind == "match_all":
+        return True
+    if kind == "terms":
+        (name, values), = body.items()
+        return doc.get(name) in values
+    assert kind == "bool" and set(body) <= {"should", "must_not", "minimum_should_match"}, clause
+    if "must_not" in body:
+        return not _admits(body["must_not"], doc)
+    return any(_admits(c, doc) for c in body["should"])
+
+
 @pytest.fixture(scope="module")
 def check(sync_engine, codes):
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -217,8 +232,10 @@ def check(sync_engine, codes):
             selected = set(c.execute(select(Region.code).where(
                 Region.code >= "4401", Region.code < "4402", scope.predicate(Region.code))).scalars())
         assert selected == {code for code in codes if scope.contains(code)}
-        assert {q["prefix"]["region_code"] for q in scope.opensearch_filter()["bool"]["should"]} == set(
-            scope.prefixes) if scope.prefixes else True
+        # The search filter admits exactly the same codes, read as the engine reads it from a document's fields.
+        search_filter = scope.opensearch_filter(REGION_LEVEL_FIELDS)
+        admitted = {code for code in codes if _admits(search_filter, {**region_levels(code), "region_code": code})}
+        assert admitted == {code for code in codes if scope.contains(code)}
 
     return prop
 

@@ -6,8 +6,10 @@ keep succeeding, the outbox grows, searches answer SEARCH_UNAVAILABLE, and the b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
+import threading
 import signal
 import socket
 import time
@@ -23,12 +25,13 @@ from aidgraph.core.graph import outbox
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.search import indexes
 from aidgraph.core.search.client import SearchUnavailable, make_client
-from aidgraph.core.search.indexer import BackgroundIndexer, IndexMissing, drain
+from aidgraph.core.search.indexer import BackgroundIndexer, IndexMissing, IndexOutdated, drain
 from aidgraph.core.search.mapping import DEFAULT_ALIAS, SearchMappingError, build_layout
 from aidgraph.core.search.documents import load_docs
 from aidgraph.core.search.query import SearchRequest, search
 from aidgraph.core.search.rebuild import reindex, verify
-from tests.search.conftest import add_household, add_person
+from aidgraph.core.search.runtime import SearchRuntime
+from tests.search.conftest import actor_for, add_household, add_person
 
 
 def get_doc(client, kind: str, entity_id: int) -> dict | None:
@@ -307,6 +310,48 @@ def test_drain_on_a_missing_alias_asks_for_a_rebuild(graph_engine, client):
         drain(graph_engine, client)
     assert pending(graph_engine) >= 1
     assert not client.indices.exists(index=DEFAULT_ALIAS)  # never auto-created with a dynamic mapping
+
+
+def test_an_index_built_for_an_earlier_layout_is_rebuilt_and_not_searched_meanwhile(graph_engine, client, db_url):
+    """An index whose mapping lacks a field of this release (here the province level the scope filter uses)
+    would refuse every new document (strict mapping) and answer a province's searches with nothing: the drain
+    refuses it, verify reports it, and the server's indexer rebuilds it while searches say SEARCH_UNAVAILABLE."""
+    layout = build_layout()
+    earlier = dataclasses.replace(layout, properties={k: v for k, v in layout.properties.items()
+                                                       if k != "region_province"})
+    indexes.swap_alias(client, DEFAULT_ALIAS, indexes.create_index(client, DEFAULT_ALIAS, earlier))
+    with session_scope(graph_engine) as s:
+        pid = add_person(s, "440106003", "旧版索引").id
+    with pytest.raises(IndexOutdated, match="lacks region_province"):
+        drain(graph_engine, client, layout=layout)
+    assert pending(graph_engine) >= 1  # nothing marked processed, nothing dead-lettered
+    checked = verify(graph_engine, client, layout=layout, repair=False)
+    assert list(checked.outdated.values()) == [["region_province"]] and checked.differences
+
+    release = threading.Event()
+
+    def slow_rebuild():
+        assert release.wait(30)
+        return reindex(graph_engine, client, layout=layout)
+
+    indexer = BackgroundIndexer(graph_engine, client, DEFAULT_ALIAS, layout, interval=0.1, refresh=True,
+                                rebuild=slow_rebuild)
+    runtime = SearchRuntime(url="", alias=DEFAULT_ALIAS, layout=layout, client=client, bulk_client=client,
+                            engine=graph_engine, indexer=indexer)
+    admin44 = actor_for(db_url, "province_admin", "44")
+    worker = threading.Thread(target=indexer.run_once)
+    worker.start()
+    try:
+        assert _wait(lambda: indexer.outdated is not None, timeout=10)
+        with pytest.raises(SearchUnavailable, match="being rebuilt"):
+            runtime.search(admin44, SearchRequest(query="旧版索引"))
+    finally:
+        release.set()
+        worker.join(30)
+    assert indexer.rebuilds == 1 and indexer.outdated is None
+    assert "region_province" in client.indices.get_mapping(index=DEFAULT_ALIAS).popitem()[1]["mappings"]["properties"]
+    assert [h.entity_id for h in runtime.search(admin44, SearchRequest(query="旧版索引")).hits] == [pid]
+    assert not verify(graph_engine, client, layout=layout, repair=False).differences
 
 
 def _free_addr() -> str:

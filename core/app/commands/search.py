@@ -24,6 +24,7 @@ from aidgraph.core.search.client import (BULK_TIMEOUT, CLIENT_ERRORS, SearchUnav
                                          make_client, resolve_url, unavailable_from)
 from aidgraph.core.search.indexer import (
     IndexMissing,
+    IndexOutdated,
     dead_letter_count,
     dead_letters,
     drain,
@@ -122,6 +123,8 @@ def index_command(
                 table.add_row(k.kind.lower(), str(k.in_database), str(k.in_index), str(k.missing), str(k.stale),
                               str(k.ahead), str(k.extra), str(k.repaired), str(len(k.failed)))
             console.print(table)
+            for name, fields in checked.outdated.items():
+                console.print(f"index {name} predates this release's layout: it lacks {', '.join(fields)}")
             if checked.reindexed is not None:
                 console.print(f"documents ahead of the database: rebuilt as {checked.reindexed.index}")
             failed = sum(len(k.failed) for k in checked.kinds.values())
@@ -151,8 +154,9 @@ def index_command(
             return
         try:
             result = drain(engine, client, alias, layout)
-        except IndexMissing:
-            console.print(f"alias {alias} does not exist: building the index from the database")
+        except IndexMissing as e:
+            reason = str(e) if isinstance(e, IndexOutdated) else f"alias {alias} does not exist"
+            console.print(f"{reason}: building the index from the database")
             rebuild()
             result = drain(engine, client, alias, layout)
         console.print(f"outbox rows {result.rows}: indexed {result.indexed}, deleted {result.deleted}, already newer "
