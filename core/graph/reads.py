@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aidgraph.core.storage.encrypted import id_number_index
@@ -42,8 +42,15 @@ the deployment's catalogue (``ProgramCatalogue.category_programs()``, from each 
 the graph floor holds no copy of that policy fact."""
 
 
+def households_statement(scope: Scope, ids: list[int]) -> Select:
+    """Households ``ids`` in scope (:func:`households_by_id`)."""
+    return select(Household).where(Household.id.in_(ids), scope.predicate(Household.region_code))
+
+
 async def households_by_id(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, Household]:
-    rows = await session.execute(select(Household).where(Household.id.in_(ids), scope.predicate(Household.region_code)))
+    if not ids:
+        return {}
+    rows = await session.execute(households_statement(scope, ids))
     return {h.id: h for h in rows.scalars()}
 
 
@@ -89,32 +96,46 @@ class MemberRow:
     until: dt.date | None
 
 
-async def members_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[MemberRow]]:
-    rows = await session.execute(
+# The statements below that join households select them by ``Household.id``, not by the membership's copy of the
+# key: the same rows, but PostgreSQL's generic plan for a prepared statement (what a pooled connection runs
+# after five executions) cannot tell how many households the scope's region range holds, and given the key on
+# the membership side it once chose to read every household of the range and merge them with the members
+# (20,239 rows sorted for a page of 50: 5 ms against 0.5 ms), with or without row-level security.
+def members_statement(scope: Scope, ids: list[int]) -> Select:
+    """The current members of households ``ids`` in scope, head first (:func:`members_by_household`)."""
+    return (
         select(Membership, Person)
         .join(Person, Person.id == Membership.person_id)
         .join(Household, Household.id == Membership.household_id)
-        .where(Membership.household_id.in_(ids), valid_on(Membership), scope.predicate(Household.region_code),
+        .where(Household.id.in_(ids), valid_on(Membership), scope.predicate(Household.region_code),
                scope.predicate(Person.region_code))
         .order_by(Membership.household_id, Membership.relation_to_head != "SELF", Membership.id)
     )
+
+
+async def members_by_household(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[MemberRow]]:
+    rows = await session.execute(members_statement(scope, ids))
     result: dict[int, list[MemberRow]] = defaultdict(list)
     for m, p in rows.all():
         result[m.household_id].append(MemberRow(m.household_id, p, m.relation_to_head, m.valid_from, m.valid_to))
     return result
 
 
-async def member_counts(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, int]:
-    """Current living members per household: the count the per-capita figures divide by (a deceased member
-    stays in the member list, with the death date, until the membership is closed)."""
-    rows = await session.execute(
+def member_counts_statement(scope: Scope, ids: list[int]) -> Select:
+    """Current living members per household of ``ids`` in scope (:func:`member_counts`)."""
+    return (
         select(Membership.household_id, func.count())
         .join(Household, Household.id == Membership.household_id)
         .join(Person, Person.id == Membership.person_id)
-        .where(Membership.household_id.in_(ids), valid_on(Membership), alive_on(Person),
-               scope.predicate(Household.region_code))
+        .where(Household.id.in_(ids), valid_on(Membership), alive_on(Person), scope.predicate(Household.region_code))
         .group_by(Membership.household_id)
     )
+
+
+async def member_counts(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, int]:
+    """Current living members per household: the count the per-capita figures divide by (a deceased member
+    stays in the member list, with the death date, until the membership is closed)."""
+    rows = await session.execute(member_counts_statement(scope, ids))
     return dict(rows.all())
 
 
@@ -129,16 +150,17 @@ async def heads_by_household(session: AsyncSession, scope: Scope, ids: list[int]
 
 
 async def households_of_persons(session: AsyncSession, scope: Scope, person_ids: list[int]) -> dict[int, list[Household]]:
-    """Every household each person belongs to now, in scope."""
-    rows = await session.execute(
-        select(Membership.person_id, Household)
-        .join(Household, Household.id == Membership.household_id)
-        .where(Membership.person_id.in_(person_ids), valid_on(Membership), scope.predicate(Household.region_code))
-        .order_by(Household.id)
-    )
+    """Every household each person belongs to now, in scope. Two statements, each by key: the persons'
+    memberships, then their households in scope (:func:`households_by_id`). Joined in one statement, a generic
+    plan read every household of the scope's region range (see the note above :func:`members_statement`)."""
+    links = (await session.execute(
+        select(Membership.person_id, Membership.household_id)
+        .where(Membership.person_id.in_(person_ids), valid_on(Membership)))).all()
+    households = await households_by_id(session, scope, sorted({hid for _, hid in links}))
     result: dict[int, list[Household]] = defaultdict(list)
-    for pid, h in rows.all():
-        result[pid].append(h)
+    for pid, hid in sorted(links, key=lambda link: link[1]):
+        if hid in households:
+            result[pid].append(households[hid])
     return result
 
 
