@@ -142,7 +142,15 @@ _BOUND_PARAMETERS_LIMIT = 64
 """Up to this many values, a PostgreSQL frame statement is sent with bound parameters (see :func:`_fetch`)."""
 
 
-async def _fetch(session: AsyncSession, statement: ClauseElement) -> Sequence[Any]:
+def _values(statement: ClauseElement) -> int:
+    """How many values ``statement`` binds (each element of an ``IN`` list counted); 0 when it cannot be cached."""
+    key = statement._generate_cache_key()
+    if key is None:
+        return 0
+    return sum(len(b.value) if b.expanding and isinstance(b.value, (list, tuple)) else 1 for b in key.bindparams)
+
+
+async def _fetch(session: AsyncSession, statement: Select[*tuple[Any, ...]]) -> Sequence[Any]:
     """Rows as plain tuples straight from the driver: a region is hundreds of thousands of rows, and building
     typed ORM rows costs as much as running the query.
 
@@ -153,10 +161,10 @@ async def _fetch(session: AsyncSession, statement: ClauseElement) -> Sequence[An
     the policies' conditions to plan, is most of such a statement's cost."""
     connection = await session.connection()
     dialect = connection.dialect
-    if dialect.name == "postgresql":
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        if 0 < len(compiled.params) <= _BOUND_PARAMETERS_LIMIT:
-            return (await connection.exec_driver_sql(compiled.string, compiled.params)).fetchall()
+    if dialect.name == "postgresql" and 0 < _values(statement) <= _BOUND_PARAMETERS_LIMIT:
+        # Executed as a statement, not as text: SQLAlchemy then reuses its compiled form (its cache key is the
+        # statement's shape), which the detail page otherwise paid for on every request.
+        return (await connection.execute(statement)).fetchall()
     sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     return (await connection.exec_driver_sql(sql)).fetchall()
 
