@@ -56,15 +56,21 @@ class IndexOutdated(IndexMissing):
         super().__init__(f"the index behind alias {alias} predates this release's layout ({described})")
 
 
-def check_index(client: OpenSearch, alias: str, layout: SearchLayout) -> None:
+def check_index(client: OpenSearch, alias: str, layout: SearchLayout, verified: set[str] | None = None) -> None:
     """Raise :class:`IndexMissing` when ``alias`` does not exist, :class:`IndexOutdated` when an index behind it
-    lacks the layout's fields; return when the index can take this release's documents and filters."""
+    lacks the layout's fields; return when the index can take this release's documents and filters.
+
+    ``verified``: concrete indices already found to carry the layout (a caller that checks on every pass keeps
+    it): their mappings are not read again, and those found current are added."""
     names = indexes.indices_of(client, alias)
     if not names:
         raise IndexMissing(alias)
-    gaps = indexes.layout_gaps(client, names, layout)
+    unread = [n for n in names if verified is None or n not in verified]
+    gaps = indexes.layout_gaps(client, unread, layout)
     if gaps:
         raise IndexOutdated(alias, gaps)
+    if verified is not None:
+        verified.update(unread)
 
 
 @dataclass
@@ -221,13 +227,13 @@ def mark_processed(engine: Engine, outbox_ids: list[int]) -> None:
 
 def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout: SearchLayout | None = None, *,
           batch: int = BATCH, refresh: bool = False, max_rows: int | None = None,
-          max_attempts: int = MAX_ATTEMPTS) -> DrainResult:
+          max_attempts: int = MAX_ATTEMPTS, verified: set[str] | None = None) -> DrainResult:
     """One pass over the pending outbox, in id order, batch by batch.
 
     Rows whose documents failed stay pending and are retried by the next pass (not this one, so a row that
     keeps failing never starves the rows behind it); after ``max_attempts`` refused passes a row becomes a dead
     letter (:func:`record_refusals`). Raises :class:`IndexMissing` when the alias is gone (:class:`IndexOutdated`
-    when its index predates the layout) and
+    when its index predates the layout; ``verified`` as in :func:`check_index`) and
     :class:`SearchUnavailable` when the engine cannot be reached; nothing is marked processed then.
     """
     layout = layout or build_layout()
@@ -244,7 +250,7 @@ def drain(engine: Engine, client: OpenSearch, alias: str = DEFAULT_ALIAS, layout
             break
         try:
             if not checked_alias:
-                check_index(client, alias, layout)
+                check_index(client, alias, layout, verified)
                 checked_alias = True
             changes = [(r[0], r[1], r[2], r[3]) for r in rows]
             result, done = apply_changes(engine, client, alias, changes, layout, refresh=refresh)
@@ -290,6 +296,8 @@ class BackgroundIndexer:
         self.rebuilds = 0
         self.outdated: str | None = None
         """Why the index behind the alias cannot serve this release's searches while it is rebuilt, or None."""
+        self._verified: set[str] = set()
+        """Concrete indices whose mapping was found to carry the layout: not read again on every pass."""
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="aidgraph-search-indexer", daemon=True)
@@ -316,18 +324,18 @@ class BackgroundIndexer:
         # waiting for a write.
         if self.rebuild is not None:
             try:
-                check_index(self.client, self.alias, self.layout)
+                check_index(self.client, self.alias, self.layout, self._verified)
             except IndexMissing as e:
                 self._rebuild(e)
         try:
             result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh,
-                           max_attempts=self.max_attempts)
+                           max_attempts=self.max_attempts, verified=self._verified)
         except IndexMissing as e:
             if self.rebuild is None:
                 raise
             self._rebuild(e)
             result = drain(self.engine, self.client, self.alias, self.layout, refresh=self.refresh,
-                           max_attempts=self.max_attempts)
+                           max_attempts=self.max_attempts, verified=self._verified)
         now = _utcnow()
         if self.keep is not None and (self._last_purge is None or now - self._last_purge >= PURGE_EVERY):
             self.purged += purge_processed(self.engine, self.keep, now=now)

@@ -40,14 +40,18 @@ def create_index(client: OpenSearch, alias: str, layout: SearchLayout, *, bulk_l
     return name
 
 
-def owners_of(client: OpenSearch, alias: str) -> dict[str, str | None]:
-    """{concrete index behind ``alias``: the database identity stamped on it, or None (built before stamps)}."""
-    names = indices_of(client, alias)
+def mappings_of(client: OpenSearch, names: list[str]) -> dict[str, dict]:
+    """{concrete index: its mapping (``properties``, ``_meta``)}, in one request."""
     if not names:
         return {}
     mappings = client.indices.get_mapping(index=",".join(names))
-    return {name: ((mappings.get(name, {}).get("mappings") or {}).get("_meta") or {}).get(OWNER_META)
-            for name in names}
+    return {name: (mappings.get(name, {}).get("mappings") or {}) for name in names}
+
+
+def owners_of(client: OpenSearch, alias: str) -> dict[str, str | None]:
+    """{concrete index behind ``alias``: the database identity stamped on it, or None (built before stamps)}."""
+    return {name: (mapping.get("_meta") or {}).get(OWNER_META)
+            for name, mapping in mappings_of(client, indices_of(client, alias)).items()}
 
 
 def finish_bulk_load(client: OpenSearch, name: str) -> None:
@@ -68,12 +72,9 @@ def layout_gaps(client: OpenSearch, names: list[str], layout: SearchLayout) -> d
 
     An index built by an earlier release (or before a plugin added its fields) cannot take this release's
     documents (its mapping is ``strict``) and does not answer this release's filters: it must be rebuilt."""
-    if not names:
-        return {}
-    mappings = client.indices.get_mapping(index=",".join(names))
     gaps = {}
-    for name in names:
-        have = (mappings.get(name, {}).get("mappings") or {}).get("properties") or {}
+    for name, mapping in mappings_of(client, names).items():
+        have = mapping.get("properties") or {}
         missing = sorted(f for f in layout.properties if f not in have)
         if missing:
             gaps[name] = missing
