@@ -560,3 +560,75 @@ def test_a_scoped_callers_read_refreshes_the_kept_decisions_of_the_whole_provinc
     owner.dispose()
     assert set(world["households"]) <= kept  # the enrolled households of both counties keep their rows
     assert stale == 0
+
+
+SCOPES = ("44", "4401", "440106", "440106011", "440106011004", "449", "4409", "19", "9", "4401,440303",
+          "440106011004,440303001001", "*", "")
+"""Scope settings at every level, ending in 9 (whose successor is ``:``), of several prefixes, unrestricted, empty."""
+
+
+def _codes() -> list[str]:
+    """Region codes at, inside and just beside each prefix of :data:`SCOPES`: the bounds of each byte range."""
+    codes = {"440106011004", "440303001001", "110101001001", "449999999999", "450000000000", "439999999999"}
+    for setting in SCOPES:
+        for p in setting.split(","):
+            if p in ("", "*"):
+                continue
+            codes |= {p, p.ljust(12, "0"), p.ljust(12, "9")}
+            if p[-1] != "0":
+                codes.add((p[:-1] + str(int(p[-1]) - 1)).ljust(12, "9"))
+            if p[-1] != "9":
+                codes.add((p[:-1] + str(int(p[-1]) + 1)).ljust(12, "0"))
+            else:
+                codes.add((p[:-1] + "9" + "0").ljust(12, "0"))
+                if len(p) > 1 and p[-2] != "9":
+                    codes.add((p[:-2] + str(int(p[-2]) + 1)).ljust(12, "0"))
+            codes |= {p[:k] for k in range(1, len(p) + 1)}  # shorter codes: a level above the prefix
+    return sorted(codes)
+
+
+def test_the_policies_admit_exactly_the_codes_under_the_scope(db_url):
+    """The region test of the live policies (0018's prefix test with 0026's byte range for a one-prefix scope in
+    front of it) admits a code exactly when :meth:`Scope.contains`-style prefix matching does, for scopes at every
+    level, several prefixes, the unrestricted and the empty scope, on codes at the edges of each range. The test
+    is the ``alert`` policy's expression, read from the database and put on a probe table of region codes."""
+    owner = make_sync_engine(db_url)
+    codes = _codes()
+    try:
+        with owner.begin() as conn:
+            expression = conn.execute(text("SELECT pg_get_expr(polqual, polrelid) FROM pg_policy "
+                                           "WHERE polrelid = 'alert'::regclass")).scalar_one()
+            assert "aidgraph_scope_low" in expression
+            conn.execute(text("DROP TABLE IF EXISTS policy_probe"))
+            conn.execute(text("CREATE TABLE policy_probe (region_code varchar(12) NOT NULL)"))
+            conn.execute(text("INSERT INTO policy_probe VALUES (:c)"), [{"c": c} for c in codes])
+            conn.execute(text("ALTER TABLE policy_probe ENABLE ROW LEVEL SECURITY"))
+            conn.execute(text(f"CREATE POLICY probe ON policy_probe TO {APP_ROLE} USING ({expression})"))
+            conn.execute(text(f"GRANT SELECT ON policy_probe TO {APP_ROLE}"))
+        for setting in SCOPES:
+            with owner.begin() as conn:
+                conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+                conn.execute(text("SELECT set_config('aidgraph.scope', :s, true)"), {"s": setting})
+                admitted = set(conn.execute(text("SELECT region_code FROM policy_probe")).scalars())
+            prefixes = [p for p in setting.split(",") if p]
+            expected = {c for c in codes if setting == "*" or any(c.startswith(p) for p in prefixes)}
+            assert admitted == expected, (setting, sorted(admitted ^ expected))
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS policy_probe"))
+        owner.dispose()
+
+
+def test_every_prefix_test_of_a_policy_has_the_one_prefix_range_in_front(db_url):
+    """Migration 0026 rewrote every policy, whichever migration made it: no prefix test is left without the range
+    that spares a one-prefix scope the per-row ``starts_with`` (the cost of the list page's total count)."""
+    owner = make_sync_engine(db_url)
+    try:
+        with owner.connect() as conn:
+            rows = conn.execute(text("SELECT polrelid::regclass::text, coalesce(pg_get_expr(polqual, polrelid), '') "
+                                     "|| coalesce(pg_get_expr(polwithcheck, polrelid), '') FROM pg_policy")).all()
+    finally:
+        owner.dispose()
+    tests = {table: (e.count("^@ ANY"), e.count("aidgraph_scope_low()")) for table, e in rows if "^@ ANY" in e}
+    assert len(tests) >= 25
+    assert {t: n for t, n in tests.items() if n[0] != n[1]} == {}
