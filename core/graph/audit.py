@@ -162,16 +162,35 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _insert_sealed(session: Session, rows: list[tuple[Any, ...]], postgres: bool) -> None:
-    """Insert sealed rows (values of :data:`_SEALED_COLUMNS`, in order) through the driver's ``executemany``.
+    """Insert sealed rows (values of :data:`_SEALED_COLUMNS`, in order) in one statement.
 
     A disclosure batch is 50 rows a list page; through the ORM's insert each row's eleven parameters pass the
     statement's bind processing one by one, which cost more than the database's work. The rows therefore come
     already in the form the column types would send (:func:`append_sealed` builds them so): the detail as JSON
     text (the same ``json.dumps`` as the JSON type's, read back the same, so the row hash checks), the time in
-    SQLite's stored form there."""
-    marks = ", ".join(("%s::json" if c == "detail" else "%s") if postgres else "?" for c in _SEALED_COLUMNS)
+    SQLite's stored form there. On PostgreSQL they go as one ``INSERT ... SELECT`` from ``unnest`` of one array
+    per column (one statement of one text whatever the batch's size, so its prepared form is reused): fifty
+    single-row statements, even pipelined by ``executemany``, cost the server 0.5 ms a list page (its statement
+    log, 20,000-household benchmark) and each passes the row-level checks of its own. SQLite, in process,
+    takes them through ``executemany``."""
+    if postgres:
+        columns = list(zip(*rows))
+        arrays = ", ".join(f"%s::{kind}[]" for kind in _SEALED_ARRAY_TYPES)
+        names = ", ".join(f"c{i}" for i in range(len(_SEALED_COLUMNS)))
+        values = ", ".join(f"c{i}::json" if c == "detail" else f"c{i}" for i, c in enumerate(_SEALED_COLUMNS))
+        session.connection().exec_driver_sql(
+            f"INSERT INTO {AuditLog.__tablename__} ({', '.join(_SEALED_COLUMNS)}) SELECT {values} FROM "
+            f"unnest({arrays}) WITH ORDINALITY AS batch({names}, position) ORDER BY position",
+            tuple(list(c) for c in columns))
+        return
+    marks = ", ".join("?" for _ in _SEALED_COLUMNS)
     session.connection().exec_driver_sql(
         f"INSERT INTO {AuditLog.__tablename__} ({', '.join(_SEALED_COLUMNS)}) VALUES ({marks})", rows)
+
+
+_SEALED_ARRAY_TYPES = ("timestamp", "text", "text", "text", "text", "text", "text", "text", "bigint", "text", "text")
+"""PostgreSQL's element type of each of :data:`_SEALED_COLUMNS` as the batch's arrays carry it (the detail as
+JSON text, cast per row)."""
 
 
 @event.listens_for(Session, "before_flush")
