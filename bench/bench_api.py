@@ -63,6 +63,16 @@ def normalise(data: dict) -> dict:
     return data
 
 
+def print_latencies(latencies: dict[tuple[str, str], list[float]], pair: tuple[str, str]) -> None:
+    """The median of every request's own time, per operation and contender, and their ratio: unlike requests
+    per second over a round, one slow request (a pause for the search indexer or the garbage collector, a
+    neighbour's burst on the machine) moves it by one place, not by its whole length."""
+    print(f"\n{'operation':<16}{pair[0] + ' ms':>16}{pair[1] + ' ms':>16}{'ratio':>8}   (median of every request)")
+    for name in ("HouseholdDetail", "HouseholdList"):
+        a, b = (statistics.median(latencies[(name, label)]) * 1e3 for label in pair)
+        print(f"{name:<16}{a:>16.2f}{b:>16.2f}{a / b:>7.3f}x   (n = {len(latencies[(name, pair[0])])} each)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--households", type=int, default=20000)
@@ -181,6 +191,7 @@ def main() -> None:
         # round by round, so that neither the households drawn nor going first favours one of them.
         rng = random.Random(1)
         results: dict[tuple[str, str], list[float]] = {}
+        latencies: dict[tuple[str, str], list[float]] = {}  # every request's own time: medians robust to pauses
         for round_no in range(args.rounds):
             for name in ("HouseholdDetail", "HouseholdList"):
                 if name == "HouseholdDetail":
@@ -190,9 +201,12 @@ def main() -> None:
                                 for _ in range(args.requests)]
                 shift = round_no % len(contenders)
                 for label, url, general in contenders[shift:] + contenders[:shift]:
+                    times = latencies.setdefault((name, label), [])
                     started = time.perf_counter()
                     for variables in requests:
+                        sent = time.perf_counter()
                         post(url, name, variables, general)
+                        times.append(time.perf_counter() - sent)
                     results.setdefault((name, label), []).append(args.requests / (time.perf_counter() - started))
         if no_rls is not None:
             print(f"\n{'operation':<16}{'RLS on req/s':>14}{'RLS off req/s':>15}{'ratio of medians':>18}"
@@ -208,6 +222,7 @@ def main() -> None:
             print(f"(medians of {args.rounds} rounds x {args.requests} sequential requests, the two servers "
                   f"alternating; ratio = time per request with row-level security / without; engine "
                   f"{args.engine}, {args.households} households)")
+            print_latencies(latencies, ("platform", "no-rls"))
             return
         print(f"\n{'operation':<16}{'platform req/s':>16}{'general req/s':>15}{'baseline req/s':>16}"
               f"{'ratio (time)':>14}{'general ratio':>15}")
@@ -225,6 +240,7 @@ def main() -> None:
               f"X-Aidgraph-Execution: general, every field through strawberry; engine {args.engine}, "
               f"{args.households} households; baseline "
               f"{'without authentication' if args.baseline_without_auth else 'with the platform authentication'})")
+        print_latencies(latencies, ("platform", "baseline"))
     finally:
         for proc in (platform, baseline, no_rls):
             if proc is None:
