@@ -305,28 +305,34 @@ async def household_list_page(session: AsyncSession, scope: Scope, person_scope:
     living = (select(func.count()).select_from(Membership).join(Person, Person.id == Membership.person_id)
               .where(Membership.household_id == Household.id, valid_on(Membership), alive_on(Person))
               .scalar_subquery())
+    # The page's keys first, then the head of each household on it: computed beside the keys before the sort,
+    # the head lookup ran for every household of the region (SQLite evaluates a correlated subquery of the
+    # select list before ORDER BY ... LIMIT: 7 ms for 2,125 households of a city, against 51 rows).
+    page = select(Household.id).where(*where)
+    if after_id is not None:
+        page = page.where(Household.id > after_id)
+    page = page.order_by(Household.id).limit(first + 1).subquery()
     head_id = (select(Membership.person_id).join(Person, Person.id == Membership.person_id)
-               .where(Membership.household_id == Household.id, Membership.relation_to_head == "SELF",
+               .where(Membership.household_id == page.c.id, Membership.relation_to_head == "SELF",
                       valid_on(Membership), person_scope.predicate(Person.region_code))
                .order_by(Membership.id).limit(1).scalar_subquery())
     severity = case(WARNING_SEVERITY, value=Alert.level, else_=0)
     worst = (select(func.max(severity)).where(Alert.household_id == Household.id,
                                               Alert.status.in_(OPEN_ALERT_STATUSES),
                                               alert_scope.predicate(Alert.region_code)).scalar_subquery())
-    # The head's id is a column of the page, so the head is joined on a plain key equality: under PostgreSQL's
+    # The head's id is a column of the keys, so the head is joined on a plain key equality: under PostgreSQL's
     # row-level security (core/storage/rls.py) a join condition holding a subquery is not leakproof, cannot be
-    # pushed below the person policy and turned the head lookup into a hash join over every person.
-    keys = select(Household.id, head_id.label("head_id")).where(*where)
-    if after_id is not None:
-        keys = keys.where(Household.id > after_id)
-    page = keys.order_by(Household.id).limit(first + 1).subquery()  # the page first: the rest per row of it
+    # pushed below the person policy and turned the head lookup into a hash join over every person. The
+    # keys keep their LIMIT so that neither engine folds them into the outer query (which would put the
+    # subquery back into the join condition).
+    keys = select(page.c.id, head_id.label("head_id")).limit(first + 1).subquery()
     stmt = (select(Household.id, Household.household_number, Household.region_code,
                    Region.name.label("region_name"), living.label("member_count"), worst.label("severity"),
                    Person.id.label("head_id"), Person.name.label("head_name"),
                    Person.id_number.label("head_id_number"), Person.region_code.label("head_region_code"))
-            .join(page, page.c.id == Household.id)
+            .join(keys, keys.c.id == Household.id)
             .outerjoin(Region, Region.code == Household.region_code)
-            .outerjoin(Person, Person.id == page.c.head_id)
+            .outerjoin(Person, Person.id == keys.c.head_id)
             .order_by(Household.id))
     rows = list((await session.execute(stmt)).all())
     return rows[:first], len(rows) > first, total
