@@ -34,6 +34,7 @@ Create Date: 2026-12-03 23:30:00
 """
 
 import re
+from collections.abc import Callable
 
 from alembic import op
 from sqlalchemy import text
@@ -75,7 +76,7 @@ def _ranged(match: re.Match[str]) -> str:
             f"OR {match.group(0)})")
 
 
-def _rewrite(change: re.Pattern[str], into) -> None:
+def _rewrite(change: re.Pattern[str], into: Callable[[re.Match[str]], str]) -> None:
     """Rewrite every policy whose ``USING`` or ``WITH CHECK`` holds ``change``; the others stay as they are."""
     conn = op.get_bind()
     rows = conn.execute(text(
