@@ -119,6 +119,29 @@ def make_database(kind: str, request, tmp_path_factory, with_regions: bool = Tru
     return url
 
 
+def seeded_province(kind: str, request, tmp_path_factory, households: int, analyze: bool = False
+                    ) -> tuple[str, list[int]]:
+    """A fresh database of ``kind`` with ``households`` synthetic households of province 44 (seed 7, as of
+    2026-06-30): its URL and the households' ids in order. ``analyze``: refresh the planner's statistics."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from aidgraph.core.app.seed import seed_province
+    from aidgraph.core.storage.models import Household
+
+    url = make_database(kind, request, tmp_path_factory)
+    engine = make_sync_engine(url)
+    seed_province(engine, "44", households, 7, as_of=dt.date(2026, 6, 30))
+    with engine.begin() as conn:
+        if analyze:
+            conn.exec_driver_sql("ANALYZE")
+        ids = list(conn.execute(select(Household.id).where(Household.region_code.like("44%"))
+                                .order_by(Household.id)).scalars())
+    engine.dispose()
+    return url, ids
+
+
 @pytest.fixture(params=ENGINES, scope="module")
 def db_url(request, tmp_path_factory) -> str:
     """A migrated database with the region tree, once per module per engine."""

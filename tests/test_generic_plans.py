@@ -12,36 +12,24 @@ on a seeded province and counts the household rows the plan reads.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 from aidgraph.core.access.scope import Scope
-from aidgraph.core.app.seed import seed_province
 from aidgraph.core.graph import reads
-from aidgraph.core.storage.db import make_sync_engine
-from aidgraph.core.storage.models import Household
-from tests.conftest import make_database
+from tests.conftest import seeded_province
 
 HOUSEHOLDS = 3000
 
 
 @pytest.fixture(scope="module")
 def seeded(request, tmp_path_factory):
-    url = make_database("postgres", request, tmp_path_factory)
-    engine = make_sync_engine(url)
-    seed_province(engine, "44", HOUSEHOLDS, 7, as_of=dt.date(2026, 6, 30))
-    with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
-        ids = list(conn.execute(select(Household.id).where(Household.region_code.like("44%"))
-                                .order_by(Household.id).limit(50)).scalars())
-    engine.dispose()
-    return url, ids
+    url, ids = seeded_province("postgres", request, tmp_path_factory, HOUSEHOLDS, analyze=True)
+    return url, ids[:50]
 
 
 def _household_rows_read(url: str, statement) -> int:

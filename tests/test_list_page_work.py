@@ -13,19 +13,14 @@ whole region are still sorted), but not in proportion to the region.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import sqlite3
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from aidgraph.core.access.scope import Scope
-from aidgraph.core.app.seed import seed_province
 from aidgraph.core.graph import reads
-from aidgraph.core.storage.db import make_sync_engine
-from aidgraph.core.storage.models import Household
-from tests.conftest import make_database
+from tests.conftest import seeded_province
 
 HOUSEHOLDS = 2000
 PAGE = 50
@@ -33,13 +28,7 @@ PAGE = 50
 
 @pytest.fixture(scope="module")
 def seeded(request, tmp_path_factory):
-    url = make_database("sqlite", request, tmp_path_factory)
-    engine = make_sync_engine(url)
-    seed_province(engine, "44", HOUSEHOLDS, 7, as_of=dt.date(2026, 6, 30))
-    with engine.begin() as conn:
-        ids = list(conn.execute(select(Household.id).where(Household.region_code.like("44%"))
-                                .order_by(Household.id)).scalars())
-    engine.dispose()
+    url, ids = seeded_province("sqlite", request, tmp_path_factory, HOUSEHOLDS)
     return url.removeprefix("sqlite:///"), ids
 
 
