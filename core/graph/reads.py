@@ -299,9 +299,19 @@ async def household_list_page(session: AsyncSession, scope: Scope, person_scope:
     severity (:func:`warning_levels_by_household`, in ``alert_scope``; :data:`WARNING_SEVERITY`). Each part
     carries its scope predicate in SQL, as those functions do; the compiled HouseholdList reads its page with
     it (tests/test_compiled_operations.py checks the answers equal theirs). Returns (rows, has_next, total)."""
+    count, page = household_list_statements(scope, person_scope, alert_scope, region_code, clauses, first, after_id)
+    total = (await session.execute(count)).scalar_one()
+    rows = list((await session.execute(page)).all())
+    return rows[:first], len(rows) > first, total
+
+
+def household_list_statements(scope: Scope, person_scope: Scope, alert_scope: Scope, region_code: str,
+                              clauses: list, first: int, after_id: int | None) -> tuple[Select, Select]:
+    """The statements of :func:`household_list_page`: the region's total count, and the page (``first`` + 1
+    rows after ``after_id``) with what a list row shows."""
     narrowed = scope.narrow(region_code)
     where = [narrowed.predicate(Household.region_code), *clauses]
-    total = (await session.execute(select(func.count()).select_from(Household).where(*where))).scalar_one()
+    count = select(func.count()).select_from(Household).where(*where)
     living = (select(func.count()).select_from(Membership).join(Person, Person.id == Membership.person_id)
               .where(Membership.household_id == Household.id, valid_on(Membership), alive_on(Person))
               .scalar_subquery())
@@ -334,8 +344,7 @@ async def household_list_page(session: AsyncSession, scope: Scope, person_scope:
             .outerjoin(Region, Region.code == Household.region_code)
             .outerjoin(Person, Person.id == keys.c.head_id)
             .order_by(Household.id))
-    rows = list((await session.execute(stmt)).all())
-    return rows[:first], len(rows) > first, total
+    return count, stmt
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ How it is wired (migration ``0018_row_level_security`` creates the database side
   prefixes (``region_code ^@ ANY(...)``), tested first, for a scope of one prefix (almost every caller's), as
   the byte range ``[prefix, successor)`` (``aidgraph_scope_low()`` / ``aidgraph_scope_high()``, migration
   0026: two ``memcmp`` a row instead of a ``starts_with`` over the prefix array); tables without one admit a
-  row whose household (or person, or enrolment) is admitted, by an ``EXISTS`` on the parent's primary key. A person's ``region_code`` is its
-  current household's region (kept by every membership write), so persons need no join; a membership row
+  row whose household (or person, or enrolment) is admitted, by an ``EXISTS`` on the parent's primary key. A
+  person's ``region_code`` is its current household's region (kept by every membership write), so persons need
+  no join; a membership row
   carries its household's region in ``rls_region_code``, a copy the database keeps by trigger (migration 0025:
   a list page reads two membership rows or more per household, and the ``EXISTS`` probe of each was the largest
   part of what the policies cost it).
