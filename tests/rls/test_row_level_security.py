@@ -634,3 +634,33 @@ def test_every_prefix_test_of_a_policy_has_the_one_prefix_range_in_front(db_url)
     tests = {table: (e.count("^@ ANY"), e.count("aidgraph_scope_low()")) for table, e in rows if "^@ ANY" in e}
     assert len(tests) >= 25
     assert {t: n for t, n in tests.items() if n[0] != n[1]} == {}
+
+
+def test_migration_0026_downgrades_to_the_prefix_test_alone_and_upgrades_to_the_same_policies(request,
+                                                                                              tmp_path_factory):
+    """0026 rewrites the policies where they stand (whatever migration made them) and its downgrade takes the
+    range out again: after a downgrade no policy and no function mentions the range, and upgrading again gives
+    back the very policies a database migrated straight to head has."""
+    from aidgraph.core.storage.migrate import downgrade, upgrade
+
+    url = make_database("postgres", request, tmp_path_factory)
+    engine = make_sync_engine(url)
+    policies = text("SELECT polrelid::regclass::text, polname, pg_get_expr(polqual, polrelid), "
+                    "pg_get_expr(polwithcheck, polrelid) FROM pg_policy ORDER BY 1, 2")
+    try:
+        with engine.connect() as conn:
+            at_head = [" ".join(map(str, row)) for row in conn.execute(policies)]
+        downgrade(engine, "0025")
+        with engine.connect() as conn:
+            before = [" ".join(map(str, row)) for row in conn.execute(policies)]
+            functions = conn.execute(text("SELECT count(*) FROM pg_proc "
+                                          "WHERE proname IN ('aidgraph_scope_low', 'aidgraph_scope_high')")).scalar()
+        upgrade(engine)
+        with engine.connect() as conn:
+            again = [" ".join(map(str, row)) for row in conn.execute(policies)]
+    finally:
+        engine.dispose()
+    assert sum("aidgraph_scope_low" in policy for policy in at_head) >= 25
+    assert not any("aidgraph_scope_low" in policy for policy in before) and functions == 0
+    assert sum(p.count("^@ ANY") for p in before) == sum(p.count("^@ ANY") for p in at_head)
+    assert again == at_head
