@@ -126,11 +126,12 @@ def baseline_import(engine, path: Path) -> float:
 
 def baseline_income_indexed(engine, path: Path) -> float:
     """The fair baseline for the income file (issue 15 item 3): the same read and ID lookup as
-    :func:`baseline_import`, then raw bulk writes of the same rows into the *real* ``feed_record`` and
-    ``economic_item`` (COPY / executemany through :mod:`aidgraph.core.storage.bulk`), so it pays the same indexes,
-    foreign keys and triggers as the platform, in one transaction that is rolled back (the platform then
-    stores the file for real). It skips what the platform adds: validation with line numbers, the duplicate
-    check, the effects on persons and the audit row."""
+    :func:`baseline_import`, then raw bulk writes of the same rows into the *real* ``economic_item`` with their
+    row hash, file and line (COPY / executemany through :mod:`aidgraph.core.storage.bulk`; the platform stores an
+    income row once, as that item: migration 0027), so it pays the same indexes, foreign keys and triggers as the
+    platform, in one transaction that is rolled back (the platform then stores the file for real). It skips
+    what the platform adds: validation with line numbers, the keyed hash, the duplicate check, the effects on
+    persons and the audit row."""
     started = time.perf_counter()
     frame = pl.read_csv(path, infer_schema=False)
     postgres = engine.dialect.name == "postgresql"
@@ -142,17 +143,13 @@ def baseline_income_indexed(engine, path: Path) -> float:
         rows = frame.join(found, on="id_number", how="inner").with_columns(
             period=pl.col("period").str.to_date("%Y-%m"), amount=pl.col("amount").cast(pl.Float64),
             line=pl.int_range(2, pl.len() + 2))
-        feed = rows.select(
-            pl.lit("income").alias("kind"), "person_id", pl.col("period").alias("event_date"),
-            pl.struct("period", "kind", "amount", "source").struct.json_encode().alias("payload"),
-            (pl.col("period").dt.strftime("%Y%m") + pl.lit("b")
-             + pl.concat_str(pl.all().exclude("period")).hash().cast(pl.String).str.zfill(57)).alias("row_hash"),
-            pl.lit(path.name).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
-            pl.lit(now, pl.Datetime("us")).alias("imported_at"))
         items = rows.select("household_id", "person_id", "kind", "source", "amount",
                             pl.col("period").alias("period_start"), pl.col("period").dt.month_end().alias("period_end"),
-                            pl.lit("bench").alias("recorded_by"), pl.lit(now, pl.Datetime("us")).alias("recorded_at"))
-        insert_frame(conn, "feed_record", feed)
+                            pl.lit("bench").alias("recorded_by"), pl.lit(now, pl.Datetime("us")).alias("recorded_at"),
+                            (pl.col("period").dt.strftime("%Y%m") + pl.lit("b")
+                             + pl.concat_str(pl.all().exclude("period")).hash().cast(pl.String).str.zfill(57)
+                             ).alias("row_hash"),
+                            pl.lit(path.name).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"))
         insert_frame(conn, "economic_item", items)
         took = time.perf_counter() - started
         transaction.rollback()

@@ -56,6 +56,16 @@ def where(engine, table: str, condition: str, params: dict | None = None) -> dic
                                       "GROUP BY 1"), params or {}).all())
 
 
+def hospital_file(tmp_path, people, day: dt.date, cost: int = 5000):
+    path = tmp_path / f"hospital-{day:%Y-%m}.jsonl"
+    path.write_text("\n".join(json.dumps({"id_number": p.id_number, "name": "", "admission_date": day.isoformat(),
+                                          "discharge_date": "", "hospital": "人民医院", "diagnosis": "",
+                                          "total_cost": cost + i, "compliant_cost": cost,
+                                          "insurance_paid": cost // 2}, ensure_ascii=False)
+                              for i, p in enumerate(people)), encoding="utf-8")
+    return path
+
+
 def income_file(tmp_path, people, month: str, amount: int = 1000):
     path = tmp_path / f"income-{month}.jsonl"
     path.write_text("\n".join(json.dumps({"id_number": p.id_number, "period": month, "kind": "WAGE",
@@ -105,22 +115,28 @@ def test_an_import_creates_its_months_partitions_and_its_rows_land_there(sync_en
     path = income_file(tmp_path, people, f"{IMPORTED:%Y-%m}")
     records, items = partition_name("feed_record", IMPORTED), partition_name("economic_item", IMPORTED)
     with sync_engine.connect() as conn:
-        assert records not in {
-            p.name for p in list_partitions(conn, "feed_record")}
+        assert records not in {p.name for p in list_partitions(conn, "feed_record")}
+        assert items not in {p.name for p in list_partitions(conn, "economic_item")}
+    # The income feed's rows are economic items only (migration 0027): only the items' month is made.
     summary = import_feed(sync_engine, "income", path)
     assert (summary.stored, summary.economic_items) == (6, 6)
-    assert summary.partitions_created == [records, items]
-    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {records: 6}
-    assert where(sync_engine, "economic_item", "period_start = :m", {"m": IMPORTED}) == {items: 6}
+    assert summary.partitions_created == [items]
+    assert where(sync_engine, "economic_item", "source_file = :f", {"f": path.name}) == {items: 6}
+    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {}
     again = import_feed(sync_engine, "income", path)  # re-importing the same rows is a no-op
     assert (again.stored, again.already_stored, again.economic_items) == (0, 6, 0)
     assert again.partitions_created == []
-    assert where(sync_engine, "feed_record", "source_file = :f", {"f": path.name}) == {records: 6}
+    assert where(sync_engine, "economic_item", "source_file = :f", {"f": path.name}) == {items: 6}
+    # A feed whose rows are feed records makes the records' month.
+    hospital = hospital_file(tmp_path, people, IMPORTED + dt.timedelta(days=4))
+    assert import_feed(sync_engine, "hospitalisation", hospital).partitions_created == [records]
+    assert where(sync_engine, "feed_record", "source_file = :f", {"f": hospital.name}) == {records: 6}
+    assert import_feed(sync_engine, "hospitalisation", hospital).already_stored == 6
 
 
 def test_the_unique_row_hash_still_refuses_a_second_copy(sync_engine, world, tmp_path):
-    path = income_file(tmp_path, world.persons[:1], "2025-05", amount=4321)
-    assert import_feed(sync_engine, "income", path).stored == 1
+    path = hospital_file(tmp_path, world.persons[:1], dt.date(2025, 5, 6), cost=4321)
+    assert import_feed(sync_engine, "hospitalisation", path).stored == 1
     with session_scope(sync_engine) as s:
         stored = s.scalars(select(FeedRecord.row_hash).where(FeedRecord.source_file == path.name)).one()
     with pytest.raises(DBAPIError, match="duplicate key value"):
@@ -217,14 +233,18 @@ def test_downgrade_restores_plain_tables_with_every_row_and_upgrade_partitions_t
     months = [add_months(month_of(TODAY), -23), add_months(month_of(TODAY), -22)]
     for month in months:
         import_feed(engine, "income", income_file(tmp_path, people, f"{month:%Y-%m}"))
+        import_feed(engine, "hospitalisation", hospital_file(tmp_path, people, month + dt.timedelta(days=9)))
 
     def snapshot():
         with engine.connect() as conn:
             return (conn.execute(text("SELECT id, period_start, amount FROM economic_item ORDER BY id")).all(),
                     conn.execute(text("SELECT id, row_hash FROM feed_record ORDER BY id")).all())
 
+    # Down to 0026 first: 0027's downgrade gives the fed items their feed records back (tests/monitoring/
+    # test_item_feeds_stored_once.py); what 0024 moves is then every row of both tables.
+    downgrade(engine, "0026")
     before = snapshot()
-    assert len(before[0]) == len(before[1]) == 2 * len(people)
+    assert len(before[0]) == 2 * len(people) and len(before[1]) == 4 * len(people)
     downgrade(engine, "0023")
     with engine.connect() as conn:
         assert not is_partitioned(conn, "economic_item") and not is_partitioned(conn, "feed_record")

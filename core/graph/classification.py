@@ -133,6 +133,7 @@ COLUMNS: dict[str, DataClass] = {
     # economic verification (家庭经济状况核对)
     "economic_item.source": INCOME_ASSETS, "economic_item.amount": INCOME_ASSETS,
     "economic_item.kind": INCOME_ASSETS, "economic_item.period_start": PERSONAL, "economic_item.period_end": PERSONAL,
+    "economic_item.row_hash": INTERNAL, "economic_item.source_file": INTERNAL, "economic_item.line_number": INTERNAL,
     # enrolments, steps, payments
     "enrollment.category": PERSONAL, "enrollment.monthly_amount": INCOME, "enrollment.applied_at": PERSONAL,
     "enrollment.decided_at": PERSONAL, "enrollment.start_date": PERSONAL, "enrollment.end_date": PERSONAL,

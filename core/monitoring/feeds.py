@@ -9,9 +9,10 @@ reason, and the good rows are kept. A row's ``row_hash`` (a keyed hash of its no
 an ID number) makes re-importing the same row a no-op, whatever file it comes in.
 
 The work is set-at-a-time: the whole file is validated as polars columns, persons are looked up by ID number
-in one statement, feed records and their effects (economic items, person flags, outbox rows) are written in
-bulk (:mod:`aidgraph.core.storage.bulk`: COPY on PostgreSQL), one transaction per batch, so an interrupted import can simply
-be run again.
+in one statement, feed records and their effects (person flags, outbox rows) are written in bulk
+(:mod:`aidgraph.core.storage.bulk`: COPY on PostgreSQL), one transaction per batch, so an interrupted import can
+simply be run again. The rows of the income and asset feeds are economic items and are stored once, as those
+items (:data:`ITEM_FEEDS`).
 Persons the platform does not know are reported, never invented.
 """
 
@@ -121,6 +122,11 @@ _ASSET_ALIASES = {"存款": "DEPOSIT", "证券": "SECURITIES", "不动产": "REA
                   "互联网金融资产": "INTERNET_FINANCE"}
 """The registries' own words for the asset kinds (GD-2021 §5: 不动产登记、住房公积金缴存、车船登记，以及银行、商业保险、
 证券、互联网金融资产)."""
+
+ITEM_FEEDS = frozenset({"income", "assets"})
+"""The feeds whose rows are economic items (家庭经济状况核对: a person's income of a month, an asset's value): each
+row is stored once, as its ``economic_item`` with the row's hash, file and line (migration 0027); the other
+feeds' rows are ``feed_record`` rows, whose payloads no other table holds."""
 
 FEEDS: dict[str, FeedSchema] = {
     s.kind: s
@@ -679,17 +685,32 @@ class ImportSummary:
                 "economic_items": self.economic_items}
 
 
-def existing_hashes(session: Session, hashes: list[str], first: dt.date | None = None,
-                    last: dt.date | None = None) -> set[str]:
-    """The row hashes among ``hashes`` already stored: one statement.
+def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.date, last: dt.date) -> set[str]:
+    """The row hashes among ``hashes`` (rows of feed ``kind``) already stored: one statement, two for an item
+    feed whose dates hold rows imported before revision 0027.
 
     ``first`` / ``last``: the event dates of the rows hashed. A row's hash covers its event date, so a stored
-    row with the same hash has a date in that range; on PostgreSQL, where ``feed_record`` is partitioned by
-    month (:mod:`aidgraph.core.storage.partitions`), the lookup then probes only those months' partitions."""
-    found = any_of(FeedRecord.row_hash, hashes, dialect_of(session))
-    if first is not None and last is not None:
-        found = and_(found, FeedRecord.event_date >= first, FeedRecord.event_date <= last)
-    return set(session.scalars(select(FeedRecord.row_hash).where(found)))
+    row with the same hash has a date in that range; on PostgreSQL, where ``feed_record`` and ``economic_item``
+    are partitioned by month (:mod:`aidgraph.core.storage.partitions`), the lookup then probes only those
+    months' partitions.
+
+    An item feed's rows (:data:`ITEM_FEEDS`) are economic items, found by ``uq_economic_item_row_hash``. Rows of
+    those feeds imported before revision 0027 are feed records: they are looked up too, but only when the
+    ``(kind, event_date)`` index shows records of the kind in those dates (a monthly import of a new month
+    pays one index probe for this)."""
+    dialect = dialect_of(session)
+    records = and_(any_of(FeedRecord.row_hash, hashes, dialect), FeedRecord.event_date >= first,
+                   FeedRecord.event_date <= last)
+    if kind not in ITEM_FEEDS:
+        return set(session.scalars(select(FeedRecord.row_hash).where(records)))
+    found = {h for h in session.scalars(select(EconomicItem.row_hash).where(
+        EconomicItem.row_hash.is_not(None), any_of(EconomicItem.row_hash, hashes, dialect),
+        EconomicItem.period_start >= first, EconomicItem.period_start <= last)) if h is not None}
+    legacy = select(FeedRecord.id).where(FeedRecord.kind == kind, FeedRecord.event_date >= first,
+                                         FeedRecord.event_date <= last).limit(1)
+    if session.scalar(legacy) is not None:
+        found |= set(session.scalars(select(FeedRecord.row_hash).where(records)))
+    return found
 
 
 def _payload_columns(schema: FeedSchema) -> list[str]:
@@ -714,14 +735,20 @@ def _update_flags(session: Session, ids: list[int], values: dict, where=None) ->
     return [(r[0], r[1]) for r in session.execute(stmt, execution_options={"synchronize_session": False})]
 
 
-def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, actor: Actor) -> tuple[int, int]:
-    """The feed's effects on the graph, set-at-a-time: (persons updated, economic items written)."""
+def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, actor: Actor, source_file: str
+                  ) -> tuple[int, int]:
+    """The feed's effects on the graph, set-at-a-time: (persons updated, economic items written).
+
+    An item feed's rows (:data:`ITEM_FEEDS`) are written here as economic items carrying the row's hash, file
+    and line: that is how they are stored (there is no feed record of them)."""
     kind = schema.kind
     changed: list[tuple[int, int]] = []
     items = None
     latest = rows.sort(["event_date", "line"]).unique("person_id", keep="last", maintain_order=True)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    recorded = [pl.lit(actor.username).alias("recorded_by"), pl.lit(now, pl.Datetime("us")).alias("recorded_at")]
+    recorded = [pl.lit(actor.username).alias("recorded_by"), pl.lit(now, pl.Datetime("us")).alias("recorded_at"),
+                pl.col("row_hash"), pl.lit(source_file[-255:]).alias("source_file"),
+                pl.col("line").cast(pl.Int32).alias("line_number")]
     if kind == "income":
         items = rows.select("household_id", "person_id", "kind", "source", "amount",
                             pl.col("period").alias("period_start"), pl.col("period").dt.month_end().alias("period_end"),
@@ -767,28 +794,32 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
                 ) -> tuple[int, int, int, int]:
     """Store one batch of validated rows (person_id resolved) and apply their effects; never commits.
 
-    The batch's transaction takes the write lock first (:func:`aidgraph.core.storage.bulk.lock_for_writing`), so the rows found
-    already stored cannot change before the new ones are written, even with two imports running.
+    The batch's transaction takes the write lock first (:func:`aidgraph.core.storage.bulk.lock_for_writing`;
+    ``feed_record``'s lock is every import's, whichever table its rows go to), so the rows found already stored
+    cannot change before the new ones are written, even with two imports running. A row is stored as a feed
+    record, or, for an item feed (:data:`ITEM_FEEDS`), as the economic item it is (:func:`apply_effects`).
     Returns (stored, already stored, persons updated, economic items).
     """
     if rows.is_empty():
         return 0, 0, 0, 0
     lock_for_writing(session, [FeedRecord.__tablename__])
     days = rows["event_date"].unique().sort().to_list()
-    known = existing_hashes(session, rows["row_hash"].to_list(), days[0], days[-1])
+    known = existing_hashes(session, schema.kind, rows["row_hash"].to_list(), days[0], days[-1])
     new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
     if new.is_empty():
         return 0, len(rows), 0, 0
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    records = new.select(
-        pl.lit(schema.kind).alias("kind"), "person_id", "event_date",
-        # The person is the record's person_id; the ID number and name are not copied into every payload.
-        pl.struct(_payload_columns(schema)).struct.json_encode().alias("payload"), "row_hash",
-        pl.lit(source_file[-255:]).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
-        pl.lit(now, pl.Datetime("us")).alias("imported_at"))
-    insert_frame(session, FeedRecord.__tablename__, records)
-    persons, items = apply_effects(session, schema, new, actor)
-    audit.record(session, actor, "import_feed", "feed_record", None, None,
+    if schema.kind not in ITEM_FEEDS:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        records = new.select(
+            pl.lit(schema.kind).alias("kind"), "person_id", "event_date",
+            # The person is the record's person_id; the ID number and name are not copied into every payload.
+            pl.struct(_payload_columns(schema)).struct.json_encode().alias("payload"), "row_hash",
+            pl.lit(source_file[-255:]).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
+            pl.lit(now, pl.Datetime("us")).alias("imported_at"))
+        insert_frame(session, FeedRecord.__tablename__, records)
+    persons, items = apply_effects(session, schema, new, actor, source_file)
+    written = EconomicItem.__tablename__ if schema.kind in ITEM_FEEDS else FeedRecord.__tablename__
+    audit.record(session, actor, "import_feed", written, None, None,
                  {"kind": schema.kind, "file": source_file, "rows": len(new),
                   "lines": [int(new["line"].min()), int(new["line"].max())]})  # type: ignore[arg-type]  # min() is any scalar to polars
     return len(new), len(rows) - len(new), persons, items
@@ -796,20 +827,16 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
 
 def prepare_partitions(engine: Engine, schema: FeedSchema, rows: pl.DataFrame, today: dt.date) -> Ensured:
     """Create the monthly partitions (PostgreSQL) of the months the rows are about to be written to, in a short
-    transaction of its own before the batches: the feed records by event date, and for the income and asset
-    feeds the economic items, whose ``period_start`` is the row's event date (the month, or the valuation date).
-    A month outside the partitions' window goes to the default partition
-    (:mod:`aidgraph.core.storage.partitions`). Nothing on SQLite."""
+    transaction of its own before the batches: the feed records by event date, or for an item feed
+    (:data:`ITEM_FEEDS`, whose rows are stored as economic items only) the economic items, whose
+    ``period_start`` is the row's event date (the month, or the valuation date). A month outside the partitions'
+    window goes to the default partition (:mod:`aidgraph.core.storage.partitions`). Nothing on SQLite."""
     if engine.dialect.name != "postgresql" or rows.is_empty():
         return Ensured([])
     months = months_of(rows["event_date"].unique().to_list(), today)
+    table = EconomicItem.__tablename__ if schema.kind in ITEM_FEEDS else FeedRecord.__tablename__
     with engine.begin() as conn:
-        done = ensure_months(conn, FeedRecord.__tablename__, months)
-    if schema.kind in ("income", "assets"):
-        with engine.begin() as conn:
-            items = ensure_months(conn, EconomicItem.__tablename__, months)
-        done = Ensured(done.created + items.created, done.moved + items.moved)
-    return done
+        return ensure_months(conn, table, months)
 
 
 def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, province: str | None,
@@ -832,7 +859,7 @@ def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, pr
         checks.append(pl.when(name_given.is_not_null() & (name_given != pl.col("person_name").str.replace_all(r"\s", "")))
                       .then(pl.format("name: '{}' does not match the name registered for this ID number",
                                       pl.col("name"))))
-    if schema.kind in ("income", "assets"):
+    if schema.kind in ITEM_FEEDS:
         checks.append(pl.when(pl.col("household_id").is_null())
                       .then(pl.lit("id_number: the person belongs to no household; economic items are "
                                    "recorded per household")))

@@ -25,6 +25,7 @@ import polars as pl
 from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from aidgraph.core.monitoring.feeds import ITEM_FEEDS
 from aidgraph.core.storage.bulk import FrameSchema, read_frame
 from aidgraph.core.storage.models import (
     EXPENDITURE_KINDS,
@@ -125,7 +126,13 @@ class IndicatorContext:
 
         Columns: ``household_id``, ``person_id``, ``region_code`` (the household's), ``event_date``, then
         the payload's fields.
+
+        Not for the income and asset feeds (:data:`aidgraph.core.monitoring.feeds.ITEM_FEEDS`): their rows are
+        stored as economic items, read with :meth:`economic_flows` (a ``ValueError`` says so).
         """
+        if kind in ITEM_FEEDS:
+            raise ValueError(f"the {kind} feed's rows are stored as economic items, not feed records: read them "
+                             f"with IndicatorContext.economic_flows")
         key = ("feed", kind)
         if key not in self._cache:
             stmt = (

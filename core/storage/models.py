@@ -494,6 +494,14 @@ class EconomicItem(Base):
     period_end: Mapped[dt.date] = mapped_column(Date)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     recorded_by: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+    """For an item imported from the income or asset feed: the feed row's keyed hash (the same value
+    ``FeedRecord.row_hash`` holds for the other feeds), which makes re-importing the row a no-op. Those feeds' rows
+    are stored once, as these items (migration 0027); null for items entered by hand or seeded."""
+    source_file: Mapped[str | None] = mapped_column(String(255))
+    """The feed file a fed item came from (its last 255 characters); null otherwise."""
+    line_number: Mapped[int | None] = mapped_column(Integer)
+    """The line of ``source_file`` a fed item came from; null otherwise."""
 
     __table_args__ = (
         _enum_check("kind", EconomicItemKind),
@@ -503,6 +511,10 @@ class EconomicItem(Base):
         # by period lets both engines read just that range (see aidgraph.core.monitoring.indicators.IndicatorContext.economic_flows).
         Index("ix_economic_item_period_flows", "period_start", "period_end", "kind", "household_id", "source",
               "amount"),
+        # One item per feed row. The row's hash covers its month or valuation date, the item's period_start, which
+        # PostgreSQL's partitioned table needs in every unique key; only fed items are in the index.
+        Index("uq_economic_item_row_hash", "row_hash", "period_start", unique=True,
+              sqlite_where=text("row_hash IS NOT NULL"), postgresql_where=text("row_hash IS NOT NULL")),
     )
 
 
