@@ -183,3 +183,22 @@ def test_revision_0027_round_trip_keeps_every_fed_row_found(kind, request, tmp_p
     assert _records(engine, "income") == len(rows)  # the legacy records only; March went to the items alone
     assert len(_items(engine, "march.csv")) == len(people)
     engine.dispose()
+
+
+def test_a_file_half_stored_before_stores_the_other_half_and_says_so(sync_engine, tmp_path):
+    """SQLite finds the stored rows through the unique index while inserting, PostgreSQL by a lookup first: the
+    same counts, the same items, and the audit row counts only what was stored."""
+    from aidgraph.core.storage.models import AuditLog
+
+    people = seed_world(sync_engine, households=2, start=80).persons
+    import_feed(sync_engine, "income", write_csv(tmp_path / "early.csv", INCOME, _income_rows(people, (6, 7))))
+    summary = import_feed(sync_engine, "income", write_csv(tmp_path / "all.csv", INCOME,
+                                                           _income_rows(people, (6, 7, 8))))
+    assert (summary.stored, summary.already_stored, summary.economic_items) == (len(people), 2 * len(people),
+                                                                                len(people))
+    assert sorted(i.period_start for i in _items(sync_engine, "all.csv")) == [dt.date(2024, 8, 1)] * len(people)
+    with Session(sync_engine) as s:
+        details = s.scalars(select(AuditLog.detail).where(AuditLog.action == "import_feed")
+                            .order_by(AuditLog.id.desc()).limit(1)).one()
+    details = details if isinstance(details, dict) else json.loads(details)
+    assert (details["file"], details["rows"]) == ("all.csv", len(people))
