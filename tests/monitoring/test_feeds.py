@@ -290,3 +290,21 @@ def test_rows_imported_before_the_month_prefixed_hash_are_recognised_after_migra
     again = import_feed(engine, "disease", path)
     assert (again.stored, again.already_stored) == (0, 3)
     engine.dispose()
+
+
+def test_person_lookup_reads_the_whole_index_or_searches_it_with_the_same_answer(sync_engine, world, monkeypatch):
+    """A file naming a large share of the persons reads the whole ID-number index (WHOLE_INDEX_SHARE), a small
+    one searches it: the same persons, households and regions either way, unknown numbers left out."""
+    import aidgraph.core.monitoring.feeds as feeds
+    from aidgraph.core.storage.db import session_scope
+
+    numbers = [world.person(i).id_number for i in (0, 1, 2, 5, 7)] + [make("440106", dt.date(1970, 1, 2), 77)]
+    answers = []
+    for share in (0.0, 1e9):  # 0: always the whole index; 1e9: always a search
+        monkeypatch.setattr(feeds, "WHOLE_INDEX_SHARE", share)
+        with session_scope(sync_engine) as s:
+            answers.append(feeds.lookup_persons(s, numbers + numbers[:2], dt.date.today()).sort("person_id"))
+    assert answers[0].equals(answers[1])
+    assert answers[0]["person_id"].to_list() == sorted(world.person(i).id for i in (0, 1, 2, 5, 7))
+    assert answers[0]["household_id"].to_list() == [p.household_id for p in sorted(
+        (world.person(i) for i in (0, 1, 2, 5, 7)), key=lambda p: p.id)]
