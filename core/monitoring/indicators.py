@@ -25,11 +25,9 @@ import polars as pl
 from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from aidgraph.core.monitoring.feeds import ITEM_FEEDS
+from aidgraph.core.monitoring.feeds import FLOW_KINDS, ITEM_FEEDS
 from aidgraph.core.storage.bulk import FrameSchema, read_frame
 from aidgraph.core.storage.models import (
-    EXPENDITURE_KINDS,
-    INCOME_KINDS,
     EconomicItem,
     FeedRecord,
     Household,
@@ -37,7 +35,6 @@ from aidgraph.core.storage.models import (
 )
 from aidgraph.core.access.scope import Scope
 
-FLOW_KINDS = tuple(sorted(k.value for k in INCOME_KINDS | EXPENDITURE_KINDS))
 
 HITS_SCHEMA = {"household_id": pl.Int64, "person_id": pl.Int64}
 """What ``Indicator.compute`` returns: household hits, with the member concerned where there is one."""
