@@ -633,7 +633,8 @@ read in 4.1 s; a search costs about four times a read entry."""
 
 
 def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.DataFrame:
-    """Persons by ID number, with their household on ``on``: two statements for the whole list.
+    """Persons by ID number, with their household on ``on``: three statements for the whole list (the largest
+    person id, the ID numbers, the persons).
 
     First the ID numbers alone, by their blind indexes (HMAC, :mod:`aidgraph.core.storage.encrypted`: the numbers
     are stored encrypted), probed in sorted order in the unique index (which holds the person's id, so no
@@ -696,7 +697,8 @@ class ImportSummary:
                 "economic_items": self.economic_items}
 
 
-def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.date, last: dt.date) -> set[str]:
+def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.date, last: dt.date,
+                    legacy: bool | None = None) -> set[str]:
     """The row hashes among ``hashes`` (rows of feed ``kind``) already stored: one statement, two for an item
     feed whose dates hold rows imported before revision 0027.
 
@@ -708,7 +710,7 @@ def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.da
     An item feed's rows (:data:`ITEM_FEEDS`) are economic items, found by ``uq_economic_item_row_hash``. Rows of
     those feeds imported before revision 0027 are feed records: they are looked up too, but only when the
     ``(kind, event_date)`` index shows records of the kind in those dates (a monthly import of a new month
-    pays one index probe for this)."""
+    pays one index probe for this; ``legacy`` is that probe's answer when the caller has it already)."""
     dialect = dialect_of(session)
     records = and_(any_of(FeedRecord.row_hash, hashes, dialect), FeedRecord.event_date >= first,
                    FeedRecord.event_date <= last)
@@ -717,7 +719,7 @@ def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.da
     found = {h for h in session.scalars(select(EconomicItem.row_hash).where(
         EconomicItem.row_hash.is_not(None), any_of(EconomicItem.row_hash, hashes, dialect),
         EconomicItem.period_start >= first, EconomicItem.period_start <= last)) if h is not None}
-    if legacy_records(session, kind, first, last):
+    if legacy if legacy is not None else legacy_records(session, kind, first, last):
         found |= set(session.scalars(select(FeedRecord.row_hash).where(records)))
     return found
 
@@ -831,19 +833,17 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
         return 0, 0, 0, 0
     lock_for_writing(session, [FeedRecord.__tablename__])
     days = rows["event_date"].unique().sort().to_list()
-    if (schema.kind in ITEM_FEEDS and dialect_of(session) == "sqlite"
-            and not legacy_records(session, schema.kind, days[0], days[-1])):
-        _, items = apply_effects(session, schema, rows, actor, source_file, skip_stored=True)
-        if items:
-            audit.record(session, actor, "import_feed", EconomicItem.__tablename__, None, None,
-                         {"kind": schema.kind, "file": source_file, "rows": items,
-                          "lines": [int(rows["line"].min()), int(rows["line"].max())]})  # type: ignore[arg-type]
-        return items, len(rows) - items, 0, items
-    known = existing_hashes(session, schema.kind, rows["row_hash"].to_list(), days[0], days[-1])
-    new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
-    if new.is_empty():
-        return 0, len(rows), 0, 0
-    if schema.kind not in ITEM_FEEDS:
+    item_feed = schema.kind in ITEM_FEEDS
+    legacy = item_feed and legacy_records(session, schema.kind, days[0], days[-1])
+    skip_in_insert = item_feed and not legacy and dialect_of(session) == "sqlite"
+    if skip_in_insert:
+        new = rows  # the insert skips the rows already stored and counts the others
+    else:
+        known = existing_hashes(session, schema.kind, rows["row_hash"].to_list(), days[0], days[-1], legacy)
+        new = rows.filter(~pl.col("row_hash").is_in(list(known))) if known else rows
+        if new.is_empty():
+            return 0, len(rows), 0, 0
+    if not item_feed:
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         records = new.select(
             pl.lit(schema.kind).alias("kind"), "person_id", "event_date",
@@ -852,12 +852,15 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
             pl.lit(source_file[-255:]).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
             pl.lit(now, pl.Datetime("us")).alias("imported_at"))
         insert_frame(session, FeedRecord.__tablename__, records)
-    persons, items = apply_effects(session, schema, new, actor, source_file)
-    written = EconomicItem.__tablename__ if schema.kind in ITEM_FEEDS else FeedRecord.__tablename__
-    audit.record(session, actor, "import_feed", written, None, None,
-                 {"kind": schema.kind, "file": source_file, "rows": len(new),
-                  "lines": [int(new["line"].min()), int(new["line"].max())]})  # type: ignore[arg-type]  # min() is any scalar to polars
-    return len(new), len(rows) - len(new), persons, items
+    persons, items = apply_effects(session, schema, new, actor, source_file, skip_stored=skip_in_insert)
+    stored = items if skip_in_insert else len(new)
+    if stored:
+        # "lines": the first and last line of the rows stored (of the batch, when the insert skipped some).
+        table = EconomicItem.__tablename__ if item_feed else FeedRecord.__tablename__
+        audit.record(session, actor, "import_feed", table, None, None,
+                     {"kind": schema.kind, "file": source_file, "rows": stored,
+                      "lines": [int(new["line"].min()), int(new["line"].max())]})  # type: ignore[arg-type]  # min() is any scalar to polars
+    return stored, len(rows) - stored, persons, items
 
 
 def prepare_partitions(engine: Engine, schema: FeedSchema, rows: pl.DataFrame, today: dt.date) -> Ensured:
