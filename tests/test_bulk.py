@@ -12,10 +12,10 @@ import time
 
 import polars as pl
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import JSON, Text, cast, column, delete, event, func, literal, or_, select, table, text
 from sqlalchemy.orm import Session
 
-from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, update_frame
+from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame, update_frame
 from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
 from aidgraph.core.storage.models import AuditLog, Outbox, Region
 
@@ -147,3 +147,70 @@ def test_both_helpers_work_in_an_async_session(sync_engine):
         assert rows == [(9_101, 4, False, AT), (9_102, 1, True, AT)]
         session.execute(delete(Outbox).where(Outbox.entity_id.in_([9_101, 9_102])))
         session.commit()
+
+
+READ_TEXTS = ["普通", "含,逗号", 'with "quotes"', "two\nlines", "", None, "  spaced  ", "back\\slash", "100%", "t"]
+READ_ROWS = [(None if i == 3 else 2**40 + i, None if i == 4 else i / 10 - 0.35 + (1e20 if i == 6 else 0), value,
+              None if i == 5 else dt.date(2024, 2, 28) + dt.timedelta(days=i), None if i == 7 else i % 2 == 0)
+             for i, value in enumerate(READ_TEXTS)]
+"""Awkward values: empty text and NULL, separators, quotes, line breaks, big integers, a leap day."""
+
+
+def _read_table(session) -> None:
+    session.execute(text("CREATE TEMPORARY TABLE read_probe (n BIGINT, x DOUBLE PRECISION, s TEXT, d DATE, "
+                         "b BOOLEAN)"))
+    for row in READ_ROWS:
+        session.execute(text("INSERT INTO read_probe VALUES (:n, :x, :s, :d, :b)"), dict(zip("nxsdb", row)))
+
+
+def _statements(engine) -> list[str]:
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    return seen
+
+
+def test_read_frame_reads_every_value_as_the_cursor_gives_it(sync_engine):
+    """On PostgreSQL the rows come as COPY CSV (``_copy_read``): every text (empty and NULL told apart,
+    separators, quotes, line breaks, a literal ``%`` beside bound parameters), integer, float, date and boolean
+    must come back as the driver's own tuples give them, also through an IN list and a one-parameter key list."""
+    schema = {"n": pl.Int64, "x": pl.Float64, "s": pl.Utf8, "d": pl.Date, "b": pl.Boolean}
+    columns = [column(c) for c in schema]
+    probe = table("read_probe", *columns)
+    statements = _statements(sync_engine)
+    with Session(sync_engine) as session:
+        _read_table(session)
+        dialect = dialect_of(session)
+        stmt = (select(*probe.c).where(or_(probe.c.s.like("%,%"), probe.c.s.in_(["", "t", "two\nlines", "100%"]),
+                                           probe.c.n.is_(None), any_of(probe.c.n, [2**40, 2**40 + 6, 2**40 + 9], dialect),
+                                           probe.c.s.is_(None)))
+                .order_by(probe.c.d.nulls_last()))
+        picked = [0, 1, 3, 4, 6, 8, 9, 5]  # the rows the statement selects, NULL date last
+        expected = pl.DataFrame([READ_ROWS[i] for i in picked], schema=schema, orient="row")
+        del statements[:]
+        got = read_frame(session, stmt, schema)
+        assert got.height == 8 and got.equals(expected)
+        assert got.filter(pl.col("s") == "")["s"].to_list() == [""] and got["s"].null_count() == 1
+        if dialect == "postgresql":  # the COPY is not a statement of the engine's; the one before it is
+            assert statements == ["SELECT 1"]
+        empty = read_frame(session, select(*probe.c).where(probe.c.n < 0), schema)
+        assert empty.is_empty() and empty.schema == pl.Schema(schema)
+        session.rollback()
+
+
+def test_read_frame_falls_back_to_tuples_where_csv_would_not_give_the_same(sync_engine):
+    """A timestamp column, or a parameter SQLAlchemy converts before the driver sees it (a JSON value), is read
+    from the cursor's tuples."""
+    with Session(sync_engine) as session:
+        with session.begin():
+            session.add(AuditLog(at=AT, actor="read-frame", action="bulk_read_test", object_type="thing",
+                                 object_id="1", region_code="440106", detail={"k": 1}))
+        statements = _statements(sync_engine)
+        stamps = read_frame(session, select(AuditLog.at).where(AuditLog.actor == "read-frame"), {"at": pl.Datetime})
+        assert stamps["at"].to_list() == [AT]
+        by_json = read_frame(session, select(AuditLog.object_id).where(AuditLog.actor == "read-frame",
+                                                                       AuditLog.detail.isnot(None),
+                                                                       cast(AuditLog.detail, Text) != cast(literal({"k": 2}, JSON), Text)),
+                             {"object_id": pl.Utf8})
+        assert by_json["object_id"].to_list() == ["1"]
+        assert "SELECT 1" not in statements
+        session.rollback()

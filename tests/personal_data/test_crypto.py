@@ -4,12 +4,14 @@ the blind index (not yet wired into the person table)."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import stat
 
 import pytest
 
-from aidgraph.core.storage.crypto import DataKeyError, Undecryptable, add_key, load_keyring
+from aidgraph.core.storage.crypto import DataKeyError, Undecryptable, add_key, hmac_sha256_hex, load_keyring
 
 ID = "44010619660606123X"
 
@@ -71,3 +73,23 @@ def test_blind_index_is_keyed_and_normalised():
     assert a.blind_index(ID, "person.id_number") == a.blind_index(ID.lower() + " ", "person.id_number")
     assert a.blind_index(ID, "person.id_number") != b.blind_index(ID, "person.id_number")
     assert a.blind_index(ID, "person.id_number") != a.blind_index(ID, "person.phone")
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_the_precomputed_hmac_is_the_standard_hmac(key_length):
+    """``hmac_sha256_hex`` (the feed import's per-row HMAC, from precomputed pads) gives the standard library's
+    HMAC-SHA256 for keys shorter than, as long as and longer than the hash's block, and any message."""
+    key = os.urandom(key_length)
+    mac = hmac_sha256_hex(key)
+    for message in [b"", b"a", ID.encode(), "张三|440106|税务".encode(), os.urandom(64), os.urandom(1000)]:
+        assert mac(message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def test_the_batch_hashers_give_what_the_one_value_functions_give():
+    ring = load_keyring({"AIDGRAPH_DATA_KEY": os.urandom(32).hex()})
+    index = ring.blind_indexer("person.id_number")
+    for value in [ID, ID.lower() + " ", "110101199003077777", ""]:
+        assert index(value) == ring.blind_index(value, "person.id_number")
+    keyed = ring.keyed_hasher("feed row")
+    assert keyed("row") != ring.keyed_hasher("another label")("row")
+    assert keyed("row") != index("row") and len(keyed("row")) == 64

@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 from decimal import Decimal
 
+import polars as pl
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +29,7 @@ from aidgraph.core.graph import households as hh
 from aidgraph.core.graph.idnumber import make
 from aidgraph.core.storage.db import (StatementCounter, async_session_factory, close_session, make_async_engine,
                                       make_sync_engine, session_scope)
+from aidgraph.core.storage.bulk import read_frame
 from aidgraph.core.storage.errors import DomainError, ErrorCode
 from aidgraph.core.storage.models import (AidChainEvent, Alert, EconomicItem, Enrollment, EnrollmentStep,
                                           FeedRecord, Membership, Payment, Person, Relationship)
@@ -380,6 +382,31 @@ def test_a_core_connection_after_a_request_inherits_no_scope(db_url, world):
     assert before == world["expected"]["person"] > 0
     assert core == dict.fromkeys(IN_TOWNSHIP, 0)
     assert (nested, unscoped) == (0, 0)
+
+
+def test_a_bulk_read_through_copy_holds_the_callers_scope_and_inherits_none(db_url, world):
+    """``read_frame`` reads PostgreSQL rows through COPY, which goes to the driver past the engine's statement
+    events. On an engine whose connections run as the application role, as the server's: inside a caseworker's
+    scoped session it sees the township only, and on a Core connection after it (the same pooled connection,
+    which held the caseworker's scope) it sees nothing, as any first statement there."""
+    from sqlalchemy.orm import Session
+    schema = {"id": pl.Int64, "region_code": pl.Utf8}
+    persons = select(Person.id, Person.region_code)
+    caseworker = world["caseworker"]
+    engine = make_sync_engine(db_url, pool_size=1, max_overflow=0)
+    try:
+        install_app_role(engine)
+        with Session(engine, info=session_info(caseworker.row_scope(), caseworker.username)) as session:
+            scoped = read_frame(session, persons, schema)
+            session.commit()
+        with engine.connect() as conn:
+            core = read_frame(conn, persons, schema)
+            conn.commit()
+    finally:
+        engine.dispose()
+    assert scoped.height == world["expected"]["person"] > 0
+    assert scoped["region_code"].str.starts_with(TOWNSHIP).all()
+    assert core.is_empty()
 
 
 def test_a_membership_carries_its_households_region_whatever_is_written(db_url, world):
