@@ -16,18 +16,23 @@ from aidgraph.core.search.mapping import build_layout
 from aidgraph.core.storage.models import Outbox
 
 NOW = dt.datetime(2026, 12, 3, 12, 0)
+"""The clock of the tests that pass ``now`` to the purge; the background indexer and the CLI read the real one."""
 
 
-def _fill(engine) -> dict[str, list[int]]:
-    """Old processed, recent processed and pending rows (ids by kind)."""
-    rows = {"old": [NOW - dt.timedelta(hours=30 + i) for i in range(25)],
-            "recent": [NOW - dt.timedelta(hours=2)] * 3, "pending": [None] * 4}
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _fill(engine, now: dt.datetime = NOW) -> dict[str, list[int]]:
+    """Old processed, recent processed and pending rows (ids by kind), as of ``now``."""
+    rows = {"old": [now - dt.timedelta(hours=30 + i) for i in range(25)],
+            "recent": [now - dt.timedelta(hours=2)] * 3, "pending": [None] * 4}
     ids: dict[str, list[int]] = {}
     with engine.begin() as conn:
         conn.execute(Outbox.__table__.delete())
         for kind, stamps in rows.items():
             ids[kind] = [conn.execute(insert(Outbox).returning(Outbox.id), {
-                "entity": "PERSON", "entity_id": n + 1, "version": 1, "created_at": NOW - dt.timedelta(days=3),
+                "entity": "PERSON", "entity_id": n + 1, "version": 1, "created_at": now - dt.timedelta(days=3),
                 "processed_at": stamp}).scalar_one() for n, stamp in enumerate(stamps)]
     return ids
 
@@ -50,7 +55,8 @@ def test_purge_deletes_only_rows_processed_before_the_cutoff_in_batches(sync_eng
 def test_the_background_indexer_purges_on_its_schedule(sync_engine, osmem_clone):
     """A pass of the indexer against a real search engine drains the pending rows and purges the old processed
     ones; the next pass within PURGE_EVERY purges nothing."""
-    _fill(sync_engine)
+    now = _utcnow()
+    _fill(sync_engine, now)
     client = make_client(osmem_clone.url, timeout=30)
     try:
         reindex(sync_engine, client)
@@ -63,7 +69,7 @@ def test_the_background_indexer_purges_on_its_schedule(sync_engine, osmem_clone)
             assert conn.execute(select(func.count()).select_from(Outbox)).scalar() == 3 + 4
         with sync_engine.begin() as conn:  # another old processed row, before the next purge is due
             conn.execute(insert(Outbox), {"entity": "PERSON", "entity_id": 99, "version": 1,
-                                          "processed_at": NOW - dt.timedelta(days=5)})
+                                          "processed_at": now - dt.timedelta(days=5)})
         worker.run_once()
         assert worker.purged == 25 and len(_left(sync_engine)) == 8
     finally:
@@ -73,7 +79,7 @@ def test_the_background_indexer_purges_on_its_schedule(sync_engine, osmem_clone)
 def test_cli_purge(sync_engine, db_url, monkeypatch):
     from aidgraph.core.app.cli import app
 
-    ids = _fill(sync_engine)
+    ids = _fill(sync_engine, _utcnow())
     monkeypatch.setenv("AIDGRAPH_DATABASE_URL", db_url)
     result = CliRunner().invoke(app, ["index", "--purge", "--keep-hours", "24"])
     assert result.exit_code == 0, result.output
