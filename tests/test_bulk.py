@@ -192,6 +192,10 @@ def test_read_frame_reads_every_value_as_the_cursor_gives_it(sync_engine):
         assert got.filter(pl.col("s") == "")["s"].to_list() == [""] and got["s"].null_count() == 1
         if dialect == "postgresql":  # the COPY is not a statement of the engine's; the one before it is
             assert statements == ["SELECT 1"]
+        # a literal percent sign, with and without parameters beside it
+        for bound in ([], [2**40 + 8]):
+            stmt = select(*probe.c).where(text("s = '100%'"), *([probe.c.n.in_(bound)] if bound else []))
+            assert read_frame(session, stmt, schema).equals(expected.filter(pl.col("s") == "100%"))
         empty = read_frame(session, select(*probe.c).where(probe.c.n < 0), schema)
         assert empty.is_empty() and empty.schema == pl.Schema(schema)
         session.rollback()

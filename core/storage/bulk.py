@@ -281,10 +281,13 @@ def _copy_read(conn: Connection, stmt: Executable, schema: FrameSchema) -> pl.Da
             return None
     params = {name: list(value) if isinstance(value, tuple) else value
               for name, value in (compiled.construct_params() or {}).items()}
+    # SQLAlchemy writes a literal % as %% for psycopg's placeholders; psycopg undoes that only when it binds
+    # parameters, so a statement without any gets its percent signs back here.
+    sql = compiled.string if params else compiled.string.replace("%%", "%")
     conn.exec_driver_sql("SELECT 1")
     data = bytearray()
     with driver_connection(conn).cursor() as cursor:
-        with cursor.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", params) as copy:
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None) as copy:
             for block in copy:
                 data += block
     read_as = {name: pl.Utf8 if dtype == pl.Boolean else dtype for name, dtype in schema.items()}
