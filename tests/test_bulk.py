@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import JSON, Text, cast, column, delete, event, func, literal, or_, select, table, text
 from sqlalchemy.orm import Session
 
-from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame, update_frame
+from aidgraph.core.storage.bulk import (any_of, dialect_of, insert_frame, lock_for_writing, read_frame,
+                                       streaming_aggregate, update_frame)
 from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
 from aidgraph.core.storage.models import AuditLog, Outbox, Region
 
@@ -218,3 +219,21 @@ def test_read_frame_falls_back_to_tuples_where_csv_would_not_give_the_same(sync_
         assert by_json["object_id"].to_list() == ["1"]
         assert "SELECT 1" not in statements
         session.rollback()
+
+
+def test_streaming_aggregate_turns_hashing_off_for_its_block_and_puts_back_what_was_set(sync_engine):
+    with Session(sync_engine) as session:
+        if dialect_of(session) != "postgresql":
+            with streaming_aggregate(session):  # nothing to set on SQLite
+                assert session.execute(text("SELECT 1")).scalar_one() == 1
+            return
+        setting = "SELECT current_setting('enable_hashagg')"
+        with streaming_aggregate(session):
+            assert session.execute(text(setting)).scalar_one() == "off"
+        assert session.execute(text(setting)).scalar_one() == "on"
+        session.execute(text("SET LOCAL enable_hashagg = off"))  # a caller's own choice survives the block
+        with pytest.raises(ZeroDivisionError), streaming_aggregate(session):
+            1 / 0
+        assert session.execute(text(setting)).scalar_one() == "off"
+        session.rollback()
+        assert session.execute(text(setting)).scalar_one() == "on"  # transaction-local only

@@ -26,7 +26,7 @@ from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from aidgraph.core.monitoring.feeds import FLOW_KINDS, ITEM_FEEDS
-from aidgraph.core.storage.bulk import FrameSchema, read_frame
+from aidgraph.core.storage.bulk import FrameSchema, read_frame, streaming_aggregate
 from aidgraph.core.storage.models import (
     EconomicItem,
     FeedRecord,
@@ -172,8 +172,10 @@ class IndicatorContext:
                 .group_by(EconomicItem.period_start, EconomicItem.period_end, EconomicItem.kind,
                           EconomicItem.household_id, EconomicItem.source)
             )
-            frame = (self.query(stmt, {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
-                                       "period_start": pl.Date, "amount": pl.Float64})
+            with streaming_aggregate(self.session):  # nearly a group per item: hashed, they spill to disk
+                frame = self.query(stmt, {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8,
+                                          "period_start": pl.Date, "amount": pl.Float64})
+            frame = (frame
                      .join(self.households_in_scope(), on="household_id", how="semi")
                      .group_by("household_id", "kind", "source", "period_start").agg(pl.col("amount").sum()))
             current = self.month_start.year * 12 + self.month_start.month - 1
