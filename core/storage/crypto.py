@@ -68,7 +68,6 @@ def _decode_key(text: str, where: str) -> bytes:
     raise DataKeyError(f"{where}: the data key is neither hex nor base64")
 
 
-@functools.lru_cache(maxsize=64)
 def hmac_sha256_hex(key: bytes) -> Callable[[bytes], str]:
     """HMAC-SHA256 under ``key`` (RFC 2104) as a function of the message, hex; the same value as
     ``hmac.new(key, message, hashlib.sha256).hexdigest()``.
@@ -93,6 +92,7 @@ def hmac_sha256_hex(key: bytes) -> Callable[[bytes], str]:
     return mac
 
 
+@functools.lru_cache(maxsize=64)
 def _derive(key: bytes, info: bytes, length: int) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
 
