@@ -5,10 +5,12 @@ any length; the write lock taken before a batch reads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Iterator
 
 import polars as pl
 import pytest
@@ -164,10 +166,19 @@ def _read_table(session) -> None:
         session.execute(text("INSERT INTO read_probe VALUES (:n, :x, :s, :d, :b)"), dict(zip("nxsdb", row)))
 
 
-def _statements(engine) -> list[str]:
+@contextlib.contextmanager
+def _statements(engine) -> Iterator[list[str]]:
+    """The statements the engine sends while the block runs (its listener removed after)."""
     seen: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
-    return seen
+
+    def note(*args) -> None:
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 def test_read_frame_reads_every_value_as_the_cursor_gives_it(sync_engine):
@@ -177,8 +188,7 @@ def test_read_frame_reads_every_value_as_the_cursor_gives_it(sync_engine):
     schema = {"n": pl.Int64, "x": pl.Float64, "s": pl.Utf8, "d": pl.Date, "b": pl.Boolean}
     columns = [column(c) for c in schema]
     probe = table("read_probe", *columns)
-    statements = _statements(sync_engine)
-    with Session(sync_engine) as session:
+    with _statements(sync_engine) as statements, Session(sync_engine) as session:
         _read_table(session)
         dialect = dialect_of(session)
         stmt = (select(*probe.c).where(or_(probe.c.s.like("%,%"), probe.c.s.in_(["", "t", "two\nlines", "100%"]),
@@ -209,15 +219,14 @@ def test_read_frame_falls_back_to_tuples_where_csv_would_not_give_the_same(sync_
         with session.begin():
             session.add(AuditLog(at=AT, actor="read-frame", action="bulk_read_test", object_type="thing",
                                  object_id="1", region_code="440106", detail={"k": 1}))
-        statements = _statements(sync_engine)
-        stamps = read_frame(session, select(AuditLog.at).where(AuditLog.actor == "read-frame"), {"at": pl.Datetime})
+        with _statements(sync_engine) as statements:
+            stamps = read_frame(session, select(AuditLog.at).where(AuditLog.actor == "read-frame"), {"at": pl.Datetime})
+            by_json = read_frame(session, select(AuditLog.object_id).where(
+                AuditLog.actor == "read-frame", AuditLog.detail.isnot(None),
+                cast(AuditLog.detail, Text) != cast(literal({"k": 2}, JSON), Text)), {"object_id": pl.Utf8})
         assert stamps["at"].to_list() == [AT]
-        by_json = read_frame(session, select(AuditLog.object_id).where(AuditLog.actor == "read-frame",
-                                                                       AuditLog.detail.isnot(None),
-                                                                       cast(AuditLog.detail, Text) != cast(literal({"k": 2}, JSON), Text)),
-                             {"object_id": pl.Utf8})
         assert by_json["object_id"].to_list() == ["1"]
-        assert "SELECT 1" not in statements
+        assert "SELECT 1" not in statements  # no COPY was made
         session.rollback()
 
 
