@@ -29,6 +29,12 @@ Row-level security (migration 0018) binds queries through the partitioned parent
 partition named directly would not be bound, so every partition's privileges are revoked from all but the
 owner (the application role reaches the rows only through the parent).
 
+A month written all at once (the monthly income file: three million items) is written into a table of its own
+without indexes, which are built afterwards in one sorted pass each, and the table then takes the place of the
+month's empty partition (:func:`load_month`): PostgreSQL's documented way to bulk-load a partition. Inserted
+through the parent, every row would cost a search of five indexes (one of them keyed by a random hash) and
+two foreign-key lookups.
+
 SQLite keeps its plain tables: every function here returns at once there.
 """
 
@@ -36,8 +42,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -259,6 +266,157 @@ def list_partitions(conn: Connection, table: str, exact: bool = False) -> list[P
             rows = conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar()
         result.append(PartitionInfo(name, month, int(rows), int(size)))
     return sorted(result, key=lambda p: (p.month is None, p.month or dt.date.min))
+
+
+def month_is_empty(conn: Connection, table: str, month: dt.date) -> bool:
+    """``month``'s own partition of ``table`` exists and holds no row (then the default partition holds none of
+    that month either: PostgreSQL keeps a month's rows out of the default while the month has a partition)."""
+    _check_table(table)
+    name = partition_name(table, month_of(month))
+    if not is_partitioned(conn, table) or not conn.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(:t) "
+            "AND inhrelid = to_regclass(:p))"), {"t": table, "p": name}).scalar():
+        return False
+    return not conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {name})").scalar()
+
+
+@dataclass
+class MonthLoad:
+    """What :func:`load_month` did: rows written, rows found in the month's partition at the swap (written there
+    meanwhile by others, kept), and the seconds of each step."""
+
+    rows: int
+    moved: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+_TABLE = "<table>"
+_INDEX_HEAD = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ ")
+
+
+def _parent_indexes(conn: Connection, table: str) -> list[str]:
+    """Statements that give a table (written ``<table>``) ``table``'s indexes: ``CREATE INDEX`` without the index's
+    name, or, for an index that holds a primary key or unique constraint, the constraint (named as PostgreSQL
+    names a partition's: ``<table>_pkey``, ``<table>_<columns>_key``), which attaching requires of the partition."""
+    found = conn.execute(text(
+        "SELECT pg_get_indexdef(i.indexrelid), c.contype, pg_get_constraintdef(c.oid), "
+        "(SELECT string_agg(a.attname, '_' ORDER BY k.n) FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, n) "
+        " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) "
+        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+        "AND c.contype IN ('p', 'u', 'x') WHERE i.indrelid = to_regclass(:t) ORDER BY i.indexrelid"),
+        {"t": table}).all()
+    statements = []
+    for definition, kind, constraint, columns in found:
+        if kind is None:
+            statements.append(_INDEX_HEAD.sub(lambda m: f"CREATE {m['unique'] or ''}INDEX ON {_TABLE} ", definition))
+        else:
+            suffix = {"p": "pkey", "u": f"{columns}_key", "x": f"{columns}_excl"}[kind]
+            statements.append(f"ALTER TABLE {_TABLE} ADD CONSTRAINT {_TABLE}_{suffix} {constraint}")
+    return statements
+
+
+def unhandled_triggers(conn: Connection, table: str, handled: Collection[str]) -> list[str]:
+    """The triggers on ``table`` (its own, not the system's foreign-key triggers) not named in ``handled``."""
+    triggers = conn.execute(text("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"),
+                            {"t": table}).scalars()
+    return sorted(set(triggers) - set(handled))
+
+
+def _object_name(table: str, columns: str | None, label: str) -> str:
+    """The name PostgreSQL gives an index it names itself (``makeObjectName``): ``table_columns_label``, the
+    longer of table and columns shortened a character at a time until the whole fits in 63 bytes."""
+    room = 63 - len(label) - 1 - (1 if columns else 0)
+    first, second = len(table), len(columns or "")
+    while first + second > room:
+        if first > second:
+            first -= 1
+        else:
+            second -= 1
+    return "_".join(part for part in (table[:first], (columns or "")[:second], label) if part)
+
+
+def load_month(conn: Connection, table: str, month: dt.date, write: Callable[[str], int], *,
+               handled_triggers: Collection[str] = (), before_swap: Callable[[str], None] | None = None
+               ) -> MonthLoad:
+    """Write a whole month of ``table`` in the caller's transaction into a new table that then replaces the
+    month's (empty) partition: the bulk load PostgreSQL's manual describes for partitions.
+
+    ``write(name)`` writes the month's rows into the table ``name`` (``LIKE`` the parent: its columns, defaults
+    and check constraints, no index) and returns how many; every row must fall in ``month``. Then, in order:
+    a check constraint of the month's bounds (so attaching needs no scan), the parent's indexes built in one
+    sorted pass each, the parent's foreign keys (validated in one join each; attaching then finds them and
+    validates nothing), ``ANALYZE`` (the monthly reads come next), ``before_swap(name)`` (the caller's share of
+    what the parent's triggers would have done for rows inserted through it), and the swap: the parent locked
+    ``ACCESS EXCLUSIVE``, any rows the month's partition got meanwhile copied over, the old partition detached
+    and dropped, the new table renamed and attached. Readers of ``table`` wait only for the swap (catalogue
+    work); writers of the tables the foreign keys reference wait from the keys' validation to commit.
+
+    The month's partition must exist (:func:`ensure_month_partitions`); check it is empty first
+    (:func:`month_is_empty`), since a month with rows is better written through the parent. Rows loaded this way
+    fire none of the parent's triggers: every trigger on ``table`` must be named in ``handled_triggers`` (the
+    caller does their work, or they have none for new rows), else :class:`PartitionError` before anything is
+    written.
+    """
+    column = _check_table(table)
+    month = month_of(month)
+    name, staging = partition_name(table, month), f"{partition_name(table, month)}_load"
+    if unhandled := unhandled_triggers(conn, table, handled_triggers):
+        raise PartitionError(f"{table} has triggers {', '.join(unhandled)} that rows loaded into a new partition "
+                             "would not fire; name them in handled_triggers once the caller does their work")
+    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(:t) "
+                             "AND inhrelid = to_regclass(:p))"), {"t": table, "p": name}).scalar():
+        raise PartitionError(f"{name} does not exist: create the month's partition first")
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = now - clock
+        clock = now
+
+    conn.exec_driver_sql(f"CREATE TABLE {staging} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    rows = write(staging)
+    lap("write")
+    start, end = month, add_months(month, 1)
+    bound = f"{staging}_bound"
+    conn.exec_driver_sql(f"ALTER TABLE {staging} ADD CONSTRAINT {bound} CHECK ({column} IS NOT NULL AND "
+                         f"{column} >= '{start:%Y-%m-%d}' AND {column} < '{end:%Y-%m-%d}')")
+    for statement in _parent_indexes(conn, table):
+        conn.exec_driver_sql(statement.replace(_TABLE, staging))
+    lap("index")
+    for constraint, definition in conn.execute(text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(:t) "
+            "AND contype = 'f' ORDER BY conname"), {"t": table}).all():
+        conn.exec_driver_sql(f"ALTER TABLE {staging} ADD CONSTRAINT {constraint} {definition}")
+    lap("foreign keys")
+    conn.exec_driver_sql(f"ANALYZE {staging}")
+    lap("analyze")
+    if before_swap is not None:
+        before_swap(staging)
+        lap("before swap")
+    conn.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    columns = ", ".join(_columns(conn, table))
+    moved = conn.exec_driver_sql(f"INSERT INTO {staging} ({columns}) SELECT {columns} FROM {name}").rowcount
+    conn.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {name}")
+    conn.exec_driver_sql(f"DROP TABLE {name}")
+    conn.exec_driver_sql(f"ALTER TABLE {staging} RENAME TO {name}")
+    for index, columns, label in conn.execute(text(
+            "SELECT c.relname, (SELECT string_agg(a.attname, '_' ORDER BY k.n) FROM unnest(i.indkey) "
+            " WITH ORDINALITY AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            " WHERE k.n <= i.indnkeyatts), "
+            "CASE WHEN i.indisprimary THEN 'pkey' WHEN EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = "
+            " i.indexrelid AND contype = 'u') THEN 'key' ELSE 'idx' END "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass(:t)"),
+            {"t": name}).all():
+        renamed = _object_name(name, None if label == "pkey" else columns, label)
+        conn.exec_driver_sql(f'ALTER INDEX "{index}" RENAME TO "{renamed}"')
+    conn.exec_driver_sql(f"ALTER TABLE {table} ATTACH PARTITION {name} "
+                         f"FOR VALUES FROM ('{start:%Y-%m-%d}') TO ('{end:%Y-%m-%d}')")
+    conn.exec_driver_sql(f"ALTER TABLE {name} DROP CONSTRAINT {bound}")
+    revoke_direct_access(conn, name)
+    lap("swap")
+    return MonthLoad(rows, moved, seconds)
 
 
 PARTITION_KEY_UNIQUE = {"uq_feed_record_row_hash": ["row_hash", "event_date"]}
