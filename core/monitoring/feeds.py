@@ -25,12 +25,13 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from aidgraph.core.graph import audit
@@ -653,17 +654,50 @@ the file names at least this share of the persons (estimated by the largest pers
 read in 4.1 s; a search costs about four times a read entry."""
 
 
-def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.DataFrame:
-    """Persons by ID number, with their household on ``on``: three statements for the whole list (the largest
-    person id, the ID numbers, the persons).
+PERSON_COLUMNS = {"person_id": pl.Int64, "person_name": pl.Utf8, "household_id": pl.Int64, "person_region": pl.Utf8}
+"""What :func:`lookup_persons` gives for each ID number found, and their polars types."""
+
+
+def _person_details(on: dt.date) -> Select:
+    """Each person's id, name, household on ``on`` and region (their own, else their household's, else their
+    hukou region's): one row per current membership, one with no household for a person without one."""
+    current = and_(Membership.person_id == Person.id, valid_on(Membership, on))
+    return (select(Person.id, Person.name, Membership.household_id,
+                   func.coalesce(Person.region_code, Household.region_code, Person.hukou_region_code))
+            .outerjoin(Membership, current).outerjoin(Household, Household.id == Membership.household_id))
+
+
+def read_person_directory(engine: Engine, on: dt.date) -> pl.DataFrame:
+    """Every person's ID-number blind index with :data:`PERSON_COLUMNS` (a person with several households on
+    ``on`` once): what :func:`lookup_persons` joins a file naming most of the province's persons with, read in
+    one statement (on PostgreSQL one ``COPY``) in a transaction of its own, so :func:`import_feed` can read it
+    while it validates the file."""
+    with session_scope(engine) as session:
+        stmt = _person_details(on).add_columns(Person.id_number_index)
+        frame = read_frame(session.connection(), stmt, {**PERSON_COLUMNS, "id_number_index": pl.Utf8})
+    return frame.unique("person_id", keep="first")
+
+
+def names_most_persons(engine: Engine, rows: int) -> bool:
+    """Would a file of ``rows`` rows name at least :data:`WHOLE_INDEX_SHARE` of the persons (estimated by the
+    largest person id: one index probe)? Then reading every person costs less than searching for each."""
+    with session_scope(engine) as session:
+        largest = session.scalar(select(func.max(Person.id))) or 0
+    return rows > 0 and rows >= WHOLE_INDEX_SHARE * largest
+
+
+def lookup_persons(session: Session, id_numbers: list[str], on: dt.date,
+                   directory: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Persons by ID number, with their household on ``on``: ``id_number`` and :data:`PERSON_COLUMNS` for each
+    number found; three statements for the whole list (the largest person id, the ID numbers, the persons), or
+    none when ``directory`` (:func:`read_person_directory`, read beforehand) is given.
 
     First the ID numbers alone, by their blind indexes (HMAC, :mod:`aidgraph.core.storage.encrypted`: the numbers
     are stored encrypted), probed in sorted order in the unique index (which holds the person's id, so no
     table row is read), or, for a file naming a large share of the persons (:data:`WHOLE_INDEX_SHARE`), that
     index read whole and joined; then the persons' rows and current memberships by id, in ascending id order, which is
     the tables' own order. On a province-sized table this reads pages in sequence instead of jumping to a
-    random page for each of millions of persons. ``person_region`` is where the person lives: their own
-    region, else their household's, else their hukou region.
+    random page for each of millions of persons.
     """
     dialect = dialect_of(session)
     conn = session.connection()
@@ -672,6 +706,8 @@ def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.D
     numbers = pl.DataFrame({"id_number": id_numbers}, schema={"id_number": pl.Utf8}).unique().sort("id_number")
     numbers = numbers.with_columns(pl.Series("id_number_index", [index(n) for n in numbers["id_number"].to_list()],
                                              dtype=pl.Utf8))
+    if directory is not None:
+        return numbers.join(directory, on="id_number_index").select("id_number", *PERSON_COLUMNS)
     by_index = select(Person.id_number_index, Person.id)
     if numbers.height < WHOLE_INDEX_SHARE * (session.scalar(select(func.max(Person.id))) or 0):
         by_index = by_index.where(any_of(Person.id_number_index, numbers["id_number_index"].sort().to_list(), dialect))
@@ -679,15 +715,8 @@ def lookup_persons(session: Session, id_numbers: list[str], on: dt.date) -> pl.D
     # for each number; the join below keeps the numbers asked for.
     found = read_frame(conn, by_index, {"id_number_index": pl.Utf8, "person_id": pl.Int64})
     found = numbers.join(found, on="id_number_index").drop("id_number_index")
-    current = and_(Membership.person_id == Person.id, valid_on(Membership, on))
-    household_region = select(Household.region_code).where(Household.id == Membership.household_id) \
-        .scalar_subquery()
-    details = read_frame(conn, select(Person.id, Person.name, Membership.household_id,
-                                      func.coalesce(Person.region_code, household_region, Person.hukou_region_code))
-                         .outerjoin(Membership, current)
-                         .where(any_of(Person.id, found["person_id"].sort().to_list(), dialect)),
-                         {"person_id": pl.Int64, "person_name": pl.Utf8, "household_id": pl.Int64,
-                          "person_region": pl.Utf8})
+    details = read_frame(conn, _person_details(on).where(any_of(Person.id, found["person_id"].sort().to_list(), dialect)),
+                         PERSON_COLUMNS)
     return found.join(details.unique("person_id", keep="first"), on="person_id", how="left")
 
 
@@ -970,10 +999,11 @@ def prepare_partitions(engine: Engine, schema: FeedSchema, rows: pl.DataFrame, t
 
 
 def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, province: str | None,
-                    today: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Attach person and household to each good row; reject unknown persons, other provinces, name mismatches."""
+                    today: dt.date, directory: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Attach person and household to each good row; reject unknown persons, other provinces, name mismatches.
+    ``directory``: see :func:`lookup_persons`."""
     ids = good["id_number"].unique().to_list()
-    persons = lookup_persons(session, ids, today)
+    persons = lookup_persons(session, ids, today, directory)
     joined = good.join(persons, on="id_number", how="left")
     region = pl.col("person_region")
     name_given = pl.col("name").str.replace_all(r"\s", "") if "name" in good.columns else None
@@ -1039,13 +1069,19 @@ def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None =
     raw = read_feed(Path(path), schema, encoding)
     summary = ImportSummary(kind, str(path), raw.encoding, raw.format, read=raw.frame.height + len(raw.early_rejects))
     clock = _lap(summary, "read", clock)
-    checked = validate(raw, schema, today)
-    rejected_parts = [checked.rejected]
-    clock = _lap(summary, "validate", clock)
-    if progress:
-        progress("validated", 0, checked.good.height)
-    with session_scope(engine) as session:
-        good, bad = resolve_persons(session, checked.good, schema, province, today)
+    with ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
+        # A file naming most of the province's persons: every person is read meanwhile (the database's work
+        # and polars' parsing, on the other core) instead of searched for after the validation.
+        directory = reader.submit(read_person_directory, engine, today) \
+            if names_most_persons(engine, raw.frame.height) else None
+        checked = validate(raw, schema, today)
+        rejected_parts = [checked.rejected]
+        clock = _lap(summary, "validate", clock)
+        if progress:
+            progress("validated", 0, checked.good.height)
+        with session_scope(engine) as session:
+            good, bad = resolve_persons(session, checked.good, schema, province, today,
+                                        directory.result() if directory is not None else None)
     clock = _lap(summary, "persons", clock)
     if not bad.is_empty():
         rejected_parts.append(bad.join(raw.frame, on="line", how="left"))

@@ -294,7 +294,8 @@ def test_rows_imported_before_the_month_prefixed_hash_are_recognised_after_migra
 
 def test_person_lookup_reads_the_whole_index_or_searches_it_with_the_same_answer(sync_engine, world, monkeypatch):
     """A file naming a large share of the persons reads the whole ID-number index (WHOLE_INDEX_SHARE), a small
-    one searches it: the same persons, households and regions either way, unknown numbers left out."""
+    one searches it, and one given every person read beforehand joins them: the same persons, households and
+    regions every way, unknown numbers left out."""
     import aidgraph.core.monitoring.feeds as feeds
     from aidgraph.core.storage.db import session_scope
 
@@ -304,7 +305,12 @@ def test_person_lookup_reads_the_whole_index_or_searches_it_with_the_same_answer
         monkeypatch.setattr(feeds, "WHOLE_INDEX_SHARE", share)
         with session_scope(sync_engine) as s:
             answers.append(feeds.lookup_persons(s, numbers + numbers[:2], dt.date.today()).sort("person_id"))
-    assert answers[0].equals(answers[1])
+    # A file naming most persons: every person read beforehand (import_feed reads it while validating).
+    directory = feeds.read_person_directory(sync_engine, dt.date.today())
+    with session_scope(sync_engine) as s:
+        answers.append(feeds.lookup_persons(s, numbers + numbers[:2], dt.date.today(), directory).sort("person_id"))
+    assert answers[0].equals(answers[1]) and answers[0].equals(answers[2])
+    assert answers[0].columns == ["id_number", "person_id", "person_name", "household_id", "person_region"]
     assert answers[0]["person_id"].to_list() == sorted(world.person(i).id for i in (0, 1, 2, 5, 7))
     assert answers[0]["household_id"].to_list() == [p.household_id for p in sorted(
         (world.person(i) for i in (0, 1, 2, 5, 7)), key=lambda p: p.id)]
