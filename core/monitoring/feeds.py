@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from sqlalchemy import Engine, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -494,15 +495,28 @@ def _cross_checks(schema: FeedSchema) -> list[pl.Expr]:
     return []
 
 
-def _id_valid_expr(today: dt.date) -> pl.Expr:
-    """GB 11643 validity of the raw ``id_number`` column, vectorised (the same checks as :func:`aidgraph.core.graph.idnumber.parse`:
-    length and characters, a real birth date from 1880 to today, the MOD 11-2 check character)."""
-    number = pl.col("id_number").str.strip_chars().str.to_uppercase()
+_CHECK_CHARS = np.frombuffer(CHECK_CHARS.encode("ascii"), dtype=np.uint8)
+_WEIGHTS = np.array(WEIGHTS, dtype=np.int64)
+
+
+def _id_valid(values: pl.Series, today: dt.date) -> pl.Series:
+    """GB 11643 validity of raw ID numbers, vectorised (the same checks as :func:`aidgraph.core.graph.idnumber.parse`:
+    length and characters, a real birth date from 1880 to today, the MOD 11-2 check character).
+
+    The check character is computed by numpy over the numbers' bytes, 18 a number (3.1 million numbers: a
+    polars expression of 17 slices and casts took seconds)."""
+    number = values.str.strip_chars().str.to_uppercase()
+    shaped = number.str.contains(r"^\d{17}[\dX]$").fill_null(False)
     birth = number.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
-    total = pl.sum_horizontal([number.str.slice(i, 1).cast(pl.Int64, strict=False) * w for i, w in enumerate(WEIGHTS)])
-    expected = (total % 11).replace_strict(dict(enumerate(CHECK_CHARS)), default=None, return_dtype=pl.Utf8)
-    return (number.str.contains(r"^\d{17}[\dX]$") & birth.is_not_null() & (birth >= pl.lit(EARLIEST_BIRTH))
-            & (birth <= pl.lit(today)) & (number.str.slice(17, 1) == expected)).fill_null(False)
+    dated = (shaped & birth.is_not_null() & (birth >= EARLIEST_BIRTH) & (birth <= today)).fill_null(False)
+    checked = np.zeros(len(values), dtype=bool)
+    rows = np.flatnonzero(shaped.to_numpy())
+    if len(rows):
+        text = number.gather(rows).str.join("").item()
+        digits = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+        expected = _CHECK_CHARS[(digits[:, :17].astype(np.int64) - ord("0")) @ _WEIGHTS % 11]
+        checked[rows] = digits[:, 17] == expected
+    return dated & pl.Series(checked)
 
 
 def _id_reasons(values: pl.Series, today: dt.date) -> pl.DataFrame:
@@ -512,7 +526,7 @@ def _id_reasons(values: pl.Series, today: dt.date) -> pl.DataFrame:
     :func:`aidgraph.core.graph.idnumber.parse`, which names what is wrong (and has the last word).
     """
     distinct = pl.DataFrame({"id_number": values.unique()})
-    checked = distinct.with_columns(_id_valid_expr(today).alias("_ok"))
+    checked = distinct.with_columns(_id_valid(distinct["id_number"], today).alias("_ok"))
     good = checked.filter(pl.col("_ok")).select(
         "id_number", pl.col("id_number").str.strip_chars().str.to_uppercase().alias("_id_norm"),
         pl.lit(None, pl.Utf8).alias("_id_reason"))
