@@ -42,7 +42,6 @@ from aidgraph.core.storage.models import (
     AidChainKind,
     Alert,
     AlertStatus,
-    AuditLog,
     Household,
     Outbox,
     OutboxEntity,
@@ -302,13 +301,14 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
             "household_id", now.alias("at"), pl.lit(AidChainKind.ALERT.value).alias("kind"), "summary",
             pl.lit(MONITORING_PROGRAM).alias("program_key"), pl.lit("alert").alias("ref_type"),
             pl.col("alert_id").alias("ref_id"), pl.lit(actor.username).alias("actor")))
-        insert_frame(session, AuditLog.__tablename__, done.select(
-            now.alias("at"), pl.lit(actor.username).alias("actor"), "action", pl.lit("alert").alias("object_type"),
-            pl.col("alert_id").cast(pl.Utf8).alias("object_id"), "region_code",
-            pl.lit(actor.remote_addr, pl.Utf8).alias("remote_addr"), detail.alias("detail")))
         insert_frame(session, Outbox.__tablename__, done.select(
             pl.lit(OutboxEntity.ALERT.value).alias("entity"), pl.col("alert_id").alias("entity_id"), "version",
             pl.lit(False).alias("deleted"), now.alias("created_at")))
+        # Sealed as written, last: the chain's head is held from here to the commit.
+        audit.append_sealed_frame(session, done.select(
+            now.alias("at"), pl.lit(actor.username).alias("actor"), "action", pl.lit("alert").alias("object_type"),
+            pl.col("alert_id").cast(pl.Utf8).alias("object_id"), "region_code",
+            pl.lit(actor.remote_addr, pl.Utf8).alias("remote_addr"), detail.alias("detail")))
     summary.alerts_raised = new.height
     summary.alerts_updated = changed.height
 

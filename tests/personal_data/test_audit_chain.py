@@ -232,3 +232,35 @@ def test_the_disclosure_writer_appends_sealed_rows_between_other_writers(fresh_e
         result = audit.verify(session)
         assert result.ok and result.checked == expected and result.unsealed == 0
         assert session.get(AuditChain, "audit").seq == expected
+
+
+def test_rows_sealed_as_written_take_their_place_in_the_chain_after_the_unsealed_ones(fresh_engine):
+    """append_sealed_frame (the monitoring run's alerts): rows written unsealed before it in the transaction keep
+    the earlier positions, its rows are sealed as they are written (nothing is left to seal at commit, nothing
+    updated), a later row follows them, and verify finds every hash the one seal() would have given."""
+    import datetime as dt
+
+    import polars as pl
+
+    _write(fresh_engine, 1)
+    at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011)
+    frame = pl.DataFrame({"at": [at, at], "actor": ["monitor", "monitor"], "action": ["raise_alert"] * 2,
+                          "object_type": ["alert", "alert"], "object_id": ["7", "8"],
+                          "region_code": ["440106001001", None], "remote_addr": [None, "10.0.0.1"],
+                          "detail": ['{"month":"2026-02","level":"RED","score":45.5,"indicators":["a","b"]}',
+                                     '{"名":"张三","n":null}']},
+                         schema_overrides={"at": pl.Datetime("us"), "remote_addr": pl.Utf8})
+    with session_scope(fresh_engine) as session:
+        audit.record(session, SystemActor(), "create", "household", 1, "4401", {"before": True})
+        session.flush()
+        assert audit.append_sealed_frame(session, frame) == 2
+        assert session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.seq.is_(None))) == 0
+        audit.record(session, SystemActor(), "create", "household", 2, "4401", {"after": True})
+    with session_scope(fresh_engine) as session:
+        rows = session.execute(select(AuditLog.seq, AuditLog.object_id, AuditLog.detail).order_by(AuditLog.seq)).all()
+        result = audit.verify(session)
+    assert [(r.seq, r.object_id) for r in rows[2:]] == [(3, "1"), (4, "7"), (5, "8"), (6, "2")]
+    assert rows[4].detail == {"名": "张三", "n": None}
+    assert result.ok and result.checked == 6 and result.unsealed == 0
+    with session_scope(fresh_engine) as session:
+        assert audit.append_sealed_frame(session, frame.clear()) == 0
