@@ -153,7 +153,7 @@ def score_month(ctx: IndicatorContext, indicators: list[Indicator], weights: dic
     parts = []
     counts: dict[str, int] = {}
     for ind in indicators:
-        hits = ind.compute(ctx)
+        hits = ctx.hits(ind)
         missing = {"household_id", "person_id"} - set(hits.columns)
         if missing:
             raise TypeError(f"indicator {ind.key} returned no {', '.join(sorted(missing))} column")

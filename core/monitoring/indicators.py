@@ -26,6 +26,7 @@ from sqlalchemy import Float, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from aidgraph.core.monitoring.feeds import FLOW_KINDS, ITEM_FEEDS
+from aidgraph.core.policy.contract import Indicator
 from aidgraph.core.storage.bulk import FrameSchema, read_frame, streaming_aggregate
 from aidgraph.core.storage.models import (
     EconomicItem,
@@ -98,6 +99,15 @@ class IndicatorContext:
         reads. Cast numeric columns to Float or Integer in the statement (drivers return Decimals otherwise).
         """
         return read_frame(self.session, stmt, schema)
+
+    def hits(self, indicator: Indicator) -> pl.DataFrame:
+        """``indicator``'s hits for the month, computed once per run: the scoring and an indicator that reads
+        the others' hits (身份信息重合叠加, which overlays identities on every other signal) share them instead
+        of computing each twice (the sudden-change signals read millions of monthly sums)."""
+        key = ("hits", indicator)  # the indicator itself: a province's variant of a key is its own
+        if key not in self._cache:
+            self._cache[key] = indicator.compute(self)
+        return self._cache[key]
 
     def households_in_scope(self) -> pl.DataFrame:
         """Ids (``household_id``) of the province's households, read once per run."""

@@ -100,9 +100,9 @@ def identity_overlay(ctx: IndicatorContext) -> pl.DataFrame:
     identity (an active or gradually exiting enrolment in a program with a low-income category: tekun, dibao,
     near-dibao, rigid expenditure, relapse monitoring, as their ``Program.category`` says, read from the run's
     ``ctx.category_programs``) coincides with any other indicator's hit in the month scores this weight on top. The
-    other indicators are recomputed from the run's cached reads; a province that does not overlay identities
-    gives the weight 0 and the indicator is skipped."""
-    signals = [ind.compute(ctx).select("household_id") for ind in SIGNALS]
+    other indicators' hits are the run's (``IndicatorContext.hits``: each computed once a run); a province that
+    does not overlay identities gives the weight 0 and the indicator is skipped."""
+    signals = [ctx.hits(ind).select("household_id") for ind in SIGNALS]
     hit = pl.concat(signals).unique() if signals else pl.DataFrame(schema={"household_id": pl.Int64})
     if hit.is_empty():
         return as_hits(hit, person=False)
