@@ -360,6 +360,8 @@ def seeded_database(args, workdir: Path, pg) -> tuple[str, float]:
         with admin.connect() as conn:
             conn.exec_driver_sql('DROP DATABASE IF EXISTS "cycle"')
             conn.exec_driver_sql(f'CREATE DATABASE "cycle" TEMPLATE "{name}"')
+            # The copy's writes flushed now, as SQLite's WAL is checkpointed above: not during the timed month.
+            conn.exec_driver_sql("CHECKPOINT")
         admin.dispose()
         return pg.get_uri("cycle"), seeded_seconds
     cycle = workdir / "cycle.db"

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Engine, Select, and_, func, or_, select, update
+from sqlalchemy import Engine, Select, String, and_, cast, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from aidgraph.core.graph import audit
@@ -681,13 +681,16 @@ def _person_details(on: dt.date) -> Select:
             .outerjoin(Membership, current).outerjoin(Household, Household.id == Membership.household_id))
 
 
-def read_person_directory(engine: Engine, on: dt.date) -> pl.DataFrame:
+def read_person_directory(engine: Engine, on: dt.date, names: bool = True) -> pl.DataFrame:
     """Every person's ID-number blind index with :data:`PERSON_COLUMNS` (a person with several households on
     ``on`` once): what :func:`lookup_persons` joins a file naming most of the province's persons with, read in
     one statement (on PostgreSQL one ``COPY``) in a transaction of its own, so :func:`import_feed` can read it
-    while it validates the file."""
+    while it validates the file. ``names=False``: ``person_name`` left empty, for a file without names."""
+    stmt = _person_details(on).add_columns(Person.id_number_index)
+    if not names:
+        stmt = stmt.with_only_columns(*[c if c.key != "name" else cast(null(), String).label("name")
+                                        for c in stmt.selected_columns])
     with session_scope(engine) as session:
-        stmt = _person_details(on).add_columns(Person.id_number_index)
         frame = read_frame(session.connection(), stmt, {**PERSON_COLUMNS, "id_number_index": pl.Utf8})
     return frame.unique("person_id", keep="first")
 
@@ -1086,7 +1089,7 @@ def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None =
     with ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
         # A file naming most of the province's persons: every person is read meanwhile (the database's work
         # and polars' parsing, on the other core) instead of searched for after the validation.
-        directory = reader.submit(read_person_directory, engine, today) \
+        directory = reader.submit(read_person_directory, engine, today, "name" in schema.names) \
             if names_most_persons(engine, raw.frame.height) else None
         checked = validate(raw, schema, today)
         rejected_parts = [checked.rejected]

@@ -329,6 +329,9 @@ def test_person_lookup_reads_the_whole_index_or_searches_it_with_the_same_answer
     with session_scope(sync_engine) as s:
         answers.append(feeds.lookup_persons(s, numbers + numbers[:2], dt.date.today(), directory).sort("person_id"))
     assert answers[0].equals(answers[1]) and answers[0].equals(answers[2])
+    nameless = feeds.read_person_directory(sync_engine, dt.date.today(), names=False)  # for a file without names
+    assert nameless["person_name"].null_count() == nameless.height > 0
+    assert nameless.drop("person_name").sort("person_id").equals(directory.drop("person_name").sort("person_id"))
     assert answers[0].columns == ["id_number", "person_id", "person_name", "household_id", "person_region"]
     assert answers[0]["person_id"].to_list() == sorted(world.person(i).id for i in (0, 1, 2, 5, 7))
     assert answers[0]["household_id"].to_list() == [p.household_id for p in sorted(
