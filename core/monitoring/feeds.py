@@ -12,7 +12,9 @@ The work is set-at-a-time: the whole file is validated as polars columns, person
 in one statement, feed records and their effects (person flags, outbox rows) are written in bulk
 (:mod:`aidgraph.core.storage.bulk`: COPY on PostgreSQL), one transaction per batch, so an interrupted import can
 simply be run again. The rows of the income and asset feeds are economic items and are stored once, as those
-items (:data:`ITEM_FEEDS`).
+items (:data:`ITEM_FEEDS`); on PostgreSQL a large item file of one new month is stored in one transaction as
+that month's partition, its indexes built after its rows (:func:`store_month`). A file naming most of the
+province's persons reads every person while it is validated (:func:`read_person_directory`).
 Persons the platform does not know are reported, never invented.
 """
 
