@@ -230,19 +230,23 @@ def test_read_frame_falls_back_to_tuples_where_csv_would_not_give_the_same(sync_
         session.rollback()
 
 
-def test_streaming_aggregate_turns_hashing_off_for_its_block_and_puts_back_what_was_set(sync_engine):
+def test_streaming_aggregate_sets_its_planner_settings_for_its_block_and_puts_back_what_was_set(sync_engine):
     with Session(sync_engine) as session:
         if dialect_of(session) != "postgresql":
             with streaming_aggregate(session):  # nothing to set on SQLite
                 assert session.execute(text("SELECT 1")).scalar_one() == 1
             return
-        setting = "SELECT current_setting('enable_hashagg')"
+        names = ["enable_hashagg", "enable_partitionwise_aggregate", "parallel_tuple_cost"]
+        shown = "SELECT " + ", ".join(f"current_setting('{n}')" for n in names)
+        defaults = tuple(session.execute(text(shown)).one())
+        assert defaults == ("on", "off", "0.1")
         with streaming_aggregate(session):
-            assert session.execute(text(setting)).scalar_one() == "off"
-        assert session.execute(text(setting)).scalar_one() == "on"
+            assert tuple(session.execute(text(shown)).one()) == ("off", "on", "0.01")
+        assert tuple(session.execute(text(shown)).one()) == defaults
         session.execute(text("SET LOCAL enable_hashagg = off"))  # a caller's own choice survives the block
+        session.execute(text("SET LOCAL parallel_tuple_cost = 0.5"))
         with pytest.raises(ZeroDivisionError), streaming_aggregate(session):
             1 / 0
-        assert session.execute(text(setting)).scalar_one() == "off"
+        assert tuple(session.execute(text(shown)).one()) == ("off", "off", "0.5")
         session.rollback()
-        assert session.execute(text(setting)).scalar_one() == "on"  # transaction-local only
+        assert tuple(session.execute(text(shown)).one()) == defaults  # transaction-local only
