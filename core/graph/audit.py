@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -64,6 +64,16 @@ _COLUMNS = (AuditLog.id, AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.
             AuditLog.region_code, AuditLog.remote_addr, AuditLog.detail)
 
 
+def _links(seq: int, prev: str, rows: Iterable[Any]) -> Iterator[tuple[int, str, str]]:
+    """(position, previous hash, hash) of each row in turn, the chain continuing from position ``seq`` whose hash
+    is ``prev``: what sealing, and writing rows sealed, both compute."""
+    for row in rows:
+        seq += 1
+        digest = row_hash(prev, seq, row)
+        yield seq, prev, digest
+        prev = digest
+
+
 def _head(session: Session) -> AuditChain:
     stmt = select(AuditChain).where(AuditChain.name == CHAIN).with_for_update()
     head = session.execute(stmt).scalar_one_or_none()
@@ -89,16 +99,10 @@ def seal(session: Session, batch: int = 50_000) -> int:
                                .order_by(AuditLog.id).limit(batch)).all()
         if not rows:
             break
-        prev, seq = head.head_hash, head.seq
-        ids, seqs, prevs, hashes = [], [], [], []
-        for row in rows:
-            seq += 1
-            h = row_hash(prev, seq, row)
-            ids.append(row.id)
-            seqs.append(seq)
-            prevs.append(prev)
-            hashes.append(h)
-            prev = h
+        ids = [row.id for row in rows]
+        links = list(_links(head.seq, head.head_hash, rows))
+        seqs, prevs, hashes = [s for s, _, _ in links], [p for _, p, _ in links], [h for _, _, h in links]
+        seq, prev = seqs[-1], hashes[-1]
         if len(rows) > 200:
             update_frame(session, AuditLog.__tablename__,
                          pl.DataFrame({"id": ids, "seq": seqs, "prev_hash": prevs, "row_hash": hashes},
@@ -148,14 +152,10 @@ def append_sealed_frame(session: Session, frame: pl.DataFrame) -> int:
     if frame.is_empty():
         return 0
     seq, prev = _hold_head(session)
-    seqs, prevs, hashes = [], [], []
-    for values in frame.select(SEALED_FRAME_COLUMNS).iter_rows():
-        seq += 1
-        digest = row_hash(prev, seq, SimpleNamespace(**dict(zip(SEALED_FRAME_COLUMNS, values))))
-        seqs.append(seq)
-        prevs.append(prev)
-        hashes.append(digest)
-        prev = digest
+    links = list(_links(seq, prev, (SimpleNamespace(**dict(zip(SEALED_FRAME_COLUMNS, values)))
+                                    for values in frame.select(SEALED_FRAME_COLUMNS).iter_rows())))
+    seqs, prevs, hashes = [s for s, _, _ in links], [p for _, p, _ in links], [h for _, _, h in links]
+    seq, prev = seqs[-1], hashes[-1]
     insert_frame(session, AuditLog.__tablename__, frame.select(SEALED_FRAME_COLUMNS).with_columns(
         pl.Series("seq", seqs, dtype=pl.Int64), pl.Series("prev_hash", prevs, dtype=pl.Utf8),
         pl.Series("row_hash", hashes, dtype=pl.Utf8)))
@@ -179,16 +179,12 @@ def append_sealed(session: Session, rows: list[dict[str, Any]]) -> int:
     at = utcnow()
     postgres = session.connection().dialect.name == "postgresql"
     stored_at = at if postgres else at.strftime(_SQLITE_TIME)
+    full = [SimpleNamespace(**{"at": at, "actor": None, "action": None, "object_type": None, "object_id": None,
+                               "region_code": None, "remote_addr": None, "detail": None, **row}) for row in rows]
     values = []
-    for row in rows:
-        seq += 1
-        full = {"at": at, "actor": None, "action": None, "object_type": None, "object_id": None,
-                "region_code": None, "remote_addr": None, "detail": None, **row}
-        h = row_hash(prev, seq, SimpleNamespace(**full))
-        detail = full["detail"]
-        values.append((stored_at, full["actor"], full["action"], full["object_type"], full["object_id"],
-                       full["region_code"], full["remote_addr"], None if detail is None else json.dumps(detail),
-                       seq, prev, h))
+    for r, (seq, before, h) in zip(full, _links(seq, prev, full)):
+        values.append((stored_at, r.actor, r.action, r.object_type, r.object_id, r.region_code, r.remote_addr,
+                       None if r.detail is None else json.dumps(r.detail), seq, before, h))
         prev = h
     _insert_sealed(session, values, postgres)
     session.execute(update(chain).where(chain.c.name == CHAIN).values(seq=seq, head_hash=prev))
