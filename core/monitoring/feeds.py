@@ -697,11 +697,10 @@ def read_person_directory(engine: Engine, on: dt.date, names: bool = True) -> pl
     return frame.unique("person_id", keep="first")
 
 
-def names_most_persons(engine: Engine, rows: int) -> bool:
-    """Would a file of ``rows`` rows name at least :data:`WHOLE_INDEX_SHARE` of the persons (estimated by the
-    largest person id: one index probe)? Then reading every person costs less than searching for each."""
-    with session_scope(engine) as session:
-        largest = session.scalar(select(func.max(Person.id))) or 0
+def names_most_persons(session: Session, rows: int) -> bool:
+    """Would ``rows`` ID numbers name at least :data:`WHOLE_INDEX_SHARE` of the persons (estimated by the largest
+    person id: one index probe)? Then reading every person costs less than searching for each."""
+    largest = session.scalar(select(func.max(Person.id))) or 0
     return rows > 0 and rows >= WHOLE_INDEX_SHARE * largest
 
 
@@ -728,7 +727,7 @@ def lookup_persons(session: Session, id_numbers: list[str], on: dt.date,
     if directory is not None:
         return numbers.join(directory, on="id_number_index").select("id_number", *PERSON_COLUMNS)
     by_index = select(Person.id_number_index, Person.id)
-    if numbers.height < WHOLE_INDEX_SHARE * (session.scalar(select(func.max(Person.id))) or 0):
+    if not names_most_persons(session, numbers.height):
         by_index = by_index.where(any_of(Person.id_number_index, numbers["id_number_index"].sort().to_list(), dialect))
     # else: so many of the persons that reading the whole unique index (no table row) costs less than searching it
     # for each number; the join below keeps the numbers asked for.
@@ -967,7 +966,7 @@ def store_month(session: Session, schema: FeedSchema, rows: pl.DataFrame, month:
     partition, in the session's transaction (:func:`aidgraph.core.storage.partitions.load_month`): the items
     are copied into a table without indexes, its indexes and foreign keys built in one pass each, and the table
     takes the place of the month's empty partition. What :func:`store_batch` would store, at a fraction of the
-    cost (5,000,000 persons' month, 3.19M items: 82 s through the parent, about 20 s this way).
+    cost (5,000,000 persons' month, 3.19M items: 80 s through the parent, 26-29 s this way; bench/README.md).
 
     Takes the import's write lock first (:func:`store_batch`'s), then returns ``None``, having written nothing,
     unless the month's partition is still empty and holds no rows imported before revision 0027 (a re-import,
@@ -1091,8 +1090,9 @@ def import_feed(engine: Engine, kind: str, path: Path, *, encoding: str | None =
     with ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
         # A file naming most of the province's persons: every person is read meanwhile (the database's work
         # and polars' parsing, on the other core) instead of searched for after the validation.
-        directory = reader.submit(read_person_directory, engine, today, "name" in schema.names) \
-            if names_most_persons(engine, raw.frame.height) else None
+        with session_scope(engine) as session:
+            most = names_most_persons(session, raw.frame.height)
+        directory = reader.submit(read_person_directory, engine, today, "name" in schema.names) if most else None
         checked = validate(raw, schema, today)
         rejected_parts = [checked.rejected]
         clock = _lap(summary, "validate", clock)
