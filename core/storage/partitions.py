@@ -273,11 +273,14 @@ def month_is_empty(conn: Connection, table: str, month: dt.date) -> bool:
     that month either: PostgreSQL keeps a month's rows out of the default while the month has a partition)."""
     _check_table(table)
     name = partition_name(table, month_of(month))
-    if not is_partitioned(conn, table) or not conn.execute(text(
-            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(:t) "
-            "AND inhrelid = to_regclass(:p))"), {"t": table, "p": name}).scalar():
+    if not is_partitioned(conn, table) or not _is_partition_of(conn, table, name):
         return False
     return not conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {name})").scalar()
+
+
+def _is_partition_of(conn: Connection, table: str, name: str) -> bool:
+    return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(:t) "
+                                  "AND inhrelid = to_regclass(:p))"), {"t": table, "p": name}).scalar())
 
 
 @dataclass
@@ -363,8 +366,7 @@ def load_month(conn: Connection, table: str, month: dt.date, write: Callable[[st
     if unhandled := unhandled_triggers(conn, table, handled_triggers):
         raise PartitionError(f"{table} has triggers {', '.join(unhandled)} that rows loaded into a new partition "
                              "would not fire; name them in handled_triggers once the caller does their work")
-    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(:t) "
-                             "AND inhrelid = to_regclass(:p))"), {"t": table, "p": name}).scalar():
+    if not _is_partition_of(conn, table, name):
         raise PartitionError(f"{name} does not exist: create the month's partition first")
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -396,8 +398,8 @@ def load_month(conn: Connection, table: str, month: dt.date, write: Callable[[st
         before_swap(staging)
         lap("before swap")
     conn.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-    columns = ", ".join(_columns(conn, table))
-    moved = conn.exec_driver_sql(f"INSERT INTO {staging} ({columns}) SELECT {columns} FROM {name}").rowcount
+    listed = ", ".join(_columns(conn, table))
+    moved = conn.exec_driver_sql(f"INSERT INTO {staging} ({listed}) SELECT {listed} FROM {name}").rowcount
     conn.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {name}")
     conn.exec_driver_sql(f"DROP TABLE {name}")
     conn.exec_driver_sql(f"ALTER TABLE {staging} RENAME TO {name}")
@@ -405,8 +407,8 @@ def load_month(conn: Connection, table: str, month: dt.date, write: Callable[[st
             "SELECT c.relname, (SELECT string_agg(a.attname, '_' ORDER BY k.n) FROM unnest(i.indkey) "
             " WITH ORDINALITY AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
             " WHERE k.n <= i.indnkeyatts), "
-            "CASE WHEN i.indisprimary THEN 'pkey' WHEN EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = "
-            " i.indexrelid AND contype = 'u') THEN 'key' ELSE 'idx' END "
+            "CASE WHEN i.indisprimary THEN 'pkey' ELSE coalesce((SELECT CASE contype WHEN 'u' THEN 'key' "
+            " ELSE 'excl' END FROM pg_constraint WHERE conindid = i.indexrelid AND contype IN ('u', 'x')), 'idx') END "
             "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass(:t)"),
             {"t": name}).all():
         renamed = _object_name(name, None if label == "pkey" else columns, label)
