@@ -10,11 +10,8 @@ from sqlalchemy.orm import Session
 from aidgraph.core.monitoring.cycle import score_month
 from aidgraph.core.monitoring.indicators import IndicatorContext
 from aidgraph.core.policy.contract import Indicator
-
-
-class _Params:
-    def value(self, key, on, default=None):
-        return default
+from aidgraph.core.policy.engine import PolicyEngine
+from aidgraph.core.storage.config import Settings
 
 
 def test_an_indicator_read_by_another_is_computed_once_a_run(sync_engine):
@@ -30,14 +27,15 @@ def test_an_indicator_read_by_another_is_computed_once_a_run(sync_engine):
         calls.append("variant"), signal(ctx).head(1))[1])
     overlay = Indicator("overlay", "叠加", "reads the signal's hits", (),
                         lambda ctx: ctx.hits(first).filter(pl.col("household_id") == 2))
+    params = PolicyEngine(Settings()).province("44").params
     with Session(sync_engine) as session:
         for order in ([overlay, first], [first, overlay]):
             calls.clear()
-            ctx = IndicatorContext(session, "44", "2025-03", _Params(), {})
+            ctx = IndicatorContext(session, "44", "2025-03", params, {})
             scores = score_month(ctx, order, {"signal": 1.0, "overlay": 2.0})
             assert calls == ["signal"]
             assert dict(scores.households.select("household_id", "score").iter_rows()) == {1: 1.0, 2: 3.0}
         calls.clear()
-        ctx = IndicatorContext(session, "44", "2025-03", _Params(), {})
+        ctx = IndicatorContext(session, "44", "2025-03", params, {})
         assert ctx.hits(variant).height == 1 and ctx.hits(first).height == 2 and ctx.hits(variant).height == 1
         assert calls == ["variant", "signal", "signal"]
