@@ -276,6 +276,24 @@ def test_economic_items_cover_the_twelve_months_before_as_of(seeded, sync_engine
     assert late == 0
 
 
+def test_postgres_seed_leaves_statistics_and_visibility_map(seeded, sync_engine):
+    """After a seed that wrote rows, PostgreSQL's planner has the tables' statistics and their pages are marked
+    all-visible (VACUUM (ANALYZE)), as after any bulk load, instead of waiting for autovacuum."""
+    if sync_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no planner statistics or visibility map for the platform")
+    with sync_engine.connect() as conn:
+        analysed = conn.execute(text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(:t) "
+            "AND EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid)"),
+            {"t": ["household", "person", "membership", "relationship"]}).scalars().all()
+        pages = {name: (total, visible) for name, total, visible in conn.execute(text(
+            "SELECT relname, relpages, relallvisible FROM pg_class WHERE relname IN ('person', 'household')"))}
+    assert sorted(analysed) == ["household", "membership", "person", "relationship"]
+    for table, (total, visible) in pages.items():
+        assert total > 0 and visible == total, (table, total, visible)
+
+
 def test_rerun_changes_nothing(seeded, sync_engine):
     before = _table_state(sync_engine), digest(sync_engine, PREFIX_44)
     again = seed_province(sync_engine, "44", N, 7, as_of=AS_OF, chunk_size=CHUNK)
