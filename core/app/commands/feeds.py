@@ -1,4 +1,5 @@
-"""``aidgraph import KIND FILE``: load one department feed file (see :mod:`aidgraph.core.monitoring.feeds`).
+"""``aidgraph import KIND FILE``: load one department feed file (see :mod:`aidgraph.core.monitoring.feeds`);
+``aidgraph import-month FOLDER``: a month's files together (:func:`aidgraph.core.monitoring.feeds.import_feeds`).
 
 Prints rows read, stored, skipped as already stored and rejected; rejected rows go to ``FILE.rejected.csv``
 with their line number and reason. Exits non-zero only when the file as a whole cannot be read.
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
-from aidgraph.core.monitoring.feeds import FEEDS, FeedFileError, import_feed
+from aidgraph.core.monitoring.feeds import FEEDS, FeedFileError, ImportSummary, import_feed, import_feeds
 from aidgraph.core.app.terminal import console
 
 
@@ -42,7 +43,10 @@ def import_command(
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
-    elapsed = time.perf_counter() - started
+    _report(summary, file, time.perf_counter() - started)
+
+
+def _report(summary: ImportSummary, file: Path, elapsed: float) -> None:
     console.print(
         f"[green]{summary.kind}[/green] {file.name} ({summary.format}, {summary.encoding}) in {elapsed:.1f} s: "
         f"rows read {summary.read}, stored {summary.stored}, skipped as already stored {summary.already_stored}, "
@@ -56,5 +60,56 @@ def import_command(
         console.print(f"rejected rows with line numbers and reasons: {summary.rejected_file}")
 
 
+MONTH_FILE_SUFFIXES = (".csv", ".jsonl", ".json", ".txt")
+"""The files ``import-month`` takes from its folder: ``<kind><suffix>``, e.g. ``income.csv``."""
+
+
+def month_files(folder: Path) -> list[tuple[str, Path]]:
+    """The feed files of a month's folder, ``(kind, path)`` in the order of :data:`FEEDS`; FeedFileError naming
+    every file whose name is not a feed kind (nothing is imported then)."""
+    if not folder.is_dir():
+        raise FeedFileError(f"{folder}: not a folder")
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in MONTH_FILE_SUFFIXES
+                   and not f.name.endswith(".rejected.csv"))
+    unknown = [f.name for f in files if f.stem not in FEEDS]
+    if unknown:
+        raise FeedFileError(f"{folder}: {', '.join(unknown)} not named after a feed kind (<kind>.csv or "
+                            f"<kind>.jsonl; kinds: {', '.join(FEEDS)})")
+    if not files:
+        raise FeedFileError(f"{folder}: no feed file (<kind>.csv or <kind>.jsonl; kinds: {', '.join(FEEDS)})")
+    order = list(FEEDS)
+    return [(f.stem, f) for f in sorted(files, key=lambda f: (order.index(f.stem), f.name))]
+
+
+def import_month_command(
+    folder: Path = typer.Argument(..., help="folder of the month's files, each named after its kind: income.csv, ..."),
+    encoding: str = typer.Option(None, "--encoding", help="file encoding (default: UTF-8, else GBK detected)"),
+    province: str = typer.Option(None, "--province", help="reject rows for persons living outside this province"),
+) -> None:
+    """Import a month's department files together: each stored as `import` stores it, the persons read once."""
+    settings = load_settings()
+    engine = make_sync_engine(settings.database_url)
+    started = time.perf_counter()
+    try:
+        files = month_files(folder)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task(f"reading {len(files)} files", total=None)
+
+            def progress(phase: str, done: int, total: int) -> None:
+                bar.update(task, description=f"{phase} ({folder.name})", completed=done, total=total)
+
+            summaries = import_feeds(engine, files, encoding=encoding, province=province, progress=progress)
+    except FeedFileError as exc:
+        console.print(f"[red]cannot import:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    for summary, (_, file) in zip(summaries, files):
+        _report(summary, file, sum(summary.seconds[phase] for phase in ("read", "validate", "persons", "store")))
+    console.print(f"{len(files)} files in {time.perf_counter() - started:.1f} s")
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
+    app.command("import-month")(import_month_command)
