@@ -51,13 +51,23 @@ def record(session: Session | AsyncSession, actor: Actor, action: str, object_ty
 
 def row_hash(prev: str, seq: int, row) -> str:
     """sha256 of the previous row's hash and this row's canonical JSON (position, time, who, what, where)."""
+    return _chained(prev, seq, row_body(row))
+
+
+def row_body(row) -> str:
+    """The row's canonical JSON without its position: ``[time, who, what, where ...]``, the part of what
+    :func:`row_hash` hashes that does not depend on the chain (so it can be computed before the head is held)."""
     at = row.at.isoformat(timespec="microseconds") if row.at is not None else None
     detail = row.detail
     if isinstance(detail, str):
         detail = json.loads(detail)
-    body = json.dumps([seq, at, row.actor, row.action, row.object_type, row.object_id, row.region_code,
+    return json.dumps([at, row.actor, row.action, row.object_type, row.object_id, row.region_code,
                        row.remote_addr, detail], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256((prev + "\n" + body).encode("utf-8")).hexdigest()
+
+
+def _chained(prev: str, seq: int, body: str) -> str:
+    # json.dumps([seq, *values]) is "[" + the position + "," + json.dumps(values) without its "[".
+    return hashlib.sha256(f"{prev}\n[{int(seq)},{body[1:]}".encode("utf-8")).hexdigest()
 
 
 _COLUMNS = (AuditLog.id, AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.object_type, AuditLog.object_id,
@@ -67,9 +77,14 @@ _COLUMNS = (AuditLog.id, AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.
 def _links(seq: int, prev: str, rows: Iterable[Any]) -> Iterator[tuple[int, str, str]]:
     """(position, previous hash, hash) of each row in turn, the chain continuing from position ``seq`` whose hash
     is ``prev``: what sealing, and writing rows sealed, both compute."""
-    for row in rows:
+    return _chain(seq, prev, (row_body(row) for row in rows))
+
+
+def _chain(seq: int, prev: str, bodies: Iterable[str]) -> Iterator[tuple[int, str, str]]:
+    """:func:`_links` of rows whose :func:`row_body` is known."""
+    for body in bodies:
         seq += 1
-        digest = row_hash(prev, seq, row)
+        digest = _chained(prev, seq, body)
         yield seq, prev, digest
         prev = digest
 
@@ -141,19 +156,31 @@ SEALED_FRAME_COLUMNS = ("at", "actor", "action", "object_type", "object_id", "re
 """The columns :func:`append_sealed_frame` takes (``detail``: JSON text)."""
 
 
-def append_sealed_frame(session: Session, frame: pl.DataFrame) -> int:
+def frame_bodies(frame: pl.DataFrame) -> list[str]:
+    """:func:`row_body` of each row of a frame of :data:`SEALED_FRAME_COLUMNS`: what :func:`append_sealed_frame`
+    hashes, computed before the chain's head is held (a writer of many rows computes them while its
+    transaction writes other tables)."""
+    return [row_body(SimpleNamespace(**dict(zip(SEALED_FRAME_COLUMNS, values))))
+            for values in frame.select(SEALED_FRAME_COLUMNS).iter_rows()]
+
+
+def append_sealed_frame(session: Session, frame: pl.DataFrame, bodies: list[str] | None = None) -> int:
     """Insert many audit rows sealed, in the caller's transaction: ``frame`` holds :data:`SEALED_FRAME_COLUMNS`
     (``at`` a microsecond time, ``detail`` JSON text as the JSON column stores it); their ``seq``, ``prev_hash``
     and ``row_hash`` are those :func:`seal` would give them at commit, and they go in one bulk write.
+    ``bodies``: the rows' :func:`frame_bodies`, when the caller computed them beforehand.
 
     For writers of very many rows in one transaction: a monitoring run's 283,000 alert rows, left to
     :func:`seal`, were read back and updated one by one at commit. Holds the chain's head from here to the end
     of the transaction (:func:`_hold_head`), so call it last."""
     if frame.is_empty():
         return 0
+    if bodies is None:
+        bodies = frame_bodies(frame)
+    if len(bodies) != frame.height:
+        raise ValueError(f"{len(bodies)} bodies for {frame.height} audit rows")
     seq, prev = _hold_head(session)
-    links = list(_links(seq, prev, (SimpleNamespace(**dict(zip(SEALED_FRAME_COLUMNS, values)))
-                                    for values in frame.select(SEALED_FRAME_COLUMNS).iter_rows())))
+    links = list(_chain(seq, prev, bodies))
     seqs, prevs, hashes = [s for s, _, _ in links], [p for _, p, _ in links], [h for _, _, h in links]
     seq, prev = seqs[-1], hashes[-1]
     insert_frame(session, AuditLog.__tablename__, frame.select(SEALED_FRAME_COLUMNS).with_columns(

@@ -264,3 +264,34 @@ def test_rows_sealed_as_written_take_their_place_in_the_chain_after_the_unsealed
     assert result.ok and result.checked == 6 and result.unsealed == 0
     with session_scope(fresh_engine) as session:
         assert audit.append_sealed_frame(session, frame.clear()) == 0
+
+
+def test_the_hash_computed_from_a_rows_body_is_the_chains_canonical_hash():
+    """row_hash (and append_sealed_frame, which hashes bodies computed beforehand, frame_bodies) must give what the
+    canonical form gives: sha256 of the previous hash, a newline and json.dumps([position, time, who, what, where,
+    detail]); here the frozen copy migration 0010 sealed the first rows with. Positions of any width, details as
+    text or dict, non-ASCII text, missing values."""
+    import datetime as dt
+    import importlib
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    frozen = importlib.import_module("aidgraph.core.storage.migrations.versions.0010_personal_data")._row_hash
+    at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011)
+    rows = [SimpleNamespace(at=at, actor="monitor", action="raise_alert", object_type="alert", object_id="7",
+                            region_code="440106001001", remote_addr=None,
+                            detail='{"month":"2026-02","level":"RED","score":45.5,"indicators":["a","b"]}'),
+            SimpleNamespace(at=None, actor="张三", action="read", object_type="person", object_id=None,
+                            region_code=None, remote_addr="10.0.0.1", detail={"名": "张三", "n": None, "a": [1.5, 2]}),
+            SimpleNamespace(at=at, actor="x", action="y", object_type="z", object_id="", region_code="",
+                            remote_addr="", detail=None)]
+    for seq in (1, 9, 10, 12345678901234):
+        for row in rows:
+            assert audit.row_hash("p" * 64, seq, row) == frozen("p" * 64, seq, row)
+    frame = pl.DataFrame([{k: getattr(r, k) for k in audit.SEALED_FRAME_COLUMNS} for r in rows[:1] * 3],
+                         schema_overrides={"at": pl.Datetime("us"), "remote_addr": pl.Utf8})
+    bodies = audit.frame_bodies(frame)
+    assert [h for _, _, h in audit._chain(41, "g" * 64, bodies)] == \
+        [h for _, _, h in audit._links(41, "g" * 64, rows[:1] * 3)]
+    assert audit._links(41, "g" * 64, rows[:1]).__next__()[2] == frozen("g" * 64, 42, rows[0])
