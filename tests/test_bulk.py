@@ -250,3 +250,35 @@ def test_streaming_aggregate_sets_its_planner_settings_for_its_block_and_puts_ba
         assert tuple(session.execute(text(shown)).one()) == ("off", "off", "0.5")
         session.rollback()
         assert tuple(session.execute(text(shown)).one()) == defaults  # transaction-local only
+
+
+def test_copy_out_reads_what_psycopgs_copy_reads_and_leaves_the_connection_as_a_statement_would(sync_engine):
+    """``copy_out`` (PostgreSQL) reads libpq's buffer directly: the bytes must be psycopg's ``Copy``'s, bound
+    parameters included; an error before the first row or in the middle of the rows raises psycopg's error for
+    it and leaves the transaction failed, as any failed statement would (a rollback makes it usable again)."""
+    import psycopg
+
+    from aidgraph.core.storage.bulk import copy_out, driver_connection
+
+    if sync_engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    statement = ("COPY (SELECT x, 'row ' || x || %(tail)s, x / 3.0 FROM generate_series(1, 70000) AS x) "
+                 "TO STDOUT (FORMAT csv)")
+    with Session(sync_engine) as session:
+        driver = driver_connection(session)
+        expected = bytearray()
+        with driver.cursor() as cursor, cursor.copy(statement, {"tail": "'s, \"quoted\"\n"}) as copy:
+            for block in copy:
+                expected += block
+        got = copy_out(driver, statement, {"tail": "'s, \"quoted\"\n"})
+        assert got == bytes(expected) and got.count(b"\n") > 70000
+        assert copy_out(driver, "COPY (SELECT 1 WHERE false) TO STDOUT") == b""
+        for failing, error in (("COPY (SELECT 1 / 0) TO STDOUT", psycopg.errors.DivisionByZero),
+                               ("COPY (SELECT x, 1 / (60000 - x) FROM generate_series(1, 70000) x) TO STDOUT",
+                                psycopg.errors.DivisionByZero),
+                               ("COPY (SELECT nothing FROM nowhere) TO STDOUT", psycopg.errors.UndefinedTable)):
+            with pytest.raises(error):
+                copy_out(driver, failing)
+            assert driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+            session.rollback()
+            assert session.execute(text("SELECT 42")).scalar_one() == 42
