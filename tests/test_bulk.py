@@ -273,12 +273,23 @@ def test_copy_out_reads_what_psycopgs_copy_reads_and_leaves_the_connection_as_a_
         got = copy_out(driver, statement, {"tail": "'s, \"quoted\"\n"})
         assert got == bytes(expected) and got.count(b"\n") > 70000
         assert copy_out(driver, "COPY (SELECT 1 WHERE false) TO STDOUT") == b""
+        # a statement longer than the socket takes at once (a key list bound into its text): sent whole
+        keys = list(range(10**12, 10**12 + 300_000))
+        long = copy_out(driver, "COPY (SELECT sum(k) FROM unnest(%(keys)s::bigint[]) AS k) TO STDOUT", {"keys": keys})
+        assert long == f"{sum(keys)}\n".encode()
         for failing, error in (("COPY (SELECT 1 / 0) TO STDOUT", psycopg.errors.DivisionByZero),
                                ("COPY (SELECT x, 1 / (60000 - x) FROM generate_series(1, 70000) x) TO STDOUT",
                                 psycopg.errors.DivisionByZero),
                                ("COPY (SELECT nothing FROM nowhere) TO STDOUT", psycopg.errors.UndefinedTable)):
+            session.rollback()
+            driver = driver_connection(session)  # a transaction's first statement: it is begun first
             with pytest.raises(error):
                 copy_out(driver, failing)
             assert driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
             session.rollback()
             assert session.execute(text("SELECT 42")).scalar_one() == 42
+        session.rollback()
+        driver = driver_connection(session)
+        assert copy_out(driver, "COPY (SELECT 7) TO STDOUT") == b"7\n"
+        assert driver.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        session.rollback()

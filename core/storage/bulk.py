@@ -293,11 +293,12 @@ def copy_out(driver: Any, statement: str, params: Mapping[str, Any] | None = Non
     """What ``COPY ... TO STDOUT`` sends, whole, read from libpq through psycopg's ``pq`` interface.
 
     The server sends one message a row and psycopg's ``Copy`` hands each to Python through a generator and a
-    wait: about 1.5 us a row, which for a read of millions of rows was the reader's, not the database's, time
-    (8.7 million rows of the monitoring run's flows: 9.4-10.4 s read through ``Copy``, 7.7-8.3 s here, 7.6 s
-    for ``psql`` writing them to /dev/null; bench/README.md). Here libpq returns the rows it has buffered one
-    call each, and the socket is waited on only when its buffer is empty. The parameters are bound into the
-    statement's text by psycopg (``ClientCursor.mogrify``), as for its own COPY. A server error raises psycopg's
+    wait. For the monitoring run's flows (8.7 million rows, 367 MB) that cost the reader 4.5-6.0 s of CPU, 2.1 s
+    here (one process alternating the two, twice; the 5,007,294 persons of the directory: 3.2-3.3 s against
+    2.1 s), CPU the import's validation and the run's scoring need at the same time. Here libpq returns the
+    rows it has buffered one call each, and the socket is waited on only when its buffer is empty. The parameters are bound into the
+    statement's text by psycopg (``ClientCursor.mogrify``), as for its own COPY, and the COPY is part of the
+    connection's transaction, begun first if none is (as psycopg would). A server error raises psycopg's
     error for it; anything else raised while rows are still coming closes the connection, whose protocol
     state is then unknown (the pool discards it)."""
     import selectors
@@ -306,6 +307,8 @@ def copy_out(driver: Any, statement: str, params: Mapping[str, Any] | None = Non
     from psycopg import pq
 
     text = psycopg.ClientCursor(driver).mogrify(statement, params) if params else statement
+    if not driver.autocommit and driver.info.transaction_status == pq.TransactionStatus.IDLE:
+        driver.execute("SELECT 1")  # psycopg begins the transaction first, as before its own statements
     with driver.lock:
         pgconn = driver.pgconn
         encoding = driver.info.encoding
@@ -313,7 +316,13 @@ def copy_out(driver: Any, statement: str, params: Mapping[str, Any] | None = Non
         data = bytearray()
         try:
             with selectors.DefaultSelector() as waiting:
-                waiting.register(pgconn.socket, selectors.EVENT_READ)
+                # psycopg's connections are non-blocking: a long statement (a key list bound into the text) is
+                # sent as the socket takes it, reading whatever the server sends meanwhile, as libpq requires.
+                waiting.register(pgconn.socket, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                while pgconn.flush():
+                    if any(events & selectors.EVENT_READ for _, events in waiting.select()):
+                        pgconn.consume_input()
+                waiting.modify(pgconn.socket, selectors.EVENT_READ)
 
                 def results() -> Iterator[Any]:
                     while True:
