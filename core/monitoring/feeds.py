@@ -808,6 +808,18 @@ def _payload_columns(schema: FeedSchema) -> list[str]:
     return [c.name for c in schema.columns if c.name not in ("id_number", "name")]
 
 
+PAYLOAD_JSON_TYPES: dict[str, type[pl.DataType]] = {"amount": pl.Float64, "int": pl.Int64, "year": pl.Int64}
+"""How a stored payload's values read back, by column type: amounts as JSON numbers with a fraction, counts and
+years as integers; every other value (dates and months as ``YYYY-MM-DD``, codes, text) as the text it was."""
+
+
+def payload_dtype(schema: FeedSchema) -> pl.Struct:
+    """The stored payload of a feed record (:func:`store_batch` writes it from the normalised columns) as a polars
+    struct, to decode the JSON with (a column missing from an older record reads as null)."""
+    return pl.Struct({c.name: PAYLOAD_JSON_TYPES.get(c.type, pl.Utf8) for c in schema.columns
+                      if c.name in _payload_columns(schema)})
+
+
 def _update_flags(session: Session, ids: list[int], values: dict, where=None) -> list[tuple[int, int]]:
     """Set ``values`` on the persons in ``ids`` whose values differ (or match ``where``), bumping their version.
 

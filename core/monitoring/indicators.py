@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Float, Select, and_, cast, func, or_, select
+from sqlalchemy import Float, Select, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from aidgraph.core.monitoring.feeds import FLOW_KINDS, ITEM_FEEDS
+from aidgraph.core.monitoring.feeds import FEEDS, FLOW_KINDS, ITEM_FEEDS, payload_dtype
 from aidgraph.core.policy.contract import Indicator
 from aidgraph.core.storage.bulk import FrameSchema, read_frame, streaming_aggregate
 from aidgraph.core.storage.models import (
@@ -144,16 +144,20 @@ class IndicatorContext:
         if key not in self._cache:
             stmt = (
                 select(Membership.household_id, FeedRecord.person_id, Household.region_code, FeedRecord.event_date,
-                       FeedRecord.payload)
+                       cast(FeedRecord.payload, Text))
                 .join(Membership, self._member_household())
                 .join(Household, Household.id == Membership.household_id)
                 .where(FeedRecord.kind == kind, FeedRecord.event_date >= self.month_start,
                        FeedRecord.event_date <= self.month_end, self.scope.predicate(Household.region_code))
             )
-            rows = self.session.execute(stmt).all()
-            base = pl.DataFrame([r[:4] for r in rows], orient="row", schema={
-                "household_id": pl.Int64, "person_id": pl.Int64, "region_code": pl.Utf8, "event_date": pl.Date})
-            payload = pl.DataFrame([r[4] for r in rows]) if rows else pl.DataFrame()
+            # The payload as its JSON text, decoded by polars with the feed's declared types: decoding each
+            # record's JSON into a dict in Python took most of the read (265,000 records of the benchmark
+            # province's month: about 4 s).
+            rows = read_frame(self.session, stmt, {"household_id": pl.Int64, "person_id": pl.Int64,
+                                                   "region_code": pl.Utf8, "event_date": pl.Date, "payload": pl.Utf8})
+            payload = (rows.select(pl.col("payload").str.json_decode(payload_dtype(FEEDS[kind]))).unnest("payload")
+                       if kind in FEEDS else pl.DataFrame())
+            base = rows.drop("payload")
             payload = payload.drop([c for c in base.columns if c in payload.columns])
             self._cache[key] = pl.concat([base, payload], how="horizontal") if payload.width else base
         return self._cache[key]
