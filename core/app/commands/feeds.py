@@ -8,15 +8,38 @@ with their line number and reason. Exits non-zero only when the file as a whole 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine
 
 from aidgraph.core.storage.config import load_settings
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.monitoring.feeds import FEEDS, FeedFileError, ImportSummary, import_feed, import_feeds
+from aidgraph.core.monitoring.feeds import Progress as ImportProgress
 from aidgraph.core.app.terminal import console
+
+
+def _run(first: str, label: str, job: Callable[[Engine, ImportProgress], list[ImportSummary]]
+         ) -> list[ImportSummary]:
+    """Run an import job on the configured database with a progress bar; a file that cannot be read exits 2."""
+    engine = make_sync_engine(load_settings().database_url)
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task(first, total=None)
+
+            def progress(phase: str, done: int, total: int) -> None:
+                bar.update(task, description=f"{phase} {label}", completed=done, total=total)
+
+            return job(engine, progress)
+    except FeedFileError as exc:
+        console.print(f"[red]cannot import:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
 
 
 def import_command(
@@ -26,23 +49,9 @@ def import_command(
     province: str = typer.Option(None, "--province", help="reject rows for persons living outside this province"),
 ) -> None:
     """Import a department feed file (医保, 教育, 残联, 人社, 户籍, economic-verification sources)."""
-    settings = load_settings()
-    engine = make_sync_engine(settings.database_url)
     started = time.perf_counter()
-    try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task(f"reading {file.name}", total=None)
-
-            def progress(phase: str, done: int, total: int) -> None:
-                bar.update(task, description=f"{phase} {file.name}", completed=done, total=total)
-
-            summary = import_feed(engine, kind, file, encoding=encoding, province=province, progress=progress)
-    except FeedFileError as exc:
-        console.print(f"[red]cannot import:[/red] {exc}")
-        raise typer.Exit(2) from None
-    finally:
-        engine.dispose()
+    summary, = _run(f"reading {file.name}", file.name, lambda engine, progress: [import_feed(
+        engine, kind, file, encoding=encoding, province=province, progress=progress)])
     _report(summary, file, time.perf_counter() - started)
 
 
@@ -87,24 +96,14 @@ def import_month_command(
     province: str = typer.Option(None, "--province", help="reject rows for persons living outside this province"),
 ) -> None:
     """Import a month's department files together: each stored as `import` stores it, the persons read once."""
-    settings = load_settings()
-    engine = make_sync_engine(settings.database_url)
     started = time.perf_counter()
-    try:
-        files = month_files(folder)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task(f"reading {len(files)} files", total=None)
+    files: list[tuple[str, Path]] = []
 
-            def progress(phase: str, done: int, total: int) -> None:
-                bar.update(task, description=f"{phase} ({folder.name})", completed=done, total=total)
+    def job(engine: Engine, progress: ImportProgress) -> list[ImportSummary]:
+        files.extend(month_files(folder))
+        return import_feeds(engine, files, encoding=encoding, province=province, progress=progress)
 
-            summaries = import_feeds(engine, files, encoding=encoding, province=province, progress=progress)
-    except FeedFileError as exc:
-        console.print(f"[red]cannot import:[/red] {exc}")
-        raise typer.Exit(2) from None
-    finally:
-        engine.dispose()
+    summaries = _run(f"reading {folder.name}", f"({folder.name})", job)
     for summary, (_, file) in zip(summaries, files):
         _report(summary, file, sum(summary.seconds[phase] for phase in ("read", "validate", "persons", "store")))
     console.print(f"{len(files)} files in {time.perf_counter() - started:.1f} s")
