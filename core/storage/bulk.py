@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import selectors
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
+import psycopg
+from psycopg import pq
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -301,11 +304,6 @@ def copy_out(driver: Any, statement: str, params: Mapping[str, Any] | None = Non
     connection's transaction, begun first if none is (as psycopg would). A server error raises psycopg's
     error for it; anything else raised while rows are still coming closes the connection, whose protocol
     state is then unknown (the pool discards it)."""
-    import selectors
-
-    import psycopg
-    from psycopg import pq
-
     text = psycopg.ClientCursor(driver).mogrify(statement, params) if params else statement
     if not driver.autocommit and driver.info.transaction_status == pq.TransactionStatus.IDLE:
         driver.execute("SELECT 1")  # psycopg begins the transaction first, as before its own statements
