@@ -406,7 +406,7 @@ def run(args, workdir: Path, pg) -> None:
         indexed = min(indexed, baseline_income_indexed(engine, feeds["income"]))
         loaded = baseline_income_loaded(engine, feeds["income"])
     for (kind, path), summary in zip(feeds.items(), summaries):
-        took = sum(summary.seconds[phase] for phase in ("read", "validate", "persons", "store"))
+        took = summary.elapsed
         if kind == "income":
             income_seconds = took
         base = baseline_import(engine, path)

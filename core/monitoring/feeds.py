@@ -759,6 +759,11 @@ class ImportSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each phase: read, validate, persons (lookup), store (records and effects)."""
 
+    @property
+    def elapsed(self) -> float:
+        """The file's own seconds: its four phases (the steps of ``store`` are inside it)."""
+        return sum(self.seconds.get(phase, 0.0) for phase in ("read", "validate", "persons", "store"))
+
     def as_dict(self) -> dict:
         return {"kind": self.kind, "file": self.file, "encoding": self.encoding, "format": self.format,
                 "read": self.read, "stored": self.stored, "already_stored": self.already_stored,

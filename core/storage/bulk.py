@@ -299,10 +299,11 @@ def copy_out(driver: Any, statement: str, params: Mapping[str, Any] | None = Non
     wait. For the monitoring run's flows (8.7 million rows, 367 MB) that cost the reader 4.5-6.0 s of CPU, 2.1 s
     here (one process alternating the two, twice; the 5,007,294 persons of the directory: 3.2-3.3 s against
     2.1 s), CPU the import's validation and the run's scoring need at the same time. Here libpq returns the
-    rows it has buffered one call each, and the socket is waited on only when its buffer is empty. The parameters are bound into the
-    statement's text by psycopg (``ClientCursor.mogrify``), as for its own COPY, and the COPY is part of the
-    connection's transaction, begun first if none is (as psycopg would). A server error raises psycopg's
-    error for it; anything else raised while rows are still coming closes the connection, whose protocol
+    rows it has buffered one call each, and the socket is waited on only when its buffer is empty. The
+    parameters are bound into the statement's text by psycopg (``ClientCursor.mogrify``), as for its own COPY,
+    and the COPY is part of the connection's transaction, begun first if none is (as psycopg would). A server
+    error raises psycopg's error for it; anything else raised while rows are still coming closes the
+    connection, whose protocol
     state is then unknown (the pool discards it)."""
     text = psycopg.ClientCursor(driver).mogrify(statement, params) if params else statement
     if not driver.autocommit and driver.info.transaction_status == pq.TransactionStatus.IDLE:

@@ -105,7 +105,7 @@ def import_month_command(
 
     summaries = _run(f"reading {folder.name}", f"({folder.name})", job)
     for summary, (_, file) in zip(summaries, files):
-        _report(summary, file, sum(summary.seconds[phase] for phase in ("read", "validate", "persons", "store")))
+        _report(summary, file, summary.elapsed)
     console.print(f"{len(files)} files in {time.perf_counter() - started:.1f} s")
 
 
