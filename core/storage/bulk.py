@@ -303,8 +303,7 @@ def copy_out(driver: Any, statement: str, params: Mapping[str, Any] | None = Non
     parameters are bound into the statement's text by psycopg (``ClientCursor.mogrify``), as for its own COPY,
     and the COPY is part of the connection's transaction, begun first if none is (as psycopg would). A server
     error raises psycopg's error for it; anything else raised while rows are still coming closes the
-    connection, whose protocol
-    state is then unknown (the pool discards it)."""
+    connection, whose protocol state is then unknown (the pool discards it)."""
     text = psycopg.ClientCursor(driver).mogrify(statement, params) if params else statement
     if not driver.autocommit and driver.info.transaction_status == pq.TransactionStatus.IDLE:
         driver.execute("SELECT 1")  # psycopg begins the transaction first, as before its own statements
