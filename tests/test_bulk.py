@@ -8,18 +8,20 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 
 import polars as pl
 import pytest
-from sqlalchemy import JSON, Text, cast, column, delete, event, func, literal, or_, select, table, text
+from sqlalchemy import JSON, Text, cast, column, delete, event, func, literal, make_url, or_, select, table, text
 from sqlalchemy.orm import Session
 
-from aidgraph.core.storage.bulk import (any_of, dialect_of, insert_frame, lock_for_writing, read_frame,
-                                       streaming_aggregate, update_frame)
-from aidgraph.core.storage.db import async_session_factory, make_async_engine, session_scope
+from aidgraph.core.storage import bulk
+from aidgraph.core.storage.bulk import (any_of, dialect_of, driver_connection, insert_frame, lock_for_writing,
+                                       read_frame, streaming_aggregate, update_frame)
+from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope
 from aidgraph.core.storage.models import AuditLog, Outbox, Region
 
 AT = dt.datetime(2025, 9, 3, 14, 5, 6, 123456)
@@ -293,3 +295,87 @@ def test_copy_out_reads_what_psycopgs_copy_reads_and_leaves_the_connection_as_a_
         assert copy_out(driver, "COPY (SELECT 7) TO STDOUT") == b"7\n"
         assert driver.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         session.rollback()
+
+
+STAGE_TABLES = """
+CREATE TABLE {t} (id INTEGER PRIMARY KEY, key VARCHAR(64), day DATE NOT NULL, amount NUMERIC(14, 2) NOT NULL,
+                  flag BOOLEAN, note TEXT, region_code VARCHAR(12) REFERENCES region (code), CHECK (amount >= 0));
+CREATE UNIQUE INDEX uq_{t} ON {t} (key, day) WHERE key IS NOT NULL;
+CREATE TABLE {t}_log (row_id INTEGER);
+CREATE TRIGGER {t}_logged AFTER INSERT ON {t} BEGIN INSERT INTO {t}_log (row_id) VALUES (NEW.id); END;
+INSERT INTO {t} (key, day, amount, note, region_code) VALUES ('k1', '2025-09-01', 5, 'stored before', '440106');
+"""
+
+
+def _create(url: str, table: str) -> None:
+    connection = sqlite3.connect(make_url(url).database)
+    try:
+        connection.executescript(STAGE_TABLES.format(t=table))
+    finally:
+        connection.close()
+
+
+def _stage_frame(rows: int) -> pl.DataFrame:
+    """Values whose stored form depends on the column's affinity: numbers as text, floats that round, NULLs,
+    booleans, a key stored before and keys repeated within the frame."""
+    return pl.DataFrame({
+        "key": [None if i % 7 == 0 else f"k{i % (rows // 2)}" for i in range(rows)],
+        "day": [dt.date(2025, 9, 1)] * rows,
+        "amount": [i * 0.1 + 0.005 for i in range(rows)],
+        "flag": [None if i % 5 == 0 else i % 2 == 0 for i in range(rows)],
+        "note": [["12", "3.50", "text", None][i % 4] for i in range(rows)],
+        "region_code": [None if i % 3 == 0 else "440106" for i in range(rows)],
+    })
+
+
+@pytest.mark.parametrize("rows", [10, 4_000])
+def test_sqlite_staged_insert_stores_and_counts_what_one_insert_per_row_would(sqlite_url, monkeypatch, rows):
+    """From ``STAGE_MIN_ROWS`` rows SQLite writes through a staging table and one ``INSERT ... SELECT``: the
+    stored values, their storage classes, ids (frame order), trigger firings and skipped conflicts are those of
+    one ``INSERT`` per row (the path below the threshold), which the test forces on a twin table."""
+    engine = make_sync_engine(sqlite_url)
+    frame = _stage_frame(rows)
+    stored, statements = {}, {}
+    for name, threshold in ((f"stage_direct_{rows}", 10**9), (f"stage_staged_{rows}", 1)):
+        monkeypatch.setattr(bulk, "STAGE_MIN_ROWS", threshold)
+        seen: list[str] = []
+        _create(sqlite_url, name)
+        with session_scope(engine) as session:
+            driver_connection(session).set_trace_callback(seen.append)
+            counted = insert_frame(session, name, frame, skip_conflicts_on="(key, day) WHERE key IS NOT NULL")
+            driver_connection(session).set_trace_callback(None)
+        with engine.connect() as conn:
+            stored[name] = (counted, conn.exec_driver_sql(
+                f"SELECT id, key, day, amount, typeof(amount), flag, typeof(flag), note, typeof(note), region_code "
+                f"FROM {name} ORDER BY id").all(), conn.exec_driver_sql(f"SELECT row_id FROM {name}_log").all())
+            assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
+        statements[name] = [s for s in seen if s.startswith(f"INSERT INTO {name} ")]
+    direct, staged = (f"stage_direct_{rows}", f"stage_staged_{rows}")
+    assert stored[direct] == stored[staged]
+    counted, table_rows, logged = stored[staged]
+    distinct_keys = len({k for k in frame["key"].to_list() if k is not None} - {"k1"})
+    assert counted == distinct_keys + frame["key"].null_count() == len(table_rows) - 1  # one row stored before
+    assert len(logged) == len(table_rows)
+    # the paths taken: one INSERT of values per row, against one INSERT ... SELECT from the staging table
+    assert statements[direct] and all(" VALUES " in s for s in statements[direct])
+    assert len(set(statements[staged])) == 1 and " SELECT " in statements[staged][0]
+    engine.dispose()
+
+
+def test_sqlite_staged_insert_that_fails_leaves_nothing_and_no_staging_table(sqlite_url, monkeypatch):
+    """A row the table refuses (a region that does not exist: foreign key) fails the whole insert; the rollback
+    leaves neither the frame's rows nor the trigger's, and the staging table is gone with the statement."""
+    monkeypatch.setattr(bulk, "STAGE_MIN_ROWS", 1)
+    engine = make_sync_engine(sqlite_url)
+    _create(sqlite_url, "stage_failing")
+    frame = _stage_frame(100).with_columns(
+        pl.format("u{}", pl.int_range(pl.len())).alias("key"),
+        pl.when(pl.int_range(pl.len()) == 60).then(pl.lit("999999")).otherwise(pl.col("region_code"))
+        .alias("region_code"))
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), session_scope(engine) as session:
+        insert_frame(session, "stage_failing", frame)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM stage_failing").scalar() == 1  # the row stored before
+        assert conn.exec_driver_sql("SELECT count(*) FROM stage_failing_log").scalar() == 1
+        assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
+    engine.dispose()
