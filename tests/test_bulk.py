@@ -379,3 +379,37 @@ def test_sqlite_staged_insert_that_fails_leaves_nothing_and_no_staging_table(sql
         assert conn.exec_driver_sql("SELECT count(*) FROM stage_failing_log").scalar() == 1
         assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
     engine.dispose()
+
+
+@pytest.mark.parametrize("rows", [10, 4_000])
+def test_sqlite_staged_update_sets_what_one_update_per_row_would(sqlite_url, monkeypatch, rows):
+    """``update_frame`` from ``STAGE_MIN_ROWS`` rows on SQLite (one ``UPDATE ... FROM`` a staging table) leaves
+    every row, value and storage class as one ``UPDATE`` per row does (forced on a twin table)."""
+    engine = make_sync_engine(sqlite_url)
+    frame = _stage_frame(rows).with_columns(pl.format("u{}", pl.int_range(pl.len())).alias("key"))
+    ids = list(range(2, rows + 2, 2))  # every other row of the frame (id 1 is the row stored before)
+    changes = pl.DataFrame({"id": ids, "amount": [i * 0.25 for i in range(len(ids))],
+                            "note": [[None, "7", "text"][i % 3] for i in range(len(ids))],
+                            "flag": [i % 2 == 1 for i in range(len(ids))], "day": [dt.date(2025, 10, 1)] * len(ids)})
+    stored, statements = {}, {}
+    for name, threshold in ((f"upd_direct_{rows}", 10**9), (f"upd_staged_{rows}", 1)):
+        _create(sqlite_url, name)
+        with session_scope(engine) as session:
+            insert_frame(session, name, frame)
+        monkeypatch.setattr(bulk, "STAGE_MIN_ROWS", threshold)
+        seen: list[str] = []
+        with session_scope(engine) as session:
+            driver_connection(session).set_trace_callback(seen.append)
+            assert update_frame(session, name, changes) == len(ids)
+            driver_connection(session).set_trace_callback(None)
+        with engine.connect() as conn:
+            stored[name] = conn.exec_driver_sql(
+                f"SELECT id, key, day, amount, typeof(amount), flag, typeof(flag), note, typeof(note), region_code "
+                f"FROM {name} ORDER BY id").all()
+            assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
+        statements[name] = [s for s in seen if s.startswith(f"UPDATE {name} ")]
+    direct, staged = stored[f"upd_direct_{rows}"], stored[f"upd_staged_{rows}"]
+    assert direct == staged
+    assert [r[2] for r in staged].count("2025-10-01") == len(ids)
+    assert len(statements[f"upd_direct_{rows}"]) >= len(ids) and len(set(statements[f"upd_staged_{rows}"])) == 1
+    engine.dispose()

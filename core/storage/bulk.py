@@ -160,13 +160,13 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, *,
 
 
 STAGE_MIN_ROWS = 1_000
-"""From this many rows :func:`insert_frame` writes a frame on SQLite through a staging table
-(:func:`_staged_insert`) rather than one ``INSERT`` per row."""
+"""From this many rows :func:`insert_frame` and :func:`update_frame` write a frame on SQLite through a staging
+table (:func:`_staged_insert`) rather than one statement per row."""
 
 
 def _staged_insert(cur: Any, table: str, frame: pl.DataFrame, conflicts: str) -> int:
-    """``frame``'s rows into ``table`` on SQLite as ONE statement: copied into a temporary table without types,
-    indexes or triggers, then ``INSERT INTO table SELECT ... FROM`` it, in the caller's transaction.
+    """``frame``'s rows into ``table`` on SQLite as ONE statement, ``INSERT INTO table SELECT ... FROM`` the
+    frame's staging table (:func:`_sqlite_staged`), in the caller's transaction. Returns the rows inserted.
 
     Why: every statement that can fail after it has changed a page (a table with a trigger or a foreign key,
     which ``economic_item``, ``alert`` and the outbox have) saves each page it changes to a statement journal
@@ -174,27 +174,35 @@ def _staged_insert(cur: Any, table: str, frame: pl.DataFrame, conflicts: str) ->
     pages it touched (a leaf of each index, the table's last page) again, to a temporary file. One statement
     saves each page once. The 5,000,000-person province's income file (3.19M items into ``economic_item`` and
     its four indexes): stored in 66-69 s this way against 105-126 s one row at a time (bench/README.md).
-    The staging table has no declared
-    types, so it keeps the values exactly as bound, and the insert converts them as ``table`` would convert the
-    same values bound directly (its column affinities); rows go in the frame's order; ``conflicts`` (``ON
-    CONFLICT ...``) applies as to a direct insert. Returns the rows inserted."""
-    stage = f"temp.aidgraph_stage_{table}"
+    The insert converts the staged values as ``table`` would convert the same values bound directly (its column
+    affinities); rows go in the frame's order; ``conflicts`` (``ON CONFLICT ...``) applies as to a direct
+    insert."""
     columns = ", ".join(frame.columns)
-    if not cur.connection.in_transaction:
-        # sqlite3 begins the caller's transaction at its first INSERT, not at a CREATE: begun here instead, the
-        # staging table's creation is part of it, and a rollback leaves no table (or rows) behind.
-        cur.execute("BEGIN")
-    cur.execute(f"DROP TABLE IF EXISTS {stage}")
-    cur.execute(f"CREATE TABLE {stage} ({columns})")
-    try:
-        cur.executemany(insert_sql(stage, frame.columns), sqlite_rows(frame))
+    with _sqlite_staged(cur, table, frame) as stage:
         # "WHERE true": SQLite reads "ON CONFLICT" after a bare FROM as a join constraint.
         cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} WHERE true ORDER BY rowid"
                     f"{conflicts}")
         inserted: int = cur.rowcount
+    return inserted
+
+
+@contextlib.contextmanager
+def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame) -> Iterator[str]:
+    """A temporary table holding ``frame``'s rows for one statement on ``table``, dropped after it; yields its
+    name. It has no declared types, indexes or triggers: it keeps the values exactly as bound, and filling it
+    costs one append per row. Created inside the caller's transaction, so a rollback leaves no table or rows."""
+    stage = f"temp.aidgraph_stage_{table}"
+    if not cur.connection.in_transaction:
+        # sqlite3 begins the caller's transaction at its first INSERT, not at a CREATE: begun here instead, the
+        # staging table's creation is part of it.
+        cur.execute("BEGIN")
+    cur.execute(f"DROP TABLE IF EXISTS {stage}")
+    cur.execute(f"CREATE TABLE {stage} ({', '.join(frame.columns)})")
+    try:
+        cur.executemany(insert_sql(stage, frame.columns), sqlite_rows(frame))
+        yield stage
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {stage}")
-    return inserted
 
 
 def any_of(column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any],
@@ -231,8 +239,10 @@ def lock_for_writing(bind: Connection | Session, tables: Sequence[str]) -> None:
 def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, key: str = "id") -> int:
     """Set the frame's other columns on the rows whose ``key`` matches, in the caller's transaction.
 
-    PostgreSQL: COPY into a temporary table, then one ``UPDATE ... FROM``. SQLite: ``executemany`` of one
-    UPDATE by key (a primary-key lookup each, in C). Returns the number of rows given. Nothing is committed.
+    PostgreSQL: COPY into a temporary table, then one ``UPDATE ... FROM``. SQLite: the same through a staging
+    table (:func:`_sqlite_staged`) from :data:`STAGE_MIN_ROWS` rows, for the reason :func:`_staged_insert` gives;
+    below that, ``executemany`` of one UPDATE by key. Keys are unique within the frame. Returns the number of rows
+    given. Nothing is committed.
     """
     if frame.is_empty():
         return 0
@@ -255,7 +265,12 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
     else:
         cur = driver.cursor()
         try:
-            cur.executemany(update_sql(table, columns, key), sqlite_rows(frame.select(*columns, key)))
+            if frame.height >= STAGE_MIN_ROWS:
+                with _sqlite_staged(cur, table, frame.select(key, *columns)) as stage:
+                    cur.execute(f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in columns)} "
+                                f"FROM {stage} AS s WHERE {table}.{key} = s.{key}")
+            else:
+                cur.executemany(update_sql(table, columns, key), sqlite_rows(frame.select(*columns, key)))
         finally:
             cur.close()
     return frame.height
