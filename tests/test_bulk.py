@@ -413,3 +413,20 @@ def test_sqlite_staged_update_sets_what_one_update_per_row_would(sqlite_url, mon
     assert [r[2] for r in staged].count("2025-10-01") == len(ids)
     assert len(statements[f"upd_direct_{rows}"]) >= len(ids) and len(set(statements[f"upd_staged_{rows}"])) == 1
     engine.dispose()
+
+
+def test_sqlite_staged_insert_on_an_autocommit_connection_commits_what_it_wrote(sqlite_url, monkeypatch):
+    """On a connection in autocommit mode a row-by-row insert commits each row; the staged insert commits the
+    whole frame, and leaves no transaction open (which a later rollback would otherwise undo)."""
+    monkeypatch.setattr(bulk, "STAGE_MIN_ROWS", 1)
+    engine = make_sync_engine(sqlite_url)
+    _create(sqlite_url, "stage_autocommit")
+    frame = _stage_frame(50).with_columns(pl.format("u{}", pl.int_range(pl.len())).alias("key"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert insert_frame(conn, "stage_autocommit", frame) == 50
+        assert not driver_connection(conn).in_transaction
+        conn.rollback()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM stage_autocommit").scalar() == 51
+        assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
+    engine.dispose()

@@ -173,7 +173,7 @@ def _staged_insert(cur: Any, table: str, frame: pl.DataFrame, conflicts: str) ->
     first, so that it can be undone alone. An ``executemany`` is one statement per row, so each row saved the
     pages it touched (a leaf of each index, the table's last page) again, to a temporary file. One statement
     saves each page once. The 5,000,000-person province's income file (3.19M items into ``economic_item`` and
-    its four indexes): stored in 66-69 s this way against 105-126 s one row at a time (bench/README.md).
+    its four indexes): stored in 57.6-74.8 s this way against 105.3-125.9 s one row at a time (bench/README.md).
     The insert converts the staged values as ``table`` would convert the same values bound directly (its column
     affinities); rows go in the frame's order; ``conflicts`` (``ON CONFLICT ...``) applies as to a direct
     insert."""
@@ -190,19 +190,28 @@ def _staged_insert(cur: Any, table: str, frame: pl.DataFrame, conflicts: str) ->
 def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame) -> Iterator[str]:
     """A temporary table holding ``frame``'s rows for one statement on ``table``, dropped after it; yields its
     name. It has no declared types, indexes or triggers: it keeps the values exactly as bound, and filling it
-    costs one append per row. Created inside the caller's transaction, so a rollback leaves no table or rows."""
-    stage = f"temp.aidgraph_stage_{table}"
-    if not cur.connection.in_transaction:
-        # sqlite3 begins the caller's transaction at its first INSERT, not at a CREATE: begun here instead, the
-        # staging table's creation is part of it.
+    costs one append per row.
+
+    Created inside the caller's transaction, so that a rollback leaves no table or rows behind: sqlite3 begins
+    a transaction at its first ``INSERT``, not at a ``CREATE``, so one is begun here when none is. On a
+    connection in autocommit mode (``isolation_level`` ``None``: each statement its own transaction) the staging
+    and the statement are one transaction, committed here, or rolled back when the statement fails."""
+    connection = cur.connection
+    own = not connection.in_transaction and connection.isolation_level is None
+    if not connection.in_transaction:
         cur.execute("BEGIN")
-    cur.execute(f"DROP TABLE IF EXISTS {stage}")
-    cur.execute(f"CREATE TABLE {stage} ({', '.join(frame.columns)})")
+    stage = f"temp.aidgraph_stage_{table}"
     try:
+        cur.execute(f"DROP TABLE IF EXISTS {stage}")
+        cur.execute(f"CREATE TABLE {stage} ({', '.join(frame.columns)})")
         cur.executemany(insert_sql(stage, frame.columns), sqlite_rows(frame))
         yield stage
-    finally:
-        cur.execute(f"DROP TABLE IF EXISTS {stage}")
+        cur.execute(f"DROP TABLE {stage}")
+    except BaseException:
+        cur.execute("ROLLBACK" if own else f"DROP TABLE IF EXISTS {stage}")
+        raise
+    if own:
+        cur.execute("COMMIT")
 
 
 def any_of(column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any],
