@@ -4,8 +4,9 @@ The batch paths move hundreds of thousands to millions of rows. Passing each row
 parameter processing costs more than the database's own work, so these helpers hand whole polars frames to
 the driver inside the caller's transaction: PostgreSQL ``COPY ... FROM STDIN (FORMAT csv)``, SQLite
 ``executemany`` of rows already converted to what SQLAlchemy would have stored (ISO dates, 0/1 booleans,
-JSON text), into a staging table and then one ``INSERT ... SELECT`` for a large frame (:func:`_staged_insert`). Lookups by a long list of keys bind the list as ONE parameter (SQLite ``json_each``, PostgreSQL
-``= ANY(array)``), so a million keys are one statement, not hundreds of IN lists.
+JSON text), for a large frame into a staging table and then one ``INSERT ... SELECT`` (:func:`_staged_insert`).
+Lookups by a long list of keys bind the list as ONE parameter (SQLite ``json_each``, PostgreSQL ``=
+ANY(array)``), so a million keys are one statement, not hundreds of IN lists.
 
 :func:`lock_for_writing` starts a batch's transaction with the write lock already held (SQLite ``BEGIN
 IMMEDIATE``, PostgreSQL ``LOCK TABLE``), so that what a batch reads before it writes (which rows are already
