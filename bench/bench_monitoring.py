@@ -145,7 +145,8 @@ def _baseline_items(conn, path: Path) -> pl.DataFrame:
 def baseline_income_indexed(engine, path: Path) -> float:
     """The fair baseline for the income file (issue 15 item 3): the same read and ID lookup as
     :func:`baseline_import`, then raw bulk writes of the same rows into the *real* ``economic_item`` with their
-    row hash, file and line (COPY / executemany through :mod:`aidgraph.core.storage.bulk`; the platform stores an
+    row hash, file and line (:func:`aidgraph.core.storage.bulk.insert_frame`: COPY, or on SQLite a staging table and
+    one INSERT ... SELECT, the platform's own write path; the platform stores an
     income row once, as that item: migration 0027), so it pays the same indexes, foreign keys and triggers as the
     platform, in one transaction that is rolled back (the platform then stores the file for real). It skips
     what the platform adds: validation with line numbers, the keyed hash, the duplicate check, the effects on
