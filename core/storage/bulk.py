@@ -162,7 +162,10 @@ def insert_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, *,
 
 STAGE_MIN_ROWS = 1_000
 """From this many rows :func:`insert_frame` and :func:`update_frame` write a frame on SQLite through a staging
-table (:func:`_staged_insert`) rather than one statement per row."""
+table (:func:`_staged_insert`) rather than one statement per row. About where the two cost the same: into
+``economic_item`` of a 20,000-household province (its trigger, foreign keys and indexes; medians of 15, rolled
+back, two runs) the staged insert took 5x the time of one row at a time for 10 rows, 2x for 100, 0.87-1.15x for
+1,000, 0.71-0.73x for 3,000 and 0.77x for 10,000; the staging table's creation is the fixed cost."""
 
 
 def _staged_insert(cur: Any, table: str, frame: pl.DataFrame, conflicts: str) -> int:
@@ -456,7 +459,7 @@ def _copy_read(conn: Connection, stmt: Executable, schema: FrameSchema) -> pl.Da
     # SQLAlchemy writes a literal % as %% for psycopg's placeholders; psycopg undoes that only when it binds
     # parameters, so a statement without any gets its percent signs back here.
     sql = compiled.string if params else compiled.string.replace("%%", "%")
-    conn.exec_driver_sql("SELECT 1")
+    conn.exec_driver_sql("SELECT 1")  # through the engine's statement events: the data scope set before the COPY
     data = copy_out(driver_connection(conn), f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None)
     read_as = {name: pl.Utf8 if dtype == pl.Boolean else dtype for name, dtype in schema.items()}
     if not data:
