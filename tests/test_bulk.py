@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 
 import polars as pl
+import psycopg
 import pytest
 from sqlalchemy import JSON, Text, cast, column, delete, event, func, literal, make_url, or_, select, table, text
 from sqlalchemy.orm import Session
 
 from aidgraph.core.storage import bulk
-from aidgraph.core.storage.bulk import (any_of, dialect_of, driver_connection, insert_frame, lock_for_writing,
-                                       read_frame, streaming_aggregate, update_frame)
+from aidgraph.core.storage.bulk import (any_of, copy_out, dialect_of, driver_connection, insert_frame,
+                                       lock_for_writing, read_frame, streaming_aggregate, update_frame)
 from aidgraph.core.storage.db import async_session_factory, make_async_engine, make_sync_engine, session_scope
 from aidgraph.core.storage.models import AuditLog, Outbox, Region
 
@@ -258,10 +259,6 @@ def test_copy_out_reads_what_psycopgs_copy_reads_and_leaves_the_connection_as_a_
     """``copy_out`` (PostgreSQL) reads libpq's buffer directly: the bytes must be psycopg's ``Copy``'s, bound
     parameters included; an error before the first row or in the middle of the rows raises psycopg's error for
     it and leaves the transaction failed, as any failed statement would (a rollback makes it usable again)."""
-    import psycopg
-
-    from aidgraph.core.storage.bulk import copy_out, driver_connection
-
     if sync_engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
     statement = ("COPY (SELECT x, 'row ' || x || %(tail)s, x / 3.0 FROM generate_series(1, 70000) AS x) "
