@@ -52,6 +52,7 @@ def test_flows_are_summed_per_household_source_and_month(sync_engine):
         income = ctx.economic_flows(["WAGE", "BUSINESS"], 3)
         spending = ctx.economic_flows(["EXPENDITURE_MEDICAL"], 3)
         everything = ctx.economic_flows(["WAGE", "BUSINESS", "PENSION", "EXPENDITURE_MEDICAL"], 3)
+        nothing = IndicatorContext(session, "44", "2020-01", params, {}).economic_flows(["WAGE"], 3)
 
     def sums(frame):
         assert frame.columns == ["household_id", "source", "months_back", "amount"]
@@ -60,3 +61,4 @@ def test_flows_are_summed_per_household_source_and_month(sync_engine):
     assert sums(income) == {(h1, "税务", 0): 1205.30, (h1, ODD_SOURCE, 0): 50.0, (h1, "税务", 1): 300.0}
     assert sums(spending) == {(h2, "医保", 3): 701.5}
     assert sums(everything) == {**sums(income), **sums(spending), (h1, "社保", 3): 80.0}
+    assert sums(nothing) == {}  # a window without items: no rows, the same columns
