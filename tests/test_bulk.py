@@ -427,3 +427,39 @@ def test_sqlite_staged_insert_on_an_autocommit_connection_commits_what_it_wrote(
         assert conn.exec_driver_sql("SELECT count(*) FROM stage_autocommit").scalar() == 51
         assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
     engine.dispose()
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_sqlite_staged_insert_into_a_full_database_raises_that_error_and_leaves_nothing(tmp_path, monkeypatch,
+                                                                                        autocommit):
+    """A full database (here: ``max_page_count``) can make SQLite roll back the whole transaction by itself, as it
+    does for this table. The caller gets "database or disk is full", not the cleanup's error after it (on an autocommit
+    connection a ROLLBACK then failed with "no transaction is active" in its place), and nothing is left: no row,
+    no staging table, no open transaction."""
+    monkeypatch.setattr(bulk, "STAGE_MIN_ROWS", 1)
+    engine = make_sync_engine(f"sqlite:///{tmp_path / 'full.db'}")
+    with engine.begin() as conn:
+        # No NOT NULL: with one, SQLite 3.40 undoes just the statement and the transaction stays open.
+        conn.exec_driver_sql("CREATE TABLE items (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.exec_driver_sql("INSERT INTO items (note) VALUES ('stored before')")
+    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    with engine.connect().execution_options(**options) as conn:
+        driver = driver_connection(conn)
+        limit = driver.execute("PRAGMA max_page_count").fetchone()[0]
+        driver.execute(f"PRAGMA max_page_count = {driver.execute('PRAGMA page_count').fetchone()[0] + 5}")
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="database or disk is full") as raised:
+                insert_frame(conn, "items", pl.DataFrame({"note": ["x" * 200] * 5_000}))
+            if autocommit:  # no transaction left open (the caller's, otherwise, is the caller's to end)
+                assert not driver.in_transaction
+            assert not getattr(raised.value, "__notes__", None)  # the cleanup met nothing to complain about
+        finally:
+            driver.execute(f"PRAGMA max_page_count = {limit}")
+        conn.rollback()
+        with contextlib.nullcontext() if autocommit else conn.begin():  # the connection is usable again
+            assert insert_frame(conn, "items", pl.DataFrame({"note": ["after"] * 2_000})) == 2_000
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT note, count(*) FROM items GROUP BY note ORDER BY note").all() == [
+            ("after", 2_000), ("stored before", 1)]
+        assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
+    engine.dispose()

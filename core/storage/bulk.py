@@ -199,7 +199,8 @@ def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame) -> Iterator[str]:
     Created inside the caller's transaction, so that a rollback leaves no table or rows behind: sqlite3 begins
     a transaction at its first ``INSERT``, not at a ``CREATE``, so one is begun here when none is. On a
     connection in autocommit mode (``isolation_level`` ``None``: each statement its own transaction) the staging
-    and the statement are one transaction, committed here, or rolled back when the statement fails."""
+    and the statement are one transaction, committed here, or rolled back when the statement fails. An error
+    reaches the caller as SQLite raised it, whatever the cleanup after it meets."""
     connection = cur.connection
     own = not connection.in_transaction and connection.isolation_level is None
     if not connection.in_transaction:
@@ -211,8 +212,17 @@ def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame) -> Iterator[str]:
         cur.executemany(insert_sql(stage, frame.columns), sqlite_rows(frame))
         yield stage
         cur.execute(f"DROP TABLE {stage}")
-    except BaseException:
-        cur.execute("ROLLBACK" if own else f"DROP TABLE IF EXISTS {stage}")
+    except BaseException as error:
+        # The caller sees the error that stopped the statement. SQLite may have rolled back the whole
+        # transaction by itself (a full disk, an I/O error): the staging table went with it, and a ROLLBACK
+        # would fail ("no transaction is active") in place of the error that matters.
+        try:
+            if not own:
+                cur.execute(f"DROP TABLE IF EXISTS {stage}")
+            elif connection.in_transaction:
+                cur.execute("ROLLBACK")
+        except Exception as cleanup:
+            error.add_note(f"then the staging table's cleanup failed too: {cleanup}")
         raise
     if own:
         cur.execute("COMMIT")
