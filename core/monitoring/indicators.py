@@ -135,11 +135,15 @@ class IndicatorContext:
         the payload's fields.
 
         Not for the income and asset feeds (:data:`aidgraph.core.monitoring.feeds.ITEM_FEEDS`): their rows are
-        stored as economic items, read with :meth:`economic_flows` (a ``ValueError`` says so).
+        stored as economic items, read with :meth:`economic_flows`; nor for a kind the importer does not know
+        (:data:`aidgraph.core.monitoring.feeds.FEEDS`), whose payload has no declared fields (a misspelt kind
+        would otherwise read as no records). A ``ValueError`` says which.
         """
         if kind in ITEM_FEEDS:
             raise ValueError(f"the {kind} feed's rows are stored as economic items, not feed records: read them "
                              f"with IndicatorContext.economic_flows")
+        if kind not in FEEDS:
+            raise ValueError(f"unknown feed kind {kind!r}; known kinds: {', '.join(sorted(FEEDS))}")
         key = ("feed", kind)
         if key not in self._cache:
             stmt = (
@@ -155,8 +159,7 @@ class IndicatorContext:
             # province's month: about 4 s).
             rows = read_frame(self.session, stmt, {"household_id": pl.Int64, "person_id": pl.Int64,
                                                    "region_code": pl.Utf8, "event_date": pl.Date, "payload": pl.Utf8})
-            payload = (rows.select(pl.col("payload").str.json_decode(payload_dtype(FEEDS[kind]))).unnest("payload")
-                       if kind in FEEDS else pl.DataFrame())
+            payload = rows.select(pl.col("payload").str.json_decode(payload_dtype(FEEDS[kind]))).unnest("payload")
             base = rows.drop("payload")
             payload = payload.drop([c for c in base.columns if c in payload.columns])
             self._cache[key] = pl.concat([base, payload], how="horizontal") if payload.width else base

@@ -126,7 +126,7 @@ def test_the_unique_index_refuses_a_second_item_for_one_feed_row(sync_engine, tm
         conn.execute(text(copy.replace("row_hash FROM", "NULL FROM")))
 
 
-def test_indicator_context_refuses_to_read_an_item_feed_as_feed_records(sync_engine):
+def test_indicator_context_refuses_to_read_an_item_feed_or_an_unknown_kind_as_feed_records(sync_engine):
     from aidgraph.core.monitoring.indicators import IndicatorContext
     from aidgraph.core.policy.engine import PolicyEngine
     from aidgraph.core.storage.config import Settings
@@ -138,6 +138,8 @@ def test_indicator_context_refuses_to_read_an_item_feed_as_feed_records(sync_eng
             with pytest.raises(ValueError, match="economic items"):
                 ctx.feed(kind)
         assert ctx.feed("hospitalisation").height == 0
+        with pytest.raises(ValueError, match="unknown feed kind 'hospitalization'; known kinds: "):
+            ctx.feed("hospitalization")  # misspelt: no records of it would ever be stored
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
