@@ -58,6 +58,7 @@ from aidgraph.core.graph.idnumber import parse as parse_id_number
 from aidgraph.core.storage.models import (
     ASSET_KINDS,
     EXPENDITURE_KINDS,
+    FED_ITEM_KEYS,
     INCOME_KINDS,
     DecisionStale,
     EconomicItem,
@@ -626,9 +627,11 @@ def _row_hash_expr(schema: FeedSchema) -> pl.Expr:
     row's sha256 (:func:`_row_digest_expr`), so that revision 0014 could turn the hashes stored before it (those
     very digits) into the keyed ones without the rows, whose ID number and name a feed record does not keep.
 
-    The month comes first so that the unique index on ``row_hash`` keeps each month's rows together: a monthly
+    The month comes first so that a unique index on ``row_hash`` keeps each month's rows together: a monthly
     import inserts into one region of the index, whose pages stay in cache across a batch, instead of into
-    random pages of years of history (one page write per row on a province-sized table).
+    random pages of years of history (one page write per row on a province-sized table). Within the month the
+    hashes are random; SQLite's economic items are therefore kept unique by person before hash
+    (:data:`aidgraph.core.storage.models.FED_ITEM_KEYS`), in the order the import writes them.
     """
     keyed = feed_row_hasher()
     sha256 = hashlib.sha256
@@ -781,7 +784,10 @@ def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.da
     are partitioned by month (:mod:`aidgraph.core.storage.partitions`), the lookup then probes only those
     months' partitions.
 
-    An item feed's rows (:data:`ITEM_FEEDS`) are economic items, found by ``uq_economic_item_row_hash``. Rows of
+    An item feed's rows (:data:`ITEM_FEEDS`) are economic items, found by their hash: on PostgreSQL through
+    ``uq_economic_item_row_hash``; on SQLite, whose import uses this lookup only in the dates just described
+    below (its fed-item index has the person before the hash: :data:`aidgraph.core.storage.models.FED_ITEM_KEYS`),
+    by reading the dates' fed items. Rows of
     those feeds imported before revision 0027 are feed records: they are looked up too, but only when the
     ``(kind, event_date)`` index shows records of the kind in those dates (a monthly import of a new month
     pays one index probe for this; ``legacy`` is that probe's answer when the caller has it already)."""
@@ -805,8 +811,9 @@ def legacy_records(session: Session, kind: str, first: dt.date, last: dt.date) -
                                                       FeedRecord.event_date <= last).limit(1)) is not None
 
 
-FED_ITEM_CONFLICT = "(row_hash, period_start) WHERE row_hash IS NOT NULL"
-"""``uq_economic_item_row_hash`` as an ``ON CONFLICT`` target: an economic item already stored for a feed row."""
+FED_ITEM_CONFLICT = f"({', '.join(FED_ITEM_KEYS['sqlite'][1])}) WHERE row_hash IS NOT NULL"
+"""SQLite's fed-item unique index (:data:`aidgraph.core.storage.models.FED_ITEM_KEYS`) as an ``ON CONFLICT``
+target: an economic item already stored for a feed row. Only SQLite's import skips rows in the insert."""
 
 
 def _payload_columns(schema: FeedSchema) -> list[str]:

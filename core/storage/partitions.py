@@ -49,6 +49,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from aidgraph.core.storage.models import DIALECT_INDEXES
 from aidgraph.core.storage.rls import POLICY_COLUMNS
 
 PARTITIONED: dict[str, str] = {"economic_item": "period_start", "feed_record": "event_date"}
@@ -425,8 +426,23 @@ PARTITION_KEY_UNIQUE = {"uq_feed_record_row_hash": ["row_hash", "event_date"]}
 """Unique constraints that hold the partition key on PostgreSQL beside the model's columns (migration 0024)."""
 
 
+IncludeObject = Callable[[Any, "str | None", str, bool, Any], bool]
+"""Alembic's ``include_object`` hook: (object, name, type, reflected, the object compared to) -> compare it?"""
+
+
+def comparison_filter(dialect: str) -> IncludeObject:
+    """Alembic ``include_object`` hook for a database of engine ``dialect`` (autogenerate and the
+    models-match-migrations test): :func:`include_in_comparison`, and an index the models declare for another
+    engine only (:data:`aidgraph.core.storage.models.DIALECT_INDEXES`) is not looked for in this one."""
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "index" and name is not None and DIALECT_INDEXES.get(name, dialect) != dialect:
+            return False
+        return include_in_comparison(obj, name, type_, reflected, compare_to)
+    return include
+
+
 def include_in_comparison(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Alembic ``include_object`` hook (autogenerate and the models-match-migrations test): the partitions are
+    """Alembic ``include_object`` hook, on either engine: the partitions are
     not model tables, a unique constraint widened by the partition key (:data:`PARTITION_KEY_UNIQUE`) is the
     model's, whose meaning it keeps, and the columns the row-level policies alone use are not the models'
     (:data:`aidgraph.core.storage.rls.POLICY_COLUMNS`)."""

@@ -204,3 +204,59 @@ def test_a_file_half_stored_before_stores_the_other_half_and_says_so(sync_engine
                             .order_by(AuditLog.id.desc()).limit(1)).one()
     details = details if isinstance(details, dict) else json.loads(details)
     assert (details["file"], details["rows"]) == ("all.csv", len(people))
+
+
+def _indexes(conn) -> set[str]:
+    return {row[1] for row in conn.execute(text("PRAGMA index_list(economic_item)"))}
+
+
+def test_revision_0029_keys_sqlite_fed_items_by_person_and_round_trips(request, tmp_path_factory, tmp_path):
+    """SQLite's fed items are unique by (month, person, hash) from revision 0029 (FED_ITEM_KEYS): re-importing
+    stores nothing twice before and after a round trip through 0028; an item whose person was deleted (its
+    person_id set null, as the foreign key does) leaves the index, so the row can be stored for the person the
+    ID number belongs to now, and the downgrade takes the hash off that orphan so the old index holds the rest.
+    The models-match-migrations comparison notices the index missing."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from aidgraph.core.policy.host import build_plugin_manager
+    from aidgraph.core.storage.models import Base
+    from aidgraph.core.storage.partitions import comparison_filter
+
+    engine = make_sync_engine(make_database("sqlite", request, tmp_path_factory))
+    people = seed_world(engine, "44", households=2, start=84).persons
+    rows = _income_rows(people, months=(1, 2))
+    path = write_csv(tmp_path / "i.csv", INCOME, rows)
+    assert import_feed(engine, "income", path).stored == len(rows)
+    with engine.connect() as conn:
+        assert {"uq_economic_item_person_row_hash"} <= _indexes(conn)
+        assert "uq_economic_item_row_hash" not in _indexes(conn)
+    # The first person's January item loses its person, as when a person is deleted: that row is then stored
+    # again for the person who has its ID number now, and no other row is.
+    with engine.begin() as conn:
+        orphan, orphan_hash = conn.execute(text(
+            "SELECT id, row_hash FROM economic_item WHERE source_file = 'i.csv' AND line_number = 2")).one()
+        conn.execute(text("UPDATE economic_item SET person_id = NULL WHERE id = :id"), {"id": orphan})
+    again = import_feed(engine, "income", path)
+    assert (again.stored, again.already_stored) == (1, len(rows) - 1)
+
+    downgrade(engine, "0028")
+    with engine.connect() as conn:
+        assert "uq_economic_item_row_hash" in _indexes(conn)
+        assert "uq_economic_item_person_row_hash" not in _indexes(conn)
+        kept = dict(conn.execute(text("SELECT id, row_hash FROM economic_item WHERE source_file = 'i.csv'")).all())
+    assert len(kept) == len(rows) + 1 and kept[orphan] is None  # every item kept; the orphan's hash taken off
+    assert sorted(h for h in kept.values() if h is not None) == sorted(set(kept.values()) - {None})
+    assert orphan_hash in kept.values()  # the item stored for the person now holds the row's hash
+
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert import_feed(engine, "income", path).already_stored == len(rows)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX uq_economic_item_person_row_hash"))
+    build_plugin_manager()  # plugins' tables are models too (as in tests/test_storage.py)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_object": comparison_filter("sqlite")})
+        diff = compare_metadata(context, Base.metadata)
+    assert [(d[0], d[1].name) for d in diff] == [("add_index", "uq_economic_item_person_row_hash")]
+    engine.dispose()
