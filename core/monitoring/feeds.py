@@ -784,10 +784,11 @@ def existing_hashes(session: Session, kind: str, hashes: list[str], first: dt.da
     are partitioned by month (:mod:`aidgraph.core.storage.partitions`), the lookup then probes only those
     months' partitions.
 
-    An item feed's rows (:data:`ITEM_FEEDS`) are economic items, found by their hash: on PostgreSQL through
-    ``uq_economic_item_row_hash``; on SQLite, whose import uses this lookup only in the dates just described
-    below (its fed-item index has the person before the hash: :data:`aidgraph.core.storage.models.FED_ITEM_KEYS`),
-    by reading the dates' fed items. Rows of
+    An item feed's rows (:data:`ITEM_FEEDS`) are economic items, found by their hash and dates. PostgreSQL
+    probes ``uq_economic_item_row_hash`` for each hash. SQLite's fed-item index has the person before the hash
+    (:data:`aidgraph.core.storage.models.FED_ITEM_KEYS`), so there the dates' fed items are read and compared;
+    SQLite's import calls this only for dates holding rows imported before revision 0027 (else the insert skips
+    the stored rows itself: :func:`store_batch`). Rows of
     those feeds imported before revision 0027 are feed records: they are looked up too, but only when the
     ``(kind, event_date)`` index shows records of the kind in those dates (a monthly import of a new month
     pays one index probe for this; ``legacy`` is that probe's answer when the caller has it already)."""

@@ -54,7 +54,6 @@ def downgrade() -> None:
         return
     op.execute("UPDATE economic_item SET row_hash = NULL WHERE person_id IS NULL AND row_hash IS NOT NULL "
                "AND EXISTS (SELECT 1 FROM economic_item AS other WHERE other.row_hash = economic_item.row_hash "
-               "AND other.period_start = economic_item.period_start AND other.id <> economic_item.id "
-               ")")
+               "AND other.period_start = economic_item.period_start AND other.id <> economic_item.id)")
     op.create_index(OLD, "economic_item", ["row_hash", "period_start"], unique=True, sqlite_where=sa.text(FED))
     op.drop_index(NEW, table_name="economic_item")
