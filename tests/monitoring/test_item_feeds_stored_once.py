@@ -10,13 +10,17 @@ import hashlib
 import json
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from aidgraph.core.monitoring.feeds import FEEDS, ITEM_FEEDS, import_feed, read_feed, validate
+from aidgraph.core.policy.host import build_plugin_manager
 from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.migrate import current_revision, downgrade, head_revision, upgrade
-from aidgraph.core.storage.models import EconomicItem, FeedRecord
+from aidgraph.core.storage.models import Base, EconomicItem, FeedRecord
+from aidgraph.core.storage.partitions import comparison_filter
 from tests.conftest import make_database
 from tests.monitoring.conftest import seed_world
 from tests.monitoring.test_feeds import write_csv
@@ -216,13 +220,6 @@ def test_revision_0029_keys_sqlite_fed_items_by_person_and_round_trips(request, 
     person_id set null, as the foreign key does) leaves the index, so the row can be stored for the person the
     ID number belongs to now, and the downgrade takes the hash off that orphan so the old index holds the rest.
     The models-match-migrations comparison notices the index missing."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from aidgraph.core.policy.host import build_plugin_manager
-    from aidgraph.core.storage.models import Base
-    from aidgraph.core.storage.partitions import comparison_filter
-
     engine = make_sync_engine(make_database("sqlite", request, tmp_path_factory))
     people = seed_world(engine, "44", households=2, start=84).persons
     rows = _income_rows(people, months=(1, 2))
