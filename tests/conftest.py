@@ -161,6 +161,18 @@ def sqlite_url(request, tmp_path_factory) -> str:
     return make_database("sqlite", request, tmp_path_factory)
 
 
+@pytest.fixture(params=["cursor", "reader process"])
+def sqlite_read_path(request, monkeypatch) -> str:
+    """Each of SQLite's two ways of reading a large statement (aidgraph.core.storage.sqlite_arrow): through the
+    cursor, as a test's small file is read, and through the reader process, as a province-sized file is read
+    (its size threshold set to nothing for the test). Nothing changes on PostgreSQL."""
+    if request.param == "reader process":
+        from aidgraph.core.storage import sqlite_arrow
+
+        monkeypatch.setattr(sqlite_arrow, "PROCESS_READ_MIN_BYTES", 0)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def live_server(db_url):
     """A live server over the module's database (both engines), with the default components."""

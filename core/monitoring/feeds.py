@@ -696,7 +696,7 @@ def read_person_directory(engine: Engine, on: dt.date, names: bool = True) -> pl
         stmt = stmt.with_only_columns(*[c if c.key != "name" else cast(null(), String).label("name")
                                         for c in stmt.selected_columns])
     with session_scope(engine) as session:
-        frame = read_frame(session.connection(), stmt, {**PERSON_COLUMNS, "id_number_index": pl.Utf8})
+        frame = read_frame(session.connection(), stmt, {**PERSON_COLUMNS, "id_number_index": pl.Utf8}, large=True)
     return frame.unique("person_id", keep="first")
 
 

@@ -92,13 +92,14 @@ class IndicatorContext:
             return self.params.value(key, self.month_end)
         return self.params.value(key, self.month_end, default=default)
 
-    def query(self, stmt: Select[Any], schema: FrameSchema) -> pl.DataFrame:
+    def query(self, stmt: Select[Any], schema: FrameSchema, large: bool = False) -> pl.DataFrame:
         """Run one statement and return its rows as a frame with ``schema`` (column names in order).
 
-        Rows come straight from the driver's cursor (:func:`aidgraph.core.storage.bulk.read_frame`): these are the run's largest
-        reads. Cast numeric columns to Float or Integer in the statement (drivers return Decimals otherwise).
+        Rows come straight from the driver (:func:`aidgraph.core.storage.bulk.read_frame`): these are the run's largest
+        reads; ``large`` for one that reads the whole province's window. Cast numeric columns to Float or Integer
+        in the statement (drivers return Decimals otherwise).
         """
-        return read_frame(self.session, stmt, schema)
+        return read_frame(self.session, stmt, schema, large=large)
 
     def hits(self, indicator: Indicator) -> pl.DataFrame:
         """``indicator``'s hits for the month, computed once per run: the scoring and an indicator that reads
@@ -113,7 +114,8 @@ class IndicatorContext:
         """Ids (``household_id``) of the province's households, read once per run."""
         if "households" not in self._cache:
             self._cache["households"] = self.query(
-                select(Household.id).where(self.scope.predicate(Household.region_code)), {"household_id": pl.Int64})
+                select(Household.id).where(self.scope.predicate(Household.region_code)), {"household_id": pl.Int64},
+                large=True)
         return self._cache["households"]
 
     def _member_household(self):
@@ -183,16 +185,16 @@ class IndicatorContext:
             # they read. The province's households are kept by a join in polars, not one lookup per item.
             sqlite = dialect_of(self.session) == "sqlite"
             if sqlite:
-                # sqlite3 makes a Python object of every value it returns (PostgreSQL's rows come as COPY text):
-                # kind, month and source as one text key make 3 values a row instead of 5. The 5,000,000-person
-                # province's window (8,877,716 rows; SQLite's own reading and grouping of them takes 6.5 s):
-                # this method 16.9-19.7 s against 20.0-23.0 s, four runs each, alternated (bench/README.md).
-                # Source last: splitting at the first two separators gives it back whole whatever it holds;
-                # kind and date hold none.
+                # Kind, month and source as one text key of a few hundred values, read as a categorical: through
+                # the cursor (a test's small file), where sqlite3 makes a Python object of every value, 3 values a
+                # row instead of 5; through the reader process (a province's file), 8.7 million small codes and
+                # one dictionary instead of 8.7 million strings (aidgraph.core.storage.sqlite_arrow;
+                # bench/README.md has the figures of both). Source last: splitting at the first two separators
+                # gives it back whole whatever it holds; kind and date hold none.
                 label = EconomicItem.kind.concat(FLOW_KEY_SEPARATOR).concat(
                     cast(EconomicItem.period_start, String)).concat(FLOW_KEY_SEPARATOR).concat(EconomicItem.source)
                 columns: tuple[Any, ...] = (label.label("flow_key"),)
-                schema: FrameSchema = {"household_id": pl.Int64, "flow_key": pl.Utf8, "amount": pl.Float64}
+                schema: FrameSchema = {"household_id": pl.Int64, "flow_key": pl.Categorical, "amount": pl.Float64}
             else:
                 columns = (EconomicItem.kind, EconomicItem.source, EconomicItem.period_start)
                 schema = {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8, "period_start": pl.Date,
@@ -205,11 +207,9 @@ class IndicatorContext:
                           EconomicItem.household_id, EconomicItem.source)
             )
             with streaming_aggregate(self.session):  # nearly a group per item: hashed, they spill to disk
-                frame = self.query(stmt, schema)
-            if sqlite:
-                # Grouped by the key as a category (a few hundred values, not millions of strings), then each
-                # key split once: 1.5 s against 3.6 s for splitting every row's key (the same 8.9M rows).
-                frame = frame.with_columns(pl.col("flow_key").cast(pl.Categorical))
+                frame = self.query(stmt, schema, large=True)
+            # On SQLite grouped by the key as a category (a few hundred values, not millions of strings), then each
+            # key split once: 1.5 s against 3.6 s for splitting every row's key (the same 8.9M rows).
             keys = [name for name in schema if name != "amount"]
             frame = (frame
                      .join(self.households_in_scope(), on="household_id", how="semi")

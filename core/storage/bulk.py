@@ -43,6 +43,9 @@ from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from aidgraph.core.storage.sqlite_arrow import FrameSchema as FrameSchema  # where read_frame's callers find it
+from aidgraph.core.storage.sqlite_arrow import arrow_read
+
 
 def dialect_of(bind: Connection | Session) -> str:
     return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
@@ -59,10 +62,6 @@ def driver_connection(bind: Connection | Session) -> Any:
     if driver is None:  # only a connection that was invalidated has none
         raise RuntimeError("the connection has no driver connection")
     return driver
-
-
-FrameSchema = Mapping[str, "pl.DataType | type[pl.DataType]"]
-"""A frame's column names and polars types, in order (``{"id": pl.Int64, ...}``)."""
 
 
 AUDIT_PENDING = "aidgraph_audit_pending"
@@ -299,21 +298,27 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
     return frame.height
 
 
-def read_frame(bind: Connection | Session, stmt: Executable, schema: FrameSchema) -> pl.DataFrame:
+def read_frame(bind: Connection | Session, stmt: Executable, schema: FrameSchema,
+               large: bool = False) -> pl.DataFrame:
     """The statement's rows as a frame with ``schema`` (its column names, in order), fetched straight from the
     driver: no per-row result processing, which costs more than the query on million-row reads.
 
     On PostgreSQL, when every column is a number, text, date or boolean and no parameter needs SQLAlchemy's
     processing (:func:`_copy_read`), the rows come as ``COPY (statement) TO STDOUT`` CSV parsed by polars;
-    otherwise, and on SQLite, as the cursor's tuples. Numeric columns should be cast to Float or Integer in the
-    statement (drivers return Decimals otherwise); dates and datetimes come back as ISO text from SQLite and are
-    parsed here.
+    otherwise, and on SQLite, as the cursor's tuples. ``large``: the caller knows the statement returns a large
+    share of a province-sized table (every person, a window of flows); on SQLite it is then read as Arrow
+    columns by a reader process where that sees what the caller would (:mod:`aidgraph.core.storage.sqlite_arrow`).
+    Numeric columns should be cast to Float or Integer in the statement (drivers return Decimals otherwise);
+    dates and datetimes come back as ISO text from SQLite and are parsed here.
     """
     conn = _connection(bind)
     if conn.dialect.name == "postgresql":
         copied = _copy_read(conn, stmt, schema)
         if copied is not None:
             return copied
+    arrow = arrow_read(conn, driver_connection(conn), stmt, schema) if large and conn.dialect.name == "sqlite" else None
+    if arrow is not None:
+        return _parse_sqlite_temporal(arrow, schema)
     result = conn.execute(stmt)
     try:
         rows = result.cursor.fetchall()
@@ -321,11 +326,16 @@ def read_frame(bind: Connection | Session, stmt: Executable, schema: FrameSchema
         result.close()
     if conn.dialect.name == "postgresql":
         return pl.DataFrame(rows, schema=schema, orient="row")
-    temporal = {name: dtype for name, dtype in schema.items() if dtype in (pl.Date, pl.Datetime)}
+    temporal = {name for name, dtype in schema.items() if dtype in (pl.Date, pl.Datetime)}
     frame = pl.DataFrame(rows, orient="row", schema={n: pl.Utf8 if n in temporal else t for n, t in schema.items()})
+    return _parse_sqlite_temporal(frame, schema)
+
+
+def _parse_sqlite_temporal(frame: pl.DataFrame, schema: FrameSchema) -> pl.DataFrame:
+    """``frame`` (read from SQLite, dates and datetimes as ISO text) with them parsed as ``schema`` says."""
     return frame.with_columns(
         pl.col(name).str.slice(0, 10).str.to_date("%Y-%m-%d") if dtype == pl.Date else pl.col(name).str.to_datetime()
-        for name, dtype in temporal.items())
+        for name, dtype in schema.items() if dtype in (pl.Date, pl.Datetime))
 
 
 STREAMING_AGGREGATE = {"enable_hashagg": "off", "enable_partitionwise_aggregate": "on", "parallel_tuple_cost": "0.01"}
