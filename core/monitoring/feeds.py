@@ -1114,11 +1114,11 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
     together (``aidgraph import-month``). Each file is stored as :func:`import_feed` stores it alone, in the
     order given, in transactions of its own (safe to re-run, file by file); one summary per file.
 
-    What they share: every file is read before any is stored (a file that cannot be read stops the job before
-    anything is written); the files are validated in order, each while the files before it are stored; and,
-    when together they name most of the province's persons (:func:`names_most_persons`, on the sum of their
-    rows), the person directory is read once, in a transaction of its own while the files are validated
-    (:func:`read_person_directory`), and every file's persons are found in it instead of searched for file by file. A feed's effects change facts of persons
+    What they share: every file is read and validated before any is stored (a file that cannot be read stops
+    the job before anything is written), and, when together they name most of the province's persons
+    (:func:`names_most_persons`, on the sum of their rows), the person directory is read once, in a
+    transaction of its own while the files are validated (:func:`read_person_directory`), and every file's
+    persons are found in it instead of searched for file by file. A feed's effects change facts of persons
     (flags, dates), never what the directory holds (ID number, name, household, region), so one read serves
     every file of the job. The 5,000,000-person province's month: the six smaller files' person searches took
     12.7 s on their own, the directory is read for the income file anyway (bench/README.md).
@@ -1137,43 +1137,30 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
                                 read=raw.frame.height + len(raw.early_rejects))
         _lap(summary, "read", clock)
         jobs.append((FEEDS[kind], Path(path), raw, summary))
-    validator = ThreadPoolExecutor(1, thread_name_prefix="feed-validation")
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
-            # Files naming most of the province's persons: every person is read meanwhile (on SQLite by a reader
-            # process, on PostgreSQL by the server) instead of searched for after the validation.
+    with ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
+        # Files naming most of the province's persons: every person is read meanwhile (the database's work
+        # and polars' parsing, on the other core) instead of searched for after the validation.
+        with session_scope(engine) as session:
+            most = names_most_persons(session, sum(raw.frame.height for _, _, raw, _ in jobs))
+        names = any("name" in schema.names for schema, *_ in jobs)
+        directory = reader.submit(read_person_directory, engine, today, names) if most else None
+        checked: list[Validated] = []
+        for schema, _, raw, summary in jobs:
+            clock = time.perf_counter()
+            checked.append(validate(raw, schema, today))
+            _lap(summary, "validate", clock)
+            if progress:
+                progress("validated", 0, checked[-1].good.height)
+        for (schema, path, raw, summary), valid in zip(jobs, checked):
+            clock = time.perf_counter()
             with session_scope(engine) as session:
-                most = names_most_persons(session, sum(raw.frame.height for _, _, raw, _ in jobs))
-            names = any("name" in schema.names for schema, *_ in jobs)
-            directory = reader.submit(read_person_directory, engine, today, names) if most else None
-            # Validated in order in a thread of their own while the storing goes on: a file is stored while the
-            # files after it are validated (the month's income file, the largest, while the smaller files before
-            # it are stored; bench/README.md).
-            checked = [validator.submit(_validate_file, raw, schema, today, summary)
-                       for schema, _, raw, summary in jobs]
-            for (schema, path, raw, summary), pending in zip(jobs, checked):
-                valid = pending.result()
-                if progress:
-                    progress("validated", 0, valid.good.height)
-                clock = time.perf_counter()
-                with session_scope(engine) as session:
-                    good, bad = resolve_persons(session, valid.good, schema, province, today,
-                                                directory.result() if directory is not None else None)
-                clock = _lap(summary, "persons", clock)
-                _store_file(engine, schema, path, raw, valid, good, bad, summary, clock,
-                            actor or system_actor(f"import:{schema.kind}"), progress, today, batch_size,
-                            month_load_min_rows)
-    finally:
-        validator.shutdown(cancel_futures=True)  # a file that failed to store: the files after it are not validated
+                good, bad = resolve_persons(session, valid.good, schema, province, today,
+                                            directory.result() if directory is not None else None)
+            clock = _lap(summary, "persons", clock)
+            _store_file(engine, schema, path, raw, valid, good, bad, summary, clock,
+                        actor or system_actor(f"import:{schema.kind}"), progress, today, batch_size,
+                        month_load_min_rows)
     return [summary for *_, summary in jobs]
-
-
-def _validate_file(raw: RawFeed, schema: FeedSchema, today: dt.date, summary: ImportSummary) -> Validated:
-    """:func:`validate` of one file of :func:`import_feeds`, its time recorded as the file's "validate" phase."""
-    clock = time.perf_counter()
-    valid = validate(raw, schema, today)
-    _lap(summary, "validate", clock)
-    return valid
 
 
 def _store_file(engine: Engine, schema: FeedSchema, path: Path, raw: RawFeed, checked: Validated,
