@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, Float, Select, String, cast, func, literal
+from sqlalchemy import Connection, Float, Select, cast
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 
