@@ -76,7 +76,8 @@ BATCH_ROWS = 65536
 
 PROCESS_READ_MIN_BYTES = 256 * 1024 * 1024
 """A database file smaller than this is read through the cursor: none of its reads is large enough to pay for
-starting the reader process (0.2-0.4 s; about 3 microseconds a row saved, measured in bench/README.md)."""
+starting the reader process (0.2-0.4 s, against about 1 microsecond a row saved: the province's 5,007,294
+persons in 7.8-8.4 s against 12.0-12.1 s, its 8,736,389 flows in 11.2-11.4 s against 21.3-21.8 s; bench/README.md)."""
 
 READER_MODULE = "aidgraph.core.storage.sqlite_reader"
 """What the reader process runs (``python -m``). Not imported here: that would load the driver's SQLite library
