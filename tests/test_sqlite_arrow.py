@@ -25,8 +25,9 @@ THING = Table("thing", META, Column("id", Integer, primary_key=True), Column("na
               Column("loose", Integer))  # SQLite keeps text it cannot make an integer as text
 SCHEMA = {"id": pl.Int64, "name": pl.Utf8, "amount": pl.Float64, "on": pl.Date, "at": pl.Datetime, "flag": pl.Boolean}
 ROWS = 3000
-"""More rows than the driver's first batch would be without :data:`sqlite_arrow.BATCH_ROWS`: the NULLs of the
-first rows and the values after them are in different batches only if the batch is smaller; both are checked."""
+"""Rows of the test table. Its text, real, date and datetime columns are NULL in the first 2,000: within the
+driver's first batch of :data:`sqlite_arrow.BATCH_ROWS` rows those NULLs and the values after them are read
+together; with batches of 64 (the second case) the first batch holds only NULLs, which the driver cannot type."""
 
 
 def _row(i: int) -> dict:
