@@ -5,8 +5,9 @@ A process of its own because the ADBC driver carries its own copy of the SQLite 
 file are POSIX advisory locks, which belong to the process, and a library copy that closes its descriptor of
 the file releases every lock the process holds on it, including those of Python's ``sqlite3`` connections to
 the same file (SQLite, "How To Corrupt An SQLite Database File", section 2.2.1: multiple copies of SQLite
-linked into the same application). In one process the two copies also shared the WAL index's memory without
-knowing of each other: a test that read through the driver while two imports wrote crashed with SIGBUS.
+linked into the same application); each copy also maps the WAL index on its own. Tried in one process, a test
+that read through the driver while two imports wrote crashed with SIGBUS once in ten runs (not traced further:
+a bus error is what touching a mapping that the other copy shrank would give).
 
 Input (standard input, JSON): ``uri`` (a ``file:`` URI, opened read-only), ``sql``, ``parameters`` (the
 statement's ``?`` parameters in order: integers, reals and text), ``batch_rows``, ``busy_timeout_ms``,
