@@ -370,6 +370,10 @@ def seeded_database(args, workdir: Path, pg) -> tuple[str, float]:
     for suffix in ("", "-wal", "-shm"):
         Path(str(cycle) + suffix).unlink(missing_ok=True)
     shutil.copyfile(workdir / (name + ".db"), cycle)
+    # The copy's writes flushed now, as PostgreSQL's are by its CHECKPOINT above: the kernel otherwise writes up
+    # to a few GB of the copy back to disk while the month is timed.
+    with open(cycle, "rb+") as copied:
+        os.fsync(copied.fileno())
     # The template out of the OS page cache once copied: the template and its copy (12.4 GB each at 1,880,000
     # households) are more than this machine's memory together, and the database under test should not share
     # the cache with a file the month never reads.

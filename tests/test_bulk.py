@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import psycopg
@@ -356,6 +357,75 @@ def test_sqlite_staged_insert_stores_and_counts_what_one_insert_per_row_would(sq
     # the paths taken: one INSERT of values per row, against one INSERT ... SELECT from the staging table
     assert statements[direct] and all(" VALUES " in s for s in statements[direct])
     assert len(set(statements[staged])) == 1 and " SELECT " in statements[staged][0]
+    engine.dispose()
+
+
+def _schemas(conn) -> list[str]:
+    return [row[1] for row in conn.exec_driver_sql("PRAGMA database_list").all()]
+
+
+@pytest.mark.parametrize("rows", [10, 4_000])
+def test_sqlite_prestaged_insert_stores_and_counts_what_the_frame_would(sqlite_url, rows):
+    """A frame staged beforehand on another thread (``stage_image``, as the feed import stages the next batch)
+    and given to the connection between transactions (``attached_stage``) stores the same values, storage
+    classes, ids, trigger firings and skipped conflicts as the frame given to ``insert_frame`` itself; the
+    staging database is attached for the block only."""
+    engine = make_sync_engine(sqlite_url)
+    frame = _stage_frame(rows)
+    with ThreadPoolExecutor(1) as other_thread:
+        image = other_thread.submit(bulk.stage_image, frame).result()
+    stored, statements = {}, {}
+    for name, prestaged in ((f"pre_frame_{rows}", False), (f"pre_staged_{rows}", True)):
+        _create(sqlite_url, name)
+        seen: list[str] = []
+        with engine.connect() as conn:
+            with bulk.attached_stage(conn) as load:
+                given = load(frame, image) if prestaged else frame
+                assert bulk.STAGE_SCHEMA in _schemas(conn)
+                conn.rollback()  # the read's transaction: the session's is then its own, committed below
+                with Session(bind=conn) as session:
+                    driver_connection(session).set_trace_callback(seen.append)
+                    counted = insert_frame(session, name, given, skip_conflicts_on="(key, day) WHERE key IS NOT NULL")
+                    driver_connection(session).set_trace_callback(None)
+                    session.commit()
+            assert bulk.STAGE_SCHEMA not in _schemas(conn)
+        with engine.connect() as conn:
+            stored[name] = (counted, conn.exec_driver_sql(
+                f"SELECT id, key, day, amount, typeof(amount), flag, typeof(flag), note, typeof(note), region_code "
+                f"FROM {name} ORDER BY id").all(), conn.exec_driver_sql(f"SELECT row_id FROM {name}_log").all())
+        statements[name] = [s for s in seen if s.startswith(f"INSERT INTO {name} ")]
+    assert stored[f"pre_frame_{rows}"] == stored[f"pre_staged_{rows}"]
+    assert stored[f"pre_staged_{rows}"][0] > 0
+    assert set(statements[f"pre_staged_{rows}"]) == {  # one statement (the trace repeats it per trigger run)
+        f"INSERT INTO pre_staged_{rows} (key, day, amount, flag, note, region_code) SELECT key, day, amount, flag, "
+        f"note, region_code FROM {bulk.STAGE_SCHEMA}.rows WHERE true ORDER BY rowid ON CONFLICT (key, day) WHERE "
+        f"key IS NOT NULL DO NOTHING"}
+    engine.dispose()
+
+
+def test_attached_stage_loads_only_between_transactions_and_is_never_left_attached(sqlite_url):
+    """SQLite replaces an attached database only outside a transaction: a load inside one is refused by name.
+    However the block ends (here inside a transaction that read the staging table, which SQLite will not detach
+    from), the pool never hands out a connection with the staging database attached."""
+    engine = make_sync_engine(sqlite_url, pool_size=1, max_overflow=0)
+    frame = pl.DataFrame({"id": [1, 2], "note": ["a", None]})
+    image = bulk.stage_image(frame)
+    with engine.connect() as conn:
+        with bulk.attached_stage(conn) as load:
+            staged = load(frame, image)
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS stage_twice (id INTEGER, note TEXT)")
+            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql(f"INSERT INTO stage_twice SELECT id, note FROM {staged.table}")
+            with pytest.raises(RuntimeError, match="between transactions"):
+                load(frame, image)
+    with engine.connect() as conn:
+        assert bulk.STAGE_SCHEMA not in _schemas(conn)
+        assert conn.exec_driver_sql("SELECT count(*) FROM stage_twice").scalar() == 0  # never committed
+    with pytest.raises(RuntimeError, match="synchronous SQLite connection outside a transaction"):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            with bulk.attached_stage(conn):
+                pass
     engine.dispose()
 
 

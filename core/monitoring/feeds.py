@@ -26,8 +26,8 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,16 @@ from sqlalchemy.orm import Session
 from aidgraph.core.graph import audit
 from aidgraph.core.access.actor import Actor, system_actor
 from aidgraph.core.storage.validity import valid_on
-from aidgraph.core.storage.bulk import any_of, dialect_of, insert_frame, lock_for_writing, read_frame
+from aidgraph.core.storage.bulk import (
+    Staged,
+    any_of,
+    attached_stage,
+    dialect_of,
+    insert_frame,
+    lock_for_writing,
+    read_frame,
+    stage_image,
+)
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.storage.encrypted import feed_row_hasher, id_number_indexer
 from aidgraph.core.storage.partitions import (
@@ -869,19 +878,20 @@ def _items(schema: FeedSchema, rows: pl.DataFrame, actor: Actor, source_file: st
 
 
 def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, actor: Actor, source_file: str,
-                  skip_stored: bool = False) -> tuple[int, int]:
+                  skip_stored: bool = False, staged: Staged | None = None) -> tuple[int, int]:
     """The feed's effects on the graph, set-at-a-time: (persons updated, economic items written).
 
     An item feed's rows (:data:`ITEM_FEEDS`) are written here as economic items carrying the row's hash, file
     and line: that is how they are stored (there is no feed record of them). ``skip_stored`` (SQLite): rows whose
-    item is already stored are skipped by the insert itself (:data:`FED_ITEM_CONFLICT`) and not counted."""
+    item is already stored are skipped by the insert itself (:data:`FED_ITEM_CONFLICT`) and not counted.
+    ``staged``: those items already made from ``rows`` and staged (:func:`stage_items`), written as they are."""
     kind = schema.kind
     changed: list[tuple[int, int]] = []
-    items = None
+    items: pl.DataFrame | Staged | None = None
     latest = rows.sort(["event_date", "line"]).unique("person_id", keep="last", maintain_order=True)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     if kind in ITEM_FEEDS:
-        items = _items(schema, rows, actor, source_file, now)
+        items = staged if staged is not None else _items(schema, rows, actor, source_file, now)
     elif kind == "hospitalisation":
         ids = rows["person_id"].unique().to_list()
         changed += _update_flags(session, ids, {"hospitalised": True})
@@ -917,8 +927,8 @@ def apply_effects(session: Session, schema: FeedSchema, rows: pl.DataFrame, acto
     return len({pid for pid, _ in changed}), written
 
 
-def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source_file: str, actor: Actor
-                ) -> tuple[int, int, int, int]:
+def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source_file: str, actor: Actor,
+                staged: Staged | None = None) -> tuple[int, int, int, int]:
     """Store one batch of validated rows (person_id resolved) and apply their effects; never commits.
 
     The batch's transaction takes the write lock first (:func:`aidgraph.core.storage.bulk.lock_for_writing`;
@@ -931,6 +941,10 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
     (:data:`FED_ITEM_CONFLICT`) instead of by a lookup before: the insert searches that index for each row
     anyway. Not when the batch's dates hold rows imported before revision 0027 (:func:`legacy_records`), which
     only the lookup finds; not on PostgreSQL, whose COPY cannot skip a row.
+
+    ``staged`` (SQLite, an item feed): ``rows``' items already staged on the session's connection
+    (:func:`stage_items`); used when the insert skips the rows already stored, since only then are they the
+    items written (else the items are made again from the rows not yet stored).
     """
     if rows.is_empty():
         return 0, 0, 0, 0
@@ -955,7 +969,8 @@ def store_batch(session: Session, schema: FeedSchema, rows: pl.DataFrame, source
             pl.lit(source_file[-255:]).alias("source_file"), pl.col("line").cast(pl.Int32).alias("line_number"),
             pl.lit(now, pl.Datetime("us")).alias("imported_at"))
         insert_frame(session, FeedRecord.__tablename__, records)
-    persons, items = apply_effects(session, schema, new, actor, source_file, skip_stored=skip_in_insert)
+    persons, items = apply_effects(session, schema, new, actor, source_file, skip_stored=skip_in_insert,
+                                   staged=staged if skip_in_insert else None)
     stored = items if skip_in_insert else len(new)
     if stored:
         # "lines": the first and last line of the rows stored (of the batch, when the insert skipped some).
@@ -1163,6 +1178,50 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
     return [summary for *_, summary in jobs]
 
 
+def stage_items(schema: FeedSchema, rows: pl.DataFrame, actor: Actor, source_file: str) -> tuple[pl.DataFrame, bytes]:
+    """An item feed's batch of rows as the economic items :func:`apply_effects` writes (:func:`_items`), with
+    their staging image (:func:`aidgraph.core.storage.bulk.stage_image`); needs no connection."""
+    items = _items(schema, rows, actor, source_file, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    return items, stage_image(items)
+
+
+def _store_batches(engine: Engine, schema: FeedSchema, good: pl.DataFrame, source_file: str, actor: Actor,
+                   batch_size: int) -> Iterator[tuple[int, tuple[int, int, int, int]]]:
+    """Store ``good`` in batches of ``batch_size`` rows, each in a transaction of its own
+    (:func:`store_batch`); yields each batch's first row and what :func:`store_batch` returned.
+
+    An item feed on SQLite: the next batch's items are made and staged (:func:`stage_items`) on a thread of
+    their own while the database inserts the batch before, and handed to the batch's connection between its
+    transactions (:func:`aidgraph.core.storage.bulk.attached_stage`): the Python half of the insert off its
+    path (figures in :func:`aidgraph.core.storage.bulk.stage_image`). The batches and their transactions are
+    the same as without; an item's ``recorded_at`` is when its batch was made, at most one batch earlier."""
+    starts = range(0, good.height, batch_size)
+    if engine.dialect.name != "sqlite" or schema.kind not in ITEM_FEEDS or not starts:
+        for start in starts:
+            with session_scope(engine) as session:
+                yield start, store_batch(session, schema, good.slice(start, batch_size), source_file, actor)
+        return
+    with (engine.connect() as conn, attached_stage(conn) as load,
+          ThreadPoolExecutor(1, thread_name_prefix="stage-items") as stager):
+        def stage(start: int) -> Future[tuple[pl.DataFrame, bytes]]:
+            return stager.submit(stage_items, schema, good.slice(start, batch_size), actor, source_file)
+
+        pending = stage(starts[0])
+        for start in starts:
+            items, image = pending.result()
+            if start + batch_size < good.height:
+                pending = stage(start + batch_size)
+            staged = load(items, image)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                try:
+                    done = store_batch(session, schema, good.slice(start, batch_size), source_file, actor, staged)
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+            yield start, done
+
+
 def _store_file(engine: Engine, schema: FeedSchema, path: Path, raw: RawFeed, checked: Validated,
                 good: pl.DataFrame, bad: pl.DataFrame, summary: ImportSummary, clock: float, actor: Actor,
                 progress: Progress | None, today: dt.date, batch_size: int, month_load_min_rows: int) -> None:
@@ -1186,16 +1245,14 @@ def _store_file(engine: Engine, schema: FeedSchema, path: Path, raw: RawFeed, ch
             summary.stored = summary.economic_items = loaded.rows
             summary.seconds.update({f"store: {step}": seconds for step, seconds in loaded.seconds.items()})
             total = 0  # stored: no batches
-    for start in range(0, total, batch_size):
-        batch = good.slice(start, batch_size)
-        with session_scope(engine) as session:
-            stored, skipped, persons, items = store_batch(session, schema, batch, path.name, actor)
+    for start, (stored, skipped, persons, items) in _store_batches(engine, schema, good.head(total), path.name,
+                                                                   actor, batch_size):
         summary.stored += stored
         summary.already_stored += skipped
         summary.persons_updated += persons
         summary.economic_items += items
         if progress:
-            progress("stored", start + batch.height, total)
+            progress("stored", min(start + batch_size, total), total)
     _lap(summary, "store", clock)
     rejected = pl.concat(rejected_parts, how="diagonal") if len(rejected_parts) > 1 else rejected_parts[0]
     summary.rejected = rejected.height

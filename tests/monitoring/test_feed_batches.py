@@ -5,6 +5,7 @@ batch included, and a batch failing after others were stored keeps them and is f
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import delete, select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from aidgraph.core.graph.idnumber import make
 from aidgraph.core.monitoring import feeds
 from aidgraph.core.monitoring.feeds import FEEDS, import_feed
+from aidgraph.core.storage.db import make_sync_engine
 from aidgraph.core.storage.models import EconomicItem, FeedRecord
 from tests.monitoring.conftest import seed_world
 from tests.monitoring.test_feeds import read_rejected, write_csv
@@ -122,3 +124,45 @@ def test_a_failure_storing_a_later_batch_keeps_the_stored_batches_and_a_rerun_fi
     rerun = import_feed(sync_engine, "income", path, batch_size=2)
     assert (rerun.stored, rerun.already_stored) == (4, 4)
     assert [i.line_number for i in _stored_items(sync_engine, path.name)] == list(range(2, 10))
+
+
+def test_an_item_feeds_next_batch_is_staged_on_another_thread_and_no_connection_keeps_the_stage(
+        sync_engine, tmp_path, monkeypatch):
+    """SQLite: each batch's items are made and staged on the staging thread, one batch ahead, and the staging
+    database is detached from the connection afterwards, also when a batch fails (that batch rolled back, the
+    ones before kept); PostgreSQL copies each batch as it is."""
+    people = seed_world(sync_engine, households=2, members=2, start=96).persons
+    rows = [[p.id_number, f"2024-0{m}", "WAGE", f"{100 * m}", "税务"] for m in (1, 2, 3) for p in people]
+    path = write_csv(tmp_path / "staged.csv", INCOME, rows)
+    real_stage, real_store, staged_on, stored = feeds.stage_items, feeds.store_batch, [], []
+
+    def stage_items(*args, **kwargs):
+        staged_on.append(threading.current_thread().name)
+        return real_stage(*args, **kwargs)
+
+    monkeypatch.setattr(feeds, "stage_items", stage_items)
+    summary = import_feed(sync_engine, "income", path, batch_size=5)
+    assert summary.stored == 12
+    sqlite = sync_engine.dialect.name == "sqlite"
+    assert staged_on == (["stage-items_0"] * 3 if sqlite else [])
+    assert [i.line_number for i in _stored_items(sync_engine, path.name)] == list(range(2, 14))
+    if not sqlite:
+        return
+
+    def failing_in_the_second_batch(session, *args, **kwargs):
+        stored.append(1)
+        if len(stored) == 2:
+            real_store(session, *args, **kwargs)  # written, then the failure: the batch is rolled back
+            raise RuntimeError("the store failed")
+        return real_store(session, *args, **kwargs)
+
+    engine = make_sync_engine(str(sync_engine.url), pool_size=1, max_overflow=0)  # one connection, reused
+    monkeypatch.setattr(feeds, "store_batch", failing_in_the_second_batch)
+    again = write_csv(tmp_path / "staged_again.csv", INCOME, [[p.id_number, "2024-04", "WAGE", "1", "税务"]
+                                                              for p in people])
+    with pytest.raises(RuntimeError, match="the store failed"):
+        import_feed(engine, "income", again, batch_size=2)
+    with engine.connect() as conn:
+        assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list").all()] == ["main"]
+    assert [i.line_number for i in _stored_items(engine, again.name)] == [2, 3]
+    engine.dispose()
