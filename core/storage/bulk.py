@@ -241,8 +241,8 @@ def attached_stage(conn: Connection) -> Iterator[Callable[[pl.DataFrame, bytes],
     Yields ``load(frame, image)``: puts :func:`stage_image`'s ``image`` of ``frame`` in that database, in place of
     the one before, and returns the :class:`Staged` frame for :func:`insert_frame`. SQLite attaches and replaces
     a database only outside a transaction: ``load`` raises ``RuntimeError`` inside one. Detached at the end; a
-    connection that cannot detach it (SQLite refuses inside a transaction) is invalidated, so that the pool never
-    hands it out with the schema attached."""
+    connection that cannot detach it (SQLite refuses while an open transaction has read it) is invalidated, so
+    that the pool never hands it out with the schema attached."""
     driver = driver_connection(conn)
     if conn.dialect.name != "sqlite" or conn.dialect.is_async or driver.in_transaction:
         raise RuntimeError("attached_stage needs a synchronous SQLite connection outside a transaction")
