@@ -1212,13 +1212,8 @@ def _store_batches(engine: Engine, schema: FeedSchema, good: pl.DataFrame, sourc
             if start + batch_size < good.height:
                 pending = stage(start + batch_size)
             staged = load(items, image)
-            with Session(bind=conn, expire_on_commit=False) as session:
-                try:
-                    done = store_batch(session, schema, good.slice(start, batch_size), source_file, actor, staged)
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
+            with session_scope(conn) as session:
+                done = store_batch(session, schema, good.slice(start, batch_size), source_file, actor, staged)
             yield start, done
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from contextlib import asynccontextmanager, contextmanager
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url, URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -131,8 +131,10 @@ async def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction for a CLI command or job: commit on success, roll back on any error."""
+def session_scope(engine: Engine | Connection) -> Iterator[Session]:
+    """One transaction for a CLI command or job: commit on success, roll back on any error. On a ``Connection``
+    outside a transaction, the session's transaction is that connection's, for a job that keeps one connection
+    (and what it attached) across its transactions."""
     factory = sessionmaker(engine, expire_on_commit=False)
     session = factory()
     try:
