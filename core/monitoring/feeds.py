@@ -50,6 +50,7 @@ from aidgraph.core.storage.bulk import (
     read_frame,
     stage_image,
 )
+from aidgraph.core.storage.checkpoints import background_checkpoints
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.storage.encrypted import feed_row_hasher, id_number_indexer
 from aidgraph.core.storage.partitions import (
@@ -1136,7 +1137,9 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
     persons are found in it instead of searched for file by file. A feed's effects change facts of persons
     (flags, dates), never what the directory holds (ID number, name, household, region), so one read serves
     every file of the job. The 5,000,000-person province's month: the six smaller files' person searches took
-    12.7 s on their own, the directory is read for the income file anyway (bench/README.md).
+    12.7 s on their own, the directory is read for the income file anyway (bench/README.md). On SQLite the
+    job's commits leave the checkpoints to a thread of their own (:func:`aidgraph.core.storage.checkpoints.
+    background_checkpoints`); what the job wrote is in the database file when it returns.
     """
     unknown = [kind for kind, _ in files if kind not in FEEDS]
     if unknown:
@@ -1152,7 +1155,7 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
                                 read=raw.frame.height + len(raw.early_rejects))
         _lap(summary, "read", clock)
         jobs.append((FEEDS[kind], Path(path), raw, summary))
-    with ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
+    with background_checkpoints(engine), ThreadPoolExecutor(1, thread_name_prefix="person-directory") as reader:
         # Files naming most of the province's persons: every person is read meanwhile (the database's work
         # and polars' parsing, on the other core) instead of searched for after the validation.
         with session_scope(engine) as session:

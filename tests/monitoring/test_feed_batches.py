@@ -8,7 +8,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from aidgraph.core.graph.idnumber import make
@@ -166,3 +166,31 @@ def test_an_item_feeds_next_batch_is_staged_on_another_thread_and_no_connection_
         assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list").all()] == ["main"]
     assert [i.line_number for i in _stored_items(engine, again.name)] == [2, 3]
     engine.dispose()
+
+
+def test_on_sqlite_the_batches_commit_with_the_checkpoints_left_to_their_thread(sync_engine, tmp_path):
+    """SQLite: every batch of an import commits with the automatic checkpoint off, its checkpoints made by
+    the thread of aidgraph.core.storage.checkpoints, and the connections checkpoint by themselves again
+    afterwards; on PostgreSQL there is nothing to turn off."""
+    people = seed_world(sync_engine, households=2, members=2, start=100).persons
+    path = write_csv(tmp_path / "checkpoints.csv", INCOME,
+                     [[p.id_number, f"2024-0{m}", "WAGE", f"{10 * m}", "税务"] for m in (1, 2) for p in people])
+    sqlite = sync_engine.dialect.name == "sqlite"
+    at_commit: list[int] = []
+
+    def commit(conn):
+        if sqlite:
+            at_commit.append(conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    event.listen(sync_engine, "commit", commit)
+    try:
+        summary = import_feed(sync_engine, "income", path, batch_size=3)
+    finally:
+        event.remove(sync_engine, "commit", commit)
+    assert summary.stored == 8
+    if not sqlite:
+        return
+    assert len(at_commit) >= 3 and set(at_commit) == {0}  # the three batches' commits among them
+    with sync_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoints"]
