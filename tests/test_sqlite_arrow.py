@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import sys
+import threading
 
 import polars as pl
 import pytest
@@ -15,8 +16,8 @@ from sqlalchemy import (Boolean, Column, Date, DateTime, Float, Integer, MetaDat
                         select)
 from sqlalchemy.exc import StatementError
 
-from aidgraph.core.storage import sqlite_arrow
-from aidgraph.core.storage.bulk import any_of, driver_connection, read_frame
+from aidgraph.core.storage import bulk, sqlite_arrow
+from aidgraph.core.storage.bulk import any_of, driver_connection, read_frame, start_large_read
 from aidgraph.core.storage.db import make_sync_engine
 
 META = MetaData()
@@ -162,3 +163,40 @@ def test_a_statement_the_reader_cannot_prepare_gives_the_cursors_error(engine):
         assert sqlite_arrow.arrow_read(conn, driver_connection(conn), stmt, {"id": pl.Int64, "x": pl.Int64}) is None
         with pytest.raises(StatementError, match="no_such_function"):
             read_frame(conn, stmt, {"id": pl.Int64, "x": pl.Int64}, large=True)
+
+
+def test_a_read_begun_ahead_gives_read_frames_frame_on_a_thread_of_its_own(engine, monkeypatch):
+    stmt = select(*THING.c[:6]).where(THING.c.id > 10)
+    threads: list[str] = []
+    real = sqlite_arrow.run_arrow_job
+
+    def watched(job):
+        threads.append(threading.current_thread().name)
+        return real(job)
+
+    monkeypatch.setattr(bulk, "run_arrow_job", watched)
+    with engine.connect() as conn:
+        pending = start_large_read(conn, stmt, SCHEMA)
+        assert pending is not None
+        begun = pending.result(60)
+        assert begun is not None and begun.equals(read_frame(conn, stmt, SCHEMA))
+    assert threads == ["large-read"]
+
+
+def test_nothing_is_begun_ahead_where_the_reader_would_not_see_what_the_caller_sees(engine, monkeypatch):
+    stmt = select(THING.c.id).where(THING.c.id > ROWS)
+    with engine.connect() as conn:
+        conn.execute(insert(THING), [{"id": ROWS + 1}])  # the caller's transaction: only it sees the row
+        assert start_large_read(conn, stmt, {"id": pl.Int64}) is None
+        conn.rollback()
+        monkeypatch.setattr(sqlite_arrow, "PROCESS_READ_MIN_BYTES", 1 << 40)  # too small a file
+        assert start_large_read(conn, stmt, {"id": pl.Int64}) is None
+
+
+def test_a_read_begun_ahead_whose_reader_fails_raises_where_its_frame_is_asked_for(engine, monkeypatch):
+    with engine.connect() as conn:
+        monkeypatch.setattr(sqlite_arrow, "BUSY_TIMEOUT_MS", "not a number")  # the reader cannot start
+        pending = start_large_read(conn, select(THING.c.id), {"id": pl.Int64})
+        assert pending is not None
+        with pytest.raises(RuntimeError, match="(?s)reader process failed.*ValueError"):
+            pending.result(60)

@@ -150,9 +150,15 @@ class Scores:
 
 
 def score_month(ctx: IndicatorContext, indicators: list[Indicator], weights: dict[str, float]) -> Scores:
-    """Every indicator for the whole province, then person and household scores: set-at-a-time."""
+    """Every indicator for the whole province, then person and household scores: set-at-a-time.
+
+    First every indicator's ``prefetch`` (:class:`aidgraph.core.policy.contract.Indicator`) begins the large
+    reads it will make, then each computes in turn: a read begun runs while the indicators before it compute."""
     parts = []
     counts: dict[str, int] = {}
+    for ind in indicators:
+        if ind.prefetch is not None:
+            ind.prefetch(ctx)
     for ind in indicators:
         hits = ctx.hits(ind)
         missing = {"household_id", "person_id"} - set(hits.columns)

@@ -16,6 +16,7 @@ Indicators may also run their own SQL through :meth:`IndicatorContext.query`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from aidgraph.core.monitoring.feeds import FEEDS, FLOW_KINDS, ITEM_FEEDS, payload_dtype
 from aidgraph.core.policy.contract import Indicator
-from aidgraph.core.storage.bulk import FrameSchema, dialect_of, read_frame, streaming_aggregate
+from aidgraph.core.storage.bulk import FrameSchema, dialect_of, read_frame, start_large_read, streaming_aggregate
 from aidgraph.core.storage.models import (
     EconomicItem,
     FeedRecord,
@@ -81,6 +82,8 @@ class IndicatorContext:
     month_start: dt.date = field(init=False)
     month_end: dt.date = field(init=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
+    _pending: dict = field(default_factory=dict, init=False, repr=False)
+    """Reads begun by :meth:`prefetch_flows`, by the same keys as ``_cache``: futures of their frames."""
 
     def __post_init__(self) -> None:
         self.month_start, self.month_end = month_bounds(self.month)
@@ -110,13 +113,39 @@ class IndicatorContext:
             self._cache[key] = indicator.compute(self)
         return self._cache[key]
 
+    def _households_read(self) -> tuple[Select[Any], FrameSchema]:
+        return (select(Household.id).where(self.scope.predicate(Household.region_code)),
+                {"household_id": pl.Int64})
+
     def households_in_scope(self) -> pl.DataFrame:
         """Ids (``household_id``) of the province's households, read once per run."""
         if "households" not in self._cache:
-            self._cache["households"] = self.query(
-                select(Household.id).where(self.scope.predicate(Household.region_code)), {"household_id": pl.Int64},
-                large=True)
+            self._cache["households"] = self._large_read("households", *self._households_read())
         return self._cache["households"]
+
+    def _large_read(self, key: Any, stmt: Select[Any], schema: FrameSchema, grouped: bool = False) -> pl.DataFrame:
+        """A large read's frame: the one :meth:`prefetch_flows` began under ``key``, else read now (``grouped``:
+        a statement of nearly a group per row, :func:`aidgraph.core.storage.bulk.streaming_aggregate`)."""
+        pending = self._pending.pop(key, None)
+        frame = pending.result() if pending is not None else None
+        if frame is not None:
+            return frame
+        # not begun, or the reader refused it: the same statement through the session
+        with streaming_aggregate(self.session) if grouped else contextlib.nullcontext():
+            return self.query(stmt, schema, large=True)
+
+    def prefetch_flows(self, baseline_months: int) -> None:
+        """Begin reading :meth:`economic_flows`' window of ``baseline_months`` and the province's households,
+        where those reads can go past the run's session (SQLite's reader process:
+        :func:`aidgraph.core.storage.bulk.start_large_read`), so that they run while other indicators compute;
+        nothing otherwise. :meth:`economic_flows` then takes the frames read (the same as it would read
+        itself); a read it never asks for is left to finish on its own."""
+        for key, (stmt, schema) in ((("flows", baseline_months), self._flows_read(baseline_months)),
+                                    ("households", self._households_read())):
+            if key not in self._cache and key not in self._pending:
+                pending = start_large_read(self.session, stmt, schema)
+                if pending is not None:
+                    self._pending[key] = pending
 
     def _member_household(self):
         """Membership overlapping the period from the event to the end of the month, in the province.
@@ -167,6 +196,36 @@ class IndicatorContext:
             self._cache[key] = pl.concat([base, payload], how="horizontal") if payload.width else base
         return self._cache[key]
 
+    def _flows_read(self, baseline_months: int) -> tuple[Select[Any], FrameSchema]:
+        """The statement of :meth:`economic_flows`' window and its frame's schema."""
+        window_start = shift_month(self.month_start, -baseline_months)
+        # The range and the grouping follow ix_economic_item_period_flows (period_start, period_end, kind,
+        # household_id, source, amount): both engines read just the window from the index and can sum as
+        # they read. The province's households are kept by a join in polars, not one lookup per item.
+        if dialect_of(self.session) == "sqlite":
+            # Kind, month and source as one text key of a few hundred values, read as a categorical: through
+            # the cursor (a test's small file), where sqlite3 makes a Python object of every value, 3 values a
+            # row instead of 5; through the reader process (a province's file), 8.7 million small codes and
+            # one dictionary instead of 8.7 million strings (aidgraph.core.storage.sqlite_arrow;
+            # bench/README.md has the figures of both). Source last: splitting at the first two separators
+            # gives it back whole whatever it holds; kind and date hold none.
+            label = EconomicItem.kind.concat(FLOW_KEY_SEPARATOR).concat(
+                cast(EconomicItem.period_start, String)).concat(FLOW_KEY_SEPARATOR).concat(EconomicItem.source)
+            columns: tuple[Any, ...] = (label.label("flow_key"),)
+            schema: FrameSchema = {"household_id": pl.Int64, "flow_key": pl.Categorical, "amount": pl.Float64}
+        else:
+            columns = (EconomicItem.kind, EconomicItem.source, EconomicItem.period_start)
+            schema = {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8, "period_start": pl.Date,
+                      "amount": pl.Float64}
+        stmt = (
+            select(EconomicItem.household_id, *columns, cast(func.sum(EconomicItem.amount), Float))
+            .where(EconomicItem.period_start >= window_start, EconomicItem.period_start <= self.month_end,
+                   EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS))
+            .group_by(EconomicItem.period_start, EconomicItem.period_end, EconomicItem.kind,
+                      EconomicItem.household_id, EconomicItem.source)
+        )
+        return stmt, schema
+
     def economic_flows(self, kinds: Iterable[str], baseline_months: int) -> pl.DataFrame:
         """Monthly sums of economic items of ``kinds`` per household and data source, for the month and
         ``baseline_months`` before it. Columns: ``household_id``, ``source``, ``months_back`` (0 = this
@@ -179,35 +238,10 @@ class IndicatorContext:
         """
         key = ("flows", baseline_months)
         if key not in self._cache:
-            window_start = shift_month(self.month_start, -baseline_months)
-            # The range and the grouping follow ix_economic_item_period_flows (period_start, period_end, kind,
-            # household_id, source, amount): both engines read just the window from the index and can sum as
-            # they read. The province's households are kept by a join in polars, not one lookup per item.
+            stmt, schema = self._flows_read(baseline_months)
+            # nearly a group per item: hashed, they spill to disk
+            frame = self._large_read(key, stmt, schema, grouped=True)
             sqlite = dialect_of(self.session) == "sqlite"
-            if sqlite:
-                # Kind, month and source as one text key of a few hundred values, read as a categorical: through
-                # the cursor (a test's small file), where sqlite3 makes a Python object of every value, 3 values a
-                # row instead of 5; through the reader process (a province's file), 8.7 million small codes and
-                # one dictionary instead of 8.7 million strings (aidgraph.core.storage.sqlite_arrow;
-                # bench/README.md has the figures of both). Source last: splitting at the first two separators
-                # gives it back whole whatever it holds; kind and date hold none.
-                label = EconomicItem.kind.concat(FLOW_KEY_SEPARATOR).concat(
-                    cast(EconomicItem.period_start, String)).concat(FLOW_KEY_SEPARATOR).concat(EconomicItem.source)
-                columns: tuple[Any, ...] = (label.label("flow_key"),)
-                schema: FrameSchema = {"household_id": pl.Int64, "flow_key": pl.Categorical, "amount": pl.Float64}
-            else:
-                columns = (EconomicItem.kind, EconomicItem.source, EconomicItem.period_start)
-                schema = {"household_id": pl.Int64, "kind": pl.Utf8, "source": pl.Utf8, "period_start": pl.Date,
-                          "amount": pl.Float64}
-            stmt = (
-                select(EconomicItem.household_id, *columns, cast(func.sum(EconomicItem.amount), Float))
-                .where(EconomicItem.period_start >= window_start, EconomicItem.period_start <= self.month_end,
-                       EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS))
-                .group_by(EconomicItem.period_start, EconomicItem.period_end, EconomicItem.kind,
-                          EconomicItem.household_id, EconomicItem.source)
-            )
-            with streaming_aggregate(self.session):  # nearly a group per item: hashed, they spill to disk
-                frame = self.query(stmt, schema, large=True)
             # On SQLite grouped by the key as a category (a few hundred values, not millions of strings), then each
             # key split once: 1.5 s against 3.6 s for splitting every row's key (the same 8.9M rows).
             keys = [name for name in schema if name != "amount"]

@@ -215,6 +215,10 @@ class Indicator:
     feed_kinds: tuple[str, ...]
     compute: Callable[[Any], pl.DataFrame]
     """Receives the month's :class:`aidgraph.core.monitoring.indicators.IndicatorContext`."""
+    prefetch: Callable[[Any], None] | None = None
+    """Optional: called with the same context before any indicator computes, to begin the large reads
+    ``compute`` will make (``IndicatorContext.prefetch_flows``) so that they run while the indicators before it
+    compute. It changes no result: ``compute`` gets the same frames with or without it."""
 
     @property
     def weight_key(self) -> str:

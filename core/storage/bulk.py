@@ -20,7 +20,9 @@ import contextlib
 import json
 import selectors
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +49,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from aidgraph.core.storage.sqlite_arrow import FrameSchema as FrameSchema  # where read_frame's callers find it
-from aidgraph.core.storage.sqlite_arrow import arrow_read
+from aidgraph.core.storage.sqlite_arrow import arrow_job, arrow_read, run_arrow_job
 
 
 def dialect_of(bind: Connection | Session) -> str:
@@ -403,6 +405,34 @@ def read_frame(bind: Connection | Session, stmt: Executable, schema: FrameSchema
     temporal = {name for name, dtype in schema.items() if dtype in (pl.Date, pl.Datetime)}
     frame = pl.DataFrame(rows, orient="row", schema={n: pl.Utf8 if n in temporal else t for n, t in schema.items()})
     return _parse_sqlite_temporal(frame, schema)
+
+
+def start_large_read(bind: Connection | Session, stmt: Executable,
+                     schema: FrameSchema) -> Future[pl.DataFrame | None] | None:
+    """:func:`read_frame` of a ``large`` statement begun now and finished on a thread of its own, where the read
+    goes past the caller's connection: on SQLite through the reader process
+    (:func:`aidgraph.core.storage.sqlite_arrow.arrow_job`; the thread only waits for it), so the caller goes on
+    with other statements meanwhile. The future's frame is the one :func:`read_frame` would return, or None
+    where the reader refused the statement (read it with :func:`read_frame` then). None, and nothing begun,
+    where the read cannot go past the connection: PostgreSQL, a transaction of the caller's, a database in
+    memory or too small for the reader process."""
+    conn = _connection(bind)
+    if conn.dialect.name != "sqlite":
+        return None
+    job = arrow_job(conn, driver_connection(conn), stmt, schema)
+    if job is None:
+        return None
+    future: Future[pl.DataFrame | None] = Future()
+
+    def run() -> None:
+        try:
+            frame = run_arrow_job(job)
+            future.set_result(None if frame is None else _parse_sqlite_temporal(frame, schema))
+        except BaseException as exc:  # handed to whoever waits for the frame
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="large-read", daemon=True).start()
+    return future
 
 
 def _parse_sqlite_temporal(frame: pl.DataFrame, schema: FrameSchema) -> pl.DataFrame:

@@ -41,6 +41,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,23 @@ def arrow_read(connection: Connection, driver: sqlite3.Connection, stmt: Any,
     """The rows of ``stmt`` (a SELECT with one column per ``schema`` entry) as a frame with ``schema``'s names
     and types (dates and datetimes still ISO text), read by the reader process; None where this path does not
     apply or the driver refused the statement (then read through the cursor)."""
+    job = arrow_job(connection, driver, stmt, schema)
+    return None if job is None else run_arrow_job(job)
+
+
+@dataclass(frozen=True)
+class ArrowJob:
+    """A read :func:`run_arrow_job` gives the reader process: the statement compiled, its parameters bound."""
+
+    job: dict[str, Any]
+    schema: FrameSchema
+
+
+def arrow_job(connection: Connection, driver: sqlite3.Connection, stmt: Any, schema: FrameSchema) -> ArrowJob | None:
+    """``stmt`` made ready for the reader process on the caller's connection, or None where the reader would
+    not see what the connection sees (module docstring) or the database is too small to be worth it. What the
+    job reads is the last committed state when it runs: the caller's connection holds no transaction now, and
+    one whose statements only read sees that same state at each of them."""
     if connection.dialect.is_async or not isinstance(stmt, Select) or driver.in_transaction \
             or len(stmt.selected_columns) != len(schema):
         return None
@@ -161,11 +179,18 @@ def arrow_read(connection: Connection, driver: sqlite3.Connection, stmt: Any,
     parameters = _parameters(compiled, connection)
     if parameters is None:
         return None
-    job = {"uri": f"{path.as_uri()}?mode=ro", "sql": compiled.string, "parameters": parameters,
-           "batch_rows": BATCH_ROWS, "busy_timeout_ms": BUSY_TIMEOUT_MS,
-           "categorical": [f"v{i}" for i, dtype in enumerate(schema.values()) if _as_read(dtype) == pl.Categorical],
-           "refused_status": REFUSED}
-    done = subprocess.run([sys.executable, "-m", READER_MODULE], input=json.dumps(job).encode(),
+    return ArrowJob({"uri": f"{path.as_uri()}?mode=ro", "sql": compiled.string, "parameters": parameters,
+                     "batch_rows": BATCH_ROWS, "busy_timeout_ms": BUSY_TIMEOUT_MS,
+                     "categorical": [f"v{i}" for i, dtype in enumerate(schema.values())
+                                     if _as_read(dtype) == pl.Categorical],
+                     "refused_status": REFUSED}, schema)
+
+
+def run_arrow_job(prepared: ArrowJob) -> pl.DataFrame | None:
+    """Run ``prepared`` in the reader process: :func:`arrow_read`'s frame, or None where the driver refused.
+    Needs no connection of the caller's, so it may run on another thread (its wait holds no lock of Python's)."""
+    schema = prepared.schema
+    done = subprocess.run([sys.executable, "-m", READER_MODULE], input=json.dumps(prepared.job).encode(),
                           capture_output=True, check=False)
     if done.returncode == REFUSED:
         return None

@@ -5,16 +5,23 @@ and source as one text key)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from concurrent.futures import Future
 from decimal import Decimal
+
+import polars as pl
 
 from sqlalchemy.orm import Session
 
+from aidgraph.core.monitoring import indicators
+from aidgraph.core.monitoring.cycle import score_month, weights_for
 from aidgraph.core.monitoring.indicators import FLOW_KEY_SEPARATOR, IndicatorContext
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.db import session_scope
 from aidgraph.core.storage.models import EconomicItem
+from aidgraph.plugins.relapse_monitoring.indicators import INDICATORS
 from tests.monitoring.conftest import seed_world
 
 ODD_SOURCE = f"社保{FLOW_KEY_SEPARATOR}补录{FLOW_KEY_SEPARATOR}二"
@@ -63,3 +70,69 @@ def test_flows_are_summed_per_household_source_and_month(sync_engine, sqlite_rea
     assert sums(spending) == {(h2, "医保", 3): 701.5}
     assert sums(everything) == {**sums(income), **sums(spending), (h1, "社保", 3): 80.0}
     assert sums(nothing) == {}  # a window without items: no rows, the same columns
+
+
+def test_a_window_begun_ahead_is_the_window_read_in_place(sync_engine, sqlite_read_path, monkeypatch):
+    # The sudden-change signals begin their window before any indicator computes (Indicator.prefetch): on
+    # SQLite's reader process it is read on a thread meanwhile; elsewhere nothing is begun and it is read in place.
+    start = 80 if sqlite_read_path == "cursor" else 90
+    h1, h2 = sorted(seed_world(sync_engine, "44", households=2, start=start).households)
+    with session_scope(sync_engine) as session:
+        session.add_all(_items([
+            (h1, "WAGE", "税务", "2025-03-01", "2025-03-31", "100"),  # against 3000 / 3 a month: a drop
+            (h1, "WAGE", "税务", "2025-01-01", "2025-01-31", "3000"),
+            (h2, "EXPENDITURE_MEDICAL", "医保", "2025-03-01", "2025-03-31", "700.5"),
+        ]))
+    begun: list[bool] = []
+    real = indicators.start_large_read
+
+    def counted(*args, **kwargs):
+        pending = real(*args, **kwargs)
+        begun.append(pending is not None)
+        return pending
+
+    monkeypatch.setattr(indicators, "start_large_read", counted)
+    params = PolicyEngine(Settings()).province("44").params
+    kinds = ["WAGE", "EXPENDITURE_MEDICAL"]
+    with Session(sync_engine) as session:
+        ahead = IndicatorContext(session, "44", "2025-03", params, {})
+        ahead.prefetch_flows(3)
+        ahead.prefetch_flows(3)
+        read_ahead = ahead.economic_flows(kinds, 3).sort("household_id", "source", "months_back")
+        households_ahead = ahead.households_in_scope().sort("household_id")
+        assert not ahead._pending  # every read begun was taken
+        in_place = IndicatorContext(session, "44", "2025-03", params, {})
+        read_in_place = in_place.economic_flows(kinds, 3).sort("household_id", "source", "months_back")
+        households_in_place = in_place.households_in_scope().sort("household_id")
+    assert read_ahead.equals(read_in_place) and households_ahead.equals(households_in_place)
+    mine = read_ahead.filter(pl.col("household_id").is_in([h1, h2])).rows()
+    assert mine == [(h1, "税务", 0, 100.0), (h1, "税务", 2, 3000.0), (h2, "医保", 0, 700.5)]
+    reader = sync_engine.dialect.name == "sqlite" and sqlite_read_path == "reader process"
+    # the window and the households, each begun once; where nothing can be begun, asked twice for nothing
+    assert begun == ([True, True] if reader else [False] * 4)
+
+    # The month's scores, the indicators' reads begun ahead or not
+    on = dt.date(2025, 3, 31)
+    weights = weights_for(params, "44", INDICATORS, on)
+    unprefetched = [dataclasses.replace(indicator, prefetch=None) for indicator in INDICATORS]
+    with Session(sync_engine) as session:
+        ahead_scores = score_month(IndicatorContext(session, "44", "2025-03", params, {}), INDICATORS, weights)
+        plain_scores = score_month(IndicatorContext(session, "44", "2025-03", params, {}), unprefetched, weights)
+    assert ahead_scores.households.sort("household_id").equals(plain_scores.households.sort("household_id"))
+    assert h1 in ahead_scores.hits.filter(pl.col("key") == "income_drop")["household_id"].to_list()
+
+
+def test_a_window_the_reader_refused_is_read_through_the_session(sync_engine):
+    params = PolicyEngine(Settings()).province("44").params
+    with Session(sync_engine) as session:
+        refused = IndicatorContext(session, "44", "2025-03", params, {})
+        for key in (("flows", 3), "households"):
+            nothing: Future = Future()
+            nothing.set_result(None)  # what start_large_read's future holds when the driver refused
+            refused._pending[key] = nothing
+        flows = refused.economic_flows(["WAGE"], 3).sort("household_id", "source", "months_back")
+        households = refused.households_in_scope().sort("household_id")
+        plain = IndicatorContext(session, "44", "2025-03", params, {})
+        assert flows.equals(plain.economic_flows(["WAGE"], 3).sort("household_id", "source", "months_back"))
+        assert households.equals(plain.households_in_scope().sort("household_id"))
+        assert households.height > 0
