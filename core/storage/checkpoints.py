@@ -4,8 +4,10 @@ Why this module exists: in WAL mode a commit appends the pages it changed to the
 log holds more than ``wal_autocheckpoint`` pages (1,000 by default) the committing connection copies the log
 back into the database file and syncs the file before its commit returns. A feed import's batch changes
 hundreds of megabytes of index pages on a province-sized file, so each batch waited for a checkpoint of its own:
-on the 5,000,000-person benchmark province the month's 3.5 million rows spent about 10 s of the import in
-commits (bench/README.md).
+profiled on the 5,000,000-person benchmark province, the income file's commits took 10.6 s and the
+hospitalisation file's 3.6 s. With the checkpoints beside them, the month's seven files imported in 97.2 s and
+103.1 s against 105.5-115.5 s (the stores of the two files 49.2-49.5 s and 6.0-6.3 s against 55.3-56.9 s and
+8.4-9.9 s; bench/README.md).
 
 :func:`background_checkpoints` turns the automatic checkpoint off on the engine's connections while a job runs
 and runs the checkpoints on a thread with a connection of its own, every :data:`INTERVAL` seconds, while the job
