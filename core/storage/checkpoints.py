@@ -39,7 +39,7 @@ INTERVAL = 0.25
 """Seconds between two background checkpoints. A checkpoint with nothing new to copy costs microseconds."""
 
 _SETTING = "aidgraph_wal_autocheckpoint"
-"""Key in a pooled connection's ``info``: the ``wal_autocheckpoint`` it was last given by :func:`_checkout`."""
+"""Key in a pooled connection's ``info``: the ``wal_autocheckpoint`` it was last given by :func:`_listen`'s listener."""
 _ORIGINAL = "aidgraph_wal_autocheckpoint_original"
 """Key in a pooled connection's ``info``: its ``wal_autocheckpoint`` before any job turned it off."""
 
