@@ -71,36 +71,53 @@ def test_limits_are_linear_in_the_document():
 
 
 def measure(live, payload: str) -> tuple[httpx.Response, float, list[float]]:
-    """Send ``payload`` while a second client pings ``{ me }`` every 10 ms: (answer, its time, ping times)."""
+    """Send ``payload`` while a second client pings ``{ me }`` every 10 ms: (answer, its time, ping times).
+
+    The payload is sent only once the pinger has had its first answer, so the pings overlap it even when a
+    loaded machine is slow to start the thread; a ping that fails is raised here, not lost in the thread."""
     me_latencies: list[float] = []
+    failures: list[BaseException] = []
     stop = threading.Event()
+    answering = threading.Event()
 
     def ping() -> None:
-        with httpx.Client(timeout=30) as client:
-            headers = {"Authorization": f"Bearer {live.token}"}
-            while not stop.is_set():
-                t = time.perf_counter()
-                r = client.post(f"{live.url}/graphql", json={"query": "{ me { username } }"}, headers=headers)
-                me_latencies.append(time.perf_counter() - t)
-                assert r.status_code == 200 and r.json()["data"]["me"]["username"] == "freeze-admin"
-                time.sleep(0.01)
+        try:
+            with httpx.Client(timeout=30) as client:
+                headers = {"Authorization": f"Bearer {live.token}"}
+                while not stop.is_set():
+                    t = time.perf_counter()
+                    r = client.post(f"{live.url}/graphql", json={"query": "{ me { username } }"}, headers=headers)
+                    me_latencies.append(time.perf_counter() - t)
+                    assert r.status_code == 200 and r.json()["data"]["me"]["username"] == "freeze-admin", r.text
+                    answering.set()
+                    time.sleep(0.01)
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread below
+            failures.append(error)
+            answering.set()
 
     warm = live.post("{ me { username } }")  # the connection and the caller's authorizer are ready
     assert warm.status_code == 200
     pinger = threading.Thread(target=ping)
     pinger.start()
     try:
-        time.sleep(0.1)
+        assert answering.wait(timeout=30), "the pinger had no answer to { me } in 30 s"
+        if failures:
+            raise failures[0]
+        pings_before = len(me_latencies)
         started = time.perf_counter()
         with httpx.Client(timeout=60) as client:
             r = client.post(f"{live.url}/graphql", json={"query": payload},
                             headers={"Authorization": f"Bearer {live.token}"})
         elapsed = time.perf_counter() - started
-        time.sleep(0.1)
+        deadline = time.perf_counter() + 30
+        while len(me_latencies) <= pings_before + 1 and time.perf_counter() < deadline and not failures:
+            time.sleep(0.01)  # at least two pings sent while or after the payload ran
     finally:
         stop.set()
         pinger.join()
-    return r, elapsed, me_latencies
+    if failures:
+        raise failures[0]
+    return r, elapsed, me_latencies[pings_before:]
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
