@@ -64,7 +64,7 @@ import polars as pl
 from sqlalchemy import Engine, text
 
 from aidgraph.core.storage.bulk import copy_sql, copy_text, insert_sql, sqlite_rows
-from aidgraph.core.storage.encrypted import ID_NUMBER, PHONE, id_number_indexer, open_values, seal_values
+from aidgraph.core.storage.encrypted import ID_NUMBER, PHONE, id_number_index_expr, open_values, seal_values
 from aidgraph.core.storage.partitions import add_months, ensure_months, month_of, months_of
 from aidgraph.core.monitoring.feeds import DISABILITY_CATEGORIES
 from aidgraph.core.graph.idnumber import CHECK_CHARS, WEIGHTS
@@ -884,10 +884,9 @@ def sealed_persons(persons: pl.DataFrame) -> pl.DataFrame:
     """The person rows as stored: ID number and phone encrypted, the ID number's blind index beside it
     (aidgraph.core.storage.encrypted; the seed writes with ``COPY``/``executemany``, past the ORM's column type)."""
     numbers = persons["id_number"].to_list()
-    index = id_number_indexer()
     return persons.with_columns(
         pl.Series("id_number", seal_values(numbers, ID_NUMBER), dtype=pl.Utf8),
-        pl.Series("id_number_index", [index(n) for n in numbers], dtype=pl.Utf8),
+        id_number_index_expr(pl.col("id_number")).alias("id_number_index"),
         pl.Series("phone", seal_values(persons["phone"].to_list(), PHONE), dtype=pl.Utf8))
 
 

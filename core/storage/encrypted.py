@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy import BigInteger, ColumnElement, Engine, String, and_, bindparam, column, func, or_, select, table, \
     update
 from sqlalchemy.engine import Dialect
@@ -103,6 +104,11 @@ def id_number_indexer() -> Callable[[str], str]:
     return keyring().blind_indexer(ID_NUMBER)
 
 
+def id_number_index_expr(numbers: pl.Expr) -> pl.Expr:
+    """:func:`id_number_index` over a column of ID numbers, computed by polars (the feed import, the seed)."""
+    return keyring().blind_index_expr(numbers, ID_NUMBER)
+
+
 def feed_row_hasher() -> Callable[[str], str]:
     """The keyed hash (HMAC-SHA256, hex) behind ``feed_record.row_hash``, its key derived once.
 
@@ -112,6 +118,11 @@ def feed_row_hasher() -> Callable[[str], str]:
     every stored row hash and the re-import's duplicate detection) unchanged, as it leaves the blind index.
     """
     return keyring().keyed_hasher(FEED_ROW_HASH)
+
+
+def feed_row_hash_expr(values: pl.Expr) -> pl.Expr:
+    """:func:`feed_row_hasher` over a text column, computed by polars (the feed import's rows, whole files)."""
+    return keyring().keyed_hash_expr(values, FEED_ROW_HASH)
 
 
 def request_hasher() -> Callable[[str], str]:

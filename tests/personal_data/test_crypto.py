@@ -9,9 +9,11 @@ import hmac
 import os
 import stat
 
+import polars as pl
 import pytest
 
-from aidgraph.core.storage.crypto import DataKeyError, Undecryptable, add_key, hmac_sha256_hex, load_keyring
+from aidgraph.core.storage.crypto import (DataKeyError, Undecryptable, add_key, hmac_sha256_hex, hmac_sha256_hex_expr,
+                                          load_keyring, sha256_hex_expr)
 
 ID = "44010619660606123X"
 
@@ -93,3 +95,39 @@ def test_the_batch_hashers_give_what_the_one_value_functions_give():
     keyed = ring.keyed_hasher("feed row")
     assert keyed("row") != ring.keyed_hasher("another label")("row")
     assert keyed("row") != index("row") and len(keyed("row")) == 64
+
+
+MESSAGES = ["", "a", ID, "张三\x1f440106\x1f税务\x1f123456", "x" * 55, "y" * 56, "z" * 64, "w" * 1000]
+
+
+def test_the_column_hashes_are_the_standard_ones():
+    """``sha256_hex_expr`` (polars, in Rust) hashes a text value's UTF-8 bytes and a binary value's bytes as
+    hashlib does, across SHA-256's padding boundaries (55, 56, 64 bytes); null stays null."""
+    raw = [os.urandom(n) for n in (0, 1, 55, 56, 64, 119, 1000)]
+    text = pl.DataFrame({"m": [*MESSAGES, None]}).select(sha256_hex_expr(pl.col("m")))["m"].to_list()
+    assert text == [hashlib.sha256(m.encode()).hexdigest() for m in MESSAGES] + [None]
+    binary = pl.DataFrame({"m": raw}, schema={"m": pl.Binary}).select(sha256_hex_expr(pl.col("m")))["m"].to_list()
+    assert binary == [hashlib.sha256(m).hexdigest() for m in raw]
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_the_column_hmac_is_the_standard_hmac(key_length):
+    """``hmac_sha256_hex_expr`` (the feed import's HMAC over whole columns) gives the standard library's
+    HMAC-SHA256 for keys shorter than, as long as and longer than the block, keys that are not text, any message."""
+    key = os.urandom(key_length)
+    got = pl.DataFrame({"m": [*MESSAGES, None]}).select(hmac_sha256_hex_expr(key, pl.col("m")).alias("h"))["h"].to_list()
+    assert got == [hmac.new(key, m.encode(), hashlib.sha256).hexdigest() for m in MESSAGES] + [None]
+
+
+def test_the_column_hashers_give_what_the_one_value_functions_give():
+    """The keyring's column forms (the feed import's row hashes and ID-number lookups, the seed's blind indexes)
+    equal its one-value forms, normalisation of an ID number included."""
+    ring = load_keyring({"AIDGRAPH_DATA_KEY": os.urandom(32).hex()})
+    numbers = [ID, ID.lower(), " " + ID.lower() + " \t", "110101199003077777", ""]
+    frame = pl.DataFrame({"v": numbers})
+    assert frame.select(ring.blind_index_expr(pl.col("v"), "person.id_number").alias("h"))["h"].to_list() == \
+        [ring.blind_index(n, "person.id_number") for n in numbers]
+    assert frame.select(ring.keyed_hash_expr(pl.col("v"), "feed row").alias("h"))["h"].to_list() == \
+        [ring.keyed_hasher("feed row")(n) for n in numbers]
+    assert frame.select(ring.keyed_hash_expr(pl.col("v"), "feed row").alias("h"))["h"].to_list() != \
+        frame.select(ring.keyed_hash_expr(pl.col("v"), "another label").alias("h"))["h"].to_list()
