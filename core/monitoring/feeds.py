@@ -635,9 +635,10 @@ def _row_hash_expr(schema: FeedSchema) -> pl.Expr:
 
     A feed row holds the resident's ID number, and a region's ID numbers are few enough to try every one: an
     unkeyed hash of the row would give the number back. The keyed hash is an HMAC
-    (:func:`aidgraph.core.storage.encrypted.feed_row_hash_expr`, computed by polars) of the first :data:`UNKEYED_DIGITS` digits of the
-    row's sha256 (:func:`_row_digest_expr`), so that revision 0014 could turn the hashes stored before it (those
-    very digits) into the keyed ones without the rows, whose ID number and name a feed record does not keep.
+    (:func:`aidgraph.core.storage.encrypted.feed_row_hash_expr`, computed by polars) of the first
+    :data:`UNKEYED_DIGITS` digits of the row's sha256 (:func:`_row_digest_expr`), so that revision 0014 could turn
+    the hashes stored before it (those very digits) into the keyed ones without the rows, whose ID number and name
+    a feed record does not keep.
 
     The month comes first so that a unique index on ``row_hash`` keeps each month's rows together: a monthly
     import inserts into one region of the index, whose pages stay in cache across a batch, instead of into
