@@ -326,15 +326,29 @@ def _stage_frame(rows: int) -> pl.DataFrame:
     })
 
 
+CONSTANT_COLUMNS = {
+    # one value in every row, each stored by the column's affinity: text of a number into NUMERIC, a float that
+    # rounds, a NULL, a boolean, a region the foreign key checks
+    "amount": pl.lit("12.50"), "flag": pl.lit(True), "note": pl.lit(None, pl.Utf8), "region_code": pl.lit("440106"),
+}
+
+
+@pytest.mark.parametrize("constants", [False, True], ids=["varying", "constant-columns"])
 @pytest.mark.parametrize("rows", [10, 4_000])
-def test_sqlite_staged_insert_stores_and_counts_what_one_insert_per_row_would(sqlite_url, monkeypatch, rows):
+def test_sqlite_staged_insert_stores_and_counts_what_one_insert_per_row_would(sqlite_url, monkeypatch, rows,
+                                                                             constants):
     """From ``STAGE_MIN_ROWS`` rows SQLite writes through a staging table and one ``INSERT ... SELECT``: the
     stored values, their storage classes, ids (frame order), trigger firings and skipped conflicts are those of
-    one ``INSERT`` per row (the path below the threshold), which the test forces on a twin table."""
+    one ``INSERT`` per row (the path below the threshold), which the test forces on a twin table. Columns
+    holding one value in every row (``day`` always; four more in the second variant) are bound once, not
+    staged: they are stored as the same values bound in each row would be."""
     engine = make_sync_engine(sqlite_url)
     frame = _stage_frame(rows)
+    if constants:
+        frame = frame.with_columns(expr.alias(name) for name, expr in CONSTANT_COLUMNS.items())
+    suffix = f"{rows}_{int(constants)}"
     stored, statements = {}, {}
-    for name, threshold in ((f"stage_direct_{rows}", 10**9), (f"stage_staged_{rows}", 1)):
+    for name, threshold in ((f"stage_direct_{suffix}", 10**9), (f"stage_staged_{suffix}", 1)):
         monkeypatch.setattr(bulk, "STAGE_MIN_ROWS", threshold)
         seen: list[str] = []
         _create(sqlite_url, name)
@@ -348,8 +362,14 @@ def test_sqlite_staged_insert_stores_and_counts_what_one_insert_per_row_would(sq
                 f"FROM {name} ORDER BY id").all(), conn.exec_driver_sql(f"SELECT row_id FROM {name}_log").all())
             assert conn.exec_driver_sql("SELECT name FROM sqlite_temp_master").all() == []
         statements[name] = [s for s in seen if s.startswith(f"INSERT INTO {name} ")]
-    direct, staged = (f"stage_direct_{rows}", f"stage_staged_{rows}")
+        stages = [s for s in seen if s.startswith("CREATE TABLE temp.aidgraph_stage_")]
+    direct, staged = (f"stage_direct_{suffix}", f"stage_staged_{suffix}")
     assert stored[direct] == stored[staged]
+    if constants:
+        assert {r[3:9] for r in stored[staged][1][1:]} == {(12.5, "real", 1, "integer", None, "null")}
+    # the staging table holds the varying columns only
+    assert stages == [f"CREATE TABLE temp.aidgraph_stage_{staged} "
+                      f"({'key' if constants else 'key, amount, flag, note, region_code'})"]
     counted, table_rows, logged = stored[staged]
     distinct_keys = len({k for k in frame["key"].to_list() if k is not None} - {"k1"})
     assert counted == distinct_keys + frame["key"].null_count() == len(table_rows) - 1  # one row stored before
@@ -357,7 +377,30 @@ def test_sqlite_staged_insert_stores_and_counts_what_one_insert_per_row_would(sq
     # the paths taken: one INSERT of values per row, against one INSERT ... SELECT from the staging table
     assert statements[direct] and all(" VALUES " in s for s in statements[direct])
     assert len(set(statements[staged])) == 1 and " SELECT " in statements[staged][0]
+    # the constant columns as parameters (the trace shows them bound)
+    assert ("SELECT key, '2025-09-01', '12.50', 1, NULL, '440106' FROM" if constants
+            else "SELECT key, '2025-09-01', amount, flag, note, region_code FROM") in statements[staged][0]
     engine.dispose()
+
+
+def test_split_constants_binds_once_only_what_every_row_holds():
+    """A column is bound once only when every row holds the same value as SQLite would be given it (after the
+    rounding and conversions of ``sqlite_values``): a column with one NULL among values, values that differ
+    only before rounding's digits, a list column and a ``keep`` column stay staged; a frame of constants keeps its
+    first column staged (a table needs one)."""
+    n = 4
+    frame = pl.DataFrame({
+        "same_text": ["a"] * n, "all_null": pl.Series([None] * n, dtype=pl.Int64),
+        "one_null": ["a", None, "a", "a"], "rounds_same": [1.001, 1.002, 1.0, 0.999],
+        "rounds_apart": [1.0, 1.01, 1.0, 1.0], "day": [dt.date(2025, 9, 1)] * n, "flag": [False] * n,
+        "listed": [[1]] * n, "key": [7] * n,
+    })
+    varying, constants = bulk.split_constants(frame, keep=("key",))
+    assert constants == {"same_text": "a", "all_null": None, "rounds_same": 1.0, "day": "2025-09-01", "flag": 0}
+    assert varying.columns == ["one_null", "rounds_apart", "listed", "key"]
+    assert varying["rounds_apart"].to_list() == [1.0, 1.01, 1.0, 1.0]
+    varying, constants = bulk.split_constants(frame.select("same_text", "day"))
+    assert varying.columns == ["same_text"] and constants == {"day": "2025-09-01"}
 
 
 def _schemas(conn) -> list[str]:
@@ -397,9 +440,9 @@ def test_sqlite_prestaged_insert_stores_and_counts_what_the_frame_would(sqlite_u
     assert stored[f"pre_frame_{rows}"] == stored[f"pre_staged_{rows}"]
     assert stored[f"pre_staged_{rows}"][0] > 0
     assert set(statements[f"pre_staged_{rows}"]) == {  # one statement (the trace repeats it per trigger run)
-        f"INSERT INTO pre_staged_{rows} (key, day, amount, flag, note, region_code) SELECT key, day, amount, flag, "
-        f"note, region_code FROM {bulk.STAGE_SCHEMA}.rows WHERE true ORDER BY rowid ON CONFLICT (key, day) WHERE "
-        f"key IS NOT NULL DO NOTHING"}
+        f"INSERT INTO pre_staged_{rows} (key, day, amount, flag, note, region_code) SELECT key, '2025-09-01', "
+        f"amount, flag, note, region_code FROM {bulk.STAGE_SCHEMA}.rows WHERE true ORDER BY rowid ON CONFLICT "
+        f"(key, day) WHERE key IS NOT NULL DO NOTHING"}
     engine.dispose()
 
 

@@ -41,6 +41,7 @@ from aidgraph.core.access.actor import Actor, system_actor
 from aidgraph.core.storage.validity import valid_on
 from aidgraph.core.storage.bulk import (
     Staged,
+    StageImage,
     any_of,
     attached_stage,
     dialect_of,
@@ -1175,7 +1176,8 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
     return [summary for *_, summary in jobs]
 
 
-def stage_items(schema: FeedSchema, rows: pl.DataFrame, actor: Actor, source_file: str) -> tuple[pl.DataFrame, bytes]:
+def stage_items(schema: FeedSchema, rows: pl.DataFrame, actor: Actor, source_file: str
+                ) -> tuple[pl.DataFrame, StageImage]:
     """An item feed's batch of rows as the economic items :func:`apply_effects` writes (:func:`_items`), with
     their staging image (:func:`aidgraph.core.storage.bulk.stage_image`); needs no connection."""
     items = _items(schema, rows, actor, source_file, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
@@ -1200,7 +1202,7 @@ def _store_batches(engine: Engine, schema: FeedSchema, good: pl.DataFrame, sourc
         return
     with (engine.connect() as conn, attached_stage(conn) as load,
           ThreadPoolExecutor(1, thread_name_prefix="stage-items") as stager):
-        def stage(start: int) -> Future[tuple[pl.DataFrame, bytes]]:
+        def stage(start: int) -> Future[tuple[pl.DataFrame, StageImage]]:
             return stager.submit(stage_items, schema, good.slice(start, batch_size), actor, source_file)
 
         pending = stage(starts[0])

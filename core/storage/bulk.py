@@ -79,6 +79,12 @@ MONEY_DECIMALS = 2
 
 def sqlite_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
     """Rows as SQLite stores them through SQLAlchemy: ISO dates, 'YYYY-MM-DD HH:MM:SS.ffffff', 0/1 booleans."""
+    return sqlite_values(frame).rows()
+
+
+def sqlite_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with each column converted to what :func:`sqlite_rows` binds (rounded floats, dates and
+    datetimes as text, booleans as 0/1)."""
     converted = []
     for name, dtype in frame.schema.items():
         col = pl.col(name)
@@ -91,7 +97,40 @@ def sqlite_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
         elif dtype == pl.Boolean:
             col = col.cast(pl.Int8)
         converted.append(col)
-    return frame.select(converted).rows()
+    return frame.select(converted)
+
+
+def split_constants(frame: pl.DataFrame, keep: Sequence[str] = ()) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``frame`` converted as :func:`sqlite_values` converts it, split in two: the columns whose values vary, which
+    a staging table holds, and the columns holding one value in every row (NULL included), each with its value,
+    which the statement reading the staging table binds once as a parameter. Columns in ``keep`` are always
+    staged, and so is the first column when every column is constant (a table has at least one column).
+
+    Why: binding the staging table's values is the Python half of a staged write, paid per value. A batch job's
+    frames repeat values in whole columns: the time and actor of the job, a status, a month, an entity's kind.
+    The monitoring run's 283,290 new alerts with their aid-chain, outbox and audit rows carry 17 such columns
+    of 38 (bench/README.md)."""
+    values = sqlite_values(frame)
+    constants: dict[str, Any] = {}
+    for name in values.columns:
+        series = values.get_column(name)
+        if name in keep or not (series.dtype.is_numeric() or series.dtype in (pl.Utf8, pl.Binary)):
+            continue
+        nulls = series.null_count()
+        if nulls == series.len():
+            constants[name] = None
+        elif nulls == 0 and bool((series == series[0]).all()):
+            constants[name] = series[0]
+    if len(constants) == values.width:
+        del constants[values.columns[0]]
+    return values.drop(list(constants)), constants
+
+
+def _select_list(names: Sequence[str], constants: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The select list of ``names`` from a staging table, a constant column (:func:`split_constants`) as a
+    parameter; and the parameters, in order."""
+    return (", ".join("?" if name in constants else name for name in names),
+            [constants[name] for name in names if name in constants])
 
 
 def copy_text(frame: pl.DataFrame) -> bytes:
@@ -140,7 +179,7 @@ def insert_frame(bind: Connection | Session, table: str, rows: pl.DataFrame | St
     ``rows`` may be :class:`Staged`: a frame whose rows the SQLite connection already holds in a staging table
     (:func:`attached_stage`), inserted from there; on any other connection its frame is written as a frame is.
     """
-    staged = rows.table if isinstance(rows, Staged) else None
+    staged = rows if isinstance(rows, Staged) else None
     frame = rows.frame if isinstance(rows, Staged) else rows
     if frame.is_empty():
         return 0
@@ -160,7 +199,7 @@ def insert_frame(bind: Connection | Session, table: str, rows: pl.DataFrame | St
     cur = driver.cursor()
     try:
         if staged is not None:
-            inserted = _insert_staged(cur, table, frame.columns, staged, conflicts)
+            inserted = _insert_staged(cur, table, frame.columns, staged.table, staged.constants, conflicts)
         elif frame.height >= STAGE_MIN_ROWS:
             inserted = _staged_insert(cur, table, frame, conflicts)
         else:
@@ -192,16 +231,18 @@ def _staged_insert(cur: Any, table: str, frame: pl.DataFrame, conflicts: str) ->
     The insert converts the staged values as ``table`` would convert the same values bound directly (its column
     affinities); rows go in the frame's order; ``conflicts`` (``ON CONFLICT ...``) applies as to a direct
     insert."""
-    with _sqlite_staged(cur, table, frame) as stage:
-        return _insert_staged(cur, table, frame.columns, stage, conflicts)
+    with _sqlite_staged(cur, table, frame) as (stage, constants):
+        return _insert_staged(cur, table, frame.columns, stage, constants, conflicts)
 
 
-def _insert_staged(cur: Any, table: str, names: Sequence[str], stage: str, conflicts: str) -> int:
-    """``INSERT INTO table SELECT`` the staging table's rows, in their order; returns the rows inserted."""
-    columns = ", ".join(names)
+def _insert_staged(cur: Any, table: str, names: Sequence[str], stage: str, constants: Mapping[str, Any],
+                   conflicts: str) -> int:
+    """``INSERT INTO table SELECT`` the staging table's rows, in their order, the ``constants`` bound once;
+    returns the rows inserted."""
+    select_list, parameters = _select_list(names, constants)
     # "WHERE true": SQLite reads "ON CONFLICT" after a bare FROM as a join constraint.
-    cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} WHERE true ORDER BY rowid"
-                f"{conflicts}")
+    cur.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {select_list} FROM {stage} WHERE true "
+                f"ORDER BY rowid{conflicts}", parameters)
     inserted: int = cur.rowcount
     return inserted
 
@@ -213,31 +254,43 @@ STAGE_SCHEMA = "aidgraph_stage"
 @dataclass(frozen=True)
 class Staged:
     """A frame whose rows a SQLite connection already holds, in the frame's order, in ``table`` (a staging table
-    with the frame's column names and no declared types: :func:`stage_image`, :func:`attached_stage`)."""
+    with the frame's varying columns and no declared types: :func:`stage_image`, :func:`attached_stage`); its
+    other columns are ``constants`` (:func:`split_constants`)."""
 
     frame: pl.DataFrame
     table: str
+    constants: Mapping[str, Any]
 
 
-def stage_image(frame: pl.DataFrame) -> bytes:
+@dataclass(frozen=True)
+class StageImage:
+    """:func:`stage_image`'s result: the staging database's ``image`` and the frame's ``constants``."""
+
+    image: bytes
+    constants: Mapping[str, Any]
+
+
+def stage_image(frame: pl.DataFrame) -> StageImage:
     """``frame``'s rows as the image of a SQLite database holding one table, ``rows``: the staging table
-    :func:`_sqlite_staged` fills (the frame's columns, no declared types, values as :func:`sqlite_rows` binds
-    them), made on a connection of its own to a database in memory.
+    :func:`_sqlite_staged` fills (the frame's varying columns, no declared types, values as :func:`sqlite_rows`
+    binds them; the constant columns beside the image, :func:`split_constants`), made on a connection of its own
+    to a database in memory.
 
     Why: filling the staging table is the Python half of a large insert (a tuple per row, each value bound).
     Made on another thread, it overlaps the caller's connection's ``INSERT ... SELECT`` of the batch before,
     which runs in SQLite without Python's lock (:func:`attached_stage` gives the image to that connection). The
     5,000,000-person province's income file (3.19M items in 13 batches, a fresh copy each run): stored in 41.0
     and 44.0 s this way against 46.0 and 48.5 s staging each batch on the connection (bench/README.md)."""
+    varying, constants = split_constants(frame)
     with contextlib.closing(sqlite3.connect(":memory:")) as db:
-        db.execute(f"CREATE TABLE rows ({', '.join(frame.columns)})")
-        db.executemany(insert_sql("rows", frame.columns), sqlite_rows(frame))
+        db.execute(f"CREATE TABLE rows ({', '.join(varying.columns)})")
+        db.executemany(insert_sql("rows", varying.columns), varying.rows())
         db.commit()
-        return db.serialize()
+        return StageImage(db.serialize(), constants)
 
 
 @contextlib.contextmanager
-def attached_stage(conn: Connection) -> Iterator[Callable[[pl.DataFrame, bytes], Staged]]:
+def attached_stage(conn: Connection) -> Iterator[Callable[[pl.DataFrame, StageImage], Staged]]:
     """An in-memory database attached to ``conn`` (SQLite, synchronous) as :data:`STAGE_SCHEMA` for the block.
 
     Yields ``load(frame, image)``: puts :func:`stage_image`'s ``image`` of ``frame`` in that database, in place of
@@ -250,11 +303,11 @@ def attached_stage(conn: Connection) -> Iterator[Callable[[pl.DataFrame, bytes],
         raise RuntimeError("attached_stage needs a synchronous SQLite connection outside a transaction")
     driver.execute(f"ATTACH DATABASE ':memory:' AS {STAGE_SCHEMA}")
 
-    def load(frame: pl.DataFrame, image: bytes) -> Staged:
+    def load(frame: pl.DataFrame, image: StageImage) -> Staged:
         if driver.in_transaction:
             raise RuntimeError("a staging image is loaded between transactions, not inside one")
-        driver.deserialize(image, name=STAGE_SCHEMA)
-        return Staged(frame, f"{STAGE_SCHEMA}.rows")
+        driver.deserialize(image.image, name=STAGE_SCHEMA)
+        return Staged(frame, f"{STAGE_SCHEMA}.rows", image.constants)
 
     try:
         yield load
@@ -266,10 +319,12 @@ def attached_stage(conn: Connection) -> Iterator[Callable[[pl.DataFrame, bytes],
 
 
 @contextlib.contextmanager
-def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame) -> Iterator[str]:
+def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame, keep: Sequence[str] = ()
+                   ) -> Iterator[tuple[str, dict[str, Any]]]:
     """A temporary table holding ``frame``'s rows for one statement on ``table``, dropped after it; yields its
-    name. It has no declared types, indexes or triggers: it keeps the values exactly as bound, and filling it
-    costs one append per row.
+    name and the frame's constant columns, which it does not hold (:func:`split_constants`, ``keep`` staged).
+    It has no declared types, indexes or triggers: it keeps the values exactly as bound, and filling it costs
+    one append per row.
 
     Created inside the caller's transaction, so that a rollback leaves no table or rows behind: sqlite3 begins
     a transaction at its first ``INSERT``, not at a ``CREATE``, so one is begun here when none is. On a
@@ -282,10 +337,11 @@ def _sqlite_staged(cur: Any, table: str, frame: pl.DataFrame) -> Iterator[str]:
         cur.execute("BEGIN")
     stage = f"temp.aidgraph_stage_{table}"
     try:
+        varying, constants = split_constants(frame, keep)
         cur.execute(f"DROP TABLE IF EXISTS {stage}")
-        cur.execute(f"CREATE TABLE {stage} ({', '.join(frame.columns)})")
-        cur.executemany(insert_sql(stage, frame.columns), sqlite_rows(frame))
-        yield stage
+        cur.execute(f"CREATE TABLE {stage} ({', '.join(varying.columns)})")
+        cur.executemany(insert_sql(stage, varying.columns), varying.rows())
+        yield stage, constants
         cur.execute(f"DROP TABLE {stage}")
     except BaseException as error:
         # The caller sees the error that stopped the statement. SQLite may have rolled back the whole
@@ -364,9 +420,10 @@ def update_frame(bind: Connection | Session, table: str, frame: pl.DataFrame, ke
         cur = driver.cursor()
         try:
             if frame.height >= STAGE_MIN_ROWS:
-                with _sqlite_staged(cur, table, frame.select(key, *columns)) as stage:
-                    cur.execute(f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in columns)} "
-                                f"FROM {stage} AS s WHERE {table}.{key} = s.{key}")
+                with _sqlite_staged(cur, table, frame.select(key, *columns), keep=(key,)) as (stage, constants):
+                    assignments = ", ".join(f"{c} = ?" if c in constants else f"{c} = s.{c}" for c in columns)
+                    cur.execute(f"UPDATE {table} SET {assignments} FROM {stage} AS s WHERE {table}.{key} = s.{key}",
+                                [constants[c] for c in columns if c in constants])
             else:
                 cur.executemany(update_sql(table, columns, key), sqlite_rows(frame.select(*columns, key)))
         finally:
