@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,19 +309,15 @@ def write_alerts(session: Session, province: str, month: str, graded: pl.DataFra
             now.alias("at"), pl.lit(actor.username).alias("actor"), "action", pl.lit("alert").alias("object_type"),
             pl.col("alert_id").cast(pl.Utf8).alias("object_id"), "region_code",
             pl.lit(actor.remote_addr, pl.Utf8).alias("remote_addr"), detail.alias("detail"))
-        with ThreadPoolExecutor(1, thread_name_prefix="audit-bodies") as hasher:
-            # The audit rows' canonical JSON (Python, 283,290 rows of the benchmark province: about 3.5 s) is
-            # computed while the database writes the aid-chain and outbox rows.
-            bodies = hasher.submit(audit.frame_bodies, sealed)
-            insert_frame(session, AidChainEvent.__tablename__, done.select(
-                "household_id", now.alias("at"), pl.lit(AidChainKind.ALERT.value).alias("kind"), "summary",
-                pl.lit(MONITORING_PROGRAM).alias("program_key"), pl.lit("alert").alias("ref_type"),
-                pl.col("alert_id").alias("ref_id"), pl.lit(actor.username).alias("actor")))
-            insert_frame(session, Outbox.__tablename__, done.select(
-                pl.lit(OutboxEntity.ALERT.value).alias("entity"), pl.col("alert_id").alias("entity_id"), "version",
-                pl.lit(False).alias("deleted"), now.alias("created_at")))
-            # Sealed as written, last: the chain's head is held from here to the commit.
-            audit.append_sealed_frame(session, sealed, bodies.result())
+        insert_frame(session, AidChainEvent.__tablename__, done.select(
+            "household_id", now.alias("at"), pl.lit(AidChainKind.ALERT.value).alias("kind"), "summary",
+            pl.lit(MONITORING_PROGRAM).alias("program_key"), pl.lit("alert").alias("ref_type"),
+            pl.col("alert_id").alias("ref_id"), pl.lit(actor.username).alias("actor")))
+        insert_frame(session, Outbox.__tablename__, done.select(
+            pl.lit(OutboxEntity.ALERT.value).alias("entity"), pl.col("alert_id").alias("entity_id"), "version",
+            pl.lit(False).alias("deleted"), now.alias("created_at")))
+        # Sealed as written, last: the chain's head is held from here to the commit.
+        audit.append_sealed_frame(session, sealed)
     summary.alerts_raised = new.height
     summary.alerts_updated = changed.height
 

@@ -295,3 +295,27 @@ def test_the_hash_computed_from_a_rows_body_is_the_chains_canonical_hash():
     assert [h for _, _, h in audit._chain(41, "g" * 64, bodies)] == \
         [h for _, _, h in audit._links(41, "g" * 64, rows[:1] * 3)]
     assert audit._links(41, "g" * 64, rows[:1]).__next__()[2] == frozen("g" * 64, 42, rows[0])
+
+
+def test_frame_bodies_are_each_rows_canonical_body():
+    """frame_bodies encodes each distinct value of a column once and joins the pieces: every row's body must still
+    be exactly row_body's, whatever repeats or differs: missing times and values, a column missing in every row,
+    text needing JSON escapes, non-ASCII text, details as text with keys out of order, nested, or null."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011)
+    texts = ["440106001001", "", "back\\slash", 'quote " and \\ backslash', "tab\tnew\nline \x01",
+             "unit\x1fseparator", "张三", "7"]
+    details = ['{"month":"2026-02","level":"RED","score":45.5,"indicators":["a","b"]}',
+               '{"b":{"z":1,"a":[1.0,null,"é"]},"a":true}', '{"score":45.0}', None]
+    rows = [{"at": None if i % 7 == 3 else at + dt.timedelta(microseconds=i % 3), "actor": texts[i % 7],
+             "action": "raise_alert", "object_type": "alert", "object_id": None if i % 4 == 0 else str(i),
+             "region_code": texts[(i * 2) % 8], "remote_addr": None, "detail": details[i % 4]} for i in range(40)]
+    frame = pl.DataFrame(rows, schema={"at": pl.Datetime("us"), "actor": pl.Utf8, "action": pl.Utf8,
+                                       "object_type": pl.Utf8, "object_id": pl.Utf8, "region_code": pl.Utf8,
+                                       "remote_addr": pl.Utf8, "detail": pl.Utf8})
+    assert audit.frame_bodies(frame) == [audit.row_body(SimpleNamespace(**row)) for row in rows]
+    assert audit.frame_bodies(frame.clear()) == []
