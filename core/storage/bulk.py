@@ -108,8 +108,8 @@ def split_constants(frame: pl.DataFrame, keep: Sequence[str] = ()) -> tuple[pl.D
 
     Why: binding the staging table's values is the Python half of a staged write, paid per value. A batch job's
     frames repeat values in whole columns: the time and actor of the job, a status, a month, an entity's kind.
-    The monitoring run's 283,290 new alerts with their aid-chain, outbox and audit rows carry 17 such columns
-    of 38 (bench/README.md)."""
+    The monitoring run's 283,290 new alerts with their aid-chain, outbox and audit rows carry 19 such columns
+    of 36 (bench/README.md)."""
     values = sqlite_values(frame)
     constants: dict[str, Any] = {}
     for name in values.columns:
