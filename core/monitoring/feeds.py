@@ -658,8 +658,9 @@ def _row_text_expr(schema: FeedSchema) -> pl.Expr:
     for c in schema.columns:
         e = pl.col(c.name)
         if c.type == "amount":
-            # In fen, so that 100, 100.0 and 100.00 hash alike.
-            e = (e * 100).round(0).cast(pl.Int64)
+            # In fen, so that 100, 100.0 and 100.00 hash alike. An amount too large for 64 bits of fen (an ID
+            # number in the column) is refused by its check; its row's hash, never used, takes it as empty.
+            e = (e * 100).round(0).cast(pl.Int64, strict=False)
         parts.append(e.cast(pl.Utf8).fill_null(""))
     return pl.concat_str(parts, separator="\x1f")
 

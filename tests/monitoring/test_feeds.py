@@ -66,12 +66,14 @@ def test_hospitalisation_csv_keeps_good_rows_rejects_bad_with_line_and_reason(sy
         [p1.id_number, "别人", "2024-03-05", "", "医院", "", "10", "1", "1"],                                 # 10 name
         [p1.id_number, p1.name, "2024-03-05", "", "医院"],                                                    # 11 ragged
         [p1.id_number, p1.name, "2024-04-01", "", "中心医院", "骨折", "3000", "2500", "2000"],                  # 12 ok
+        # 13: an ID number in the amount's column, more fen than a 64-bit integer holds (it stopped the whole file)
+        [p1.id_number, p1.name, "2024-03-06", "", "医院", "", "440106198005050000", "1", "1"],
     ]
     path = write_csv(tmp_path / "hosp.csv", HOSP_HEADER, rows)
     summary = import_feed(sync_engine, "hospitalisation", path)
-    assert (summary.read, summary.stored, summary.already_stored, summary.rejected) == (11, 2, 0, 9)
+    assert (summary.read, summary.stored, summary.already_stored, summary.rejected) == (12, 2, 0, 10)
     reasons = read_rejected(path)
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11, 13]
     assert "admission_date" in reasons[3] and "not a real date" in reasons[3]
     assert reasons[4].startswith("id_number:") and "check character" in reasons[4]
     assert "no person" in reasons[5]
@@ -81,6 +83,7 @@ def test_hospitalisation_csv_keeps_good_rows_rejects_bad_with_line_and_reason(sy
     assert reasons[9] == "duplicate of line 2"
     assert reasons[10].startswith("name:")
     assert "expected 9 fields" in reasons[11]
+    assert reasons[13] == "total_cost: 440106198005050000 is implausibly large"
     with Session(sync_engine) as conn:
         stored = conn.execute(select(FeedRecord).where(FeedRecord.source_file == "hosp.csv")
                               .order_by(FeedRecord.line_number)).scalars().all()
@@ -95,7 +98,7 @@ def test_hospitalisation_csv_keeps_good_rows_rejects_bad_with_line_and_reason(sy
             AuditLog.action == "import_feed")).scalar_one() >= 1
 
     again = import_feed(sync_engine, "hospitalisation", path)
-    assert (again.stored, again.already_stored, again.rejected) == (0, 2, 9)
+    assert (again.stored, again.already_stored, again.rejected) == (0, 2, 10)
     assert count(sync_engine, FeedRecord, FeedRecord.source_file == "hosp.csv") == 2
     with Session(sync_engine) as conn:
         assert conn.get(Person, p0.id).version == 2  # nothing changed the second time
