@@ -57,12 +57,23 @@ def row_hash(prev: str, seq: int, row) -> str:
 def row_body(row) -> str:
     """The row's canonical JSON without its position: ``[time, who, what, where ...]``, the part of what
     :func:`row_hash` hashes that does not depend on the chain (so it can be computed before the head is held)."""
-    at = row.at.isoformat(timespec="microseconds") if row.at is not None else None
-    detail = row.detail
-    if isinstance(detail, str):
-        detail = json.loads(detail)
-    return json.dumps([at, row.actor, row.action, row.object_type, row.object_id, row.region_code,
-                       row.remote_addr, detail], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    at = _time_text(row.at) if row.at is not None else None
+    return _encode_value([at, row.actor, row.action, row.object_type, row.object_id, row.region_code,
+                          row.remote_addr, _detail_value(row.detail)])
+
+
+def _encode_value(value: Any) -> str:
+    """The canonical JSON of a value: what a row's body is, and (:func:`frame_bodies`) each of its pieces."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _time_text(at: dt.datetime) -> str:
+    return at.isoformat(timespec="microseconds")
+
+
+def _detail_value(detail: Any) -> Any:
+    """A detail as a value: the JSON column's text parsed, so that its keys are sorted when encoded."""
+    return json.loads(detail) if isinstance(detail, str) else detail
 
 
 def _chained(prev: str, seq: int, body: str) -> str:
@@ -161,9 +172,9 @@ def frame_bodies(frame: pl.DataFrame) -> list[str]:
     hashes, computed before the chain's head is held.
 
     Column by column: the body is the JSON array of the row's values, so it is ``[``, each value's canonical
-    JSON joined by ``,``, then ``]``. Each distinct value of a column is encoded once, as :func:`row_body`
-    encodes it (``json.dumps`` with the same options; a detail's text parsed first, so that its keys are
-    sorted), and polars puts the pieces together; text that JSON leaves as it is, polars quotes itself. A batch's
+    JSON joined by ``,``, then ``]``. Each distinct value of a column is encoded once, by the functions
+    :func:`row_body` encodes with (``_encode_value``, ``_time_text``, ``_detail_value``), and polars puts the
+    pieces together; text that JSON leaves as it is, polars quotes itself. A batch's
     rows share most values (its time, actor, action and kind of object; a monitoring run's 283,290 alerts have
     26,654 distinct region codes): a Python call per row, as :func:`row_body` makes, took 3.5 s of the run,
     and held Python's lock against the staged writes beside it (bench/README.md)."""
@@ -194,16 +205,12 @@ _JSON_ESCAPED = r'[\x00-\x1f"\\]'
 """What ``json.dumps`` escapes in text when ``ensure_ascii`` is off: control characters, the quote, the backslash."""
 
 
-def _encode_value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
 def _encode_time(at: dt.datetime) -> str:
-    return _encode_value(at.isoformat(timespec="microseconds"))
+    return _encode_value(_time_text(at))
 
 
 def _encode_detail(detail: Any) -> str:
-    return _encode_value(json.loads(detail) if isinstance(detail, str) else detail)
+    return _encode_value(_detail_value(detail))
 
 
 def append_sealed_frame(session: Session, frame: pl.DataFrame, bodies: list[str] | None = None) -> int:
