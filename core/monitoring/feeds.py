@@ -714,11 +714,13 @@ def names_most_persons(session: Session, rows: int) -> bool:
     return rows > 0 and rows >= WHOLE_INDEX_SHARE * largest
 
 
-def lookup_persons(session: Session, id_numbers: list[str], on: dt.date,
+def lookup_persons(session: Session, id_numbers: Sequence[str] | pl.Series, on: dt.date,
                    directory: pl.DataFrame | None = None) -> pl.DataFrame:
     """Persons by ID number, with their household on ``on``: ``id_number`` and :data:`PERSON_COLUMNS` for each
     number found; three statements for the whole list (the largest person id, the ID numbers, the persons), or
-    none when ``directory`` (:func:`read_person_directory`, read beforehand) is given.
+    none when ``directory`` (:func:`read_person_directory`, read beforehand) is given: then the session is not
+    used, and the lookup is polars' work alone (:func:`import_feeds` does it on a thread beside a store).
+    ``id_numbers`` may repeat a number, and may be a polars Series (a file's column, not made Python strings).
 
     First the ID numbers alone, by their blind indexes (HMAC, :mod:`aidgraph.core.storage.encrypted`: the numbers
     are stored encrypted), probed in sorted order in the unique index (which holds the person's id, so no
@@ -727,14 +729,14 @@ def lookup_persons(session: Session, id_numbers: list[str], on: dt.date,
     the tables' own order. On a province-sized table this reads pages in sequence instead of jumping to a
     random page for each of millions of persons.
     """
-    dialect = dialect_of(session)
-    conn = session.connection()
     # Sorted and made unique by polars: a Python sort of three million strings took 2.7 s of the lookup.
-    numbers = pl.DataFrame({"id_number": id_numbers}, schema={"id_number": pl.Utf8}).unique().sort("id_number")
+    numbers = pl.DataFrame({"id_number": pl.Series(id_numbers, dtype=pl.Utf8)}).unique().sort("id_number")
     numbers = numbers.lazy().with_columns(id_number_index_expr(pl.col("id_number")).alias("id_number_index")) \
         .collect(engine="streaming")  # in parallel morsels, as validate()'s row hashes
     if directory is not None:
         return numbers.join(directory, on="id_number_index").select("id_number", *PERSON_COLUMNS)
+    dialect = dialect_of(session)
+    conn = session.connection()
     by_index = select(Person.id_number_index, Person.id)
     if not names_most_persons(session, numbers.height):
         by_index = by_index.where(any_of(Person.id_number_index, numbers["id_number_index"].sort().to_list(), dialect))
@@ -766,7 +768,9 @@ class ImportSummary:
     """Monthly partitions (PostgreSQL) made for the months the file writes (:func:`prepare_partitions`)."""
     rejected_file: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of each phase: read, validate, persons (lookup), store (records and effects)."""
+    """Wall time of each phase: read, validate, persons (lookup), store (records and effects). In a job whose
+    persons are found in the directory (:func:`import_feeds`), a file's ``persons`` is the time the job waited
+    for them: they are found while the file before is stored."""
 
     @property
     def elapsed(self) -> float:
@@ -1057,8 +1061,7 @@ def resolve_persons(session: Session, good: pl.DataFrame, schema: FeedSchema, pr
                     today: dt.date, directory: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Attach person and household to each good row; reject unknown persons, other provinces, name mismatches.
     ``directory``: see :func:`lookup_persons`."""
-    ids = good["id_number"].unique().to_list()
-    persons = lookup_persons(session, ids, today, directory)
+    persons = lookup_persons(session, good["id_number"], today, directory)
     joined = good.join(persons, on="id_number", how="left")
     region = pl.col("person_region")
     name_given = pl.col("name").str.replace_all(r"\s", "") if "name" in good.columns else None
@@ -1133,7 +1136,8 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
     persons are found in it instead of searched for file by file. A feed's effects change facts of persons
     (flags, dates), never what the directory holds (ID number, name, household, region), so one read serves
     every file of the job. The 5,000,000-person province's month: the six smaller files' person searches took
-    12.7 s on their own, the directory is read for the income file anyway (bench/README.md). On SQLite the
+    12.7 s on their own, the directory is read for the income file anyway (bench/README.md); the next file's
+    persons are then found while a file is stored (polars' work beside the database's). On SQLite the
     job's commits leave the checkpoints to a thread of their own (:func:`aidgraph.core.storage.checkpoints.
     background_checkpoints`); what the job wrote is in the database file when it returns.
     """
@@ -1165,11 +1169,19 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
             _lap(summary, "validate", clock)
             if progress:
                 progress("validated", 0, checked[-1].good.height)
-        for (schema, path, raw, summary), valid in zip(jobs, checked):
-            clock = time.perf_counter()
+        def resolve(index: int) -> tuple[pl.DataFrame, pl.DataFrame]:
             with session_scope(engine) as session:
-                good, bad = resolve_persons(session, valid.good, schema, province, today,
-                                            directory.result() if directory is not None else None)
+                return resolve_persons(session, checked[index].good, jobs[index][0], province, today,
+                                       directory.result() if directory is not None else None)
+
+        # With the directory, finding a file's persons is polars' work alone (no database): the files' persons
+        # are found one file after another on the reader's thread while the files before are stored, on the core
+        # SQLite's single writer leaves idle. Without it, each file's persons are searched for in the database
+        # when the file's turn comes.
+        ahead = [reader.submit(resolve, index) for index in range(len(jobs))] if directory is not None else []
+        for index, ((schema, path, raw, summary), valid) in enumerate(zip(jobs, checked)):
+            clock = time.perf_counter()
+            good, bad = ahead[index].result() if ahead else resolve(index)
             clock = _lap(summary, "persons", clock)
             _store_file(engine, schema, path, raw, valid, good, bad, summary, clock,
                         actor or system_actor(f"import:{schema.kind}"), progress, today, batch_size,
