@@ -241,20 +241,10 @@ class IndicatorContext:
             stmt, schema = self._flows_read(baseline_months)
             # nearly a group per item: hashed, they spill to disk
             frame = self._large_read(key, stmt, schema, grouped=True)
-            sqlite = dialect_of(self.session) == "sqlite"
-            # On SQLite grouped by the key as a category (a few hundred values, not millions of strings), then each
-            # key split once: 1.5 s against 3.6 s for splitting every row's key (the same 8.9M rows).
-            keys = [name for name in schema if name != "amount"]
-            frame = (frame
-                     .join(self.households_in_scope(), on="household_id", how="semi")
-                     .group_by(keys).agg(pl.col("amount").sum()))
-            if sqlite:
-                frame = _split_flow_keys(frame)
-            current = self.month_start.year * 12 + self.month_start.month - 1
-            self._cache[key] = frame.with_columns(
-                (pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
-        return (self._cache[key].filter(pl.col("kind").is_in(sorted(kinds)))
-                .group_by("household_id", "source", "months_back").agg(pl.col("amount").sum()))
+            frame = frame.join(self.households_in_scope(), on="household_id", how="semi")
+            self._cache[key] = FlowWindow.of(frame, self.month_start)
+        window: FlowWindow = self._cache[key]
+        return window.sums(kinds)
 
 
 FLOW_KEY_SEPARATOR = "\x1f"
@@ -262,14 +252,57 @@ FLOW_KEY_SEPARATOR = "\x1f"
 (the ASCII unit separator: no kind or date holds it)."""
 
 
-def _split_flow_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """``flow_key`` (kind, month and source, :data:`FLOW_KEY_SEPARATOR` between them) as the columns ``kind``,
-    ``period_start`` (a date) and ``source``, each distinct key split once."""
-    frame = frame.with_columns(pl.col("flow_key").cast(pl.Utf8))
-    parts = frame.select(pl.col("flow_key").unique()).with_columns(
-        pl.col("flow_key").str.splitn(FLOW_KEY_SEPARATOR, 3).struct.rename_fields(["kind", "period_start", "source"])
-        .alias("parts")).unnest("parts").with_columns(pl.col("period_start").str.slice(0, 10).str.to_date("%Y-%m-%d"))
-    return frame.join(parts, on="flow_key").drop("flow_key")
+@dataclass(frozen=True)
+class FlowWindow:
+    """:meth:`IndicatorContext.economic_flows`' window as read, kept for the run: each read group's household,
+    amount and ``code``, a small integer standing for its kind, month and source, whose values ``keys`` holds
+    (a few dozen rows: ``code``, ``kind``, ``source``, ``months_back``).
+
+    Every step over the millions of groups then works on integers: which kinds are asked for is decided on
+    ``keys`` and becomes a set of codes, and the sums are grouped by household and a code of (source, month).
+    Text (kind, month, source) is split, compared and attached per key or per sum, never per group read. The
+    5,000,000-person province's window of 8,736,389 groups: 2.3-2.5 s a run against 4.7-4.8 s when each group carried
+    its kind, source and month as text (bench/README.md)."""
+
+    groups: pl.DataFrame
+    """``household_id``, ``code`` (UInt32), ``amount``: one row per group read (month, period end, kind, source)."""
+    keys: pl.DataFrame
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame, month_start: dt.date) -> FlowWindow:
+        """The window from :meth:`IndicatorContext._flows_read`'s frame: on SQLite ``flow_key``, a categorical of
+        kind, month and source (:data:`FLOW_KEY_SEPARATOR` between them), whose codes are taken as they are;
+        else ``kind``, ``source`` and ``period_start``, coded here."""
+        if "flow_key" in frame.columns:
+            groups = frame.select("household_id", pl.col("flow_key").to_physical().cast(pl.UInt32).alias("code"),
+                                  "amount")
+            # Each distinct key split once (splitting at the first two separators gives the source back whole).
+            keys = frame.select(pl.col("flow_key").unique()).select(
+                pl.col("flow_key").to_physical().cast(pl.UInt32).alias("code"),
+                pl.col("flow_key").cast(pl.Utf8).str.splitn(FLOW_KEY_SEPARATOR, 3)
+                .struct.rename_fields(["kind", "period_start", "source"]).alias("parts")).unnest("parts") \
+                .with_columns(pl.col("period_start").str.slice(0, 10).str.to_date("%Y-%m-%d"))
+        else:
+            keys = frame.select("kind", "period_start", "source").unique().with_row_index("code")
+            groups = frame.join(keys, on=["kind", "period_start", "source"]).select("household_id", "code", "amount")
+        current = month_start.year * 12 + month_start.month - 1
+        keys = keys.select("code", "kind", "source",
+                           (pl.lit(current, pl.Int64) - month_index("period_start")).alias("months_back"))
+        return cls(groups, keys)
+
+    def sums(self, kinds: Iterable[str]) -> pl.DataFrame:
+        """Per household, source and month (``months_back``) the sum of the groups of ``kinds``: the groups of
+        one source and month (their kinds, their period ends) summed together. Columns ``household_id``,
+        ``source``, ``months_back``, ``amount``."""
+        chosen = self.keys.filter(pl.col("kind").is_in(sorted(kinds)))
+        buckets = chosen.select("source", "months_back").unique().sort("source", "months_back") \
+            .with_row_index("bucket")
+        bucket_of = chosen.join(buckets, on=["source", "months_back"])
+        return (self.groups.filter(pl.col("code").is_in(bucket_of["code"].implode()))
+                .with_columns(pl.col("code").replace_strict(bucket_of["code"], bucket_of["bucket"]).alias("bucket"))
+                .group_by("household_id", "bucket").agg(pl.col("amount").sum())
+                .join(buckets, on="bucket")
+                .select("household_id", "source", "months_back", "amount"))
 
 
 def empty_hits() -> pl.DataFrame:

@@ -10,13 +10,15 @@ import datetime as dt
 from concurrent.futures import Future
 from decimal import Decimal
 
+import numpy as np
 import polars as pl
+import pytest
 
 from sqlalchemy.orm import Session
 
 from aidgraph.core.monitoring import indicators
 from aidgraph.core.monitoring.cycle import score_month, weights_for
-from aidgraph.core.monitoring.indicators import FLOW_KEY_SEPARATOR, IndicatorContext
+from aidgraph.core.monitoring.indicators import FLOW_KEY_SEPARATOR, FlowWindow, IndicatorContext, month_index
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.config import Settings
 from aidgraph.core.storage.db import session_scope
@@ -136,3 +138,39 @@ def test_a_window_the_reader_refused_is_read_through_the_session(sync_engine):
         assert flows.equals(plain.economic_flows(["WAGE"], 3).sort("household_id", "source", "months_back"))
         assert households.equals(plain.households_in_scope().sort("household_id"))
         assert households.height > 0
+
+
+@pytest.mark.parametrize("coded", ["flow_key", "columns"], ids=["sqlite key", "postgresql columns"])
+def test_the_window_sums_by_code_what_summing_by_text_gives(coded):
+    # FlowWindow works on integer codes; the sums must be those of grouping the read groups by their text.
+    rng = np.random.default_rng(7)
+    n = 20_000
+    kinds = np.array(["WAGE", "BUSINESS", "PENSION", "EXPENDITURE_MEDICAL", "EXPENDITURE_EDUCATION"])
+    sources = np.array(["税务", "社保", ODD_SOURCE, "医保"])
+    months = [dt.date(2025, 3, 1), dt.date(2025, 2, 1), dt.date(2024, 12, 1)]
+    text = pl.DataFrame({
+        "household_id": rng.integers(1, 400, n), "kind": kinds[rng.integers(0, len(kinds), n)],
+        "source": sources[rng.integers(0, len(sources), n)], "period_start": [months[i] for i in rng.integers(0, len(months), n)],
+        "amount": rng.integers(0, 1_000_000, n) / 100,  # cents, as stored
+    })
+    if coded == "flow_key":
+        read = text.select("household_id", pl.concat_str(
+            "kind", pl.col("period_start").cast(pl.Utf8), "source", separator=FLOW_KEY_SEPARATOR
+        ).cast(pl.Categorical).alias("flow_key"), "amount")
+    else:
+        read = text
+    window = FlowWindow.of(read, dt.date(2025, 3, 1))
+    for asked in (["WAGE", "BUSINESS"], ["EXPENDITURE_MEDICAL"], ["PENSION", "EXPENDITURE_EDUCATION", "WAGE"],
+                  ["DEPOSIT"]):
+        expected = (text.filter(pl.col("kind").is_in(asked))
+                    .with_columns((pl.lit(2025 * 12 + 2) - month_index("period_start")).alias("months_back"))
+                    .group_by("household_id", "source", "months_back").agg(pl.col("amount").sum()))
+        got = window.sums(asked)
+        assert got.schema == expected.schema
+        keys = ["household_id", "source", "months_back"]
+        joined = expected.join(got, on=keys, how="full", coalesce=True)
+        assert joined.height == expected.height == got.height
+        difference = (joined["amount"] - joined["amount_right"]).abs().max()
+        assert difference is None or difference < 1e-6  # the same numbers, summed maybe in another order
+        assert sorted(got["months_back"].unique().to_list()) == \
+            sorted(expected["months_back"].unique().to_list())
