@@ -83,7 +83,8 @@ class IndicatorContext:
     month_end: dt.date = field(init=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
     _pending: dict = field(default_factory=dict, init=False, repr=False)
-    """Reads begun by :meth:`prefetch_flows`, by the same keys as ``_cache``: futures of their frames."""
+    """Reads begun by :meth:`prefetch_flows`, by the same keys as ``_cache``: for each, the futures of its parts'
+    frames, in order."""
 
     def __post_init__(self) -> None:
         self.month_start, self.month_end = month_bounds(self.month)
@@ -124,13 +125,13 @@ class IndicatorContext:
         return self._cache["households"]
 
     def _large_read(self, key: Any, stmt: Select[Any], schema: FrameSchema, grouped: bool = False) -> pl.DataFrame:
-        """A large read's frame: the one :meth:`prefetch_flows` began under ``key``, else read now (``grouped``:
-        a statement of nearly a group per row, :func:`aidgraph.core.storage.bulk.streaming_aggregate`)."""
-        pending = self._pending.pop(key, None)
-        frame = pending.result() if pending is not None else None
-        if frame is not None:
-            return frame
-        # not begun, or the reader refused it: the same statement through the session
+        """A large read's frame: the one :meth:`prefetch_flows` began under ``key`` (its parts' frames one after
+        the other), else ``stmt`` read now (``grouped``: a statement of nearly a group per row,
+        :func:`aidgraph.core.storage.bulk.streaming_aggregate`)."""
+        frames = [part.result() for part in self._pending.pop(key, [])]
+        if frames and all(frame is not None for frame in frames):
+            return frames[0] if len(frames) == 1 else pl.concat(frames)
+        # not begun, or the reader refused a part: the whole statement through the session
         with streaming_aggregate(self.session) if grouped else contextlib.nullcontext():
             return self.query(stmt, schema, large=True)
 
@@ -138,14 +139,21 @@ class IndicatorContext:
         """Begin reading :meth:`economic_flows`' window of ``baseline_months`` and the province's households,
         where those reads can go past the run's session (SQLite's reader process:
         :func:`aidgraph.core.storage.bulk.start_large_read`), so that they run while other indicators compute;
-        nothing otherwise. :meth:`economic_flows` then takes the frames read (the same as it would read
+        nothing otherwise. The window is read in :data:`FLOW_READS` parts at once, each a run of its months
+        (:meth:`_flow_parts`). :meth:`economic_flows` then takes the frames read (the same as it would read
         itself); a read it never asks for is left to finish on its own."""
-        for key, (stmt, schema) in ((("flows", baseline_months), self._flows_read(baseline_months)),
-                                    ("households", self._households_read())):
-            if key not in self._cache and key not in self._pending:
-                pending = start_large_read(self.session, stmt, schema)
-                if pending is not None:
-                    self._pending[key] = pending
+        window = [self._flows_read(baseline_months, *months) for months in self._flow_parts(baseline_months)]
+        for key, reads in ((("flows", baseline_months), window), ("households", [self._households_read()])):
+            if key in self._cache or key in self._pending:
+                continue
+            parts = []
+            for stmt, schema in reads:
+                part = start_large_read(self.session, stmt, schema)
+                if part is None:  # none can be begun (the session's engine or transaction): read in place
+                    break
+                parts.append(part)
+            else:
+                self._pending[key] = parts
 
     def _member_household(self):
         """Membership overlapping the period from the event to the end of the month, in the province.
@@ -196,9 +204,23 @@ class IndicatorContext:
             self._cache[key] = pl.concat([base, payload], how="horizontal") if payload.width else base
         return self._cache[key]
 
-    def _flows_read(self, baseline_months: int) -> tuple[Select[Any], FrameSchema]:
-        """The statement of :meth:`economic_flows`' window and its frame's schema."""
+    def _flow_parts(self, baseline_months: int) -> list[tuple[dt.date, dt.date]]:
+        """The window's months in :data:`FLOW_READS` runs as even as can be (first and last month of each)."""
+        months = [shift_month(self.month_start, back) for back in range(-baseline_months, 1)]
+        size, extra = divmod(len(months), min(FLOW_READS, len(months)))
+        parts, at = [], 0
+        for index in range(min(FLOW_READS, len(months))):
+            length = size + (index < extra)
+            parts.append((months[at], months[at + length - 1]))
+            at += length
+        return parts
+
+    def _flows_read(self, baseline_months: int, first: dt.date | None = None,
+                    last: dt.date | None = None) -> tuple[Select[Any], FrameSchema]:
+        """The statement of :meth:`economic_flows`' window and its frame's schema; ``first``/``last``: only the
+        items of those months (first days) and the months between, one part of the window."""
         window_start = shift_month(self.month_start, -baseline_months)
+        until = self.month_end if last is None else shift_month(last, 1) - dt.timedelta(days=1)
         # The range and the grouping follow ix_economic_item_period_flows (period_start, period_end, kind,
         # household_id, source, amount): both engines read just the window from the index and can sum as
         # they read. The province's households are kept by a join in polars, not one lookup per item.
@@ -219,7 +241,7 @@ class IndicatorContext:
                       "amount": pl.Float64}
         stmt = (
             select(EconomicItem.household_id, *columns, cast(func.sum(EconomicItem.amount), Float))
-            .where(EconomicItem.period_start >= window_start, EconomicItem.period_start <= self.month_end,
+            .where(EconomicItem.period_start >= (first or window_start), EconomicItem.period_start <= until,
                    EconomicItem.period_end <= self.month_end, EconomicItem.kind.in_(FLOW_KINDS))
             .group_by(EconomicItem.period_start, EconomicItem.period_end, EconomicItem.kind,
                       EconomicItem.household_id, EconomicItem.source)
@@ -245,6 +267,14 @@ class IndicatorContext:
             self._cache[key] = FlowWindow.of(frame, self.month_start)
         window: FlowWindow = self._cache[key]
         return window.sums(kinds)
+
+
+FLOW_READS = 2
+"""In how many parts at once :meth:`IndicatorContext.prefetch_flows` reads the window where it can (SQLite's reader
+process, a process each): each part a run of the window's months, read while the feed signals compute, then while
+the run's own thread waits with its core free. The statement groups by month first, so no group spans two parts
+and the parts one after the other are the whole window's frame, in its order. The 5,000,000-person province's
+window (four months, 8,736,389 groups): see bench/README.md."""
 
 
 FLOW_KEY_SEPARATOR = "\x1f"

@@ -110,8 +110,9 @@ def test_a_window_begun_ahead_is_the_window_read_in_place(sync_engine, sqlite_re
     mine = read_ahead.filter(pl.col("household_id").is_in([h1, h2])).rows()
     assert mine == [(h1, "税务", 0, 100.0), (h1, "税务", 2, 3000.0), (h2, "医保", 0, 700.5)]
     reader = sync_engine.dialect.name == "sqlite" and sqlite_read_path == "reader process"
-    # the window and the households, each begun once; where nothing can be begun, asked twice for nothing
-    assert begun == ([True, True] if reader else [False] * 4)
+    # the window (in two parts) and the households, each begun once; where nothing can be begun, asked twice for
+    # nothing (the window's first part, the households)
+    assert begun == ([True, True, True] if reader else [False] * 4)
 
     # The month's scores, the indicators' reads begun ahead or not
     on = dt.date(2025, 3, 31)
@@ -131,7 +132,13 @@ def test_a_window_the_reader_refused_is_read_through_the_session(sync_engine):
         for key in (("flows", 3), "households"):
             nothing: Future = Future()
             nothing.set_result(None)  # what start_large_read's future holds when the driver refused
-            refused._pending[key] = nothing
+            refused._pending[key] = [nothing]
+        # a window whose first part was read and whose second was refused: the first is not used alone
+        read: Future = Future()
+        read.set_result(pl.DataFrame({"household_id": [-1], "flow_key": ["WAGE"], "amount": [1.0]},
+                                     schema={"household_id": pl.Int64, "flow_key": pl.Categorical,
+                                             "amount": pl.Float64}))
+        refused._pending[("flows", 3)].insert(0, read)
         flows = refused.economic_flows(["WAGE"], 3).sort("household_id", "source", "months_back")
         households = refused.households_in_scope().sort("household_id")
         plain = IndicatorContext(session, "44", "2025-03", params, {})
@@ -174,3 +181,14 @@ def test_the_window_sums_by_code_what_summing_by_text_gives(coded):
         assert difference is None or difference < 1e-6  # the same numbers, summed maybe in another order
         assert sorted(got["months_back"].unique().to_list()) == \
             sorted(expected["months_back"].unique().to_list())
+
+
+@pytest.mark.parametrize("baseline_months, parts", [
+    (3, [("2024-12-01", "2025-01-01"), ("2025-02-01", "2025-03-01")]),
+    (4, [("2024-11-01", "2025-01-01"), ("2025-02-01", "2025-03-01")]),
+    (0, [("2025-03-01", "2025-03-01")]),
+])
+def test_the_window_is_read_in_runs_of_its_months(baseline_months, parts):
+    params = PolicyEngine(Settings()).province("44").params
+    ctx = IndicatorContext(None, "44", "2025-03", params, {})  # type: ignore[arg-type]  # no session needed
+    assert [(a.isoformat(), b.isoformat()) for a, b in ctx._flow_parts(baseline_months)] == parts
