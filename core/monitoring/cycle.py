@@ -42,7 +42,6 @@ from aidgraph.core.storage.models import (
     AidChainKind,
     Alert,
     AlertStatus,
-    Household,
     Outbox,
     OutboxEntity,
 )
@@ -200,12 +199,6 @@ class RunSummary:
     skipped_closed_this_month: int = 0
     illustrative: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def _household_regions(session: Session, ids: list[int]) -> pl.DataFrame:
-    return read_frame(session, select(Household.id, Household.region_code)
-                      .where(any_of(Household.id, ids, dialect_of(session))),
-                      {"household_id": pl.Int64, "region_code": pl.Utf8})
 
 
 def township_expr(region: pl.Expr) -> pl.Expr:
@@ -368,8 +361,10 @@ def run_month(session: Session, province: str, month: str, *, params: Any, indic
     levels = bands.classify(households["score"].to_numpy()) if households.height else []
     graded = households.with_columns(pl.Series("level", levels, dtype=pl.Utf8)).filter(pl.col("level").is_not_null())
     summary.households_by_level = dict(graded.group_by("level").len().iter_rows())
-    regions = _household_regions(session, graded["household_id"].to_list())
-    graded = graded.join(regions, on="household_id", how="inner").with_columns(pl.lit(month).alias("month"))
+    # Each household's region, as the scoring read the province's households (a household outside it is not
+    # the province's run's to alert)
+    graded = graded.join(ctx.households_in_scope(), on="household_id", how="inner") \
+        .with_columns(pl.lit(month).alias("month"))
     write_alerts(session, province, month, graded, actor, {i.key: i.name for i in indicators}, summary)
     summary.seconds["alerting"] = time.perf_counter() - step
     if progress:

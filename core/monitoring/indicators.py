@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Float, Select, String, Text, and_, cast, func, or_, select
+from sqlalchemy import Executable, Float, Select, String, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from aidgraph.core.monitoring.feeds import FEEDS, FLOW_KINDS, ITEM_FEEDS, payload_dtype
@@ -114,17 +114,18 @@ class IndicatorContext:
             self._cache[key] = indicator.compute(self)
         return self._cache[key]
 
-    def _households_read(self) -> tuple[Select[Any], FrameSchema]:
-        return (select(Household.id).where(self.scope.predicate(Household.region_code)),
-                {"household_id": pl.Int64})
+    def _households_read(self) -> tuple[Executable, FrameSchema]:
+        return (select(Household.id, Household.region_code).where(self.scope.predicate(Household.region_code)),
+                {"household_id": pl.Int64, "region_code": pl.Utf8})
 
     def households_in_scope(self) -> pl.DataFrame:
-        """Ids (``household_id``) of the province's households, read once per run."""
+        """The province's households (``household_id``) and their regions (``region_code``), read once per run:
+        what the window's items are kept by, and where the run's alerts are routed."""
         if "households" not in self._cache:
             self._cache["households"] = self._large_read("households", *self._households_read())
         return self._cache["households"]
 
-    def _large_read(self, key: Any, stmt: Select[Any], schema: FrameSchema, grouped: bool = False) -> pl.DataFrame:
+    def _large_read(self, key: Any, stmt: Executable, schema: FrameSchema, grouped: bool = False) -> pl.DataFrame:
         """A large read's frame: the one :meth:`prefetch_flows` began under ``key`` (its parts' frames one after
         the other), else ``stmt`` read now (``grouped``: a statement of nearly a group per row,
         :func:`aidgraph.core.storage.bulk.streaming_aggregate`)."""
@@ -133,7 +134,7 @@ class IndicatorContext:
             return frames[0] if len(frames) == 1 else pl.concat(frames)
         # not begun, or the reader refused a part: the whole statement through the session
         with streaming_aggregate(self.session) if grouped else contextlib.nullcontext():
-            return self.query(stmt, schema, large=True)
+            return read_frame(self.session, stmt, schema, large=True)
 
     def prefetch_flows(self, baseline_months: int) -> None:
         """Begin reading :meth:`economic_flows`' window of ``baseline_months`` and the province's households,

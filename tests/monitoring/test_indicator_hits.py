@@ -4,14 +4,22 @@ computed as itself."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aidgraph.core.monitoring.cycle import score_month
+from aidgraph.core.access.actor import system_actor
+from aidgraph.core.monitoring.cycle import run_month, score_month
 from aidgraph.core.monitoring.indicators import IndicatorContext
 from aidgraph.core.policy.contract import Indicator
 from aidgraph.core.policy.engine import PolicyEngine
 from aidgraph.core.storage.config import Settings
+from aidgraph.core.storage.db import session_scope
+from aidgraph.core.storage.models import Alert
+from tests.monitoring.conftest import seed_world
+from tests.monitoring.helpers import monitoring_params
 
 
 def test_an_indicator_read_by_another_is_computed_once_a_run(sync_engine):
@@ -39,3 +47,22 @@ def test_an_indicator_read_by_another_is_computed_once_a_run(sync_engine):
         ctx = IndicatorContext(session, "44", "2025-03", params, {})
         assert ctx.hits(variant).height == 1 and ctx.hits(first).height == 2 and ctx.hits(variant).height == 1
         assert calls == ["variant", "signal", "signal"]
+
+
+def test_a_hit_outside_the_province_raises_no_alert(sync_engine):
+    # An indicator's hits are the province's to alert only for the province's households: the run routes each
+    # alert by the region of the households it scored over, and a household of another province has none there.
+    guangdong = seed_world(sync_engine, "44", households=1, start=700).households
+    fujian = seed_world(sync_engine, "35", households=1, start=705).households
+    ours, theirs = next(iter(guangdong)), next(iter(fujian))
+    signal = Indicator("hospitalisation", "住院", "hits chosen by the test", (), lambda ctx: pl.DataFrame(
+        {"household_id": [ours, theirs], "person_id": [None, None]},
+        schema={"household_id": pl.Int64, "person_id": pl.Int64}))
+    with session_scope(sync_engine) as session:
+        summary = run_month(session, "44", "2025-03", params=monitoring_params("44"), indicators=[signal],
+                            category_programs={}, actor=system_actor("monitor"), today=dt.date(2025, 6, 15))
+    with Session(sync_engine) as session:
+        alerts = {a.household_id: a for a in session.scalars(
+            select(Alert).where(Alert.household_id.in_([ours, theirs])))}
+    assert summary.alerts_raised == 1 and set(alerts) == {ours}
+    assert alerts[ours].region_code == guangdong[ours] and alerts[ours].level == "GREEN"  # hospitalisation: 25
