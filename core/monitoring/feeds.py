@@ -1179,13 +1179,17 @@ def import_feeds(engine: Engine, files: Sequence[tuple[str, Path]], *, encoding:
         # SQLite's single writer leaves idle. Without it, each file's persons are searched for in the database
         # when the file's turn comes.
         ahead = [reader.submit(resolve, index) for index in range(len(jobs))] if directory is not None else []
-        for index, ((schema, path, raw, summary), valid) in enumerate(zip(jobs, checked)):
-            clock = time.perf_counter()
-            good, bad = ahead[index].result() if ahead else resolve(index)
-            clock = _lap(summary, "persons", clock)
-            _store_file(engine, schema, path, raw, valid, good, bad, summary, clock,
-                        actor or system_actor(f"import:{schema.kind}"), progress, today, batch_size,
-                        month_load_min_rows)
+        try:
+            for index, ((schema, path, raw, summary), valid) in enumerate(zip(jobs, checked)):
+                clock = time.perf_counter()
+                good, bad = ahead[index].result() if ahead else resolve(index)
+                clock = _lap(summary, "persons", clock)
+                _store_file(engine, schema, path, raw, valid, good, bad, summary, clock,
+                            actor or system_actor(f"import:{schema.kind}"), progress, today, batch_size,
+                            month_load_min_rows)
+        finally:  # a file's store failed: the lookups not begun yet are not run, the job's error is not held up
+            for pending in ahead:
+                pending.cancel()
     return [summary for *_, summary in jobs]
 
 

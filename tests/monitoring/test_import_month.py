@@ -6,6 +6,7 @@ file is stored; the command takes the files named after their kinds and names an
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import select
@@ -121,6 +122,30 @@ def test_a_file_that_cannot_be_read_stops_the_job_before_any_file_is_stored(sync
         assert not s.scalars(select(FeedRecord.id).where(FeedRecord.person_id.in_([p.id for p in people]))).all()
     with pytest.raises(FeedFileError, match="unknown feed kind 'wages'"):
         import_feeds(sync_engine, [*files[:2], ("wages", files[2][1])])
+
+
+def test_a_store_that_fails_stops_the_persons_still_to_be_found(sync_engine, tmp_path, monkeypatch):
+    # With the directory, the files' persons are found ahead on the reader's thread; when a file's store fails,
+    # the job's error reaches the caller without the lookups not yet begun being run first.
+    monkeypatch.setattr(feeds, "WHOLE_INDEX_SHARE", 0.0)
+    people = seed_world(sync_engine, households=3, members=1, start=441).persons
+    files = _month(tmp_path / "month", people)
+    found: list[str] = []
+    real = feeds.resolve_persons
+
+    def slow(session, good, schema, *args, **kwargs):
+        found.append(schema.kind)
+        time.sleep(0.5)  # the next file's lookup is still running when the first file's store fails
+        return real(session, good, schema, *args, **kwargs)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(feeds, "resolve_persons", slow)
+    monkeypatch.setattr(feeds, "_store_file", failing)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        import_feeds(sync_engine, files)
+    assert found == [kind for kind, _ in files[:2]]  # the third file's lookup was never run
 
 
 def test_import_month_takes_the_files_named_after_their_kinds(sync_engine, db_url, tmp_path, monkeypatch):
