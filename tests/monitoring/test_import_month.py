@@ -135,7 +135,7 @@ def test_a_store_that_fails_stops_the_persons_still_to_be_found(sync_engine, tmp
 
     def slow(session, good, schema, *args, **kwargs):
         found.append(schema.kind)
-        time.sleep(0.5)  # the next file's lookup is still running when the first file's store fails
+        time.sleep(0.5)  # a lookup begun is still running when the first file's store fails
         return real(session, good, schema, *args, **kwargs)
 
     def failing(*args, **kwargs):
@@ -145,7 +145,10 @@ def test_a_store_that_fails_stops_the_persons_still_to_be_found(sync_engine, tmp
     monkeypatch.setattr(feeds, "_store_file", failing)
     with pytest.raises(RuntimeError, match="the disk is full"):
         import_feeds(sync_engine, files)
-    assert found == [kind for kind, _ in files[:2]]  # the third file's lookup was never run
+    # The second file's lookup may have begun before the failure or been cancelled with the third; the third,
+    # queued behind the second's half second, was never run.
+    kinds = [kind for kind, _ in files]
+    assert found in (kinds[:1], kinds[:2]) and len(kinds) == 3
 
 
 def test_import_month_takes_the_files_named_after_their_kinds(sync_engine, db_url, tmp_path, monkeypatch):
