@@ -399,8 +399,11 @@ def run(args, workdir: Path, pg) -> None:
         persons = conn.execute(text("SELECT count(*) FROM person")).scalar_one()
         households = conn.execute(text("SELECT count(*) FROM household")).scalar_one()
         items = conn.execute(text("SELECT count(*) FROM economic_item")).scalar_one()
-    print(f"seeded province ({engine.dialect.name}): {households} households, {persons} persons, {items} economic "
-          f"items (seed or check {seeded_seconds:.1f} s; not part of the monthly cycle)")
+        # A template seeded before SQLITE_PAGE_SIZE keeps its own (aidgraph copy-db rewrites it)
+        pages = (f", {conn.exec_driver_sql('PRAGMA page_size').scalar_one()}-byte pages"
+                 if engine.dialect.name == "sqlite" else "")
+    print(f"seeded province ({engine.dialect.name}{pages}): {households} households, {persons} persons, {items} "
+          f"economic items (seed or check {seeded_seconds:.1f} s; not part of the monthly cycle)")
 
     feeds = synthetic_feeds(engine, args.province, month_start, workdir / "feeds", args.seed)
     params, indicators, categories = load_params(args.province)
