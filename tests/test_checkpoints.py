@@ -19,7 +19,8 @@ from aidgraph.core.storage.checkpoints import background_checkpoints
 from aidgraph.core.storage.db import make_sync_engine
 
 PAGES = 1500
-"""Rows of about one page each: more than the 1,000 pages after which a commit checkpoints by itself."""
+"""Rows of about one page each (:func:`_body`): more than the 1,000 pages after which a commit checkpoints by
+itself."""
 
 
 @pytest.fixture
@@ -35,10 +36,16 @@ def _file(engine) -> Path:
     return Path(engine.url.database)
 
 
+def _body(engine) -> int:
+    """Bytes of a row that fills three quarters of a page: one row a page, whatever the database's page size."""
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA page_size").scalar()) * 3 // 4
+
+
 def _write_pages(engine, rows: int = PAGES) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
-                             "INSERT INTO page (body) SELECT randomblob(3000) FROM n")
+                             f"INSERT INTO page (body) SELECT randomblob({_body(engine)}) FROM n")
 
 
 def _autocheckpoint(engine) -> int:
@@ -54,7 +61,7 @@ def test_without_the_block_a_large_commit_checkpoints_by_itself(engine):
     # The measure the other tests read: the file grows at the commit itself.
     before = _file(engine).stat().st_size
     _write_pages(engine)
-    assert _file(engine).stat().st_size > before + PAGES * 3000
+    assert _file(engine).stat().st_size > before + PAGES * _body(engine)
 
 
 def test_in_the_block_the_commit_leaves_the_copy_to_the_last_checkpoint(engine, monkeypatch):
@@ -67,7 +74,7 @@ def test_in_the_block_the_commit_leaves_the_copy_to_the_last_checkpoint(engine, 
         assert _file(engine).stat().st_size == before
         assert state.runs == 0
     # the last one out copied everything and truncated the log
-    assert _file(engine).stat().st_size > before + PAGES * 3000
+    assert _file(engine).stat().st_size > before + PAGES * _body(engine)
     assert Path(f"{_file(engine)}-wal").stat().st_size == 0
     assert state.runs == 1 and state.failures == 0
     with engine.connect() as conn:
@@ -83,10 +90,10 @@ def test_the_thread_checkpoints_while_the_block_runs(engine):
         deadline = time.monotonic() + 20
         # The file grows while a checkpoint copies the pages, and the checkpoint is counted when it returns: wait
         # for both (seeing the file grown and asserting the count at once failed on a busy CI machine).
-        while (_file(engine).stat().st_size <= before + PAGES * 3000 or state.frames < PAGES) \
+        while (_file(engine).stat().st_size <= before + PAGES * _body(engine) or state.frames < PAGES) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _file(engine).stat().st_size > before + PAGES * 3000
+        assert _file(engine).stat().st_size > before + PAGES * _body(engine)
         assert state.runs >= 1 and state.frames >= PAGES
 
 
@@ -99,7 +106,7 @@ def test_after_the_block_connections_checkpoint_by_themselves_again_and_the_thre
     assert not _checkpoint_threads()
     before = _file(engine).stat().st_size
     _write_pages(engine)
-    assert _file(engine).stat().st_size > before + PAGES * 3000
+    assert _file(engine).stat().st_size > before + PAGES * _body(engine)
 
 
 def test_overlapping_jobs_on_one_engine_share_the_thread_until_the_last_leaves(engine):
