@@ -109,6 +109,8 @@ def test_an_existing_database_keeps_its_page_size_and_copy_db_rewrites_it(tmp_pa
     assert itself.exit_code == 2 and "exists" in itself.output
     odd = runner.invoke(app, ["copy-db", str(tmp_path / "odd.db"), "--page-size", "10000"])
     assert odd.exit_code == 2 and "page size 10000" in odd.output and not (tmp_path / "odd.db").exists()
+    nowhere = runner.invoke(app, ["copy-db", str(tmp_path / "no" / "such.db")])
+    assert nowhere.exit_code == 2 and "is not a directory" in nowhere.output
     small = runner.invoke(app, ["copy-db", str(tmp_path / "small.db"), "--page-size", "4096"])
     assert small.exit_code == 0 and _page_size_and_rows(tmp_path / "small.db") == (4096, rows)
     assert _page_size_and_rows(path) == (4096, rows)  # the database itself untouched

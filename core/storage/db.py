@@ -48,8 +48,10 @@ before anything else, it takes effect only when the file is new and empty: a dat
 size (``aidgraph copy-db`` writes a copy with this one). Why 16 KiB: a month's items go into indexes ordered by
 person and by household, between the months before, so every leaf of those indexes takes a few entries and
 splits; fewer, larger pages mean fewer splits and a shallower tree. Measured (bench/README.md, "16 KiB pages"):
-1,000,000 person-ordered items into a 13-month table with ``economic_item``'s four indexes, 7.5-9.2 s at 16 KiB
-against 11.8-13.0 s at 4 KiB."""
+a month of 1,000,000 person-ordered items into ``economic_item``'s table and indexes holding 13 months grown month
+by month, 10.80 s at 16 KiB against 13.58 s at 4 KiB (``bench/bench_page_size.py``); the benchmark province's income
+file stored in 34.7 s against 40.8 s. What it costs: a write to a few scattered rows rewrites larger pages (the
+small files' stores and a flag set on 150,000 persons, 2.7 s longer together in that month)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,7 +76,8 @@ def copy_sqlite(engine: Engine, target: Path, page_size: int = SQLITE_PAGE_SIZE)
     place of the database with the server and jobs stopped (its WAL and shared-memory files removed with it).
 
     Raises ``ValueError`` naming what is wrong: not a SQLite file database, a page size SQLite does not take (a
-    power of two from 512 to 65536), or a ``target`` that exists (never overwritten) or is the database itself."""
+    power of two from 512 to 65536), a ``target`` that exists (never overwritten) or is the database itself, or one
+    whose folder does not exist. A copy that fails part way is removed."""
     if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
         raise ValueError(f"copy_sqlite copies a SQLite database file, not {engine.url.render_as_string()}")
     if page_size not in SQLITE_PAGE_SIZES:
@@ -82,12 +85,18 @@ def copy_sqlite(engine: Engine, target: Path, page_size: int = SQLITE_PAGE_SIZE)
     target = Path(target).absolute()
     if target.exists() or target.resolve() == Path(engine.url.database).resolve():
         raise ValueError(f"{target} exists: the copy is written to a new file")
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        # The size a page of the next database this connection writes without one of its own (VACUUM INTO's).
-        driver.execute(f"PRAGMA page_size={page_size}")
-        driver.execute("VACUUM INTO ?", (str(target),))
+    if not target.parent.is_dir():
+        raise ValueError(f"{target.parent} is not a directory: the copy's folder must exist")
+    try:
+        with engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            # The size a page of the next database this connection writes without one of its own (VACUUM INTO's).
+            driver.execute(f"PRAGMA page_size={page_size}")
+            driver.execute("VACUUM INTO ?", (str(target),))
+    except BaseException:
+        target.unlink(missing_ok=True)  # a copy that failed part way (a full disk) is no copy
+        raise
 
 
 SQLITE_PAGE_SIZES = frozenset(2 ** n for n in range(9, 17))
