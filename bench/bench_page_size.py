@@ -41,6 +41,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aidgraph.core.storage.models import FED_ITEM_KEYS, EconomicItem  # noqa: E402
+from bench.bench_monitoring import uncache  # noqa: E402
 
 BATCH = 250_000
 COLUMNS = ("household_id", "person_id", "kind", "source", "amount", "period_start", "period_end", "recorded_at",
@@ -80,27 +81,19 @@ def stage(db: sqlite3.Connection, rows: list[tuple]) -> None:
     db.executemany(f"INSERT INTO stage VALUES ({', '.join('?' * len(COLUMNS))})", rows)
 
 
-def insert_month(db: sqlite3.Connection, rows: int, staged: list[tuple] | None = None) -> None:
-    """``rows`` staged rows (or ``staged``'s, bound row by row) into ``economic_item``, a transaction a batch."""
+def insert_month(db: sqlite3.Connection, rows: int, bound: list[tuple] | None = None) -> None:
+    """``rows`` rows into ``economic_item``, a transaction a batch: the staged ones (:func:`stage`), or ``bound``'s
+    bound one by one (how the history is built)."""
     marks = ", ".join("?" * len(COLUMNS))
     for start in range(0, rows, BATCH):
         db.execute("BEGIN IMMEDIATE")
-        if staged is None:
+        if bound is None:
             db.execute(f"INSERT INTO economic_item ({', '.join(COLUMNS)}) SELECT * FROM stage "
                        f"WHERE rowid > {start} AND rowid <= {start + BATCH} ORDER BY rowid")
         else:
             db.executemany(f"INSERT INTO economic_item ({', '.join(COLUMNS)}) VALUES ({marks})",
-                           staged[start:start + BATCH])
+                           bound[start:start + BATCH])
         db.execute("COMMIT")
-
-
-def uncache(path: Path) -> None:
-    os.sync()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def build(path: Path, page_size: int, persons: int, months: int, cache_mib: int) -> float:
@@ -112,13 +105,14 @@ def build(path: Path, page_size: int, persons: int, months: int, cache_mib: int)
             db.execute(ddl)
         for month in range(months):
             rows = month_rows(persons, month)
-            insert_month(db, len(rows), staged=rows)
+            insert_month(db, len(rows), bound=rows)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return time.perf_counter() - started
 
 
 def timed_month(path: Path, persons: int, month: int, cache_mib: int) -> float:
     rows = month_rows(persons, month)
+    os.sync()  # the pages written before are clean, then dropped
     uncache(path)
     with contextlib.closing(connect(path, cache_mib)) as db:
         stage(db, rows)

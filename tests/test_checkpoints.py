@@ -83,17 +83,17 @@ def test_in_the_block_the_commit_leaves_the_copy_to_the_last_checkpoint(engine, 
 
 
 def test_the_thread_checkpoints_while_the_block_runs(engine):
-    before = _file(engine).stat().st_size
+    before, body = _file(engine).stat().st_size, _body(engine)
     with background_checkpoints(engine) as state:
         assert state is not None
         _write_pages(engine)
         deadline = time.monotonic() + 20
         # The file grows while a checkpoint copies the pages, and the checkpoint is counted when it returns: wait
         # for both (seeing the file grown and asserting the count at once failed on a busy CI machine).
-        while (_file(engine).stat().st_size <= before + PAGES * _body(engine) or state.frames < PAGES) \
+        while (_file(engine).stat().st_size <= before + PAGES * body or state.frames < PAGES) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _file(engine).stat().st_size > before + PAGES * _body(engine)
+        assert _file(engine).stat().st_size > before + PAGES * body
         assert state.runs >= 1 and state.frames >= PAGES
 
 

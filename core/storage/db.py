@@ -54,6 +54,10 @@ file stored in 34.7 s against 40.8 s. What it costs: a write to a few scattered 
 small files' stores and a flag set on 150,000 persons, 2.7 s longer together in that month)."""
 
 
+SQLITE_PAGE_SIZES = frozenset(2 ** n for n in range(9, 17))
+"""The page sizes SQLite takes."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # First: only a file with no page written yet takes it (in WAL mode, before the journal mode is set).
@@ -83,7 +87,7 @@ def copy_sqlite(engine: Engine, target: Path, page_size: int = SQLITE_PAGE_SIZE)
     if page_size not in SQLITE_PAGE_SIZES:
         raise ValueError(f"page size {page_size}: SQLite takes a power of two from 512 to 65536")
     target = Path(target).absolute()
-    if target.exists() or target.resolve() == Path(engine.url.database).resolve():
+    if target.exists():  # the database itself included
         raise ValueError(f"{target} exists: the copy is written to a new file")
     if not target.parent.is_dir():
         raise ValueError(f"{target.parent} is not a directory: the copy's folder must exist")
@@ -97,10 +101,6 @@ def copy_sqlite(engine: Engine, target: Path, page_size: int = SQLITE_PAGE_SIZE)
     except BaseException:
         target.unlink(missing_ok=True)  # a copy that failed part way (a full disk) is no copy
         raise
-
-
-SQLITE_PAGE_SIZES = frozenset(2 ** n for n in range(9, 17))
-"""The page sizes SQLite takes."""
 
 
 def make_sync_engine(url: str, **kwargs: Any) -> Engine:
