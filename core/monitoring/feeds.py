@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,9 @@ class FeedSchema:
     columns: tuple[Column, ...]
     event_column: str
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
+        """The columns' names, in order (made once: the readers use them for every row)."""
         return tuple(c.name for c in self.columns)
 
     def column(self, name: str) -> Column:
@@ -361,7 +363,8 @@ def _read_quoted_csv(text: str, schema: FeedSchema, path: Path, encoding: str) -
     error = _header_error(path, schema, header)
     if error:
         raise error
-    positions = [header.index(c) for c in schema.names]
+    # Each column's list's append and its field's position in a row, looked up once
+    appends = [(columns[c].append, header.index(c)) for c in schema.names]
     width = len(header)
     try:
         for row in reader:
@@ -370,8 +373,8 @@ def _read_quoted_csv(text: str, schema: FeedSchema, path: Path, encoding: str) -
             if len(row) != width:
                 early.append((reader.line_num, f"expected {width} fields, found {len(row)}", dict(zip(header, row))))
                 continue
-            for c, p in zip(schema.names, positions):
-                columns[c].append(row[p])
+            for append, position in appends:
+                append(row[position])
             lines.append(reader.line_num)
     except csv.Error as exc:
         raise FeedFileError(f"{path.name}, line {reader.line_num}: {exc}") from None
