@@ -6,6 +6,7 @@ Contract tests talk to it over real HTTP with httpx, sending the frontends' oper
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
 import time
@@ -41,10 +42,40 @@ def wait_for(predicate, timeout: float = 60.0, step: float = 0.1):
         time.sleep(step)
 
 
+def _ephemeral_ports_start() -> int:
+    """The first port of the kernel's ephemeral range, from which every outgoing connection takes its own port."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on now, for a server another process will bind.
+
+    Between this call and that bind the port is nobody's, so it is picked at random below the ephemeral range:
+    a port the kernel handed out (``bind`` to port 0) can be taken meanwhile as the source port of any of the
+    suite's client connections, which is how a server of a parallel run once failed with "address already in
+    use". A server run in this process takes a socket bound here instead (:func:`listening_socket`)."""
+    start = _ephemeral_ports_start()
+    pick = random.SystemRandom()
+    for _ in range(200):
+        port = pick.randrange(10000, start) if start > 10000 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free loopback port found below the ephemeral range")
+
+
+def listening_socket() -> socket.socket:
+    """A socket bound to a loopback port and kept: the server given it listens there, and no other process can
+    take the port before it does."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @dataclass
@@ -80,14 +111,17 @@ class LiveServer:
 
 @contextlib.contextmanager
 def run_live_server(components: AppComponents) -> Iterator[LiveServer]:
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(components), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            sock.close()
             raise RuntimeError("live server did not start")
         time.sleep(0.02)
     live = LiveServer(url=f"http://127.0.0.1:{port}", components=components)
