@@ -7,9 +7,9 @@ import sqlite3
 import time
 
 from alembic.autogenerate import compare_metadata
-from typer.testing import CliRunner
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
+from typer.testing import CliRunner
 
 from aidgraph.core.policy.host import build_plugin_manager
 from aidgraph.core.storage.db import make_sync_engine

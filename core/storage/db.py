@@ -95,9 +95,13 @@ def copy_sqlite(engine: Engine, target: Path, page_size: int = SQLITE_PAGE_SIZE)
         with engine.connect() as conn:
             driver = conn.connection.driver_connection
             assert driver is not None
-            # The size a page of the next database this connection writes without one of its own (VACUUM INTO's).
+            # The size a page of the next database this connection writes without one of its own (VACUUM INTO's);
+            # set back to what every pooled connection has (_sqlite_pragmas) before it returns to the pool.
             driver.execute(f"PRAGMA page_size={page_size}")
-            driver.execute("VACUUM INTO ?", (str(target),))
+            try:
+                driver.execute("VACUUM INTO ?", (str(target),))
+            finally:
+                driver.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     except BaseException:
         target.unlink(missing_ok=True)  # a copy that failed part way (a full disk) is no copy
         raise
